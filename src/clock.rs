@@ -1,0 +1,51 @@
+//! Wall-clock helpers. Only sources, ticks and HTTP read the clock; stages get time passed in.
+
+use crate::graph::Micros;
+
+pub fn now_us() -> Micros {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as Micros)
+}
+
+/// RFC 3339 UTC with millisecond precision, e.g. `2026-11-27T09:28:43.123Z`.
+pub fn iso8601(ts: Micros) -> String {
+    let secs = ts.div_euclid(1_000_000);
+    let millis = ts.rem_euclid(1_000_000) / 1000;
+    let days = secs.div_euclid(86_400);
+    let sod = secs.rem_euclid(86_400);
+    let (y, m, d) = civil_from_days(days);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{millis:03}Z",
+        sod / 3600,
+        (sod % 3600) / 60,
+        sod % 60
+    )
+}
+
+/// Howard Hinnant's days-to-civil algorithm (proleptic Gregorian).
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_known_instants() {
+        assert_eq!(iso8601(0), "1970-01-01T00:00:00.000Z");
+        // 2026-11-27T09:28:43.123Z
+        assert_eq!(iso8601(1_795_771_723_123_000), "2026-11-27T09:28:43.123Z");
+        assert_eq!(iso8601(951_782_400_000_000), "2000-02-29T00:00:00.000Z");
+    }
+}

@@ -1,0 +1,82 @@
+//! GPIO backends behind one interface: rppal on a Raspberry Pi, a mock everywhere else.
+
+pub mod mock;
+#[cfg(feature = "rpi")]
+pub mod rppal;
+
+use std::sync::Arc;
+
+use crate::config::settings::{GpioBackendChoice, GpioSettings};
+use crate::graph::Micros;
+
+/// A level change on an input pin, as the backend saw it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PinEvent {
+    pub pin: u8,
+    pub level: bool,
+    pub ts: Micros,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GpioError {
+    UnknownPin(u8),
+    NotAnOutput(u8),
+    /// Only the mock can simulate an input level.
+    NotSimulated,
+    Backend(String),
+}
+
+impl std::fmt::Display for GpioError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            GpioError::UnknownPin(p) => write!(f, "pin {p} is not configured in [gpio]"),
+            GpioError::NotAnOutput(p) => write!(f, "pin {p} is an input; only outputs can be written"),
+            GpioError::NotSimulated => write!(f, "input levels can only be set on the mock backend"),
+            GpioError::Backend(e) => write!(f, "gpio: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for GpioError {}
+
+/// One GPIO backend. Implementations are thread-safe: the event loop reads, HTTP writes.
+pub trait GpioBackend: Send + Sync {
+    /// `"rppal"` or `"mock"`.
+    fn name(&self) -> &'static str;
+    /// Current level of a configured pin (input or output).
+    fn read(&self, pin: u8) -> Result<bool, GpioError>;
+    /// Drive an output pin.
+    fn write(&self, pin: u8, level: bool) -> Result<(), GpioError>;
+    /// Deliver level changes of every input pin to `tx` (edge interrupts on a Pi; on the
+    /// mock, changes made with `set_input` or by the simulated pattern). `try_send`: a
+    /// full channel drops the event (the next sample catches up).
+    fn subscribe(&self, tx: async_channel::Sender<PinEvent>) -> Result<(), GpioError>;
+    /// Mock only: set the level an input pin reads (tests, demos).
+    fn set_input(&self, pin: u8, level: bool) -> Result<(), GpioError>;
+}
+
+/// Choose the backend per config: `auto` tries rppal and falls back to the mock, saying so
+/// in the log; `rppal` fails if no Pi is found; `mock` is the mock.
+pub fn open(settings: &GpioSettings) -> Result<Arc<dyn GpioBackend>, GpioError> {
+    match settings.backend {
+        GpioBackendChoice::Mock => Ok(Arc::new(mock::MockGpio::new(settings))),
+        GpioBackendChoice::Rppal => open_rppal(settings),
+        GpioBackendChoice::Auto => match open_rppal(settings) {
+            Ok(b) => Ok(b),
+            Err(e) => {
+                log::info!("gpio: no Raspberry Pi GPIO here ({e}); using the mock backend");
+                Ok(Arc::new(mock::MockGpio::new(settings)))
+            }
+        },
+    }
+}
+
+#[cfg(feature = "rpi")]
+fn open_rppal(settings: &GpioSettings) -> Result<Arc<dyn GpioBackend>, GpioError> {
+    Ok(Arc::new(rppal::RppalGpio::new(settings)?))
+}
+
+#[cfg(not(feature = "rpi"))]
+fn open_rppal(_settings: &GpioSettings) -> Result<Arc<dyn GpioBackend>, GpioError> {
+    Err(GpioError::Backend("built without the `rpi` feature".into()))
+}

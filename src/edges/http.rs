@@ -1,0 +1,1 @@
+//! HTTP on its own thread (tiny_http): health, status, readings.

@@ -1,0 +1,14 @@
+//! The engine: the reading type, the stage interface, edges, and the runner that wires a
+//! validated pipeline into tasks on one single-threaded executor.
+
+pub mod counters;
+pub mod edge;
+pub mod reading;
+pub mod registry;
+pub mod runner;
+pub mod stage;
+
+pub use reading::{
+    Change, Item, Micros, Prune, PruneTarget, Reading, Rollup, ShortText, SourceId, Value, ValueKind,
+    MICROS_PER_SEC,
+};

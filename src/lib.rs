@@ -1,0 +1,11 @@
+//! smollama: a small always-on edge agent. See ARCHITECTURE.md for the map.
+
+pub mod clock;
+pub mod config;
+pub mod edges;
+pub mod graph;
+pub mod shutdown;
+pub mod sinks;
+pub mod sources;
+pub mod stages;
+pub mod store;

@@ -1,0 +1,7 @@
+//! Sinks: where items leave the graph.
+//!
+//! - `store`: batches items for the store's writer thread (lossless inbound edge).
+//! - `log`: one log line per item.
+
+pub mod log;
+pub mod store;

@@ -1,0 +1,1 @@
+//! The `gpio` source: configured pins as boolean readings `gpio:<pin>`.

@@ -1,0 +1,1 @@
+//! Binary encodings of keys and values.
