@@ -1,11 +1,14 @@
 //! smollama: a small always-on edge agent. See ARCHITECTURE.md for the map.
 
+pub mod app;
 pub mod clock;
 pub mod config;
 pub mod edges;
 pub mod graph;
+pub mod process;
 pub mod shutdown;
 pub mod sinks;
 pub mod sources;
 pub mod stages;
+pub mod status;
 pub mod store;

@@ -1,5 +1,274 @@
 //! The `smollama` command line: parse, load config, hand over.
 
-fn main() {
-    println!("smollama {}", env!("CARGO_PKG_VERSION"));
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use argh::FromArgs;
+
+use smollama::config::{ConfigErrors, PipelineSpec, Settings};
+
+#[derive(FromArgs)]
+/// smollama: a small always-on edge agent for Raspberry Pis. With no subcommand it runs
+/// the agent (what the systemd unit starts).
+struct Cli {
+    /// config file (default: $SMOLLAMA_CONFIG, then /etc/smollama/smollama.toml, then
+    /// built-in defaults)
+    #[argh(option)]
+    config: Option<PathBuf>,
+
+    /// log level: error, warn, info, debug or trace (overrides RUST_LOG and the config)
+    #[argh(option)]
+    log_level: Option<String>,
+
+    /// print the version and exit
+    #[argh(switch, short = 'V')]
+    version: bool,
+
+    #[argh(subcommand)]
+    cmd: Option<Cmd>,
+}
+
+#[derive(FromArgs)]
+#[argh(subcommand)]
+enum Cmd {
+    Run(RunCmd),
+    Status(StatusCmd),
+    Pipeline(PipelineCmd),
+}
+
+#[derive(FromArgs)]
+/// run the agent in the foreground (the default)
+#[argh(subcommand, name = "run")]
+struct RunCmd {}
+
+#[derive(FromArgs)]
+/// show a running agent's live state, or what can be checked offline
+#[argh(subcommand, name = "status")]
+struct StatusCmd {
+    /// print one JSON object instead of text
+    #[argh(switch)]
+    json: bool,
+}
+
+#[derive(FromArgs)]
+/// work with pipeline files
+#[argh(subcommand, name = "pipeline")]
+struct PipelineCmd {
+    #[argh(subcommand)]
+    cmd: PipelineSub,
+}
+
+#[derive(FromArgs)]
+#[argh(subcommand)]
+enum PipelineSub {
+    Check(CheckCmd),
+}
+
+#[derive(FromArgs)]
+/// validate pipeline files (default: the configured ones, or the built-in default);
+/// exit 0 when valid, 2 with every error (file, line, hint) when not
+#[argh(subcommand, name = "check")]
+struct CheckCmd {
+    /// pipeline files to check together as one graph
+    #[argh(positional)]
+    files: Vec<PathBuf>,
+}
+
+const LEVELS: [&str; 5] = ["error", "warn", "info", "debug", "trace"];
+
+fn main() -> ExitCode {
+    let args = argh_glue::hoist_globals(&std::env::args().collect::<Vec<_>>());
+    let strs: Vec<&str> = args.iter().map(String::as_str).collect();
+    let cli: Cli = parse_args(&strs);
+    if cli.version {
+        println!("smollama {}", env!("CARGO_PKG_VERSION"));
+        return ExitCode::SUCCESS;
+    }
+    if let Some(l) = &cli.log_level
+        && !LEVELS.contains(&l.as_str())
+    {
+        eprintln!(
+            "error: --log-level '{l}' is not one of {}",
+            LEVELS.join(", ")
+        );
+        return ExitCode::from(2);
+    }
+    let settings = match Settings::load(cli.config.as_deref()) {
+        Ok(s) => s,
+        Err(e) => return config_failure(&e),
+    };
+    init_logging(cli.log_level.as_deref(), settings.log.level.as_deref());
+    match cli.cmd {
+        None | Some(Cmd::Run(_)) => run(settings),
+        Some(Cmd::Status(s)) => status(&settings, s.json),
+        Some(Cmd::Pipeline(PipelineCmd {
+            cmd: PipelineSub::Check(c),
+        })) => pipeline_check(settings, c.files),
+    }
+}
+
+/// `argh` accepts global options only before the subcommand; users type them after it
+/// too (`smollama run --log-level debug`), so move them to the front first.
+mod argh_glue {
+    pub fn hoist_globals(args: &[String]) -> Vec<String> {
+        const GLOBALS: [&str; 2] = ["--config", "--log-level"];
+        let mut front = vec![args[0].clone()];
+        let mut rest = Vec::new();
+        let mut i = 1;
+        while i < args.len() {
+            let a = &args[i];
+            if let Some((flag, _)) = a.split_once('=')
+                && GLOBALS.contains(&flag)
+            {
+                front.push(a.clone());
+            } else if GLOBALS.contains(&a.as_str()) && i + 1 < args.len() {
+                front.push(a.clone());
+                front.push(args[i + 1].clone());
+                i += 1;
+            } else {
+                rest.push(a.clone());
+            }
+            i += 1;
+        }
+        front.extend(rest);
+        front
+    }
+}
+
+fn config_failure(e: &ConfigErrors) -> ExitCode {
+    eprintln!("{e}");
+    ExitCode::from(2)
+}
+
+fn init_logging(flag: Option<&str>, config_level: Option<&str>) {
+    let mut b = env_logger::Builder::new();
+    match (
+        flag,
+        std::env::var("RUST_LOG").ok().filter(|v| !v.is_empty()),
+    ) {
+        (Some(level), _) => our_level(&mut b, level),
+        (None, Some(env)) => b.parse_filters(&env),
+        (None, None) => our_level(&mut b, config_level.unwrap_or("info")),
+    };
+    // Under systemd, journald adds timestamps; prefix the syslog priority instead so
+    // `journalctl -p warning` works.
+    let journald = std::env::var_os("JOURNAL_STREAM").is_some();
+    b.format(move |buf, rec| {
+        if journald {
+            let prio = match rec.level() {
+                log::Level::Error => 3,
+                log::Level::Warn => 4,
+                log::Level::Info => 6,
+                log::Level::Debug | log::Level::Trace => 7,
+            };
+            writeln!(buf, "<{prio}>{}", rec.args())
+        } else {
+            let ts = smollama::clock::iso8601(smollama::clock::now_us());
+            writeln!(buf, "{ts} {:<5} {}", rec.level(), rec.args())
+        }
+    });
+    b.init();
+}
+
+/// `level` for smollama's own lines; other crates' chatter stays at info and above.
+fn our_level<'a>(b: &'a mut env_logger::Builder, level: &str) -> &'a mut env_logger::Builder {
+    let level: log::LevelFilter = level.parse().unwrap_or(log::LevelFilter::Info);
+    b.filter_level(level.min(log::LevelFilter::Info))
+        .filter_module("smollama", level)
+}
+
+fn run(settings: Settings) -> ExitCode {
+    let spec = match PipelineSpec::load(&settings) {
+        Ok(s) => s,
+        Err(e) => return config_failure(&e),
+    };
+    match smollama::app::run(settings, spec) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            log::error!("{e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn pipeline_check(mut settings: Settings, files: Vec<PathBuf>) -> ExitCode {
+    if !files.is_empty() {
+        settings.pipeline.files = files;
+    }
+    match PipelineSpec::load(&settings) {
+        Ok(spec) => {
+            let what = if settings.pipeline.files.is_empty() {
+                "built-in default pipeline".to_string()
+            } else {
+                settings
+                    .pipeline
+                    .files
+                    .iter()
+                    .map(|f| f.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            println!(
+                "ok: {what}: {} sources, {} stages, {} sinks",
+                spec.sources.len(),
+                spec.stages.len(),
+                spec.sinks.len()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => config_failure(&e),
+    }
+}
+
+fn status(settings: &Settings, json: bool) -> ExitCode {
+    let host = match settings.http.bind.ip() {
+        ip if ip.is_unspecified() => "127.0.0.1".to_string(),
+        ip if ip.is_ipv6() => format!("[{ip}]"),
+        ip => ip.to_string(),
+    };
+    let url = format!("http://{host}:{}/api/status", settings.http.bind.port());
+    let agent = ureq::Agent::config_builder()
+        .timeout_global(Some(std::time::Duration::from_secs(2)))
+        .build()
+        .new_agent();
+    let live = agent
+        .get(&url)
+        .call()
+        .map_err(|e| e.to_string())
+        .and_then(|mut r| r.body_mut().read_to_string().map_err(|e| e.to_string()))
+        .and_then(|s| serde_json::from_str::<serde_json::Value>(&s).map_err(|e| e.to_string()));
+    let report = match live {
+        Ok(v) => v,
+        Err(e) => smollama::status::offline(settings, &format!("no agent answered at {url}: {e}")),
+    };
+    if json {
+        println!("{report}");
+    } else {
+        print!("{}", smollama::status::human(&report));
+    }
+    ExitCode::SUCCESS
+}
+
+fn parse_args(args: &[&str]) -> Cli {
+    let cmd = std::path::Path::new(args[0])
+        .file_name()
+        .and_then(|s| s.to_str())
+        .unwrap_or("smollama");
+    match Cli::from_args(&[cmd], &args[1..]) {
+        Ok(cli) => cli,
+        Err(early) => {
+            // --help prints to stdout and exits 0; a usage error to stderr with exit 2.
+            match early.status {
+                Ok(()) => {
+                    println!("{}", early.output);
+                    std::process::exit(0)
+                }
+                Err(()) => {
+                    eprintln!("{}\nRun {cmd} --help for more information.", early.output);
+                    std::process::exit(2)
+                }
+            }
+        }
+    }
 }

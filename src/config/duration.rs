@@ -19,7 +19,11 @@ pub fn parse_duration(s: &str) -> Result<Micros, String> {
         "m" | "min" => 60e6,
         "h" => 3600e6,
         "d" => 86_400e6,
-        "" => return Err(format!("'{s}' has no unit; write e.g. \"{s}s\" for seconds")),
+        "" => {
+            return Err(format!(
+                "'{s}' has no unit; write e.g. \"{s}s\" for seconds"
+            ));
+        }
         u => return Err(format!("unknown unit '{u}' in '{s}'; use ms, s, m, h or d")),
     };
     Ok((n * scale).round() as Micros)
@@ -57,7 +61,11 @@ mod tests {
         assert_eq!(parse_duration("5m"), Ok(300_000_000));
         assert_eq!(parse_duration("7d"), Ok(7 * 86_400_000_000));
         assert!(parse_duration("10").unwrap_err().contains("no unit"));
-        assert!(parse_duration("10 parsecs").unwrap_err().contains("unknown unit"));
+        assert!(
+            parse_duration("10 parsecs")
+                .unwrap_err()
+                .contains("unknown unit")
+        );
         assert!(parse_duration("fast").is_err());
     }
 

@@ -8,5 +8,7 @@ pub mod pipeline;
 pub mod settings;
 
 pub use error::{ConfigError, ConfigErrors};
-pub use pipeline::{PipelineSpec, SinkKind, SinkSpec, SourceKind, SourceSpec, StageKind, StageSpec};
+pub use pipeline::{
+    PipelineSpec, SinkKind, SinkSpec, SourceKind, SourceSpec, StageKind, StageSpec,
+};
 pub use settings::Settings;

@@ -31,9 +31,13 @@ pub struct SourceSpec {
 
 #[derive(Clone, Debug, PartialEq)]
 pub enum SourceKind {
-    System { metrics: Vec<Metric> },
+    System {
+        metrics: Vec<Metric>,
+    },
     /// Pins (BCM numbers) from `[gpio]` in the settings; empty = every configured pin.
-    Gpio { pins: Vec<u8> },
+    Gpio {
+        pins: Vec<u8>,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -76,7 +80,11 @@ impl PipelineSpec {
     }
 
     /// Parse and validate one pipeline text; `file` names it in errors.
-    pub fn parse(file: &str, text: &str, settings: &Settings) -> Result<PipelineSpec, ConfigErrors> {
+    pub fn parse(
+        file: &str,
+        text: &str,
+        settings: &Settings,
+    ) -> Result<PipelineSpec, ConfigErrors> {
         let _ = (file, text, settings);
         Ok(PipelineSpec {
             sources: vec![SourceSpec {

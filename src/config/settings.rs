@@ -134,7 +134,12 @@ impl Settings {
 pub fn default_data_dir() -> PathBuf {
     if let Some(d) = std::env::var_os("STATE_DIRECTORY").filter(|d| !d.is_empty()) {
         // systemd may pass several, colon-separated; the first is ours.
-        let first = d.to_string_lossy().split(':').next().unwrap_or("").to_string();
+        let first = d
+            .to_string_lossy()
+            .split(':')
+            .next()
+            .unwrap_or("")
+            .to_string();
         return PathBuf::from(first);
     }
     if let Some(x) = std::env::var_os("XDG_DATA_HOME").filter(|d| !d.is_empty()) {

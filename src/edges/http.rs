@@ -1,1 +1,458 @@
-//! HTTP on its own thread (tiny_http): health, status, readings.
+//! HTTP on its own named thread (tiny_http): health, status, readings, GPIO.
+//!
+//! Handlers read shared state (atomics, the registry) and the store through LMDB read
+//! transactions; none of them waits on the event loop except `/api/health`, whose whole
+//! point is to prove the loop is turning.
+
+use std::io::Read;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{Value as Json, json};
+use tiny_http::{Header, Method, Request, Response, Server};
+
+use crate::app::Shared;
+use crate::clock::{iso8601, now_us};
+use crate::config::duration::format_duration;
+use crate::edges::gpio::GpioError;
+use crate::graph::reading::flags;
+use crate::graph::{Reading, Value};
+use crate::status;
+
+pub struct HttpHandle {
+    pub addr: SocketAddr,
+    server: Arc<Server>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl HttpHandle {
+    pub fn stop(self) {
+        self.server.unblock();
+        let _ = self.thread.join();
+    }
+}
+
+pub fn start(shared: Arc<Shared>) -> Result<HttpHandle, String> {
+    let bind = shared.settings.http.bind;
+    let server = Arc::new(Server::http(bind).map_err(|e| format!("cannot listen on {bind}: {e}"))?);
+    let addr = server
+        .server_addr()
+        .to_ip()
+        .ok_or_else(|| "not an IP listener".to_string())?;
+    let srv = server.clone();
+    let thread = std::thread::Builder::new()
+        .name("http".into())
+        .spawn(move || {
+            while let Ok(req) = srv.recv() {
+                handle(&shared, req);
+            }
+        })
+        .map_err(|e| e.to_string())?;
+    Ok(HttpHandle {
+        addr,
+        server,
+        thread,
+    })
+}
+
+/// An answer: status code and JSON body.
+pub struct Reply {
+    pub code: u16,
+    pub body: Json,
+}
+
+fn ok(body: Json) -> Reply {
+    Reply { code: 200, body }
+}
+
+fn err(code: u16, msg: impl Into<String>) -> Reply {
+    Reply {
+        code,
+        body: json!({ "error": msg.into() }),
+    }
+}
+
+fn handle(shared: &Shared, mut req: Request) {
+    let method = req.method().clone();
+    let url = req.url().to_string();
+    let mut body = String::new();
+    if matches!(method, Method::Put | Method::Post) {
+        // Bodies here are tiny JSON objects; refuse anything large.
+        let mut limited = req.as_reader().take(64 * 1024);
+        if limited.read_to_string(&mut body).is_err() {
+            respond(req, err(400, "request body is not UTF-8 text"));
+            return;
+        }
+    }
+    let auth = req
+        .headers()
+        .iter()
+        .find(|h| h.field.equiv("Authorization"))
+        .map(|h| h.value.as_str().to_string());
+    let reply = route(shared, &method, &url, &body, auth.as_deref());
+    log::debug!("http {} {} -> {}", method, url, reply.code);
+    respond(req, reply);
+}
+
+fn respond(req: Request, reply: Reply) {
+    let body = reply.body.to_string();
+    let resp = Response::from_string(body)
+        .with_status_code(reply.code)
+        .with_header(
+            Header::from_bytes(&b"Content-Type"[..], &b"application/json"[..])
+                .expect("static header"),
+        );
+    let _ = req.respond(resp);
+}
+
+/// Route one request. Public so tests can exercise routing without a socket.
+pub fn route(shared: &Shared, method: &Method, url: &str, body: &str, auth: Option<&str>) -> Reply {
+    let (path, query) = url.split_once('?').unwrap_or((url, ""));
+    let segs: Vec<String> = path
+        .trim_matches('/')
+        .split('/')
+        .map(percent_decode)
+        .collect();
+    let segs: Vec<&str> = segs.iter().map(String::as_str).collect();
+    let get = *method == Method::Get;
+    match segs.as_slice() {
+        ["api", "health"] if get => health(shared),
+        ["api", "status"] if get => ok(status::live(shared)),
+        ["api", "readings"] if get => readings(shared),
+        ["api", "readings", id] if get => reading(shared, id),
+        ["api", "readings", id, "history"] if get => history(shared, id, query),
+        ["api", "gpio"] if get => ok(status::gpio(shared)),
+        ["api", "gpio", pin] if matches!(method, Method::Put | Method::Post) => {
+            gpio_write(shared, pin, body, auth)
+        }
+        ["api", "health"]
+        | ["api", "status"]
+        | ["api", "readings", ..]
+        | ["api", "gpio"]
+        | ["api", "gpio", _] => err(405, format!("method {method} not allowed on {path}")),
+        _ => err(404, format!("no such endpoint: {path}")),
+    }
+}
+
+fn health(shared: &Shared) -> Reply {
+    let (tx, rx) = std::sync::mpsc::sync_channel(1);
+    let alive = shared.ping.try_send(tx).is_ok() && rx.recv_timeout(Duration::from_secs(2)).is_ok();
+    let body = json!({
+        "status": if alive { "ok" } else { "stalled" },
+        "node": shared.settings.node.name,
+        "version": env!("CARGO_PKG_VERSION"),
+        "uptime_s": ((now_us() - shared.started) as f64 / 1e6).round(),
+        "timestamp": iso8601(now_us()),
+    });
+    Reply {
+        code: if alive { 200 } else { 503 },
+        body,
+    }
+}
+
+pub fn value_json(v: &Value) -> Json {
+    match *v {
+        Value::Number(x) => json!(x),
+        Value::Bool(b) => json!(b),
+        Value::Text(t) => json!(t.as_str()),
+    }
+}
+
+fn reading_json(shared: &Shared, r: &Reading) -> Json {
+    let info = shared.registry.get(r.source);
+    let mut obj = json!({
+        "full_id": info.as_ref().map_or("?", |i| &i.name),
+        "value": value_json(&r.value),
+        "unit": info.as_ref().map_or("", |i| &i.unit),
+        "timestamp": iso8601(r.ts),
+    });
+    if r.flags & flags::OUT_OF_RANGE != 0 {
+        obj["out_of_range"] = json!(true);
+    }
+    if r.flags & flags::HEARTBEAT != 0 {
+        obj["heartbeat"] = json!(true);
+    }
+    obj
+}
+
+fn readings(shared: &Shared) -> Reply {
+    match shared.store.latest_all() {
+        Ok(rs) => ok(json!({
+            "node": shared.settings.node.name,
+            "timestamp": iso8601(now_us()),
+            "readings": rs.iter().map(|r| reading_json(shared, r)).collect::<Vec<_>>(),
+        })),
+        Err(e) => err(503, e.to_string()),
+    }
+}
+
+fn unknown_source(shared: &Shared, id: &str) -> Reply {
+    let mut known: Vec<String> = shared
+        .registry
+        .all()
+        .iter()
+        .map(|i| i.name.to_string())
+        .collect();
+    known.sort();
+    Reply {
+        code: 404,
+        body: json!({ "error": format!("unknown source '{id}'"), "available": known }),
+    }
+}
+
+fn reading(shared: &Shared, id: &str) -> Reply {
+    let Some(info) = shared.registry.lookup(id) else {
+        return unknown_source(shared, id);
+    };
+    match shared.store.latest(info.id) {
+        Ok(Some(r)) => ok(reading_json(shared, &r)),
+        Ok(None) => err(404, format!("source '{id}' has no stored readings yet")),
+        Err(e) => err(503, e.to_string()),
+    }
+}
+
+/// Query parameter `name` as an integer in `[min, max]`, or `default` when absent.
+fn int_param(query: &str, name: &str, default: i64, min: i64, max: i64) -> Result<i64, Reply> {
+    let Some(raw) = query
+        .split('&')
+        .filter_map(|kv| kv.split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| percent_decode(v))
+    else {
+        return Ok(default);
+    };
+    match raw.parse::<i64>() {
+        Ok(v) if (min..=max).contains(&v) => Ok(v),
+        _ => Err(err(
+            400,
+            format!("{name} must be an integer from {min} to {max}, got '{raw}'"),
+        )),
+    }
+}
+
+fn history(shared: &Shared, id: &str, query: &str) -> Reply {
+    let Some(info) = shared.registry.lookup(id) else {
+        return unknown_source(shared, id);
+    };
+    let minutes = match int_param(query, "minutes", 60, 1, 10 * 366 * 24 * 60) {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    let limit = match int_param(query, "limit", 100, 1, 10_000) {
+        Ok(v) => v as usize,
+        Err(r) => return r,
+    };
+    let now = now_us();
+    let window = minutes * 60_000_000;
+    let from = now - window;
+    // Raw rows while the window fits the raw retention; beyond it, the finest rollup
+    // level that still covers the window.
+    let level = match &shared.graph.retention {
+        Some(ret) if window > ret.raw_for && !ret.rollups.is_empty() => Some(
+            ret.rollups
+                .iter()
+                .position(|l| l.keep >= window)
+                .unwrap_or(ret.rollups.len() - 1),
+        ),
+        _ => None,
+    };
+    let mut body = json!({
+        "source_id": info.name,
+        "unit": info.unit,
+        "period_minutes": minutes,
+    });
+    match level {
+        None => match shared.store.history(info.id, from, now + 1, limit) {
+            Ok(rows) => {
+                let nums: Vec<f64> = rows.iter().filter_map(|r| r.value.as_f64()).collect();
+                body["resolution"] = json!("raw");
+                body["count"] = json!(rows.len());
+                body["statistics"] = stats_json(&nums, nums.iter().sum(), nums.len() as u64);
+                body["readings"] = rows
+                    .iter()
+                    .map(|r| {
+                        let mut o =
+                            json!({ "timestamp": iso8601(r.ts), "value": value_json(&r.value) });
+                        if r.flags & flags::OUT_OF_RANGE != 0 {
+                            o["out_of_range"] = json!(true);
+                        }
+                        o
+                    })
+                    .collect();
+            }
+            Err(e) => return err(503, e.to_string()),
+        },
+        Some(lv) => match shared
+            .store
+            .rollups(info.id, lv as u8, from, now + 1, limit)
+        {
+            Ok(rows) => {
+                let every = shared
+                    .graph
+                    .retention
+                    .as_ref()
+                    .map_or(0, |r| r.rollups[lv].every);
+                let mins: Vec<f64> = rows.iter().map(|r| r.min).collect();
+                let maxs: Vec<f64> = rows.iter().map(|r| r.max).collect();
+                let n: u64 = rows.iter().map(|r| r.count as u64).sum();
+                let sum: f64 = rows.iter().map(|r| r.sum).sum();
+                body["resolution"] = json!(format_duration(every));
+                body["count"] = json!(rows.len());
+                body["statistics"] = if rows.is_empty() {
+                    json!({})
+                } else {
+                    json!({
+                        "min": round2(mins.iter().cloned().fold(f64::INFINITY, f64::min)),
+                        "max": round2(maxs.iter().cloned().fold(f64::NEG_INFINITY, f64::max)),
+                        "avg": round2(sum / n.max(1) as f64),
+                        "readings": n,
+                    })
+                };
+                body["rollups"] = rows
+                    .iter()
+                    .map(|r| {
+                        json!({
+                            "timestamp": iso8601(r.bucket_start),
+                            "count": r.count,
+                            "min": r.min,
+                            "max": r.max,
+                            "mean": r.mean(),
+                        })
+                    })
+                    .collect();
+            }
+            Err(e) => return err(503, e.to_string()),
+        },
+    }
+    ok(body)
+}
+
+fn round2(x: f64) -> f64 {
+    (x * 100.0).round() / 100.0
+}
+
+fn stats_json(nums: &[f64], sum: f64, n: u64) -> Json {
+    if nums.is_empty() {
+        return json!({});
+    }
+    json!({
+        "min": round2(nums.iter().cloned().fold(f64::INFINITY, f64::min)),
+        "max": round2(nums.iter().cloned().fold(f64::NEG_INFINITY, f64::max)),
+        "avg": round2(sum / n as f64),
+    })
+}
+
+fn gpio_write(shared: &Shared, pin: &str, body: &str, auth: Option<&str>) -> Reply {
+    let Some(token) = shared.settings.http.token.as_deref() else {
+        return err(
+            403,
+            "write endpoints are disabled: set [http] token (or SMOLLAMA_HTTP_TOKEN) to enable them",
+        );
+    };
+    let presented = auth.and_then(|a| a.strip_prefix("Bearer ")).unwrap_or("");
+    if !constant_time_eq(presented.as_bytes(), token.as_bytes()) {
+        return err(
+            401,
+            "missing or wrong bearer token (Authorization: Bearer <token>)",
+        );
+    }
+    let Ok(pin_no) = pin.parse::<u8>() else {
+        return err(400, format!("'{pin}' is not a pin number"));
+    };
+    let Some(cfg) = shared.settings.gpio.pins.iter().find(|p| p.pin == pin_no) else {
+        return err(404, format!("pin {pin_no} is not configured in [gpio]"));
+    };
+    let parsed: Result<Json, _> = serde_json::from_str(body);
+    let level = match parsed.as_ref().ok().and_then(|j| j.get("value")) {
+        Some(Json::Bool(b)) => *b,
+        Some(Json::Number(n)) if n.as_u64() == Some(0) => false,
+        Some(Json::Number(n)) if n.as_u64() == Some(1) => true,
+        _ => {
+            return err(
+                400,
+                "body must be a JSON object like {\"value\": true} (true/false or 1/0)",
+            );
+        }
+    };
+    let result = match cfg.mode {
+        crate::config::settings::PinMode::Output => shared.gpio.write(pin_no, level),
+        crate::config::settings::PinMode::Input => shared.gpio.set_input(pin_no, level),
+    };
+    match result {
+        Ok(()) => {
+            log::info!(
+                "http: gpio pin {pin_no} ({}) set {}",
+                cfg.name,
+                if level { "high" } else { "low" }
+            );
+            ok(json!({ "pin": pin_no, "name": cfg.name, "value": level }))
+        }
+        Err(e @ GpioError::NotSimulated) | Err(e @ GpioError::NotAnOutput(_)) => {
+            err(409, e.to_string())
+        }
+        Err(e @ GpioError::UnknownPin(_)) => err(404, e.to_string()),
+        Err(e) => err(500, e.to_string()),
+    }
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// Decode `%XX` escapes (and `+` as space in queries); invalid escapes stay as they are.
+pub fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'%' if i + 2 < b.len() => match (hex(b[i + 1]), hex(b[i + 2])) {
+                (Some(h), Some(l)) => {
+                    out.push(h << 4 | l);
+                    i += 3;
+                }
+                _ => {
+                    out.push(b'%');
+                    i += 1;
+                }
+            },
+            b'+' => {
+                out.push(b' ');
+                i += 1;
+            }
+            c => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn hex(c: u8) -> Option<u8> {
+    (c as char).to_digit(16).map(|d| d as u8)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decodes_percent_escapes() {
+        assert_eq!(percent_decode("system%3Acpu_temp"), "system:cpu_temp");
+        assert_eq!(percent_decode("a+b"), "a b");
+        assert_eq!(percent_decode("50%"), "50%");
+        assert_eq!(percent_decode("%zz"), "%zz");
+    }
+
+    #[test]
+    fn token_compare() {
+        assert!(constant_time_eq(b"abc", b"abc"));
+        assert!(!constant_time_eq(b"abc", b"abd"));
+        assert!(!constant_time_eq(b"abc", b"ab"));
+    }
+}

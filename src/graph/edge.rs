@@ -54,7 +54,12 @@ impl EdgeTx {
         if let Item::Reading(r) = dropped {
             self.registry.count_drop(r.source);
         }
-        log::trace!("edge {} -> {} full: dropped oldest {:?}", self.stats.from, self.stats.to, dropped);
+        log::trace!(
+            "edge {} -> {} full: dropped oldest {:?}",
+            self.stats.from,
+            self.stats.to,
+            dropped
+        );
     }
 
     pub fn stats(&self) -> &Arc<EdgeStats> {

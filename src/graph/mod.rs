@@ -9,6 +9,6 @@ pub mod runner;
 pub mod stage;
 
 pub use reading::{
-    Change, Item, Micros, Prune, PruneTarget, Reading, Rollup, ShortText, SourceId, Value, ValueKind,
-    MICROS_PER_SEC,
+    Change, Item, MICROS_PER_SEC, Micros, Prune, PruneTarget, Reading, Rollup, ShortText, SourceId,
+    Value, ValueKind,
 };

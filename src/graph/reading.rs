@@ -205,7 +205,11 @@ mod tests {
     #[test]
     fn items_stay_small() {
         // Channels move these by value; growth here costs every hop.
-        assert!(std::mem::size_of::<Item>() <= 64, "{}", std::mem::size_of::<Item>());
+        assert!(
+            std::mem::size_of::<Item>() <= 64,
+            "{}",
+            std::mem::size_of::<Item>()
+        );
     }
 
     #[test]

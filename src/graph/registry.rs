@@ -178,7 +178,10 @@ impl Registry {
 
     pub fn lookup(&self, name: &str) -> Option<Arc<SourceInfo>> {
         let inner = self.inner.read().unwrap();
-        inner.by_name.get(name).map(|id| inner.infos[id.index()].clone())
+        inner
+            .by_name
+            .get(name)
+            .map(|id| inner.infos[id.index()].clone())
     }
 
     pub fn all(&self) -> Vec<Arc<SourceInfo>> {
@@ -208,7 +211,9 @@ impl Registry {
             return Vec::new();
         }
         let ids = std::mem::take(&mut inner.unsaved);
-        ids.into_iter().map(|id| inner.infos[id.index()].clone()).collect()
+        ids.into_iter()
+            .map(|id| inner.infos[id.index()].clone())
+            .collect()
     }
 
     pub fn mark_unsaved(&self, ids: impl IntoIterator<Item = SourceId>) {
@@ -234,7 +239,10 @@ mod tests {
         let b = r.intern("gpio:17", "boolean", ValueKind::Bool);
         assert_eq!(a.id, SourceId(0));
         assert_eq!(b.id, SourceId(1));
-        assert_eq!(r.intern("system:cpu_temp", "celsius", ValueKind::Number).id, a.id);
+        assert_eq!(
+            r.intern("system:cpu_temp", "celsius", ValueKind::Number).id,
+            a.id
+        );
         assert_eq!(r.take_unsaved().len(), 2);
         assert!(r.take_unsaved().is_empty());
         assert_eq!(a.local_name(), "cpu_temp");
@@ -243,7 +251,12 @@ mod tests {
     #[test]
     fn loaded_ids_are_kept() {
         let r = Registry::new();
-        r.load([(SourceId(3), "gpio:4".into(), "boolean".into(), ValueKind::Bool)]);
+        r.load([(
+            SourceId(3),
+            "gpio:4".into(),
+            "boolean".into(),
+            ValueKind::Bool,
+        )]);
         assert_eq!(r.lookup("gpio:4").unwrap().id, SourceId(3));
         let n = r.intern("system:load_avg", "load", ValueKind::Number);
         assert_eq!(n.id, SourceId(4));

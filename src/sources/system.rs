@@ -70,3 +70,19 @@ impl Metric {
         Metric::ALL.into_iter().find(|m| m.id() == id)
     }
 }
+
+pub struct SystemSource;
+impl SystemSource {
+    pub fn new(
+        _m: &[Metric],
+        _every: crate::graph::Micros,
+        _d: std::path::PathBuf,
+        _r: &crate::graph::registry::Registry,
+    ) -> SystemSource {
+        SystemSource
+    }
+    pub async fn run(self, _ctx: super::SourceCtx) {}
+}
+pub fn probe(_m: Metric, _d: &std::path::Path) -> Option<crate::graph::Value> {
+    None
+}

@@ -67,3 +67,9 @@ impl Stage for Adaptive {
         self.counters.clone()
     }
 }
+
+impl Adaptive {
+    pub fn with_name(self, _name: &str) -> Self {
+        self
+    }
+}

@@ -65,3 +65,9 @@ impl Stage for Filter {
         self.counters.clone()
     }
 }
+
+impl Filter {
+    pub fn with_name(self, _name: &str) -> Self {
+        self
+    }
+}

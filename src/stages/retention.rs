@@ -75,3 +75,9 @@ impl Stage for Retention {
         self.counters.clone()
     }
 }
+
+impl Retention {
+    pub fn with_name(self, _name: &str) -> Self {
+        self
+    }
+}

@@ -15,8 +15,8 @@ pub mod writer;
 
 use std::path::{Path, PathBuf};
 
-use crate::graph::{Item, SourceId, ValueKind};
 use crate::graph::registry::SourceInfo;
+use crate::graph::{Item, SourceId, ValueKind};
 
 /// The schema this build writes. A store with another version is refused at open with
 /// a message that says what to do.
@@ -39,9 +39,16 @@ impl Default for StoreOptions {
 #[derive(Debug)]
 pub enum StoreError {
     /// The directory or environment could not be opened.
-    Open { path: PathBuf, reason: String },
+    Open {
+        path: PathBuf,
+        reason: String,
+    },
     /// The store was written by a different schema version.
-    Schema { path: PathBuf, found: u32, expected: u32 },
+    Schema {
+        path: PathBuf,
+        found: u32,
+        expected: u32,
+    },
     /// The map is full: raise `store.map_size_mb` or shorten retention.
     MapFull,
     Lmdb(String),

@@ -3,8 +3,8 @@
 //! steady-state ingest allocates nothing.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use super::Store;
 use crate::graph::Item;

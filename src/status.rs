@@ -1,0 +1,370 @@
+//! What a human troubleshooting needs, as JSON: built live by the agent for
+//! `/api/status`, or offline by `smollama status` when no agent answers.
+
+use std::sync::atomic::Ordering;
+
+use serde_json::{Value as Json, json};
+
+use crate::app::Shared;
+use crate::clock::{iso8601, now_us};
+use crate::config::Settings;
+use crate::config::duration::format_duration;
+use crate::edges::http::value_json;
+use crate::process;
+
+pub fn live(shared: &Shared) -> Json {
+    let now = now_us();
+    let uptime_s = (now - shared.started) as f64 / 1e6;
+    let p = process::read();
+    let mut sources: Vec<Json> = shared
+        .registry
+        .all()
+        .iter()
+        .filter(|i| i.live.count.load(Ordering::Relaxed) > 0 || i.live.interval() > 0 || i.live.available.load(Ordering::Relaxed))
+        .map(|i| {
+            let count = i.live.count.load(Ordering::Relaxed);
+            let last = i.live.last();
+            let interval = i.live.interval();
+            json!({
+                "id": i.name,
+                "unit": i.unit,
+                "kind": i.kind.as_str(),
+                "available": i.live.available.load(Ordering::Relaxed),
+                "last_value": last.map(|(_, v)| value_json(&v)),
+                "last_time": last.map(|(t, _)| iso8601(t)),
+                "readings": count,
+                "per_minute": if uptime_s > 0.0 { ((count as f64 / uptime_s * 60.0) * 100.0).round() / 100.0 } else { 0.0 },
+                "drops": i.live.drops.load(Ordering::Relaxed),
+                "interval": if interval > 0 { Json::from(format_duration(interval)) } else { Json::from("events") },
+            })
+        })
+        .collect();
+    sources.sort_by(|a, b| a["id"].as_str().cmp(&b["id"].as_str()));
+    let nodes: Vec<Json> = shared
+        .graph
+        .nodes
+        .iter()
+        .map(|n| {
+            let counters: serde_json::Map<String, Json> = n
+                .counters
+                .iter()
+                .flat_map(|c| c.iter())
+                .map(|(k, v)| (k.to_string(), json!(v)))
+                .collect();
+            json!({
+                "name": n.name,
+                "role": n.role,
+                "kind": n.kind,
+                "counters": counters,
+                "queue": n.inbox.as_ref().map(|rx| json!({
+                    "depth": rx.len(),
+                    "capacity": n.inbox_capacity,
+                    "policy": if n.inbox_lossy { "drop-oldest" } else { "backpressure" },
+                })),
+            })
+        })
+        .collect();
+    let edges: Vec<Json> = shared
+        .graph
+        .edges
+        .iter()
+        .map(|e| {
+            json!({
+                "from": e.from,
+                "to": e.to,
+                "lossy": e.lossy,
+                "drops": e.drops.load(Ordering::Relaxed),
+                "depth": e.depth(),
+            })
+        })
+        .collect();
+    let w = &shared.writer;
+    let mut store = json!({
+        "path": shared.store.path().display().to_string(),
+        "commits": w.commits.load(Ordering::Relaxed),
+        "readings_written": w.readings.load(Ordering::Relaxed),
+        "rollups_written": w.rollups.load(Ordering::Relaxed),
+        "pruned": w.pruned.load(Ordering::Relaxed),
+        "failures": w.failures.load(Ordering::Relaxed),
+        "last_commit_us": w.last_commit_us.load(Ordering::Relaxed),
+        "state": if w.degraded.load(Ordering::Relaxed) { "degraded" } else { "ok" },
+        "last_error": w.last_error.lock().ok().and_then(|e| e.clone()),
+    });
+    match shared.store.counts() {
+        Ok(c) => {
+            store["readings"] = json!(c.readings);
+            store["rollups"] = json!(c.rollups);
+            store["sources"] = json!(c.sources);
+            store["file_bytes"] = json!(c.file_bytes);
+            store["used_bytes"] = json!(c.used_bytes);
+            store["map_bytes"] = json!(c.map_bytes);
+        }
+        Err(e) => store["count_error"] = json!(e.to_string()),
+    }
+    json!({
+        "node": shared.settings.node.name,
+        "version": env!("CARGO_PKG_VERSION"),
+        "running": true,
+        "timestamp": iso8601(now),
+        "uptime_s": uptime_s.round(),
+        "config_file": shared.settings.file.as_ref().map(|f| f.display().to_string()),
+        "process": {
+            "pid": std::process::id(),
+            "rss_kb": p.rss_kb,
+            "hwm_kb": p.hwm_kb,
+            "threads": p.threads,
+            "cpu_user_s": p.cpu_user_s,
+            "cpu_system_s": p.cpu_system_s,
+        },
+        "sources": sources,
+        "nodes": nodes,
+        "edges": edges,
+        "store": store,
+        "gpio": gpio(shared),
+        "connections": {
+            "http": { "state": "listening", "bind": shared.settings.http.bind.to_string() },
+            "mqtt": { "state": "not configured" },
+            "ollama": { "state": "not configured" },
+        },
+    })
+}
+
+pub fn gpio(shared: &Shared) -> Json {
+    let pins: Vec<Json> = shared
+        .settings
+        .gpio
+        .pins
+        .iter()
+        .map(|p| {
+            let level = shared.gpio.read(p.pin);
+            json!({
+                "pin": p.pin,
+                "name": p.name,
+                "mode": match p.mode { crate::config::settings::PinMode::Input => "input", crate::config::settings::PinMode::Output => "output" },
+                "value": level.as_ref().ok(),
+                "error": level.err().map(|e| e.to_string()),
+            })
+        })
+        .collect();
+    json!({ "backend": shared.gpio.name(), "pins": pins })
+}
+
+/// `smollama status` with no agent answering: what can be checked from here.
+pub fn offline(settings: &Settings, agent_error: &str) -> Json {
+    use crate::config::PipelineSpec;
+    use crate::store::{Store, StoreOptions};
+
+    let pipeline = match PipelineSpec::load(settings) {
+        Ok(spec) => json!({
+            "valid": true,
+            "sources": spec.sources.len(),
+            "stages": spec.stages.len(),
+            "sinks": spec.sinks.len(),
+        }),
+        Err(e) => json!({ "valid": false, "errors": e.to_string() }),
+    };
+    let store_dir = crate::app::store_dir(settings);
+    let store = if !store_dir.join("data.mdb").exists() {
+        json!({ "path": store_dir.display().to_string(), "state": "not created yet" })
+    } else {
+        match Store::open(
+            &store_dir,
+            &StoreOptions {
+                map_size: (settings.store.map_size_mb as usize) << 20,
+            },
+        )
+        .and_then(|s| s.counts())
+        {
+            Ok(c) => json!({
+                "path": store_dir.display().to_string(),
+                "state": "readable",
+                "readings": c.readings,
+                "rollups": c.rollups,
+                "sources": c.sources,
+                "file_bytes": c.file_bytes,
+            }),
+            Err(e) => {
+                json!({ "path": store_dir.display().to_string(), "state": "error", "error": e.to_string() })
+            }
+        }
+    };
+    let on_pi = std::fs::read_to_string("/proc/device-tree/model")
+        .map(|m| m.contains("Raspberry Pi"))
+        .unwrap_or(false);
+    let backend = match settings.gpio.backend {
+        crate::config::settings::GpioBackendChoice::Mock => "mock",
+        crate::config::settings::GpioBackendChoice::Rppal => "rppal",
+        crate::config::settings::GpioBackendChoice::Auto => {
+            if on_pi {
+                "rppal"
+            } else {
+                "mock (no Raspberry Pi found)"
+            }
+        }
+    };
+    let metrics: Vec<Json> = crate::sources::system::Metric::ALL
+        .iter()
+        .map(|m| {
+            let v = crate::sources::system::probe(*m, &settings.node.data_dir);
+            json!({
+                "id": format!("system:{}", m.id()),
+                "available": v.is_some(),
+                "value": v.map(|v| value_json(&v)),
+            })
+        })
+        .collect();
+    json!({
+        "node": settings.node.name,
+        "version": env!("CARGO_PKG_VERSION"),
+        "running": false,
+        "agent": { "url": format!("http://{}/api/status", settings.http.bind), "error": agent_error },
+        "config_file": settings.file.as_ref().map(|f| f.display().to_string()),
+        "config": { "valid": true },
+        "pipeline": pipeline,
+        "store": store,
+        "gpio": { "backend": backend, "configured_pins": settings.gpio.pins.len() },
+        "system_metrics": metrics,
+    })
+}
+
+/// The report as text for a terminal.
+pub fn human(r: &Json) -> String {
+    use std::fmt::Write;
+    let mut s = String::new();
+    let str_of = |v: &Json| match v {
+        Json::String(x) => x.clone(),
+        Json::Null => "-".into(),
+        other => other.to_string(),
+    };
+    let _ = writeln!(
+        s,
+        "smollama {} — node {}",
+        str_of(&r["version"]),
+        str_of(&r["node"])
+    );
+    if r["running"] == json!(true) {
+        let p = &r["process"];
+        let _ = writeln!(
+            s,
+            "agent: running for {}s (pid {}, RSS {} KiB, {} threads, CPU {:.2}s)",
+            str_of(&r["uptime_s"]),
+            str_of(&p["pid"]),
+            str_of(&p["rss_kb"]),
+            str_of(&p["threads"]),
+            p["cpu_user_s"].as_f64().unwrap_or(0.0) + p["cpu_system_s"].as_f64().unwrap_or(0.0)
+        );
+        let st = &r["store"];
+        let _ = writeln!(
+            s,
+            "store: {} ({}), {} readings, {} rollups, {} KiB on disk, {} commits",
+            str_of(&st["path"]),
+            str_of(&st["state"]),
+            str_of(&st["readings"]),
+            str_of(&st["rollups"]),
+            st["file_bytes"].as_u64().unwrap_or(0) / 1024,
+            str_of(&st["commits"])
+        );
+        if let Some(e) = st["last_error"].as_str() {
+            let _ = writeln!(s, "  last error: {e}");
+        }
+        let _ = writeln!(s, "gpio: {} backend", str_of(&r["gpio"]["backend"]));
+        for (k, v) in r["connections"].as_object().into_iter().flatten() {
+            let _ = writeln!(s, "{k}: {}", str_of(&v["state"]));
+        }
+        let _ = writeln!(s, "sources:");
+        for src in r["sources"].as_array().into_iter().flatten() {
+            let _ = writeln!(
+                s,
+                "  {:<24} {:>10} {:<8} every {:<6} {} readings, {} dropped{}",
+                str_of(&src["id"]),
+                str_of(&src["last_value"]),
+                str_of(&src["unit"]),
+                str_of(&src["interval"]),
+                str_of(&src["readings"]),
+                str_of(&src["drops"]),
+                if src["available"] == json!(false) {
+                    " (unavailable)"
+                } else {
+                    ""
+                }
+            );
+        }
+        let _ = writeln!(s, "graph:");
+        for n in r["nodes"].as_array().into_iter().flatten() {
+            let counters: Vec<String> = n["counters"]
+                .as_object()
+                .into_iter()
+                .flatten()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect();
+            let q = &n["queue"];
+            let queue = if q.is_null() {
+                String::new()
+            } else {
+                format!(" queue {}/{}", str_of(&q["depth"]), str_of(&q["capacity"]))
+            };
+            let _ = writeln!(
+                s,
+                "  {:<8} {:<10} {:<10}{} {}",
+                str_of(&n["role"]),
+                str_of(&n["name"]),
+                str_of(&n["kind"]),
+                queue,
+                counters.join(" ")
+            );
+        }
+    } else {
+        let _ = writeln!(s, "agent: not running ({})", str_of(&r["agent"]["error"]));
+        let _ = writeln!(
+            s,
+            "config: {} (valid)",
+            r["config_file"].as_str().unwrap_or("built-in defaults")
+        );
+        let p = &r["pipeline"];
+        if p["valid"] == json!(true) {
+            let _ = writeln!(
+                s,
+                "pipeline: valid ({} sources, {} stages, {} sinks)",
+                str_of(&p["sources"]),
+                str_of(&p["stages"]),
+                str_of(&p["sinks"])
+            );
+        } else {
+            let _ = writeln!(s, "pipeline: INVALID\n{}", str_of(&p["errors"]));
+        }
+        let st = &r["store"];
+        let _ = writeln!(
+            s,
+            "store: {} ({}{})",
+            str_of(&st["path"]),
+            str_of(&st["state"]),
+            match st["readings"].as_u64() {
+                Some(n) => format!(
+                    ", {n} readings, {} KiB",
+                    st["file_bytes"].as_u64().unwrap_or(0) / 1024
+                ),
+                None => String::new(),
+            }
+        );
+        let _ = writeln!(
+            s,
+            "gpio: {} ({} pins configured)",
+            str_of(&r["gpio"]["backend"]),
+            str_of(&r["gpio"]["configured_pins"])
+        );
+        let _ = writeln!(s, "system metrics on this machine:");
+        for m in r["system_metrics"].as_array().into_iter().flatten() {
+            let _ = writeln!(
+                s,
+                "  {:<26} {}",
+                str_of(&m["id"]),
+                if m["available"] == json!(true) {
+                    str_of(&m["value"])
+                } else {
+                    "unavailable".into()
+                }
+            );
+        }
+    }
+    s
+}
