@@ -1,0 +1,235 @@
+//! End-to-end tests: the real binary as a process, the real LMDB store, the mock GPIO
+//! backend (stands in for Pi pins, which this machine does not have).
+
+mod common;
+
+use common::*;
+use serde_json::Value;
+
+fn reading_value(agent: &Agent, id: &str) -> Option<Value> {
+    match get(&agent.url(&format!("/api/readings/{id}"))) {
+        Ok((200, v)) => Some(v["value"].clone()),
+        _ => None,
+    }
+}
+
+#[test]
+fn health_answers_with_node_and_version() {
+    let dir = TempDir::new("health");
+    let port = free_port();
+    let cfg = write_config(dir.path(), port, FAST_PIPELINE);
+    let agent = Agent::start(&cfg, port, &[]);
+    let (code, body) = get(&agent.url("/api/health")).unwrap();
+    assert_eq!(code, 200);
+    assert_eq!(body["status"], "ok");
+    assert_eq!(body["node"], "test-node");
+    assert_eq!(body["version"], env!("CARGO_PKG_VERSION"));
+    let (st, _, log) = agent.terminate();
+    assert!(st.success(), "exit {st:?}; log:\n{log}");
+}
+
+#[test]
+fn mock_gpio_and_system_readings_reach_the_store_and_survive_restart() {
+    let dir = TempDir::new("readings");
+    let port = free_port();
+    let cfg = write_config(dir.path(), port, FAST_PIPELINE);
+    let agent = Agent::start(&cfg, port, &[]);
+
+    // Input pins start low.
+    eventually(10, "gpio:17 low", || {
+        (reading_value(&agent, "gpio:17") == Some(Value::Bool(false))).then_some(())
+    });
+    // The test sets the mock pin (as a Pi's sensor would), through the API.
+    let (code, body) = put(
+        &agent.url("/api/gpio/17"),
+        r#"{"value": true}"#,
+        Some(TOKEN),
+    );
+    assert_eq!(code, 200, "{body}");
+    eventually(10, "gpio:17 high in /api/readings", || {
+        (reading_value(&agent, "gpio:17") == Some(Value::Bool(true))).then_some(())
+    });
+    // Driving an output pin shows up as its reading too.
+    let (code, _) = put(&agent.url("/api/gpio/22"), r#"{"value": 1}"#, Some(TOKEN));
+    assert_eq!(code, 200);
+    eventually(10, "gpio:22 high", || {
+        (reading_value(&agent, "gpio:22") == Some(Value::Bool(true))).then_some(())
+    });
+
+    // System metrics arrive, and a history of several readings builds up.
+    let history = eventually(15, "load_avg history", || {
+        let (code, h) = get(&agent.url("/api/readings/system:load_avg/history?minutes=5")).ok()?;
+        (code == 200 && h["count"].as_u64()? >= 2).then_some(h)
+    });
+    assert_eq!(history["resolution"], "raw");
+    assert!(history["statistics"]["min"].is_number(), "{history}");
+    let (code, all) = get(&agent.url("/api/readings")).unwrap();
+    assert_eq!(code, 200);
+    let ids: Vec<&str> = all["readings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["full_id"].as_str().unwrap())
+        .collect();
+    for id in [
+        "system:load_avg",
+        "system:mem_available_mb",
+        "gpio:17",
+        "gpio:22",
+    ] {
+        assert!(ids.contains(&id), "{id} missing from {ids:?}");
+    }
+    let gpio_hist = get(&agent.url("/api/readings/gpio:17/history?minutes=5"))
+        .unwrap()
+        .1;
+    let values: Vec<&Value> = gpio_hist["readings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| &r["value"])
+        .collect();
+    assert!(values.contains(&&Value::Bool(true)) && values.contains(&&Value::Bool(false)));
+    let before = gpio_hist["count"].as_u64().unwrap();
+
+    let (st, took, log) = agent.terminate();
+    assert!(st.success(), "exit {st:?}; log:\n{log}");
+    eprintln!("SIGTERM to exit: {took:?}");
+
+    // After a restart the stored data is still there.
+    let agent = Agent::start(&cfg, port, &[]);
+    let h = get(&agent.url("/api/readings/gpio:17/history?minutes=10"))
+        .unwrap()
+        .1;
+    assert!(h["count"].as_u64().unwrap() >= before, "{h}");
+    assert_eq!(reading_value(&agent, "gpio:17"), Some(Value::Bool(true)));
+    let (st, _, _) = agent.terminate();
+    assert!(st.success());
+}
+
+#[test]
+fn bad_requests_get_json_reasons() {
+    let dir = TempDir::new("badreq");
+    let port = free_port();
+    let cfg = write_config(dir.path(), port, FAST_PIPELINE);
+    let agent = Agent::start(&cfg, port, &[]);
+
+    let (code, body) = get(&agent.url("/api/readings/nope:nothing")).unwrap();
+    assert_eq!(code, 404);
+    assert!(body["error"].as_str().unwrap().contains("unknown source"));
+    let (code, body) = get(&agent.url("/api/readings/system:uptime/history?minutes=abc")).unwrap();
+    assert_eq!(code, 400);
+    assert!(body["error"].as_str().unwrap().contains("minutes"));
+    let (code, _) = get(&agent.url("/api/readings/system:uptime/history?limit=0")).unwrap();
+    assert_eq!(code, 400);
+    let (code, body) = get(&agent.url("/api/nothing")).unwrap();
+    assert_eq!(code, 404);
+    assert!(body["error"].is_string());
+    // Writes need the token.
+    let (code, _) = put(&agent.url("/api/gpio/22"), r#"{"value": true}"#, None);
+    assert_eq!(code, 401);
+    let (code, _) = put(
+        &agent.url("/api/gpio/22"),
+        r#"{"value": true}"#,
+        Some("wrong"),
+    );
+    assert_eq!(code, 401);
+    let (code, body) = put(
+        &agent.url("/api/gpio/22"),
+        r#"{"value": "maybe"}"#,
+        Some(TOKEN),
+    );
+    assert_eq!(code, 400, "{body}");
+    let (code, _) = put(&agent.url("/api/gpio/5"), r#"{"value": true}"#, Some(TOKEN));
+    assert_eq!(code, 404);
+    let (code, _) = put(&agent.url("/api/status"), "{}", Some(TOKEN));
+    assert_eq!(code, 405);
+    // The agent is still fine.
+    assert_eq!(get(&agent.url("/api/health")).unwrap().0, 200);
+}
+
+#[test]
+fn status_reports_sources_stages_and_store() {
+    let dir = TempDir::new("status");
+    let port = free_port();
+    let cfg = write_config(dir.path(), port, FAST_PIPELINE);
+    let agent = Agent::start(&cfg, port, &[]);
+    let status = eventually(10, "a commit", || {
+        let (_, s) = get(&agent.url("/api/status")).ok()?;
+        (s["store"]["commits"].as_u64()? > 0).then_some(s)
+    });
+    assert_eq!(status["running"], true);
+    assert!(status["process"]["rss_kb"].as_u64().unwrap() > 0);
+    let nodes: Vec<&str> = status["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(nodes, ["system", "pins", "quiet", "pace", "keep", "store"]);
+    let src = status["sources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["id"] == "system:load_avg")
+        .expect("load_avg in status");
+    assert_eq!(src["available"], true);
+    assert!(src["readings"].as_u64().unwrap() > 0);
+
+    // The CLI shows the same live state.
+    let (code, out, err) = run_cli(
+        &["--config", cfg.to_str().unwrap(), "status", "--json"],
+        &[],
+    );
+    assert_eq!(code, 0, "{err}");
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["running"], true);
+    assert_eq!(v["node"], "test-node");
+    let (code, out, _) = run_cli(&["--config", cfg.to_str().unwrap(), "status"], &[]);
+    assert_eq!(code, 0);
+    assert!(out.contains("system:load_avg"), "{out}");
+    drop(agent);
+
+    // With the agent gone, status says so and checks what it can offline.
+    let (code, out, _) = run_cli(
+        &["--config", cfg.to_str().unwrap(), "status", "--json"],
+        &[],
+    );
+    assert_eq!(code, 0);
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["running"], false);
+    assert_eq!(v["pipeline"]["valid"], true);
+    assert_eq!(v["store"]["state"], "readable");
+    assert!(v["store"]["readings"].as_u64().unwrap() > 0);
+}
+
+#[test]
+fn cli_exit_codes() {
+    let dir = TempDir::new("cli");
+    let (code, out, _) = run_cli(&["--version"], &[]);
+    assert_eq!(code, 0);
+    assert!(out.contains(env!("CARGO_PKG_VERSION")));
+    let (code, out, _) = run_cli(&["pipeline", "check"], &[]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.starts_with("ok:"));
+    let good = dir.path().join("good.toml");
+    std::fs::write(&good, FAST_PIPELINE).unwrap();
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(
+        &bad,
+        "[[source]]\nname = \"system\"\nkind = \"system\"\n\n[[stage]]\nname = \"f\"\nkind = \"filtre\"\nfrom = [\"system\"]\n\n[[sink]]\nname = \"s\"\nkind = \"store\"\nfrom = [\"f\"]\n",
+    )
+    .unwrap();
+    let (code, _, _) = run_cli(&["pipeline", "check", good.to_str().unwrap()], &[]);
+    assert_eq!(code, 0);
+    let (code, _, err) = run_cli(&["pipeline", "check", bad.to_str().unwrap()], &[]);
+    assert_eq!(code, 2);
+    assert!(err.contains("bad.toml:7"), "{err}");
+    assert!(err.contains("filtre"), "{err}");
+    let missing = dir.path().join("missing.toml");
+    let (code, _, err) = run_cli(&["--config", missing.to_str().unwrap(), "status"], &[]);
+    assert_eq!(code, 2);
+    assert!(err.contains("does not exist"), "{err}");
+    let (code, _, err) = run_cli(&["--log-level", "loud"], &[]);
+    assert_eq!(code, 2);
+    assert!(err.contains("loud"));
+}

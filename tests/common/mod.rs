@@ -1,0 +1,269 @@
+//! Helpers for integration tests that start the real `smollama` binary as a process.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_smollama");
+
+/// A scratch directory removed on drop.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(tag: &str) -> TempDir {
+        let p = std::env::temp_dir().join(format!(
+            "smollama-test-{tag}-{}-{}",
+            std::process::id(),
+            rand_u64()
+        ));
+        std::fs::create_dir_all(&p).unwrap();
+        TempDir(p)
+    }
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn rand_u64() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(1);
+    h.finish()
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A running agent with captured stderr.
+pub struct Agent {
+    pub child: Child,
+    pub port: u16,
+    pub log: Arc<Mutex<String>>,
+}
+
+pub const TOKEN: &str = "test-token-0123456789abcdef";
+
+/// Write a config with mock GPIO pins and the given pipeline into `dir`.
+pub fn write_config(dir: &Path, port: u16, pipeline: &str) -> PathBuf {
+    let pipe = dir.join("pipeline.toml");
+    std::fs::write(&pipe, pipeline).unwrap();
+    let cfg = dir.join("smollama.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            r#"[node]
+name = "test-node"
+data_dir = "{data}"
+
+[http]
+bind = "127.0.0.1:{port}"
+token = "{TOKEN}"
+
+[gpio]
+backend = "mock"
+
+[[gpio.pins]]
+pin = 17
+name = "motion"
+mode = "input"
+
+[[gpio.pins]]
+pin = 22
+name = "fan"
+mode = "output"
+
+[pipeline]
+files = ["{pipe}"]
+"#,
+            data = dir.join("data").display(),
+            pipe = pipe.display()
+        ),
+    )
+    .unwrap();
+    cfg
+}
+
+/// A fast pipeline for tests: system every 200 ms, pins on events, straight into the store
+/// through the three stages.
+pub const FAST_PIPELINE: &str = r#"
+[[source]]
+name = "system"
+kind = "system"
+every = "200ms"
+metrics = ["load_avg", "mem_available_mb", "uptime", "cpu_percent"]
+
+[[source]]
+name = "pins"
+kind = "gpio"
+every = "1s"
+
+[[stage]]
+name = "quiet"
+kind = "filter"
+from = ["system", "pins"]
+heartbeat = "1s"
+
+[[stage]]
+name = "pace"
+kind = "adaptive"
+from = ["quiet"]
+min = "200ms"
+max = "1s"
+
+[[stage]]
+name = "keep"
+kind = "retention"
+from = ["pace"]
+raw_for = "1d"
+rollups = [{ every = "1m", keep = "30d" }]
+
+[[sink]]
+name = "store"
+kind = "store"
+from = ["keep"]
+"#;
+
+impl Agent {
+    pub fn start(config: &Path, port: u16, extra: &[&str]) -> Agent {
+        let mut cmd = Command::new(BIN);
+        cmd.arg("--config").arg(config).args(extra);
+        cmd.env_remove("RUST_LOG")
+            .env_remove("SMOLLAMA_CONFIG")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().expect("start smollama");
+        let log = Arc::new(Mutex::new(String::new()));
+        let stderr = child.stderr.take().unwrap();
+        let sink = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let mut l = sink.lock().unwrap();
+                l.push_str(&line);
+                l.push('\n');
+            }
+        });
+        let agent = Agent { child, port, log };
+        agent.wait_healthy();
+        agent
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{}", self.port, path)
+    }
+
+    fn wait_healthy(&self) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if let Ok((200, _)) = get(&self.url("/api/health")) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("agent never became healthy; log:\n{}", self.log());
+    }
+
+    pub fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+
+    /// SIGTERM and wait; returns the exit status and how long it took.
+    pub fn terminate(mut self) -> (ExitStatus, Duration, String) {
+        let t0 = Instant::now();
+        unsafe {
+            libc::kill(self.child.id() as i32, libc::SIGTERM);
+        }
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            if let Some(st) = self.child.try_wait().unwrap() {
+                std::thread::sleep(Duration::from_millis(50)); // let the log reader finish
+                return (st, t0.elapsed(), self.log());
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                panic!("agent did not exit after SIGTERM; log:\n{}", self.log());
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .timeout_global(Some(Duration::from_secs(5)))
+        .http_status_as_error(false)
+        .build()
+        .new_agent()
+}
+
+/// GET returning (status, parsed JSON body).
+pub fn get(url: &str) -> Result<(u16, serde_json::Value), String> {
+    let mut r = agent().get(url).call().map_err(|e| e.to_string())?;
+    let status = r.status().as_u16();
+    let body = r.body_mut().read_to_string().map_err(|e| e.to_string())?;
+    let json = serde_json::from_str(&body).map_err(|e| format!("{e}: {body}"))?;
+    Ok((status, json))
+}
+
+/// PUT a JSON body with an optional bearer token.
+pub fn put(url: &str, body: &str, token: Option<&str>) -> (u16, serde_json::Value) {
+    let mut req = agent().put(url).header("Content-Type", "application/json");
+    if let Some(t) = token {
+        req = req.header("Authorization", &format!("Bearer {t}"));
+    }
+    let mut r = req.send(body).unwrap();
+    let status = r.status().as_u16();
+    let body = r.body_mut().read_to_string().unwrap();
+    (status, serde_json::from_str(&body).unwrap())
+}
+
+/// Poll `f` until it returns Some, or panic after `secs`.
+pub fn eventually<T>(secs: u64, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        if Instant::now() > deadline {
+            panic!("timed out waiting for {what}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Run the binary to completion with args; returns (exit code, stdout, stderr).
+pub fn run_cli(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
+    let mut cmd = Command::new(BIN);
+    cmd.args(args)
+        .env_remove("RUST_LOG")
+        .env_remove("SMOLLAMA_CONFIG");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
