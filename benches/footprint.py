@@ -1,0 +1,112 @@
+#!/usr/bin/env python3
+"""Process footprint of the release binary running the default pipeline.
+
+Reports: time from spawn to the first 200 from /api/health, RSS and VmHWM after the idle
+window, CPU seconds used during the idle window, thread count, time from SIGTERM to exit,
+and the binary's size.
+
+Usage: python3 benches/footprint.py [--binary target/release/smollama] [--seconds 60]
+Build first: cargo build --release
+"""
+import argparse
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def health(port):
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5) as s:
+            s.sendall(b"GET /api/health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            data = s.recv(64)
+            return data.startswith(b"HTTP/1.1 200")
+    except OSError:
+        return False
+
+
+def proc_status(pid):
+    out = {}
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            k, _, v = line.partition(":")
+            if k in ("VmRSS", "VmHWM", "Threads", "RssAnon", "RssFile"):
+                out[k] = int(v.split()[0])
+    return out
+
+
+def cpu_seconds(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        rest = f.read().rsplit(")", 1)[1].split()
+    ticks = os.sysconf("SC_CLK_TCK")
+    return (int(rest[11]) + int(rest[12])) / ticks
+
+
+def thread_names(pid):
+    names = []
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        with open(f"/proc/{pid}/task/{tid}/comm") as f:
+            names.append(f.read().strip())
+    return sorted(names)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--binary", default="target/release/smollama")
+    ap.add_argument("--seconds", type=float, default=60.0)
+    args = ap.parse_args()
+
+    tmp = tempfile.mkdtemp(prefix="smollama-footprint-")
+    port = free_port()
+    env = dict(os.environ)
+    env.pop("RUST_LOG", None)
+    env.update({
+        "HOME": tmp,
+        "SMOLLAMA_NODE_DATA_DIR": os.path.join(tmp, "data"),
+        "SMOLLAMA_HTTP_BIND": f"127.0.0.1:{port}",
+    })
+    t0 = time.perf_counter()
+    p = subprocess.Popen([args.binary], env=env, stderr=subprocess.DEVNULL)
+    while not health(port):
+        if p.poll() is not None:
+            raise SystemExit(f"agent exited with {p.returncode}")
+        time.sleep(0.0002)
+    startup_ms = (time.perf_counter() - t0) * 1000
+
+    # Let start-up work settle, then measure an idle window.
+    time.sleep(min(5.0, args.seconds / 4))
+    cpu0 = cpu_seconds(p.pid)
+    time.sleep(args.seconds)
+    cpu1 = cpu_seconds(p.pid)
+    st = proc_status(p.pid)
+    names = thread_names(p.pid)
+
+    t1 = time.perf_counter()
+    p.send_signal(signal.SIGTERM)
+    code = p.wait(timeout=30)
+    stop_ms = (time.perf_counter() - t1) * 1000
+    size = os.path.getsize(args.binary)
+    shutil.rmtree(tmp, ignore_errors=True)
+
+    print(f"start_to_healthy_ms: {startup_ms:.2f}")
+    print(f"rss_kib: {st['VmRSS']} (anon {st.get('RssAnon', 0)}, file {st.get('RssFile', 0)})")
+    print(f"vmhwm_kib: {st['VmHWM']}")
+    print(f"cpu_s_over_{args.seconds:.0f}s_idle: {cpu1 - cpu0:.4f}")
+    print(f"threads: {st['Threads']} ({', '.join(names)})")
+    print(f"sigterm_to_exit_ms: {stop_ms:.1f} (exit code {code})")
+    print(f"binary_bytes: {size}")
+
+
+if __name__ == "__main__":
+    main()
