@@ -44,7 +44,12 @@ enum Wake {
 impl GpioSource {
     /// Intern `gpio:<pin>` (unit `boolean`, kind Bool) for each pin, inputs and outputs,
     /// and set each one's interval to `every` (0: events only, no periodic sampling).
-    pub fn new(backend: Arc<dyn GpioBackend>, pins: &[PinConfig], every: Micros, registry: &Registry) -> GpioSource {
+    pub fn new(
+        backend: Arc<dyn GpioBackend>,
+        pins: &[PinConfig],
+        every: Micros,
+        registry: &Registry,
+    ) -> GpioSource {
         let (wake_tx, wake_rx) = async_channel::bounded(1);
         let mut slots: Vec<PinSlot> = Vec::with_capacity(pins.len());
         for cfg in pins {
@@ -57,7 +62,12 @@ impl GpioSource {
             let available = backend.read(cfg.pin).is_ok();
             info.live.available.store(available, Ordering::Relaxed);
             if !available {
-                log::info!("gpio: pin {} ({}) cannot be read on the {} backend", cfg.pin, cfg.name, backend.name());
+                log::info!(
+                    "gpio: pin {} ({}) cannot be read on the {} backend",
+                    cfg.pin,
+                    cfg.name,
+                    backend.name()
+                );
             }
             slots.push(PinSlot { pin: cfg.pin, info });
         }
@@ -71,7 +81,11 @@ impl GpioSource {
 
     /// The smallest positive interval of this source's pins.
     fn interval(&self) -> Option<Micros> {
-        self.pins.iter().map(|p| p.info.live.interval()).filter(|&iv| iv > 0).min()
+        self.pins
+            .iter()
+            .map(|p| p.info.live.interval())
+            .filter(|&iv| iv > 0)
+            .min()
     }
 
     pub async fn run(self, ctx: SourceCtx) {
@@ -119,7 +133,11 @@ impl GpioSource {
                 ctx.shutdown.wait().await;
                 Wake::Shutdown
             };
-            let wake = smol::future::or(shutdown, smol::future::or(events, smol::future::or(woken, timer))).await;
+            let wake = smol::future::or(
+                shutdown,
+                smol::future::or(events, smol::future::or(woken, timer)),
+            )
+            .await;
             match wake {
                 Wake::Shutdown => return,
                 Wake::Event(ev) => self.emit_event(ev, &ctx).await,
@@ -157,7 +175,9 @@ impl GpioSource {
         let value = Value::Bool(level);
         log::trace!("gpio: {} = {value}", p.info.name);
         p.info.live.record(ts, value);
-        ctx.out.send(Item::Reading(Reading::new(p.info.id, ts, value))).await;
+        ctx.out
+            .send(Item::Reading(Reading::new(p.info.id, ts, value)))
+            .await;
     }
 }
 
@@ -167,7 +187,10 @@ mod tests {
     use crate::edges::gpio::mock::MockGpio;
     use crate::graph::edge::{Inbox, Output};
 
-    fn within<T>(secs: u64, f: impl std::future::Future<Output = T>) -> impl std::future::Future<Output = T> {
+    fn within<T>(
+        secs: u64,
+        f: impl std::future::Future<Output = T>,
+    ) -> impl std::future::Future<Output = T> {
         smol::future::or(f, async move {
             smol::Timer::after(Duration::from_secs(secs)).await;
             panic!("timed out after {secs}s");
@@ -238,7 +261,10 @@ mod tests {
             assert_eq!((name(&r).as_str(), r.value), ("gpio:17", Value::Bool(true)));
             rig.backend.set_input(27, false).unwrap();
             let r = next_reading(&rig.rx).await;
-            assert_eq!((name(&r).as_str(), r.value), ("gpio:27", Value::Bool(false)));
+            assert_eq!(
+                (name(&r).as_str(), r.value),
+                ("gpio:27", Value::Bool(false))
+            );
             assert!(rig.rx.is_empty());
             rig.trigger.fire();
             task.await;

@@ -25,7 +25,10 @@ impl Shared {
     fn set_input(&self, pin: u8, level: bool) -> Result<(), GpioError> {
         let changed = {
             let mut pins = self.pins.lock().unwrap();
-            let p = pins.iter_mut().find(|p| p.pin == pin).ok_or(GpioError::UnknownPin(pin))?;
+            let p = pins
+                .iter_mut()
+                .find(|p| p.pin == pin)
+                .ok_or(GpioError::UnknownPin(pin))?;
             if p.mode != PinMode::Input {
                 // Outputs are driven with `write`; simulating them makes no sense.
                 return Err(GpioError::NotSimulated);
@@ -135,7 +138,10 @@ fn simulate(shared: Weak<Shared>, inputs: Vec<u8>) {
                 let pins = shared.pins.lock().unwrap();
                 pins.iter().find(|p| p.pin == pin).is_some_and(|p| !p.level)
             };
-            log::debug!("gpio: simulated pin {pin} -> {}", if level { "high" } else { "low" });
+            log::debug!(
+                "gpio: simulated pin {pin} -> {}",
+                if level { "high" } else { "low" }
+            );
             let _ = shared.set_input(pin, level);
         }
     }
@@ -156,12 +162,19 @@ impl GpioBackend for MockGpio {
 
     fn write(&self, pin: u8, level: bool) -> Result<(), GpioError> {
         let mut pins = self.shared.pins.lock().unwrap();
-        let p = pins.iter_mut().find(|p| p.pin == pin).ok_or(GpioError::UnknownPin(pin))?;
+        let p = pins
+            .iter_mut()
+            .find(|p| p.pin == pin)
+            .ok_or(GpioError::UnknownPin(pin))?;
         if p.mode != PinMode::Output {
             return Err(GpioError::NotAnOutput(pin));
         }
         p.level = level;
-        log::info!("gpio: pin {pin} ({}) set {} (mock)", p.name, if level { "high" } else { "low" });
+        log::info!(
+            "gpio: pin {pin} ({}) set {} (mock)",
+            p.name,
+            if level { "high" } else { "low" }
+        );
         Ok(())
     }
 
@@ -244,7 +257,7 @@ pub(crate) mod tests {
         // A closed subscriber is forgotten; the others still get events.
         drop(rx2);
         g.set_input(27, false).unwrap();
-        assert_eq!(rx1.try_recv().unwrap().level, false);
+        assert!(!rx1.try_recv().unwrap().level);
         assert_eq!(g.shared.subscribers.lock().unwrap().len(), 1);
     }
 

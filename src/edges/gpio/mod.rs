@@ -30,8 +30,12 @@ impl std::fmt::Display for GpioError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             GpioError::UnknownPin(p) => write!(f, "pin {p} is not configured in [gpio]"),
-            GpioError::NotAnOutput(p) => write!(f, "pin {p} is an input; only outputs can be written"),
-            GpioError::NotSimulated => write!(f, "input levels can only be set on the mock backend"),
+            GpioError::NotAnOutput(p) => {
+                write!(f, "pin {p} is an input; only outputs can be written")
+            }
+            GpioError::NotSimulated => {
+                write!(f, "input levels can only be set on the mock backend")
+            }
             GpioError::Backend(e) => write!(f, "gpio: {e}"),
         }
     }

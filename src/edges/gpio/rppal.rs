@@ -42,7 +42,9 @@ impl RppalGpio {
         let gpio = Gpio::new().map_err(backend_err)?;
         let mut pins = Vec::with_capacity(settings.pins.len());
         for cfg in &settings.pins {
-            let pin = gpio.get(cfg.pin).map_err(|e| GpioError::Backend(format!("pin {}: {e}", cfg.pin)))?;
+            let pin = gpio
+                .get(cfg.pin)
+                .map_err(|e| GpioError::Backend(format!("pin {}: {e}", cfg.pin)))?;
             let handle = match cfg.mode {
                 PinMode::Input => Handle::Input(match cfg.pull {
                     Pull::Down => pin.into_input_pulldown(),
@@ -76,7 +78,10 @@ impl GpioBackend for RppalGpio {
 
     fn read(&self, pin: u8) -> Result<bool, GpioError> {
         let pins = self.pins.lock().unwrap();
-        let p = pins.iter().find(|p| p.pin == pin).ok_or(GpioError::UnknownPin(pin))?;
+        let p = pins
+            .iter()
+            .find(|p| p.pin == pin)
+            .ok_or(GpioError::UnknownPin(pin))?;
         Ok(match &p.handle {
             Handle::Input(i) => i.is_high(),
             Handle::Output(o) => o.is_set_high(),
@@ -85,7 +90,10 @@ impl GpioBackend for RppalGpio {
 
     fn write(&self, pin: u8, level: bool) -> Result<(), GpioError> {
         let mut pins = self.pins.lock().unwrap();
-        let p = pins.iter_mut().find(|p| p.pin == pin).ok_or(GpioError::UnknownPin(pin))?;
+        let p = pins
+            .iter_mut()
+            .find(|p| p.pin == pin)
+            .ok_or(GpioError::UnknownPin(pin))?;
         let Handle::Output(o) = &mut p.handle else {
             return Err(GpioError::NotAnOutput(pin));
         };
@@ -94,7 +102,11 @@ impl GpioBackend for RppalGpio {
         } else {
             o.set_low();
         }
-        log::info!("gpio: pin {pin} ({}) set {}", p.name, if level { "high" } else { "low" });
+        log::info!(
+            "gpio: pin {pin} ({}) set {}",
+            p.name,
+            if level { "high" } else { "low" }
+        );
         Ok(())
     }
 
