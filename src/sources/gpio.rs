@@ -1,13 +1,304 @@
 //! The `gpio` source: configured pins as boolean readings `gpio:<pin>`.
-pub struct GpioSource;
+//!
+//! Event-driven: every level change the backend reports (edge interrupts on a Pi, `set_input`
+//! or the simulation on the mock) becomes a reading at once. Besides, every pin is read
+//! at start and then every `interval` (the heartbeat path the adaptive stage may move);
+//! one timer runs at the smallest interval of the source's pins. Software debounce is the
+//! filter stage's job.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use crate::clock::now_us;
+use crate::config::settings::PinConfig;
+use crate::edges::gpio::{GpioBackend, PinEvent};
+use crate::graph::registry::{Registry, SourceInfo};
+use crate::graph::{Item, Micros, Reading, Value, ValueKind};
+use crate::sources::SourceCtx;
+
+/// Capacity of the edge-event channel; a full channel drops events (the next sample
+/// catches up).
+const EVENT_CAPACITY: usize = 64;
+
+struct PinSlot {
+    pin: u8,
+    info: Arc<SourceInfo>,
+}
+
+pub struct GpioSource {
+    backend: Arc<dyn GpioBackend>,
+    pins: Vec<PinSlot>,
+    wake_tx: async_channel::Sender<()>,
+    wake_rx: async_channel::Receiver<()>,
+}
+
+enum Wake {
+    Event(PinEvent),
+    EventsClosed,
+    Sample,
+    Interval,
+    Shutdown,
+}
+
 impl GpioSource {
+    /// Intern `gpio:<pin>` (unit `boolean`, kind Bool) for each pin, inputs and outputs,
+    /// and set each one's interval to `every` (0: events only, no periodic sampling).
     pub fn new(
-        _b: std::sync::Arc<dyn crate::edges::gpio::GpioBackend>,
-        _p: &[crate::config::settings::PinConfig],
-        _every: crate::graph::Micros,
-        _r: &crate::graph::registry::Registry,
+        backend: Arc<dyn GpioBackend>,
+        pins: &[PinConfig],
+        every: Micros,
+        registry: &Registry,
     ) -> GpioSource {
-        GpioSource
+        let (wake_tx, wake_rx) = async_channel::bounded(1);
+        let mut slots: Vec<PinSlot> = Vec::with_capacity(pins.len());
+        for cfg in pins {
+            if slots.iter().any(|s| s.pin == cfg.pin) {
+                continue;
+            }
+            let info = registry.intern(&format!("gpio:{}", cfg.pin), "boolean", ValueKind::Bool);
+            info.live.interval_us.store(every.max(0), Ordering::Relaxed);
+            info.live.set_waker(wake_tx.clone());
+            let available = backend.read(cfg.pin).is_ok();
+            info.live.available.store(available, Ordering::Relaxed);
+            if !available {
+                log::info!(
+                    "gpio: pin {} ({}) cannot be read on the {} backend",
+                    cfg.pin,
+                    cfg.name,
+                    backend.name()
+                );
+            }
+            slots.push(PinSlot { pin: cfg.pin, info });
+        }
+        GpioSource {
+            backend,
+            pins: slots,
+            wake_tx,
+            wake_rx,
+        }
     }
-    pub async fn run(self, _ctx: super::SourceCtx) {}
+
+    /// The smallest positive interval of this source's pins.
+    fn interval(&self) -> Option<Micros> {
+        self.pins
+            .iter()
+            .map(|p| p.info.live.interval())
+            .filter(|&iv| iv > 0)
+            .min()
+    }
+
+    pub async fn run(self, ctx: SourceCtx) {
+        if self.pins.is_empty() {
+            ctx.shutdown.wait().await;
+            return;
+        }
+        let _keep_open = self.wake_tx.clone();
+        let (ev_tx, ev_rx) = async_channel::bounded(EVENT_CAPACITY);
+        let mut events_open = match self.backend.subscribe(ev_tx) {
+            Ok(()) => true,
+            Err(e) => {
+                log::warn!("gpio: edge events unavailable ({e}); sampling only");
+                false
+            }
+        };
+        let mut last_sample = now_us();
+        self.sample_all(last_sample, &ctx).await;
+        loop {
+            let next = self.interval().map(|iv| last_sample.saturating_add(iv));
+            let timer = async {
+                match next {
+                    Some(due) => {
+                        let wait = (due - now_us()).max(0) as u64;
+                        smol::Timer::after(Duration::from_micros(wait)).await;
+                        Wake::Sample
+                    }
+                    None => std::future::pending().await,
+                }
+            };
+            let events = async {
+                if !events_open {
+                    return std::future::pending().await;
+                }
+                match ev_rx.recv().await {
+                    Ok(ev) => Wake::Event(ev),
+                    Err(_) => Wake::EventsClosed,
+                }
+            };
+            let woken = async {
+                let _ = self.wake_rx.recv().await;
+                Wake::Interval
+            };
+            let shutdown = async {
+                ctx.shutdown.wait().await;
+                Wake::Shutdown
+            };
+            let wake = smol::future::or(
+                shutdown,
+                smol::future::or(events, smol::future::or(woken, timer)),
+            )
+            .await;
+            match wake {
+                Wake::Shutdown => return,
+                Wake::Event(ev) => self.emit_event(ev, &ctx).await,
+                Wake::EventsClosed => {
+                    log::warn!("gpio: the backend stopped delivering edge events; sampling only");
+                    events_open = false;
+                }
+                Wake::Sample => {
+                    last_sample = now_us();
+                    self.sample_all(last_sample, &ctx).await;
+                }
+                Wake::Interval => {} // recompute the timer from the new interval
+            }
+        }
+    }
+
+    async fn emit_event(&self, ev: PinEvent, ctx: &SourceCtx) {
+        // The backend reports every input; only this source's pins count.
+        if let Some(p) = self.pins.iter().find(|p| p.pin == ev.pin) {
+            self.emit(p, ev.ts, ev.level, ctx).await;
+        }
+    }
+
+    /// Read every pin now; the readings share one timestamp.
+    async fn sample_all(&self, ts: Micros, ctx: &SourceCtx) {
+        for p in &self.pins {
+            match self.backend.read(p.pin) {
+                Ok(level) => self.emit(p, ts, level, ctx).await,
+                Err(e) => log::debug!("gpio: reading pin {} failed: {e}", p.pin),
+            }
+        }
+    }
+
+    async fn emit(&self, p: &PinSlot, ts: Micros, level: bool, ctx: &SourceCtx) {
+        let value = Value::Bool(level);
+        log::trace!("gpio: {} = {value}", p.info.name);
+        p.info.live.record(ts, value);
+        ctx.out
+            .send(Item::Reading(Reading::new(p.info.id, ts, value)))
+            .await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::edges::gpio::mock::MockGpio;
+    use crate::graph::edge::{Inbox, Output};
+
+    fn within<T>(
+        secs: u64,
+        f: impl std::future::Future<Output = T>,
+    ) -> impl std::future::Future<Output = T> {
+        smol::future::or(f, async move {
+            smol::Timer::after(Duration::from_secs(secs)).await;
+            panic!("timed out after {secs}s");
+        })
+    }
+
+    struct Rig {
+        backend: Arc<MockGpio>,
+        reg: Arc<Registry>,
+        rx: async_channel::Receiver<Item>,
+        trigger: crate::shutdown::Trigger,
+        ctx: Option<SourceCtx>,
+    }
+
+    fn rig() -> Rig {
+        let settings = crate::edges::gpio::mock::tests::settings();
+        let backend = Arc::new(MockGpio::new(&settings));
+        let reg = Arc::new(Registry::new());
+        let inbox = Inbox::new("x", 16, true);
+        let out = Output::new(vec![inbox.sender("pins", &reg)]);
+        let (trigger, shutdown) = crate::shutdown::channel();
+        Rig {
+            backend,
+            reg: reg.clone(),
+            rx: inbox.into_receiver(),
+            trigger,
+            ctx: Some(SourceCtx {
+                out,
+                registry: reg,
+                shutdown,
+            }),
+        }
+    }
+
+    async fn next_reading(rx: &async_channel::Receiver<Item>) -> Reading {
+        match rx.recv().await {
+            Ok(Item::Reading(r)) => r,
+            other => panic!("expected a reading, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn emits_levels_at_start_and_on_every_edge() {
+        let mut rig = rig();
+        let pins = crate::edges::gpio::mock::tests::settings().pins;
+        // Events only (no periodic sampling): what arrives after start comes from edges.
+        let src = GpioSource::new(rig.backend.clone(), &pins[..3], 0, &rig.reg);
+        let name = |r: &Reading| rig.reg.get(r.source).unwrap().name.to_string();
+        let ex = smol::LocalExecutor::new();
+        smol::block_on(ex.run(within(20, async {
+            let task = ex.spawn(src.run(rig.ctx.take().unwrap()));
+            let mut start = Vec::new();
+            for _ in 0..3 {
+                let r = next_reading(&rig.rx).await;
+                start.push((name(&r), r.value));
+            }
+            start.sort_by(|a, b| a.0.cmp(&b.0));
+            assert_eq!(
+                start,
+                vec![
+                    ("gpio:17".to_string(), Value::Bool(false)),
+                    ("gpio:22".to_string(), Value::Bool(true)),
+                    ("gpio:27".to_string(), Value::Bool(true)),
+                ]
+            );
+            rig.backend.set_input(17, true).unwrap();
+            let r = next_reading(&rig.rx).await;
+            assert_eq!((name(&r).as_str(), r.value), ("gpio:17", Value::Bool(true)));
+            rig.backend.set_input(27, false).unwrap();
+            let r = next_reading(&rig.rx).await;
+            assert_eq!(
+                (name(&r).as_str(), r.value),
+                ("gpio:27", Value::Bool(false))
+            );
+            assert!(rig.rx.is_empty());
+            rig.trigger.fire();
+            task.await;
+            // The task dropped its output: the edge is closed.
+            assert!(rig.rx.recv().await.is_err());
+        })));
+        let info = rig.reg.lookup("gpio:17").unwrap();
+        assert_eq!(&*info.unit, "boolean");
+        assert_eq!(info.kind, ValueKind::Bool);
+        assert!(info.live.available.load(Ordering::Relaxed));
+        assert_eq!(info.live.last().map(|l| l.1), Some(Value::Bool(true)));
+        assert_eq!(info.live.count.load(Ordering::Relaxed), 2);
+    }
+
+    #[test]
+    fn samples_every_interval_and_ignores_other_pins() {
+        let mut rig = rig();
+        let pins = crate::edges::gpio::mock::tests::settings().pins;
+        // Only pin 22 (an output): edges of input 17 are not this source's.
+        let src = GpioSource::new(rig.backend.clone(), &pins[2..3], 3_600_000_000, &rig.reg);
+        let ex = smol::LocalExecutor::new();
+        smol::block_on(ex.run(within(20, async {
+            let task = ex.spawn(src.run(rig.ctx.take().unwrap()));
+            assert_eq!(next_reading(&rig.rx).await.value, Value::Bool(true));
+            rig.backend.set_input(17, true).unwrap();
+            rig.backend.write(22, false).unwrap();
+            // The heartbeat interval shrinks: the source wakes and samples soon.
+            rig.reg.lookup("gpio:22").unwrap().live.set_interval(20_000);
+            let r = next_reading(&rig.rx).await;
+            assert_eq!(rig.reg.get(r.source).unwrap().name.as_ref(), "gpio:22");
+            assert_eq!(r.value, Value::Bool(false));
+            rig.trigger.fire();
+            task.await;
+        })));
+        assert!(rig.reg.lookup("gpio:17").is_none());
+    }
 }

@@ -62,6 +62,16 @@ pub trait GpioBackend: Send + Sync {
 /// Choose the backend per config: `auto` tries rppal and falls back to the mock, saying so
 /// in the log; `rppal` fails if no Pi is found; `mock` is the mock.
 pub fn open(settings: &GpioSettings) -> Result<Arc<dyn GpioBackend>, GpioError> {
+    let backend = choose(settings)?;
+    log::info!(
+        "gpio: using the {} backend ({} pin(s) configured)",
+        backend.name(),
+        settings.pins.len()
+    );
+    Ok(backend)
+}
+
+fn choose(settings: &GpioSettings) -> Result<Arc<dyn GpioBackend>, GpioError> {
     match settings.backend {
         GpioBackendChoice::Mock => Ok(Arc::new(mock::MockGpio::new(settings))),
         GpioBackendChoice::Rppal => open_rppal(settings),
@@ -83,4 +93,22 @@ fn open_rppal(settings: &GpioSettings) -> Result<Arc<dyn GpioBackend>, GpioError
 #[cfg(not(feature = "rpi"))]
 fn open_rppal(_settings: &GpioSettings) -> Result<Arc<dyn GpioBackend>, GpioError> {
     Err(GpioError::Backend("built without the `rpi` feature".into()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn auto_falls_back_to_the_mock_off_a_pi() {
+        let mut settings = mock::tests::settings();
+        settings.backend = GpioBackendChoice::Mock;
+        assert_eq!(open(&settings).unwrap().name(), "mock");
+        // This test machine is not a Raspberry Pi: auto must still give a backend.
+        settings.backend = GpioBackendChoice::Auto;
+        let b = open(&settings).unwrap();
+        if b.name() == "mock" {
+            assert_eq!(b.read(22), Ok(true));
+        }
+    }
 }
