@@ -375,13 +375,11 @@ mod tests {
         )
     }
 
+    /// Changes and feedback, each with the index of the reading that caused it.
+    type Seen = (Vec<(usize, Change)>, Vec<(usize, Feedback)>);
+
     /// Feed values one per second; returns (changes, feedback) with the reading index.
-    fn run(
-        a: &mut Adaptive,
-        id: SourceId,
-        start: usize,
-        values: &[f64],
-    ) -> (Vec<(usize, Change)>, Vec<(usize, Feedback)>) {
+    fn run(a: &mut Adaptive, id: SourceId, start: usize, values: &[f64]) -> Seen {
         let (mut changes, mut feedback) = (Vec::new(), Vec::new());
         for (i, &v) in values.iter().enumerate() {
             let n = start + i;
