@@ -19,11 +19,11 @@ use std::time::Duration;
 
 use async_channel::Receiver;
 
-use super::Item;
 use super::counters::Counters;
 use super::edge::{EdgeStats, Inbox, Output};
 use super::registry::Registry;
 use super::stage::{Out, Stage};
+use super::{Item, Micros};
 use crate::clock::now_us;
 use crate::config::settings::Settings;
 use crate::config::{PipelineSpec, SinkKind, SourceKind, StageKind};
@@ -270,16 +270,24 @@ pub async fn run_stage(
     registry: Arc<Registry>,
 ) {
     let mut buf = Out::default();
-    let tick_every = stage
-        .tick_every()
-        .map(|t| Duration::from_micros(t.max(1) as u64));
-    // One timer for the task's whole life, re-armed after each tick: creating a timer
-    // per received item would cost a reactor registration on the hot path.
-    let mut timer = match tick_every {
-        Some(t) => smol::Timer::after(t),
-        None => smol::Timer::never(),
-    };
+    // One timer for the task's whole life, re-armed only when the stage's next tick
+    // moves: creating a timer per item would cost a reactor registration on the hot path.
+    let mut timer = smol::Timer::never();
+    let mut armed: Option<Micros> = None;
+    stage.on_tick(now_us(), &mut buf);
+    flush(&mut buf, &out, &registry).await;
     loop {
+        let want = stage.next_tick();
+        if want != armed {
+            armed = want;
+            match want {
+                Some(at) => {
+                    let wait = (at - now_us()).max(0) as u64;
+                    timer.set_after(Duration::from_micros(wait));
+                }
+                None => timer = smol::Timer::never(),
+            }
+        }
         let wake = smol::future::or(
             async {
                 match rx.recv().await {
@@ -305,10 +313,9 @@ pub async fn run_stage(
                 }
             }
             Wake::Tick => {
+                armed = None;
+                timer = smol::Timer::never();
                 stage.on_tick(now_us(), &mut buf);
-                if let Some(t) = tick_every {
-                    timer.set_after(t);
-                }
             }
             Wake::Closed => {
                 stage.on_close(now_us(), &mut buf);

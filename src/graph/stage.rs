@@ -43,8 +43,10 @@ pub trait Stage {
     /// changes reaching a filter, say) must be forwarded unchanged.
     fn on_item(&mut self, item: Item, out: &mut Out);
 
-    /// How often `on_tick` should run; `None` for stages that only react to items.
-    fn tick_every(&self) -> Option<Micros> {
+    /// When the stage next needs `on_tick`, as an absolute time; `None` while it needs
+    /// none. The runner asks after every wake-up and calls `on_tick` once at start, so a
+    /// stage with nothing pending costs no wake-ups at all.
+    fn next_tick(&self) -> Option<Micros> {
         None
     }
 

@@ -369,26 +369,16 @@ pub struct Filter {
     /// Log prefix: `filter` or `filter <name>`.
     label: String,
     sources: Vec<Option<SourceState>>,
-    tick: Option<Micros>,
 }
 
 impl Filter {
     pub fn new(params: FilterParams, registry: Arc<Registry>) -> Filter {
-        let tick = params
-            .debounce
-            .default
-            .into_iter()
-            .chain(params.debounce.rules.iter().map(|(_, d)| *d))
-            .filter(|d| *d > 0)
-            .min()
-            .map(|d| d.max(MIN_TICK));
         Filter {
             params,
             registry,
             counters: Arc::new(Counters::new(COUNTER_NAMES)),
             label: "filter".into(),
             sources: Vec::new(),
-            tick,
         }
     }
 
@@ -423,8 +413,18 @@ impl Stage for Filter {
     }
 
     /// Only when a debounce is configured: the smallest one, at least 10ms.
-    fn tick_every(&self) -> Option<Micros> {
-        self.tick
+    /// The earliest moment a held-back level's debounce ends (`None` with nothing held).
+    fn next_tick(&self) -> Option<Micros> {
+        self.sources
+            .iter()
+            .flatten()
+            .filter(|st| st.pending.is_some())
+            .filter_map(|st| {
+                st.rules
+                    .debounce
+                    .map(|db| st.last_change.saturating_add(db.max(MIN_TICK)))
+            })
+            .min()
     }
 
     fn on_tick(&mut self, now: Micros, out: &mut Out) {
@@ -652,10 +652,11 @@ mod tests {
             debounce: PerSource::all(50 * MS),
             ..Default::default()
         });
-        assert_eq!(f.tick_every(), Some(50 * MS));
+        assert_eq!(f.next_tick(), None, "nothing held, no wake-ups");
         assert_eq!(bool_(&mut f, ids.pin, 0, false).len(), 1);
         // A bounce: up and straight back down within the debounce.
         assert!(bool_(&mut f, ids.pin, 10 * MS, true).is_empty());
+        assert_eq!(f.next_tick(), Some(50 * MS), "wake when the debounce ends");
         assert!(bool_(&mut f, ids.pin, 20 * MS, false).is_empty());
         assert!(
             tick(&mut f, 100 * MS).is_empty(),
@@ -670,6 +671,7 @@ mod tests {
         assert!(bool_(&mut f, ids.pin, 1010 * MS, false).is_empty());
         assert!(bool_(&mut f, ids.pin, 1020 * MS, true).is_empty());
         assert!(bool_(&mut f, ids.pin, 1030 * MS, false).is_empty());
+        assert_eq!(f.next_tick(), Some(1050 * MS));
         assert!(
             tick(&mut f, 1040 * MS).is_empty(),
             "debounce not elapsed yet"
@@ -678,6 +680,7 @@ mod tests {
         assert_eq!(r.value, Value::Bool(false));
         assert_eq!(r.ts, 1030 * MS, "released with the time the level was seen");
         assert!(tick(&mut f, 2000 * MS).is_empty());
+        assert_eq!(f.next_tick(), None);
         assert_eq!(count(&f, "debounced"), 3);
         assert_eq!(count(&f, "passed"), 3);
     }
@@ -697,17 +700,24 @@ mod tests {
     }
 
     #[test]
-    fn no_tick_without_debounce() {
-        let (f, _) = setup(FilterParams {
+    fn no_tick_without_a_held_level() {
+        let (mut f, ids) = setup(FilterParams {
             deadband: PerSource::all(0.5),
             ..Default::default()
         });
-        assert_eq!(f.tick_every(), None);
-        let (f, _) = setup(FilterParams {
+        num(&mut f, ids.cpu, 0, 1.0);
+        assert_eq!(f.next_tick(), None);
+        let (mut f, ids) = setup(FilterParams {
             debounce: PerSource::all(MS),
             ..Default::default()
         });
-        assert_eq!(f.tick_every(), Some(10 * MS));
+        bool_(&mut f, ids.pin, 0, false);
+        assert!(bool_(&mut f, ids.pin, MS / 2, true).is_empty());
+        assert_eq!(
+            f.next_tick(),
+            Some(10 * MS),
+            "ticks are never closer than 10ms"
+        );
     }
 
     #[test]

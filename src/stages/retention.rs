@@ -119,6 +119,8 @@ pub struct Retention {
     /// Log prefix: `retention` or `retention <name>`.
     label: String,
     sources: Vec<Option<SourceState>>,
+    /// When `on_tick` last ran (the runner ticks once at start).
+    last_tick: Micros,
 }
 
 impl Retention {
@@ -129,6 +131,7 @@ impl Retention {
             counters: Arc::new(Counters::new(COUNTER_NAMES)),
             label: "retention".into(),
             sources: Vec::new(),
+            last_tick: 0,
         }
     }
 
@@ -221,12 +224,14 @@ impl Stage for Retention {
         }
     }
 
-    /// `prune_every` (none if it is not positive).
-    fn tick_every(&self) -> Option<Micros> {
-        (self.params.prune_every > 0).then_some(self.params.prune_every)
+    /// The next age-off run, `prune_every` after the last tick (none if it is not positive).
+    fn next_tick(&self) -> Option<Micros> {
+        (self.params.prune_every > 0)
+            .then(|| self.last_tick.saturating_add(self.params.prune_every))
     }
 
     fn on_tick(&mut self, now: Micros, out: &mut Out) {
+        self.last_tick = now;
         self.flush(Some(now), "bucket ended", out);
         self.prune(PruneTarget::Raw, self.params.raw_for, now, out);
         for (i, level) in self.params.rollups.iter().enumerate() {
@@ -382,12 +387,11 @@ mod tests {
     #[test]
     fn tick_closes_stale_buckets_and_emits_prunes() {
         let p = params();
-        assert_eq!(
-            Retention::new(p.clone(), Arc::new(Registry::new())).tick_every(),
-            Some(MIN)
-        );
         let (mut r, cpu, _) = setup(p);
         let now0 = 100 * DAY;
+        // The runner ticks once at start; the next tick is prune_every later.
+        r.on_tick(now0, &mut Out::default());
+        assert_eq!(r.next_tick(), Some(now0 + MIN));
         feed(&mut r, cpu, now0 + 10 * S, num(3.0));
         feed(&mut r, cpu, now0 + 20 * S, num(5.0));
 
@@ -434,7 +438,11 @@ mod tests {
         let closed = rollups(&out.items);
         assert_eq!((closed.len(), closed[0].level), (1, 1));
         let c = r.counters();
-        assert_eq!(c.by_name("prunes_emitted"), 9);
+        assert_eq!(
+            c.by_name("prunes_emitted"),
+            12,
+            "three per tick, four ticks"
+        );
         assert_eq!(c.by_name("rollups_emitted"), 2);
     }
 
