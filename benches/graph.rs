@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use smollama::graph::edge::{Inbox, Output};
 use smollama::graph::registry::Registry;
-use smollama::graph::runner::run_stage;
+use smollama::graph::runner::{Task, run_stage};
 use smollama::graph::{Item, Reading, SourceId, Value, ValueKind};
 use smollama::sinks::store::StoreSink;
 use smollama::stages::PerSource;
@@ -39,13 +39,7 @@ fn reading(i: u64) -> Item {
 }
 
 /// Wire the three stages; returns the tasks' futures, the head sender and the tail.
-fn stages(
-    reg: &Arc<Registry>,
-) -> (
-    Vec<std::pin::Pin<Box<dyn std::future::Future<Output = ()>>>>,
-    smollama::graph::edge::EdgeTx,
-    Inbox,
-) {
+fn stages(reg: &Arc<Registry>) -> (Vec<Task>, smollama::graph::edge::EdgeTx, Inbox) {
     let filter_in = Inbox::new("quiet", 1024, false);
     let adaptive_in = Inbox::new("pace", 1024, false);
     let retention_in = Inbox::new("keep", 1024, false);
@@ -61,7 +55,7 @@ fn stages(
     );
     let a = Adaptive::new(AdaptiveParams::default(), reg.clone());
     let r = Retention::new(RetentionParams::default(), reg.clone());
-    let tasks: Vec<std::pin::Pin<Box<dyn std::future::Future<Output = ()>>>> = vec![
+    let tasks: Vec<Task> = vec![
         Box::pin(run_stage(
             Box::new(f),
             filter_in.into_receiver(),
