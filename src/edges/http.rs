@@ -388,9 +388,9 @@ fn gpio_write(shared: &Shared, pin: &str, body: &str, auth: Option<&str>) -> Rep
             );
             ok(json!({ "pin": pin_no, "name": cfg.name, "value": level }))
         }
-        Err(e @ GpioError::NotSimulated) | Err(e @ GpioError::NotAnOutput(_)) => {
-            err(409, e.to_string())
-        }
+        Err(
+            e @ (GpioError::NotSimulated | GpioError::NotAnOutput(_) | GpioError::NotAnInput(_)),
+        ) => err(409, e.to_string()),
         Err(e @ GpioError::UnknownPin(_)) => err(404, e.to_string()),
         Err(e) => err(500, e.to_string()),
     }

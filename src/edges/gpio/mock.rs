@@ -31,7 +31,7 @@ impl Shared {
                 .ok_or(GpioError::UnknownPin(pin))?;
             if p.mode != PinMode::Input {
                 // Outputs are driven with `write`; simulating them makes no sense.
-                return Err(GpioError::NotSimulated);
+                return Err(GpioError::NotAnInput(pin));
             }
             let changed = p.level != level;
             p.level = level;
@@ -251,7 +251,7 @@ pub(crate) mod tests {
         // No change, no event.
         g.set_input(17, true).unwrap();
         assert!(rx1.try_recv().is_err());
-        assert_eq!(g.set_input(22, false), Err(GpioError::NotSimulated));
+        assert_eq!(g.set_input(22, false), Err(GpioError::NotAnInput(22)));
         assert_eq!(g.read(22), Ok(true));
         assert_eq!(g.set_input(5, true), Err(GpioError::UnknownPin(5)));
         // A closed subscriber is forgotten; the others still get events.

@@ -21,6 +21,8 @@ pub struct PinEvent {
 pub enum GpioError {
     UnknownPin(u8),
     NotAnOutput(u8),
+    /// Outputs are driven with `write`, not simulated.
+    NotAnInput(u8),
     /// Only the mock can simulate an input level.
     NotSimulated,
     Backend(String),
@@ -32,6 +34,12 @@ impl std::fmt::Display for GpioError {
             GpioError::UnknownPin(p) => write!(f, "pin {p} is not configured in [gpio]"),
             GpioError::NotAnOutput(p) => {
                 write!(f, "pin {p} is an input; only outputs can be written")
+            }
+            GpioError::NotAnInput(p) => {
+                write!(
+                    f,
+                    "pin {p} is an output; drive it with a write, not a simulated input"
+                )
             }
             GpioError::NotSimulated => {
                 write!(f, "input levels can only be set on the mock backend")
@@ -62,23 +70,22 @@ pub trait GpioBackend: Send + Sync {
 /// Choose the backend per config: `auto` tries rppal and falls back to the mock, saying so
 /// in the log; `rppal` fails if no Pi is found; `mock` is the mock.
 pub fn open(settings: &GpioSettings) -> Result<Arc<dyn GpioBackend>, GpioError> {
-    let backend = choose(settings)?;
-    log::info!(
-        "gpio: using the {} backend ({} pin(s) configured)",
-        backend.name(),
-        settings.pins.len()
-    );
-    Ok(backend)
+    choose(settings)
 }
 
 fn choose(settings: &GpioSettings) -> Result<Arc<dyn GpioBackend>, GpioError> {
     match settings.backend {
-        GpioBackendChoice::Mock => Ok(Arc::new(mock::MockGpio::new(settings))),
+        GpioBackendChoice::Mock => {
+            log::info!("gpio: mock backend (configured)");
+            Ok(Arc::new(mock::MockGpio::new(settings)))
+        }
         GpioBackendChoice::Rppal => open_rppal(settings),
         GpioBackendChoice::Auto => match open_rppal(settings) {
             Ok(b) => Ok(b),
             Err(e) => {
-                log::info!("gpio: no Raspberry Pi GPIO here ({e}); using the mock backend");
+                log::info!(
+                    "gpio: no Raspberry Pi GPIO here ({e}); using the mock backend, whose pins the API can set"
+                );
                 Ok(Arc::new(mock::MockGpio::new(settings)))
             }
         },
@@ -87,7 +94,12 @@ fn choose(settings: &GpioSettings) -> Result<Arc<dyn GpioBackend>, GpioError> {
 
 #[cfg(feature = "rpi")]
 fn open_rppal(settings: &GpioSettings) -> Result<Arc<dyn GpioBackend>, GpioError> {
-    Ok(Arc::new(rppal::RppalGpio::new(settings)?))
+    let b = rppal::RppalGpio::new(settings)?;
+    log::info!(
+        "gpio: rppal backend (Raspberry Pi), {} pin(s)",
+        settings.pins.len()
+    );
+    Ok(Arc::new(b))
 }
 
 #[cfg(not(feature = "rpi"))]
