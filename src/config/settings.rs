@@ -3,7 +3,11 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use super::error::ConfigErrors;
+use serde::Deserialize;
+use toml::Spanned;
+
+use super::error::{self, ConfigError, ConfigErrors};
+use super::suggest;
 use crate::graph::Micros;
 
 #[derive(Clone, Debug, PartialEq)]
@@ -125,8 +129,561 @@ impl Settings {
     /// `/etc/smollama/smollama.toml`, then defaults; then apply `SMOLLAMA_<SECTION>_<KEY>`
     /// environment overrides. A named file that does not exist is an error.
     pub fn load(cli_path: Option<&Path>) -> Result<Settings, ConfigErrors> {
-        let _ = cli_path;
-        Ok(Settings::defaults())
+        let env: Vec<(String, String)> = std::env::vars_os()
+            .filter_map(|(k, v)| {
+                let k = k.into_string().ok()?;
+                k.starts_with(ENV_PREFIX)
+                    .then(|| (k, v.to_string_lossy().into_owned()))
+            })
+            .collect();
+        Settings::load_with_env(cli_path, &env)
+    }
+
+    /// [`Settings::load`] with the environment given explicitly (tests use this so they do
+    /// not depend on, or change, the process environment). Only `SMOLLAMA_*` entries matter.
+    pub fn load_with_env(
+        cli_path: Option<&Path>,
+        env: &[(String, String)],
+    ) -> Result<Settings, ConfigErrors> {
+        load_from(cli_path, env, Path::new(SYSTEM_CONFIG))
+    }
+
+    /// Parse settings text (no lookup, no environment); `path` names the file in errors and
+    /// anchors relative paths.
+    pub fn parse(path: &Path, text: &str) -> Result<Settings, ConfigErrors> {
+        let mut settings = Settings::defaults();
+        settings.file = Some(path.to_path_buf());
+        apply_file(&mut settings, path, text)?;
+        Ok(settings)
+    }
+}
+
+/// The system-wide settings file, used when neither `--config` nor `$SMOLLAMA_CONFIG` is set.
+pub const SYSTEM_CONFIG: &str = "/etc/smollama/smollama.toml";
+/// Names a settings file; not an override.
+pub const CONFIG_ENV: &str = "SMOLLAMA_CONFIG";
+const ENV_PREFIX: &str = "SMOLLAMA_";
+
+fn load_from(
+    cli_path: Option<&Path>,
+    env: &[(String, String)],
+    system: &Path,
+) -> Result<Settings, ConfigErrors> {
+    let env_config = env
+        .iter()
+        .rev()
+        .find(|(k, v)| k == CONFIG_ENV && !v.is_empty())
+        .map(|(_, v)| PathBuf::from(v));
+    let file = if let Some(p) = cli_path {
+        if !p.exists() {
+            return Err(ConfigError::new(
+                p.display().to_string(),
+                None,
+                format!("config file {} does not exist", p.display()),
+            )
+            .with_hint("check the --config path, or leave it out to use $SMOLLAMA_CONFIG, /etc/smollama/smollama.toml or the built-in defaults")
+            .into());
+        }
+        Some(p.to_path_buf())
+    } else if let Some(p) = env_config {
+        if !p.exists() {
+            return Err(ConfigError::new(
+                format!("environment variable {CONFIG_ENV}"),
+                None,
+                format!("config file {} does not exist", p.display()),
+            )
+            .with_hint(format!("fix or unset {CONFIG_ENV}"))
+            .into());
+        }
+        Some(p)
+    } else if system.exists() {
+        Some(system.to_path_buf())
+    } else {
+        None
+    };
+    let mut settings = match &file {
+        Some(p) => {
+            let text = std::fs::read_to_string(p).map_err(|e| {
+                ConfigError::new(p.display().to_string(), None, format!("cannot read config file: {e}"))
+            })?;
+            Settings::parse(p, &text)?
+        }
+        None => Settings::defaults(),
+    };
+    apply_env(&mut settings, env)?;
+    Ok(settings)
+}
+
+// ---------------------------------------------------------------------------------------
+// Raw file layout. Every field optional; spans kept for semantic errors.
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawSettings {
+    node: Option<RawNode>,
+    store: Option<RawStore>,
+    http: Option<RawHttp>,
+    log: Option<RawLog>,
+    gpio: Option<RawGpio>,
+    pipeline: Option<RawPipeline>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawNode {
+    name: Option<Spanned<String>>,
+    data_dir: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawStore {
+    map_size_mb: Option<Spanned<i64>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHttp {
+    enabled: Option<Spanned<bool>>,
+    bind: Option<Spanned<String>>,
+    token: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLog {
+    level: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawGpio {
+    backend: Option<Spanned<String>>,
+    simulate: Option<Spanned<bool>>,
+    pins: Option<Vec<Spanned<RawPin>>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPin {
+    pin: Spanned<i64>,
+    name: Spanned<String>,
+    mode: Option<Spanned<String>>,
+    pull: Option<Spanned<String>>,
+    initial: Option<Spanned<bool>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPipeline {
+    files: Option<Vec<Spanned<String>>>,
+}
+
+/// Valid keys per section, for hints (and the environment variable names).
+const SECTIONS: &[(&str, &[&str])] = &[
+    ("node", &["name", "data_dir"]),
+    ("store", &["map_size_mb"]),
+    ("http", &["enabled", "bind", "token"]),
+    ("log", &["level"]),
+    ("gpio", &["backend", "simulate", "pins"]),
+    ("pipeline", &["files"]),
+];
+const PIN_KEYS: &[&str] = &["pin", "name", "mode", "pull", "initial"];
+
+/// A scalar setting value, from the file or from the environment.
+enum Val {
+    Str(String),
+    Int(i64),
+    Bool(bool),
+    List(Vec<String>),
+}
+
+/// A problem with one value: message and optional hint.
+type Problem = (String, Option<String>);
+
+fn problem(msg: impl Into<String>) -> Problem {
+    (msg.into(), None)
+}
+
+fn problem_hint(msg: impl Into<String>, hint: impl Into<String>) -> Problem {
+    (msg.into(), Some(hint.into()))
+}
+
+fn valid_name_chars(s: &str) -> bool {
+    s.chars()
+        .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+}
+
+/// Validate and store one scalar setting. `base` anchors relative paths (the config file's
+/// directory; `None` for the environment).
+fn set_key(s: &mut Settings, section: &str, key: &str, val: Val, base: Option<&Path>) -> Result<(), Problem> {
+    let resolve = |p: String| -> PathBuf {
+        let p = PathBuf::from(p);
+        match base {
+            Some(b) if p.is_relative() => b.join(p),
+            _ => p,
+        }
+    };
+    match (section, key, val) {
+        ("node", "name", Val::Str(v)) => {
+            if v.is_empty() || v.chars().count() > 64 || !valid_name_chars(&v) {
+                return Err(problem_hint(
+                    format!("node name '{v}' is not valid"),
+                    "use 1 to 64 characters from A-Z a-z 0-9 _ - (the name becomes an MQTT topic segment), e.g. \"greenhouse-pi\"",
+                ));
+            }
+            s.node.name = v;
+        }
+        ("node", "data_dir", Val::Str(v)) => {
+            if v.is_empty() {
+                return Err(problem_hint(
+                    "data_dir is empty",
+                    "leave it out for the default, or give a directory such as \"/var/lib/smollama\"",
+                ));
+            }
+            s.node.data_dir = resolve(v);
+        }
+        ("store", "map_size_mb", Val::Int(v)) => {
+            if !(1..=65536).contains(&v) {
+                return Err(problem_hint(
+                    format!("map_size_mb = {v} is out of range"),
+                    "use 1 to 65536 (MiB); the default 256 holds months of readings",
+                ));
+            }
+            if cfg!(target_pointer_width = "32") && v > 2048 {
+                return Err(problem_hint(
+                    format!("map_size_mb = {v} is too large for this 32-bit system"),
+                    "a 32-bit process cannot map more than about 2 GiB; use 2048 or less",
+                ));
+            }
+            s.store.map_size_mb = v as u64;
+        }
+        ("http", "enabled", Val::Bool(v)) => s.http.enabled = v,
+        ("http", "bind", Val::Str(v)) => {
+            s.http.bind = v.parse().map_err(|_| {
+                problem_hint(
+                    format!("bind = '{v}' is not an address and port"),
+                    "write IP:PORT, e.g. \"127.0.0.1:8080\" (this machine only) or \"0.0.0.0:8080\" (every interface)",
+                )
+            })?;
+        }
+        ("http", "token", Val::Str(v)) => {
+            if v.is_empty() {
+                s.http.token = None;
+            } else if v.chars().count() < 16 || v.trim() != v {
+                return Err(problem_hint(
+                    "http token is too short (at least 16 characters, no surrounding spaces)",
+                    "generate one with `openssl rand -hex 16`, or leave token empty to turn off endpoints that change things",
+                ));
+            } else {
+                s.http.token = Some(v);
+            }
+        }
+        ("log", "level", Val::Str(v)) => {
+            const LEVELS: [&str; 5] = ["error", "warn", "info", "debug", "trace"];
+            let l = v.to_ascii_lowercase();
+            if !LEVELS.contains(&l.as_str()) {
+                return Err(problem_hint(
+                    format!("unknown log level '{v}'"),
+                    suggest::hint(&l, "levels", &LEVELS),
+                ));
+            }
+            s.log.level = Some(l);
+        }
+        ("gpio", "backend", Val::Str(v)) => {
+            s.gpio.backend = match v.as_str() {
+                "auto" => GpioBackendChoice::Auto,
+                "mock" => GpioBackendChoice::Mock,
+                "rppal" => GpioBackendChoice::Rppal,
+                _ => {
+                    return Err(problem_hint(
+                        format!("unknown gpio backend '{v}'"),
+                        suggest::hint(&v, "backends", &["auto", "mock", "rppal"]),
+                    ));
+                }
+            }
+        }
+        ("gpio", "simulate", Val::Bool(v)) => s.gpio.simulate = v,
+        ("pipeline", "files", Val::List(v)) => {
+            let mut files = Vec::new();
+            for f in v {
+                if f.trim().is_empty() {
+                    return Err(problem("an empty pipeline file name"));
+                }
+                let p = resolve(f);
+                if files.contains(&p) {
+                    return Err(problem(format!("pipeline file {} is listed twice", p.display())));
+                }
+                files.push(p);
+            }
+            s.pipeline.files = files;
+        }
+        (sec, key, _) => return Err(problem(format!("internal: no setting {sec}.{key} of this type"))),
+    }
+    Ok(())
+}
+
+/// Turn a toml deserialisation error into a `ConfigError` with a line and, for unknown keys,
+/// a hint listing the valid ones.
+fn toml_error(file: &str, text: &str, e: &toml::de::Error) -> ConfigError {
+    let line = e.span().map(|r| error::line_of(text, r.start));
+    let msg = e.message().trim().to_string();
+    let mut err = ConfigError::new(file, line, msg.clone());
+    if let Some((unknown, expected)) = parse_unknown_field(&msg) {
+        let hint = if expected.is_empty() {
+            "this table takes no keys".to_string()
+        } else {
+            let refs: Vec<&str> = expected.iter().map(String::as_str).collect();
+            suggest::hint(&unknown, "keys here", &refs)
+        };
+        err = err.with_hint(hint);
+    } else if msg.contains("missing field") {
+        err = err.with_hint(format!("each [[gpio.pins]] needs at least `pin` and `name`; keys: {}", PIN_KEYS.join(", ")));
+    } else if msg.starts_with("invalid type") {
+        err = err.with_hint("check the value's type: strings in quotes, numbers and true/false without");
+    }
+    err
+}
+
+/// Parse serde's "unknown field `x`, expected one of `a`, `b`" (or "expected `a`", or
+/// "there are no fields").
+pub(crate) fn parse_unknown_field(msg: &str) -> Option<(String, Vec<String>)> {
+    let rest = msg.split("unknown field `").nth(1)?;
+    let (name, rest) = rest.split_once('`')?;
+    let expected = rest
+        .split('`')
+        .skip(1)
+        .step_by(2)
+        .map(str::to_string)
+        .collect();
+    Some((name.to_string(), expected))
+}
+
+fn apply_file(settings: &mut Settings, path: &Path, text: &str) -> Result<(), ConfigErrors> {
+    let file = path.display().to_string();
+    let raw: RawSettings = toml::from_str(text).map_err(|e| toml_error(&file, text, &e))?;
+    let base = path.parent().map(|p| if p.as_os_str().is_empty() { Path::new(".") } else { p });
+    let mut errors = Vec::new();
+    let mut set = |section: &str, key: &str, span: std::ops::Range<usize>, val: Val| {
+        if let Err((msg, hint)) = set_key(settings, section, key, val, base) {
+            let mut e = ConfigError::new(&file, Some(error::line_of(text, span.start)), msg);
+            e.hint = hint;
+            errors.push(e);
+        }
+    };
+    let s = |v: Spanned<String>| (v.span(), Val::Str(v.into_inner()));
+    let b = |v: Spanned<bool>| (v.span(), Val::Bool(v.into_inner()));
+    if let Some(n) = raw.node {
+        if let Some((sp, v)) = n.name.map(s) {
+            set("node", "name", sp, v);
+        }
+        if let Some((sp, v)) = n.data_dir.map(s) {
+            set("node", "data_dir", sp, v);
+        }
+    }
+    if let Some(st) = raw.store.and_then(|st| st.map_size_mb) {
+        set("store", "map_size_mb", st.span(), Val::Int(*st.get_ref()));
+    }
+    if let Some(h) = raw.http {
+        if let Some((sp, v)) = h.enabled.map(b) {
+            set("http", "enabled", sp, v);
+        }
+        if let Some((sp, v)) = h.bind.map(s) {
+            set("http", "bind", sp, v);
+        }
+        if let Some((sp, v)) = h.token.map(s) {
+            set("http", "token", sp, v);
+        }
+    }
+    if let Some((sp, v)) = raw.log.and_then(|l| l.level).map(s) {
+        set("log", "level", sp, v);
+    }
+    let mut pins = None;
+    if let Some(g) = raw.gpio {
+        if let Some((sp, v)) = g.backend.map(s) {
+            set("gpio", "backend", sp, v);
+        }
+        if let Some((sp, v)) = g.simulate.map(b) {
+            set("gpio", "simulate", sp, v);
+        }
+        pins = g.pins;
+    }
+    if let Some(files) = raw.pipeline.and_then(|p| p.files) {
+        let span = files.first().map_or(0..0, |f| f.span());
+        set("pipeline", "files", span, Val::List(files.into_iter().map(|f| f.into_inner()).collect()));
+    }
+    for raw_pin in pins.unwrap_or_default() {
+        let at = |span: std::ops::Range<usize>| Some(error::line_of(text, span.start));
+        match parse_pin(raw_pin.into_inner(), &settings.gpio.pins) {
+            Ok(p) => settings.gpio.pins.push(p),
+            Err((span, msg, hint)) => {
+                let mut e = ConfigError::new(&file, at(span), msg);
+                e.hint = Some(hint);
+                errors.push(e);
+            }
+        }
+    }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(ConfigErrors(errors))
+    }
+}
+
+fn parse_pin(
+    raw: RawPin,
+    existing: &[PinConfig],
+) -> Result<PinConfig, (std::ops::Range<usize>, String, String)> {
+    let pin = *raw.pin.get_ref();
+    if !(0..=27).contains(&pin) {
+        return Err((
+            raw.pin.span(),
+            format!("pin {pin} is not a GPIO pin"),
+            "use a BCM number from 0 to 27 (BCM numbering, not the physical header position)".into(),
+        ));
+    }
+    let pin = pin as u8;
+    if let Some(other) = existing.iter().find(|p| p.pin == pin) {
+        return Err((
+            raw.pin.span(),
+            format!("pin {pin} is configured twice"),
+            format!("it is already configured as '{}'; give each pin one [[gpio.pins]] entry", other.name),
+        ));
+    }
+    let name = raw.name.get_ref().clone();
+    if name.is_empty() || !valid_name_chars(&name) {
+        return Err((
+            raw.name.span(),
+            format!("pin name '{name}' is not valid"),
+            "use a non-empty name from A-Z a-z 0-9 _ -, e.g. \"motion\"".into(),
+        ));
+    }
+    if let Some(other) = existing.iter().find(|p| p.name == name) {
+        return Err((
+            raw.name.span(),
+            format!("pin name '{name}' is used twice"),
+            format!("pin {} is already called '{name}'; names must be unique", other.pin),
+        ));
+    }
+    let mode = match raw.mode {
+        None => PinMode::Input,
+        Some(m) => match m.get_ref().as_str() {
+            "input" => PinMode::Input,
+            "output" => PinMode::Output,
+            other => {
+                return Err((
+                    m.span(),
+                    format!("unknown pin mode '{other}'"),
+                    suggest::hint(other, "modes", &["input", "output"]),
+                ));
+            }
+        },
+    };
+    let pull = match raw.pull {
+        None => Pull::Down,
+        Some(p) => match p.get_ref().as_str() {
+            "off" => Pull::Off,
+            "up" => Pull::Up,
+            "down" => Pull::Down,
+            other => {
+                return Err((
+                    p.span(),
+                    format!("unknown pull '{other}'"),
+                    suggest::hint(other, "pulls", &["off", "up", "down"]),
+                ));
+            }
+        },
+    };
+    Ok(PinConfig {
+        pin,
+        name,
+        mode,
+        pull,
+        initial: raw.initial.is_some_and(|i| *i.get_ref()),
+    })
+}
+
+/// The environment variables that override settings: (variable, section, key).
+fn env_keys() -> Vec<(String, &'static str, &'static str)> {
+    let mut v = Vec::new();
+    for (section, keys) in SECTIONS {
+        for key in keys.iter().filter(|k| **k != "pins") {
+            v.push((
+                format!("{ENV_PREFIX}{}_{}", section.to_ascii_uppercase(), key.to_ascii_uppercase()),
+                *section,
+                *key,
+            ));
+        }
+    }
+    v
+}
+
+fn parse_bool(v: &str) -> Option<bool> {
+    match v.trim().to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" | "on" => Some(true),
+        "false" | "0" | "no" | "off" => Some(false),
+        _ => None,
+    }
+}
+
+fn apply_env(settings: &mut Settings, env: &[(String, String)]) -> Result<(), ConfigErrors> {
+    let known = env_keys();
+    let mut errors = Vec::new();
+    for (var, value) in env {
+        if !var.starts_with(ENV_PREFIX) || var == CONFIG_ENV || value.is_empty() {
+            continue;
+        }
+        let origin = format!("environment variable {var}");
+        let Some((_, section, key)) = known.iter().find(|(k, _, _)| k == var) else {
+            let mut names: Vec<String> = known.iter().map(|(k, _, _)| k.clone()).collect();
+            names.push(CONFIG_ENV.to_string());
+            let sorted = suggest::by_closeness(var, &names);
+            errors.push(
+                ConfigError::new(origin, None, format!("unknown setting variable {var}"))
+                    .with_hint(format!("known variables (closest first): {}", sorted.join(", "))),
+            );
+            continue;
+        };
+        let val = match (*section, *key) {
+            ("store", "map_size_mb") => match value.trim().parse::<i64>() {
+                Ok(n) => Val::Int(n),
+                Err(_) => {
+                    errors.push(
+                        ConfigError::new(origin, None, format!("'{value}' is not a whole number"))
+                            .with_hint("give the map size in MiB, e.g. 256"),
+                    );
+                    continue;
+                }
+            },
+            ("http", "enabled") | ("gpio", "simulate") => match parse_bool(value) {
+                Some(b) => Val::Bool(b),
+                None => {
+                    errors.push(
+                        ConfigError::new(origin, None, format!("'{value}' is not a boolean"))
+                            .with_hint("use true/false, 1/0, yes/no or on/off"),
+                    );
+                    continue;
+                }
+            },
+            ("pipeline", "files") => Val::List(
+                value
+                    .split(',')
+                    .map(|f| f.trim().to_string())
+                    .filter(|f| !f.is_empty())
+                    .collect(),
+            ),
+            _ => Val::Str(value.clone()),
+        };
+        if let Err((msg, hint)) = set_key(settings, section, key, val, None) {
+            let mut e = ConfigError::new(origin, None, msg);
+            e.hint = hint;
+            errors.push(e);
+        }
+    }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(ConfigErrors(errors))
     }
 }
 
