@@ -7,7 +7,9 @@ use crate::graph::Micros;
 pub fn parse_duration(s: &str) -> Result<Micros, String> {
     let s = s.trim();
     if s.starts_with('-') {
-        return Err(format!("'{s}' is negative; durations are zero or more, e.g. \"10s\""));
+        return Err(format!(
+            "'{s}' is negative; durations are zero or more, e.g. \"10s\""
+        ));
     }
     let split = s
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))
@@ -25,8 +27,16 @@ pub fn parse_duration(s: &str) -> Result<Micros, String> {
         "d" => 86_400e6,
         "w" => 7.0 * 86_400e6,
         "y" => 365.0 * 86_400e6,
-        "" => return Err(format!("'{s}' has no unit; write e.g. \"{s}s\" for seconds")),
-        u => return Err(format!("unknown unit '{u}' in '{s}'; use ms, s, m, h, d, w or y")),
+        "" => {
+            return Err(format!(
+                "'{s}' has no unit; write e.g. \"{s}s\" for seconds"
+            ));
+        }
+        u => {
+            return Err(format!(
+                "unknown unit '{u}' in '{s}'; use ms, s, m, h, d, w or y"
+            ));
+        }
     };
     Ok((n * scale).round() as Micros)
 }
@@ -63,7 +73,11 @@ mod tests {
         assert_eq!(parse_duration("5m"), Ok(300_000_000));
         assert_eq!(parse_duration("7d"), Ok(7 * 86_400_000_000));
         assert!(parse_duration("10").unwrap_err().contains("no unit"));
-        assert!(parse_duration("10 parsecs").unwrap_err().contains("unknown unit"));
+        assert!(
+            parse_duration("10 parsecs")
+                .unwrap_err()
+                .contains("unknown unit")
+        );
         assert!(parse_duration("fast").is_err());
         assert_eq!(parse_duration("1y"), Ok(365 * 86_400_000_000));
         assert_eq!(parse_duration("2w"), Ok(14 * 86_400_000_000));

@@ -9,5 +9,7 @@ pub mod settings;
 pub mod suggest;
 
 pub use error::{ConfigError, ConfigErrors};
-pub use pipeline::{PipelineSpec, SinkKind, SinkSpec, SourceKind, SourceSpec, StageKind, StageSpec};
+pub use pipeline::{
+    PipelineSpec, SinkKind, SinkSpec, SourceKind, SourceSpec, StageKind, StageSpec,
+};
 pub use settings::Settings;

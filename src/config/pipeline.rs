@@ -8,9 +8,9 @@ use toml::{Spanned, Value};
 use super::duration::{format_duration, parse_duration};
 use super::error::{ConfigError, ConfigErrors, line_of};
 use super::settings::Settings;
+use super::suggest;
 use crate::graph::{Micros, ValueKind};
 use crate::sources::system::Metric;
-use super::suggest;
 use crate::stages::PerSource;
 use crate::stages::adaptive::AdaptiveParams;
 use crate::stages::filter::{FilterParams, OutOfRange};
@@ -37,9 +37,13 @@ pub struct SourceSpec {
 
 #[derive(Clone, Debug, PartialEq)]
 pub enum SourceKind {
-    System { metrics: Vec<Metric> },
+    System {
+        metrics: Vec<Metric>,
+    },
     /// Pins (BCM numbers) from `[gpio]` in the settings; empty = every configured pin.
-    Gpio { pins: Vec<u8> },
+    Gpio {
+        pins: Vec<u8>,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -101,7 +105,11 @@ impl PipelineSpec {
     }
 
     /// Parse and validate one pipeline text; `file` names it in errors.
-    pub fn parse(file: &str, text: &str, settings: &Settings) -> Result<PipelineSpec, ConfigErrors> {
+    pub fn parse(
+        file: &str,
+        text: &str,
+        settings: &Settings,
+    ) -> Result<PipelineSpec, ConfigErrors> {
         parse_many(&[(file.to_string(), text.to_string())], settings)
     }
 
@@ -129,7 +137,10 @@ fn source_of_files_hint(settings: &Settings) -> String {
             "pipeline files come from [pipeline] files in {} (relative paths are relative to that file's directory)",
             f.display()
         ),
-        None => "pipeline files come from SMOLLAMA_PIPELINE_FILES (relative to the working directory)".into(),
+        None => {
+            "pipeline files come from SMOLLAMA_PIPELINE_FILES (relative to the working directory)"
+                .into()
+        }
     }
 }
 
@@ -224,6 +235,8 @@ struct Node {
     kind: Option<String>,
     /// `from` names with their lines; `None` when the key is absent.
     from: Option<Vec<(String, usize)>>,
+    /// `from` was present but not a list of strings (already reported).
+    from_invalid: bool,
     params: Vec<Param>,
 }
 
@@ -243,7 +256,13 @@ struct Errs<'a> {
 }
 
 impl Errs<'_> {
-    fn push(&mut self, file: usize, line: Option<usize>, msg: impl Into<String>, hint: Option<String>) {
+    fn push(
+        &mut self,
+        file: usize,
+        line: Option<usize>,
+        msg: impl Into<String>,
+        hint: Option<String>,
+    ) {
         let mut e = ConfigError::new(&self.files[file].0, line, msg);
         e.hint = hint;
         self.list.push(e);
@@ -274,7 +293,10 @@ fn as_num(v: &Value) -> Result<f64, Problem> {
             format!("expected a number, found the string \"{s}\""),
             Some("write numbers without quotes".into()),
         )),
-        other => Err((format!("expected a number, found {}", describe(other)), None)),
+        other => Err((
+            format!("expected a number, found {}", describe(other)),
+            None,
+        )),
     }
 }
 
@@ -335,11 +357,17 @@ fn range_pair(v: &Value) -> Result<(f64, f64), Problem> {
         return Err((format!("expected [min, max], found {}", describe(v)), hint));
     };
     if a.len() != 2 {
-        return Err((format!("expected [min, max], found {} values", a.len()), hint));
+        return Err((
+            format!("expected [min, max], found {} values", a.len()),
+            hint,
+        ));
     }
     let (lo, hi) = (as_num(&a[0])?, as_num(&a[1])?);
     if lo >= hi {
-        return Err((format!("range [{lo}, {hi}] is empty: min must be less than max"), None));
+        return Err((
+            format!("range [{lo}, {hi}] is empty: min must be less than max"),
+            None,
+        ));
     }
     Ok((lo, hi))
 }
@@ -477,7 +505,11 @@ impl StageCtx<'_> {
                 Err(e) => problems.push(wrap(e)),
             }
         }
-        if problems.is_empty() { Ok(out) } else { Err(problems) }
+        if problems.is_empty() {
+            Ok(out)
+        } else {
+            Err(problems)
+        }
     }
 
     fn no_such_source(&self, k: &str) -> Problem {
@@ -504,19 +536,27 @@ impl StageCtx<'_> {
             format!(
                 "no source reaching stage '{}' is called '{k}'; sources here: {}",
                 self.name,
-                if here.is_empty() { "none".into() } else { here.join(", ") }
+                if here.is_empty() {
+                    "none".into()
+                } else {
+                    here.join(", ")
+                }
             ),
             Some(hint),
         )
     }
 }
 
-fn parse_many(files: &[(String, String)], settings: &Settings) -> Result<PipelineSpec, ConfigErrors> {
+fn parse_many(
+    files: &[(String, String)],
+    settings: &Settings,
+) -> Result<PipelineSpec, ConfigErrors> {
     let mut errs = Errs {
         files,
         list: Vec::new(),
     };
     let mut nodes: Vec<Node> = Vec::new();
+    let mut unparsed = false;
     for (fi, (_, text)) in files.iter().enumerate() {
         let raw: RawPipeline = match toml::from_str(text) {
             Ok(r) => r,
@@ -536,6 +576,7 @@ fn parse_many(files: &[(String, String)], settings: &Settings) -> Result<Pipelin
                     None
                 };
                 errs.push(fi, line, msg, hint);
+                unparsed = true;
                 continue;
             }
         };
@@ -549,7 +590,8 @@ fn parse_many(files: &[(String, String)], settings: &Settings) -> Result<Pipelin
             }
         }
     }
-    if !errs.list.is_empty() {
+    // Graph checks across files only make sense when every file parsed.
+    if unparsed {
         return Err(ConfigErrors(errs.list));
     }
     let spec = validate(&nodes, settings, &mut errs);
@@ -560,7 +602,13 @@ fn parse_many(files: &[(String, String)], settings: &Settings) -> Result<Pipelin
     }
 }
 
-fn read_node(fi: usize, text: &str, section: Section, t: Spanned<RawTable>, errs: &mut Errs) -> Node {
+fn read_node(
+    fi: usize,
+    text: &str,
+    section: Section,
+    t: Spanned<RawTable>,
+    errs: &mut Errs,
+) -> Node {
     let line = line_of(text, t.span().start);
     let mut node = Node {
         file: fi,
@@ -569,6 +617,7 @@ fn read_node(fi: usize, text: &str, section: Section, t: Spanned<RawTable>, errs
         name: None,
         kind: None,
         from: None,
+        from_invalid: false,
         params: Vec::new(),
     };
     let mut name_seen = false;
@@ -620,33 +669,48 @@ fn read_node(fi: usize, text: &str, section: Section, t: Spanned<RawTable>, errs
                 }
             }
             "from" => match value {
+                _ if section == Section::Source => {
+                    node.from = Some(vec![(String::new(), value_line)])
+                }
                 Value::Array(a) => {
                     let mut names = Vec::new();
                     for v in a {
                         match v {
                             Value::String(s) => names.push((s, value_line)),
-                            other => errs.push(
-                                fi,
-                                Some(value_line),
-                                format!("from must list names as strings, found {}", describe(&other)),
-                                None,
-                            ),
+                            other => {
+                                node.from_invalid = true;
+                                errs.push(
+                                    fi,
+                                    Some(value_line),
+                                    format!(
+                                        "from must list names as strings, found {}",
+                                        describe(&other)
+                                    ),
+                                    None,
+                                )
+                            }
                         }
                     }
                     node.from = Some(names);
                 }
-                Value::String(s) => errs.push(
-                    fi,
-                    Some(value_line),
-                    "from must be a list of names".to_string(),
-                    Some(format!("write from = [\"{s}\"]")),
-                ),
-                other => errs.push(
-                    fi,
-                    Some(value_line),
-                    format!("from must be a list of names, found {}", describe(&other)),
-                    Some("write e.g. from = [\"system\"]".into()),
-                ),
+                Value::String(s) => {
+                    node.from_invalid = true;
+                    errs.push(
+                        fi,
+                        Some(value_line),
+                        "from must be a list of names".to_string(),
+                        Some(format!("write from = [\"{s}\"]")),
+                    )
+                }
+                other => {
+                    node.from_invalid = true;
+                    errs.push(
+                        fi,
+                        Some(value_line),
+                        format!("from must be a list of names, found {}", describe(&other)),
+                        Some("write e.g. from = [\"system\"]".into()),
+                    )
+                }
             },
             _ => node.params.push(Param {
                 key,
@@ -712,7 +776,13 @@ fn validate(nodes: &[Node], settings: &Settings, errs: &mut Errs) -> PipelineSpe
     // Edges. inputs[i]: nodes feeding node i; consumers[i]: nodes reading node i.
     let mut inputs: Vec<Vec<usize>> = vec![Vec::new(); nodes.len()];
     let mut consumers: Vec<Vec<usize>> = vec![Vec::new(); nodes.len()];
+    // With a broken edge somewhere, "goes nowhere" would mostly repeat that error.
+    let mut broken_edges = false;
     for (i, n) in nodes.iter().enumerate() {
+        if n.from_invalid {
+            broken_edges = true;
+            continue;
+        }
         match (&n.from, n.section) {
             (Some(f), Section::Source) => {
                 let line = f.first().map_or(n.line, |(_, l)| *l);
@@ -726,6 +796,7 @@ fn validate(nodes: &[Node], settings: &Settings, errs: &mut Errs) -> PipelineSpe
             }
             (None, Section::Source) => continue,
             (None, _) => {
+                broken_edges = true;
                 errs.push(
                     n.file,
                     Some(n.line),
@@ -735,11 +806,17 @@ fn validate(nodes: &[Node], settings: &Settings, errs: &mut Errs) -> PipelineSpe
                 continue;
             }
             (Some(f), _) if f.is_empty() => {
+                broken_edges = true;
+                let example = nodes
+                    .iter()
+                    .filter(|m| m.section != Section::Sink && m.name != n.name)
+                    .find_map(|m| m.name.as_deref())
+                    .unwrap_or("system");
                 errs.push(
                     n.file,
                     Some(n.line),
                     format!("{} has an empty `from`, so nothing reaches it", n.label()),
-                    Some(format!("name what it reads, e.g. from = [\"{}\"]", all_names.first().unwrap_or(&"system"))),
+                    Some(format!("name what it reads, e.g. from = [\"{example}\"]")),
                 );
                 continue;
             }
@@ -748,10 +825,16 @@ fn validate(nodes: &[Node], settings: &Settings, errs: &mut Errs) -> PipelineSpe
         let mut seen = HashSet::new();
         for (name, line) in n.from.as_deref().unwrap_or(&[]) {
             if !seen.insert(name.as_str()) {
-                errs.push(n.file, Some(*line), format!("'{name}' is listed twice in the `from` of {}", n.label()), None);
+                errs.push(
+                    n.file,
+                    Some(*line),
+                    format!("'{name}' is listed twice in the `from` of {}", n.label()),
+                    None,
+                );
                 continue;
             }
             let Some(&j) = by_name.get(name.as_str()) else {
+                broken_edges = true;
                 let mut hint = match suggest::closest(name, &all_names) {
                     Some(c) => format!("did you mean '{c}'? "),
                     None => String::new(),
@@ -760,16 +843,23 @@ fn validate(nodes: &[Node], settings: &Settings, errs: &mut Errs) -> PipelineSpe
                 errs.push(
                     n.file,
                     Some(*line),
-                    format!("{} reads from '{name}', but no source or stage has that name", n.label()),
+                    format!(
+                        "{} reads from '{name}', but no source or stage has that name",
+                        n.label()
+                    ),
                     Some(hint),
                 );
                 continue;
             };
             if nodes[j].section == Section::Sink {
+                broken_edges = true;
                 errs.push(
                     n.file,
                     Some(*line),
-                    format!("{} reads from sink '{name}', but sinks have no output", n.label()),
+                    format!(
+                        "{} reads from sink '{name}', but sinks have no output",
+                        n.label()
+                    ),
                     Some(format!("read from what feeds '{name}' instead")),
                 );
                 continue;
@@ -800,15 +890,32 @@ fn validate(nodes: &[Node], settings: &Settings, errs: &mut Errs) -> PipelineSpe
     // What reaches each node.
     let mut reach: Vec<Option<Reach>> = vec![None; nodes.len()];
     for i in 0..nodes.len() {
-        compute_reach(i, nodes, &inputs, &sources, &source_of, settings, &mut reach, &mut vec![false; nodes.len()]);
+        compute_reach(
+            i,
+            nodes,
+            &inputs,
+            &sources,
+            &source_of,
+            settings,
+            &mut reach,
+            &mut vec![false; nodes.len()],
+        );
     }
 
     // Stages and sinks.
     let mut stages = Vec::new();
     let mut sinks = Vec::new();
     for (i, n) in nodes.iter().enumerate() {
-        let (Some(name), Some(kind)) = (&n.name, &n.kind) else { continue };
-        let from: Vec<String> = n.from.as_deref().unwrap_or(&[]).iter().map(|(s, _)| s.clone()).collect();
+        let (Some(name), Some(kind)) = (&n.name, &n.kind) else {
+            continue;
+        };
+        let from: Vec<String> = n
+            .from
+            .as_deref()
+            .unwrap_or(&[])
+            .iter()
+            .map(|(s, _)| s.clone())
+            .collect();
         match n.section {
             Section::Source => {}
             Section::Stage => {
@@ -839,7 +946,11 @@ fn validate(nodes: &[Node], settings: &Settings, errs: &mut Errs) -> PipelineSpe
                 sinks.push(SinkSpec {
                     name: name.clone(),
                     from,
-                    kind: if kind == "store" { SinkKind::Store } else { SinkKind::Log },
+                    kind: if kind == "store" {
+                        SinkKind::Store
+                    } else {
+                        SinkKind::Log
+                    },
                 });
             }
         }
@@ -847,7 +958,10 @@ fn validate(nodes: &[Node], settings: &Settings, errs: &mut Errs) -> PipelineSpe
 
     // Every pipeline needs an exit, and every output must go somewhere.
     if !nodes.iter().any(|n| n.section == Section::Sink) {
-        let last = nodes.iter().rev().find(|n| n.name.is_some() && n.section != Section::Sink);
+        let last = nodes
+            .iter()
+            .rev()
+            .find(|n| n.name.is_some() && n.section != Section::Sink);
         errs.push(
             last.map_or(0, |n| n.file),
             None,
@@ -857,12 +971,15 @@ fn validate(nodes: &[Node], settings: &Settings, errs: &mut Errs) -> PipelineSpe
                 last.and_then(|n| n.name.as_deref()).unwrap_or("...")
             )),
         );
-    } else {
+    } else if !broken_edges {
         for (i, n) in nodes.iter().enumerate() {
             if n.section == Section::Sink || !consumers[i].is_empty() {
                 continue;
             }
             let Some(name) = &n.name else { continue };
+            if by_name.get(name.as_str()) != Some(&i) {
+                continue; // a duplicate, already reported
+            }
             errs.push(
                 n.file,
                 Some(n.line),
@@ -914,7 +1031,10 @@ fn report_cycles(nodes: &[Node], consumers: &[Vec<usize>], errs: &mut Errs) -> H
     let mut in_cycle = HashSet::new();
     for c in cycles {
         in_cycle.extend(c.iter().copied());
-        let mut names: Vec<&str> = c.iter().map(|&i| nodes[i].name.as_deref().unwrap_or("?")).collect();
+        let mut names: Vec<&str> = c
+            .iter()
+            .map(|&i| nodes[i].name.as_deref().unwrap_or("?"))
+            .collect();
         names.push(names[0]);
         let closing = &nodes[*c.last().unwrap_or(&0)];
         errs.push(
@@ -953,7 +1073,9 @@ fn compute_reach(
         }
     } else {
         for &j in &inputs[i] {
-            let up = compute_reach(j, nodes, inputs, sources, source_of, settings, reach, visiting);
+            let up = compute_reach(
+                j, nodes, inputs, sources, source_of, settings, reach, visiting,
+            );
             r.gpio |= up.gpio;
             for id in up.ids {
                 if !r.ids.contains(&id) {
@@ -988,24 +1110,43 @@ fn unknown_param(n: &Node, p: &Param, kind: &str, errs: &mut Errs) {
             n.section.as_str(),
             all.join(", ")
         ),
-        None => suggest::hint(&p.key, &format!("parameters of a {kind} {}", n.section.as_str()), &all),
+        None => suggest::hint(
+            &p.key,
+            &format!("parameters of a {kind} {}", n.section.as_str()),
+            &all,
+        ),
     };
     errs.push(
         n.file,
         Some(p.line),
-        format!("unknown parameter '{}' for {} (kind {kind})", p.key, n.label()),
+        format!(
+            "unknown parameter '{}' for {} (kind {kind})",
+            p.key,
+            n.label()
+        ),
         Some(hint),
     );
 }
 
-fn build_source(n: &Node, name: &str, kind: &str, settings: &Settings, errs: &mut Errs) -> Option<SourceSpec> {
+fn build_source(
+    n: &Node,
+    name: &str,
+    kind: &str,
+    settings: &Settings,
+    errs: &mut Errs,
+) -> Option<SourceSpec> {
     let mut every = super::settings::DEFAULT_EVERY;
     let mut metrics: Option<Vec<Metric>> = None;
     let mut pins: Vec<u8> = Vec::new();
     let before = errs.list.len();
     for p in &n.params {
         let err = |errs: &mut Errs, (m, h): Problem| {
-            errs.push(n.file, Some(p.line), format!("{} of source '{name}': {m}", p.key), h)
+            errs.push(
+                n.file,
+                Some(p.line),
+                format!("{} of source '{name}': {m}", p.key),
+                h,
+            )
         };
         match (kind, p.key.as_str()) {
             (_, "every") => match positive_dur(&p.value) {
@@ -1025,7 +1166,10 @@ fn build_source(n: &Node, name: &str, kind: &str, settings: &Settings, errs: &mu
                     err(
                         errs,
                         (
-                            format!("expected a list of metric ids, found {}", describe(&p.value)),
+                            format!(
+                                "expected a list of metric ids, found {}",
+                                describe(&p.value)
+                            ),
                             Some(format!("valid metrics: {}", ids.join(", "))),
                         ),
                     );
@@ -1045,25 +1189,44 @@ fn build_source(n: &Node, name: &str, kind: &str, settings: &Settings, errs: &mu
                 for v in a {
                     match v {
                         Value::String(s) => match Metric::from_id(s) {
-                            Some(m) if ms.contains(&m) => err(errs, (format!("'{s}' is listed twice"), None)),
+                            Some(m) if ms.contains(&m) => {
+                                err(errs, (format!("'{s}' is listed twice"), None))
+                            }
                             Some(m) => ms.push(m),
                             None => err(
                                 errs,
-                                (format!("unknown metric '{s}'"), Some(suggest::hint(s, "metrics", &ids))),
+                                (
+                                    format!("unknown metric '{s}'"),
+                                    Some(suggest::hint(s, "metrics", &ids)),
+                                ),
                             ),
                         },
-                        other => err(errs, (format!("expected a metric id string, found {}", describe(other)), None)),
+                        other => err(
+                            errs,
+                            (
+                                format!("expected a metric id string, found {}", describe(other)),
+                                None,
+                            ),
+                        ),
                     }
                 }
                 metrics = Some(ms);
             }
             ("gpio", "pins") => {
-                let configured: Vec<String> = settings.gpio.pins.iter().map(|p| format!("{} ({})", p.pin, p.name)).collect();
+                let configured: Vec<String> = settings
+                    .gpio
+                    .pins
+                    .iter()
+                    .map(|p| format!("{} ({})", p.pin, p.name))
+                    .collect();
                 let Value::Array(a) = &p.value else {
                     err(
                         errs,
                         (
-                            format!("expected a list of BCM pin numbers, found {}", describe(&p.value)),
+                            format!(
+                                "expected a list of BCM pin numbers, found {}",
+                                describe(&p.value)
+                            ),
                             Some("write e.g. pins = [17, 27]".into()),
                         ),
                     );
@@ -1077,16 +1240,30 @@ fn build_source(n: &Node, name: &str, kind: &str, settings: &Settings, errs: &mu
                                 Some(p) => format!("write its BCM number: {}", p.pin),
                                 None => "write BCM numbers, e.g. pins = [17]".into(),
                             };
-                            err(errs, (format!("expected a pin number, found the string \"{s}\""), Some(hint)));
+                            err(
+                                errs,
+                                (
+                                    format!("expected a pin number, found the string \"{s}\""),
+                                    Some(hint),
+                                ),
+                            );
                             continue;
                         }
                         other => {
-                            err(errs, (format!("expected a pin number, found {}", describe(other)), None));
+                            err(
+                                errs,
+                                (
+                                    format!("expected a pin number, found {}", describe(other)),
+                                    None,
+                                ),
+                            );
                             continue;
                         }
                     };
                     match settings.gpio.pins.iter().find(|c| i64::from(c.pin) == pin) {
-                        Some(c) if pins.contains(&c.pin) => err(errs, (format!("pin {pin} is listed twice"), None)),
+                        Some(c) if pins.contains(&c.pin) => {
+                            err(errs, (format!("pin {pin} is listed twice"), None))
+                        }
                         Some(c) => pins.push(c.pin),
                         None => err(
                             errs,
@@ -1124,11 +1301,22 @@ fn build_source(n: &Node, name: &str, kind: &str, settings: &Settings, errs: &mu
     })
 }
 
-fn build_stage(n: &Node, kind: &str, ctx: &StageCtx, in_cycle: bool, errs: &mut Errs) -> Option<StageKind> {
+fn build_stage(
+    n: &Node,
+    kind: &str,
+    ctx: &StageCtx,
+    in_cycle: bool,
+    errs: &mut Errs,
+) -> Option<StageKind> {
     let before = errs.list.len();
     let name = ctx.name;
     let one = |errs: &mut Errs, p: &Param, (m, h): Problem| {
-        errs.push(n.file, Some(p.line), format!("{} of stage '{name}': {m}", p.key), h)
+        errs.push(
+            n.file,
+            Some(p.line),
+            format!("{} of stage '{name}': {m}", p.key),
+            h,
+        )
     };
     let many = |errs: &mut Errs, p: &Param, probs: Vec<Problem>| {
         for (m, h) in probs {
@@ -1176,12 +1364,18 @@ fn build_stage(n: &Node, kind: &str, ctx: &StageCtx, in_cycle: bool, errs: &mut 
                         Value::String(s) => one(
                             errs,
                             p,
-                            (format!("unknown choice '{s}'"), Some(suggest::hint(s, "choices", &["flag", "drop"]))),
+                            (
+                                format!("unknown choice '{s}'"),
+                                Some(suggest::hint(s, "choices", &["flag", "drop"])),
+                            ),
                         ),
                         other => one(
                             errs,
                             p,
-                            (format!("expected \"flag\" or \"drop\", found {}", describe(other)), None),
+                            (
+                                format!("expected \"flag\" or \"drop\", found {}", describe(other)),
+                                None,
+                            ),
                         ),
                     },
                     _ => unknown_param(n, p, kind, errs),
@@ -1210,19 +1404,36 @@ fn build_stage(n: &Node, kind: &str, ctx: &StageCtx, in_cycle: bool, errs: &mut 
                 match p.key.as_str() {
                     "window" => match as_int(&p.value) {
                         Ok(w) if (2..=1000).contains(&w) => a.window = w as usize,
-                        Ok(w) => one(errs, p, (format!("{w} is out of range"), Some("use 2 to 1000 readings (default 10)".into()))),
+                        Ok(w) => one(
+                            errs,
+                            p,
+                            (
+                                format!("{w} is out of range"),
+                                Some("use 2 to 1000 readings (default 10)".into()),
+                            ),
+                        ),
                         Err(e) => one(errs, p, e),
                     },
                     "hysteresis" => match as_int(&p.value) {
                         Ok(h) if (1..=100).contains(&h) => a.hysteresis = h as u32,
-                        Ok(h) => one(errs, p, (format!("{h} is out of range"), Some("use 1 to 100 evaluations (default 3)".into()))),
+                        Ok(h) => one(
+                            errs,
+                            p,
+                            (
+                                format!("{h} is out of range"),
+                                Some("use 1 to 100 evaluations (default 3)".into()),
+                            ),
+                        ),
                         Err(e) => one(errs, p, e),
                     },
                     "min" | "max" => match as_dur(&p.value) {
                         Ok(d) if d < MIN_EVERY => one(
                             errs,
                             p,
-                            (format!("{} is too short", format_duration(d)), Some("the sampling interval must be at least 100ms".into())),
+                            (
+                                format!("{} is too short", format_duration(d)),
+                                Some("the sampling interval must be at least 100ms".into()),
+                            ),
                         ),
                         Ok(d) if p.key == "min" => a.min = d,
                         Ok(d) => a.max = d,
@@ -1250,11 +1461,16 @@ fn build_stage(n: &Node, kind: &str, ctx: &StageCtx, in_cycle: bool, errs: &mut 
                         format_duration(a.min),
                         format_duration(a.max)
                     ),
-                    Some("the sampling interval moves within [min, max]; defaults are 2s and 5m".into()),
+                    Some(
+                        "the sampling interval moves within [min, max]; defaults are 2s and 5m"
+                            .into(),
+                    ),
                 );
             }
             if a.calm_cv >= a.volatile_cv {
-                let p = line_of_key.get("calm_cv").or(line_of_key.get("volatile_cv"));
+                let p = line_of_key
+                    .get("calm_cv")
+                    .or(line_of_key.get("volatile_cv"));
                 errs.push(
                     n.file,
                     Some(p.map_or(n.line, |p| p.line)),
@@ -1281,7 +1497,14 @@ fn build_stage(n: &Node, kind: &str, ctx: &StageCtx, in_cycle: bool, errs: &mut 
                     },
                     "prune_batch" => match as_int(&p.value) {
                         Ok(b) if (1..=100_000).contains(&b) => r.prune_batch = b as u32,
-                        Ok(b) => one(errs, p, (format!("{b} is out of range"), Some("use 1 to 100000 rows (default 1000)".into()))),
+                        Ok(b) => one(
+                            errs,
+                            p,
+                            (
+                                format!("{b} is out of range"),
+                                Some("use 1 to 100000 rows (default 1000)".into()),
+                            ),
+                        ),
                         Err(e) => one(errs, p, e),
                     },
                     "rollups" => match parse_rollups(&p.value) {
@@ -1300,11 +1523,17 @@ fn build_stage(n: &Node, kind: &str, ctx: &StageCtx, in_cycle: bool, errs: &mut 
 fn parse_rollups(v: &Value) -> Result<Vec<RollupLevel>, Problem> {
     let example = "write e.g. rollups = [{ every = \"1m\", keep = \"30d\" }, { every = \"1h\", keep = \"1y\" }]";
     let Value::Array(a) = v else {
-        return Err((format!("expected a list of levels, found {}", describe(v)), Some(example.into())));
+        return Err((
+            format!("expected a list of levels, found {}", describe(v)),
+            Some(example.into()),
+        ));
     };
     if a.len() > MAX_ROLLUP_LEVELS {
         return Err((
-            format!("{} rollup levels; at most {MAX_ROLLUP_LEVELS} are allowed", a.len()),
+            format!(
+                "{} rollup levels; at most {MAX_ROLLUP_LEVELS} are allowed",
+                a.len()
+            ),
             Some("a few levels (e.g. 1m and 1h) cover years".into()),
         ));
     }
@@ -1312,7 +1541,10 @@ fn parse_rollups(v: &Value) -> Result<Vec<RollupLevel>, Problem> {
     for (i, item) in a.iter().enumerate() {
         let n = i + 1;
         let Value::Table(t) = item else {
-            return Err((format!("rollup level {n} is {}, not a table", describe(item)), Some(example.into())));
+            return Err((
+                format!("rollup level {n} is {}, not a table", describe(item)),
+                Some(example.into()),
+            ));
         };
         for k in t.keys() {
             if k != "every" && k != "keep" {
@@ -1323,7 +1555,12 @@ fn parse_rollups(v: &Value) -> Result<Vec<RollupLevel>, Problem> {
             }
         }
         let get = |k: &str| -> Result<Micros, Problem> {
-            let v = t.get(k).ok_or_else(|| (format!("rollup level {n} has no `{k}`"), Some(example.to_string())))?;
+            let v = t.get(k).ok_or_else(|| {
+                (
+                    format!("rollup level {n} has no `{k}`"),
+                    Some(example.to_string()),
+                )
+            })?;
             positive_dur(v).map_err(|(m, h)| (format!("rollup level {n}, {k}: {m}"), h))
         };
         let (every, keep) = (get("every")?, get("keep")?);

@@ -204,7 +204,11 @@ fn load_from(
     let mut settings = match &file {
         Some(p) => {
             let text = std::fs::read_to_string(p).map_err(|e| {
-                ConfigError::new(p.display().to_string(), None, format!("cannot read config file: {e}"))
+                ConfigError::new(
+                    p.display().to_string(),
+                    None,
+                    format!("cannot read config file: {e}"),
+                )
             })?;
             Settings::parse(p, &text)?
         }
@@ -316,7 +320,13 @@ fn valid_name_chars(s: &str) -> bool {
 
 /// Validate and store one scalar setting. `base` anchors relative paths (the config file's
 /// directory; `None` for the environment).
-fn set_key(s: &mut Settings, section: &str, key: &str, val: Val, base: Option<&Path>) -> Result<(), Problem> {
+fn set_key(
+    s: &mut Settings,
+    section: &str,
+    key: &str,
+    val: Val,
+    base: Option<&Path>,
+) -> Result<(), Problem> {
     let resolve = |p: String| -> PathBuf {
         let p = PathBuf::from(p);
         match base {
@@ -412,13 +422,20 @@ fn set_key(s: &mut Settings, section: &str, key: &str, val: Val, base: Option<&P
                 }
                 let p = resolve(f);
                 if files.contains(&p) {
-                    return Err(problem(format!("pipeline file {} is listed twice", p.display())));
+                    return Err(problem(format!(
+                        "pipeline file {} is listed twice",
+                        p.display()
+                    )));
                 }
                 files.push(p);
             }
             s.pipeline.files = files;
         }
-        (sec, key, _) => return Err(problem(format!("internal: no setting {sec}.{key} of this type"))),
+        (sec, key, _) => {
+            return Err(problem(format!(
+                "internal: no setting {sec}.{key} of this type"
+            )));
+        }
     }
     Ok(())
 }
@@ -438,9 +455,13 @@ fn toml_error(file: &str, text: &str, e: &toml::de::Error) -> ConfigError {
         };
         err = err.with_hint(hint);
     } else if msg.contains("missing field") {
-        err = err.with_hint(format!("each [[gpio.pins]] needs at least `pin` and `name`; keys: {}", PIN_KEYS.join(", ")));
+        err = err.with_hint(format!(
+            "each [[gpio.pins]] needs at least `pin` and `name`; keys: {}",
+            PIN_KEYS.join(", ")
+        ));
     } else if msg.starts_with("invalid type") {
-        err = err.with_hint("check the value's type: strings in quotes, numbers and true/false without");
+        err = err
+            .with_hint("check the value's type: strings in quotes, numbers and true/false without");
     }
     err
 }
@@ -462,7 +483,13 @@ pub(crate) fn parse_unknown_field(msg: &str) -> Option<(String, Vec<String>)> {
 fn apply_file(settings: &mut Settings, path: &Path, text: &str) -> Result<(), ConfigErrors> {
     let file = path.display().to_string();
     let raw: RawSettings = toml::from_str(text).map_err(|e| toml_error(&file, text, &e))?;
-    let base = path.parent().map(|p| if p.as_os_str().is_empty() { Path::new(".") } else { p });
+    let base = path.parent().map(|p| {
+        if p.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            p
+        }
+    });
     let mut errors = Vec::new();
     let mut set = |section: &str, key: &str, span: std::ops::Range<usize>, val: Val| {
         if let Err((msg, hint)) = set_key(settings, section, key, val, base) {
@@ -510,7 +537,12 @@ fn apply_file(settings: &mut Settings, path: &Path, text: &str) -> Result<(), Co
     }
     if let Some(files) = raw.pipeline.and_then(|p| p.files) {
         let span = files.first().map_or(0..0, |f| f.span());
-        set("pipeline", "files", span, Val::List(files.into_iter().map(|f| f.into_inner()).collect()));
+        set(
+            "pipeline",
+            "files",
+            span,
+            Val::List(files.into_iter().map(|f| f.into_inner()).collect()),
+        );
     }
     for raw_pin in pins.unwrap_or_default() {
         let at = |span: std::ops::Range<usize>| Some(error::line_of(text, span.start));
@@ -539,7 +571,8 @@ fn parse_pin(
         return Err((
             raw.pin.span(),
             format!("pin {pin} is not a GPIO pin"),
-            "use a BCM number from 0 to 27 (BCM numbering, not the physical header position)".into(),
+            "use a BCM number from 0 to 27 (BCM numbering, not the physical header position)"
+                .into(),
         ));
     }
     let pin = pin as u8;
@@ -547,7 +580,10 @@ fn parse_pin(
         return Err((
             raw.pin.span(),
             format!("pin {pin} is configured twice"),
-            format!("it is already configured as '{}'; give each pin one [[gpio.pins]] entry", other.name),
+            format!(
+                "it is already configured as '{}'; give each pin one [[gpio.pins]] entry",
+                other.name
+            ),
         ));
     }
     let name = raw.name.get_ref().clone();
@@ -562,7 +598,10 @@ fn parse_pin(
         return Err((
             raw.name.span(),
             format!("pin name '{name}' is used twice"),
-            format!("pin {} is already called '{name}'; names must be unique", other.pin),
+            format!(
+                "pin {} is already called '{name}'; names must be unique",
+                other.pin
+            ),
         ));
     }
     let mode = match raw.mode {
@@ -609,7 +648,11 @@ fn env_keys() -> Vec<(String, &'static str, &'static str)> {
     for (section, keys) in SECTIONS {
         for key in keys.iter().filter(|k| **k != "pins") {
             v.push((
-                format!("{ENV_PREFIX}{}_{}", section.to_ascii_uppercase(), key.to_ascii_uppercase()),
+                format!(
+                    "{ENV_PREFIX}{}_{}",
+                    section.to_ascii_uppercase(),
+                    key.to_ascii_uppercase()
+                ),
                 *section,
                 *key,
             ));
@@ -640,7 +683,10 @@ fn apply_env(settings: &mut Settings, env: &[(String, String)]) -> Result<(), Co
             let sorted = suggest::by_closeness(var, &names);
             errors.push(
                 ConfigError::new(origin, None, format!("unknown setting variable {var}"))
-                    .with_hint(format!("known variables (closest first): {}", sorted.join(", "))),
+                    .with_hint(format!(
+                        "known variables (closest first): {}",
+                        sorted.join(", ")
+                    )),
             );
             continue;
         };
@@ -691,7 +737,12 @@ fn apply_env(settings: &mut Settings, env: &[(String, String)]) -> Result<(), Co
 pub fn default_data_dir() -> PathBuf {
     if let Some(d) = std::env::var_os("STATE_DIRECTORY").filter(|d| !d.is_empty()) {
         // systemd may pass several, colon-separated; the first is ours.
-        let first = d.to_string_lossy().split(':').next().unwrap_or("").to_string();
+        let first = d
+            .to_string_lossy()
+            .split(':')
+            .next()
+            .unwrap_or("")
+            .to_string();
         return PathBuf::from(first);
     }
     if let Some(x) = std::env::var_os("XDG_DATA_HOME").filter(|d| !d.is_empty()) {
@@ -705,3 +756,157 @@ pub fn default_data_dir() -> PathBuf {
 
 /// Sampling interval default for sources that do not say.
 pub const DEFAULT_EVERY: Micros = 10_000_000;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    fn temp_dir(tag: &str) -> PathBuf {
+        let d =
+            std::env::temp_dir().join(format!("smollama-settings-{tag}-{}", std::process::id()));
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    #[test]
+    fn env_overrides_apply_and_validate() {
+        let none = Path::new("/nonexistent/smollama.toml");
+        let s = load_from(
+            None,
+            &env(&[
+                ("SMOLLAMA_NODE_NAME", "greenhouse"),
+                ("SMOLLAMA_NODE_DATA_DIR", "/var/lib/x"),
+                ("SMOLLAMA_STORE_MAP_SIZE_MB", "512"),
+                ("SMOLLAMA_HTTP_BIND", "0.0.0.0:9000"),
+                ("SMOLLAMA_HTTP_TOKEN", "0123456789abcdef"),
+                ("SMOLLAMA_HTTP_ENABLED", "Off"),
+                ("SMOLLAMA_LOG_LEVEL", "DEBUG"),
+                ("SMOLLAMA_GPIO_BACKEND", "mock"),
+                ("SMOLLAMA_GPIO_SIMULATE", "yes"),
+                ("SMOLLAMA_PIPELINE_FILES", "a.toml, b.toml"),
+                ("SMOLLAMA_LOG_LEVEL_UNUSED_BUT_EMPTY", ""),
+            ]),
+            none,
+        )
+        .unwrap();
+        assert_eq!(s.node.name, "greenhouse");
+        assert_eq!(s.node.data_dir, PathBuf::from("/var/lib/x"));
+        assert_eq!(s.store.map_size_mb, 512);
+        assert_eq!(s.http.bind, "0.0.0.0:9000".parse().unwrap());
+        assert_eq!(s.http.token.as_deref(), Some("0123456789abcdef"));
+        assert!(!s.http.enabled);
+        assert_eq!(s.log.level.as_deref(), Some("debug"));
+        assert_eq!(s.gpio.backend, GpioBackendChoice::Mock);
+        assert!(s.gpio.simulate);
+        assert_eq!(
+            s.pipeline.files,
+            vec![PathBuf::from("a.toml"), PathBuf::from("b.toml")]
+        );
+        assert_eq!(s.file, None);
+
+        for v in ["true", "1", "YES", "on"] {
+            assert_eq!(parse_bool(v), Some(true));
+        }
+        for v in ["false", "0", "No", "OFF"] {
+            assert_eq!(parse_bool(v), Some(false));
+        }
+    }
+
+    #[test]
+    fn env_errors_name_the_variable() {
+        let none = Path::new("/nonexistent/smollama.toml");
+        let e = load_from(None, &env(&[("SMOLLAMA_HTTP_BIND", "nope")]), none).unwrap_err();
+        assert_eq!(e.0[0].file, "environment variable SMOLLAMA_HTTP_BIND");
+        assert_eq!(e.0[0].line, None);
+        let e = load_from(None, &env(&[("SMOLLAMA_GPIO_SIMULATE", "maybe")]), none).unwrap_err();
+        assert!(e.0[0].message.contains("not a boolean"));
+        let e = load_from(None, &env(&[("SMOLLAMA_STORE_MAP_SIZE_MB", "0")]), none).unwrap_err();
+        assert!(e.0[0].message.contains("out of range"));
+        let e = load_from(None, &env(&[("SMOLLAMA_HTTP_BIN", "x")]), none).unwrap_err();
+        assert!(
+            e.0[0]
+                .message
+                .contains("unknown setting variable SMOLLAMA_HTTP_BIN")
+        );
+        let hint = e.0[0].hint.as_deref().unwrap();
+        assert!(
+            hint.contains("closest first): SMOLLAMA_HTTP_BIND,"),
+            "{hint}"
+        );
+        // Several problems are all reported; empty values are ignored.
+        let e = load_from(
+            None,
+            &env(&[
+                ("SMOLLAMA_LOG_LEVEL", "loud"),
+                ("SMOLLAMA_NODE_NAME", "a b"),
+                ("SMOLLAMA_HTTP_BIND", ""),
+            ]),
+            none,
+        )
+        .unwrap_err();
+        assert_eq!(e.0.len(), 2);
+    }
+
+    #[test]
+    fn lookup_order() {
+        let dir = temp_dir("lookup");
+        let cli = dir.join("cli.toml");
+        let envf = dir.join("env.toml");
+        let sys = dir.join("system.toml");
+        std::fs::write(&cli, "[node]\nname = \"cli\"\n").unwrap();
+        std::fs::write(
+            &envf,
+            "[node]\nname = \"env\"\n[pipeline]\nfiles = [\"p.toml\"]\n",
+        )
+        .unwrap();
+        std::fs::write(&sys, "[node]\nname = \"system\"\n").unwrap();
+        let cfg_env = env(&[("SMOLLAMA_CONFIG", envf.to_str().unwrap())]);
+
+        let s = load_from(Some(&cli), &cfg_env, &sys).unwrap();
+        assert_eq!(
+            (s.node.name.as_str(), s.file.as_deref()),
+            ("cli", Some(cli.as_path()))
+        );
+        let s = load_from(None, &cfg_env, &sys).unwrap();
+        assert_eq!(s.node.name, "env");
+        // Relative paths resolve against the config file's directory.
+        assert_eq!(s.pipeline.files, vec![dir.join("p.toml")]);
+        let s = load_from(None, &[], &sys).unwrap();
+        assert_eq!(s.node.name, "system");
+        let s = load_from(None, &[], &dir.join("absent.toml")).unwrap();
+        assert_eq!(s.file, None);
+        assert_eq!(s.node.name, "smollama-node");
+        // An override beats the file.
+        let s = load_from(Some(&cli), &env(&[("SMOLLAMA_NODE_NAME", "over")]), &sys).unwrap();
+        assert_eq!(s.node.name, "over");
+
+        // Named files must exist.
+        let missing = dir.join("missing.toml");
+        let e = load_from(Some(&missing), &[], &sys).unwrap_err();
+        assert!(e.0[0].message.contains("does not exist"), "{e}");
+        let e = load_from(
+            None,
+            &env(&[("SMOLLAMA_CONFIG", missing.to_str().unwrap())]),
+            &sys,
+        )
+        .unwrap_err();
+        assert!(e.0[0].message.contains("does not exist"), "{e}");
+        assert_eq!(e.0[0].file, "environment variable SMOLLAMA_CONFIG");
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    #[test]
+    fn file_errors_are_all_collected() {
+        let text = "[node]\nname = \"a b\"\n[store]\nmap_size_mb = 0\n[http]\nbind = \"x\"\n";
+        let e = Settings::parse(Path::new("s.toml"), text).unwrap_err();
+        let lines: Vec<_> = e.0.iter().map(|e| e.line).collect();
+        assert_eq!(lines, vec![Some(2), Some(4), Some(6)]);
+    }
+}
