@@ -598,6 +598,10 @@ fn parse_many(
     if errs.list.is_empty() {
         Ok(spec)
     } else {
+        // Report in reading order: file by file, line by line (file-wide errors last).
+        let order = |f: &str| files.iter().position(|(n, _)| n == f).unwrap_or(usize::MAX);
+        errs.list
+            .sort_by_key(|e| (order(&e.file), e.line.unwrap_or(usize::MAX)));
         Err(ConfigErrors(errs.list))
     }
 }
