@@ -1,10 +1,16 @@
-//! Human durations in config: `"500ms"`, `"10s"`, `"5m"`, `"1h"`, `"7d"`.
+//! Human durations in config: `"500ms"`, `"10s"`, `"5m"`, `"1h"`, `"7d"`, `"2w"`, `"1y"`
+//! (a year is 365 days).
 
 use crate::graph::Micros;
 
 /// Parse a duration string into microseconds; the error says what is accepted.
 pub fn parse_duration(s: &str) -> Result<Micros, String> {
     let s = s.trim();
+    if s.starts_with('-') {
+        return Err(format!(
+            "'{s}' is negative; durations are zero or more, e.g. \"10s\""
+        ));
+    }
     let split = s
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))
         .unwrap_or(s.len());
@@ -19,12 +25,18 @@ pub fn parse_duration(s: &str) -> Result<Micros, String> {
         "m" | "min" => 60e6,
         "h" => 3600e6,
         "d" => 86_400e6,
+        "w" => 7.0 * 86_400e6,
+        "y" => 365.0 * 86_400e6,
         "" => {
             return Err(format!(
                 "'{s}' has no unit; write e.g. \"{s}s\" for seconds"
             ));
         }
-        u => return Err(format!("unknown unit '{u}' in '{s}'; use ms, s, m, h or d")),
+        u => {
+            return Err(format!(
+                "unknown unit '{u}' in '{s}'; use ms, s, m, h, d, w or y"
+            ));
+        }
     };
     Ok((n * scale).round() as Micros)
 }
@@ -67,6 +79,9 @@ mod tests {
                 .contains("unknown unit")
         );
         assert!(parse_duration("fast").is_err());
+        assert_eq!(parse_duration("1y"), Ok(365 * 86_400_000_000));
+        assert_eq!(parse_duration("2w"), Ok(14 * 86_400_000_000));
+        assert!(parse_duration("-5s").unwrap_err().contains("negative"));
     }
 
     #[test]

@@ -6,6 +6,7 @@ pub mod duration;
 pub mod error;
 pub mod pipeline;
 pub mod settings;
+pub mod suggest;
 
 pub use error::{ConfigError, ConfigErrors};
 pub use pipeline::{

@@ -3,7 +3,11 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use super::error::ConfigErrors;
+use serde::Deserialize;
+use toml::Spanned;
+
+use super::error::{self, ConfigError, ConfigErrors};
+use super::suggest;
 use crate::graph::Micros;
 
 #[derive(Clone, Debug, PartialEq)]
@@ -125,8 +129,607 @@ impl Settings {
     /// `/etc/smollama/smollama.toml`, then defaults; then apply `SMOLLAMA_<SECTION>_<KEY>`
     /// environment overrides. A named file that does not exist is an error.
     pub fn load(cli_path: Option<&Path>) -> Result<Settings, ConfigErrors> {
-        let _ = cli_path;
-        Ok(Settings::defaults())
+        let env: Vec<(String, String)> = std::env::vars_os()
+            .filter_map(|(k, v)| {
+                let k = k.into_string().ok()?;
+                k.starts_with(ENV_PREFIX)
+                    .then(|| (k, v.to_string_lossy().into_owned()))
+            })
+            .collect();
+        Settings::load_with_env(cli_path, &env)
+    }
+
+    /// [`Settings::load`] with the environment given explicitly (tests use this so they do
+    /// not depend on, or change, the process environment). Only `SMOLLAMA_*` entries matter.
+    pub fn load_with_env(
+        cli_path: Option<&Path>,
+        env: &[(String, String)],
+    ) -> Result<Settings, ConfigErrors> {
+        load_from(cli_path, env, Path::new(SYSTEM_CONFIG))
+    }
+
+    /// Parse settings text (no lookup, no environment); `path` names the file in errors and
+    /// anchors relative paths.
+    pub fn parse(path: &Path, text: &str) -> Result<Settings, ConfigErrors> {
+        let mut settings = Settings::defaults();
+        settings.file = Some(path.to_path_buf());
+        apply_file(&mut settings, path, text)?;
+        Ok(settings)
+    }
+}
+
+/// The system-wide settings file, used when neither `--config` nor `$SMOLLAMA_CONFIG` is set.
+pub const SYSTEM_CONFIG: &str = "/etc/smollama/smollama.toml";
+/// Names a settings file; not an override.
+pub const CONFIG_ENV: &str = "SMOLLAMA_CONFIG";
+const ENV_PREFIX: &str = "SMOLLAMA_";
+
+fn load_from(
+    cli_path: Option<&Path>,
+    env: &[(String, String)],
+    system: &Path,
+) -> Result<Settings, ConfigErrors> {
+    let env_config = env
+        .iter()
+        .rev()
+        .find(|(k, v)| k == CONFIG_ENV && !v.is_empty())
+        .map(|(_, v)| PathBuf::from(v));
+    let file = if let Some(p) = cli_path {
+        if !p.exists() {
+            return Err(ConfigError::new(
+                p.display().to_string(),
+                None,
+                format!("config file {} does not exist", p.display()),
+            )
+            .with_hint("check the --config path, or leave it out to use $SMOLLAMA_CONFIG, /etc/smollama/smollama.toml or the built-in defaults")
+            .into());
+        }
+        Some(p.to_path_buf())
+    } else if let Some(p) = env_config {
+        if !p.exists() {
+            return Err(ConfigError::new(
+                format!("environment variable {CONFIG_ENV}"),
+                None,
+                format!("config file {} does not exist", p.display()),
+            )
+            .with_hint(format!("fix or unset {CONFIG_ENV}"))
+            .into());
+        }
+        Some(p)
+    } else if system.exists() {
+        Some(system.to_path_buf())
+    } else {
+        None
+    };
+    let mut settings = match &file {
+        Some(p) => {
+            let text = std::fs::read_to_string(p).map_err(|e| {
+                ConfigError::new(
+                    p.display().to_string(),
+                    None,
+                    format!("cannot read config file: {e}"),
+                )
+            })?;
+            Settings::parse(p, &text)?
+        }
+        None => Settings::defaults(),
+    };
+    apply_env(&mut settings, env)?;
+    Ok(settings)
+}
+
+// ---------------------------------------------------------------------------------------
+// Raw file layout. Every field optional; spans kept for semantic errors.
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawSettings {
+    node: Option<RawNode>,
+    store: Option<RawStore>,
+    http: Option<RawHttp>,
+    log: Option<RawLog>,
+    gpio: Option<RawGpio>,
+    pipeline: Option<RawPipeline>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawNode {
+    name: Option<Spanned<String>>,
+    data_dir: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawStore {
+    map_size_mb: Option<Spanned<i64>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHttp {
+    enabled: Option<Spanned<bool>>,
+    bind: Option<Spanned<String>>,
+    token: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLog {
+    level: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawGpio {
+    backend: Option<Spanned<String>>,
+    simulate: Option<Spanned<bool>>,
+    pins: Option<Vec<Spanned<RawPin>>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPin {
+    pin: Spanned<i64>,
+    name: Spanned<String>,
+    mode: Option<Spanned<String>>,
+    pull: Option<Spanned<String>>,
+    initial: Option<Spanned<bool>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPipeline {
+    files: Option<Vec<Spanned<String>>>,
+}
+
+/// Valid keys per section, for hints (and the environment variable names).
+const SECTIONS: &[(&str, &[&str])] = &[
+    ("node", &["name", "data_dir"]),
+    ("store", &["map_size_mb"]),
+    ("http", &["enabled", "bind", "token"]),
+    ("log", &["level"]),
+    ("gpio", &["backend", "simulate", "pins"]),
+    ("pipeline", &["files"]),
+];
+const PIN_KEYS: &[&str] = &["pin", "name", "mode", "pull", "initial"];
+
+/// A scalar setting value, from the file or from the environment.
+enum Val {
+    Str(String),
+    Int(i64),
+    Bool(bool),
+    List(Vec<String>),
+}
+
+/// A problem with one value: message and optional hint.
+type Problem = (String, Option<String>);
+
+fn problem(msg: impl Into<String>) -> Problem {
+    (msg.into(), None)
+}
+
+fn problem_hint(msg: impl Into<String>, hint: impl Into<String>) -> Problem {
+    (msg.into(), Some(hint.into()))
+}
+
+fn valid_name_chars(s: &str) -> bool {
+    s.chars()
+        .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+}
+
+/// Validate and store one scalar setting. `base` anchors relative paths (the config file's
+/// directory; `None` for the environment).
+fn set_key(
+    s: &mut Settings,
+    section: &str,
+    key: &str,
+    val: Val,
+    base: Option<&Path>,
+) -> Result<(), Problem> {
+    let resolve = |p: String| -> PathBuf {
+        let p = PathBuf::from(p);
+        match base {
+            Some(b) if p.is_relative() => b.join(p),
+            _ => p,
+        }
+    };
+    match (section, key, val) {
+        ("node", "name", Val::Str(v)) => {
+            if v.is_empty() || v.chars().count() > 64 || !valid_name_chars(&v) {
+                return Err(problem_hint(
+                    format!("node name '{v}' is not valid"),
+                    "use 1 to 64 characters from A-Z a-z 0-9 _ - (the name becomes an MQTT topic segment), e.g. \"greenhouse-pi\"",
+                ));
+            }
+            s.node.name = v;
+        }
+        ("node", "data_dir", Val::Str(v)) => {
+            if v.is_empty() {
+                return Err(problem_hint(
+                    "data_dir is empty",
+                    "leave it out for the default, or give a directory such as \"/var/lib/smollama\"",
+                ));
+            }
+            s.node.data_dir = resolve(v);
+        }
+        ("store", "map_size_mb", Val::Int(v)) => {
+            if !(1..=65536).contains(&v) {
+                return Err(problem_hint(
+                    format!("map_size_mb = {v} is out of range"),
+                    "use 1 to 65536 (MiB); the default 256 holds months of readings",
+                ));
+            }
+            if cfg!(target_pointer_width = "32") && v > 2048 {
+                return Err(problem_hint(
+                    format!("map_size_mb = {v} is too large for this 32-bit system"),
+                    "a 32-bit process cannot map more than about 2 GiB; use 2048 or less",
+                ));
+            }
+            s.store.map_size_mb = v as u64;
+        }
+        ("http", "enabled", Val::Bool(v)) => s.http.enabled = v,
+        ("http", "bind", Val::Str(v)) => {
+            s.http.bind = v.parse().map_err(|_| {
+                problem_hint(
+                    format!("bind = '{v}' is not an address and port"),
+                    "write IP:PORT, e.g. \"127.0.0.1:8080\" (this machine only) or \"0.0.0.0:8080\" (every interface)",
+                )
+            })?;
+        }
+        ("http", "token", Val::Str(v)) => {
+            if v.is_empty() {
+                s.http.token = None;
+            } else if v.chars().count() < 16 || v.trim() != v {
+                return Err(problem_hint(
+                    "http token is too short (at least 16 characters, no surrounding spaces)",
+                    "generate one with `openssl rand -hex 16`, or leave token empty to turn off endpoints that change things",
+                ));
+            } else {
+                s.http.token = Some(v);
+            }
+        }
+        ("log", "level", Val::Str(v)) => {
+            const LEVELS: [&str; 5] = ["error", "warn", "info", "debug", "trace"];
+            let l = v.to_ascii_lowercase();
+            if !LEVELS.contains(&l.as_str()) {
+                return Err(problem_hint(
+                    format!("unknown log level '{v}'"),
+                    suggest::hint(&l, "levels", &LEVELS),
+                ));
+            }
+            s.log.level = Some(l);
+        }
+        ("gpio", "backend", Val::Str(v)) => {
+            s.gpio.backend = match v.as_str() {
+                "auto" => GpioBackendChoice::Auto,
+                "mock" => GpioBackendChoice::Mock,
+                "rppal" => GpioBackendChoice::Rppal,
+                _ => {
+                    return Err(problem_hint(
+                        format!("unknown gpio backend '{v}'"),
+                        suggest::hint(&v, "backends", &["auto", "mock", "rppal"]),
+                    ));
+                }
+            }
+        }
+        ("gpio", "simulate", Val::Bool(v)) => s.gpio.simulate = v,
+        ("pipeline", "files", Val::List(v)) => {
+            let mut files = Vec::new();
+            for f in v {
+                if f.trim().is_empty() {
+                    return Err(problem("an empty pipeline file name"));
+                }
+                let p = resolve(f);
+                if files.contains(&p) {
+                    return Err(problem(format!(
+                        "pipeline file {} is listed twice",
+                        p.display()
+                    )));
+                }
+                files.push(p);
+            }
+            s.pipeline.files = files;
+        }
+        (sec, key, _) => {
+            return Err(problem(format!(
+                "internal: no setting {sec}.{key} of this type"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Turn a toml deserialisation error into a `ConfigError` with a line and, for unknown keys,
+/// a hint listing the valid ones.
+fn toml_error(file: &str, text: &str, e: &toml::de::Error) -> ConfigError {
+    let line = e.span().map(|r| error::line_of(text, r.start));
+    let msg = e.message().trim().to_string();
+    let mut err = ConfigError::new(file, line, msg.clone());
+    if let Some((unknown, expected)) = parse_unknown_field(&msg) {
+        let hint = if expected.is_empty() {
+            "this table takes no keys".to_string()
+        } else {
+            let refs: Vec<&str> = expected.iter().map(String::as_str).collect();
+            suggest::hint(&unknown, "keys here", &refs)
+        };
+        err = err.with_hint(hint);
+    } else if msg.contains("missing field") {
+        err = err.with_hint(format!(
+            "each [[gpio.pins]] needs at least `pin` and `name`; keys: {}",
+            PIN_KEYS.join(", ")
+        ));
+    } else if msg.starts_with("invalid type") {
+        err = err
+            .with_hint("check the value's type: strings in quotes, numbers and true/false without");
+    }
+    err
+}
+
+/// Parse serde's "unknown field `x`, expected one of `a`, `b`" (or "expected `a`", or
+/// "there are no fields").
+pub(crate) fn parse_unknown_field(msg: &str) -> Option<(String, Vec<String>)> {
+    let rest = msg.split("unknown field `").nth(1)?;
+    let (name, rest) = rest.split_once('`')?;
+    let expected = rest
+        .split('`')
+        .skip(1)
+        .step_by(2)
+        .map(str::to_string)
+        .collect();
+    Some((name.to_string(), expected))
+}
+
+fn apply_file(settings: &mut Settings, path: &Path, text: &str) -> Result<(), ConfigErrors> {
+    let file = path.display().to_string();
+    let raw: RawSettings = toml::from_str(text).map_err(|e| toml_error(&file, text, &e))?;
+    let base = path.parent().map(|p| {
+        if p.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            p
+        }
+    });
+    let mut errors = Vec::new();
+    let mut set = |section: &str, key: &str, span: std::ops::Range<usize>, val: Val| {
+        if let Err((msg, hint)) = set_key(settings, section, key, val, base) {
+            let mut e = ConfigError::new(&file, Some(error::line_of(text, span.start)), msg);
+            e.hint = hint;
+            errors.push(e);
+        }
+    };
+    let s = |v: Spanned<String>| (v.span(), Val::Str(v.into_inner()));
+    let b = |v: Spanned<bool>| (v.span(), Val::Bool(v.into_inner()));
+    if let Some(n) = raw.node {
+        if let Some((sp, v)) = n.name.map(s) {
+            set("node", "name", sp, v);
+        }
+        if let Some((sp, v)) = n.data_dir.map(s) {
+            set("node", "data_dir", sp, v);
+        }
+    }
+    if let Some(st) = raw.store.and_then(|st| st.map_size_mb) {
+        set("store", "map_size_mb", st.span(), Val::Int(*st.get_ref()));
+    }
+    if let Some(h) = raw.http {
+        if let Some((sp, v)) = h.enabled.map(b) {
+            set("http", "enabled", sp, v);
+        }
+        if let Some((sp, v)) = h.bind.map(s) {
+            set("http", "bind", sp, v);
+        }
+        if let Some((sp, v)) = h.token.map(s) {
+            set("http", "token", sp, v);
+        }
+    }
+    if let Some((sp, v)) = raw.log.and_then(|l| l.level).map(s) {
+        set("log", "level", sp, v);
+    }
+    let mut pins = None;
+    if let Some(g) = raw.gpio {
+        if let Some((sp, v)) = g.backend.map(s) {
+            set("gpio", "backend", sp, v);
+        }
+        if let Some((sp, v)) = g.simulate.map(b) {
+            set("gpio", "simulate", sp, v);
+        }
+        pins = g.pins;
+    }
+    if let Some(files) = raw.pipeline.and_then(|p| p.files) {
+        let span = files.first().map_or(0..0, |f| f.span());
+        set(
+            "pipeline",
+            "files",
+            span,
+            Val::List(files.into_iter().map(|f| f.into_inner()).collect()),
+        );
+    }
+    for raw_pin in pins.unwrap_or_default() {
+        let at = |span: std::ops::Range<usize>| Some(error::line_of(text, span.start));
+        match parse_pin(raw_pin.into_inner(), &settings.gpio.pins) {
+            Ok(p) => settings.gpio.pins.push(p),
+            Err((span, msg, hint)) => {
+                let mut e = ConfigError::new(&file, at(span), msg);
+                e.hint = Some(hint);
+                errors.push(e);
+            }
+        }
+    }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(ConfigErrors(errors))
+    }
+}
+
+fn parse_pin(
+    raw: RawPin,
+    existing: &[PinConfig],
+) -> Result<PinConfig, (std::ops::Range<usize>, String, String)> {
+    let pin = *raw.pin.get_ref();
+    if !(0..=27).contains(&pin) {
+        return Err((
+            raw.pin.span(),
+            format!("pin {pin} is not a GPIO pin"),
+            "use a BCM number from 0 to 27 (BCM numbering, not the physical header position)"
+                .into(),
+        ));
+    }
+    let pin = pin as u8;
+    if let Some(other) = existing.iter().find(|p| p.pin == pin) {
+        return Err((
+            raw.pin.span(),
+            format!("pin {pin} is configured twice"),
+            format!(
+                "it is already configured as '{}'; give each pin one [[gpio.pins]] entry",
+                other.name
+            ),
+        ));
+    }
+    let name = raw.name.get_ref().clone();
+    if name.is_empty() || !valid_name_chars(&name) {
+        return Err((
+            raw.name.span(),
+            format!("pin name '{name}' is not valid"),
+            "use a non-empty name from A-Z a-z 0-9 _ -, e.g. \"motion\"".into(),
+        ));
+    }
+    if let Some(other) = existing.iter().find(|p| p.name == name) {
+        return Err((
+            raw.name.span(),
+            format!("pin name '{name}' is used twice"),
+            format!(
+                "pin {} is already called '{name}'; names must be unique",
+                other.pin
+            ),
+        ));
+    }
+    let mode = match raw.mode {
+        None => PinMode::Input,
+        Some(m) => match m.get_ref().as_str() {
+            "input" => PinMode::Input,
+            "output" => PinMode::Output,
+            other => {
+                return Err((
+                    m.span(),
+                    format!("unknown pin mode '{other}'"),
+                    suggest::hint(other, "modes", &["input", "output"]),
+                ));
+            }
+        },
+    };
+    let pull = match raw.pull {
+        None => Pull::Down,
+        Some(p) => match p.get_ref().as_str() {
+            "off" => Pull::Off,
+            "up" => Pull::Up,
+            "down" => Pull::Down,
+            other => {
+                return Err((
+                    p.span(),
+                    format!("unknown pull '{other}'"),
+                    suggest::hint(other, "pulls", &["off", "up", "down"]),
+                ));
+            }
+        },
+    };
+    Ok(PinConfig {
+        pin,
+        name,
+        mode,
+        pull,
+        initial: raw.initial.is_some_and(|i| *i.get_ref()),
+    })
+}
+
+/// The environment variables that override settings: (variable, section, key).
+fn env_keys() -> Vec<(String, &'static str, &'static str)> {
+    let mut v = Vec::new();
+    for (section, keys) in SECTIONS {
+        for key in keys.iter().filter(|k| **k != "pins") {
+            v.push((
+                format!(
+                    "{ENV_PREFIX}{}_{}",
+                    section.to_ascii_uppercase(),
+                    key.to_ascii_uppercase()
+                ),
+                *section,
+                *key,
+            ));
+        }
+    }
+    v
+}
+
+fn parse_bool(v: &str) -> Option<bool> {
+    match v.trim().to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" | "on" => Some(true),
+        "false" | "0" | "no" | "off" => Some(false),
+        _ => None,
+    }
+}
+
+fn apply_env(settings: &mut Settings, env: &[(String, String)]) -> Result<(), ConfigErrors> {
+    let known = env_keys();
+    let mut errors = Vec::new();
+    for (var, value) in env {
+        if !var.starts_with(ENV_PREFIX) || var == CONFIG_ENV || value.is_empty() {
+            continue;
+        }
+        let origin = format!("environment variable {var}");
+        let Some((_, section, key)) = known.iter().find(|(k, _, _)| k == var) else {
+            let mut names: Vec<String> = known.iter().map(|(k, _, _)| k.clone()).collect();
+            names.push(CONFIG_ENV.to_string());
+            let sorted = suggest::by_closeness(var, &names);
+            errors.push(
+                ConfigError::new(origin, None, format!("unknown setting variable {var}"))
+                    .with_hint(format!(
+                        "known variables (closest first): {}",
+                        sorted.join(", ")
+                    )),
+            );
+            continue;
+        };
+        let val = match (*section, *key) {
+            ("store", "map_size_mb") => match value.trim().parse::<i64>() {
+                Ok(n) => Val::Int(n),
+                Err(_) => {
+                    errors.push(
+                        ConfigError::new(origin, None, format!("'{value}' is not a whole number"))
+                            .with_hint("give the map size in MiB, e.g. 256"),
+                    );
+                    continue;
+                }
+            },
+            ("http", "enabled") | ("gpio", "simulate") => match parse_bool(value) {
+                Some(b) => Val::Bool(b),
+                None => {
+                    errors.push(
+                        ConfigError::new(origin, None, format!("'{value}' is not a boolean"))
+                            .with_hint("use true/false, 1/0, yes/no or on/off"),
+                    );
+                    continue;
+                }
+            },
+            ("pipeline", "files") => Val::List(
+                value
+                    .split(',')
+                    .map(|f| f.trim().to_string())
+                    .filter(|f| !f.is_empty())
+                    .collect(),
+            ),
+            _ => Val::Str(value.clone()),
+        };
+        if let Err((msg, hint)) = set_key(settings, section, key, val, None) {
+            let mut e = ConfigError::new(origin, None, msg);
+            e.hint = hint;
+            errors.push(e);
+        }
+    }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(ConfigErrors(errors))
     }
 }
 
@@ -153,3 +756,157 @@ pub fn default_data_dir() -> PathBuf {
 
 /// Sampling interval default for sources that do not say.
 pub const DEFAULT_EVERY: Micros = 10_000_000;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    fn temp_dir(tag: &str) -> PathBuf {
+        let d =
+            std::env::temp_dir().join(format!("smollama-settings-{tag}-{}", std::process::id()));
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    #[test]
+    fn env_overrides_apply_and_validate() {
+        let none = Path::new("/nonexistent/smollama.toml");
+        let s = load_from(
+            None,
+            &env(&[
+                ("SMOLLAMA_NODE_NAME", "greenhouse"),
+                ("SMOLLAMA_NODE_DATA_DIR", "/var/lib/x"),
+                ("SMOLLAMA_STORE_MAP_SIZE_MB", "512"),
+                ("SMOLLAMA_HTTP_BIND", "0.0.0.0:9000"),
+                ("SMOLLAMA_HTTP_TOKEN", "0123456789abcdef"),
+                ("SMOLLAMA_HTTP_ENABLED", "Off"),
+                ("SMOLLAMA_LOG_LEVEL", "DEBUG"),
+                ("SMOLLAMA_GPIO_BACKEND", "mock"),
+                ("SMOLLAMA_GPIO_SIMULATE", "yes"),
+                ("SMOLLAMA_PIPELINE_FILES", "a.toml, b.toml"),
+                ("SMOLLAMA_LOG_LEVEL_UNUSED_BUT_EMPTY", ""),
+            ]),
+            none,
+        )
+        .unwrap();
+        assert_eq!(s.node.name, "greenhouse");
+        assert_eq!(s.node.data_dir, PathBuf::from("/var/lib/x"));
+        assert_eq!(s.store.map_size_mb, 512);
+        assert_eq!(s.http.bind, "0.0.0.0:9000".parse().unwrap());
+        assert_eq!(s.http.token.as_deref(), Some("0123456789abcdef"));
+        assert!(!s.http.enabled);
+        assert_eq!(s.log.level.as_deref(), Some("debug"));
+        assert_eq!(s.gpio.backend, GpioBackendChoice::Mock);
+        assert!(s.gpio.simulate);
+        assert_eq!(
+            s.pipeline.files,
+            vec![PathBuf::from("a.toml"), PathBuf::from("b.toml")]
+        );
+        assert_eq!(s.file, None);
+
+        for v in ["true", "1", "YES", "on"] {
+            assert_eq!(parse_bool(v), Some(true));
+        }
+        for v in ["false", "0", "No", "OFF"] {
+            assert_eq!(parse_bool(v), Some(false));
+        }
+    }
+
+    #[test]
+    fn env_errors_name_the_variable() {
+        let none = Path::new("/nonexistent/smollama.toml");
+        let e = load_from(None, &env(&[("SMOLLAMA_HTTP_BIND", "nope")]), none).unwrap_err();
+        assert_eq!(e.0[0].file, "environment variable SMOLLAMA_HTTP_BIND");
+        assert_eq!(e.0[0].line, None);
+        let e = load_from(None, &env(&[("SMOLLAMA_GPIO_SIMULATE", "maybe")]), none).unwrap_err();
+        assert!(e.0[0].message.contains("not a boolean"));
+        let e = load_from(None, &env(&[("SMOLLAMA_STORE_MAP_SIZE_MB", "0")]), none).unwrap_err();
+        assert!(e.0[0].message.contains("out of range"));
+        let e = load_from(None, &env(&[("SMOLLAMA_HTTP_BIN", "x")]), none).unwrap_err();
+        assert!(
+            e.0[0]
+                .message
+                .contains("unknown setting variable SMOLLAMA_HTTP_BIN")
+        );
+        let hint = e.0[0].hint.as_deref().unwrap();
+        assert!(
+            hint.contains("closest first): SMOLLAMA_HTTP_BIND,"),
+            "{hint}"
+        );
+        // Several problems are all reported; empty values are ignored.
+        let e = load_from(
+            None,
+            &env(&[
+                ("SMOLLAMA_LOG_LEVEL", "loud"),
+                ("SMOLLAMA_NODE_NAME", "a b"),
+                ("SMOLLAMA_HTTP_BIND", ""),
+            ]),
+            none,
+        )
+        .unwrap_err();
+        assert_eq!(e.0.len(), 2);
+    }
+
+    #[test]
+    fn lookup_order() {
+        let dir = temp_dir("lookup");
+        let cli = dir.join("cli.toml");
+        let envf = dir.join("env.toml");
+        let sys = dir.join("system.toml");
+        std::fs::write(&cli, "[node]\nname = \"cli\"\n").unwrap();
+        std::fs::write(
+            &envf,
+            "[node]\nname = \"env\"\n[pipeline]\nfiles = [\"p.toml\"]\n",
+        )
+        .unwrap();
+        std::fs::write(&sys, "[node]\nname = \"system\"\n").unwrap();
+        let cfg_env = env(&[("SMOLLAMA_CONFIG", envf.to_str().unwrap())]);
+
+        let s = load_from(Some(&cli), &cfg_env, &sys).unwrap();
+        assert_eq!(
+            (s.node.name.as_str(), s.file.as_deref()),
+            ("cli", Some(cli.as_path()))
+        );
+        let s = load_from(None, &cfg_env, &sys).unwrap();
+        assert_eq!(s.node.name, "env");
+        // Relative paths resolve against the config file's directory.
+        assert_eq!(s.pipeline.files, vec![dir.join("p.toml")]);
+        let s = load_from(None, &[], &sys).unwrap();
+        assert_eq!(s.node.name, "system");
+        let s = load_from(None, &[], &dir.join("absent.toml")).unwrap();
+        assert_eq!(s.file, None);
+        assert_eq!(s.node.name, "smollama-node");
+        // An override beats the file.
+        let s = load_from(Some(&cli), &env(&[("SMOLLAMA_NODE_NAME", "over")]), &sys).unwrap();
+        assert_eq!(s.node.name, "over");
+
+        // Named files must exist.
+        let missing = dir.join("missing.toml");
+        let e = load_from(Some(&missing), &[], &sys).unwrap_err();
+        assert!(e.0[0].message.contains("does not exist"), "{e}");
+        let e = load_from(
+            None,
+            &env(&[("SMOLLAMA_CONFIG", missing.to_str().unwrap())]),
+            &sys,
+        )
+        .unwrap_err();
+        assert!(e.0[0].message.contains("does not exist"), "{e}");
+        assert_eq!(e.0[0].file, "environment variable SMOLLAMA_CONFIG");
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    #[test]
+    fn file_errors_are_all_collected() {
+        let text = "[node]\nname = \"a b\"\n[store]\nmap_size_mb = 0\n[http]\nbind = \"x\"\n";
+        let e = Settings::parse(Path::new("s.toml"), text).unwrap_err();
+        let lines: Vec<_> = e.0.iter().map(|e| e.line).collect();
+        assert_eq!(lines, vec![Some(2), Some(4), Some(6)]);
+    }
+}
