@@ -233,3 +233,29 @@ fn cli_exit_codes() {
     assert_eq!(code, 2);
     assert!(err.contains("loud"));
 }
+
+#[test]
+fn environment_overrides_and_flags_after_the_subcommand() {
+    let dir = TempDir::new("env");
+    let home = dir.path().to_str().unwrap();
+    // No config file at all: built-in defaults plus environment overrides.
+    let (code, out, err) = run_cli(
+        &["status", "--json", "--log-level", "debug"],
+        &[
+            ("HOME", home),
+            ("SMOLLAMA_NODE_NAME", "from-env"),
+            ("SMOLLAMA_HTTP_BIND", "127.0.0.1:1"),
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["node"], "from-env");
+    assert_eq!(v["running"], false);
+    // A bad override is refused, naming the variable.
+    let (code, _, err) = run_cli(
+        &["status"],
+        &[("HOME", home), ("SMOLLAMA_HTTP_BIND", "not-an-address")],
+    );
+    assert_eq!(code, 2);
+    assert!(err.contains("SMOLLAMA_HTTP_BIND"), "{err}");
+}
