@@ -451,3 +451,465 @@ const _: () = {
     send_sync::<Store>();
 };
 
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::writer;
+    use super::*;
+    use crate::graph::registry::Registry;
+    use crate::graph::{Reading, ShortText, Value, reading::flags};
+    use std::sync::atomic::Ordering;
+
+    /// A directory under the system temp dir, removed on drop.
+    pub(crate) struct TempDir(pub PathBuf);
+
+    impl TempDir {
+        pub(crate) fn new(tag: &str) -> TempDir {
+            static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+            let n = N.fetch_add(1, Ordering::Relaxed);
+            let nanos = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.subsec_nanos())
+                .unwrap_or(0);
+            let p = std::env::temp_dir().join(format!(
+                "smollama-store-{tag}-{}-{n}-{nanos}",
+                std::process::id()
+            ));
+            std::fs::create_dir_all(&p).unwrap();
+            TempDir(p)
+        }
+    }
+
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn opts() -> StoreOptions {
+        StoreOptions { map_size: 16 << 20 }
+    }
+
+    fn num(s: u32, ts: Micros, x: f64) -> Item {
+        Item::Reading(Reading::new(SourceId(s), ts, Value::Number(x)))
+    }
+
+    fn all(store: &Store, s: u32) -> Vec<Reading> {
+        store
+            .history(SourceId(s), Micros::MIN, Micros::MAX, usize::MAX)
+            .unwrap()
+    }
+
+    fn rollup(s: u32, level: u8, bucket: Micros, count: u32, min: f64, max: f64, sum: f64) -> Rollup {
+        Rollup {
+            source: SourceId(s),
+            level,
+            bucket_start: bucket,
+            count,
+            min,
+            max,
+            sum,
+        }
+    }
+
+    #[test]
+    fn every_value_type_and_flags_round_trip() {
+        let dir = TempDir::new("types");
+        let store = Store::open(&dir.0, &opts()).unwrap();
+        let readings = [
+            Reading {
+                source: SourceId(0),
+                ts: 10,
+                value: Value::Number(-3.25),
+                flags: flags::OUT_OF_RANGE,
+            },
+            Reading {
+                source: SourceId(0),
+                ts: 11,
+                value: Value::Number(f64::MAX),
+                flags: flags::HEARTBEAT | flags::OUT_OF_RANGE,
+            },
+            Reading {
+                source: SourceId(1),
+                ts: 10,
+                value: Value::Bool(true),
+                flags: 0,
+            },
+            Reading {
+                source: SourceId(1),
+                ts: 12,
+                value: Value::Bool(false),
+                flags: flags::HEARTBEAT,
+            },
+            Reading {
+                source: SourceId(2),
+                ts: 10,
+                value: Value::Text(ShortText::new("charging ⚡")),
+                flags: 0,
+            },
+            Reading {
+                source: SourceId(2),
+                ts: 13,
+                value: Value::Text(ShortText::new("")),
+                flags: 0,
+            },
+        ];
+        let items: Vec<Item> = readings.iter().copied().map(Item::Reading).collect();
+        let w = store.write_batch(&[], &items).unwrap();
+        assert_eq!(w.readings, 6);
+        for s in 0..3 {
+            let mut got = all(&store, s);
+            got.reverse();
+            let want: Vec<Reading> = readings
+                .iter()
+                .filter(|r| r.source.0 == s)
+                .copied()
+                .collect();
+            assert_eq!(got, want);
+        }
+        assert_eq!(store.latest(SourceId(2)).unwrap(), Some(readings[5]));
+        assert_eq!(store.latest(SourceId(9)).unwrap(), None);
+        let latest: Vec<Reading> = store.latest_all().unwrap();
+        assert_eq!(latest, vec![readings[1], readings[3], readings[5]]);
+    }
+
+    #[test]
+    fn same_timestamp_readings_are_all_kept() {
+        let dir = TempDir::new("dup");
+        let store = Store::open(&dir.0, &opts()).unwrap();
+        store
+            .write_batch(&[], &[num(0, 100, 1.0), num(0, 100, 2.0), num(0, 101, 3.0)])
+            .unwrap();
+        // A later batch at a taken time moves on past it as well.
+        store.write_batch(&[], &[num(0, 100, 4.0)]).unwrap();
+        let got: Vec<(Micros, Value)> = all(&store, 0).iter().map(|r| (r.ts, r.value)).collect();
+        assert_eq!(
+            got,
+            vec![
+                (103, Value::Number(4.0)),
+                (102, Value::Number(3.0)),
+                (101, Value::Number(2.0)),
+                (100, Value::Number(1.0)),
+            ]
+        );
+    }
+
+    #[test]
+    fn history_bounds_order_and_limit() {
+        let dir = TempDir::new("history");
+        let store = Store::open(&dir.0, &opts()).unwrap();
+        let items: Vec<Item> = (0..100)
+            .flat_map(|i| [num(0, i * 10, i as f64), num(1, i * 10, -(i as f64))])
+            .collect();
+        store.write_batch(&[], &items).unwrap();
+        // from inclusive, to exclusive, newest first.
+        let h = store.history(SourceId(0), 200, 300, 100).unwrap();
+        let ts: Vec<Micros> = h.iter().map(|r| r.ts).collect();
+        assert_eq!(ts, (20..30).rev().map(|i| i * 10).collect::<Vec<_>>());
+        assert!(h.iter().all(|r| r.source == SourceId(0)));
+        // limit keeps the newest.
+        let h = store.history(SourceId(0), 200, 300, 3).unwrap();
+        assert_eq!(h.iter().map(|r| r.ts).collect::<Vec<_>>(), vec![290, 280, 270]);
+        // Bounds between readings.
+        let h = store.history(SourceId(0), 201, 211, 10).unwrap();
+        assert_eq!(h.iter().map(|r| r.ts).collect::<Vec<_>>(), vec![210]);
+        // Empty and inverted ranges.
+        assert!(store.history(SourceId(0), 300, 300, 10).unwrap().is_empty());
+        assert!(store.history(SourceId(0), 300, 200, 10).unwrap().is_empty());
+        assert!(store.history(SourceId(0), 0, 1000, 0).unwrap().is_empty());
+        assert!(store.history(SourceId(5), 0, 1000, 10).unwrap().is_empty());
+        // The whole range of source 1 does not leak into source 0 or 2.
+        assert_eq!(all(&store, 1).len(), 100);
+    }
+
+    #[test]
+    fn negative_and_zero_timestamps_sort() {
+        let dir = TempDir::new("neg");
+        let store = Store::open(&dir.0, &opts()).unwrap();
+        let ts = [5, -1, 0, i64::MIN, -1_000_000_000, 1, i64::MAX - 1];
+        let items: Vec<Item> = ts.iter().map(|&t| num(3, t, t as f64)).collect();
+        store.write_batch(&[], &items).unwrap();
+        let got: Vec<Micros> = all(&store, 3).iter().map(|r| r.ts).collect();
+        let mut want = ts.to_vec();
+        want.sort_unstable_by(|a, b| b.cmp(a));
+        assert_eq!(got, want);
+        let h = store.history(SourceId(3), -1, 1, 10).unwrap();
+        assert_eq!(h.iter().map(|r| r.ts).collect::<Vec<_>>(), vec![0, -1]);
+        assert_eq!(store.latest(SourceId(3)).unwrap().map(|r| r.ts), Some(i64::MAX - 1));
+    }
+
+    #[test]
+    fn rollups_merge_and_query() {
+        let dir = TempDir::new("rollup");
+        let store = Store::open(&dir.0, &opts()).unwrap();
+        let items = [
+            Item::Rollup(rollup(0, 0, 0, 2, 1.0, 3.0, 4.0)),
+            Item::Rollup(rollup(0, 0, 60, 1, 5.0, 5.0, 5.0)),
+            Item::Rollup(rollup(0, 1, 0, 10, 0.0, 9.0, 45.0)),
+            Item::Rollup(rollup(1, 0, 0, 1, 7.0, 7.0, 7.0)),
+        ];
+        let w = store.write_batch(&[], &items).unwrap();
+        assert_eq!(w.rollups, 4);
+        // Merge into the existing bucket, in a later transaction and within one.
+        store
+            .write_batch(
+                &[],
+                &[
+                    Item::Rollup(rollup(0, 0, 0, 3, -2.0, 2.0, 1.0)),
+                    Item::Rollup(rollup(0, 0, 0, 1, 10.0, 10.0, 10.0)),
+                ],
+            )
+            .unwrap();
+        let r = store.rollups(SourceId(0), 0, Micros::MIN, Micros::MAX, 10).unwrap();
+        assert_eq!(
+            r,
+            vec![
+                rollup(0, 0, 60, 1, 5.0, 5.0, 5.0),
+                rollup(0, 0, 0, 6, -2.0, 10.0, 15.0)
+            ]
+        );
+        assert_eq!(r[1].mean(), 2.5);
+        // Levels and sources stay apart; bounds and limit as for history.
+        assert_eq!(store.rollups(SourceId(0), 1, 0, 1, 10).unwrap().len(), 1);
+        assert_eq!(store.rollups(SourceId(1), 0, 0, 61, 10).unwrap().len(), 1);
+        assert_eq!(store.rollups(SourceId(0), 0, 0, 60, 10).unwrap().len(), 1);
+        assert_eq!(
+            store.rollups(SourceId(0), 0, 0, 61, 1).unwrap()[0].bucket_start,
+            60
+        );
+        assert_eq!(store.counts().unwrap().rollups, 4);
+    }
+
+    #[test]
+    fn prune_deletes_only_older_rows_and_at_most_max() {
+        let dir = TempDir::new("prune");
+        let store = Store::open(&dir.0, &opts()).unwrap();
+        let mut items = Vec::new();
+        for s in 0..4 {
+            for t in -5..10 {
+                items.push(num(s, t * 100, t as f64));
+            }
+        }
+        for l in 0..2 {
+            for t in 0..10 {
+                items.push(Item::Rollup(rollup(1, l, t * 100, 1, 0.0, 0.0, 0.0)));
+            }
+        }
+        store.write_batch(&[], &items).unwrap();
+        let prune = |target, older_than, max| Item::Prune(Prune { target, older_than, max });
+
+        // 4 sources × 5 negative rows + 4 × (0, 100) = 28 rows are older than 200.
+        let w = store.write_batch(&[], &[prune(PruneTarget::Raw, 200, 10)]).unwrap();
+        assert_eq!(w.pruned, 10);
+        assert_eq!(store.counts().unwrap().readings, 60 - 10);
+        let w = store.write_batch(&[], &[prune(PruneTarget::Raw, 200, 1000)]).unwrap();
+        assert_eq!(w.pruned, 18);
+        for s in 0..4 {
+            let ts: Vec<Micros> = all(&store, s).iter().map(|r| r.ts).collect();
+            assert_eq!(ts, (2..10).rev().map(|t| t * 100).collect::<Vec<_>>(), "source {s}");
+        }
+        let w = store.write_batch(&[], &[prune(PruneTarget::Raw, 200, 1000)]).unwrap();
+        assert_eq!(w.pruned, 0);
+
+        // Rollup prunes touch only their level.
+        let w = store
+            .write_batch(&[], &[prune(PruneTarget::Rollup(0), 500, 3)])
+            .unwrap();
+        assert_eq!(w.pruned, 3);
+        let w = store
+            .write_batch(&[], &[prune(PruneTarget::Rollup(0), 500, 100)])
+            .unwrap();
+        assert_eq!(w.pruned, 2);
+        let l0 = store.rollups(SourceId(1), 0, Micros::MIN, Micros::MAX, 100).unwrap();
+        assert_eq!(l0.last().map(|r| r.bucket_start), Some(500));
+        assert_eq!(l0.len(), 5);
+        let l1 = store.rollups(SourceId(1), 1, Micros::MIN, Micros::MAX, 100).unwrap();
+        assert_eq!(l1.len(), 10);
+        // A prune of an empty level is a no-op.
+        let w = store
+            .write_batch(&[], &[prune(PruneTarget::Rollup(7), Micros::MAX, 100)])
+            .unwrap();
+        assert_eq!(w.pruned, 0);
+    }
+
+    #[test]
+    fn sources_persist_and_reopen_keeps_data() {
+        let dir = TempDir::new("reopen");
+        let reg = Registry::new();
+        let a = reg.intern("system:cpu_temp", "celsius", ValueKind::Number);
+        let b = reg.intern("gpio:17", "boolean", ValueKind::Bool);
+        let c = reg.intern("system:state", "", ValueKind::Text);
+        {
+            let store = Store::open(&dir.0, &opts()).unwrap();
+            let w = store
+                .write_batch(&reg.take_unsaved(), &[num(a.id.0, 5, 42.0)])
+                .unwrap();
+            assert_eq!(w.sources, 3);
+            assert_eq!(store.schema_version().unwrap(), Some(SCHEMA_VERSION));
+        }
+        let store = Store::open(&dir.0, &opts()).unwrap();
+        assert_eq!(
+            store.sources().unwrap(),
+            vec![
+                (a.id, "system:cpu_temp".into(), "celsius".into(), ValueKind::Number),
+                (b.id, "gpio:17".into(), "boolean".into(), ValueKind::Bool),
+                (c.id, "system:state".into(), "".into(), ValueKind::Text),
+            ]
+        );
+        assert_eq!(
+            store.latest(a.id).unwrap(),
+            Some(Reading::new(a.id, 5, Value::Number(42.0)))
+        );
+        // A registry seeded from the store keeps the ids.
+        let reg2 = Registry::new();
+        reg2.load(store.sources().unwrap());
+        assert_eq!(reg2.lookup("gpio:17").map(|i| i.id), Some(b.id));
+    }
+
+    #[test]
+    fn schema_mismatch_is_refused() {
+        let dir = TempDir::new("schema");
+        {
+            let store = Store::open(&dir.0, &opts()).unwrap();
+            let mut wtxn = store.env.write_txn().unwrap();
+            store
+                .meta
+                .put(&mut wtxn, META_SCHEMA_VERSION, &99u32.to_be_bytes())
+                .unwrap();
+            wtxn.commit().unwrap();
+        }
+        let err = Store::open(&dir.0, &opts()).err().unwrap();
+        assert!(
+            matches!(err, StoreError::Schema { found: 99, expected: SCHEMA_VERSION, .. }),
+            "{err:?}"
+        );
+        let msg = err.to_string();
+        assert!(msg.contains("schema version 99"), "{msg}");
+        assert!(msg.contains("move the directory aside"), "{msg}");
+    }
+
+    #[test]
+    fn open_errors_name_the_path_and_reason() {
+        let dir = TempDir::new("openerr");
+        let file = dir.0.join("file");
+        std::fs::write(&file, b"x").unwrap();
+        let bad = file.join("store");
+        let err = Store::open(&bad, &opts()).err().unwrap();
+        let msg = err.to_string();
+        assert!(matches!(err, StoreError::Open { .. }), "{err:?}");
+        assert!(msg.contains(&bad.display().to_string()), "{msg}");
+        assert!(msg.to_lowercase().contains("not a directory"), "{msg}");
+
+        // The same environment twice in one process is refused, not UB.
+        let ok = dir.0.join("ok");
+        let _store = Store::open(&ok, &opts()).unwrap();
+        let err = Store::open(&ok, &opts()).err().unwrap();
+        assert!(err.to_string().contains("already open"), "{err}");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn permission_denied_is_an_open_error() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = TempDir::new("perm");
+        let ro = dir.0.join("ro");
+        std::fs::create_dir_all(&ro).unwrap();
+        std::fs::set_permissions(&ro, std::fs::Permissions::from_mode(0o500)).unwrap();
+        if std::fs::write(ro.join("probe"), b"").is_ok() {
+            return; // running as root: permissions are not enforced
+        }
+        let err = Store::open(&ro, &opts()).err().unwrap();
+        let msg = err.to_string();
+        assert!(matches!(err, StoreError::Open { .. }), "{err:?}");
+        assert!(msg.to_lowercase().contains("permission denied"), "{msg}");
+        let _ = std::fs::set_permissions(&ro, std::fs::Permissions::from_mode(0o700));
+    }
+
+    #[test]
+    fn counts_report_entries_and_sizes() {
+        let dir = TempDir::new("counts");
+        let store = Store::open(&dir.0, &opts()).unwrap();
+        let empty = store.counts().unwrap();
+        assert_eq!((empty.readings, empty.rollups, empty.sources), (0, 0, 0));
+        assert_eq!(empty.map_bytes, 16 << 20);
+        let reg = Registry::new();
+        reg.intern("a:x", "", ValueKind::Number);
+        reg.intern("a:y", "", ValueKind::Number);
+        let items: Vec<Item> = (0..5000).map(|i| num(i % 2, i as i64, 1.0)).collect();
+        store.write_batch(&reg.take_unsaved(), &items).unwrap();
+        store
+            .write_batch(&[], &[Item::Rollup(rollup(0, 0, 0, 1, 1.0, 1.0, 1.0))])
+            .unwrap();
+        let c = store.counts().unwrap();
+        assert_eq!((c.readings, c.rollups, c.sources), (5000, 1, 2));
+        assert!(c.used_bytes > empty.used_bytes, "{c:?} vs {empty:?}");
+        assert!(c.used_bytes >= 5000 * 22, "{c:?}");
+        assert!(c.file_bytes >= c.used_bytes, "{c:?}");
+        assert!(c.map_bytes >= c.file_bytes, "{c:?}");
+    }
+
+    #[test]
+    fn writer_commits_and_exits_when_sender_dropped() {
+        let dir = TempDir::new("writer");
+        let store = Arc::new(Store::open(&dir.0, &opts()).unwrap());
+        let reg = Arc::new(Registry::new());
+        let src = reg.intern("system:x", "u", ValueKind::Number);
+        let h = writer::spawn(store.clone(), reg.clone(), 4);
+        for b in 0..10 {
+            let mut batch = h.recycled.try_recv().unwrap_or_default();
+            for i in 0..100 {
+                batch.push(num(src.id.0, b * 100 + i, i as f64));
+            }
+            if b == 9 {
+                batch.push(Item::Rollup(rollup(0, 0, 0, 1, 1.0, 1.0, 1.0)));
+                batch.push(Item::Prune(Prune {
+                    target: PruneTarget::Raw,
+                    older_than: 10,
+                    max: 5,
+                }));
+            }
+            h.batches.send_blocking(batch).unwrap();
+        }
+        let stats = h.stats.clone();
+        drop(h.batches);
+        h.thread.join().unwrap();
+        assert_eq!(stats.commits.load(Ordering::Relaxed), 10);
+        assert_eq!(stats.readings.load(Ordering::Relaxed), 1000);
+        assert_eq!(stats.rollups.load(Ordering::Relaxed), 1);
+        assert_eq!(stats.pruned.load(Ordering::Relaxed), 5);
+        assert_eq!(stats.failures.load(Ordering::Relaxed), 0);
+        assert!(!stats.is_degraded());
+        assert_eq!(store.counts().unwrap().readings, 995);
+        assert_eq!(store.sources().unwrap().len(), 1);
+        // Batches came back for reuse, emptied.
+        let back = h.recycled.try_recv().unwrap();
+        assert!(back.is_empty() && back.capacity() >= 100);
+    }
+
+    #[test]
+    fn writer_marks_degraded_and_gives_up_at_shutdown() {
+        let dir = TempDir::new("full");
+        // The smallest map: a batch this large cannot fit.
+        let store = Arc::new(Store::open(&dir.0, &StoreOptions { map_size: 1 << 20 }).unwrap());
+        let reg = Arc::new(Registry::new());
+        reg.intern("system:x", "u", ValueKind::Number);
+        let h = writer::spawn(store.clone(), reg.clone(), 2);
+        let batch: Vec<Item> = (0..100_000).map(|i| num(0, i, 1.0)).collect();
+        h.batches.send_blocking(batch).unwrap();
+        let stats = h.stats.clone();
+        drop(h.batches);
+        h.thread.join().unwrap();
+        assert!(stats.is_degraded());
+        assert!(stats.failures.load(Ordering::Relaxed) >= writer::SHUTDOWN_TRIES as u64);
+        assert_eq!(stats.commits.load(Ordering::Relaxed), 0);
+        assert_eq!(stats.lost.load(Ordering::Relaxed), 100_000);
+        let err = stats.last_error().unwrap();
+        assert!(err.contains("full"), "{err}");
+        // The failed source write is queued again for the next transaction.
+        assert_eq!(reg.take_unsaved().len(), 1);
+        // Nothing half-written.
+        assert_eq!(store.counts().unwrap().readings, 0);
+        // A small batch still fits afterwards.
+        store.write_batch(&reg.take_unsaved(), &[num(0, 1, 1.0)]).unwrap();
+    }
+}
