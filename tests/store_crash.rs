@@ -22,7 +22,9 @@ const ROUNDS: usize = 24;
 const CHILD_MAX_BATCHES: u64 = 5_000;
 
 fn opts() -> StoreOptions {
-    StoreOptions { map_size: 256 << 20 }
+    StoreOptions {
+        map_size: 256 << 20,
+    }
 }
 
 /// The reading with sequence number `seq`: a pure function, so the parent can check
@@ -31,7 +33,7 @@ fn reading(seq: u64) -> Reading {
     let source = (seq % SOURCES) as u32;
     let value = match source {
         0 => Value::Number(seq as f64 * 0.5 - 1000.0),
-        1 => Value::Bool(seq % 2 == 0),
+        1 => Value::Bool(seq.is_multiple_of(2)),
         _ => Value::Text(ShortText::new(&format!("state-{seq}"))),
     };
     Reading {
@@ -91,7 +93,11 @@ fn verify(store: &Store, n: u64) {
         let got = store
             .history(SourceId(s as u32), Micros::MIN, Micros::MAX, usize::MAX)
             .unwrap();
-        let want: Vec<Reading> = (0..n).rev().filter(|q| q % SOURCES == s).map(reading).collect();
+        let want: Vec<Reading> = (0..n)
+            .rev()
+            .filter(|q| q % SOURCES == s)
+            .map(reading)
+            .collect();
         if got != want {
             let first_bad = got.iter().zip(&want).position(|(a, b)| a != b);
             panic!(
@@ -112,10 +118,9 @@ fn kill_9_loses_nothing_committed() {
     let seed = (nanos ^ (u64::from(std::process::id()) << 32)) | 1;
     eprintln!("crash test seed {seed}");
     let mut rng = XorShift(seed);
-    let dir = TempDir(std::env::temp_dir().join(format!(
-        "smollama-crash-{}-{nanos}",
-        std::process::id()
-    )));
+    let dir = TempDir(
+        std::env::temp_dir().join(format!("smollama-crash-{}-{nanos}", std::process::id())),
+    );
     let exe = std::env::current_exe().unwrap();
     let started = Instant::now();
     let mut next: u64 = 0; // readings 0..next are in the store
@@ -153,7 +158,10 @@ fn kill_9_loses_nothing_committed() {
         std::thread::sleep(Duration::from_micros(rng.next() % 4000));
         child.kill().unwrap(); // SIGKILL
         let status = child.wait().unwrap();
-        assert!(!status.success(), "round {round}: the child ended by itself");
+        assert!(
+            !status.success(),
+            "round {round}: the child ended by itself"
+        );
         reader.join().unwrap();
         // Lines written before the kill are still in the pipe.
         while let Ok(n) = rx.try_recv() {

@@ -74,11 +74,7 @@ pub fn decode_reading_key(k: &[u8]) -> Result<(SourceId, Micros), Corrupt> {
 }
 
 /// Encode `flags`, `value` into `buf`; returns the used length.
-pub fn encode_reading_value(
-    flags: u8,
-    value: &Value,
-    buf: &mut [u8; READING_VALUE_MAX],
-) -> usize {
+pub fn encode_reading_value(flags: u8, value: &Value, buf: &mut [u8; READING_VALUE_MAX]) -> usize {
     buf[0] = flags;
     match value {
         Value::Number(x) => {
@@ -258,7 +254,12 @@ mod tests {
     fn timestamps_sort_as_signed() {
         let ts = [i64::MIN, -1_000_000, -1, 0, 1, 1_000_000, i64::MAX];
         for w in ts.windows(2) {
-            assert!(ts_to_bytes(w[0]) < ts_to_bytes(w[1]), "{} vs {}", w[0], w[1]);
+            assert!(
+                ts_to_bytes(w[0]) < ts_to_bytes(w[1]),
+                "{} vs {}",
+                w[0],
+                w[1]
+            );
         }
         for t in ts {
             assert_eq!(ts_from_bytes(ts_to_bytes(t)), t);

@@ -46,9 +46,16 @@ impl Default for StoreOptions {
 #[derive(Debug)]
 pub enum StoreError {
     /// The directory or environment could not be opened.
-    Open { path: PathBuf, reason: String },
+    Open {
+        path: PathBuf,
+        reason: String,
+    },
     /// The store was written by a different schema version.
-    Schema { path: PathBuf, found: u32, expected: u32 },
+    Schema {
+        path: PathBuf,
+        found: u32,
+        expected: u32,
+    },
     /// The map is full: raise `store.map_size_mb` or shorten retention.
     MapFull,
     Lmdb(String),
@@ -166,8 +173,7 @@ impl Store {
                 match meta.get(wtxn, META_SCHEMA_VERSION)? {
                     Some(v) => {
                         let found = u32::from_be_bytes(
-                            v.try_into()
-                                .map_err(|_| Corrupt("schema version length"))?,
+                            v.try_into().map_err(|_| Corrupt("schema version length"))?,
                         );
                         if found != SCHEMA_VERSION {
                             return Ok(CommitOrAbort::Abort(found));
@@ -451,7 +457,6 @@ const _: () = {
     send_sync::<Store>();
 };
 
-
 #[cfg(test)]
 pub(crate) mod tests {
     use super::writer;
@@ -500,7 +505,15 @@ pub(crate) mod tests {
             .unwrap()
     }
 
-    fn rollup(s: u32, level: u8, bucket: Micros, count: u32, min: f64, max: f64, sum: f64) -> Rollup {
+    fn rollup(
+        s: u32,
+        level: u8,
+        bucket: Micros,
+        count: u32,
+        min: f64,
+        max: f64,
+        sum: f64,
+    ) -> Rollup {
         Rollup {
             source: SourceId(s),
             level,
@@ -609,7 +622,10 @@ pub(crate) mod tests {
         assert!(h.iter().all(|r| r.source == SourceId(0)));
         // limit keeps the newest.
         let h = store.history(SourceId(0), 200, 300, 3).unwrap();
-        assert_eq!(h.iter().map(|r| r.ts).collect::<Vec<_>>(), vec![290, 280, 270]);
+        assert_eq!(
+            h.iter().map(|r| r.ts).collect::<Vec<_>>(),
+            vec![290, 280, 270]
+        );
         // Bounds between readings.
         let h = store.history(SourceId(0), 201, 211, 10).unwrap();
         assert_eq!(h.iter().map(|r| r.ts).collect::<Vec<_>>(), vec![210]);
@@ -635,7 +651,10 @@ pub(crate) mod tests {
         assert_eq!(got, want);
         let h = store.history(SourceId(3), -1, 1, 10).unwrap();
         assert_eq!(h.iter().map(|r| r.ts).collect::<Vec<_>>(), vec![0, -1]);
-        assert_eq!(store.latest(SourceId(3)).unwrap().map(|r| r.ts), Some(i64::MAX - 1));
+        assert_eq!(
+            store.latest(SourceId(3)).unwrap().map(|r| r.ts),
+            Some(i64::MAX - 1)
+        );
     }
 
     #[test]
@@ -660,7 +679,9 @@ pub(crate) mod tests {
                 ],
             )
             .unwrap();
-        let r = store.rollups(SourceId(0), 0, Micros::MIN, Micros::MAX, 10).unwrap();
+        let r = store
+            .rollups(SourceId(0), 0, Micros::MIN, Micros::MAX, 10)
+            .unwrap();
         assert_eq!(
             r,
             vec![
@@ -696,19 +717,35 @@ pub(crate) mod tests {
             }
         }
         store.write_batch(&[], &items).unwrap();
-        let prune = |target, older_than, max| Item::Prune(Prune { target, older_than, max });
+        let prune = |target, older_than, max| {
+            Item::Prune(Prune {
+                target,
+                older_than,
+                max,
+            })
+        };
 
         // 4 sources × 5 negative rows + 4 × (0, 100) = 28 rows are older than 200.
-        let w = store.write_batch(&[], &[prune(PruneTarget::Raw, 200, 10)]).unwrap();
+        let w = store
+            .write_batch(&[], &[prune(PruneTarget::Raw, 200, 10)])
+            .unwrap();
         assert_eq!(w.pruned, 10);
         assert_eq!(store.counts().unwrap().readings, 60 - 10);
-        let w = store.write_batch(&[], &[prune(PruneTarget::Raw, 200, 1000)]).unwrap();
+        let w = store
+            .write_batch(&[], &[prune(PruneTarget::Raw, 200, 1000)])
+            .unwrap();
         assert_eq!(w.pruned, 18);
         for s in 0..4 {
             let ts: Vec<Micros> = all(&store, s).iter().map(|r| r.ts).collect();
-            assert_eq!(ts, (2..10).rev().map(|t| t * 100).collect::<Vec<_>>(), "source {s}");
+            assert_eq!(
+                ts,
+                (2..10).rev().map(|t| t * 100).collect::<Vec<_>>(),
+                "source {s}"
+            );
         }
-        let w = store.write_batch(&[], &[prune(PruneTarget::Raw, 200, 1000)]).unwrap();
+        let w = store
+            .write_batch(&[], &[prune(PruneTarget::Raw, 200, 1000)])
+            .unwrap();
         assert_eq!(w.pruned, 0);
 
         // Rollup prunes touch only their level.
@@ -720,10 +757,14 @@ pub(crate) mod tests {
             .write_batch(&[], &[prune(PruneTarget::Rollup(0), 500, 100)])
             .unwrap();
         assert_eq!(w.pruned, 2);
-        let l0 = store.rollups(SourceId(1), 0, Micros::MIN, Micros::MAX, 100).unwrap();
+        let l0 = store
+            .rollups(SourceId(1), 0, Micros::MIN, Micros::MAX, 100)
+            .unwrap();
         assert_eq!(l0.last().map(|r| r.bucket_start), Some(500));
         assert_eq!(l0.len(), 5);
-        let l1 = store.rollups(SourceId(1), 1, Micros::MIN, Micros::MAX, 100).unwrap();
+        let l1 = store
+            .rollups(SourceId(1), 1, Micros::MIN, Micros::MAX, 100)
+            .unwrap();
         assert_eq!(l1.len(), 10);
         // A prune of an empty level is a no-op.
         let w = store
@@ -751,7 +792,12 @@ pub(crate) mod tests {
         assert_eq!(
             store.sources().unwrap(),
             vec![
-                (a.id, "system:cpu_temp".into(), "celsius".into(), ValueKind::Number),
+                (
+                    a.id,
+                    "system:cpu_temp".into(),
+                    "celsius".into(),
+                    ValueKind::Number
+                ),
                 (b.id, "gpio:17".into(), "boolean".into(), ValueKind::Bool),
                 (c.id, "system:state".into(), "".into(), ValueKind::Text),
             ]
@@ -780,7 +826,14 @@ pub(crate) mod tests {
         }
         let err = Store::open(&dir.0, &opts()).err().unwrap();
         assert!(
-            matches!(err, StoreError::Schema { found: 99, expected: SCHEMA_VERSION, .. }),
+            matches!(
+                err,
+                StoreError::Schema {
+                    found: 99,
+                    expected: SCHEMA_VERSION,
+                    ..
+                }
+            ),
             "{err:?}"
         );
         let msg = err.to_string();
@@ -910,6 +963,8 @@ pub(crate) mod tests {
         // Nothing half-written.
         assert_eq!(store.counts().unwrap().readings, 0);
         // A small batch still fits afterwards.
-        store.write_batch(&reg.take_unsaved(), &[num(0, 1, 1.0)]).unwrap();
+        store
+            .write_batch(&reg.take_unsaved(), &[num(0, 1, 1.0)])
+            .unwrap();
     }
 }

@@ -13,7 +13,10 @@ impl Store {
         let rtxn = self.env.read_txn()?;
         let lo = codec::reading_key(source, Micros::MIN);
         let hi = codec::reading_key(source, Micros::MAX);
-        let range = (Bound::Included(lo.as_slice()), Bound::Included(hi.as_slice()));
+        let range = (
+            Bound::Included(lo.as_slice()),
+            Bound::Included(hi.as_slice()),
+        );
         match self.readings.rev_range(&rtxn, &range)?.next() {
             Some(kv) => {
                 let (k, v) = kv?;
@@ -56,7 +59,10 @@ impl Store {
         let rtxn = self.env.read_txn()?;
         let lo = codec::reading_key(source, from);
         let hi = codec::reading_key(source, to);
-        let range = (Bound::Included(lo.as_slice()), Bound::Excluded(hi.as_slice()));
+        let range = (
+            Bound::Included(lo.as_slice()),
+            Bound::Excluded(hi.as_slice()),
+        );
         let mut out = Vec::with_capacity(limit.min(4096));
         for kv in self.readings.rev_range(&rtxn, &range)?.take(limit) {
             let (k, v) = kv?;
@@ -80,7 +86,10 @@ impl Store {
         let rtxn = self.env.read_txn()?;
         let lo = codec::rollup_key(level, source, from);
         let hi = codec::rollup_key(level, source, to);
-        let range = (Bound::Included(lo.as_slice()), Bound::Excluded(hi.as_slice()));
+        let range = (
+            Bound::Included(lo.as_slice()),
+            Bound::Excluded(hi.as_slice()),
+        );
         let mut out = Vec::with_capacity(limit.min(4096));
         for kv in self.rollups.rev_range(&rtxn, &range)?.take(limit) {
             let (k, v) = kv?;

@@ -83,7 +83,9 @@ pub fn spawn(store: Arc<Store>, registry: Arc<Registry>, queue: usize) -> Writer
             }
             let lost = w.stats.lost.load(Ordering::Relaxed);
             if lost > 0 {
-                log::error!("store: writer stopped; {lost} item(s) could not be committed and were lost");
+                log::error!(
+                    "store: writer stopped; {lost} item(s) could not be committed and were lost"
+                );
             }
         })
         .expect("spawn store thread");
