@@ -148,7 +148,11 @@ impl Store {
         };
         std::fs::create_dir_all(dir).map_err(|e| open_err(e.to_string()))?;
         // LMDB wants a multiple of the OS page size; 64 KiB covers 4/16/64 KiB pages.
-        let map_size = opts.map_size.max(1 << 20).next_multiple_of(1 << 16);
+        let map_size = opts
+            .map_size
+            .max(1 << 20)
+            .checked_next_multiple_of(1 << 16)
+            .ok_or_else(|| open_err(format!("map size {} is too large", opts.map_size)))?;
         // SAFETY: the map is only modified through LMDB; heed refuses to open the same
         // environment twice in this process (`EnvAlreadyOpened`), reported as an open error.
         let env = unsafe {
