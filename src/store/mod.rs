@@ -971,4 +971,57 @@ pub(crate) mod tests {
             .write_batch(&reg.take_unsaved(), &[num(0, 1, 1.0)])
             .unwrap();
     }
+
+    #[test]
+    fn writer_recovers_when_space_frees_up() {
+        let dir = TempDir::new("recover");
+        let store = Arc::new(Store::open(&dir.0, &StoreOptions { map_size: 1 << 20 }).unwrap());
+        // Fill the map until a batch of 1000 no longer fits.
+        let mut filled = 0;
+        loop {
+            let old: Vec<Item> = (filled..filled + 1000).map(|i| num(0, i, 1.0)).collect();
+            match store.write_batch(&[], &old) {
+                Ok(_) => filled += 1000,
+                Err(StoreError::MapFull) => break,
+                Err(e) => panic!("{e}"),
+            }
+        }
+        assert!(filled > 0);
+        let reg = Arc::new(Registry::new());
+        let h = writer::spawn(store.clone(), reg, 2);
+        let new: Vec<Item> = (0..5_000).map(|i| num(1, i, 2.0)).collect();
+        h.batches.send_blocking(new).unwrap();
+        let stats = h.stats.clone();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while !stats.is_degraded() {
+            assert!(std::time::Instant::now() < deadline, "never degraded");
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        assert_eq!(stats.commits.load(Ordering::Relaxed), 0);
+        // Free the space: the writer's next retry of the same batch succeeds.
+        let prune = Item::Prune(Prune {
+            target: PruneTarget::Raw,
+            older_than: Micros::MAX,
+            max: u32::MAX,
+        });
+        assert_eq!(
+            store.write_batch(&[], &[prune]).unwrap().pruned,
+            filled as u64
+        );
+        // LMDB reuses pages freed by transaction N only from N + 2 on (failed commits do
+        // not advance the id): one more small commit makes the freed space usable.
+        store.write_batch(&[], &[num(2, 0, 0.0)]).unwrap();
+        while stats.commits.load(Ordering::Relaxed) == 0 {
+            assert!(std::time::Instant::now() < deadline, "never recovered");
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        assert!(!stats.is_degraded());
+        assert!(stats.failures.load(Ordering::Relaxed) >= 1);
+        assert_eq!(stats.readings.load(Ordering::Relaxed), 5_000);
+        drop(h.batches);
+        h.thread.join().unwrap();
+        assert_eq!(stats.lost.load(Ordering::Relaxed), 0);
+        assert_eq!(all(&store, 1).len(), 5_000);
+        assert!(all(&store, 0).is_empty());
+    }
 }
