@@ -13,10 +13,17 @@ pub mod codec;
 pub mod query;
 pub mod writer;
 
+use std::ops::Bound;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use heed::types::Bytes;
+use heed::{CommitOrAbort, Database, Env, EnvOpenOptions, MdbError, PutFlags, RwTxn, WithoutTls};
 
 use crate::graph::registry::SourceInfo;
-use crate::graph::{Item, SourceId, ValueKind};
+use crate::graph::{Item, Micros, Prune, PruneTarget, Reading, Rollup, SourceId, ValueKind};
+
+use codec::{Corrupt, READING_VALUE_MAX};
 
 /// The schema this build writes. A store with another version is refused at open with
 /// a message that says what to do.
@@ -81,6 +88,21 @@ impl std::fmt::Display for StoreError {
 
 impl std::error::Error for StoreError {}
 
+impl From<heed::Error> for StoreError {
+    fn from(e: heed::Error) -> Self {
+        match e {
+            heed::Error::Mdb(MdbError::MapFull) => StoreError::MapFull,
+            e => StoreError::Lmdb(e.to_string()),
+        }
+    }
+}
+
+impl From<Corrupt> for StoreError {
+    fn from(e: Corrupt) -> Self {
+        StoreError::Lmdb(e.to_string())
+    }
+}
+
 /// Counts and sizes for status.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct StoreCounts {
@@ -103,15 +125,104 @@ pub struct WriteStats {
     pub sources: u64,
 }
 
+type Db = Database<'static, Bytes, Bytes>;
+
+/// Key of the schema version in `meta`.
+const META_SCHEMA_VERSION: &[u8] = b"schema_version";
+
 pub struct Store {
     path: PathBuf,
+    env: Env<WithoutTls>,
+    readings: Db,
+    rollups: Db,
+    sources: Db,
+    meta: Db,
 }
 
 impl Store {
     /// Open (creating if needed) the store in directory `dir`.
-    pub fn open(dir: &Path, _opts: &StoreOptions) -> Result<Store, StoreError> {
+    pub fn open(dir: &Path, opts: &StoreOptions) -> Result<Store, StoreError> {
+        let open_err = |reason: String| StoreError::Open {
+            path: dir.to_path_buf(),
+            reason,
+        };
+        std::fs::create_dir_all(dir).map_err(|e| open_err(e.to_string()))?;
+        // LMDB wants a multiple of the OS page size; 64 KiB covers 4/16/64 KiB pages.
+        let map_size = opts
+            .map_size
+            .max(1 << 20)
+            .checked_next_multiple_of(1 << 16)
+            .ok_or_else(|| open_err(format!("map size {} is too large", opts.map_size)))?;
+        // SAFETY: the map is only modified through LMDB; heed refuses to open the same
+        // environment twice in this process (`EnvAlreadyOpened`), reported as an open error.
+        let env = unsafe {
+            EnvOpenOptions::new()
+                .read_txn_without_tls()
+                .map_size(map_size)
+                .max_dbs(8)
+                .open(dir)
+        }
+        .map_err(|e| match e {
+            heed::Error::EnvAlreadyOpened => open_err("already open in this process".into()),
+            e => open_err(e.to_string()),
+        })?;
+
+        let wtxn = env.write_txn().map_err(|e| open_err(e.to_string()))?;
+        let opened = env
+            .create_databases_and_commit(wtxn, |dbo, wtxn| {
+                let readings = dbo.create_database::<Bytes, Bytes>(wtxn, Some("readings"))?;
+                let rollups = dbo.create_database::<Bytes, Bytes>(wtxn, Some("rollups"))?;
+                let sources = dbo.create_database::<Bytes, Bytes>(wtxn, Some("sources"))?;
+                let meta = dbo.create_database::<Bytes, Bytes>(wtxn, Some("meta"))?;
+                match meta.get(wtxn, META_SCHEMA_VERSION)? {
+                    Some(v) => {
+                        let found = u32::from_be_bytes(
+                            v.try_into().map_err(|_| Corrupt("schema version length"))?,
+                        );
+                        if found != SCHEMA_VERSION {
+                            return Ok(CommitOrAbort::Abort(found));
+                        }
+                    }
+                    None => {
+                        let fresh = readings.is_empty(wtxn)?
+                            && rollups.is_empty(wtxn)?
+                            && sources.is_empty(wtxn)?;
+                        if !fresh {
+                            // Data without a version: not written by any smollama schema.
+                            return Ok(CommitOrAbort::Abort(0));
+                        }
+                        meta.put(wtxn, META_SCHEMA_VERSION, &SCHEMA_VERSION.to_be_bytes())?;
+                    }
+                }
+                Ok::<_, StoreError>(CommitOrAbort::Commit((readings, rollups, sources, meta)))
+            })
+            .map_err(|e| match e {
+                StoreError::Lmdb(reason) => open_err(reason),
+                e => e,
+            })?;
+        let (readings, rollups, sources, meta) = match opened {
+            CommitOrAbort::Commit(dbs) => dbs,
+            CommitOrAbort::Abort(found) => {
+                return Err(StoreError::Schema {
+                    path: dir.to_path_buf(),
+                    found,
+                    expected: SCHEMA_VERSION,
+                });
+            }
+        };
+        // Reader slots of a crashed process would otherwise pin old pages forever.
+        match env.clear_stale_readers() {
+            Ok(0) => {}
+            Ok(n) => log::info!("store: cleared {n} stale reader slot(s)"),
+            Err(e) => log::warn!("store: clearing stale readers failed: {e}"),
+        }
         Ok(Store {
             path: dir.to_path_buf(),
+            env,
+            readings,
+            rollups,
+            sources,
+            meta,
         })
     }
 
@@ -119,22 +230,798 @@ impl Store {
         &self.path
     }
 
+    /// The LMDB map size in bytes (the requested size rounded up to 64 KiB).
+    pub fn map_size(&self) -> usize {
+        self.env.info().map_size
+    }
+
+    /// The schema version stored in `meta`.
+    pub fn schema_version(&self) -> Result<Option<u32>, StoreError> {
+        let rtxn = self.env.read_txn()?;
+        match self.meta.get(&rtxn, META_SCHEMA_VERSION)? {
+            Some(v) => Ok(Some(u32::from_be_bytes(
+                v.try_into().map_err(|_| Corrupt("schema version length"))?,
+            ))),
+            None => Ok(None),
+        }
+    }
+
     /// The persisted source table, to seed the registry.
     pub fn sources(&self) -> Result<Vec<(SourceId, String, String, ValueKind)>, StoreError> {
-        Ok(Vec::new())
+        let rtxn = self.env.read_txn()?;
+        let mut out = Vec::new();
+        for kv in self.sources.iter(&rtxn)? {
+            let (k, v) = kv?;
+            out.push(codec::decode_source(k, v)?);
+        }
+        Ok(out)
     }
 
     /// Write one batch in one transaction: new sources, readings, rollups (merged with an
     /// existing bucket of the same key), prunes. All or nothing.
+    ///
+    /// A reading whose source and timestamp are already taken is stored 1 µs later (as
+    /// often as needed): two readings are never merged and nothing is overwritten.
     pub fn write_batch(
         &self,
-        _new_sources: &[std::sync::Arc<SourceInfo>],
-        _items: &[Item],
+        new_sources: &[Arc<SourceInfo>],
+        items: &[Item],
     ) -> Result<WriteStats, StoreError> {
-        Ok(WriteStats::default())
+        let mut wtxn = self.env.write_txn()?;
+        let mut stats = WriteStats::default();
+        let mut buf = Vec::new();
+        for s in new_sources {
+            codec::encode_source_value(&s.name, &s.unit, s.kind, &mut buf);
+            self.sources
+                .put(&mut wtxn, &codec::source_key(s.id), &buf)?;
+            stats.sources += 1;
+        }
+        let mut vbuf = [0u8; READING_VALUE_MAX];
+        for item in items {
+            match item {
+                Item::Reading(r) => {
+                    if self.put_reading(&mut wtxn, r, &mut vbuf)? {
+                        stats.readings += 1;
+                    }
+                }
+                Item::Rollup(r) => {
+                    self.merge_rollup(&mut wtxn, r)?;
+                    stats.rollups += 1;
+                }
+                Item::Prune(p) => stats.pruned += self.prune(&mut wtxn, p)?,
+                Item::Change(_) => {}
+            }
+        }
+        wtxn.commit()?;
+        Ok(stats)
+    }
+
+    /// Put one reading, moving it later by 1 µs while its key is taken. False if no free
+    /// timestamp is left (only at the very end of time).
+    fn put_reading(
+        &self,
+        wtxn: &mut RwTxn,
+        r: &Reading,
+        vbuf: &mut [u8; READING_VALUE_MAX],
+    ) -> Result<bool, StoreError> {
+        let n = codec::encode_reading_value(r.flags, &r.value, vbuf);
+        let mut ts = r.ts;
+        loop {
+            let key = codec::reading_key(r.source, ts);
+            match self
+                .readings
+                .put_with_flags(wtxn, PutFlags::NO_OVERWRITE, &key, &vbuf[..n])
+            {
+                Ok(()) => return Ok(true),
+                Err(heed::Error::Mdb(MdbError::KeyExist)) => match ts.checked_add(1) {
+                    Some(t) => ts = t,
+                    None => {
+                        log::warn!(
+                            "store: no free timestamp for a reading of source {}, dropped",
+                            r.source.0
+                        );
+                        return Ok(false);
+                    }
+                },
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    fn merge_rollup(&self, wtxn: &mut RwTxn, r: &Rollup) -> Result<(), StoreError> {
+        let key = codec::rollup_key(r.level, r.source, r.bucket_start);
+        let merged = match self.rollups.get(wtxn, &key)? {
+            Some(old) => {
+                let (count, min, max, sum) = codec::decode_rollup_value(old)?;
+                let old = Rollup {
+                    count,
+                    min,
+                    max,
+                    sum,
+                    ..*r
+                };
+                codec::merge_rollup(&old, r)
+            }
+            None => *r,
+        };
+        self.rollups
+            .put(wtxn, &key, &codec::encode_rollup_value(&merged))?;
+        Ok(())
+    }
+
+    /// Delete at most `p.max` rows older than `p.older_than`. Visits sources in id order
+    /// with one seek per source present (a skip scan), never the whole table.
+    fn prune(&self, wtxn: &mut RwTxn, p: &Prune) -> Result<u64, StoreError> {
+        match p.target {
+            PruneTarget::Raw => prune_skip_scan(
+                &self.readings,
+                wtxn,
+                &[],
+                |s, ts| codec::reading_key(SourceId(s), ts),
+                p.older_than,
+                p.max,
+            ),
+            PruneTarget::Rollup(level) => prune_skip_scan(
+                &self.rollups,
+                wtxn,
+                &[level],
+                |s, ts| codec::rollup_key(level, SourceId(s), ts),
+                p.older_than,
+                p.max,
+            ),
+        }
     }
 
     pub fn counts(&self) -> Result<StoreCounts, StoreError> {
-        Ok(StoreCounts::default())
+        let rtxn = self.env.read_txn()?;
+        let main = self.env.unnamed_database_stat();
+        let page = main.page_size as u64;
+        // Two meta pages plus every page of the catalogue and the named databases.
+        let mut pages = 2 + (main.branch_pages + main.leaf_pages + main.overflow_pages) as u64;
+        let mut entries = [0u64; 3];
+        for (i, db) in [&self.readings, &self.rollups, &self.sources, &self.meta]
+            .into_iter()
+            .enumerate()
+        {
+            let st = db.stat(&rtxn)?;
+            pages += (st.branch_pages + st.leaf_pages + st.overflow_pages) as u64;
+            if let Some(e) = entries.get_mut(i) {
+                *e = st.entries as u64;
+            }
+        }
+        let file_bytes = std::fs::metadata(self.path.join("data.mdb"))
+            .map(|m| m.len())
+            .unwrap_or(0);
+        Ok(StoreCounts {
+            readings: entries[0],
+            rollups: entries[1],
+            sources: entries[2],
+            file_bytes,
+            used_bytes: pages * page,
+            map_bytes: self.env.info().map_size as u64,
+        })
+    }
+
+    /// Force the data to disk (only useful with relaxed durability; commits already sync).
+    pub fn sync(&self) -> Result<(), StoreError> {
+        Ok(self.env.force_sync()?)
+    }
+}
+
+/// Skip-scan prune over keys `prefix ++ source u32 BE ++ sortable ts`: for each source
+/// present (found by one seek), delete its rows with `ts < older_than`, until `max`.
+fn prune_skip_scan<K: AsRef<[u8]>>(
+    db: &Db,
+    wtxn: &mut RwTxn,
+    prefix: &[u8],
+    key: impl Fn(u32, Micros) -> K,
+    older_than: Micros,
+    max: u32,
+) -> Result<u64, StoreError> {
+    let max = u64::from(max);
+    let mut deleted = 0u64;
+    let mut next = Some(0u32);
+    while let Some(from_source) = next
+        && deleted < max
+    {
+        let start = key(from_source, Micros::MIN);
+        let source = match db.get_greater_than_or_equal_to(wtxn, start.as_ref())? {
+            Some((k, _)) if k.starts_with(prefix) => {
+                let id = k
+                    .get(prefix.len()..prefix.len() + 4)
+                    .and_then(|b| <[u8; 4]>::try_from(b).ok())
+                    .ok_or(Corrupt("short key"))?;
+                u32::from_be_bytes(id)
+            }
+            _ => break,
+        };
+        let lo = key(source, Micros::MIN);
+        let hi = key(source, older_than);
+        let range = (Bound::Included(lo.as_ref()), Bound::Excluded(hi.as_ref()));
+        let mut it = db.range_mut(wtxn, &range)?;
+        while deleted < max {
+            match it.next() {
+                Some(Ok(_)) => {
+                    // SAFETY: no key or value borrowed from the iterator is alive here.
+                    unsafe { it.del_current()? };
+                    deleted += 1;
+                }
+                Some(Err(e)) => return Err(e.into()),
+                None => break,
+            }
+        }
+        next = source.checked_add(1);
+    }
+    Ok(deleted)
+}
+
+// The store is shared as `Arc<Store>` between the writer thread and HTTP readers.
+const _: () = {
+    const fn send_sync<T: Send + Sync>() {}
+    send_sync::<Store>();
+};
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::writer;
+    use super::*;
+    use crate::graph::registry::Registry;
+    use crate::graph::{Reading, ShortText, Value, reading::flags};
+    use std::sync::atomic::Ordering;
+
+    /// A directory under the system temp dir, removed on drop.
+    pub(crate) struct TempDir(pub PathBuf);
+
+    impl TempDir {
+        pub(crate) fn new(tag: &str) -> TempDir {
+            static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+            let n = N.fetch_add(1, Ordering::Relaxed);
+            let nanos = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.subsec_nanos())
+                .unwrap_or(0);
+            let p = std::env::temp_dir().join(format!(
+                "smollama-store-{tag}-{}-{n}-{nanos}",
+                std::process::id()
+            ));
+            std::fs::create_dir_all(&p).unwrap();
+            TempDir(p)
+        }
+    }
+
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn opts() -> StoreOptions {
+        StoreOptions { map_size: 16 << 20 }
+    }
+
+    fn num(s: u32, ts: Micros, x: f64) -> Item {
+        Item::Reading(Reading::new(SourceId(s), ts, Value::Number(x)))
+    }
+
+    fn all(store: &Store, s: u32) -> Vec<Reading> {
+        store
+            .history(SourceId(s), Micros::MIN, Micros::MAX, usize::MAX)
+            .unwrap()
+    }
+
+    fn rollup(
+        s: u32,
+        level: u8,
+        bucket: Micros,
+        count: u32,
+        min: f64,
+        max: f64,
+        sum: f64,
+    ) -> Rollup {
+        Rollup {
+            source: SourceId(s),
+            level,
+            bucket_start: bucket,
+            count,
+            min,
+            max,
+            sum,
+        }
+    }
+
+    #[test]
+    fn every_value_type_and_flags_round_trip() {
+        let dir = TempDir::new("types");
+        let store = Store::open(&dir.0, &opts()).unwrap();
+        let readings = [
+            Reading {
+                source: SourceId(0),
+                ts: 10,
+                value: Value::Number(-3.25),
+                flags: flags::OUT_OF_RANGE,
+            },
+            Reading {
+                source: SourceId(0),
+                ts: 11,
+                value: Value::Number(f64::MAX),
+                flags: flags::HEARTBEAT | flags::OUT_OF_RANGE,
+            },
+            Reading {
+                source: SourceId(1),
+                ts: 10,
+                value: Value::Bool(true),
+                flags: 0,
+            },
+            Reading {
+                source: SourceId(1),
+                ts: 12,
+                value: Value::Bool(false),
+                flags: flags::HEARTBEAT,
+            },
+            Reading {
+                source: SourceId(2),
+                ts: 10,
+                value: Value::Text(ShortText::new("charging ⚡")),
+                flags: 0,
+            },
+            Reading {
+                source: SourceId(2),
+                ts: 13,
+                value: Value::Text(ShortText::new("")),
+                flags: 0,
+            },
+        ];
+        let items: Vec<Item> = readings.iter().copied().map(Item::Reading).collect();
+        let w = store.write_batch(&[], &items).unwrap();
+        assert_eq!(w.readings, 6);
+        for s in 0..3 {
+            let mut got = all(&store, s);
+            got.reverse();
+            let want: Vec<Reading> = readings
+                .iter()
+                .filter(|r| r.source.0 == s)
+                .copied()
+                .collect();
+            assert_eq!(got, want);
+        }
+        assert_eq!(store.latest(SourceId(2)).unwrap(), Some(readings[5]));
+        assert_eq!(store.latest(SourceId(9)).unwrap(), None);
+        let latest: Vec<Reading> = store.latest_all().unwrap();
+        assert_eq!(latest, vec![readings[1], readings[3], readings[5]]);
+    }
+
+    #[test]
+    fn same_timestamp_readings_are_all_kept() {
+        let dir = TempDir::new("dup");
+        let store = Store::open(&dir.0, &opts()).unwrap();
+        store
+            .write_batch(&[], &[num(0, 100, 1.0), num(0, 100, 2.0), num(0, 101, 3.0)])
+            .unwrap();
+        // A later batch at a taken time moves on past it as well.
+        store.write_batch(&[], &[num(0, 100, 4.0)]).unwrap();
+        let got: Vec<(Micros, Value)> = all(&store, 0).iter().map(|r| (r.ts, r.value)).collect();
+        assert_eq!(
+            got,
+            vec![
+                (103, Value::Number(4.0)),
+                (102, Value::Number(3.0)),
+                (101, Value::Number(2.0)),
+                (100, Value::Number(1.0)),
+            ]
+        );
+    }
+
+    #[test]
+    fn history_bounds_order_and_limit() {
+        let dir = TempDir::new("history");
+        let store = Store::open(&dir.0, &opts()).unwrap();
+        let items: Vec<Item> = (0..100)
+            .flat_map(|i| [num(0, i * 10, i as f64), num(1, i * 10, -(i as f64))])
+            .collect();
+        store.write_batch(&[], &items).unwrap();
+        // from inclusive, to exclusive, newest first.
+        let h = store.history(SourceId(0), 200, 300, 100).unwrap();
+        let ts: Vec<Micros> = h.iter().map(|r| r.ts).collect();
+        assert_eq!(ts, (20..30).rev().map(|i| i * 10).collect::<Vec<_>>());
+        assert!(h.iter().all(|r| r.source == SourceId(0)));
+        // limit keeps the newest.
+        let h = store.history(SourceId(0), 200, 300, 3).unwrap();
+        assert_eq!(
+            h.iter().map(|r| r.ts).collect::<Vec<_>>(),
+            vec![290, 280, 270]
+        );
+        // Bounds between readings.
+        let h = store.history(SourceId(0), 201, 211, 10).unwrap();
+        assert_eq!(h.iter().map(|r| r.ts).collect::<Vec<_>>(), vec![210]);
+        // Empty and inverted ranges.
+        assert!(store.history(SourceId(0), 300, 300, 10).unwrap().is_empty());
+        assert!(store.history(SourceId(0), 300, 200, 10).unwrap().is_empty());
+        assert!(store.history(SourceId(0), 0, 1000, 0).unwrap().is_empty());
+        assert!(store.history(SourceId(5), 0, 1000, 10).unwrap().is_empty());
+        // The whole range of source 1 does not leak into source 0 or 2.
+        assert_eq!(all(&store, 1).len(), 100);
+    }
+
+    #[test]
+    fn negative_and_zero_timestamps_sort() {
+        let dir = TempDir::new("neg");
+        let store = Store::open(&dir.0, &opts()).unwrap();
+        let ts = [5, -1, 0, i64::MIN, -1_000_000_000, 1, i64::MAX - 1];
+        let items: Vec<Item> = ts.iter().map(|&t| num(3, t, t as f64)).collect();
+        store.write_batch(&[], &items).unwrap();
+        let got: Vec<Micros> = all(&store, 3).iter().map(|r| r.ts).collect();
+        let mut want = ts.to_vec();
+        want.sort_unstable_by(|a, b| b.cmp(a));
+        assert_eq!(got, want);
+        let h = store.history(SourceId(3), -1, 1, 10).unwrap();
+        assert_eq!(h.iter().map(|r| r.ts).collect::<Vec<_>>(), vec![0, -1]);
+        assert_eq!(
+            store.latest(SourceId(3)).unwrap().map(|r| r.ts),
+            Some(i64::MAX - 1)
+        );
+    }
+
+    #[test]
+    fn rollups_merge_and_query() {
+        let dir = TempDir::new("rollup");
+        let store = Store::open(&dir.0, &opts()).unwrap();
+        let items = [
+            Item::Rollup(rollup(0, 0, 0, 2, 1.0, 3.0, 4.0)),
+            Item::Rollup(rollup(0, 0, 60, 1, 5.0, 5.0, 5.0)),
+            Item::Rollup(rollup(0, 1, 0, 10, 0.0, 9.0, 45.0)),
+            Item::Rollup(rollup(1, 0, 0, 1, 7.0, 7.0, 7.0)),
+        ];
+        let w = store.write_batch(&[], &items).unwrap();
+        assert_eq!(w.rollups, 4);
+        // Merge into the existing bucket, in a later transaction and within one.
+        store
+            .write_batch(
+                &[],
+                &[
+                    Item::Rollup(rollup(0, 0, 0, 3, -2.0, 2.0, 1.0)),
+                    Item::Rollup(rollup(0, 0, 0, 1, 10.0, 10.0, 10.0)),
+                ],
+            )
+            .unwrap();
+        let r = store
+            .rollups(SourceId(0), 0, Micros::MIN, Micros::MAX, 10)
+            .unwrap();
+        assert_eq!(
+            r,
+            vec![
+                rollup(0, 0, 60, 1, 5.0, 5.0, 5.0),
+                rollup(0, 0, 0, 6, -2.0, 10.0, 15.0)
+            ]
+        );
+        assert_eq!(r[1].mean(), 2.5);
+        // Levels and sources stay apart; bounds and limit as for history.
+        assert_eq!(store.rollups(SourceId(0), 1, 0, 1, 10).unwrap().len(), 1);
+        assert_eq!(store.rollups(SourceId(1), 0, 0, 61, 10).unwrap().len(), 1);
+        assert_eq!(store.rollups(SourceId(0), 0, 0, 60, 10).unwrap().len(), 1);
+        assert_eq!(
+            store.rollups(SourceId(0), 0, 0, 61, 1).unwrap()[0].bucket_start,
+            60
+        );
+        assert_eq!(store.counts().unwrap().rollups, 4);
+    }
+
+    #[test]
+    fn prune_deletes_only_older_rows_and_at_most_max() {
+        let dir = TempDir::new("prune");
+        let store = Store::open(&dir.0, &opts()).unwrap();
+        let mut items = Vec::new();
+        for s in 0..4 {
+            for t in -5..10 {
+                items.push(num(s, t * 100, t as f64));
+            }
+        }
+        for l in 0..2 {
+            for t in 0..10 {
+                items.push(Item::Rollup(rollup(1, l, t * 100, 1, 0.0, 0.0, 0.0)));
+            }
+        }
+        store.write_batch(&[], &items).unwrap();
+        let prune = |target, older_than, max| {
+            Item::Prune(Prune {
+                target,
+                older_than,
+                max,
+            })
+        };
+
+        // 4 sources × 5 negative rows + 4 × (0, 100) = 28 rows are older than 200.
+        let w = store
+            .write_batch(&[], &[prune(PruneTarget::Raw, 200, 10)])
+            .unwrap();
+        assert_eq!(w.pruned, 10);
+        assert_eq!(store.counts().unwrap().readings, 60 - 10);
+        let w = store
+            .write_batch(&[], &[prune(PruneTarget::Raw, 200, 1000)])
+            .unwrap();
+        assert_eq!(w.pruned, 18);
+        for s in 0..4 {
+            let ts: Vec<Micros> = all(&store, s).iter().map(|r| r.ts).collect();
+            assert_eq!(
+                ts,
+                (2..10).rev().map(|t| t * 100).collect::<Vec<_>>(),
+                "source {s}"
+            );
+        }
+        let w = store
+            .write_batch(&[], &[prune(PruneTarget::Raw, 200, 1000)])
+            .unwrap();
+        assert_eq!(w.pruned, 0);
+
+        // Rollup prunes touch only their level.
+        let w = store
+            .write_batch(&[], &[prune(PruneTarget::Rollup(0), 500, 3)])
+            .unwrap();
+        assert_eq!(w.pruned, 3);
+        let w = store
+            .write_batch(&[], &[prune(PruneTarget::Rollup(0), 500, 100)])
+            .unwrap();
+        assert_eq!(w.pruned, 2);
+        let l0 = store
+            .rollups(SourceId(1), 0, Micros::MIN, Micros::MAX, 100)
+            .unwrap();
+        assert_eq!(l0.last().map(|r| r.bucket_start), Some(500));
+        assert_eq!(l0.len(), 5);
+        let l1 = store
+            .rollups(SourceId(1), 1, Micros::MIN, Micros::MAX, 100)
+            .unwrap();
+        assert_eq!(l1.len(), 10);
+        // A prune of an empty level is a no-op.
+        let w = store
+            .write_batch(&[], &[prune(PruneTarget::Rollup(7), Micros::MAX, 100)])
+            .unwrap();
+        assert_eq!(w.pruned, 0);
+    }
+
+    #[test]
+    fn sources_persist_and_reopen_keeps_data() {
+        let dir = TempDir::new("reopen");
+        let reg = Registry::new();
+        let a = reg.intern("system:cpu_temp", "celsius", ValueKind::Number);
+        let b = reg.intern("gpio:17", "boolean", ValueKind::Bool);
+        let c = reg.intern("system:state", "", ValueKind::Text);
+        {
+            let store = Store::open(&dir.0, &opts()).unwrap();
+            let w = store
+                .write_batch(&reg.take_unsaved(), &[num(a.id.0, 5, 42.0)])
+                .unwrap();
+            assert_eq!(w.sources, 3);
+            assert_eq!(store.schema_version().unwrap(), Some(SCHEMA_VERSION));
+        }
+        let store = Store::open(&dir.0, &opts()).unwrap();
+        assert_eq!(
+            store.sources().unwrap(),
+            vec![
+                (
+                    a.id,
+                    "system:cpu_temp".into(),
+                    "celsius".into(),
+                    ValueKind::Number
+                ),
+                (b.id, "gpio:17".into(), "boolean".into(), ValueKind::Bool),
+                (c.id, "system:state".into(), "".into(), ValueKind::Text),
+            ]
+        );
+        assert_eq!(
+            store.latest(a.id).unwrap(),
+            Some(Reading::new(a.id, 5, Value::Number(42.0)))
+        );
+        // A registry seeded from the store keeps the ids.
+        let reg2 = Registry::new();
+        reg2.load(store.sources().unwrap());
+        assert_eq!(reg2.lookup("gpio:17").map(|i| i.id), Some(b.id));
+    }
+
+    #[test]
+    fn schema_mismatch_is_refused() {
+        let dir = TempDir::new("schema");
+        {
+            let store = Store::open(&dir.0, &opts()).unwrap();
+            let mut wtxn = store.env.write_txn().unwrap();
+            store
+                .meta
+                .put(&mut wtxn, META_SCHEMA_VERSION, &99u32.to_be_bytes())
+                .unwrap();
+            wtxn.commit().unwrap();
+        }
+        let err = Store::open(&dir.0, &opts()).err().unwrap();
+        assert!(
+            matches!(
+                err,
+                StoreError::Schema {
+                    found: 99,
+                    expected: SCHEMA_VERSION,
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+        let msg = err.to_string();
+        assert!(msg.contains("schema version 99"), "{msg}");
+        assert!(msg.contains("move the directory aside"), "{msg}");
+    }
+
+    #[test]
+    fn open_errors_name_the_path_and_reason() {
+        let dir = TempDir::new("openerr");
+        let file = dir.0.join("file");
+        std::fs::write(&file, b"x").unwrap();
+        let bad = file.join("store");
+        let err = Store::open(&bad, &opts()).err().unwrap();
+        let msg = err.to_string();
+        assert!(matches!(err, StoreError::Open { .. }), "{err:?}");
+        assert!(msg.contains(&bad.display().to_string()), "{msg}");
+        assert!(msg.to_lowercase().contains("not a directory"), "{msg}");
+
+        // The same environment twice in one process is refused, not UB.
+        let ok = dir.0.join("ok");
+        let _store = Store::open(&ok, &opts()).unwrap();
+        let err = Store::open(&ok, &opts()).err().unwrap();
+        assert!(err.to_string().contains("already open"), "{err}");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn permission_denied_is_an_open_error() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = TempDir::new("perm");
+        let ro = dir.0.join("ro");
+        std::fs::create_dir_all(&ro).unwrap();
+        std::fs::set_permissions(&ro, std::fs::Permissions::from_mode(0o500)).unwrap();
+        if std::fs::write(ro.join("probe"), b"").is_ok() {
+            return; // running as root: permissions are not enforced
+        }
+        let err = Store::open(&ro, &opts()).err().unwrap();
+        let msg = err.to_string();
+        assert!(matches!(err, StoreError::Open { .. }), "{err:?}");
+        assert!(msg.to_lowercase().contains("permission denied"), "{msg}");
+        let _ = std::fs::set_permissions(&ro, std::fs::Permissions::from_mode(0o700));
+    }
+
+    #[test]
+    fn counts_report_entries_and_sizes() {
+        let dir = TempDir::new("counts");
+        let store = Store::open(&dir.0, &opts()).unwrap();
+        let empty = store.counts().unwrap();
+        assert_eq!((empty.readings, empty.rollups, empty.sources), (0, 0, 0));
+        assert_eq!(empty.map_bytes, 16 << 20);
+        let reg = Registry::new();
+        reg.intern("a:x", "", ValueKind::Number);
+        reg.intern("a:y", "", ValueKind::Number);
+        let items: Vec<Item> = (0..5000).map(|i| num(i % 2, i as i64, 1.0)).collect();
+        store.write_batch(&reg.take_unsaved(), &items).unwrap();
+        store
+            .write_batch(&[], &[Item::Rollup(rollup(0, 0, 0, 1, 1.0, 1.0, 1.0))])
+            .unwrap();
+        let c = store.counts().unwrap();
+        assert_eq!((c.readings, c.rollups, c.sources), (5000, 1, 2));
+        assert!(c.used_bytes > empty.used_bytes, "{c:?} vs {empty:?}");
+        assert!(c.used_bytes >= 5000 * 22, "{c:?}");
+        assert!(c.file_bytes >= c.used_bytes, "{c:?}");
+        assert!(c.map_bytes >= c.file_bytes, "{c:?}");
+    }
+
+    #[test]
+    fn writer_commits_and_exits_when_sender_dropped() {
+        let dir = TempDir::new("writer");
+        let store = Arc::new(Store::open(&dir.0, &opts()).unwrap());
+        let reg = Arc::new(Registry::new());
+        let src = reg.intern("system:x", "u", ValueKind::Number);
+        let h = writer::spawn(store.clone(), reg.clone(), 4);
+        for b in 0..10 {
+            let mut batch = h.recycled.try_recv().unwrap_or_default();
+            for i in 0..100 {
+                batch.push(num(src.id.0, b * 100 + i, i as f64));
+            }
+            if b == 9 {
+                batch.push(Item::Rollup(rollup(0, 0, 0, 1, 1.0, 1.0, 1.0)));
+                batch.push(Item::Prune(Prune {
+                    target: PruneTarget::Raw,
+                    older_than: 10,
+                    max: 5,
+                }));
+            }
+            h.batches.send_blocking(batch).unwrap();
+        }
+        let stats = h.stats.clone();
+        drop(h.batches);
+        h.thread.join().unwrap();
+        assert_eq!(stats.commits.load(Ordering::Relaxed), 10);
+        assert_eq!(stats.readings.load(Ordering::Relaxed), 1000);
+        assert_eq!(stats.rollups.load(Ordering::Relaxed), 1);
+        assert_eq!(stats.pruned.load(Ordering::Relaxed), 5);
+        assert_eq!(stats.failures.load(Ordering::Relaxed), 0);
+        assert!(!stats.is_degraded());
+        assert_eq!(store.counts().unwrap().readings, 995);
+        assert_eq!(store.sources().unwrap().len(), 1);
+        // Batches came back for reuse, emptied.
+        let back = h.recycled.try_recv().unwrap();
+        assert!(back.is_empty() && back.capacity() >= 100);
+    }
+
+    #[test]
+    fn writer_marks_degraded_and_gives_up_at_shutdown() {
+        let dir = TempDir::new("full");
+        // The smallest map: a batch this large cannot fit.
+        let store = Arc::new(Store::open(&dir.0, &StoreOptions { map_size: 1 << 20 }).unwrap());
+        let reg = Arc::new(Registry::new());
+        reg.intern("system:x", "u", ValueKind::Number);
+        let h = writer::spawn(store.clone(), reg.clone(), 2);
+        let batch: Vec<Item> = (0..100_000).map(|i| num(0, i, 1.0)).collect();
+        h.batches.send_blocking(batch).unwrap();
+        let stats = h.stats.clone();
+        drop(h.batches);
+        h.thread.join().unwrap();
+        assert!(stats.is_degraded());
+        assert!(stats.failures.load(Ordering::Relaxed) >= writer::SHUTDOWN_TRIES as u64);
+        assert_eq!(stats.commits.load(Ordering::Relaxed), 0);
+        assert_eq!(stats.lost.load(Ordering::Relaxed), 100_000);
+        let err = stats.last_error().unwrap();
+        assert!(err.contains("full"), "{err}");
+        // The failed source write is queued again for the next transaction.
+        assert_eq!(reg.take_unsaved().len(), 1);
+        // Nothing half-written.
+        assert_eq!(store.counts().unwrap().readings, 0);
+        // A small batch still fits afterwards.
+        store
+            .write_batch(&reg.take_unsaved(), &[num(0, 1, 1.0)])
+            .unwrap();
+    }
+
+    #[test]
+    fn writer_recovers_when_space_frees_up() {
+        let dir = TempDir::new("recover");
+        let store = Arc::new(Store::open(&dir.0, &StoreOptions { map_size: 1 << 20 }).unwrap());
+        // Fill the map until a batch of 1000 no longer fits.
+        let mut filled = 0;
+        loop {
+            let old: Vec<Item> = (filled..filled + 1000).map(|i| num(0, i, 1.0)).collect();
+            match store.write_batch(&[], &old) {
+                Ok(_) => filled += 1000,
+                Err(StoreError::MapFull) => break,
+                Err(e) => panic!("{e}"),
+            }
+        }
+        assert!(filled > 0);
+        let reg = Arc::new(Registry::new());
+        let h = writer::spawn(store.clone(), reg, 2);
+        let new: Vec<Item> = (0..5_000).map(|i| num(1, i, 2.0)).collect();
+        h.batches.send_blocking(new).unwrap();
+        let stats = h.stats.clone();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while !stats.is_degraded() {
+            assert!(std::time::Instant::now() < deadline, "never degraded");
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        assert_eq!(stats.commits.load(Ordering::Relaxed), 0);
+        // Free the space: the writer's next retry of the same batch succeeds.
+        let prune = Item::Prune(Prune {
+            target: PruneTarget::Raw,
+            older_than: Micros::MAX,
+            max: u32::MAX,
+        });
+        assert_eq!(
+            store.write_batch(&[], &[prune]).unwrap().pruned,
+            filled as u64
+        );
+        // LMDB reuses pages freed by transaction N only from N + 2 on (failed commits do
+        // not advance the id): one more small commit makes the freed space usable.
+        store.write_batch(&[], &[num(2, 0, 0.0)]).unwrap();
+        while stats.commits.load(Ordering::Relaxed) == 0 {
+            assert!(std::time::Instant::now() < deadline, "never recovered");
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        assert!(!stats.is_degraded());
+        assert!(stats.failures.load(Ordering::Relaxed) >= 1);
+        assert_eq!(stats.readings.load(Ordering::Relaxed), 5_000);
+        drop(h.batches);
+        h.thread.join().unwrap();
+        assert_eq!(stats.lost.load(Ordering::Relaxed), 0);
+        assert_eq!(all(&store, 1).len(), 5_000);
+        assert!(all(&store, 0).is_empty());
     }
 }

@@ -1,14 +1,29 @@
 //! The store's writer thread: takes batches of items from the event loop and commits each
 //! batch in one write transaction. Empty batch vectors go back to the loop for reuse, so
 //! steady-state ingest allocates nothing.
+//!
+//! A failed commit (disk full, map full, I/O error) keeps its batch and retries the same
+//! batch with capped exponential backoff; meanwhile the store is marked degraded and the
+//! loop's bounded channel fills up, which is what applies back-pressure (lossy edges
+//! upstream drop the oldest readings). The error is logged once per state change, not
+//! per retry. After the batch sender is dropped the thread commits what is queued and
+//! exits; at that point a batch that still fails is given up after a few tries.
 
 use std::sync::Arc;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use super::Store;
 use crate::graph::Item;
 use crate::graph::registry::Registry;
+
+/// First retry delay after a failed commit.
+pub const RETRY_MIN: Duration = Duration::from_millis(100);
+/// Longest retry delay.
+pub const RETRY_MAX: Duration = Duration::from_secs(10);
+/// Tries per batch once the sender is gone (shutdown), before its items are given up.
+pub const SHUTDOWN_TRIES: u32 = 3;
 
 /// The writer's live state, for status.
 #[derive(Default)]
@@ -23,6 +38,18 @@ pub struct WriterStats {
     /// True while the last commit failed (disk full, map full); cleared by a success.
     pub degraded: AtomicBool,
     pub last_error: Mutex<Option<String>>,
+    /// Items given up at shutdown because their batch kept failing.
+    pub lost: AtomicU64,
+}
+
+impl WriterStats {
+    pub fn is_degraded(&self) -> bool {
+        self.degraded.load(Ordering::Relaxed)
+    }
+
+    pub fn last_error(&self) -> Option<String> {
+        self.last_error.lock().ok().and_then(|e| e.clone())
+    }
 }
 
 /// The loop's handle: send full batches, get empty ones back.
@@ -36,28 +63,29 @@ pub struct WriterHandle {
 /// Start the writer thread ("store"). It exits after the batch sender is dropped and the
 /// last batch is committed.
 pub fn spawn(store: Arc<Store>, registry: Arc<Registry>, queue: usize) -> WriterHandle {
-    let (tx, rx) = async_channel::bounded::<Vec<Item>>(queue);
-    let (rtx, rrx) = async_channel::bounded::<Vec<Item>>(queue + 1);
+    let (tx, rx) = async_channel::bounded::<Vec<Item>>(queue.max(1));
+    let (rtx, rrx) = async_channel::bounded::<Vec<Item>>(queue.max(1) + 1);
     let stats = Arc::new(WriterStats::default());
     let st = stats.clone();
     let thread = std::thread::Builder::new()
         .name("store".into())
         .spawn(move || {
+            let mut w = Writer {
+                store,
+                registry,
+                stats: st,
+                failing_since: None,
+            };
             while let Ok(mut batch) = rx.recv_blocking() {
-                let new_sources = registry.take_unsaved();
-                match store.write_batch(&new_sources, &batch) {
-                    Ok(w) => {
-                        st.commits.fetch_add(1, Ordering::Relaxed);
-                        st.readings.fetch_add(w.readings, Ordering::Relaxed);
-                    }
-                    Err(e) => {
-                        st.failures.fetch_add(1, Ordering::Relaxed);
-                        registry.mark_unsaved(new_sources.iter().map(|s| s.id));
-                        log::error!("{e}");
-                    }
-                }
+                w.commit(&batch, &rx);
                 batch.clear();
                 let _ = rtx.try_send(batch);
+            }
+            let lost = w.stats.lost.load(Ordering::Relaxed);
+            if lost > 0 {
+                log::error!(
+                    "store: writer stopped; {lost} item(s) could not be committed and were lost"
+                );
             }
         })
         .expect("spawn store thread");
@@ -66,5 +94,101 @@ pub fn spawn(store: Arc<Store>, registry: Arc<Registry>, queue: usize) -> Writer
         recycled: rrx,
         stats,
         thread,
+    }
+}
+
+struct Writer {
+    store: Arc<Store>,
+    registry: Arc<Registry>,
+    stats: Arc<WriterStats>,
+    /// Failed commits in a row and when the first of them happened.
+    failing_since: Option<(u64, Instant)>,
+}
+
+impl Writer {
+    /// Commit `batch`, retrying until it succeeds; once `rx` is closed (shutdown), give
+    /// up after [`SHUTDOWN_TRIES`] failed tries. Returns whether the batch was committed.
+    fn commit(&mut self, batch: &[Item], rx: &async_channel::Receiver<Vec<Item>>) -> bool {
+        let mut backoff = RETRY_MIN;
+        let mut shutdown_tries = 0;
+        loop {
+            let new_sources = self.registry.take_unsaved();
+            let t0 = Instant::now();
+            match self.store.write_batch(&new_sources, batch) {
+                Ok(w) => {
+                    let s = &self.stats;
+                    s.last_commit_us
+                        .store(t0.elapsed().as_micros() as u64, Ordering::Relaxed);
+                    s.commits.fetch_add(1, Ordering::Relaxed);
+                    s.readings.fetch_add(w.readings, Ordering::Relaxed);
+                    s.rollups.fetch_add(w.rollups, Ordering::Relaxed);
+                    s.pruned.fetch_add(w.pruned, Ordering::Relaxed);
+                    if let Some((failed, since)) = self.failing_since.take() {
+                        s.degraded.store(false, Ordering::Relaxed);
+                        log::info!(
+                            "store: commits succeed again after {failed} failed attempt(s) over {:.1} s",
+                            since.elapsed().as_secs_f64()
+                        );
+                    }
+                    return true;
+                }
+                Err(e) => {
+                    self.registry.mark_unsaved(new_sources.iter().map(|s| s.id));
+                    self.stats.failures.fetch_add(1, Ordering::Relaxed);
+                    let msg = e.to_string();
+                    let changed = match self.failing_since.as_mut() {
+                        Some((n, _)) => {
+                            *n += 1;
+                            self.stats.last_error().as_deref() != Some(msg.as_str())
+                        }
+                        None => {
+                            self.failing_since = Some((1, Instant::now()));
+                            true
+                        }
+                    };
+                    if changed {
+                        log::error!(
+                            "store: commit of {} item(s) failed, retrying with backoff: {msg}",
+                            batch.len()
+                        );
+                    }
+                    self.stats.degraded.store(true, Ordering::Relaxed);
+                    if let Ok(mut last) = self.stats.last_error.lock() {
+                        *last = Some(msg);
+                    }
+                }
+            }
+            if rx.is_closed() {
+                shutdown_tries += 1;
+                if shutdown_tries >= SHUTDOWN_TRIES {
+                    log::error!(
+                        "store: shutting down; giving up on a batch of {} item(s) after {shutdown_tries} failed tries",
+                        batch.len()
+                    );
+                    self.stats
+                        .lost
+                        .fetch_add(batch.len() as u64, Ordering::Relaxed);
+                    return false;
+                }
+                // Shutting down: do not make the caller wait long.
+                backoff = backoff.min(Duration::from_secs(1));
+            }
+            sleep_unless_closed(backoff, rx);
+            backoff = (backoff * 2).min(RETRY_MAX);
+        }
+    }
+}
+
+/// Sleep `d`, cut short (to the next 100 ms slice) when the channel gets closed so a
+/// shutdown does not wait for a long backoff.
+fn sleep_unless_closed(d: Duration, rx: &async_channel::Receiver<Vec<Item>>) {
+    let end = Instant::now() + d;
+    let was_closed = rx.is_closed();
+    loop {
+        let now = Instant::now();
+        if now >= end || (!was_closed && rx.is_closed()) {
+            return;
+        }
+        std::thread::sleep((end - now).min(RETRY_MIN));
     }
 }
