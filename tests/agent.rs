@@ -101,7 +101,16 @@ fn mock_gpio_and_system_readings_reach_the_store_and_survive_restart() {
         .unwrap()
         .1;
     assert!(h["count"].as_u64().unwrap() >= before, "{h}");
-    assert_eq!(reading_value(&agent, "gpio:17"), Some(Value::Bool(true)));
+    // The high level stored before the restart is still in the history (the mock pin
+    // itself starts low again, as a freshly booted board's would).
+    assert!(
+        h["readings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["value"] == Value::Bool(true)),
+        "{h}"
+    );
     let (st, _, _) = agent.terminate();
     assert!(st.success());
 }
