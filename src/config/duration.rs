@@ -91,3 +91,13 @@ mod tests {
         }
     }
 }
+
+/// A duration that formats itself like config writes it, for log lines: the string is
+/// built only if the line is actually written.
+pub struct Dur(pub Micros);
+
+impl std::fmt::Display for Dur {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&format_duration(self.0))
+    }
+}

@@ -34,7 +34,7 @@ use std::sync::Arc;
 use log::debug;
 
 use super::PerSource;
-use super::filter::Dur;
+use crate::config::duration::Dur;
 use crate::graph::counters::Counters;
 use crate::graph::registry::{Registry, SourceInfo};
 use crate::graph::stage::{Out, Stage};

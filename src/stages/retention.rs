@@ -22,7 +22,8 @@ use std::sync::Arc;
 
 use log::debug;
 
-use super::filter::Dur;
+use crate::clock::iso8601;
+use crate::config::duration::Dur;
 use crate::graph::counters::Counters;
 use crate::graph::registry::{Registry, SourceInfo};
 use crate::graph::stage::{Out, Stage};
@@ -103,7 +104,7 @@ fn emit_rollup(r: Rollup, why: &str, name: &str, c: &Counters, label: &str, out:
     debug!(
         "{label}: {name} rollup level {} bucket {} ({why}): count {} min {} max {} mean {}",
         r.level,
-        r.bucket_start,
+        iso8601(r.bucket_start),
         r.count,
         r.min,
         r.max,
@@ -202,8 +203,9 @@ impl Retention {
         let older_than = now.saturating_sub(keep);
         self.counters.inc(C_PRUNES);
         debug!(
-            "{}: prune {target:?} older than {older_than} (kept {}), at most {} rows",
+            "{}: prune {target:?} older than {} (kept {}), at most {} rows",
             self.label,
+            iso8601(older_than),
             Dur(keep),
             self.params.prune_batch
         );
