@@ -47,10 +47,16 @@ def proc_status(pid):
 
 
 def cpu_seconds(pid):
-    with open(f"/proc/{pid}/stat") as f:
-        rest = f.read().rsplit(")", 1)[1].split()
-    ticks = os.sysconf("SC_CLK_TCK")
-    return (int(rest[11]) + int(rest[12])) / ticks
+    """CPU time of every live thread, in nanoseconds from schedstat (utime/stime in
+    /proc/PID/stat only count 10 ms ticks, too coarse for an idle agent)."""
+    total = 0
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{tid}/schedstat") as f:
+                total += int(f.read().split()[0])
+        except OSError:
+            pass
+    return total / 1e9
 
 
 def thread_names(pid):
@@ -102,7 +108,7 @@ def main():
     print(f"start_to_healthy_ms: {startup_ms:.2f}")
     print(f"rss_kib: {st['VmRSS']} (anon {st.get('RssAnon', 0)}, file {st.get('RssFile', 0)})")
     print(f"vmhwm_kib: {st['VmHWM']}")
-    print(f"cpu_s_over_{args.seconds:.0f}s_idle: {cpu1 - cpu0:.4f}")
+    print(f"cpu_s_over_{args.seconds:.0f}s_idle: {cpu1 - cpu0:.5f}")
     print(f"threads: {st['Threads']} ({', '.join(names)})")
     print(f"sigterm_to_exit_ms: {stop_ms:.1f} (exit code {code})")
     print(f"binary_bytes: {size}")

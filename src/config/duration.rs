@@ -61,6 +61,16 @@ pub fn format_duration(us: Micros) -> String {
     format!("{us}us")
 }
 
+/// A duration that formats itself like config writes it, for log lines: the string is
+/// built only if the line is actually written.
+pub struct Dur(pub Micros);
+
+impl std::fmt::Display for Dur {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&format_duration(self.0))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -89,15 +99,5 @@ mod tests {
         for s in ["10s", "5m", "1h", "7d", "250ms"] {
             assert_eq!(format_duration(parse_duration(s).unwrap()), s);
         }
-    }
-}
-
-/// A duration that formats itself like config writes it, for log lines: the string is
-/// built only if the line is actually written.
-pub struct Dur(pub Micros);
-
-impl std::fmt::Display for Dur {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&format_duration(self.0))
     }
 }
