@@ -7,6 +7,10 @@ and the binary's size.
 
 Usage: python3 benches/footprint.py [--binary target/release/smollama] [--seconds 60]
 Build first: cargo build --release
+
+With collectd installed (Debian: apt-get install collectd-core), collectd runs alongside
+during the same window, sampling the same kind of metrics every 10 s into CSV files, and
+its RSS, CPU and threads are printed next to smollama's with the ratio.
 """
 import argparse
 import os
@@ -67,6 +71,37 @@ def thread_names(pid):
     return sorted(names)
 
 
+COLLECTD_CONF = """
+Interval 10
+BaseDir "{dir}"
+PIDFile "{dir}/collectd.pid"
+PluginDir "/usr/lib/collectd"
+TypesDB "/usr/share/collectd/types.db"
+LoadPlugin cpu
+LoadPlugin memory
+LoadPlugin load
+LoadPlugin df
+LoadPlugin uptime
+LoadPlugin thermal
+LoadPlugin csv
+<Plugin csv>
+  DataDir "{dir}/csv"
+</Plugin>
+"""
+
+
+def start_collectd(tmp):
+    exe = shutil.which("collectd") or ("/usr/sbin/collectd" if os.path.exists("/usr/sbin/collectd") else None)
+    if not exe or not os.path.exists("/usr/share/collectd/types.db"):
+        return None
+    d = os.path.join(tmp, "collectd")
+    os.makedirs(d)
+    conf = os.path.join(d, "collectd.conf")
+    with open(conf, "w") as f:
+        f.write(COLLECTD_CONF.format(dir=d))
+    return subprocess.Popen([exe, "-f", "-C", conf], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--binary", default="target/release/smollama")
@@ -90,13 +125,21 @@ def main():
         time.sleep(0.0002)
     startup_ms = (time.perf_counter() - t0) * 1000
 
+    c = start_collectd(tmp)
+
     # Let start-up work settle, then measure an idle window.
     time.sleep(min(5.0, args.seconds / 4))
     cpu0 = cpu_seconds(p.pid)
+    ccpu0 = cpu_seconds(c.pid) if c else 0
     time.sleep(args.seconds)
     cpu1 = cpu_seconds(p.pid)
     st = proc_status(p.pid)
     names = thread_names(p.pid)
+    if c:
+        ccpu = cpu_seconds(c.pid) - ccpu0
+        cst = proc_status(c.pid)
+        c.terminate()
+        c.wait(timeout=10)
 
     t1 = time.perf_counter()
     p.send_signal(signal.SIGTERM)
@@ -112,6 +155,11 @@ def main():
     print(f"threads: {st['Threads']} ({', '.join(names)})")
     print(f"sigterm_to_exit_ms: {stop_ms:.1f} (exit code {code})")
     print(f"binary_bytes: {size}")
+    if c:
+        print("collectd (same window, 10 s interval, cpu/memory/load/df/uptime/thermal -> csv):")
+        print(f"  collectd_rss_kib: {cst['VmRSS']}  smollama/collectd: {st['VmRSS'] / cst['VmRSS']:.2f}")
+        print(f"  collectd_cpu_s: {ccpu:.5f}  smollama/collectd: {(cpu1 - cpu0) / ccpu if ccpu else float('nan'):.2f}")
+        print(f"  collectd_threads: {cst['Threads']}")
 
 
 if __name__ == "__main__":

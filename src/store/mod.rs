@@ -360,6 +360,7 @@ impl Store {
                 |s, ts| codec::reading_key(SourceId(s), ts),
                 p.older_than,
                 p.max,
+                u64::MAX,
             ),
             PruneTarget::Rollup(level) => prune_skip_scan(
                 &self.rollups,
@@ -368,6 +369,7 @@ impl Store {
                 |s, ts| codec::rollup_key(level, SourceId(s), ts),
                 p.older_than,
                 p.max,
+                u64::MAX,
             ),
         }
     }
@@ -402,6 +404,38 @@ impl Store {
         })
     }
 
+    /// Make room in a full store: delete up to `per_source` of the oldest raw readings of
+    /// every source, then commit a second, tiny transaction so LMDB can reuse the freed
+    /// pages (it reuses pages freed by transaction N only from N + 2 on). The writer calls
+    /// this when a commit fails with `MapFull`; the alternative is a store that never
+    /// accepts another reading. Returns how many readings were deleted.
+    pub fn evict_oldest(&self, per_source: u64) -> Result<u64, StoreError> {
+        let mut wtxn = self.env.write_txn()?;
+        let deleted = prune_skip_scan(
+            &self.readings,
+            &mut wtxn,
+            &[],
+            |s, ts| codec::reading_key(SourceId(s), ts),
+            Micros::MAX,
+            u32::MAX,
+            per_source,
+        )?;
+        wtxn.commit()?;
+        let mut wtxn = self.env.write_txn()?;
+        let n = self
+            .meta
+            .get(&wtxn, b"evicted".as_slice())?
+            .and_then(|b| <[u8; 8]>::try_from(b).ok())
+            .map_or(0, u64::from_be_bytes);
+        self.meta.put(
+            &mut wtxn,
+            b"evicted".as_slice(),
+            &(n + deleted).to_be_bytes(),
+        )?;
+        wtxn.commit()?;
+        Ok(deleted)
+    }
+
     /// Force the data to disk (only useful with relaxed durability; commits already sync).
     pub fn sync(&self) -> Result<(), StoreError> {
         Ok(self.env.force_sync()?)
@@ -409,7 +443,8 @@ impl Store {
 }
 
 /// Skip-scan prune over keys `prefix ++ source u32 BE ++ sortable ts`: for each source
-/// present (found by one seek), delete its rows with `ts < older_than`, until `max`.
+/// present (found by one seek), delete its rows with `ts < older_than`, at most
+/// `per_source` of them, until `max` in all.
 fn prune_skip_scan<K: AsRef<[u8]>>(
     db: &Db,
     wtxn: &mut RwTxn,
@@ -417,6 +452,7 @@ fn prune_skip_scan<K: AsRef<[u8]>>(
     key: impl Fn(u32, Micros) -> K,
     older_than: Micros,
     max: u32,
+    per_source: u64,
 ) -> Result<u64, StoreError> {
     let max = u64::from(max);
     let mut deleted = 0u64;
@@ -439,12 +475,14 @@ fn prune_skip_scan<K: AsRef<[u8]>>(
         let hi = key(source, older_than);
         let range = (Bound::Included(lo.as_ref()), Bound::Excluded(hi.as_ref()));
         let mut it = db.range_mut(wtxn, &range)?;
-        while deleted < max {
+        let mut this_source = 0u64;
+        while deleted < max && this_source < per_source {
             match it.next() {
                 Some(Ok(_)) => {
                     // SAFETY: no key or value borrowed from the iterator is alive here.
                     unsafe { it.del_current()? };
                     deleted += 1;
+                    this_source += 1;
                 }
                 Some(Err(e)) => return Err(e.into()),
                 None => break,
@@ -973,55 +1011,38 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn writer_recovers_when_space_frees_up() {
-        let dir = TempDir::new("recover");
+    fn a_full_store_evicts_its_oldest_readings_and_keeps_accepting() {
+        let dir = TempDir::new("evict");
         let store = Arc::new(Store::open(&dir.0, &StoreOptions { map_size: 1 << 20 }).unwrap());
-        // Fill the map until a batch of 1000 no longer fits.
-        let mut filled = 0;
-        loop {
-            let old: Vec<Item> = (filled..filled + 1000).map(|i| num(0, i, 1.0)).collect();
-            match store.write_batch(&[], &old) {
-                Ok(_) => filled += 1000,
-                Err(StoreError::MapFull) => break,
-                Err(e) => panic!("{e}"),
-            }
-        }
-        assert!(filled > 0);
         let reg = Arc::new(Registry::new());
         let h = writer::spawn(store.clone(), reg, 2);
-        let new: Vec<Item> = (0..5_000).map(|i| num(1, i, 2.0)).collect();
-        h.batches.send_blocking(new).unwrap();
         let stats = h.stats.clone();
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-        while !stats.is_degraded() {
-            assert!(std::time::Instant::now() < deadline, "never degraded");
-            std::thread::sleep(std::time::Duration::from_millis(5));
+        // Far more than 1 MiB of readings, in ordinary batches: the writer must make room
+        // by itself, oldest first, and never stop accepting new readings.
+        let total = 200_000i64;
+        for chunk in 0..(total / 1000) {
+            let batch: Vec<Item> = (chunk * 1000..(chunk + 1) * 1000)
+                .map(|i| num((i % 4) as u32, i, i as f64))
+                .collect();
+            h.batches.send_blocking(batch).unwrap();
         }
-        assert_eq!(stats.commits.load(Ordering::Relaxed), 0);
-        // Free the space: the writer's next retry of the same batch succeeds.
-        let prune = Item::Prune(Prune {
-            target: PruneTarget::Raw,
-            older_than: Micros::MAX,
-            max: u32::MAX,
-        });
-        assert_eq!(
-            store.write_batch(&[], &[prune]).unwrap().pruned,
-            filled as u64
-        );
-        // LMDB reuses pages freed by transaction N only from N + 2 on (failed commits do
-        // not advance the id): one more small commit makes the freed space usable.
-        store.write_batch(&[], &[num(2, 0, 0.0)]).unwrap();
-        while stats.commits.load(Ordering::Relaxed) == 0 {
-            assert!(std::time::Instant::now() < deadline, "never recovered");
-            std::thread::sleep(std::time::Duration::from_millis(5));
-        }
-        assert!(!stats.is_degraded());
-        assert!(stats.failures.load(Ordering::Relaxed) >= 1);
-        assert_eq!(stats.readings.load(Ordering::Relaxed), 5_000);
         drop(h.batches);
         h.thread.join().unwrap();
-        assert_eq!(stats.lost.load(Ordering::Relaxed), 0);
-        assert_eq!(all(&store, 1).len(), 5_000);
-        assert!(all(&store, 0).is_empty());
+        assert_eq!(stats.lost.load(Ordering::Relaxed), 0, "no batch given up");
+        assert!(stats.evicted.load(Ordering::Relaxed) > 0, "room was made");
+        assert!(!stats.is_degraded());
+        // The newest readings are all there; what went were the oldest.
+        let newest_first = all(&store, 3);
+        assert_eq!(newest_first[0].ts, total - 1);
+        let kept = store.counts().unwrap().readings;
+        assert!(kept < total as u64);
+        let oldest_kept = (0..4)
+            .map(|s| all(&store, s).last().unwrap().ts)
+            .min()
+            .unwrap();
+        assert!(
+            oldest_kept >= total - kept as i64 - 4000,
+            "oldest first: {oldest_kept}"
+        );
     }
 }

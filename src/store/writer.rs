@@ -40,6 +40,8 @@ pub struct WriterStats {
     pub last_error: Mutex<Option<String>>,
     /// Items given up at shutdown because their batch kept failing.
     pub lost: AtomicU64,
+    /// Oldest raw readings deleted to make room when the store was full.
+    pub evicted: AtomicU64,
 }
 
 impl WriterStats {
@@ -105,7 +107,67 @@ struct Writer {
     failing_since: Option<(u64, Instant)>,
 }
 
+/// Share of the map in use at which the oldest readings start to be evicted.
+const HIGH_WATER: f64 = 0.8;
+/// Evict 1/`EVICT_SHARE` of the raw readings at a time.
+const EVICT_SHARE: u64 = 20;
+
 impl Writer {
+    /// Keep headroom: once the store's pages fill `HIGH_WATER` of the map, delete the
+    /// oldest raw readings (`EVICT_SHARE` of them) while deleting is still possible. LMDB
+    /// deletions need free pages themselves (copy-on-write), so waiting for a full map
+    /// can leave too little room even to delete. Checked after every commit (one read
+    /// transaction: microseconds, next to a commit's fsync).
+    fn keep_headroom(&self) {
+        let Ok(c) = self.store.counts() else { return };
+        if c.map_bytes == 0 || (c.used_bytes as f64) < HIGH_WATER * c.map_bytes as f64 {
+            return;
+        }
+        let per_source = (c.readings / EVICT_SHARE)
+            .div_ceil(c.sources.max(1))
+            .max(16);
+        self.evict(per_source, c.map_bytes);
+    }
+
+    /// A commit failed with a full map: make room in small steps (a small deletion still
+    /// fits when a large one would not), growing while they succeed.
+    fn make_room(&self, batch_len: usize) -> bool {
+        let map = self.store.map_size() as u64;
+        let mut per_source = 16u64;
+        let mut made = false;
+        let mut freed = 0u64;
+        while freed < 2 * batch_len as u64 {
+            match self.evict(per_source, map) {
+                0 => break,
+                n => {
+                    made = true;
+                    freed += n;
+                    per_source *= 2;
+                }
+            }
+        }
+        made
+    }
+
+    fn evict(&self, per_source: u64, map_bytes: u64) -> u64 {
+        match self.store.evict_oldest(per_source) {
+            Ok(0) => 0,
+            Ok(n) => {
+                self.stats.evicted.fetch_add(n, Ordering::Relaxed);
+                log::warn!(
+                    "store: nearly full ({} MiB map); deleted the {n} oldest raw readings to make room. \
+                     Raise [store] map_size_mb or shorten raw_for in the retention stage",
+                    map_bytes >> 20
+                );
+                n
+            }
+            Err(e) => {
+                log::debug!("store: could not make room: {e}");
+                0
+            }
+        }
+    }
+
     /// Commit `batch`, retrying until it succeeds; once `rx` is closed (shutdown), give
     /// up after [`SHUTDOWN_TRIES`] failed tries. Returns whether the batch was committed.
     fn commit(&mut self, batch: &[Item], rx: &async_channel::Receiver<Vec<Item>>) -> bool {
@@ -116,13 +178,14 @@ impl Writer {
             let t0 = Instant::now();
             match self.store.write_batch(&new_sources, batch) {
                 Ok(w) => {
-                    let s = &self.stats;
+                    let s = self.stats.clone();
                     s.last_commit_us
                         .store(t0.elapsed().as_micros() as u64, Ordering::Relaxed);
                     s.commits.fetch_add(1, Ordering::Relaxed);
                     s.readings.fetch_add(w.readings, Ordering::Relaxed);
                     s.rollups.fetch_add(w.rollups, Ordering::Relaxed);
                     s.pruned.fetch_add(w.pruned, Ordering::Relaxed);
+                    self.keep_headroom();
                     if let Some((failed, since)) = self.failing_since.take() {
                         s.degraded.store(false, Ordering::Relaxed);
                         log::info!(
@@ -155,6 +218,9 @@ impl Writer {
                     self.stats.degraded.store(true, Ordering::Relaxed);
                     if let Ok(mut last) = self.stats.last_error.lock() {
                         *last = Some(msg);
+                    }
+                    if matches!(e, super::StoreError::MapFull) && self.make_room(batch.len()) {
+                        continue; // retry at once: there is room now
                     }
                 }
             }
