@@ -86,6 +86,7 @@ pub fn live(shared: &Shared) -> Json {
         "rollups_written": w.rollups.load(Ordering::Relaxed),
         "pruned": w.pruned.load(Ordering::Relaxed),
         "failures": w.failures.load(Ordering::Relaxed),
+        "evicted_oldest": w.evicted.load(Ordering::Relaxed),
         "last_commit_us": w.last_commit_us.load(Ordering::Relaxed),
         "state": if w.degraded.load(Ordering::Relaxed) { "degraded" } else { "ok" },
         "last_error": w.last_error.lock().ok().and_then(|e| e.clone()),

@@ -268,3 +268,37 @@ fn environment_overrides_and_flags_after_the_subcommand() {
     assert_eq!(code, 2);
     assert!(err.contains("SMOLLAMA_HTTP_BIND"), "{err}");
 }
+
+#[test]
+fn history_beyond_the_raw_window_comes_from_rollups() {
+    let dir = TempDir::new("rollups");
+    let port = free_port();
+    let pipeline = FAST_PIPELINE.replace(
+        "raw_for = \"1d\"\nrollups = [{ every = \"1m\", keep = \"30d\" }]",
+        "raw_for = \"10m\"\nrollups = [{ every = \"1m\", keep = \"30d\" }, { every = \"1h\", keep = \"1y\" }]",
+    );
+    assert_ne!(pipeline, FAST_PIPELINE);
+    let cfg = write_config(dir.path(), port, &pipeline);
+    let agent = Agent::start(&cfg, port, &[]);
+    eventually(10, "a few load_avg readings", || {
+        let (_, h) = get(&agent.url("/api/readings/system:uptime/history?minutes=5")).ok()?;
+        (h["count"].as_u64()? >= 2).then_some(())
+    });
+    // Shutdown flushes the open (partial) rollup buckets into the store.
+    let (st, _, log) = agent.terminate();
+    assert!(st.success(), "{log}");
+    let agent = Agent::start(&cfg, port, &[]);
+    // 2 hours is beyond the 10 minute raw window: answered from the 1-minute rollups.
+    let (code, h) = get(&agent.url("/api/readings/system:uptime/history?minutes=120")).unwrap();
+    assert_eq!(code, 200);
+    assert_eq!(h["resolution"], "1m", "{h}");
+    let rollups = h["rollups"].as_array().unwrap();
+    assert!(!rollups.is_empty(), "{h}");
+    let first = &rollups[0];
+    assert!(first["count"].as_u64().unwrap() >= 1);
+    assert!(first["min"].as_f64().unwrap() <= first["max"].as_f64().unwrap());
+    // Beyond 30 days the hourly level answers.
+    let (_, h) = get(&agent.url("/api/readings/system:uptime/history?minutes=100000")).unwrap();
+    assert_eq!(h["resolution"], "1h", "{h}");
+    assert!(!h["rollups"].as_array().unwrap().is_empty());
+}
