@@ -6,3 +6,4 @@
 
 pub mod gpio;
 pub mod http;
+pub mod mqtt;

@@ -10,6 +10,7 @@
 //! CLI, later agent tools) use read transactions and never block it.
 
 pub mod codec;
+pub mod outbox;
 pub mod query;
 pub mod writer;
 

@@ -1,0 +1,1 @@
+//! Inbound payload parsing and outbound payload encoding.
