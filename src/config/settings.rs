@@ -18,6 +18,7 @@ pub struct Settings {
     pub store: StoreSettings,
     pub http: HttpSettings,
     pub log: LogSettings,
+    pub mqtt: MqttSettings,
     pub gpio: GpioSettings,
     pub pipeline: PipelineSettings,
 }
@@ -94,6 +95,77 @@ pub struct GpioSettings {
     pub simulate: bool,
 }
 
+/// A secret (password, token) that never shows up in logs or debug output.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(pub String);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct MqttSettings {
+    /// Broker host name or address. Empty: MQTT is off (mqtt sinks and sources are skipped
+    /// with one log line).
+    pub broker: Option<String>,
+    pub port: u16,
+    /// Default `smollama-<node name>`.
+    pub client_id: Option<String>,
+    pub username: Option<String>,
+    pub password: Option<Secret>,
+    pub keepalive: Micros,
+    /// Start a clean session on every connect (default). False asks the broker to keep
+    /// subscriptions and QoS 1 messages for us while we are away.
+    pub clean_session: bool,
+    /// Topic prefix for everything this node publishes. Default `smollama/<node name>`.
+    pub topic_prefix: Option<String>,
+    /// Reconnect backoff: first delay, doubling (with jitter) up to the maximum.
+    pub reconnect_min: Micros,
+    pub reconnect_max: Micros,
+    /// Bounds of the QoS 1 outbox in the store; beyond them the oldest message is dropped
+    /// (and counted).
+    pub outbox_max_messages: u64,
+    pub outbox_max_mb: u64,
+    /// Largest MQTT payload accepted or sent, KiB.
+    pub max_payload_kb: u64,
+    /// QoS 1 messages handed to the client before their acknowledgements come back.
+    pub inflight: u16,
+    /// Messages kept per topic for the agent's `get_recent_messages` tool.
+    pub recent_per_topic: usize,
+    /// Home Assistant MQTT discovery (on by default when a broker is configured).
+    pub discovery: bool,
+    pub discovery_prefix: String,
+    /// CA certificate for TLS (needs the `mqtt-tls` build feature).
+    pub ca_file: Option<PathBuf>,
+}
+
+impl MqttSettings {
+    pub fn defaults() -> MqttSettings {
+        MqttSettings {
+            broker: None,
+            port: 1883,
+            client_id: None,
+            username: None,
+            password: None,
+            keepalive: 60_000_000,
+            clean_session: true,
+            topic_prefix: None,
+            reconnect_min: 1_000_000,
+            reconnect_max: 60_000_000,
+            outbox_max_messages: 100_000,
+            outbox_max_mb: 16,
+            max_payload_kb: 256,
+            inflight: 64,
+            recent_per_topic: 100,
+            discovery: true,
+            discovery_prefix: "homeassistant".into(),
+            ca_file: None,
+        }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq)]
 pub struct PipelineSettings {
     /// Pipeline files to run together. Empty: the built-in default pipeline.
@@ -116,6 +188,7 @@ impl Settings {
                 enabled: true,
             },
             log: LogSettings { level: None },
+            mqtt: MqttSettings::defaults(),
             gpio: GpioSettings {
                 backend: GpioBackendChoice::Auto,
                 pins: Vec::new(),
@@ -123,6 +196,22 @@ impl Settings {
             },
             pipeline: PipelineSettings { files: Vec::new() },
         }
+    }
+
+    /// The prefix of every topic this node publishes (`smollama/<node>` by default).
+    pub fn mqtt_prefix(&self) -> String {
+        self.mqtt
+            .topic_prefix
+            .clone()
+            .unwrap_or_else(|| format!("smollama/{}", self.node.name))
+    }
+
+    /// The MQTT client id (`smollama-<node>` by default).
+    pub fn mqtt_client_id(&self) -> String {
+        self.mqtt
+            .client_id
+            .clone()
+            .unwrap_or_else(|| format!("smollama-{}", self.node.name))
     }
 
     /// Find and load the settings: `--config`, then `$SMOLLAMA_CONFIG`, then
@@ -228,6 +317,7 @@ struct RawSettings {
     store: Option<RawStore>,
     http: Option<RawHttp>,
     log: Option<RawLog>,
+    mqtt: Option<toml::Table>,
     gpio: Option<RawGpio>,
     pipeline: Option<RawPipeline>,
 }
@@ -289,10 +379,55 @@ const SECTIONS: &[(&str, &[&str])] = &[
     ("store", &["map_size_mb"]),
     ("http", &["enabled", "bind", "token"]),
     ("log", &["level"]),
+    ("mqtt", MQTT_KEYS),
     ("gpio", &["backend", "simulate", "pins"]),
     ("pipeline", &["files"]),
 ];
 const PIN_KEYS: &[&str] = &["pin", "name", "mode", "pull", "initial"];
+const MQTT_KEYS: &[&str] = &[
+    "broker",
+    "port",
+    "client_id",
+    "username",
+    "password",
+    "keepalive",
+    "clean_session",
+    "topic_prefix",
+    "reconnect_min",
+    "reconnect_max",
+    "outbox_max_messages",
+    "outbox_max_mb",
+    "max_payload_kb",
+    "inflight",
+    "recent_per_topic",
+    "discovery",
+    "discovery_prefix",
+    "ca_file",
+];
+
+/// The type a setting takes (for the environment, where everything is a string).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Ty {
+    Str,
+    Int,
+    Bool,
+    List,
+}
+
+fn key_type(section: &str, key: &str) -> Ty {
+    match (section, key) {
+        ("store", "map_size_mb") => Ty::Int,
+        ("http", "enabled") | ("gpio", "simulate") => Ty::Bool,
+        ("mqtt", "clean_session" | "discovery") => Ty::Bool,
+        (
+            "mqtt",
+            "port" | "outbox_max_messages" | "outbox_max_mb" | "max_payload_kb" | "inflight"
+            | "recent_per_topic",
+        ) => Ty::Int,
+        ("pipeline", "files") => Ty::List,
+        _ => Ty::Str,
+    }
+}
 
 /// A scalar setting value, from the file or from the environment.
 enum Val {
@@ -414,6 +549,7 @@ fn set_key(
             }
         }
         ("gpio", "simulate", Val::Bool(v)) => s.gpio.simulate = v,
+        ("mqtt", key, val) => set_mqtt(&mut s.mqtt, key, val, &resolve)?,
         ("pipeline", "files", Val::List(v)) => {
             let mut files = Vec::new();
             for f in v {
@@ -436,6 +572,147 @@ fn set_key(
                 "internal: no setting {sec}.{key} of this type"
             )));
         }
+    }
+    Ok(())
+}
+
+fn int_in(key: &str, v: i64, lo: i64, hi: i64, hint: &str) -> Result<i64, Problem> {
+    if (lo..=hi).contains(&v) {
+        Ok(v)
+    } else {
+        Err(problem_hint(
+            format!("{key} = {v} is out of range ({lo} to {hi})"),
+            hint,
+        ))
+    }
+}
+
+fn duration_in(key: &str, v: &str, lo: Micros, hi: Micros) -> Result<Micros, Problem> {
+    let d = super::duration::parse_duration(v).map_err(|e| problem(format!("{key}: {e}")))?;
+    if d < lo || d > hi {
+        return Err(problem_hint(
+            format!("{key} = \"{v}\" is out of range"),
+            format!(
+                "use {} to {}",
+                super::duration::format_duration(lo),
+                super::duration::format_duration(hi)
+            ),
+        ));
+    }
+    Ok(d)
+}
+
+fn set_mqtt(
+    m: &mut MqttSettings,
+    key: &str,
+    val: Val,
+    resolve: &dyn Fn(String) -> PathBuf,
+) -> Result<(), Problem> {
+    let non_empty = |v: String| if v.is_empty() { None } else { Some(v) };
+    match (key, val) {
+        ("broker", Val::Str(v)) => {
+            if v.contains("://") || v.contains('/') {
+                return Err(problem_hint(
+                    format!("broker = '{v}' should be a host name or address only"),
+                    "write e.g. broker = \"192.168.1.10\" and the port in port = 1883",
+                ));
+            }
+            m.broker = non_empty(v.trim().to_string());
+        }
+        ("port", Val::Int(v)) => {
+            m.port = int_in("port", v, 1, 65535, "the MQTT port, usually 1883 (8883 with TLS)")? as u16
+        }
+        ("client_id", Val::Str(v)) => {
+            if v.chars().count() > 64 || v.contains(['+', '#', '/']) {
+                return Err(problem_hint(
+                    format!("client_id '{v}' is not valid"),
+                    "use up to 64 characters without + # /, or leave it out for smollama-<node>",
+                ));
+            }
+            m.client_id = non_empty(v);
+        }
+        ("username", Val::Str(v)) => m.username = non_empty(v),
+        ("password", Val::Str(v)) => m.password = non_empty(v).map(Secret),
+        ("keepalive", Val::Str(v)) => {
+            m.keepalive = duration_in("keepalive", &v, 5_000_000, 3_600_000_000)?
+        }
+        ("clean_session", Val::Bool(v)) => m.clean_session = v,
+        ("topic_prefix", Val::Str(v)) => {
+            let v = v.trim_end_matches('/').to_string();
+            if v.is_empty() || v.contains(['+', '#']) || v.starts_with('/') {
+                return Err(problem_hint(
+                    format!("topic_prefix '{v}' is not a valid topic prefix"),
+                    "use levels without wildcards, e.g. \"smollama/greenhouse\" (the default is smollama/<node>)",
+                ));
+            }
+            m.topic_prefix = Some(v);
+        }
+        ("reconnect_min", Val::Str(v)) => {
+            m.reconnect_min = duration_in("reconnect_min", &v, 100_000, 600_000_000)?
+        }
+        ("reconnect_max", Val::Str(v)) => {
+            m.reconnect_max = duration_in("reconnect_max", &v, 100_000, 3_600_000_000)?
+        }
+        ("outbox_max_messages", Val::Int(v)) => {
+            m.outbox_max_messages = int_in(
+                "outbox_max_messages",
+                v,
+                1,
+                100_000_000,
+                "how many QoS 1 messages may wait for the broker",
+            )? as u64
+        }
+        ("outbox_max_mb", Val::Int(v)) => {
+            m.outbox_max_mb = int_in(
+                "outbox_max_mb",
+                v,
+                1,
+                4096,
+                "MiB of QoS 1 messages that may wait for the broker; keep it well under [store] map_size_mb",
+            )? as u64
+        }
+        ("max_payload_kb", Val::Int(v)) => {
+            m.max_payload_kb =
+                int_in("max_payload_kb", v, 1, 262_144, "the largest payload in KiB, e.g. 256")? as u64
+        }
+        ("inflight", Val::Int(v)) => {
+            m.inflight = int_in("inflight", v, 1, 1000, "QoS 1 messages in flight, e.g. 64")? as u16
+        }
+        ("recent_per_topic", Val::Int(v)) => {
+            m.recent_per_topic = int_in(
+                "recent_per_topic",
+                v,
+                0,
+                10_000,
+                "messages kept per topic for the agent, e.g. 100",
+            )? as usize
+        }
+        ("discovery", Val::Bool(v)) => m.discovery = v,
+        ("discovery_prefix", Val::Str(v)) => {
+            if v.is_empty() || v.contains(['+', '#']) {
+                return Err(problem_hint(
+                    format!("discovery_prefix '{v}' is not valid"),
+                    "Home Assistant's default is \"homeassistant\"",
+                ));
+            }
+            m.discovery_prefix = v;
+        }
+        ("ca_file", Val::Str(v)) => {
+            if !cfg!(feature = "mqtt-tls") && !v.is_empty() {
+                return Err(problem_hint(
+                    "ca_file is set but this smollama was built without TLS",
+                    "rebuild with `cargo build --release --features mqtt-tls`, or use a broker on the LAN without TLS",
+                ));
+            }
+            m.ca_file = non_empty(v).map(resolve);
+        }
+        (key, _) => return Err(problem(format!("internal: no mqtt setting {key} of this type"))),
+    }
+    if m.reconnect_min > m.reconnect_max {
+        return Err(problem_hint(
+            "reconnect_min is longer than reconnect_max",
+            "e.g. reconnect_min = \"1s\", reconnect_max = \"60s\"",
+        ));
     }
     Ok(())
 }
@@ -525,6 +802,12 @@ fn apply_file(settings: &mut Settings, path: &Path, text: &str) -> Result<(), Co
     if let Some((sp, v)) = raw.log.and_then(|l| l.level).map(s) {
         set("log", "level", sp, v);
     }
+    let mut mqtt_errors = Vec::new();
+    if let Some(table) = raw.mqtt {
+        for (key, span, val) in read_mqtt_table(table, text, &mut mqtt_errors, &file) {
+            set("mqtt", &key, span, val);
+        }
+    }
     let mut pins = None;
     if let Some(g) = raw.gpio {
         if let Some((sp, v)) = g.backend.map(s) {
@@ -544,6 +827,7 @@ fn apply_file(settings: &mut Settings, path: &Path, text: &str) -> Result<(), Co
             Val::List(files.into_iter().map(|f| f.into_inner()).collect()),
         );
     }
+    errors.extend(mqtt_errors);
     for raw_pin in pins.unwrap_or_default() {
         let at = |span: std::ops::Range<usize>| Some(error::line_of(text, span.start));
         match parse_pin(raw_pin.into_inner(), &settings.gpio.pins) {
@@ -560,6 +844,67 @@ fn apply_file(settings: &mut Settings, path: &Path, text: &str) -> Result<(), Co
     } else {
         Err(ConfigErrors(errors))
     }
+}
+
+/// `[mqtt]` is read as a plain table (many keys, one shape): each key is checked against
+/// `MQTT_KEYS` and its type, and located by searching the file text for its line.
+fn read_mqtt_table(
+    table: toml::Table,
+    text: &str,
+    errors: &mut Vec<ConfigError>,
+    file: &str,
+) -> Vec<(String, std::ops::Range<usize>, Val)> {
+    let mut out = Vec::new();
+    for (key, value) in table {
+        let span = key_span(text, "mqtt", &key);
+        let line = Some(error::line_of(text, span.start));
+        if !MQTT_KEYS.contains(&key.as_str()) {
+            errors.push(
+                ConfigError::new(file, line, format!("unknown key `{key}` in [mqtt]"))
+                    .with_hint(suggest::hint(&key, "keys here", MQTT_KEYS)),
+            );
+            continue;
+        }
+        let val = match (key_type("mqtt", &key), value) {
+            (Ty::Str, toml::Value::String(v)) => Val::Str(v),
+            (Ty::Int, toml::Value::Integer(v)) => Val::Int(v),
+            (Ty::Bool, toml::Value::Boolean(v)) => Val::Bool(v),
+            (ty, other) => {
+                let want = match ty {
+                    Ty::Str => "a string",
+                    Ty::Int => "a whole number",
+                    Ty::Bool => "true or false",
+                    Ty::List => "a list",
+                };
+                errors.push(
+                    ConfigError::new(
+                        file,
+                        line,
+                        format!("mqtt.{key} must be {want}, not {}", other.type_str()),
+                    )
+                    .with_hint("see config/smollama.toml for every key with an example"),
+                );
+                continue;
+            }
+        };
+        out.push((key, span, val));
+    }
+    out
+}
+
+/// Byte span of `key = ` inside `[section]` (best effort, for error lines).
+fn key_span(text: &str, section: &str, key: &str) -> std::ops::Range<usize> {
+    let header = format!("[{section}]");
+    let start = text.find(&header).unwrap_or(0);
+    let mut pos = start;
+    for line in text[start..].split_inclusive('\n') {
+        let t = line.trim_start();
+        if t.starts_with(key) && t[key.len()..].trim_start().starts_with('=') {
+            return pos..pos + line.len();
+        }
+        pos += line.len();
+    }
+    start..start
 }
 
 fn parse_pin(
@@ -690,18 +1035,18 @@ fn apply_env(settings: &mut Settings, env: &[(String, String)]) -> Result<(), Co
             );
             continue;
         };
-        let val = match (*section, *key) {
-            ("store", "map_size_mb") => match value.trim().parse::<i64>() {
+        let val = match key_type(section, key) {
+            Ty::Int => match value.trim().parse::<i64>() {
                 Ok(n) => Val::Int(n),
                 Err(_) => {
                     errors.push(
                         ConfigError::new(origin, None, format!("'{value}' is not a whole number"))
-                            .with_hint("give the map size in MiB, e.g. 256"),
+                            .with_hint("see config/smollama.toml for the value this key takes"),
                     );
                     continue;
                 }
             },
-            ("http", "enabled") | ("gpio", "simulate") => match parse_bool(value) {
+            Ty::Bool => match parse_bool(value) {
                 Some(b) => Val::Bool(b),
                 None => {
                     errors.push(
@@ -711,14 +1056,14 @@ fn apply_env(settings: &mut Settings, env: &[(String, String)]) -> Result<(), Co
                     continue;
                 }
             },
-            ("pipeline", "files") => Val::List(
+            Ty::List => Val::List(
                 value
                     .split(',')
                     .map(|f| f.trim().to_string())
                     .filter(|f| !f.is_empty())
                     .collect(),
             ),
-            _ => Val::Str(value.clone()),
+            Ty::Str => Val::Str(value.clone()),
         };
         if let Err((msg, hint)) = set_key(settings, section, key, val, None) {
             let mut e = ConfigError::new(origin, None, msg);
