@@ -8,6 +8,7 @@ use crate::clock::now_us;
 use crate::config::{PipelineSpec, Settings};
 use crate::edges::gpio::{self, GpioBackend};
 use crate::edges::http;
+use crate::edges::mqtt::connection::{self, MqttStats, Publish, Recent};
 use crate::graph::Micros;
 use crate::graph::registry::Registry;
 use crate::graph::runner::{self, GraphStatus, Parts};
@@ -29,6 +30,90 @@ pub struct Shared {
     pub graph: GraphStatus,
     /// Health check: send a reply channel; the event loop answers it if it is alive.
     pub ping: async_channel::Sender<SyncSender<()>>,
+    /// The MQTT edge's numbers (`None` when no broker is configured).
+    pub mqtt: Option<MqttView>,
+}
+
+/// What status needs of the MQTT edge.
+pub struct MqttView {
+    pub broker: String,
+    pub stats: Arc<MqttStats>,
+    pub recent: Arc<std::sync::Mutex<Recent>>,
+}
+
+/// Home Assistant discovery messages for this node's local sources: a sensor per numeric
+/// source, a binary sensor per boolean, a switch per GPIO output. They point at the state
+/// topics of the first `format = "state"` mqtt sink; without one there is nothing for
+/// Home Assistant to read, so nothing is announced.
+fn discovery_messages(settings: &Settings, spec: &PipelineSpec, registry: &Registry) -> Vec<Publish> {
+    use crate::edges::mqtt::discovery;
+    use crate::sinks::mqtt::MqttSink;
+    use crate::sinks::mqtt_params::MqttFormat;
+    if !settings.mqtt.discovery {
+        return Vec::new();
+    }
+    let Some(template) = spec.sinks.iter().find_map(|s| match &s.kind {
+        crate::config::SinkKind::Mqtt(p) if p.format == MqttFormat::State => Some(p.topic.clone()),
+        _ => None,
+    }) else {
+        log::info!("mqtt: Home Assistant discovery is on, but no mqtt sink with format = \"state\" publishes states to point it at; nothing announced");
+        return Vec::new();
+    };
+    let prefix = settings.mqtt_prefix();
+    let node = &settings.node.name;
+    let dev = discovery::Device {
+        node,
+        version: env!("CARGO_PKG_VERSION"),
+    };
+    let availability = format!("{prefix}/status");
+    let hp = &settings.mqtt.discovery_prefix;
+    let mut out = Vec::new();
+    for info in registry.all() {
+        let local = info.name.starts_with("system:") || info.name.starts_with("gpio:");
+        let available = info.live.available.load(std::sync::atomic::Ordering::Relaxed)
+            || info.name.starts_with("gpio:");
+        if !local || !available {
+            continue;
+        }
+        let Some(state) = MqttSink::state_topic(&template, &prefix, node, &info.name) else {
+            continue;
+        };
+        let output_pin = info
+            .name
+            .strip_prefix("gpio:")
+            .and_then(|p| p.parse::<u8>().ok())
+            .filter(|p| {
+                settings
+                    .gpio
+                    .pins
+                    .iter()
+                    .any(|c| c.pin == *p && c.mode == crate::config::settings::PinMode::Output)
+            });
+        let (topic, payload) = match (info.kind, output_pin) {
+            (_, Some(pin)) => discovery::switch(
+                hp,
+                &dev,
+                &info.name,
+                &state,
+                &format!("{prefix}/gpio/{pin}/set"),
+                &availability,
+            ),
+            (crate::graph::ValueKind::Bool, None) => {
+                discovery::binary_sensor(hp, &dev, &info.name, &state, &availability)
+            }
+            (crate::graph::ValueKind::Number, None) => {
+                discovery::sensor(hp, &dev, &info.name, &info.unit, &state, &availability)
+            }
+            _ => continue,
+        };
+        out.push(Publish {
+            topic,
+            payload,
+            qos: 1,
+            retain: true,
+        });
+    }
+    out
 }
 
 /// Where the store lives under the data directory.
@@ -62,6 +147,8 @@ pub fn run(settings: Settings, spec: PipelineSpec) -> Result<(), String> {
 
     let writer = writer::spawn(store.clone(), registry.clone(), WRITER_QUEUE);
     let (trigger, shutdown) = shutdown::channel();
+    let (publish_tx, publish_rx) = async_channel::bounded::<Publish>(connection::PUBLISH_QUEUE);
+    let mqtt_on = settings.mqtt.broker.is_some();
     let built = runner::build(
         &spec,
         Parts {
@@ -69,9 +156,26 @@ pub fn run(settings: Settings, spec: PipelineSpec) -> Result<(), String> {
             registry: &registry,
             gpio: &gpio,
             writer: Some(&writer),
+            mqtt: mqtt_on.then_some(&publish_tx),
             shutdown: &shutdown,
         },
     )?;
+    let mqtt = if mqtt_on {
+        connection::start(
+            connection::Parts {
+                settings: settings.clone(),
+                store: store.clone(),
+                registry: registry.clone(),
+                gpio: gpio.clone(),
+                subscriptions: built.subscriptions,
+                discovery: discovery_messages(&settings, &spec, &registry),
+            },
+            (publish_tx, publish_rx),
+        )
+    } else {
+        log::info!("mqtt: no broker configured ([mqtt] broker); running without MQTT");
+        None
+    };
     let (ping_tx, ping_rx) = async_channel::bounded::<SyncSender<()>>(16);
     let writer_stats = writer.stats.clone();
     let shared = Arc::new(Shared {
@@ -83,6 +187,11 @@ pub fn run(settings: Settings, spec: PipelineSpec) -> Result<(), String> {
         gpio,
         graph: built.status,
         ping: ping_tx,
+        mqtt: mqtt.as_ref().map(|m| MqttView {
+            broker: m.broker.clone(),
+            stats: m.stats.clone(),
+            recent: m.recent.clone(),
+        }),
     });
 
     let http = if settings.http.enabled {
@@ -133,7 +242,11 @@ pub fn run(settings: Settings, spec: PipelineSpec) -> Result<(), String> {
         }
     }));
 
-    // Every node has returned; the store sink dropped its sender. Wait for the last commit.
+    // Every node has returned. MQTT first (its outbox lives in the store), then the store
+    // writer's last commit.
+    if let Some(m) = mqtt {
+        m.stop();
+    }
     drop(writer.batches);
     if writer.thread.join().is_err() {
         log::error!("store writer thread panicked");

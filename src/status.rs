@@ -124,9 +124,48 @@ pub fn live(shared: &Shared) -> Json {
         "gpio": gpio(shared),
         "connections": {
             "http": { "state": "listening", "bind": shared.settings.http.bind.to_string() },
-            "mqtt": { "state": "not configured" },
+            "mqtt": mqtt(shared),
             "ollama": { "state": "not configured" },
         },
+    })
+}
+
+fn mqtt(shared: &Shared) -> Json {
+    use crate::edges::mqtt::connection::state_name;
+    let Some(m) = &shared.mqtt else {
+        return json!({ "state": "not configured" });
+    };
+    let st = &m.stats;
+    let n = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+    let outbox = match shared.store.outbox_stats() {
+        Ok(o) => json!({
+            "messages": o.messages,
+            "bytes": o.bytes,
+            "dropped": o.dropped,
+        }),
+        Err(e) => json!({ "error": e.to_string() }),
+    };
+    let malformed: serde_json::Map<String, Json> = st
+        .malformed_by_topic
+        .lock()
+        .map(|m| m.iter().map(|(k, v)| (k.clone(), json!(v))).collect())
+        .unwrap_or_default();
+    json!({
+        "state": state_name(st.state.load(Ordering::Relaxed)),
+        "broker": m.broker,
+        "last_error": st.last_error(),
+        "connects": n(&st.connects),
+        "reconnects": n(&st.reconnects),
+        "messages_in": n(&st.messages_in),
+        "messages_out": n(&st.messages_out),
+        "acked": n(&st.acked),
+        "republished": n(&st.republished),
+        "dropped_qos0": n(&st.dropped_qos0),
+        "readings_in": n(&st.readings_in),
+        "malformed": n(&st.malformed),
+        "too_large": n(&st.too_large),
+        "malformed_by_topic": malformed,
+        "outbox": outbox,
     })
 }
 

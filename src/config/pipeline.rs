@@ -14,6 +14,7 @@ use crate::sources::system::Metric;
 use crate::stages::PerSource;
 use crate::stages::adaptive::AdaptiveParams;
 use crate::stages::filter::{FilterParams, OutOfRange};
+use crate::sinks::mqtt_params::{MqttFormat, MqttSinkParams};
 use crate::stages::retention::{RetentionParams, RollupLevel};
 
 /// The pipeline `smollama` runs when none is configured; shipped inside the binary.
@@ -44,6 +45,15 @@ pub enum SourceKind {
     Gpio {
         pins: Vec<u8>,
     },
+    /// Readings from other nodes and devices over MQTT (event-driven).
+    Mqtt {
+        /// Subscription filters.
+        topics: Vec<String>,
+        /// JSON pointer to the value in JSON object payloads (e.g. `/temperature`).
+        pointer: Option<String>,
+        /// Unit for readings whose payload carries none.
+        unit: Option<String>,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -73,6 +83,8 @@ pub enum SinkKind {
     Store,
     /// Every item as one info log line (for trying a pipeline out).
     Log,
+    /// Publish to the MQTT broker (skipped, with one log line, when none is configured).
+    Mqtt(MqttSinkParams),
 }
 
 impl PipelineSpec {
@@ -127,6 +139,8 @@ impl PipelineSpec {
                 .filter(|p| pins.is_empty() || pins.contains(&p.pin))
                 .map(|p| (format!("gpio:{}", p.pin), ValueKind::Bool))
                 .collect(),
+            // Known only at run time: whatever other nodes publish.
+            SourceKind::Mqtt { .. } => Vec::new(),
         }
     }
 }
@@ -178,9 +192,9 @@ impl Section {
 
     fn kinds(self) -> &'static [&'static str] {
         match self {
-            Section::Source => &["system", "gpio"],
+            Section::Source => &["system", "gpio", "mqtt"],
             Section::Stage => &["filter", "adaptive", "retention"],
-            Section::Sink => &["store", "log"],
+            Section::Sink => &["store", "log", "mqtt"],
         }
     }
 }
@@ -206,6 +220,8 @@ const ADAPTIVE_KEYS: &[&str] = &[
 const RETENTION_KEYS: &[&str] = &["raw_for", "rollups", "prune_every", "prune_batch"];
 const SYSTEM_KEYS: &[&str] = &["every", "metrics"];
 const GPIO_KEYS: &[&str] = &["every", "pins"];
+const MQTT_SOURCE_KEYS: &[&str] = &["topics", "pointer", "unit"];
+const MQTT_SINK_KEYS: &[&str] = &["format", "topic", "qos", "retain", "batch_every", "batch_max"];
 const MAX_ROLLUP_LEVELS: usize = 8;
 const MIN_EVERY: Micros = 100_000;
 
@@ -213,6 +229,8 @@ fn kind_keys(section: Section, kind: &str) -> &'static [&'static str] {
     match (section, kind) {
         (Section::Source, "system") => SYSTEM_KEYS,
         (Section::Source, "gpio") => GPIO_KEYS,
+        (Section::Source, "mqtt") => MQTT_SOURCE_KEYS,
+        (Section::Sink, "mqtt") => MQTT_SINK_KEYS,
         (Section::Stage, "filter") => FILTER_KEYS,
         (Section::Stage, "adaptive") => ADAPTIVE_KEYS,
         (Section::Stage, "retention") => RETENTION_KEYS,
@@ -412,11 +430,15 @@ fn kind_phrase(k: ValueKind) -> &'static str {
 struct Reach {
     ids: Vec<(String, ValueKind)>,
     gpio: bool,
+    /// An mqtt source reaches: its source ids and kinds are known only at run time, so
+    /// per-source keys and kinds cannot be checked against it.
+    remote: bool,
 }
 
 impl Reach {
     fn has(&self, a: Applies) -> bool {
         match a {
+            _ if self.remote => true,
             Applies::Boolean if self.gpio => true,
             _ => self.ids.iter().any(|(_, k)| a.ok(*k)),
         }
@@ -463,7 +485,7 @@ impl StageCtx<'_> {
                     .iter()
                     .filter(|(id, _)| id == k || id.split_once(':').is_some_and(|(_, l)| l == k))
                     .collect();
-                if matched.is_empty() {
+                if matched.is_empty() && !self.reach.remote {
                     problems.push(self.no_such_source(k));
                     continue;
                 }
@@ -939,22 +961,31 @@ fn validate(nodes: &[Node], settings: &Settings, errs: &mut Errs) -> PipelineSpe
                 }
             }
             Section::Sink => {
-                for p in &n.params {
-                    errs.push(
-                        n.file,
-                        Some(p.line),
-                        format!("unknown parameter '{}' for a {kind} sink", p.key),
-                        Some("sinks take only name, kind and from".into()),
-                    );
-                }
+                let kind = match kind.as_str() {
+                    "store" | "log" => {
+                        for p in &n.params {
+                            errs.push(
+                                n.file,
+                                Some(p.line),
+                                format!("unknown parameter '{}' for a {kind} sink", p.key),
+                                Some("store and log sinks take only name, kind and from".into()),
+                            );
+                        }
+                        if kind == "store" {
+                            SinkKind::Store
+                        } else {
+                            SinkKind::Log
+                        }
+                    }
+                    _ => match build_mqtt_sink(n, name, errs) {
+                        Some(p) => SinkKind::Mqtt(p),
+                        None => continue,
+                    },
+                };
                 sinks.push(SinkSpec {
                     name: name.clone(),
                     from,
-                    kind: if kind == "store" {
-                        SinkKind::Store
-                    } else {
-                        SinkKind::Log
-                    },
+                    kind,
                 });
             }
         }
@@ -1074,6 +1105,7 @@ fn compute_reach(
         if let Some(&s) = source_of.get(&i) {
             r.ids = PipelineSpec::produced(&sources[s], settings);
             r.gpio = matches!(sources[s].kind, SourceKind::Gpio { .. });
+            r.remote = matches!(sources[s].kind, SourceKind::Mqtt { .. });
         }
     } else {
         for &j in &inputs[i] {
@@ -1081,6 +1113,7 @@ fn compute_reach(
                 j, nodes, inputs, sources, source_of, settings, reach, visiting,
             );
             r.gpio |= up.gpio;
+            r.remote |= up.remote;
             for id in up.ids {
                 if !r.ids.contains(&id) {
                     r.ids.push(id);
@@ -1142,6 +1175,9 @@ fn build_source(
     let mut every = super::settings::DEFAULT_EVERY;
     let mut metrics: Option<Vec<Metric>> = None;
     let mut pins: Vec<u8> = Vec::new();
+    let mut topics: Vec<String> = Vec::new();
+    let mut pointer: Option<String> = None;
+    let mut unit: Option<String> = None;
     let before = errs.list.len();
     for p in &n.params {
         let err = |errs: &mut Errs, (m, h): Problem| {
@@ -1286,11 +1322,73 @@ fn build_source(
                     }
                 }
             }
+            ("mqtt", "topics") => match &p.value {
+                Value::Array(a) if !a.is_empty() => {
+                    for v in a {
+                        match v {
+                            Value::String(f) => match crate::edges::mqtt::topic::validate_filter(f) {
+                                Ok(()) => topics.push(f.clone()),
+                                Err(e) => err(
+                                    errs,
+                                    (
+                                        format!("'{f}': {e}"),
+                                        Some("filters use + for one level and # for the rest, e.g. \"smollama/+/readings\"".into()),
+                                    ),
+                                ),
+                            },
+                            other => err(
+                                errs,
+                                (format!("expected a topic filter string, found {}", describe(other)), None),
+                            ),
+                        }
+                    }
+                }
+                _ => err(
+                    errs,
+                    (
+                        "expected a non-empty list of topic filters".into(),
+                        Some("write e.g. topics = [\"smollama/+/readings\", \"sensors/#\"]".into()),
+                    ),
+                ),
+            },
+            ("mqtt", "pointer") => match &p.value {
+                Value::String(s) if s.starts_with('/') => pointer = Some(s.clone()),
+                _ => err(
+                    errs,
+                    (
+                        "expected a JSON pointer string starting with /".into(),
+                        Some("e.g. pointer = \"/temperature\" picks the temperature field of a JSON object".into()),
+                    ),
+                ),
+            },
+            ("mqtt", "unit") => match &p.value {
+                Value::String(s) => unit = Some(s.clone()),
+                other => err(errs, (format!("expected a string, found {}", describe(other)), None)),
+            },
             _ => unknown_param(n, p, kind, errs),
         }
     }
+    if kind == "mqtt" && topics.is_empty() && errs.list.len() == before {
+        errs.push(
+            n.file,
+            Some(n.line),
+            format!("mqtt source '{name}' has no topics"),
+            Some("add topics = [\"smollama/+/readings\"] (or the topics your devices publish)".into()),
+        );
+    }
     if errs.list.len() > before {
         return None;
+    }
+    if kind == "mqtt" {
+        return Some(SourceSpec {
+            name: name.to_string(),
+            every: 0,
+            kind: SourceKind::Mqtt {
+                topics,
+                pointer,
+                unit,
+            },
+        });
     }
     Some(SourceSpec {
         name: name.to_string(),
@@ -1303,6 +1401,78 @@ fn build_source(
             SourceKind::Gpio { pins }
         },
     })
+}
+
+fn build_mqtt_sink(n: &Node, name: &str, errs: &mut Errs) -> Option<MqttSinkParams> {
+    let before = errs.list.len();
+    let format = match n.params.iter().find(|p| p.key == "format").map(|p| &p.value) {
+        None => MqttFormat::Batch,
+        Some(Value::String(f)) if f == "batch" => MqttFormat::Batch,
+        Some(Value::String(f)) if f == "state" => MqttFormat::State,
+        Some(_) => {
+            let line = n.params.iter().find(|p| p.key == "format").map(|p| p.line);
+            errs.push(
+                n.file,
+                line,
+                format!("format of sink '{name}' must be \"batch\" or \"state\""),
+                Some("batch: the original's {node, timestamp, readings} message on {prefix}/readings; state: one message per reading on a per-source topic".into()),
+            );
+            return None;
+        }
+    };
+    let mut out = MqttSinkParams::defaults(format);
+    for p in &n.params {
+        let mut err = |m: String, h: Option<String>| {
+            errs.push(n.file, Some(p.line), format!("{} of sink '{name}': {m}", p.key), h)
+        };
+        match (p.key.as_str(), &p.value) {
+            ("format", _) => {}
+            ("topic", Value::String(t)) => {
+                let mut vars = vec![("prefix", "smollama/node"), ("node", "node")];
+                if format == MqttFormat::State {
+                    vars.push(("type", "system"));
+                    vars.push(("id", "cpu_temp"));
+                }
+                match crate::edges::mqtt::topic::expand(t, &vars)
+                    .and_then(|x| crate::edges::mqtt::topic::validate_topic(&x, 65_535))
+                {
+                    Ok(()) => out.topic = t.clone(),
+                    Err(e) => err(
+                        e,
+                        Some(if format == MqttFormat::State {
+                            "placeholders: {prefix}, {node}, {type}, {id}; no + or #".into()
+                        } else {
+                            "placeholders: {prefix}, {node}; no + or #".into()
+                        }),
+                    ),
+                }
+            }
+            ("qos", Value::Integer(q)) if *q == 0 || *q == 1 => out.qos = *q as u8,
+            ("qos", _) => err(
+                "must be 0 or 1".into(),
+                Some("QoS 1 messages wait in the store's outbox until the broker has them".into()),
+            ),
+            ("retain", Value::Boolean(b)) => out.retain = *b,
+            ("batch_every", v) if format == MqttFormat::Batch => match positive_dur(v) {
+                Ok(d) => out.batch_every = d,
+                Err((m, h)) => err(m, h),
+            },
+            ("batch_max", Value::Integer(m)) if format == MqttFormat::Batch && (1..=10_000).contains(m) => {
+                out.batch_max = *m as usize
+            }
+            ("batch_every" | "batch_max", _) if format == MqttFormat::State => err(
+                "only applies to format = \"batch\"".into(),
+                Some("a state sink publishes each reading as it comes".into()),
+            ),
+            ("batch_max", _) => err("must be a whole number from 1 to 10000".into(), None),
+            (k, v) if MQTT_SINK_KEYS.contains(&k) => err(
+                format!("unexpected {}", describe(v)),
+                Some("see docs/mqtt.md for the sink's parameters".into()),
+            ),
+            _ => unknown_param(n, p, "mqtt", errs),
+        }
+    }
+    (errs.list.len() == before).then_some(out)
 }
 
 fn build_stage(
@@ -1331,6 +1501,7 @@ fn build_stage(
     let any_reach = Reach {
         ids: Vec::new(),
         gpio: true,
+        remote: false,
     };
     let loose;
     let ctx = if in_cycle {

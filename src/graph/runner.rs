@@ -29,7 +29,10 @@ use crate::config::settings::Settings;
 use crate::config::{PipelineSpec, SinkKind, SourceKind, StageKind};
 use crate::edges::gpio::GpioBackend;
 use crate::shutdown::Shutdown;
+use crate::edges::mqtt::connection::{Publish, Subscription};
 use crate::sinks;
+use crate::sinks::mqtt::MqttSink;
+use crate::sources::mqtt::MqttSource;
 use crate::sources::SourceCtx;
 use crate::sources::gpio::GpioSource;
 use crate::sources::system::SystemSource;
@@ -75,16 +78,66 @@ pub struct Parts<'a> {
     /// The store writer; `None` when the pipeline has no store sink (then `build` fails
     /// if one is needed).
     pub writer: Option<&'a WriterHandle>,
+    /// Where mqtt sinks send messages; `None` when no broker is configured (then mqtt
+    /// sinks and sources are left out, with one log line each).
+    pub mqtt: Option<&'a async_channel::Sender<Publish>>,
     pub shutdown: &'a Shutdown,
 }
 
 pub struct Built {
     pub tasks: Vec<Task>,
     pub status: GraphStatus,
+    /// What each mqtt source wants from the broker, for the MQTT worker.
+    pub subscriptions: Vec<Subscription>,
+}
+
+/// Leave out mqtt sources and sinks when MQTT is off, saying so once each.
+fn without_mqtt(spec: &PipelineSpec) -> PipelineSpec {
+    let mut spec = spec.clone();
+    spec.sources.retain(|s| {
+        let keep = !matches!(s.kind, SourceKind::Mqtt { .. });
+        if !keep {
+            log::info!("mqtt source '{}' skipped: no [mqtt] broker configured", s.name);
+        }
+        keep
+    });
+    spec.sinks.retain(|s| {
+        let keep = !matches!(s.kind, SinkKind::Mqtt(_));
+        if !keep {
+            log::info!("mqtt sink '{}' skipped: no [mqtt] broker configured", s.name);
+        }
+        keep
+    });
+    let gone = |n: &String| {
+        !spec.sources.iter().any(|s| &s.name == n) && !spec.stages.iter().any(|s| &s.name == n)
+    };
+    let dropped: Vec<String> = spec
+        .stages
+        .iter()
+        .flat_map(|s| s.from.iter())
+        .chain(spec.sinks.iter().flat_map(|s| s.from.iter()))
+        .filter(|n| gone(n))
+        .cloned()
+        .collect();
+    for st in &mut spec.stages {
+        st.from.retain(|f| !dropped.contains(f));
+    }
+    for sk in &mut spec.sinks {
+        sk.from.retain(|f| !dropped.contains(f));
+    }
+    spec
 }
 
 /// Wire `spec` (already validated) into tasks ready to spawn.
 pub fn build(spec: &PipelineSpec, parts: Parts<'_>) -> Result<Built, String> {
+    let trimmed;
+    let spec = if parts.mqtt.is_none() {
+        trimmed = without_mqtt(spec);
+        &trimmed
+    } else {
+        spec
+    };
+    let mut subscriptions = Vec::new();
     let registry = parts.registry;
     let mut status = GraphStatus::default();
     let mut tasks: Vec<Task> = Vec::new();
@@ -159,6 +212,22 @@ pub fn build(spec: &PipelineSpec, parts: Parts<'_>) -> Result<Built, String> {
                 let s = GpioSource::new(parts.gpio.clone(), &chosen, src.every, registry);
                 tasks.push(Box::pin(s.run(ctx)));
                 "gpio"
+            }
+            SourceKind::Mqtt {
+                topics,
+                pointer,
+                unit,
+            } => {
+                let (tx, rx) = async_channel::bounded(crate::sources::mqtt::QUEUE);
+                subscriptions.push(Subscription {
+                    source: src.name.clone(),
+                    filters: topics.clone(),
+                    pointer: pointer.clone(),
+                    unit: unit.clone(),
+                    tx,
+                });
+                tasks.push(Box::pin(MqttSource::new(rx).run(ctx)));
+                "mqtt"
             }
         };
         status.nodes.push(NodeStatus {
@@ -236,7 +305,11 @@ pub fn build(spec: &PipelineSpec, parts: Parts<'_>) -> Result<Built, String> {
             inbox_lossy: lossy,
         });
     }
-    Ok(Built { tasks, status })
+    Ok(Built {
+        tasks,
+        status,
+        subscriptions,
+    })
 }
 
 fn find<'a>(inboxes: &'a [(String, Inbox)], name: &str) -> &'a Inbox {

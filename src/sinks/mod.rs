@@ -4,4 +4,6 @@
 //! - `log`: one log line per item.
 
 pub mod log;
+pub mod mqtt;
+pub mod mqtt_params;
 pub mod store;

@@ -6,6 +6,7 @@
 //!   `docs/mqtt.md`).
 //! - `discovery`: Home Assistant MQTT discovery payloads.
 
+pub mod connection;
 pub mod discovery;
 pub mod payload;
 pub mod topic;
