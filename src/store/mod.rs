@@ -138,6 +138,8 @@ pub struct Store {
     rollups: Db,
     sources: Db,
     meta: Db,
+    /// MQTT outbox (see `outbox`): seq u64 BE -> message.
+    outbox: Db,
 }
 
 impl Store {
@@ -175,6 +177,7 @@ impl Store {
                 let rollups = dbo.create_database::<Bytes, Bytes>(wtxn, Some("rollups"))?;
                 let sources = dbo.create_database::<Bytes, Bytes>(wtxn, Some("sources"))?;
                 let meta = dbo.create_database::<Bytes, Bytes>(wtxn, Some("meta"))?;
+                let outbox = dbo.create_database::<Bytes, Bytes>(wtxn, Some("outbox"))?;
                 match meta.get(wtxn, META_SCHEMA_VERSION)? {
                     Some(v) => {
                         let found = u32::from_be_bytes(
@@ -195,13 +198,15 @@ impl Store {
                         meta.put(wtxn, META_SCHEMA_VERSION, &SCHEMA_VERSION.to_be_bytes())?;
                     }
                 }
-                Ok::<_, StoreError>(CommitOrAbort::Commit((readings, rollups, sources, meta)))
+                Ok::<_, StoreError>(CommitOrAbort::Commit((
+                    readings, rollups, sources, meta, outbox,
+                )))
             })
             .map_err(|e| match e {
                 StoreError::Lmdb(reason) => open_err(reason),
                 e => e,
             })?;
-        let (readings, rollups, sources, meta) = match opened {
+        let (readings, rollups, sources, meta, outbox) = match opened {
             CommitOrAbort::Commit(dbs) => dbs,
             CommitOrAbort::Abort(found) => {
                 return Err(StoreError::Schema {
@@ -224,6 +229,7 @@ impl Store {
             rollups,
             sources,
             meta,
+            outbox,
         })
     }
 
