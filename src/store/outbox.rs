@@ -121,7 +121,7 @@ fn decode_message(k: &[u8], v: &[u8]) -> Result<(u64, OutMessage), Corrupt> {
 }
 
 impl Store {
-    fn meta_u64(&self, txn: &RoTxn, key: &[u8]) -> Result<Option<u64>, StoreError> {
+    fn outbox_meta_get(&self, txn: &RoTxn, key: &[u8]) -> Result<Option<u64>, StoreError> {
         match self.meta.get(txn, key)? {
             Some(v) => Ok(Some(u64::from_be_bytes(
                 v.try_into()
@@ -131,13 +131,15 @@ impl Store {
         }
     }
 
-    fn put_meta_u64(&self, wtxn: &mut RwTxn, key: &[u8], v: u64) -> Result<(), StoreError> {
+    fn outbox_meta_put(&self, wtxn: &mut RwTxn, key: &[u8], v: u64) -> Result<(), StoreError> {
         Ok(self.meta.put(wtxn, key, &v.to_be_bytes())?)
     }
 
     /// The next sequence number: the persisted counter, and never at or below a key present.
     fn outbox_next_seq(&self, txn: &RoTxn) -> Result<u64, StoreError> {
-        let stored = self.meta_u64(txn, META_NEXT_SEQ)?.unwrap_or(FIRST_SEQ);
+        let stored = self
+            .outbox_meta_get(txn, META_NEXT_SEQ)?
+            .unwrap_or(FIRST_SEQ);
         let after_last = match self.outbox.last(txn)? {
             Some((k, _)) => {
                 u64::from_be_bytes(k.try_into().map_err(|_| Corrupt("outbox key length"))?)
@@ -192,7 +194,7 @@ impl Store {
 
         let mut wtxn = self.env.write_txn()?;
         let mut next = self.outbox_next_seq(&wtxn)?;
-        let mut bytes = self.meta_u64(&wtxn, META_BYTES)?.unwrap_or(0);
+        let mut bytes = self.outbox_meta_get(&wtxn, META_BYTES)?.unwrap_or(0);
         let mut dropped = 0u64;
         let mut seqs = Vec::with_capacity(msgs.len());
         let mut buf = Vec::new();
@@ -235,11 +237,11 @@ impl Store {
         if count == 0 {
             bytes = 0;
         }
-        self.put_meta_u64(&mut wtxn, META_NEXT_SEQ, next)?;
-        self.put_meta_u64(&mut wtxn, META_BYTES, bytes)?;
+        self.outbox_meta_put(&mut wtxn, META_NEXT_SEQ, next)?;
+        self.outbox_meta_put(&mut wtxn, META_BYTES, bytes)?;
         if dropped > 0 {
-            let total = self.meta_u64(&wtxn, META_DROPPED)?.unwrap_or(0);
-            self.put_meta_u64(&mut wtxn, META_DROPPED, total.saturating_add(dropped))?;
+            let total = self.outbox_meta_get(&wtxn, META_DROPPED)?.unwrap_or(0);
+            self.outbox_meta_put(&mut wtxn, META_DROPPED, total.saturating_add(dropped))?;
         }
         wtxn.commit()?;
         Ok((seqs, dropped))
@@ -267,7 +269,7 @@ impl Store {
             return Ok(0);
         }
         let mut wtxn = self.env.write_txn()?;
-        let mut bytes = self.meta_u64(&wtxn, META_BYTES)?.unwrap_or(0);
+        let mut bytes = self.outbox_meta_get(&wtxn, META_BYTES)?.unwrap_or(0);
         let mut removed = 0u64;
         for seq in seqs {
             let key = seq.to_be_bytes();
@@ -285,7 +287,7 @@ impl Store {
         if self.outbox.is_empty(&wtxn)? {
             bytes = 0;
         }
-        self.put_meta_u64(&mut wtxn, META_BYTES, bytes)?;
+        self.outbox_meta_put(&mut wtxn, META_BYTES, bytes)?;
         wtxn.commit()?;
         Ok(removed)
     }
@@ -301,10 +303,10 @@ impl Store {
         };
         Ok(OutboxStats {
             messages: self.outbox.len(&rtxn)?,
-            bytes: self.meta_u64(&rtxn, META_BYTES)?.unwrap_or(0),
+            bytes: self.outbox_meta_get(&rtxn, META_BYTES)?.unwrap_or(0),
             first_seq,
             next_seq,
-            dropped: self.meta_u64(&rtxn, META_DROPPED)?.unwrap_or(0),
+            dropped: self.outbox_meta_get(&rtxn, META_DROPPED)?.unwrap_or(0),
         })
     }
 }
@@ -465,7 +467,9 @@ mod tests {
             topic: "x".repeat(65_535),
             ..msg("", b"p")
         };
-        store.outbox_push(&[longest.clone()], &NO_LIMITS).unwrap();
+        store
+            .outbox_push(std::slice::from_ref(&longest), &NO_LIMITS)
+            .unwrap();
         assert_eq!(all(&store), vec![(1, longest)]);
     }
 
