@@ -45,7 +45,11 @@ pub struct MqttView {
 /// source, a binary sensor per boolean, a switch per GPIO output. They point at the state
 /// topics of the first `format = "state"` mqtt sink; without one there is nothing for
 /// Home Assistant to read, so nothing is announced.
-fn discovery_messages(settings: &Settings, spec: &PipelineSpec, registry: &Registry) -> Vec<Publish> {
+fn discovery_messages(
+    settings: &Settings,
+    spec: &PipelineSpec,
+    registry: &Registry,
+) -> Vec<Publish> {
     use crate::edges::mqtt::discovery;
     use crate::sinks::mqtt::MqttSink;
     use crate::sinks::mqtt_params::MqttFormat;
@@ -56,7 +60,9 @@ fn discovery_messages(settings: &Settings, spec: &PipelineSpec, registry: &Regis
         crate::config::SinkKind::Mqtt(p) if p.format == MqttFormat::State => Some(p.topic.clone()),
         _ => None,
     }) else {
-        log::info!("mqtt: Home Assistant discovery is on, but no mqtt sink with format = \"state\" publishes states to point it at; nothing announced");
+        log::info!(
+            "mqtt: Home Assistant discovery is on, but no mqtt sink with format = \"state\" publishes states to point it at; nothing announced"
+        );
         return Vec::new();
     };
     let prefix = settings.mqtt_prefix();
@@ -70,7 +76,10 @@ fn discovery_messages(settings: &Settings, spec: &PipelineSpec, registry: &Regis
     let mut out = Vec::new();
     for info in registry.all() {
         let local = info.name.starts_with("system:") || info.name.starts_with("gpio:");
-        let available = info.live.available.load(std::sync::atomic::Ordering::Relaxed)
+        let available = info
+            .live
+            .available
+            .load(std::sync::atomic::Ordering::Relaxed)
             || info.name.starts_with("gpio:");
         if !local || !available {
             continue;

@@ -10,11 +10,11 @@ use super::error::{ConfigError, ConfigErrors, line_of};
 use super::settings::Settings;
 use super::suggest;
 use crate::graph::{Micros, ValueKind};
+use crate::sinks::mqtt_params::{MqttFormat, MqttSinkParams};
 use crate::sources::system::Metric;
 use crate::stages::PerSource;
 use crate::stages::adaptive::AdaptiveParams;
 use crate::stages::filter::{FilterParams, OutOfRange};
-use crate::sinks::mqtt_params::{MqttFormat, MqttSinkParams};
 use crate::stages::retention::{RetentionParams, RollupLevel};
 
 /// The pipeline `smollama` runs when none is configured; shipped inside the binary.
@@ -221,7 +221,14 @@ const RETENTION_KEYS: &[&str] = &["raw_for", "rollups", "prune_every", "prune_ba
 const SYSTEM_KEYS: &[&str] = &["every", "metrics"];
 const GPIO_KEYS: &[&str] = &["every", "pins"];
 const MQTT_SOURCE_KEYS: &[&str] = &["topics", "pointer", "unit"];
-const MQTT_SINK_KEYS: &[&str] = &["format", "topic", "qos", "retain", "batch_every", "batch_max"];
+const MQTT_SINK_KEYS: &[&str] = &[
+    "format",
+    "topic",
+    "qos",
+    "retain",
+    "batch_every",
+    "batch_max",
+];
 const MAX_ROLLUP_LEVELS: usize = 8;
 const MIN_EVERY: Micros = 100_000;
 
@@ -1373,7 +1380,10 @@ fn build_source(
             n.file,
             Some(n.line),
             format!("mqtt source '{name}' has no topics"),
-            Some("add topics = [\"smollama/+/readings\"] (or the topics your devices publish)".into()),
+            Some(
+                "add topics = [\"smollama/+/readings\"] (or the topics your devices publish)"
+                    .into(),
+            ),
         );
     }
     if errs.list.len() > before {
@@ -1405,7 +1415,12 @@ fn build_source(
 
 fn build_mqtt_sink(n: &Node, name: &str, errs: &mut Errs) -> Option<MqttSinkParams> {
     let before = errs.list.len();
-    let format = match n.params.iter().find(|p| p.key == "format").map(|p| &p.value) {
+    let format = match n
+        .params
+        .iter()
+        .find(|p| p.key == "format")
+        .map(|p| &p.value)
+    {
         None => MqttFormat::Batch,
         Some(Value::String(f)) if f == "batch" => MqttFormat::Batch,
         Some(Value::String(f)) if f == "state" => MqttFormat::State,
@@ -1423,7 +1438,12 @@ fn build_mqtt_sink(n: &Node, name: &str, errs: &mut Errs) -> Option<MqttSinkPara
     let mut out = MqttSinkParams::defaults(format);
     for p in &n.params {
         let mut err = |m: String, h: Option<String>| {
-            errs.push(n.file, Some(p.line), format!("{} of sink '{name}': {m}", p.key), h)
+            errs.push(
+                n.file,
+                Some(p.line),
+                format!("{} of sink '{name}': {m}", p.key),
+                h,
+            )
         };
         match (p.key.as_str(), &p.value) {
             ("format", _) => {}
@@ -1457,7 +1477,9 @@ fn build_mqtt_sink(n: &Node, name: &str, errs: &mut Errs) -> Option<MqttSinkPara
                 Ok(d) => out.batch_every = d,
                 Err((m, h)) => err(m, h),
             },
-            ("batch_max", Value::Integer(m)) if format == MqttFormat::Batch && (1..=10_000).contains(m) => {
+            ("batch_max", Value::Integer(m))
+                if format == MqttFormat::Batch && (1..=10_000).contains(m) =>
+            {
                 out.batch_max = *m as usize
             }
             ("batch_every" | "batch_max", _) if format == MqttFormat::State => err(

@@ -421,7 +421,11 @@ fn key_type(section: &str, key: &str) -> Ty {
         ("mqtt", "clean_session" | "discovery") => Ty::Bool,
         (
             "mqtt",
-            "port" | "outbox_max_messages" | "outbox_max_mb" | "max_payload_kb" | "inflight"
+            "port"
+            | "outbox_max_messages"
+            | "outbox_max_mb"
+            | "max_payload_kb"
+            | "inflight"
             | "recent_per_topic",
         ) => Ty::Int,
         ("pipeline", "files") => Ty::List,
@@ -620,7 +624,13 @@ fn set_mqtt(
             m.broker = non_empty(v.trim().to_string());
         }
         ("port", Val::Int(v)) => {
-            m.port = int_in("port", v, 1, 65535, "the MQTT port, usually 1883 (8883 with TLS)")? as u16
+            m.port = int_in(
+                "port",
+                v,
+                1,
+                65535,
+                "the MQTT port, usually 1883 (8883 with TLS)",
+            )? as u16
         }
         ("client_id", Val::Str(v)) => {
             if v.chars().count() > 64 || v.contains(['+', '#', '/']) {
@@ -672,8 +682,13 @@ fn set_mqtt(
             )? as u64
         }
         ("max_payload_kb", Val::Int(v)) => {
-            m.max_payload_kb =
-                int_in("max_payload_kb", v, 1, 262_144, "the largest payload in KiB, e.g. 256")? as u64
+            m.max_payload_kb = int_in(
+                "max_payload_kb",
+                v,
+                1,
+                262_144,
+                "the largest payload in KiB, e.g. 256",
+            )? as u64
         }
         ("inflight", Val::Int(v)) => {
             m.inflight = int_in("inflight", v, 1, 1000, "QoS 1 messages in flight, e.g. 64")? as u16
@@ -706,7 +721,11 @@ fn set_mqtt(
             }
             m.ca_file = non_empty(v).map(resolve);
         }
-        (key, _) => return Err(problem(format!("internal: no mqtt setting {key} of this type"))),
+        (key, _) => {
+            return Err(problem(format!(
+                "internal: no mqtt setting {key} of this type"
+            )));
+        }
     }
     if m.reconnect_min > m.reconnect_max {
         return Err(problem_hint(

@@ -28,13 +28,14 @@ use crate::clock::now_us;
 use crate::config::settings::Settings;
 use crate::config::{PipelineSpec, SinkKind, SourceKind, StageKind};
 use crate::edges::gpio::GpioBackend;
-use crate::shutdown::Shutdown;
 use crate::edges::mqtt::connection::{Publish, Subscription};
+use crate::shutdown::Shutdown;
 use crate::sinks;
 use crate::sinks::mqtt::MqttSink;
-use crate::sources::mqtt::MqttSource;
+
 use crate::sources::SourceCtx;
 use crate::sources::gpio::GpioSource;
+use crate::sources::mqtt::MqttSource;
 use crate::sources::system::SystemSource;
 use crate::stages::adaptive::Adaptive;
 use crate::stages::filter::Filter;
@@ -97,14 +98,20 @@ fn without_mqtt(spec: &PipelineSpec) -> PipelineSpec {
     spec.sources.retain(|s| {
         let keep = !matches!(s.kind, SourceKind::Mqtt { .. });
         if !keep {
-            log::info!("mqtt source '{}' skipped: no [mqtt] broker configured", s.name);
+            log::info!(
+                "mqtt source '{}' skipped: no [mqtt] broker configured",
+                s.name
+            );
         }
         keep
     });
     spec.sinks.retain(|s| {
         let keep = !matches!(s.kind, SinkKind::Mqtt(_));
         if !keep {
-            log::info!("mqtt sink '{}' skipped: no [mqtt] broker configured", s.name);
+            log::info!(
+                "mqtt sink '{}' skipped: no [mqtt] broker configured",
+                s.name
+            );
         }
         keep
     });
@@ -192,7 +199,7 @@ pub fn build(spec: &PipelineSpec, parts: Parts<'_>) -> Result<Built, String> {
         let kind = match &src.kind {
             SourceKind::System { metrics } => {
                 let s = SystemSource::new(
-                    metrics,
+                    metrics.as_slice(),
                     src.every,
                     parts.settings.node.data_dir.clone(),
                     registry,
@@ -277,24 +284,40 @@ pub fn build(spec: &PipelineSpec, parts: Parts<'_>) -> Result<Built, String> {
 
     for sk in &spec.sinks {
         let rx = take(&mut inboxes, &sk.name);
-        let (kind, counters, cap, lossy): (&'static str, Arc<Counters>, usize, bool) = match sk.kind
-        {
-            SinkKind::Store => {
-                let writer = parts.writer.ok_or_else(|| {
-                    format!("sink '{}' needs the store, which is not open", sk.name)
-                })?;
-                let sink = sinks::store::StoreSink::new(writer);
-                let c = sink.counters();
-                tasks.push(Box::pin(sink.run(rx.clone())));
-                ("store", c, SINK_QUEUE, false)
-            }
-            SinkKind::Log => {
-                let sink = sinks::log::LogSink::new(&sk.name, registry.clone());
-                let c = sink.counters();
-                tasks.push(Box::pin(sink.run(rx.clone())));
-                ("log", c, STAGE_QUEUE, true)
-            }
-        };
+        let (kind, counters, cap, lossy): (&'static str, Arc<Counters>, usize, bool) =
+            match &sk.kind {
+                SinkKind::Mqtt(p) => {
+                    let publish = parts
+                        .mqtt
+                        .ok_or_else(|| format!("sink '{}' needs MQTT, which is off", sk.name))?;
+                    let sink = MqttSink::new(
+                        &sk.name,
+                        p.clone(),
+                        &parts.settings.node.name,
+                        &parts.settings.mqtt_prefix(),
+                        registry.clone(),
+                        publish.clone(),
+                    );
+                    let c = sink.counters();
+                    tasks.push(Box::pin(sink.run(rx.clone())));
+                    ("mqtt", c, STAGE_QUEUE, true)
+                }
+                SinkKind::Store => {
+                    let writer = parts.writer.ok_or_else(|| {
+                        format!("sink '{}' needs the store, which is not open", sk.name)
+                    })?;
+                    let sink = sinks::store::StoreSink::new(writer);
+                    let c = sink.counters();
+                    tasks.push(Box::pin(sink.run(rx.clone())));
+                    ("store", c, SINK_QUEUE, false)
+                }
+                SinkKind::Log => {
+                    let sink = sinks::log::LogSink::new(&sk.name, registry.clone());
+                    let c = sink.counters();
+                    tasks.push(Box::pin(sink.run(rx.clone())));
+                    ("log", c, STAGE_QUEUE, true)
+                }
+            };
         status.nodes.push(NodeStatus {
             name: sk.name.clone(),
             role: "sink",

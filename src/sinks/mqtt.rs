@@ -70,7 +70,12 @@ impl MqttSink {
         let id = topic::topic_segment(id);
         topic::expand(
             template,
-            &[("prefix", prefix), ("node", node), ("type", &ty), ("id", &id)],
+            &[
+                ("prefix", prefix),
+                ("node", node),
+                ("type", &ty),
+                ("id", &id),
+            ],
         )
         .ok()
     }
@@ -94,7 +99,8 @@ impl MqttSink {
                 self.topics.resize(idx + 1, None);
             }
             if self.topics[idx].is_none() {
-                self.topics[idx] = Self::state_topic(&self.params.topic, &self.prefix, &self.node, &info.name);
+                self.topics[idx] =
+                    Self::state_topic(&self.params.topic, &self.prefix, &self.node, &info.name);
             }
             let Some(t) = self.topics[idx].clone() else {
                 self.counters.inc(SKIPPED);
@@ -111,7 +117,10 @@ impl MqttSink {
     }
 
     async fn run_batch(&mut self, rx: Receiver<Item>) {
-        let topic = match topic::expand(&self.params.topic, &[("prefix", &self.prefix), ("node", &self.node)]) {
+        let topic = match topic::expand(
+            &self.params.topic,
+            &[("prefix", &self.prefix), ("node", &self.node)],
+        ) {
             Ok(t) => t,
             Err(e) => {
                 log::error!("mqtt sink {}: bad topic: {e}", self.name);

@@ -22,13 +22,10 @@ impl MqttSource {
 
     pub async fn run(self, ctx: SourceCtx) {
         loop {
-            let next = smol::future::or(
-                async { self.rx.recv().await.ok() },
-                async {
-                    ctx.shutdown.wait().await;
-                    None
-                },
-            )
+            let next = smol::future::or(async { self.rx.recv().await.ok() }, async {
+                ctx.shutdown.wait().await;
+                None
+            })
             .await;
             match next {
                 Some(item) => ctx.out.send(item).await,

@@ -388,9 +388,15 @@ impl Store {
         // Two meta pages plus every page of the catalogue and the named databases.
         let mut pages = 2 + (main.branch_pages + main.leaf_pages + main.overflow_pages) as u64;
         let mut entries = [0u64; 3];
-        for (i, db) in [&self.readings, &self.rollups, &self.sources, &self.meta]
-            .into_iter()
-            .enumerate()
+        for (i, db) in [
+            &self.readings,
+            &self.rollups,
+            &self.sources,
+            &self.meta,
+            &self.outbox,
+        ]
+        .into_iter()
+        .enumerate()
         {
             let st = db.stat(&rtxn)?;
             pages += (st.branch_pages + st.leaf_pages + st.overflow_pages) as u64;

@@ -153,9 +153,12 @@ pub const PUBLISH_QUEUE: usize = 1024;
 /// later publishers (the agent's `publish` tool).
 pub fn start(
     parts: Parts,
-    publish: (async_channel::Sender<Publish>, async_channel::Receiver<Publish>),
+    publish: (
+        async_channel::Sender<Publish>,
+        async_channel::Receiver<Publish>,
+    ),
 ) -> Option<MqttHandle> {
-    let m = &parts.settings.mqtt;
+    let m = parts.settings.mqtt.clone();
     let broker = m.broker.clone()?;
     let prefix = parts.settings.mqtt_prefix();
     let status_topic = format!("{prefix}/status");
@@ -167,7 +170,12 @@ pub fn start(
             (m.max_payload_kb as usize) * 1024 + 1024,
             (m.max_payload_kb as usize) * 1024 + 1024,
         )
-        .set_last_will(LastWill::new(&status_topic, "offline", QoS::AtLeastOnce, true));
+        .set_last_will(LastWill::new(
+            &status_topic,
+            "offline",
+            QoS::AtLeastOnce,
+            true,
+        ));
     if let (Some(u), Some(p)) = (&m.username, &m.password) {
         opts.set_credentials(u.clone(), p.0.clone());
     }
@@ -270,7 +278,9 @@ fn io_loop(
                     if stop.load(Ordering::Relaxed) {
                         return;
                     }
-                    std::thread::sleep(Duration::from_millis(50).min(end - std::time::Instant::now()));
+                    std::thread::sleep(
+                        Duration::from_millis(50).min(end - std::time::Instant::now()),
+                    );
                 }
                 backoff = (backoff * 2).min(max);
                 None
@@ -428,7 +438,9 @@ impl Worker {
         match self.parts.store.outbox_push(&self.pending, &self.limits) {
             Ok((_, dropped)) => {
                 if dropped > 0 {
-                    self.stats.outbox_dropped.fetch_add(dropped, Ordering::Relaxed);
+                    self.stats
+                        .outbox_dropped
+                        .fetch_add(dropped, Ordering::Relaxed);
                     log::warn!(
                         "mqtt: outbox full ({} messages / {} MiB): dropped the {dropped} oldest",
                         self.limits.max_messages,
@@ -445,7 +457,9 @@ impl Worker {
                 if self.pending.len() > 10_000 {
                     let n = self.pending.len() - 10_000;
                     self.pending.drain(..n);
-                    self.stats.outbox_dropped.fetch_add(n as u64, Ordering::Relaxed);
+                    self.stats
+                        .outbox_dropped
+                        .fetch_add(n as u64, Ordering::Relaxed);
                 }
             }
         }
@@ -471,7 +485,11 @@ impl Worker {
         if busy >= window {
             return;
         }
-        let batch = match self.parts.store.outbox_read(self.next_to_send, window - busy) {
+        let batch = match self
+            .parts
+            .store
+            .outbox_read(self.next_to_send, window - busy)
+        {
             Ok(b) => b,
             Err(e) => {
                 log::error!("mqtt: cannot read the outbox: {e}");
@@ -479,7 +497,11 @@ impl Worker {
             }
         };
         for (seq, msg) in batch {
-            let qos = if msg.qos == 0 { QoS::AtMostOnce } else { QoS::AtLeastOnce };
+            let qos = if msg.qos == 0 {
+                QoS::AtMostOnce
+            } else {
+                QoS::AtLeastOnce
+            };
             if self
                 .client
                 .try_publish(msg.topic, qos, msg.retain, msg.payload)
@@ -520,7 +542,10 @@ impl Worker {
                     self.stats.reconnects.fetch_add(1, Ordering::Relaxed);
                     log::info!("mqtt: reconnected (session present: {session_present})");
                 } else {
-                    log::info!("mqtt: connected to {}", self.parts.settings.mqtt.broker.as_deref().unwrap_or(""));
+                    log::info!(
+                        "mqtt: connected to {}",
+                        self.parts.settings.mqtt.broker.as_deref().unwrap_or("")
+                    );
                 }
                 self.ever_connected = true;
                 self.awaiting_pkid.clear();
@@ -533,13 +558,11 @@ impl Worker {
                 self.publish_discovery();
             }
             Ev::Sent(pkid) => {
-                if pkid != 0 {
-                    match self.awaiting_pkid.pop_front() {
-                        Some(Some(seq)) => {
-                            self.inflight.insert(pkid, seq);
-                        }
-                        Some(None) | None => {}
-                    }
+                // pkid 0 is a QoS 0 publish: it takes no place in the queue.
+                if pkid != 0
+                    && let Some(Some(seq)) = self.awaiting_pkid.pop_front()
+                {
+                    self.inflight.insert(pkid, seq);
                 }
             }
             Ev::Acked(pkid) => {
@@ -551,10 +574,14 @@ impl Worker {
             Ev::Message(topic, payload) => self.on_message(topic, payload),
             Ev::Disconnected(err) => {
                 if self.connected || self.stats.last_error().as_deref() != Some(err.as_str()) {
-                    log::warn!("mqtt: connection to the broker lost or refused: {err}; retrying with backoff");
+                    log::warn!(
+                        "mqtt: connection to the broker lost or refused: {err}; retrying with backoff"
+                    );
                 }
                 self.connected = false;
-                self.stats.state.store(STATE_DISCONNECTED, Ordering::Relaxed);
+                self.stats
+                    .state
+                    .store(STATE_DISCONNECTED, Ordering::Relaxed);
                 self.stats.set_error(err);
                 self.awaiting_pkid.clear();
                 self.inflight.clear();
@@ -572,7 +599,10 @@ impl Worker {
             }
         }
         if !self.parts.discovery.is_empty() {
-            filters.push(format!("{}/status", self.parts.settings.mqtt.discovery_prefix));
+            filters.push(format!(
+                "{}/status",
+                self.parts.settings.mqtt.discovery_prefix
+            ));
             filters.push(format!("{}+/set", self.command_prefix));
         }
         for f in filters {
@@ -641,7 +671,11 @@ impl Worker {
     }
 
     fn forward(&self, r: Inbound, unit: Option<&str>, tx: &async_channel::Sender<Item>) {
-        let unit = if r.unit.is_empty() { unit.unwrap_or("") } else { &r.unit };
+        let unit = if r.unit.is_empty() {
+            unit.unwrap_or("")
+        } else {
+            &r.unit
+        };
         let info = self.parts.registry.intern(&r.name, unit, r.value.kind());
         let ts = r.ts.unwrap_or_else(now_us);
         info.live.record(ts, r.value);
