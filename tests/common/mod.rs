@@ -1,6 +1,8 @@
 //! Helpers for integration tests that start the real `smollama` binary as a process.
 #![allow(dead_code)]
 
+pub mod broker;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -59,6 +61,11 @@ pub const TOKEN: &str = "test-token-0123456789abcdef";
 
 /// Write a config with mock GPIO pins and the given pipeline into `dir`.
 pub fn write_config(dir: &Path, port: u16, pipeline: &str) -> PathBuf {
+    write_config_extra(dir, port, pipeline, "")
+}
+
+/// The same, with more settings appended (e.g. an `[mqtt]` section).
+pub fn write_config_extra(dir: &Path, port: u16, pipeline: &str, extra: &str) -> PathBuf {
     let pipe = dir.join("pipeline.toml");
     std::fs::write(&pipe, pipeline).unwrap();
     let cfg = dir.join("smollama.toml");
@@ -88,6 +95,8 @@ mode = "output"
 
 [pipeline]
 files = ["{pipe}"]
+
+{extra}
 "#,
             data = dir.join("data").display(),
             pipe = pipe.display()

@@ -1,0 +1,188 @@
+//! A real MQTT broker for tests: Debian's mosquitto, started on a free loopback port with
+//! its own config and persistence directory, stoppable and restartable (outage tests).
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use rumqttc::{Client, Event, Incoming, MqttOptions, QoS};
+
+pub struct Broker {
+    pub port: u16,
+    dir: PathBuf,
+    child: Option<Child>,
+}
+
+fn mosquitto() -> PathBuf {
+    for p in [
+        "/usr/sbin/mosquitto",
+        "/usr/bin/mosquitto",
+        "/usr/local/sbin/mosquitto",
+    ] {
+        if std::path::Path::new(p).exists() {
+            return PathBuf::from(p);
+        }
+    }
+    panic!(
+        "mosquitto is not installed: the MQTT tests need a real broker \
+         (Debian: apt-get install mosquitto; ./scripts/test installs it when run as root)"
+    );
+}
+
+impl Broker {
+    pub fn start(dir: &std::path::Path) -> Broker {
+        let port = super::free_port();
+        let dir = dir.join("broker");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(
+            dir.join("mosquitto.conf"),
+            format!(
+                "listener {port} 127.0.0.1\nallow_anonymous true\npersistence true\n\
+                 persistence_location {}/\nautosave_interval 1\nmax_queued_messages 100000\n\
+                 log_dest stderr\nlog_type error\n",
+                dir.display()
+            ),
+        )
+        .unwrap();
+        let mut b = Broker {
+            port,
+            dir,
+            child: None,
+        };
+        b.resume();
+        b
+    }
+
+    /// (Re)start on the same port and persistence directory.
+    pub fn resume(&mut self) {
+        let child = Command::new(mosquitto())
+            .arg("-c")
+            .arg(self.dir.join("mosquitto.conf"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start mosquitto");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(Instant::now() < deadline, "mosquitto did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Stop cleanly (SIGTERM: mosquitto saves its persistent sessions).
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            unsafe {
+                libc::kill(c.id() as i32, libc::SIGTERM);
+            }
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// A test subscriber with a persistent session (QoS 1), so messages published while it
+/// is reconnecting after a broker restart are kept for it.
+pub struct Subscriber {
+    pub messages: Arc<Mutex<Vec<(String, Vec<u8>, bool)>>>,
+    client: Client,
+}
+
+impl Subscriber {
+    pub fn new(port: u16, id: &str, filters: &[&str]) -> Subscriber {
+        let mut opts = MqttOptions::new(id, "127.0.0.1", port);
+        opts.set_clean_session(false)
+            .set_keep_alive(Duration::from_secs(5))
+            .set_max_packet_size(1 << 20, 1 << 20);
+        let (client, mut conn) = Client::new(opts, 100);
+        let messages = Arc::new(Mutex::new(Vec::new()));
+        let sink = messages.clone();
+        let filters: Vec<String> = filters.iter().map(|s| s.to_string()).collect();
+        let sub = client.clone();
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut first = Some(ready_tx);
+            loop {
+                match conn.recv() {
+                    Ok(Ok(Event::Incoming(Incoming::ConnAck(_)))) => {
+                        for f in &filters {
+                            let _ = sub.try_subscribe(f.clone(), QoS::AtLeastOnce);
+                        }
+                    }
+                    Ok(Ok(Event::Incoming(Incoming::SubAck(_)))) => {
+                        if let Some(tx) = first.take() {
+                            let _ = tx.send(());
+                        }
+                    }
+                    Ok(Ok(Event::Incoming(Incoming::Publish(p)))) => {
+                        sink.lock()
+                            .unwrap()
+                            .push((p.topic.clone(), p.payload.to_vec(), p.retain));
+                    }
+                    Ok(Ok(_)) => {}
+                    Ok(Err(_)) => std::thread::sleep(Duration::from_millis(100)),
+                    Err(_) => return,
+                }
+            }
+        });
+        ready_rx
+            .recv_timeout(Duration::from_secs(10))
+            .expect("subscriber connected");
+        Subscriber { messages, client }
+    }
+
+    pub fn on(&self, topic: &str) -> Vec<serde_json::Value> {
+        self.messages
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(t, _, _)| t == topic)
+            .filter_map(|(_, p, _)| serde_json::from_slice(p).ok())
+            .collect()
+    }
+
+    pub fn raw(&self, topic: &str) -> Vec<Vec<u8>> {
+        self.messages
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(t, _, _)| t == topic)
+            .map(|(_, p, _)| p.clone())
+            .collect()
+    }
+
+    pub fn topics(&self) -> Vec<String> {
+        let mut t: Vec<String> = self
+            .messages
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(t, _, _)| t.clone())
+            .collect();
+        t.sort();
+        t.dedup();
+        t
+    }
+
+    pub fn publish(&self, topic: &str, payload: &[u8], retain: bool) {
+        self.client
+            .publish(topic, QoS::AtLeastOnce, retain, payload.to_vec())
+            .unwrap();
+    }
+}
+
+impl Drop for Subscriber {
+    fn drop(&mut self) {
+        let _ = self.client.try_disconnect();
+    }
+}
