@@ -164,6 +164,7 @@ fn mqtt(shared: &Shared) -> Json {
         "readings_in": n(&st.readings_in),
         "malformed": n(&st.malformed),
         "too_large": n(&st.too_large),
+        "refused_out": n(&st.refused_out),
         "malformed_by_topic": malformed,
         "outbox": outbox,
     })

@@ -475,3 +475,38 @@ fn home_assistant_discovery_and_switch_commands() {
         .clone();
     assert_eq!(p17["value"], false);
 }
+
+#[test]
+fn removing_a_pin_from_the_config_removes_its_home_assistant_entity() {
+    let dir = TempDir::new("mqtt-ha-remove");
+    let broker = Broker::start(dir.path());
+    let sub = Subscriber::new(broker.port, "ha-remove-sub", &["homeassistant/#"]);
+    let port = free_port();
+    let cfg = write_config_extra(dir.path(), port, PUBLISHING, &mqtt_section(broker.port, ""));
+    let switch_topic = "homeassistant/switch/smollama_test-node_gpio_22/config";
+    let agent = Agent::start(&cfg, port, &[]);
+    eventually(10, "switch announced", || sub.on(switch_topic).pop());
+    let (st, _, _) = agent.terminate();
+    assert!(st.success());
+
+    // The fan on pin 22 is taken out of smollama.toml.
+    let text = std::fs::read_to_string(&cfg).unwrap();
+    let without = text.replace(
+        "[[gpio.pins]]\npin = 22\nname = \"fan\"\nmode = \"output\"\n",
+        "",
+    );
+    assert_ne!(text, without);
+    std::fs::write(&cfg, without).unwrap();
+    let _agent = Agent::start(&cfg, port, &[]);
+    eventually(10, "empty retained config for the removed switch", || {
+        sub.raw(switch_topic)
+            .last()
+            .filter(|p| p.is_empty())
+            .map(|_| ())
+    });
+    // The other entities are still announced.
+    assert!(
+        !sub.on("homeassistant/binary_sensor/smollama_test-node_gpio_17/config")
+            .is_empty()
+    );
+}

@@ -253,6 +253,22 @@ impl Store {
         }
     }
 
+    /// A small piece of state other parts keep across restarts (e.g. which Home Assistant
+    /// entities were announced), under a key of their own in `meta`.
+    pub fn state_get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let rtxn = self.env.read_txn()?;
+        let k = format!("state:{key}");
+        Ok(self.meta.get(&rtxn, k.as_bytes())?.map(|v| v.to_vec()))
+    }
+
+    pub fn state_put(&self, key: &str, value: &[u8]) -> Result<(), StoreError> {
+        let mut wtxn = self.env.write_txn()?;
+        let k = format!("state:{key}");
+        self.meta.put(&mut wtxn, k.as_bytes(), value)?;
+        wtxn.commit()?;
+        Ok(())
+    }
+
     /// The persisted source table, to seed the registry.
     pub fn sources(&self) -> Result<Vec<(SourceId, String, String, ValueKind)>, StoreError> {
         let rtxn = self.env.read_txn()?;

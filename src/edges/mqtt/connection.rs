@@ -70,6 +70,8 @@ pub struct MqttStats {
     pub readings_in: AtomicU64,
     pub malformed: AtomicU64,
     pub too_large: AtomicU64,
+    /// Outgoing messages refused: over `max_payload_kb` or an invalid topic.
+    pub refused_out: AtomicU64,
     pub last_error: Mutex<Option<String>>,
     /// Malformed payloads per topic (bounded to `MAX_TRACKED_TOPICS` topics).
     pub malformed_by_topic: Mutex<HashMap<String, u64>>,
@@ -414,7 +416,18 @@ impl Worker {
     }
 
     /// QoS 0 goes straight out (or is dropped while away); QoS 1 waits for the outbox.
+    /// A message over `max_payload_kb` or with an invalid topic is refused and counted.
     fn queue(&mut self, p: Publish) {
+        let max = (self.parts.settings.mqtt.max_payload_kb as usize) * 1024;
+        if p.payload.len() > max || topic::validate_topic(&p.topic, topic::MAX_TOPIC_LEN).is_err() {
+            self.stats.refused_out.fetch_add(1, Ordering::Relaxed);
+            log::warn!(
+                "mqtt: refused a {} byte message for '{}' (limit {max} bytes, no wildcards in topics)",
+                p.payload.len(),
+                p.topic
+            );
+            return;
+        }
         if p.qos == 0 {
             if self.connected
                 && self
@@ -612,8 +625,34 @@ impl Worker {
         }
     }
 
+    /// Announce our entities, and remove (empty retained config) those announced before
+    /// that are gone now (a source or pin removed from the config). The announced set is
+    /// kept in the store across restarts.
     fn publish_discovery(&mut self) {
+        const KEY: &str = "ha_discovery_topics";
         let msgs: Vec<Publish> = self.parts.discovery.clone();
+        let current: Vec<&str> = msgs.iter().map(|m| m.topic.as_str()).collect();
+        let before = self
+            .parts
+            .store
+            .state_get(KEY)
+            .ok()
+            .flatten()
+            .unwrap_or_default();
+        let before = String::from_utf8_lossy(&before).into_owned();
+        for old in before
+            .lines()
+            .filter(|t| !t.is_empty() && !current.contains(t))
+        {
+            log::info!("mqtt: removing Home Assistant entity {old} (no longer configured)");
+            self.publish_direct(old, Vec::new(), true);
+        }
+        let now = current.join("\n");
+        if now != before
+            && let Err(e) = self.parts.store.state_put(KEY, now.as_bytes())
+        {
+            log::warn!("mqtt: cannot remember the announced entities: {e}");
+        }
         for m in msgs {
             self.publish_direct(&m.topic, m.payload, m.retain);
         }
