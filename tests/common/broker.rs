@@ -93,8 +93,11 @@ impl Drop for Broker {
 
 /// A test subscriber with a persistent session (QoS 1), so messages published while it
 /// is reconnecting after a broker restart are kept for it.
+/// A received message: topic, payload, retained flag.
+pub type Received = (String, Vec<u8>, bool);
+
 pub struct Subscriber {
-    pub messages: Arc<Mutex<Vec<(String, Vec<u8>, bool)>>>,
+    pub messages: Arc<Mutex<Vec<Received>>>,
     client: Client,
 }
 
