@@ -54,7 +54,13 @@ def status(port):
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/status", timeout=5) as r:
         s = json.load(r)
     m = s["connections"]["mqtt"]
-    return s["process"]["rss_kb"], m["state"], m["outbox"]["messages"], m["acked"]
+    mem = {}
+    with open(f"/proc/{s['process']['pid']}/status") as f:
+        for line in f:
+            k, _, v = line.partition(":")
+            if k in ("RssAnon", "RssFile"):
+                mem[k] = int(v.split()[0])
+    return s["process"]["rss_kb"], m["state"], m["outbox"]["messages"], m["acked"], mem["RssAnon"], mem["RssFile"]
 
 
 def main():
@@ -78,7 +84,7 @@ def main():
                              stderr=subprocess.DEVNULL)
     time.sleep(10)
     before = status(hport)
-    print(f"before outage: rss {before[0]} KiB, {before[1]}, outbox {before[2]}, acked {before[3]}")
+    print(f"before outage: rss {before[0]} KiB (anon {before[4]}, file {before[5]}), {before[1]}, outbox {before[2]}, acked {before[3]}")
     broker.send_signal(signal.SIGTERM)
     broker.wait()
     peak = before[0]
@@ -87,13 +93,13 @@ def main():
         time.sleep(10)
         s = status(hport)
         peak = max(peak, s[0])
-        print(f"  outage +{time.time() - t0:4.0f}s: rss {s[0]} KiB, {s[1]}, outbox {s[2]}")
+        print(f"  outage +{time.time() - t0:4.0f}s: rss {s[0]} KiB (anon {s[4]}, file {s[5]}), {s[1]}, outbox {s[2]}")
     during = status(hport)
     broker = start_broker(conf)
     time.sleep(15)
     after = status(hport)
-    print(f"after outage: rss {after[0]} KiB, {after[1]}, outbox {after[2]}, acked {after[3]}")
-    print(f"rss_growth_during_outage_kib: {peak - before[0]} (outbox held {during[2]} messages in LMDB)")
+    print(f"after outage: rss {after[0]} KiB (anon {after[4]}, file {after[5]}), {after[1]}, outbox {after[2]}, acked {after[3]}")
+    print(f"rss_growth_during_outage_kib: {peak - before[0]} (anon {during[4] - before[4]}, file-backed {during[5] - before[5]}; outbox held {during[2]} messages in LMDB)")
     agent.send_signal(signal.SIGTERM)
     agent.wait(timeout=10)
     broker.send_signal(signal.SIGTERM)

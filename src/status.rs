@@ -310,7 +310,25 @@ pub fn human(r: &Json) -> String {
         }
         let _ = writeln!(s, "gpio: {} backend", str_of(&r["gpio"]["backend"]));
         for (k, v) in r["connections"].as_object().into_iter().flatten() {
-            let _ = writeln!(s, "{k}: {}", str_of(&v["state"]));
+            let _ = write!(s, "{k}: {}", str_of(&v["state"]));
+            if k == "mqtt" && !v["broker"].is_null() {
+                let _ = write!(
+                    s,
+                    " ({}), {} in, {} out, {} acked, outbox {} waiting / {} dropped, {} reconnects, {} malformed",
+                    str_of(&v["broker"]),
+                    str_of(&v["messages_in"]),
+                    str_of(&v["messages_out"]),
+                    str_of(&v["acked"]),
+                    str_of(&v["outbox"]["messages"]),
+                    str_of(&v["outbox"]["dropped"]),
+                    str_of(&v["reconnects"]),
+                    str_of(&v["malformed"])
+                );
+                if let Some(e) = v["last_error"].as_str() {
+                    let _ = write!(s, "; last error: {e}");
+                }
+            }
+            let _ = writeln!(s);
         }
         let _ = writeln!(s, "sources:");
         for src in r["sources"].as_array().into_iter().flatten() {
