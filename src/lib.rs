@@ -1,5 +1,6 @@
 //! smollama: a small always-on edge agent. See ARCHITECTURE.md for the map.
 
+pub mod agent;
 pub mod app;
 pub mod clock;
 pub mod config;

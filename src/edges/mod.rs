@@ -7,3 +7,4 @@
 pub mod gpio;
 pub mod http;
 pub mod mqtt;
+pub mod ollama;

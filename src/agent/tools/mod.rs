@@ -1,0 +1,44 @@
+//! Tools the model may call: a small trait and a registry. Names, parameters and result
+//! shapes follow the Python original (prompts written for it keep working).
+
+use std::sync::{Arc, Mutex};
+
+use serde_json::Value as Json;
+
+use crate::config::settings::Settings;
+use crate::edges::gpio::GpioBackend;
+use crate::edges::mqtt::connection::{Publish, Recent};
+use crate::graph::registry::Registry;
+use crate::stages::retention::RetentionParams;
+use crate::store::Store;
+
+/// What the MQTT tools need (absent when no broker is configured).
+#[derive(Clone)]
+pub struct MqttTools {
+    pub publish: async_channel::Sender<Publish>,
+    pub recent: Arc<Mutex<Recent>>,
+    /// This node's topic prefix (`smollama/<node>`).
+    pub prefix: String,
+}
+
+/// Everything a tool may touch.
+#[derive(Clone)]
+pub struct ToolContext {
+    pub settings: Settings,
+    pub store: Arc<Store>,
+    pub registry: Arc<Registry>,
+    pub gpio: Arc<dyn GpioBackend>,
+    /// The pipeline's retention windows (raw vs rollups for history).
+    pub retention: Option<RetentionParams>,
+    pub mqtt: Option<MqttTools>,
+}
+
+/// One tool. `call` gets arguments already validated against `parameters`.
+pub trait Tool: Send + Sync {
+    fn name(&self) -> &'static str;
+    fn description(&self) -> &'static str;
+    /// JSON schema of the arguments: `{type:"object", properties:{...}, required:[...]}`.
+    fn parameters(&self) -> Json;
+    /// The result as JSON, or an error message (the registry wraps it as `{"error": ...}`).
+    fn call(&self, args: &Json, ctx: &ToolContext) -> Result<Json, String>;
+}
