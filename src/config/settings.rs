@@ -19,6 +19,8 @@ pub struct Settings {
     pub http: HttpSettings,
     pub log: LogSettings,
     pub mqtt: MqttSettings,
+    pub ollama: OllamaSettings,
+    pub agent: AgentSettings,
     pub gpio: GpioSettings,
     pub pipeline: PipelineSettings,
 }
@@ -167,6 +169,56 @@ impl MqttSettings {
 }
 
 #[derive(Clone, Debug, PartialEq)]
+pub struct OllamaSettings {
+    /// Empty: no LLM; questions are answered with an error (`skip`) or queued.
+    pub host: String,
+    pub port: u16,
+    pub model: String,
+    /// As written in the config; validated to be a number of seconds (negative: keep the
+    /// model loaded forever) or a duration with a unit ("5m"). Sent as a number or string.
+    pub keep_alive: String,
+    pub connect_timeout: Micros,
+    pub read_timeout: Micros,
+    pub total_timeout: Micros,
+    /// Attempts after the first on connection errors and 5xx, with capped backoff.
+    pub retries: u32,
+}
+
+impl OllamaSettings {
+    pub fn base_url(&self) -> String {
+        format!("http://{}:{}", self.host, self.port)
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FallbackMode {
+    /// Keep questions (bounded, in the store) and answer them in order once Ollama is back.
+    Queue,
+    /// Answer at once with an error payload.
+    Skip,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct AgentSettings {
+    /// Answer questions at all (needs MQTT for questions over MQTT; `smollama ask` works
+    /// regardless).
+    pub enabled: bool,
+    pub system_prompt: String,
+    pub max_tool_iterations: u32,
+    /// Topics whose messages are questions. Default `<prefix>/ask` and `smollama/broadcast`.
+    pub ask_topics: Vec<String>,
+    /// Where answers go when a question names no reply topic. Default `<prefix>/answers`.
+    pub answer_topic: Option<String>,
+    pub fallback_mode: FallbackMode,
+    /// Most questions kept while Ollama is away; beyond it the oldest is dropped (counted).
+    pub queue_max: u32,
+    /// Most questions answered per topic per minute (stops two nodes chattering forever).
+    pub rate_per_minute: u32,
+}
+
+pub const DEFAULT_SYSTEM_PROMPT: &str = "You are a home automation assistant running on a Raspberry Pi. You can read GPIO sensors and communicate with other nodes via MQTT.";
+
+#[derive(Clone, Debug, PartialEq)]
 pub struct PipelineSettings {
     /// Pipeline files to run together. Empty: the built-in default pipeline.
     pub files: Vec<PathBuf>,
@@ -189,6 +241,26 @@ impl Settings {
             },
             log: LogSettings { level: None },
             mqtt: MqttSettings::defaults(),
+            ollama: OllamaSettings {
+                host: "localhost".into(),
+                port: 11434,
+                model: "gemma4:e2b".into(),
+                keep_alive: "-1".into(),
+                connect_timeout: 5_000_000,
+                read_timeout: 120_000_000,
+                total_timeout: 300_000_000,
+                retries: 3,
+            },
+            agent: AgentSettings {
+                enabled: true,
+                system_prompt: DEFAULT_SYSTEM_PROMPT.into(),
+                max_tool_iterations: 10,
+                ask_topics: Vec::new(),
+                answer_topic: None,
+                fallback_mode: FallbackMode::Queue,
+                queue_max: 100,
+                rate_per_minute: 10,
+            },
             gpio: GpioSettings {
                 backend: GpioBackendChoice::Auto,
                 pins: Vec::new(),
@@ -204,6 +276,26 @@ impl Settings {
             .topic_prefix
             .clone()
             .unwrap_or_else(|| format!("smollama/{}", self.node.name))
+    }
+
+    /// Topics whose messages are questions for the agent.
+    pub fn ask_topics(&self) -> Vec<String> {
+        if self.agent.ask_topics.is_empty() {
+            vec![
+                format!("{}/ask", self.mqtt_prefix()),
+                "smollama/broadcast".into(),
+            ]
+        } else {
+            self.agent.ask_topics.clone()
+        }
+    }
+
+    /// Where answers go when the question names no reply topic.
+    pub fn answer_topic(&self) -> String {
+        self.agent
+            .answer_topic
+            .clone()
+            .unwrap_or_else(|| format!("{}/answers", self.mqtt_prefix()))
     }
 
     /// The MQTT client id (`smollama-<node>` by default).
@@ -318,6 +410,8 @@ struct RawSettings {
     http: Option<RawHttp>,
     log: Option<RawLog>,
     mqtt: Option<toml::Table>,
+    ollama: Option<toml::Table>,
+    agent: Option<toml::Table>,
     gpio: Option<RawGpio>,
     pipeline: Option<RawPipeline>,
 }
@@ -380,6 +474,8 @@ const SECTIONS: &[(&str, &[&str])] = &[
     ("http", &["enabled", "bind", "token"]),
     ("log", &["level"]),
     ("mqtt", MQTT_KEYS),
+    ("ollama", OLLAMA_KEYS),
+    ("agent", AGENT_KEYS),
     ("gpio", &["backend", "simulate", "pins"]),
     ("pipeline", &["files"]),
 ];
@@ -405,6 +501,27 @@ const MQTT_KEYS: &[&str] = &[
     "ca_file",
 ];
 
+const OLLAMA_KEYS: &[&str] = &[
+    "host",
+    "port",
+    "model",
+    "keep_alive",
+    "connect_timeout",
+    "read_timeout",
+    "total_timeout",
+    "retries",
+];
+const AGENT_KEYS: &[&str] = &[
+    "enabled",
+    "system_prompt",
+    "max_tool_iterations",
+    "ask_topics",
+    "answer_topic",
+    "fallback_mode",
+    "queue_max",
+    "rate_per_minute",
+];
+
 /// The type a setting takes (for the environment, where everything is a string).
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Ty {
@@ -419,6 +536,10 @@ fn key_type(section: &str, key: &str) -> Ty {
         ("store", "map_size_mb") => Ty::Int,
         ("http", "enabled") | ("gpio", "simulate") => Ty::Bool,
         ("mqtt", "clean_session" | "discovery") => Ty::Bool,
+        ("agent", "enabled") => Ty::Bool,
+        ("ollama", "port" | "retries") => Ty::Int,
+        ("agent", "max_tool_iterations" | "queue_max" | "rate_per_minute") => Ty::Int,
+        ("agent", "ask_topics") => Ty::List,
         (
             "mqtt",
             "port"
@@ -554,6 +675,8 @@ fn set_key(
         }
         ("gpio", "simulate", Val::Bool(v)) => s.gpio.simulate = v,
         ("mqtt", key, val) => set_mqtt(&mut s.mqtt, key, val, &resolve)?,
+        ("ollama", key, val) => set_ollama(&mut s.ollama, key, val)?,
+        ("agent", key, val) => set_agent(&mut s.agent, key, val)?,
         ("pipeline", "files", Val::List(v)) => {
             let mut files = Vec::new();
             for f in v {
@@ -604,6 +727,137 @@ fn duration_in(key: &str, v: &str, lo: Micros, hi: Micros) -> Result<Micros, Pro
         ));
     }
     Ok(d)
+}
+
+/// `keep_alive` as Ollama accepts it: a number of seconds (negative keeps the model
+/// loaded) or a duration with a unit. The original's default, the string "-1", is
+/// rejected by Ollama; here "-1" means the number -1.
+pub fn valid_keep_alive(v: &str) -> bool {
+    let v = v.trim();
+    if v.parse::<i64>().is_ok() {
+        return true;
+    }
+    let body = v.strip_prefix('-').unwrap_or(v);
+    let split = body
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(body.len());
+    let (num, unit) = body.split_at(split);
+    !num.is_empty()
+        && num.parse::<f64>().is_ok()
+        && ["ns", "us", "µs", "ms", "s", "m", "h"].contains(&unit)
+}
+
+fn set_ollama(o: &mut OllamaSettings, key: &str, val: Val) -> Result<(), Problem> {
+    match (key, val) {
+        ("host", Val::Str(v)) => {
+            if v.contains("://") || v.contains('/') {
+                return Err(problem_hint(
+                    format!("host = '{v}' should be a host name or address only"),
+                    "write e.g. host = \"192.168.1.20\" and the port in port = 11434",
+                ));
+            }
+            o.host = v.trim().to_string();
+        }
+        ("port", Val::Int(v)) => {
+            o.port = int_in("port", v, 1, 65535, "Ollama listens on 11434")? as u16
+        }
+        ("model", Val::Str(v)) => {
+            if v.trim().is_empty() {
+                return Err(problem_hint(
+                    "model is empty",
+                    "e.g. model = \"gemma4:e2b\"",
+                ));
+            }
+            o.model = v.trim().to_string();
+        }
+        ("keep_alive", Val::Str(v)) => {
+            if !valid_keep_alive(&v) {
+                return Err(problem_hint(
+                    format!("keep_alive = \"{v}\" is not something Ollama accepts"),
+                    "a number of seconds (-1 keeps the model loaded) or a duration with a unit, e.g. \"5m\" or \"1h\"",
+                ));
+            }
+            o.keep_alive = v.trim().to_string();
+        }
+        ("connect_timeout", Val::Str(v)) => {
+            o.connect_timeout = duration_in("connect_timeout", &v, 100_000, 600_000_000)?
+        }
+        ("read_timeout", Val::Str(v)) => {
+            o.read_timeout = duration_in("read_timeout", &v, 1_000_000, 3_600_000_000)?
+        }
+        ("total_timeout", Val::Str(v)) => {
+            o.total_timeout = duration_in("total_timeout", &v, 1_000_000, 7_200_000_000)?
+        }
+        ("retries", Val::Int(v)) => o.retries = int_in("retries", v, 0, 20, "e.g. 3")? as u32,
+        (key, _) => {
+            return Err(problem(format!(
+                "internal: no ollama setting {key} of this type"
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn set_agent(a: &mut AgentSettings, key: &str, val: Val) -> Result<(), Problem> {
+    match (key, val) {
+        ("enabled", Val::Bool(v)) => a.enabled = v,
+        ("system_prompt", Val::Str(v)) => a.system_prompt = v,
+        ("max_tool_iterations", Val::Int(v)) => {
+            a.max_tool_iterations = int_in(
+                "max_tool_iterations",
+                v,
+                1,
+                50,
+                "model rounds per question, e.g. 10",
+            )? as u32
+        }
+        ("ask_topics", Val::List(v)) => {
+            for t in &v {
+                crate::edges::mqtt::topic::validate_filter(t).map_err(|e| {
+                    problem_hint(
+                        format!("ask_topics: '{t}': {e}"),
+                        "e.g. [\"smollama/kitchen/ask\", \"smollama/broadcast\"]",
+                    )
+                })?;
+            }
+            a.ask_topics = v;
+        }
+        ("answer_topic", Val::Str(v)) => {
+            crate::edges::mqtt::topic::validate_topic(&v, 65_535)
+                .map_err(|e| problem(format!("answer_topic: {e}")))?;
+            a.answer_topic = Some(v);
+        }
+        ("fallback_mode", Val::Str(v)) => {
+            a.fallback_mode = match v.as_str() {
+                "queue" => FallbackMode::Queue,
+                "skip" => FallbackMode::Skip,
+                _ => {
+                    return Err(problem_hint(
+                        format!("unknown fallback_mode '{v}'"),
+                        "queue: keep questions until Ollama is back; skip: answer with an error at once",
+                    ));
+                }
+            }
+        }
+        ("queue_max", Val::Int(v)) => {
+            a.queue_max = int_in("queue_max", v, 1, 100_000, "e.g. 100")? as u32
+        }
+        ("rate_per_minute", Val::Int(v)) => {
+            a.rate_per_minute = int_in(
+                "rate_per_minute",
+                v,
+                1,
+                10_000,
+                "questions per topic per minute, e.g. 10",
+            )? as u32
+        }
+        (key, _) => {
+            return Err(problem(format!(
+                "internal: no agent setting {key} of this type"
+            )));
+        }
+    }
+    Ok(())
 }
 
 fn set_mqtt(
@@ -822,9 +1076,15 @@ fn apply_file(settings: &mut Settings, path: &Path, text: &str) -> Result<(), Co
         set("log", "level", sp, v);
     }
     let mut mqtt_errors = Vec::new();
-    if let Some(table) = raw.mqtt {
-        for (key, span, val) in read_mqtt_table(table, text, &mut mqtt_errors, &file) {
-            set("mqtt", &key, span, val);
+    for (section, table) in [
+        ("mqtt", raw.mqtt),
+        ("ollama", raw.ollama),
+        ("agent", raw.agent),
+    ] {
+        if let Some(table) = table {
+            for (key, span, val) in read_table(section, table, text, &mut mqtt_errors, &file) {
+                set(section, &key, span, val);
+            }
         }
     }
     let mut pins = None;
@@ -867,39 +1127,49 @@ fn apply_file(settings: &mut Settings, path: &Path, text: &str) -> Result<(), Co
 
 /// `[mqtt]` is read as a plain table (many keys, one shape): each key is checked against
 /// `MQTT_KEYS` and its type, and located by searching the file text for its line.
-fn read_mqtt_table(
+fn read_table(
+    section: &str,
     table: toml::Table,
     text: &str,
     errors: &mut Vec<ConfigError>,
     file: &str,
 ) -> Vec<(String, std::ops::Range<usize>, Val)> {
+    let keys: &[&str] = SECTIONS
+        .iter()
+        .find(|(s, _)| *s == section)
+        .map_or(&[], |(_, k)| k);
     let mut out = Vec::new();
     for (key, value) in table {
-        let span = key_span(text, "mqtt", &key);
+        let span = key_span(text, section, &key);
         let line = Some(error::line_of(text, span.start));
-        if !MQTT_KEYS.contains(&key.as_str()) {
+        if !keys.contains(&key.as_str()) {
             errors.push(
-                ConfigError::new(file, line, format!("unknown key `{key}` in [mqtt]"))
-                    .with_hint(suggest::hint(&key, "keys here", MQTT_KEYS)),
+                ConfigError::new(file, line, format!("unknown key `{key}` in [{section}]"))
+                    .with_hint(suggest::hint(&key, "keys here", keys)),
             );
             continue;
         }
-        let val = match (key_type("mqtt", &key), value) {
+        let val = match (key_type(section, &key), value) {
             (Ty::Str, toml::Value::String(v)) => Val::Str(v),
             (Ty::Int, toml::Value::Integer(v)) => Val::Int(v),
             (Ty::Bool, toml::Value::Boolean(v)) => Val::Bool(v),
+            (Ty::List, toml::Value::Array(a)) if a.iter().all(|v| v.is_str()) => Val::List(
+                a.into_iter()
+                    .filter_map(|v| v.as_str().map(str::to_string))
+                    .collect(),
+            ),
             (ty, other) => {
                 let want = match ty {
                     Ty::Str => "a string",
                     Ty::Int => "a whole number",
                     Ty::Bool => "true or false",
-                    Ty::List => "a list",
+                    Ty::List => "a list of strings",
                 };
                 errors.push(
                     ConfigError::new(
                         file,
                         line,
-                        format!("mqtt.{key} must be {want}, not {}", other.type_str()),
+                        format!("{section}.{key} must be {want}, not {}", other.type_str()),
                     )
                     .with_hint("see config/smollama.toml for every key with an example"),
                 );
@@ -1123,6 +1393,27 @@ pub const DEFAULT_EVERY: Micros = 10_000_000;
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn keep_alive_is_checked_as_ollama_would() {
+        for ok in ["-1", "0", "300", "5m", "1h", "-1m", "30s", "1.5h"] {
+            assert!(super::valid_keep_alive(ok), "{ok}");
+        }
+        for bad in ["forever", "", "m", "5 minutes", "5d"] {
+            assert!(!super::valid_keep_alive(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn agent_topics_default_from_the_prefix() {
+        let mut s = Settings::defaults();
+        s.node.name = "kitchen".into();
+        assert_eq!(
+            s.ask_topics(),
+            ["smollama/kitchen/ask", "smollama/broadcast"]
+        );
+        assert_eq!(s.answer_topic(), "smollama/kitchen/answers");
+    }
+
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
