@@ -42,3 +42,13 @@ pub trait Tool: Send + Sync {
     /// The result as JSON, or an error message (the registry wraps it as `{"error": ...}`).
     fn call(&self, args: &Json, ctx: &ToolContext) -> Result<Json, String>;
 }
+
+pub mod gpio;
+pub mod mqtt;
+pub mod readings;
+pub mod registry;
+pub mod schema;
+#[cfg(test)]
+pub(crate) mod testutil;
+
+pub use registry::ToolRegistry;
