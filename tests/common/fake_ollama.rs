@@ -240,10 +240,10 @@ fn read_request(r: &mut impl BufRead) -> Option<(String, String, Vec<u8>)> {
         if h.is_empty() {
             break;
         }
-        if let Some((k, v)) = h.split_once(':') {
-            if k.trim().eq_ignore_ascii_case("content-length") {
-                len = v.trim().parse().ok()?;
-            }
+        if let Some((k, v)) = h.split_once(':')
+            && k.trim().eq_ignore_ascii_case("content-length")
+        {
+            len = v.trim().parse().ok()?;
         }
     }
     let mut body = vec![0; len];
@@ -511,12 +511,11 @@ fn check_message(i: usize, m: &Value) -> Result<(), Answer> {
     if o.get("content").is_some_and(|c| !c.is_string()) {
         return Err(bad(format!("messages[{i}]: content must be a string")));
     }
-    if role == "tool"
-        && !o
-            .get("tool_name")
-            .and_then(Value::as_str)
-            .is_some_and(|n| !n.is_empty())
-    {
+    let has_tool_name = o
+        .get("tool_name")
+        .and_then(Value::as_str)
+        .is_some_and(|n| !n.is_empty());
+    if role == "tool" && !has_tool_name {
         return Err(bad(format!(
             "messages[{i}]: a tool message needs tool_name"
         )));
