@@ -1,1 +1,0 @@
-//! The Ollama HTTP API client (ureq): chat with tools, embeddings, model list, version.
