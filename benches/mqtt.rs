@@ -23,7 +23,7 @@ fn free_port() -> u16 {
 
 /// Count messages with Debian's mosquitto_sub (an independent client) when it is there,
 /// else with a rumqttc subscriber.
-fn subscriber(port: u16, count: Arc<AtomicU64>) {
+fn subscriber(port: u16, count: Arc<AtomicU64>) -> std::process::Child {
     use std::io::BufRead;
     let mut child = Command::new("mosquitto_sub")
         .args(["-p", &port.to_string(), "-t", "bench/#", "-q", "1"])
@@ -36,9 +36,9 @@ fn subscriber(port: u16, count: Arc<AtomicU64>) {
         for _ in std::io::BufReader::new(out).lines() {
             count.fetch_add(1, Ordering::Relaxed);
         }
-        let _ = child.wait();
     });
     std::thread::sleep(Duration::from_millis(300)); // let it subscribe
+    child
 }
 
 fn run(qos: u8, n: u64, port: u16, dir: &std::path::Path) -> f64 {
@@ -51,7 +51,7 @@ fn run(qos: u8, n: u64, port: u16, dir: &std::path::Path) -> f64 {
     settings.mqtt.discovery = false;
     let store = Arc::new(Store::open(&dir.join("store"), &StoreOptions::default()).unwrap());
     let received = Arc::new(AtomicU64::new(0));
-    subscriber(port, received.clone());
+    let mut sub = subscriber(port, received.clone());
     let gpio = Arc::new(MockGpio::new(&settings.gpio));
     let (tx, rx) = async_channel::bounded::<Publish>(connection::PUBLISH_QUEUE);
     let handle = connection::start(
@@ -62,6 +62,8 @@ fn run(qos: u8, n: u64, port: u16, dir: &std::path::Path) -> f64 {
             gpio,
             subscriptions: Vec::new(),
             discovery: Vec::new(),
+            questions: None,
+            recent: Default::default(),
         },
         (tx.clone(), rx),
     )
@@ -106,6 +108,8 @@ fn run(qos: u8, n: u64, port: u16, dir: &std::path::Path) -> f64 {
     );
     let dropped = handle.stats.dropped_qos0.load(Ordering::Relaxed);
     handle.stop();
+    let _ = sub.kill();
+    let _ = sub.wait();
     println!(
         "mqtt_publish_qos{qos}: {:.0} messages/s ({got}/{n} received, {dropped} dropped)",
         got as f64 / secs

@@ -4,11 +4,15 @@
 use std::sync::Arc;
 use std::sync::mpsc::SyncSender;
 
+use crate::agent::tools::registry::ToolRegistry;
+use crate::agent::tools::{MqttTools, ToolContext};
+use crate::agent::worker::{self, Agent, AgentHandle, LlmStats};
 use crate::clock::now_us;
 use crate::config::{PipelineSpec, Settings};
 use crate::edges::gpio::{self, GpioBackend};
 use crate::edges::http;
 use crate::edges::mqtt::connection::{self, MqttStats, Publish, Recent};
+use crate::edges::ollama::{KeepAlive, Ollama, OllamaConfig};
 use crate::graph::Micros;
 use crate::graph::registry::Registry;
 use crate::graph::runner::{self, GraphStatus, Parts};
@@ -32,6 +36,92 @@ pub struct Shared {
     pub ping: async_channel::Sender<SyncSender<()>>,
     /// The MQTT edge's numbers (`None` when no broker is configured).
     pub mqtt: Option<MqttView>,
+    /// The agent's LLM edge (`None` when the agent is off).
+    pub llm: Option<Arc<LlmStats>>,
+}
+
+/// The Ollama client settings from the config.
+pub fn ollama_config(settings: &Settings) -> OllamaConfig {
+    let o = &settings.ollama;
+    let d = |us: Micros| std::time::Duration::from_micros(us.max(0) as u64);
+    OllamaConfig {
+        base_url: o.base_url(),
+        model: o.model.clone(),
+        keep_alive: KeepAlive::parse(&o.keep_alive).unwrap_or(KeepAlive::Seconds(-1)),
+        connect_timeout: d(o.connect_timeout),
+        read_timeout: d(o.read_timeout),
+        total_timeout: d(o.total_timeout),
+        retries: o.retries,
+        ..OllamaConfig::default()
+    }
+}
+
+/// The tools' view of the running agent.
+pub fn tool_context(
+    settings: &Settings,
+    store: &Arc<Store>,
+    registry: &Arc<Registry>,
+    gpio: &Arc<dyn GpioBackend>,
+    retention: Option<crate::stages::retention::RetentionParams>,
+    mqtt: Option<MqttTools>,
+) -> ToolContext {
+    ToolContext {
+        settings: settings.clone(),
+        store: store.clone(),
+        registry: registry.clone(),
+        gpio: gpio.clone(),
+        retention,
+        mqtt,
+    }
+}
+
+/// The agent answers questions that arrive over MQTT, so it runs when both are on.
+#[allow(clippy::too_many_arguments)]
+fn start_agent(
+    settings: &Settings,
+    store: &Arc<Store>,
+    registry: &Arc<Registry>,
+    gpio: &Arc<dyn GpioBackend>,
+    graph: &GraphStatus,
+    mqtt_on: bool,
+    publish: &async_channel::Sender<Publish>,
+    recent: &Arc<std::sync::Mutex<Recent>>,
+) -> Option<AgentHandle> {
+    if !settings.agent.enabled || !mqtt_on {
+        if settings.agent.enabled {
+            log::info!(
+                "agent: questions arrive over MQTT, which is off; `smollama ask` still works"
+            );
+        }
+        return None;
+    }
+    let tools = MqttTools {
+        publish: publish.clone(),
+        recent: recent.clone(),
+        prefix: settings.mqtt_prefix(),
+    };
+    let ctx = tool_context(
+        settings,
+        store,
+        registry,
+        gpio,
+        graph.retention.clone(),
+        Some(tools),
+    );
+    log::info!(
+        "agent: model {} at {} (keep_alive {}), questions on {}",
+        settings.ollama.model,
+        settings.ollama.base_url(),
+        settings.ollama.keep_alive,
+        settings.ask_topics().join(", ")
+    );
+    worker::start(Agent {
+        ollama: Ollama::new(ollama_config(settings)),
+        tools: ToolRegistry::with_core_tools(),
+        ctx,
+        publish: Some(publish.clone()),
+        stats: Arc::new(LlmStats::default()),
+    })
 }
 
 /// What status needs of the MQTT edge.
@@ -169,6 +259,17 @@ pub fn run(settings: Settings, spec: PipelineSpec) -> Result<(), String> {
             shutdown: &shutdown,
         },
     )?;
+    let recent = Arc::new(std::sync::Mutex::new(Recent::default()));
+    let agent = start_agent(
+        &settings,
+        &store,
+        &registry,
+        &gpio,
+        &built.status,
+        mqtt_on,
+        &publish_tx,
+        &recent,
+    );
     let mqtt = if mqtt_on {
         connection::start(
             connection::Parts {
@@ -178,6 +279,8 @@ pub fn run(settings: Settings, spec: PipelineSpec) -> Result<(), String> {
                 gpio: gpio.clone(),
                 subscriptions: built.subscriptions,
                 discovery: discovery_messages(&settings, &spec, &registry),
+                questions: agent.as_ref().map(|a| a.questions.clone()),
+                recent: recent.clone(),
             },
             (publish_tx, publish_rx),
         )
@@ -201,6 +304,7 @@ pub fn run(settings: Settings, spec: PipelineSpec) -> Result<(), String> {
             stats: m.stats.clone(),
             recent: m.recent.clone(),
         }),
+        llm: agent.as_ref().map(|a| a.stats.clone()),
     });
 
     let http = if settings.http.enabled {
@@ -255,6 +359,9 @@ pub fn run(settings: Settings, spec: PipelineSpec) -> Result<(), String> {
     // writer's last commit.
     if let Some(m) = mqtt {
         m.stop();
+    }
+    if let Some(a) = agent {
+        a.stop();
     }
     drop(writer.batches);
     if writer.thread.join().is_err() {

@@ -35,6 +35,17 @@ enum Cmd {
     Run(RunCmd),
     Status(StatusCmd),
     Pipeline(PipelineCmd),
+    Ask(AskCmd),
+}
+
+#[derive(FromArgs)]
+/// ask the configured model one question, with the agent's tools, and print the answer
+/// (for trying a prompt or a tool; uses the store and GPIO, not MQTT)
+#[argh(subcommand, name = "ask")]
+struct AskCmd {
+    /// the question
+    #[argh(positional)]
+    question: String,
 }
 
 #[derive(FromArgs)]
@@ -105,6 +116,7 @@ fn main() -> ExitCode {
         Some(Cmd::Pipeline(PipelineCmd {
             cmd: PipelineSub::Check(c),
         })) => pipeline_check(settings, c.files),
+        Some(Cmd::Ask(a)) => ask(&settings, &a.question),
     }
 }
 
@@ -221,6 +233,106 @@ fn pipeline_check(mut settings: Settings, files: Vec<PathBuf>) -> ExitCode {
     }
 }
 
+fn ask(settings: &Settings, question: &str) -> ExitCode {
+    use smollama::agent::tool_loop;
+    use smollama::agent::tools::registry::ToolRegistry;
+    use smollama::store::{Store, StoreOptions};
+    let store = match Store::open(
+        &smollama::app::store_dir(settings),
+        &StoreOptions {
+            map_size: (settings.store.map_size_mb as usize) << 20,
+        },
+    ) {
+        Ok(s) => std::sync::Arc::new(s),
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let registry = std::sync::Arc::new(smollama::graph::registry::Registry::new());
+    if let Ok(saved) = store.sources() {
+        registry.load(saved);
+    }
+    let gpio = match smollama::edges::gpio::open(&settings.gpio) {
+        Ok(g) => g,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let retention = PipelineSpec::load(settings).ok().and_then(|spec| {
+        spec.stages.iter().find_map(|s| match &s.kind {
+            smollama::config::StageKind::Retention(p) => Some(p.clone()),
+            _ => None,
+        })
+    });
+    let ctx = smollama::app::tool_context(settings, &store, &registry, &gpio, retention, None);
+    let ollama = smollama::edges::ollama::Ollama::new(smollama::app::ollama_config(settings));
+    let t0 = std::time::Instant::now();
+    match tool_loop::run(
+        &ollama,
+        &ToolRegistry::with_core_tools(),
+        &ctx,
+        &settings.agent.system_prompt,
+        question,
+        settings.agent.max_tool_iterations,
+    ) {
+        Ok(out) => {
+            match &out.answer {
+                Some(a) => println!("{a}"),
+                None => println!("(no answer after {} model rounds)", out.rounds),
+            }
+            eprintln!(
+                "[{} rounds, tools: {}, {:.1}s]",
+                out.rounds,
+                if out.tools_used.is_empty() {
+                    "none".to_string()
+                } else {
+                    out.tools_used.join(", ")
+                },
+                t0.elapsed().as_secs_f64()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// Ask the configured Ollama server what `smollama status` reports about it.
+fn ollama_report(settings: &Settings) -> serde_json::Value {
+    use smollama::edges::ollama::Ollama;
+    let mut cfg = smollama::app::ollama_config(settings);
+    cfg.connect_timeout = std::time::Duration::from_secs(2);
+    cfg.read_timeout = std::time::Duration::from_secs(3);
+    cfg.total_timeout = std::time::Duration::from_secs(5);
+    cfg.retries = 0;
+    let o = Ollama::new(cfg);
+    match o.version() {
+        Ok(v) => {
+            let models = o.tags().unwrap_or_default();
+            let present = Ollama::has_model(&models, &settings.ollama.model);
+            serde_json::json!({
+                "server": settings.ollama.base_url(),
+                "reachable": true,
+                "version": v,
+                "model": settings.ollama.model,
+                "model_present": present,
+                "models": models,
+                "hint": if present { serde_json::Value::Null } else { format!("ollama pull {}", settings.ollama.model).into() },
+            })
+        }
+        Err(e) => serde_json::json!({
+            "server": settings.ollama.base_url(),
+            "reachable": false,
+            "model": settings.ollama.model,
+            "error": e.to_string(),
+        }),
+    }
+}
+
 fn status(settings: &Settings, json: bool) -> ExitCode {
     let host = match settings.http.bind.ip() {
         ip if ip.is_unspecified() => "127.0.0.1".to_string(),
@@ -238,10 +350,11 @@ fn status(settings: &Settings, json: bool) -> ExitCode {
         .map_err(|e| e.to_string())
         .and_then(|mut r| r.body_mut().read_to_string().map_err(|e| e.to_string()))
         .and_then(|s| serde_json::from_str::<serde_json::Value>(&s).map_err(|e| e.to_string()));
-    let report = match live {
+    let mut report = match live {
         Ok(v) => v,
         Err(e) => smollama::status::offline(settings, &format!("no agent answered at {url}: {e}")),
     };
+    report["ollama"] = ollama_report(settings);
     if json {
         println!("{report}");
     } else {

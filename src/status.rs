@@ -125,8 +125,30 @@ pub fn live(shared: &Shared) -> Json {
         "connections": {
             "http": { "state": "listening", "bind": shared.settings.http.bind.to_string() },
             "mqtt": mqtt(shared),
-            "ollama": { "state": "not configured" },
+            "ollama": llm(shared),
         },
+    })
+}
+
+fn llm(shared: &Shared) -> Json {
+    use crate::agent::worker::llm_state_name;
+    let Some(st) = &shared.llm else {
+        return json!({ "state": "agent off (needs [mqtt] broker and [agent] enabled)" });
+    };
+    let n = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+    let calls = n(&st.answered);
+    json!({
+        "state": llm_state_name(st.state.load(Ordering::Relaxed)),
+        "server": shared.settings.ollama.base_url(),
+        "model": shared.settings.ollama.model,
+        "last_error": st.last_error(),
+        "questions": n(&st.questions),
+        "answered": n(&st.answered),
+        "failed": n(&st.failed),
+        "queued": n(&st.queued),
+        "queue_dropped": n(&st.queue_dropped),
+        "model_calls": n(&st.calls),
+        "mean_answer_ms": if calls > 0 { (n(&st.call_us) as f64 / calls as f64 / 1000.0 * 10.0).round() / 10.0 } else { 0.0 },
     })
 }
 
@@ -165,6 +187,9 @@ fn mqtt(shared: &Shared) -> Json {
         "malformed": n(&st.malformed),
         "too_large": n(&st.too_large),
         "refused_out": n(&st.refused_out),
+        "questions": n(&st.questions),
+        "questions_ignored": n(&st.questions_ignored),
+        "questions_rate_limited": n(&st.questions_rate_limited),
         "malformed_by_topic": malformed,
         "outbox": outbox,
     })
@@ -268,6 +293,37 @@ pub fn offline(settings: &Settings, agent_error: &str) -> Json {
     })
 }
 
+fn ollama_line(s: &mut String, o: &Json) {
+    use std::fmt::Write;
+    if o.is_null() {
+        return;
+    }
+    if o["reachable"] == json!(true) {
+        let _ = writeln!(
+            s,
+            "ollama: {} reachable (version {}), model {} {}",
+            o["server"].as_str().unwrap_or(""),
+            o["version"].as_str().unwrap_or("?"),
+            o["model"].as_str().unwrap_or(""),
+            if o["model_present"] == json!(true) {
+                "present".to_string()
+            } else {
+                format!(
+                    "MISSING: run `{}` on that server",
+                    o["hint"].as_str().unwrap_or("")
+                )
+            }
+        );
+    } else {
+        let _ = writeln!(
+            s,
+            "ollama: {} unreachable ({})",
+            o["server"].as_str().unwrap_or(""),
+            o["error"].as_str().unwrap_or("")
+        );
+    }
+}
+
 /// The report as text for a terminal.
 pub fn human(r: &Json) -> String {
     use std::fmt::Write;
@@ -309,6 +365,7 @@ pub fn human(r: &Json) -> String {
             let _ = writeln!(s, "  last error: {e}");
         }
         let _ = writeln!(s, "gpio: {} backend", str_of(&r["gpio"]["backend"]));
+        ollama_line(&mut s, &r["ollama"]);
         for (k, v) in r["connections"].as_object().into_iter().flatten() {
             let _ = write!(s, "{k}: {}", str_of(&v["state"]));
             if k == "mqtt" && !v["broker"].is_null() {
@@ -374,6 +431,7 @@ pub fn human(r: &Json) -> String {
         }
     } else {
         let _ = writeln!(s, "agent: not running ({})", str_of(&r["agent"]["error"]));
+        ollama_line(&mut s, &r["ollama"]);
         let _ = writeln!(
             s,
             "config: {} (valid)",

@@ -23,10 +23,13 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use serde_json::Value as Json;
+
 use rumqttc::{Client, Connection, Event, Incoming, LastWill, MqttOptions, Outgoing, QoS};
 
 use super::payload::{self, Inbound};
 use super::topic;
+use crate::agent::worker::Question;
 use crate::clock::now_us;
 use crate::config::settings::Settings;
 use crate::edges::gpio::GpioBackend;
@@ -72,6 +75,10 @@ pub struct MqttStats {
     pub too_large: AtomicU64,
     /// Outgoing messages refused: over `max_payload_kb` or an invalid topic.
     pub refused_out: AtomicU64,
+    /// Questions handed to the agent, and those ignored by the loop guard or rate limit.
+    pub questions: AtomicU64,
+    pub questions_ignored: AtomicU64,
+    pub questions_rate_limited: AtomicU64,
     pub last_error: Mutex<Option<String>>,
     /// Malformed payloads per topic (bounded to `MAX_TRACKED_TOPICS` topics).
     pub malformed_by_topic: Mutex<HashMap<String, u64>>,
@@ -150,8 +157,12 @@ pub struct Parts {
     pub gpio: Arc<dyn GpioBackend>,
     pub subscriptions: Vec<Subscription>,
     /// Home Assistant discovery messages to publish on every connect (and when Home
-    /// Assistant announces itself), from `discovery::plan`.
+    /// Assistant announces itself).
     pub discovery: Vec<Publish>,
+    /// Where questions go (the agent); `None` when the agent is off.
+    pub questions: Option<async_channel::Sender<Question>>,
+    /// The last messages per topic, shared with the agent's tools.
+    pub recent: Arc<Mutex<Recent>>,
 }
 
 /// Messages that may wait between the sinks and the worker.
@@ -205,7 +216,7 @@ pub fn start(
     net.set_tcp_nodelay(true);
     connection.eventloop.set_network_options(net);
     let stats = Arc::new(MqttStats::default());
-    let recent = Arc::new(Mutex::new(Recent::default()));
+    let recent = parts.recent.clone();
     let (pub_tx, pub_rx) = publish;
     let (ev_tx, ev_rx) = async_channel::bounded::<Ev>(1024);
     let (stop_tx, stop_rx) = async_channel::bounded::<()>(1);
@@ -334,6 +345,29 @@ struct Worker {
     /// QoS 0 messages waiting for room in rumqttc's request queue.
     qos0: VecDeque<Publish>,
     qos0_blocked: bool,
+    /// Hashes of (topic, payload) this node published lately: a message that comes back
+    /// on an ask topic is our own and never starts the agent.
+    own: VecDeque<u64>,
+    /// Questions per ask topic in the current minute.
+    rate: HashMap<String, (Micros, u32)>,
+    ask_seq: u64,
+}
+
+fn message_hash(topic: &str, payload: &[u8]) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    topic.hash(&mut h);
+    payload.hash(&mut h);
+    h.finish()
+}
+
+/// Topics that never trigger the agent, whoever publishes them: answers, status,
+/// readings and states (a question about a reading is not a reading).
+fn loop_guarded(topic: &str) -> bool {
+    topic.ends_with("/answers")
+        || topic.ends_with("/status")
+        || topic.ends_with("/readings")
+        || topic.contains("/state/")
 }
 
 impl Worker {
@@ -369,6 +403,9 @@ impl Worker {
             acked: Vec::new(),
             qos0: VecDeque::new(),
             qos0_blocked: false,
+            own: VecDeque::new(),
+            rate: HashMap::new(),
+            ask_seq: 0,
         }
     }
 
@@ -499,6 +536,10 @@ impl Worker {
             );
             return;
         }
+        if self.own.len() >= 256 {
+            self.own.pop_front();
+        }
+        self.own.push_back(message_hash(&p.topic, &p.payload));
         if p.qos == 0 {
             if !self.connected {
                 self.stats.dropped_qos0.fetch_add(1, Ordering::Relaxed);
@@ -701,6 +742,13 @@ impl Worker {
                 }
             }
         }
+        if self.parts.questions.is_some() {
+            for t in self.parts.settings.ask_topics() {
+                if !filters.contains(&t) {
+                    filters.push(t);
+                }
+            }
+        }
         if !self.parts.discovery.is_empty() {
             filters.push(format!(
                 "{}/status",
@@ -765,6 +813,17 @@ impl Worker {
             self.on_gpio_command(rest, &payload);
             return;
         }
+        if self.parts.questions.is_some()
+            && self
+                .parts
+                .settings
+                .ask_topics()
+                .iter()
+                .any(|f| topic::matches(f, &topic))
+        {
+            self.on_question(&topic, &payload);
+            return;
+        }
         // Echo guard: our own publications never come back in as readings.
         if topic.starts_with(&self.prefix) && topic[self.prefix.len()..].starts_with('/') {
             return;
@@ -812,6 +871,81 @@ impl Worker {
         let reading = Reading::new(info.id, ts, r.value);
         if let Ok(Some(Item::Reading(old))) = tx.force_send(Item::Reading(reading)) {
             self.parts.registry.count_drop(old.source);
+        }
+    }
+
+    /// A message on an ask topic: unless the loop guard or the rate limit says no, a
+    /// question for the agent. Payload: plain text, or JSON with `question` (or `text`,
+    /// `message`, `query`) and optional `id` and `reply_to`.
+    fn on_question(&mut self, topic: &str, payload: &[u8]) {
+        let own = self.own.contains(&message_hash(topic, payload));
+        if own || loop_guarded(topic) {
+            self.stats.questions_ignored.fetch_add(1, Ordering::Relaxed);
+            log::debug!("mqtt: ignored a message on {topic} (own message or loop-guarded topic)");
+            return;
+        }
+        let now = now_us();
+        let limit = self.parts.settings.agent.rate_per_minute;
+        let slot = self.rate.entry(topic.to_string()).or_insert((now, 0));
+        if now - slot.0 >= 60_000_000 {
+            *slot = (now, 0);
+        }
+        if slot.1 >= limit {
+            self.stats
+                .questions_rate_limited
+                .fetch_add(1, Ordering::Relaxed);
+            log::warn!("mqtt: more than {limit} questions a minute on {topic}; ignoring this one");
+            return;
+        }
+        slot.1 += 1;
+        if self.rate.len() > MAX_TRACKED_TOPICS {
+            self.rate.retain(|_, (start, _)| now - *start < 60_000_000);
+        }
+        let text = String::from_utf8_lossy(payload).trim().to_string();
+        let json: Option<Json> = serde_json::from_str(&text).ok();
+        let field = |k: &str| {
+            json.as_ref()
+                .and_then(|j| j.get(k))
+                .and_then(|v| v.as_str())
+                .map(str::to_string)
+        };
+        let question = ["question", "text", "message", "query"]
+            .iter()
+            .find_map(|k| field(k))
+            .unwrap_or_else(|| text.clone());
+        if question.is_empty() {
+            self.stats.questions_ignored.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        self.ask_seq += 1;
+        let id = field("id").unwrap_or_else(|| {
+            format!(
+                "{}-{}-{}",
+                self.parts.settings.node.name,
+                now / 1000,
+                self.ask_seq
+            )
+        });
+        let reply_to =
+            field("reply_to").filter(|t| topic::validate_topic(t, topic::MAX_TOPIC_LEN).is_ok());
+        let q = Question {
+            id,
+            text: question,
+            topic: topic.to_string(),
+            reply_to,
+            received: now,
+        };
+        if let Some(tx) = &self.parts.questions {
+            if tx.try_send(q).is_ok() {
+                self.stats.questions.fetch_add(1, Ordering::Relaxed);
+            } else {
+                self.stats
+                    .questions_rate_limited
+                    .fetch_add(1, Ordering::Relaxed);
+                log::warn!(
+                    "mqtt: the agent is busy (64 questions waiting); ignored one on {topic}"
+                );
+            }
         }
     }
 

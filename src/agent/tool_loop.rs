@@ -1,0 +1,63 @@
+//! The tool loop: ask the model, run the tools it calls, give it the results, until it
+//! answers in text or the round limit is reached.
+
+use serde_json::Value as Json;
+
+use super::tools::ToolContext;
+use super::tools::registry::ToolRegistry;
+use crate::edges::ollama::{ChatReply, Message, Ollama, OllamaError};
+
+/// The model behind the loop (Ollama in the agent; a script in tests).
+pub trait ChatModel {
+    fn chat(&self, messages: &[Message], tools: &Json) -> Result<ChatReply, OllamaError>;
+}
+
+impl ChatModel for Ollama {
+    fn chat(&self, messages: &[Message], tools: &Json) -> Result<ChatReply, OllamaError> {
+        Ollama::chat(self, messages, tools, None)
+    }
+}
+
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Outcome {
+    /// The final text; `None` when the round limit was reached first.
+    pub answer: Option<String>,
+    /// Tool names in the order they were called.
+    pub tools_used: Vec<String>,
+    /// Model calls made.
+    pub rounds: u32,
+}
+
+/// Run one question through the loop.
+pub fn run(
+    model: &dyn ChatModel,
+    tools: &ToolRegistry,
+    ctx: &ToolContext,
+    system_prompt: &str,
+    question: &str,
+    max_rounds: u32,
+) -> Result<Outcome, OllamaError> {
+    let schema = tools.ollama_tools();
+    let mut messages = vec![Message::system(system_prompt), Message::user(question)];
+    let mut out = Outcome::default();
+    for _ in 0..max_rounds.max(1) {
+        let reply = model.chat(&messages, &schema)?;
+        out.rounds += 1;
+        if reply.tool_calls.is_empty() {
+            out.answer = Some(reply.content);
+            return Ok(out);
+        }
+        messages.push(Message::assistant(&reply.content, reply.tool_calls.clone()));
+        for call in reply.tool_calls {
+            let result = tools.execute(&call.name, &call.arguments, ctx);
+            log::debug!("agent: tool {} {} -> {}", call.name, call.arguments, result);
+            out.tools_used.push(call.name.clone());
+            messages.push(Message::tool(&call.name, result.to_string()));
+        }
+    }
+    log::warn!(
+        "agent: no answer after {} model rounds (max_tool_iterations)",
+        out.rounds
+    );
+    Ok(out)
+}

@@ -1,0 +1,383 @@
+//! The agent's thread ("llm"): takes questions (from MQTT) one at a time, runs the tool
+//! loop against Ollama, and publishes the answer. One model call at a time per node: a
+//! small board cannot run two, and the later observation loop will queue here too.
+//!
+//! When Ollama is away, `fallback_mode = "queue"` keeps questions (bounded, persisted in
+//! the store so a restart does not lose them) and answers them in order once a probe
+//! finds the server again; `"skip"` answers at once with an error payload.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value as Json, json};
+
+use super::tool_loop;
+use super::tools::ToolContext;
+use super::tools::registry::ToolRegistry;
+use crate::clock::{iso8601, now_us};
+use crate::config::settings::FallbackMode;
+use crate::edges::mqtt::connection::Publish;
+use crate::edges::ollama::{Ollama, OllamaError};
+use crate::graph::Micros;
+
+/// A question for the agent.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Question {
+    pub id: String,
+    pub text: String,
+    /// The topic it arrived on.
+    pub topic: String,
+    /// Where the answer goes (the payload's `reply_to`); else the answer topic.
+    pub reply_to: Option<String>,
+    pub received: Micros,
+}
+
+impl Question {
+    fn to_json(&self) -> Json {
+        json!({"id": self.id, "text": self.text, "topic": self.topic, "reply_to": self.reply_to, "received": self.received})
+    }
+
+    fn from_json(v: &Json) -> Option<Question> {
+        Some(Question {
+            id: v["id"].as_str()?.to_string(),
+            text: v["text"].as_str()?.to_string(),
+            topic: v["topic"].as_str().unwrap_or("").to_string(),
+            reply_to: v["reply_to"].as_str().map(str::to_string),
+            received: v["received"].as_i64().unwrap_or(0),
+        })
+    }
+}
+
+pub const LLM_UNKNOWN: u8 = 0;
+pub const LLM_REACHABLE: u8 = 1;
+pub const LLM_UNREACHABLE: u8 = 2;
+pub const LLM_MODEL_MISSING: u8 = 3;
+
+pub fn llm_state_name(s: u8) -> &'static str {
+    match s {
+        LLM_REACHABLE => "reachable",
+        LLM_UNREACHABLE => "unreachable",
+        LLM_MODEL_MISSING => "model missing",
+        _ => "not contacted yet",
+    }
+}
+
+#[derive(Default)]
+pub struct LlmStats {
+    pub state: AtomicU8,
+    pub questions: AtomicU64,
+    pub answered: AtomicU64,
+    pub failed: AtomicU64,
+    /// Model calls (rounds) and their total time, for the mean latency.
+    pub calls: AtomicU64,
+    pub call_us: AtomicU64,
+    pub queued: AtomicU64,
+    /// Questions dropped because the queue was full (oldest first).
+    pub queue_dropped: AtomicU64,
+    pub last_error: Mutex<Option<String>>,
+}
+
+impl LlmStats {
+    fn set_error(&self, e: &str) {
+        if let Ok(mut l) = self.last_error.lock() {
+            *l = Some(e.to_string());
+        }
+    }
+
+    pub fn last_error(&self) -> Option<String> {
+        self.last_error.lock().ok().and_then(|e| e.clone())
+    }
+}
+
+pub struct AgentHandle {
+    pub questions: async_channel::Sender<Question>,
+    pub stats: Arc<LlmStats>,
+    stop: async_channel::Sender<()>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl AgentHandle {
+    /// Stop after the question in progress (queued ones stay in the store).
+    pub fn stop(mut self) {
+        self.stop.close();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+const QUEUE_KEY: &str = "agent_queue";
+/// Probing a missing server: first wait, doubling up to the maximum.
+const PROBE_MIN: Duration = Duration::from_secs(2);
+const PROBE_MAX: Duration = Duration::from_secs(60);
+
+pub struct Agent {
+    pub ollama: Ollama,
+    pub tools: ToolRegistry,
+    pub ctx: ToolContext,
+    pub publish: Option<async_channel::Sender<Publish>>,
+    pub stats: Arc<LlmStats>,
+}
+
+pub fn start(agent: Agent) -> Option<AgentHandle> {
+    let (tx, rx) = async_channel::bounded::<Question>(64);
+    let (stop_tx, stop_rx) = async_channel::bounded::<()>(1);
+    let stats = agent.stats.clone();
+    let thread = std::thread::Builder::new()
+        .name("llm".into())
+        .spawn(move || {
+            let mut w = Worker::new(agent);
+            smol::block_on(w.run(rx, stop_rx));
+        })
+        .ok()?;
+    Some(AgentHandle {
+        questions: tx,
+        stats,
+        stop: stop_tx,
+        thread: Some(thread),
+    })
+}
+
+struct Worker {
+    a: Agent,
+    queue: VecDeque<Question>,
+    probe_wait: Duration,
+    missing_model_reported: bool,
+}
+
+impl Worker {
+    fn new(a: Agent) -> Worker {
+        let queue: VecDeque<Question> = a
+            .ctx
+            .store
+            .state_get(QUEUE_KEY)
+            .ok()
+            .flatten()
+            .and_then(|b| serde_json::from_slice::<Vec<Json>>(&b).ok())
+            .unwrap_or_default()
+            .iter()
+            .filter_map(Question::from_json)
+            .collect();
+        if !queue.is_empty() {
+            log::info!(
+                "agent: {} question(s) waiting from before the restart",
+                queue.len()
+            );
+        }
+        a.stats.queued.store(queue.len() as u64, Ordering::Relaxed);
+        Worker {
+            a,
+            queue,
+            probe_wait: PROBE_MIN,
+            missing_model_reported: false,
+        }
+    }
+
+    async fn run(
+        &mut self,
+        rx: async_channel::Receiver<Question>,
+        stop: async_channel::Receiver<()>,
+    ) {
+        enum Wake {
+            Question(Question),
+            Probe,
+            Stop,
+        }
+        loop {
+            let waiting = !self.queue.is_empty();
+            let wait = self.probe_wait;
+            let wake = smol::future::or(
+                async {
+                    let _ = stop.recv().await;
+                    Wake::Stop
+                },
+                smol::future::or(
+                    async {
+                        match rx.recv().await {
+                            Ok(q) => Wake::Question(q),
+                            Err(_) => Wake::Stop,
+                        }
+                    },
+                    async {
+                        if waiting {
+                            smol::Timer::after(wait).await;
+                            Wake::Probe
+                        } else {
+                            std::future::pending().await
+                        }
+                    },
+                ),
+            )
+            .await;
+            match wake {
+                Wake::Stop => return,
+                Wake::Question(q) => {
+                    self.a.stats.questions.fetch_add(1, Ordering::Relaxed);
+                    if self.queue.is_empty() {
+                        self.answer(q);
+                    } else {
+                        // Keep the order: it waits behind the others.
+                        self.enqueue(q);
+                    }
+                }
+                Wake::Probe => match self.a.ollama.version() {
+                    Ok(v) => {
+                        log::info!(
+                            "agent: Ollama {v} is back; answering {} queued question(s)",
+                            self.queue.len()
+                        );
+                        self.a.stats.state.store(LLM_REACHABLE, Ordering::Relaxed);
+                        self.probe_wait = PROBE_MIN;
+                        self.drain();
+                    }
+                    Err(_) => self.probe_wait = (self.probe_wait * 2).min(PROBE_MAX),
+                },
+            }
+        }
+    }
+
+    /// Answer queued questions in order until one fails for want of the server.
+    fn drain(&mut self) {
+        while let Some(q) = self.queue.pop_front() {
+            self.save_queue();
+            if !self.answer(q) {
+                return;
+            }
+        }
+    }
+
+    /// Answer one question; false when it went (back) to the queue.
+    fn answer(&mut self, q: Question) -> bool {
+        let t0 = Instant::now();
+        let result = tool_loop::run(
+            &self.a.ollama,
+            &self.a.tools,
+            &self.a.ctx,
+            &self.a.ctx.settings.agent.system_prompt,
+            &q.text,
+            self.a.ctx.settings.agent.max_tool_iterations,
+        );
+        let elapsed = t0.elapsed();
+        match result {
+            Ok(out) => {
+                self.a.stats.state.store(LLM_REACHABLE, Ordering::Relaxed);
+                self.a
+                    .stats
+                    .calls
+                    .fetch_add(out.rounds as u64, Ordering::Relaxed);
+                self.a
+                    .stats
+                    .call_us
+                    .fetch_add(elapsed.as_micros() as u64, Ordering::Relaxed);
+                self.a.stats.answered.fetch_add(1, Ordering::Relaxed);
+                let body = json!({
+                    "id": q.id,
+                    "question": q.text,
+                    "answer": out.answer,
+                    "complete": out.answer.is_some(),
+                    "tools_used": out.tools_used,
+                    "rounds": out.rounds,
+                    "duration_ms": (elapsed.as_secs_f64() * 1000.0 * 10.0).round() / 10.0,
+                    "node": self.a.ctx.settings.node.name,
+                    "model": self.a.ctx.settings.ollama.model,
+                    "timestamp": iso8601(now_us()),
+                });
+                self.reply(&q, body);
+                true
+            }
+            Err(e) => self.failed(q, e),
+        }
+    }
+
+    fn failed(&mut self, q: Question, e: OllamaError) -> bool {
+        self.a.stats.set_error(&e.to_string());
+        let model_missing = matches!(e, OllamaError::ModelNotFound { .. });
+        if model_missing {
+            self.a
+                .stats
+                .state
+                .store(LLM_MODEL_MISSING, Ordering::Relaxed);
+            if !self.missing_model_reported {
+                log::error!("agent: {e}");
+                self.missing_model_reported = true;
+            }
+        } else if e.is_retryable() {
+            self.a.stats.state.store(LLM_UNREACHABLE, Ordering::Relaxed);
+        }
+        if e.is_retryable() && self.a.ctx.settings.agent.fallback_mode == FallbackMode::Queue {
+            log::warn!("agent: Ollama unavailable ({e}); question {} queued", q.id);
+            self.queue.push_front(q);
+            self.trim_queue();
+            self.save_queue();
+            return false;
+        }
+        self.a.stats.failed.fetch_add(1, Ordering::Relaxed);
+        log::warn!("agent: question {} not answered: {e}", q.id);
+        let body = json!({
+            "id": q.id,
+            "question": q.text,
+            "error": e.to_string(),
+            "node": self.a.ctx.settings.node.name,
+            "timestamp": iso8601(now_us()),
+        });
+        self.reply(&q, body);
+        true
+    }
+
+    fn enqueue(&mut self, q: Question) {
+        self.queue.push_back(q);
+        self.trim_queue();
+        self.save_queue();
+    }
+
+    fn trim_queue(&mut self) {
+        let max = self.a.ctx.settings.agent.queue_max as usize;
+        while self.queue.len() > max {
+            if let Some(old) = self.queue.pop_front() {
+                self.a.stats.queue_dropped.fetch_add(1, Ordering::Relaxed);
+                log::warn!(
+                    "agent: question queue full ({max}); dropped the oldest ({})",
+                    old.id
+                );
+            }
+        }
+    }
+
+    fn save_queue(&self) {
+        self.a
+            .stats
+            .queued
+            .store(self.queue.len() as u64, Ordering::Relaxed);
+        let all: Vec<Json> = self.queue.iter().map(Question::to_json).collect();
+        let bytes = serde_json::to_vec(&all).unwrap_or_default();
+        if let Err(e) = self.a.ctx.store.state_put(QUEUE_KEY, &bytes) {
+            log::error!("agent: cannot save the question queue: {e}");
+        }
+    }
+
+    fn reply(&self, q: &Question, body: Json) {
+        let topic = q
+            .reply_to
+            .clone()
+            .unwrap_or_else(|| self.a.ctx.settings.answer_topic());
+        let Some(publish) = &self.a.publish else {
+            log::info!("agent: answer to {} (no MQTT to publish it): {body}", q.id);
+            return;
+        };
+        let msg = Publish {
+            topic,
+            payload: body.to_string().into_bytes(),
+            qos: 1,
+            retain: false,
+        };
+        if publish.try_send(msg).is_err() {
+            log::warn!(
+                "agent: could not hand the answer to {} to MQTT (queue full)",
+                q.id
+            );
+        }
+    }
+}
