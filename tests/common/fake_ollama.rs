@@ -136,6 +136,8 @@ impl FakeOllama {
     pub fn stop(&mut self) {
         if let Some(r) = self.running.take() {
             r.stop.store(true, Ordering::SeqCst);
+            // The accept loop blocks (no polling, no added latency): wake it.
+            let _ = TcpStream::connect(("127.0.0.1", self.port));
             let _ = r.accept.join();
         }
         for c in self.shared.conns.lock().unwrap().drain(..) {
@@ -163,14 +165,17 @@ impl FakeOllama {
     }
 
     fn run(&mut self, listener: TcpListener) {
-        listener.set_nonblocking(true).unwrap();
         let stop = Arc::new(AtomicBool::new(false));
         let (stop2, shared) = (stop.clone(), self.shared.clone());
         let accept = std::thread::Builder::new()
             .name("fake-ollama".into())
             .spawn(move || {
-                while !stop2.load(Ordering::SeqCst) {
-                    match listener.accept() {
+                loop {
+                    let accepted = listener.accept();
+                    if stop2.load(Ordering::SeqCst) {
+                        return; // the listener closes when this thread ends
+                    }
+                    match accepted {
                         Ok((stream, _)) => {
                             if let Ok(c) = stream.try_clone() {
                                 shared.conns.lock().unwrap().push(c);
@@ -178,7 +183,7 @@ impl FakeOllama {
                             let shared = shared.clone();
                             std::thread::spawn(move || serve(stream, &shared));
                         }
-                        Err(_) => std::thread::sleep(Duration::from_millis(5)),
+                        Err(_) => std::thread::sleep(Duration::from_millis(1)),
                     }
                 }
             })

@@ -1,0 +1,135 @@
+//! Agent latency: a question over MQTT to its answer on MQTT, through the real release
+//! binary, a real mosquitto, and the scripted Ollama stand-in answering instantly (two
+//! model rounds: a `publish` tool call, then the answer). Run: `cargo bench --bench agent`
+//! (needs Debian's mosquitto and mosquitto-clients). `SMOLLAMA_BENCH_N` sets the count.
+//!
+//! Timing: a `mosquitto_pub -l` process publishes one line per question, a `mosquitto_sub`
+//! process prints each answer; the clock runs from writing the line to reading the answer.
+
+#[path = "../tests/common/fake_ollama.rs"]
+#[allow(dead_code)]
+mod fake_ollama;
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use fake_ollama::{FakeOllama, Step};
+use serde_json::json;
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn main() {
+    let n: usize = std::env::var("SMOLLAMA_BENCH_N")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(200);
+    let dir = std::env::temp_dir().join(format!("smollama-bench-agent-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let mport = free_port();
+    std::fs::write(
+        dir.join("m.conf"),
+        format!("listener {mport} 127.0.0.1\nallow_anonymous true\nset_tcp_nodelay true\n"),
+    )
+    .unwrap();
+    let mut broker = Command::new("/usr/sbin/mosquitto")
+        .arg("-c")
+        .arg(dir.join("m.conf"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("mosquitto");
+    while std::net::TcpStream::connect(("127.0.0.1", mport)).is_err() {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let ollama = FakeOllama::start(&["gemma4:e2b"]);
+    for _ in 0..n + 5 {
+        ollama.push(Step::ToolCalls(vec![(
+            "publish".into(),
+            json!({"topic": "notes", "message": "noted"}),
+        )]));
+        ollama.push(Step::Text("done".into()));
+    }
+    let hport = free_port();
+    std::fs::write(dir.join("p.toml"), "[[source]]\nname = \"system\"\nkind = \"system\"\nevery = \"10s\"\nmetrics = [\"uptime\"]\n\n[[sink]]\nname = \"store\"\nkind = \"store\"\nfrom = [\"system\"]\n").unwrap();
+    std::fs::write(
+        dir.join("c.toml"),
+        format!(
+            "[node]\nname = \"bench\"\ndata_dir = \"{d}/data\"\n[http]\nbind = \"127.0.0.1:{hport}\"\n\
+             [mqtt]\nbroker = \"127.0.0.1\"\nport = {mport}\n[ollama]\nhost = \"127.0.0.1\"\nport = {}\nretries = 0\n\
+             [agent]\nrate_per_minute = 10000\n[pipeline]\nfiles = [\"{d}/p.toml\"]\n",
+            ollama.port(),
+            d = dir.display()
+        ),
+    )
+    .unwrap();
+    let mut agent = Command::new("target/release/smollama")
+        .arg("--config")
+        .arg(dir.join("c.toml"))
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("target/release/smollama (cargo bench builds it)");
+    std::thread::sleep(Duration::from_secs(1));
+    let mut sub = Command::new("mosquitto_sub")
+        .args([
+            "-p",
+            &mport.to_string(),
+            "-t",
+            "smollama/bench/answers",
+            "-q",
+            "1",
+        ])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("mosquitto_sub");
+    let mut answers = BufReader::new(sub.stdout.take().unwrap()).lines();
+    let mut publ = Command::new("mosquitto_pub")
+        .args([
+            "-p",
+            &mport.to_string(),
+            "-t",
+            "smollama/bench/ask",
+            "-q",
+            "1",
+            "-l",
+        ])
+        .stdin(Stdio::piped())
+        .spawn()
+        .expect("mosquitto_pub");
+    let mut stdin = publ.stdin.take().unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    let mut times = Vec::with_capacity(n);
+    for i in 0..n + 5 {
+        let t0 = Instant::now();
+        writeln!(stdin, "{{\"id\":\"q{i}\",\"question\":\"note it\"}}").unwrap();
+        stdin.flush().unwrap();
+        let line = answers.next().unwrap().unwrap();
+        assert!(line.contains(&format!("\"q{i}\"")), "{line}");
+        if i >= 5 {
+            times.push(t0.elapsed().as_secs_f64() * 1000.0);
+        }
+    }
+    times.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    let pct = |p: f64| times[((times.len() - 1) as f64 * p) as usize];
+    println!(
+        "agent_question_to_answer (2 model rounds + 1 publish, instant stand-in): median {:.2} ms, p90 {:.2} ms ({} questions)",
+        pct(0.5),
+        pct(0.9),
+        times.len()
+    );
+    drop(stdin);
+    let _ = publ.wait();
+    let _ = sub.kill();
+    let _ = agent.kill();
+    let _ = agent.wait();
+    let _ = broker.kill();
+    let _ = broker.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+}
