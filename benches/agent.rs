@@ -7,7 +7,6 @@
 //! process prints each answer; the clock runs from writing the line to reading the answer.
 
 #[path = "../tests/common/fake_ollama.rs"]
-#[allow(dead_code)]
 mod fake_ollama;
 
 use std::io::{BufRead, BufReader, Write};
@@ -127,6 +126,7 @@ fn main() {
     drop(stdin);
     let _ = publ.wait();
     let _ = sub.kill();
+    let _ = sub.wait();
     let _ = agent.kill();
     let _ = agent.wait();
     let _ = broker.kill();
