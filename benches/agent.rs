@@ -105,6 +105,7 @@ fn main() {
     let mut stdin = publ.stdin.take().unwrap();
     std::thread::sleep(Duration::from_millis(500));
     let mut times = Vec::with_capacity(n);
+    let mut overhead = Vec::with_capacity(n);
     for i in 0..n + 5 {
         let t0 = Instant::now();
         writeln!(stdin, "{{\"id\":\"q{i}\",\"question\":\"note it\"}}").unwrap();
@@ -113,6 +114,8 @@ fn main() {
         assert!(line.contains(&format!("\"q{i}\"")), "{line}");
         if i >= 5 {
             times.push(t0.elapsed().as_secs_f64() * 1000.0);
+            let a: serde_json::Value = serde_json::from_str(&line).unwrap();
+            overhead.push(a["overhead_us_per_round"].as_f64().unwrap());
         }
     }
     times.sort_by(|a, b| a.partial_cmp(b).unwrap());
@@ -122,6 +125,12 @@ fn main() {
         pct(0.5),
         pct(0.9),
         times.len()
+    );
+    overhead.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    println!(
+        "agent_overhead_per_round (question at the MQTT worker -> answer handed back, minus model time, per round): median {:.0} us, p90 {:.0} us",
+        overhead[overhead.len() / 2],
+        overhead[(overhead.len() - 1) * 9 / 10]
     );
     drop(stdin);
     let _ = publ.wait();

@@ -26,6 +26,8 @@ pub struct Outcome {
     pub tools_used: Vec<String>,
     /// Model calls made.
     pub rounds: u32,
+    /// Time spent waiting for the model (the rest of the loop's time is the agent's own).
+    pub model_us: u64,
 }
 
 /// Run one question through the loop.
@@ -41,7 +43,9 @@ pub fn run(
     let mut messages = vec![Message::system(system_prompt), Message::user(question)];
     let mut out = Outcome::default();
     for _ in 0..max_rounds.max(1) {
+        let t0 = std::time::Instant::now();
         let reply = model.chat(&messages, &schema)?;
+        out.model_us += t0.elapsed().as_micros() as u64;
         out.rounds += 1;
         if reply.tool_calls.is_empty() {
             out.answer = Some(reply.content);

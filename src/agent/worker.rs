@@ -251,6 +251,9 @@ impl Worker {
 
     /// Answer one question; false when it went (back) to the queue.
     fn answer(&mut self, q: Question) -> bool {
+        // From the question's arrival at the MQTT worker, so the agent's overhead includes
+        // the hop to this thread.
+        let waited = (now_us() - q.received).max(0) as u64;
         let t0 = Instant::now();
         let result = tool_loop::run(
             &self.a.ollama,
@@ -281,6 +284,10 @@ impl Worker {
                     "tools_used": out.tools_used,
                     "rounds": out.rounds,
                     "duration_ms": (elapsed.as_secs_f64() * 1000.0 * 10.0).round() / 10.0,
+                    "model_ms": (out.model_us as f64 / 100.0).round() / 10.0,
+                    // Agent time per model round, excluding the model: from the question
+                    // reaching the MQTT worker to the answer handed back to it.
+                    "overhead_us_per_round": (waited + elapsed.as_micros() as u64).saturating_sub(out.model_us) / u64::from(out.rounds.max(1)),
                     "node": self.a.ctx.settings.node.name,
                     "model": self.a.ctx.settings.ollama.model,
                     "timestamp": iso8601(now_us()),
