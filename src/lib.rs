@@ -6,6 +6,7 @@ pub mod clock;
 pub mod config;
 pub mod edges;
 pub mod graph;
+pub mod memory;
 pub mod process;
 pub mod shutdown;
 pub mod sinks;
