@@ -202,7 +202,56 @@ impl Tool for GetReadingHistory {
         let Some(info) = lookup(ctx, id) else {
             return Ok(not_found(id, &ctx.registry));
         };
-        let from = now_us() - minutes * 60 * MICROS_PER_SEC;
+        let window = minutes * 60 * MICROS_PER_SEC;
+        let from = now_us() - window;
+        // Beyond the raw retention window only rollups remain: answer from the finest
+        // level that covers the window (each entry is a bucket's mean).
+        if let Some(ret) = &ctx.retention
+            && window > ret.raw_for
+            && !ret.rollups.is_empty()
+        {
+            let level = ret
+                .rollups
+                .iter()
+                .position(|l| l.keep >= window)
+                .unwrap_or(ret.rollups.len() - 1);
+            let rows = ctx
+                .store
+                .rollups(info.id, level as u8, from, Micros::MAX, limit as usize)
+                .map_err(|e| format!("could not read the store: {e}"))?;
+            if rows.is_empty() {
+                return Ok(json!({
+                    "source_id": &*info.name,
+                    "count": 0,
+                    "readings": [],
+                    "message": format!("No readings found for {} in last {minutes} minutes", info.name),
+                }));
+            }
+            let n: u64 = rows.iter().map(|r| u64::from(r.count)).sum();
+            let sum: f64 = rows.iter().map(|r| r.sum).sum();
+            let min = rows.iter().map(|r| r.min).fold(f64::INFINITY, f64::min);
+            let max = rows.iter().map(|r| r.max).fold(f64::NEG_INFINITY, f64::max);
+            let resolution = crate::config::duration::format_duration(ret.rollups[level].every);
+            let list: Vec<Json> = rows
+                .iter()
+                .map(|r| {
+                    json!({
+                        "timestamp": iso8601(r.bucket_start),
+                        "value": round2(r.mean()),
+                        "unit": &*info.unit,
+                        "metadata": {"count": r.count, "min": r.min, "max": r.max, "resolution": resolution},
+                    })
+                })
+                .collect();
+            return Ok(json!({
+                "source_id": &*info.name,
+                "count": list.len(),
+                "period_minutes": minutes,
+                "resolution": resolution,
+                "statistics": {"min": round2(min), "max": round2(max), "avg": round2(sum / n.max(1) as f64)},
+                "readings": list,
+            }));
+        }
         // No upper bound at "now": a remote node's clock may run slightly ahead.
         let readings = ctx
             .store
@@ -481,6 +530,58 @@ mod tests {
             out["statistics"],
             json!({"min": 1.0, "max": 1.0, "avg": 1.0})
         );
+    }
+
+    #[test]
+    fn history_beyond_the_raw_window_comes_from_rollups() {
+        use crate::graph::{Item, Rollup};
+        use crate::stages::retention::{RetentionParams, RollupLevel};
+        let mut f = Fixture::new("hist-rollups");
+        f.ctx.retention = Some(RetentionParams {
+            raw_for: 3_600 * MICROS_PER_SEC,
+            rollups: vec![RollupLevel {
+                every: 60 * MICROS_PER_SEC,
+                keep: 30 * 86_400 * MICROS_PER_SEC,
+            }],
+            ..RetentionParams::default()
+        });
+        let info = f
+            .registry
+            .intern("system:cpu_temp", "celsius", ValueKind::Number);
+        let now = now_us();
+        let bucket = |mins_ago: i64, min: f64, max: f64, n: u32, sum: f64| {
+            Item::Rollup(Rollup {
+                source: info.id,
+                level: 0,
+                bucket_start: now - mins_ago * 60 * MICROS_PER_SEC,
+                count: n,
+                min,
+                max,
+                sum,
+            })
+        };
+        f.store
+            .write_batch(
+                &f.registry.take_unsaved(),
+                &[
+                    bucket(300, 40.0, 44.0, 4, 168.0),
+                    bucket(200, 45.0, 50.0, 2, 95.0),
+                ],
+            )
+            .unwrap();
+        // 6 hours > the 1 hour raw window: the minute rollups answer.
+        let r = ToolRegistry::with_core_tools().execute(
+            "get_reading_history",
+            &json!({"source_id": "system:cpu_temp", "minutes": 360}),
+            &f.ctx,
+        );
+        assert_eq!(r["resolution"], "1m", "{r}");
+        assert_eq!(r["count"], 2);
+        assert_eq!(r["statistics"]["min"], 40.0);
+        assert_eq!(r["statistics"]["max"], 50.0);
+        assert_eq!(r["statistics"]["avg"], 43.83);
+        assert_eq!(r["readings"][0]["value"], 47.5, "newest first: {r}");
+        assert_eq!(r["readings"][1]["metadata"]["count"], 4);
     }
 
     #[test]
