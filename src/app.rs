@@ -335,11 +335,12 @@ pub fn run(settings: Settings, spec: PipelineSpec) -> Result<(), String> {
     })
     .detach();
 
+    let running = |role: &str| shared.graph.nodes.iter().filter(|n| n.role == role).count();
     log::info!(
         "running: {} sources, {} stages, {} sinks{}",
-        spec.sources.len(),
-        spec.stages.len(),
-        spec.sinks.len(),
+        running("source"),
+        running("stage"),
+        running("sink"),
         match &http {
             Some(h) => format!(", http on {}", h.addr),
             None => String::new(),
