@@ -322,18 +322,32 @@ pub fn run(settings: Settings, spec: PipelineSpec) -> Result<(), String> {
         }
     })
     .detach();
-    let signals =
-        async_signal::Signals::new([async_signal::Signal::Term, async_signal::Signal::Int])
-            .map_err(|e| format!("cannot install signal handlers: {e}"))?;
+    // SIGUSR1 stalls the event loop, for the watchdog test only (SMOLLAMA_TEST_HOOKS=1).
+    let test_hooks = std::env::var_os("SMOLLAMA_TEST_HOOKS").is_some_and(|v| v == "1");
+    let mut wanted = vec![async_signal::Signal::Term, async_signal::Signal::Int];
+    if test_hooks {
+        wanted.push(async_signal::Signal::Usr1);
+    }
+    let signals = async_signal::Signals::new(wanted)
+        .map_err(|e| format!("cannot install signal handlers: {e}"))?;
     ex.spawn(async move {
         use smol::stream::StreamExt;
         let mut signals = signals;
-        if let Some(Ok(sig)) = signals.next().await {
+        while let Some(Ok(sig)) = signals.next().await {
+            if sig == async_signal::Signal::Usr1 {
+                log::warn!("test hook: stalling the event loop");
+                std::thread::sleep(std::time::Duration::from_secs(3600));
+                continue;
+            }
             log::info!("received {sig:?}: stopping sources, draining the graph");
+            break;
         }
         trigger.fire();
     })
     .detach();
+    // READY=1, STATUS= and watchdog pings (no-ops outside systemd), from the loop itself.
+    ex.spawn(crate::edges::systemd::run(shared.clone()))
+        .detach();
 
     let running = |role: &str| shared.graph.nodes.iter().filter(|n| n.role == role).count();
     log::info!(

@@ -1307,7 +1307,12 @@ fn apply_env(settings: &mut Settings, env: &[(String, String)]) -> Result<(), Co
     let known = env_keys();
     let mut errors = Vec::new();
     for (var, value) in env {
-        if !var.starts_with(ENV_PREFIX) || var == CONFIG_ENV || value.is_empty() {
+        // SMOLLAMA_TEST_* are test hooks, not settings.
+        if !var.starts_with(ENV_PREFIX)
+            || var == CONFIG_ENV
+            || var.starts_with("SMOLLAMA_TEST_")
+            || value.is_empty()
+        {
             continue;
         }
         let origin = format!("environment variable {var}");

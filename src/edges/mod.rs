@@ -8,3 +8,4 @@ pub mod gpio;
 pub mod http;
 pub mod mqtt;
 pub mod ollama;
+pub mod systemd;

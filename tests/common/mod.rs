@@ -148,8 +148,16 @@ from = ["keep"]
 
 impl Agent {
     pub fn start(config: &Path, port: u16, extra: &[&str]) -> Agent {
+        Agent::start_env(config, port, extra, &[])
+    }
+
+    /// Start with extra environment variables (e.g. NOTIFY_SOCKET).
+    pub fn start_env(config: &Path, port: u16, extra: &[&str], env: &[(&str, &str)]) -> Agent {
         let mut cmd = Command::new(BIN);
         cmd.arg("--config").arg(config).args(extra);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
         cmd.env_remove("RUST_LOG")
             .env_remove("SMOLLAMA_CONFIG")
             .stdout(Stdio::null())
