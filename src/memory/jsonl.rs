@@ -34,7 +34,7 @@ pub fn observation_line(o: &Observation) -> String {
         "ts_us": o.ts,
         "type": o.kind.as_str(),
         "text": o.text,
-        "confidence": o.confidence,
+        "confidence": decimal(o.confidence),
         "related_sources": o.related_sources,
         "node": o.node,
     })
@@ -47,7 +47,7 @@ pub fn memory_line(m: &Memory) -> String {
         "kind": "memory",
         "id": m.id,
         "fact": m.fact,
-        "confidence": m.confidence,
+        "confidence": decimal(m.confidence),
         "times_confirmed": m.times_confirmed,
         "active": m.active,
         "first_seen": iso8601(m.first_seen),
@@ -57,6 +57,12 @@ pub fn memory_line(m: &Memory) -> String {
         "node": m.node,
     })
     .to_string()
+}
+
+/// An `f32` as the `f64` with the same shortest decimal (`0.7`, not `0.699999988...`);
+/// reading it back as `f32` gives the same value.
+fn decimal(x: f32) -> f64 {
+    x.to_string().parse().unwrap_or(f64::from(x))
 }
 
 /// Parses JSON lines. Blank lines are ignored; a malformed line is skipped and reported
@@ -264,6 +270,7 @@ mod tests {
         assert_eq!(v["ts"], "2026-11-27T09:28:43.123Z");
         assert_eq!(v["ts_us"], 1_795_771_723_123_456_i64);
         assert_eq!(v["type"], "anomaly");
+        assert_eq!(v["confidence"], 0.7, "shortest decimal, not 0.69999998...");
         assert!(v.get("vector").is_none() && v.get("embedding").is_none());
         let v: Json = serde_json::from_str(&memory_line(&memory())).unwrap();
         assert_eq!(v["kind"], "memory");

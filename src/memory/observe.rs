@@ -535,6 +535,10 @@ mod tests {
     fn parses_fenced_json() {
         check_plain(&parse_answer(&format!("```json\n{PLAIN}\n```")));
         check_plain(&parse_answer(&format!("```\n{PLAIN}\n```\n")));
+        // A fence after some prose: found as JSON embedded in prose.
+        check_plain(&parse_answer(&format!(
+            "Here is the analysis:\n```json\n{PLAIN}\n```\nThanks."
+        )));
     }
 
     #[test]
