@@ -1,6 +1,10 @@
 //! Memory: observations the LLM writes about what the sensors did, long-lived memories
 //! (facts), their embedding vectors, and recall by meaning. (In progress.)
 
+pub mod jsonl;
+pub mod observe;
+pub mod schedule;
+
 use crate::graph::Micros;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
