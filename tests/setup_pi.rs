@@ -1,0 +1,105 @@
+//! setup-pi.sh laid down into a scratch root (no real system touched).
+
+mod common;
+
+use std::process::Command;
+
+use common::*;
+
+fn setup(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new("bash")
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/setup-pi.sh"))
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn lays_down_the_files_keeps_an_edited_config_and_is_idempotent() {
+    let dir = TempDir::new("setup-pi");
+    let root = dir.path().join("root");
+    let r = root.to_str().unwrap();
+    // --dry-run changes nothing.
+    let (code, out, err) = setup(&["--root", r, "--dry-run", "--yes", BIN]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("would install"), "{out}");
+    assert!(!root.join("usr/bin/smollama").exists());
+
+    let (code, out, err) = setup(&["--root", r, "--yes", BIN]);
+    assert_eq!(code, 0, "{err}");
+    for f in [
+        "usr/bin/smollama",
+        "etc/smollama/smollama.toml",
+        "etc/systemd/system/smollama.service",
+        "etc/systemd/journald.conf.d/smollama.conf",
+    ] {
+        assert!(root.join(f).exists(), "{f} missing; output:\n{out}");
+    }
+    assert!(
+        out.contains("user smollama"),
+        "the user step is announced: {out}"
+    );
+    let unit = std::fs::read_to_string(root.join("etc/systemd/system/smollama.service")).unwrap();
+    assert!(unit.contains("Type=notify") && unit.contains("WatchdogSec="));
+    let journald =
+        std::fs::read_to_string(root.join("etc/systemd/journald.conf.d/smollama.conf")).unwrap();
+    assert!(journald.contains("SystemMaxUse="));
+
+    // An edited config survives a second run, which changes nothing.
+    let conf = root.join("etc/smollama/smollama.toml");
+    std::fs::write(&conf, "[node]\nname = \"edited\"\n").unwrap();
+    let (code, out, _) = setup(&["--root", r, "--yes", BIN]);
+    assert_eq!(code, 0);
+    assert!(
+        !out.contains("installed:"),
+        "second run changed something:\n{out}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&conf).unwrap(),
+        "[node]\nname = \"edited\"\n"
+    );
+
+    // The installed config is valid for the installed binary.
+    std::fs::remove_file(&conf).unwrap();
+    let (code, _, _) = setup(&["--root", r, "--yes", BIN]);
+    assert_eq!(code, 0);
+    let (code, out, err) = run_cli(
+        &["--config", conf.to_str().unwrap(), "pipeline", "check"],
+        &[],
+    );
+    assert_eq!(code, 0, "{out}{err}");
+
+    // --uninstall removes the service files, keeps config.
+    let (code, _, err) = setup(&["--root", r, "--yes", "--uninstall"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(!root.join("usr/bin/smollama").exists());
+    assert!(!root.join("etc/systemd/system/smollama.service").exists());
+    assert!(conf.exists());
+}
+
+#[test]
+fn refuses_a_non_pi_without_force_and_passes_shellcheck() {
+    if !std::path::Path::new("/proc/device-tree/model").exists() {
+        let (code, _, err) = setup(&["--dry-run"]);
+        assert_eq!(code, 1);
+        assert!(err.contains("--force"), "{err}");
+    }
+    let (code, out, _) = setup(&["--help"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("--dry-run") && out.contains("--uninstall"));
+    // shellcheck is installed by ./scripts/test and .ci/run.
+    let sc = Command::new("shellcheck")
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/setup-pi.sh"))
+        .output()
+        .expect("shellcheck (apt-get install shellcheck)");
+    assert!(
+        sc.status.success(),
+        "{}",
+        String::from_utf8_lossy(&sc.stdout)
+    );
+}
