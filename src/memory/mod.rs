@@ -1,6 +1,11 @@
 //! Memory: observations the LLM writes about what the sensors did, long-lived memories
 //! (facts), their embedding vectors, and recall by meaning. (In progress.)
 
+pub mod lexical;
+pub mod recall;
+pub mod store;
+pub mod vectors;
+
 use crate::graph::Micros;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
