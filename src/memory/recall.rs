@@ -8,7 +8,7 @@ use super::store::{
     MemoryError, MemoryStore, VectorKind, decode_memory, decode_observation,
     decode_observation_ref, id_of, memory_fact, memory_is_active,
 };
-use super::vectors::{self, TopK};
+use super::vectors::{Query, TopK};
 use super::{Memory, Observation};
 use crate::graph::Micros;
 use crate::store::Store;
@@ -52,7 +52,7 @@ pub fn recall_with_mode(
     let rtxn = ms.read_txn()?;
     let dim = ms.dimension_in(&rtxn)?;
     let query = match (query_vector, dim) {
-        (Some(q), Some(d)) if q.len() == d => match vectors::normalised(q) {
+        (Some(q), Some(d)) if q.len() == d => match Query::new(q) {
             Ok(u) => Some(u),
             Err(e) => {
                 log::warn!("recall: query vector unusable ({e}); falling back to words");
@@ -74,7 +74,7 @@ pub fn recall_with_mode(
         // Observations.
         let mut top = TopK::new(limit);
         ms.for_each_vector(&rtxn, VectorKind::Observation, |id, v| {
-            if let Some(s) = vectors::cosine(u, v) {
+            if let Some(s) = u.cosine(v) {
                 top.push(s, id);
             }
             Ok(())
@@ -88,7 +88,7 @@ pub fn recall_with_mode(
         // Active memories: the flag is read only for candidates good enough to enter.
         let mut top = TopK::new(limit);
         ms.for_each_vector(&rtxn, VectorKind::Memory, |id, v| {
-            if let Some(s) = vectors::cosine(u, v)
+            if let Some(s) = u.cosine(v)
                 && s > top.threshold()
                 && active(&ms, &rtxn, id)?
             {
@@ -174,11 +174,11 @@ fn unit_query(
     ms: &MemoryStore,
     rtxn: &heed::RoTxn,
     v: &[f32],
-) -> Result<Option<Vec<f32>>, MemoryError> {
+) -> Result<Option<Query>, MemoryError> {
     if ms.dimension_in(rtxn)? != Some(v.len()) {
         return Ok(None);
     }
-    Ok(vectors::normalised(v).ok())
+    Ok(Query::new(v).ok())
 }
 
 /// The most similar active memory with cosine ≥ `threshold`, if any.
@@ -194,7 +194,7 @@ pub fn find_similar_memory(
     };
     let mut best: Option<(u64, f32)> = None;
     ms.for_each_vector(&rtxn, VectorKind::Memory, |id, v| {
-        if let Some(s) = vectors::cosine(&u, v)
+        if let Some(s) = u.cosine(v)
             && s >= threshold
             && best.is_none_or(|b| s > b.1)
             && active(&ms, &rtxn, id)?
@@ -220,7 +220,7 @@ pub fn find_similar_observation(
     };
     let mut best: Option<(u64, f32)> = None;
     ms.for_each_vector(&rtxn, VectorKind::Observation, |id, v| {
-        if let Some(s) = vectors::cosine(&u, v)
+        if let Some(s) = u.cosine(v)
             && s >= threshold
             && best.is_none_or(|b| s > b.1)
         {
