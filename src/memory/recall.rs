@@ -71,15 +71,7 @@ pub fn recall_with_mode(
     let mut out = RecallResult::default();
     let mut mode = RecallMode::Lexical;
     if let Some(u) = &query {
-        // Observations.
-        let mut top = TopK::new(limit);
-        ms.for_each_vector(&rtxn, VectorKind::Observation, |id, v| {
-            if let Some(s) = u.cosine(v) {
-                top.push(s, id);
-            }
-            Ok(())
-        })?;
-        for (s, id) in top.into_sorted() {
+        for (s, id) in top_observations(&ms, &rtxn, u, limit)? {
             if let Some(v) = ms.observations_db().get(&rtxn, &id.to_be_bytes())? {
                 out.observations
                     .push((decode_observation(id, v)?, s.clamp(0.0, 1.0)));
@@ -112,6 +104,55 @@ pub fn recall_with_mode(
         out.memories = lexical_memories(&ms, &rtxn, query_text, limit)?;
     }
     Ok((out, mode))
+}
+
+/// Past this many vectors the observation scan is split between two threads.
+const PARALLEL_FROM: u64 = 20_000;
+
+/// The best `limit` observation vectors: (cosine, id), best first.
+fn top_observations(
+    ms: &MemoryStore,
+    rtxn: &heed::RoTxn,
+    u: &Query,
+    limit: usize,
+) -> Result<Vec<(f32, u64)>, MemoryError> {
+    let scan = |txn: &heed::RoTxn, from: u64, to: Option<u64>| {
+        let mut top = TopK::new(limit);
+        ms.for_each_vector_in(txn, VectorKind::Observation, from, to, |id, v| {
+            if let Some(s) = u.cosine(v) {
+                top.push(s, id);
+            }
+            Ok(())
+        })?;
+        Ok::<_, MemoryError>(top.into_sorted())
+    };
+    let parallel = ms.vectors_db().len(rtxn)? >= PARALLEL_FROM
+        && std::thread::available_parallelism().is_ok_and(|n| n.get() >= 2);
+    let bounds = ms.vector_id_bounds(rtxn, VectorKind::Observation)?;
+    let Some((first, last)) = bounds.filter(|_| parallel) else {
+        return scan(rtxn, 0, None);
+    };
+    // Ids are dense enough (monotonic, aged off from the oldest) that the id midpoint
+    // splits the work about evenly. The second half gets its own read transaction.
+    let mid = first + (last - first) / 2 + 1;
+    let (a, b) = std::thread::scope(|sc| {
+        let h = sc.spawn(|| {
+            let txn = ms.read_txn()?;
+            scan(&txn, mid, None)
+        });
+        let a = scan(rtxn, 0, Some(mid));
+        let b = h.join().unwrap_or_else(|_| {
+            Err(MemoryError::Store(crate::store::StoreError::Lmdb(
+                "recall scan thread panicked".into(),
+            )))
+        });
+        (a, b)
+    });
+    let mut top = TopK::new(limit);
+    for (s, id) in a?.into_iter().chain(b?) {
+        top.push(s, id);
+    }
+    Ok(top.into_sorted())
 }
 
 fn active(ms: &MemoryStore, rtxn: &heed::RoTxn, id: u64) -> Result<bool, MemoryError> {

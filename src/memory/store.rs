@@ -27,7 +27,7 @@
 use std::ops::Bound;
 
 use heed::types::Bytes;
-use heed::{Database, RoTxn, RwTxn};
+use heed::{Database, MdbError, PutFlags, RoTxn, RwTxn};
 
 use super::vectors::{self, VectorError};
 use super::{Memory, Observation, ObservationType};
@@ -339,6 +339,15 @@ pub fn id_of(k: &[u8]) -> Result<u64, Corrupt> {
     ))
 }
 
+/// Put with `APPEND` when the key sorts after every key present (new ids do), so pages fill
+/// up instead of splitting in half; an ordinary put otherwise.
+fn put_appending(db: &Db, wtxn: &mut RwTxn, key: &[u8], value: &[u8]) -> Result<(), MemoryError> {
+    match db.put_with_flags(wtxn, PutFlags::APPEND, key, value) {
+        Err(heed::Error::Mdb(MdbError::KeyExist)) => Ok(db.put(wtxn, key, value)?),
+        r => Ok(r?),
+    }
+}
+
 /// Observations, memories and vectors of a `Store`.
 #[derive(Clone, Copy)]
 pub struct MemoryStore<'a> {
@@ -427,8 +436,7 @@ impl<'a> MemoryStore<'a> {
             }
         }
         vectors::quantise_into(v, buf)?;
-        self.vectors_db().put(wtxn, &vector_key(kind, id), buf)?;
-        Ok(())
+        put_appending(self.vectors_db(), wtxn, &vector_key(kind, id), buf)
     }
 
     /// Store an observation (its `id` is ignored) with its embedding, if any. Returns the
@@ -452,8 +460,7 @@ impl<'a> MemoryStore<'a> {
         for (obs, vector) in items {
             let id = self.next_id(&mut wtxn, self.observations_db(), META_NEXT_OBS)?;
             encode_observation(obs, &mut buf)?;
-            self.observations_db()
-                .put(&mut wtxn, &id.to_be_bytes(), &buf)?;
+            put_appending(self.observations_db(), &mut wtxn, &id.to_be_bytes(), &buf)?;
             if let Some(v) = vector {
                 self.put_vector(&mut wtxn, VectorKind::Observation, id, v, &mut buf)?;
             }
@@ -469,7 +476,7 @@ impl<'a> MemoryStore<'a> {
         let mut buf = Vec::new();
         let id = self.next_id(&mut wtxn, self.memories_db(), META_NEXT_MEM)?;
         encode_memory(mem, &mut buf)?;
-        self.memories_db().put(&mut wtxn, &id.to_be_bytes(), &buf)?;
+        put_appending(self.memories_db(), &mut wtxn, &id.to_be_bytes(), &buf)?;
         if let Some(v) = vector {
             self.put_vector(&mut wtxn, VectorKind::Memory, id, v, &mut buf)?;
         }
@@ -715,10 +722,51 @@ impl<'a> MemoryStore<'a> {
         &self,
         txn: &RoTxn,
         kind: VectorKind,
+        f: impl FnMut(u64, &[u8]) -> Result<(), MemoryError>,
+    ) -> Result<(), MemoryError> {
+        self.for_each_vector_in(txn, kind, 0, None, f)
+    }
+
+    /// The lowest and highest id with a vector of `kind`.
+    pub(crate) fn vector_id_bounds(
+        &self,
+        txn: &RoTxn,
+        kind: VectorKind,
+    ) -> Result<Option<(u64, u64)>, MemoryError> {
+        let lo = vector_key(kind, 0);
+        let first = match self.vectors_db().get_greater_than_or_equal_to(txn, &lo)? {
+            Some((k, _)) => match vector_key_id(kind, k) {
+                Some(id) => id,
+                None => return Ok(None),
+            },
+            None => return Ok(None),
+        };
+        let hi = vector_key(kind, u64::MAX);
+        let last = match self.vectors_db().get_lower_than_or_equal_to(txn, &hi)? {
+            Some((k, _)) => vector_key_id(kind, k).ok_or(Corrupt("vector key"))?,
+            None => return Ok(None),
+        };
+        Ok(Some((first, last)))
+    }
+
+    /// Visit the vectors of `kind` with `from_id <= id < to_id` (None: to the end).
+    pub(crate) fn for_each_vector_in(
+        &self,
+        txn: &RoTxn,
+        kind: VectorKind,
+        from_id: u64,
+        to_id: Option<u64>,
         mut f: impl FnMut(u64, &[u8]) -> Result<(), MemoryError>,
     ) -> Result<(), MemoryError> {
-        let lo = [kind as u8];
-        let hi = [kind as u8 + 1];
+        let lo = vector_key(kind, from_id);
+        let hi = match to_id {
+            Some(id) => vector_key(kind, id),
+            None => {
+                let mut k = [0u8; 9];
+                k[0] = kind as u8 + 1;
+                k
+            }
+        };
         let range = (
             Bound::Included(lo.as_slice()),
             Bound::Excluded(hi.as_slice()),
