@@ -79,16 +79,6 @@ fn run(base: &Path, n: usize) -> Result<(f64, f64), Box<dyn std::error::Error>> 
         assert_eq!(r.observations.len(), 5);
     }
     times.sort_by(f64::total_cmp);
-    for (name, d) in [("iter", None), ("dot", Some(&queries[1][..]))] {
-        let t = Instant::now();
-        for _ in 0..10 {
-            std::hint::black_box(store.memory().scan_probe(d)?);
-        }
-        println!(
-            "probe {name} {n}: {:.2} ms",
-            t.elapsed().as_secs_f64() * 100.0
-        );
-    }
     Ok((times[times.len() / 2], bytes))
 }
 

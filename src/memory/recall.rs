@@ -419,7 +419,7 @@ mod tests {
         let v = trigram_vector(fact, DIM);
         let (id, s) = find_similar_memory(&store, &v, 0.9).unwrap().unwrap();
         assert_eq!(id, 5);
-        assert!(s >= 0.9 && s <= 1.0, "{s}");
+        assert!((0.9..=1.0).contains(&s), "{s}");
         assert_eq!(
             find_similar_memory(&store, &trigram_vector("zebra crossing", DIM), 0.9).unwrap(),
             None

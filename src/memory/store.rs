@@ -702,21 +702,6 @@ impl<'a> MemoryStore<'a> {
         Ok(out)
     }
 
-    #[doc(hidden)]
-    pub fn scan_probe(&self, dot: Option<&[f32]>) -> Result<f32, MemoryError> {
-        let rtxn = self.read_txn()?;
-        let dot = dot.map(|q| vectors::Query::new(q).unwrap());
-        let mut acc = 0f32;
-        self.for_each_vector(&rtxn, VectorKind::Observation, |_, v| {
-            acc += match &dot {
-                Some(q) => q.cosine(v).unwrap_or(0.0),
-                None => f32::from(v[9]),
-            };
-            Ok(())
-        })?;
-        Ok(acc)
-    }
-
     /// Visit every stored vector of `kind` in id order, borrowed from the read transaction.
     pub(crate) fn for_each_vector(
         &self,

@@ -139,9 +139,46 @@ impl Query {
         if comps.len() != self.q.len() {
             return None;
         }
+        prefetch_before(stored.as_ptr(), stored.len());
         let inv_norm = f32::from_le_bytes([head[0], head[1], head[2], head[3]]);
         Some(dot_i16_i8(&self.q, comps) as f32 * self.factor * inv_norm)
     }
+}
+
+/// Hint the cache about the `len` bytes before `p`: LMDB lays a page's values out from its
+/// end downwards, so in a scan the next value usually sits right below this one. Only a
+/// hint (a prefetch never faults, whatever the address).
+#[inline]
+fn prefetch_before(p: *const u8, len: usize) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
+        let mut off = 64;
+        while off <= len + 64 {
+            // SAFETY: prefetch is a hint, valid for any address; wrapping_sub forms it
+            // without asserting it points into an allocation.
+            unsafe { _mm_prefetch::<_MM_HINT_T0>(p.wrapping_sub(off).cast()) };
+            off += 64;
+        }
+    }
+    #[cfg(target_arch = "aarch64")]
+    {
+        let mut off = 64;
+        while off <= len + 64 {
+            // SAFETY: PRFM is a hint: it never faults, whatever the address, and writes
+            // nothing.
+            unsafe {
+                std::arch::asm!(
+                    "prfm pldl1keep, [{0}]",
+                    in(reg) p.wrapping_sub(off),
+                    options(nostack, preserves_flags, readonly)
+                )
+            };
+            off += 64;
+        }
+    }
+    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+    let _ = (p, len);
 }
 
 /// Σ q_i × (x_i as i8), scalar (the reference, and the tail of the SIMD versions).
