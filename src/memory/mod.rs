@@ -2,8 +2,12 @@
 //! (facts), their embedding vectors, and recall by meaning. (In progress.)
 
 pub mod jsonl;
+pub mod lexical;
 pub mod observe;
+pub mod recall;
 pub mod schedule;
+pub mod store;
+pub mod vectors;
 
 use crate::graph::Micros;
 

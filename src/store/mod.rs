@@ -140,6 +140,12 @@ pub struct Store {
     meta: Db,
     /// MQTT outbox (see `outbox`): seq u64 BE -> message.
     outbox: Db,
+    /// Memory (see `crate::memory::store`): observation id u64 BE -> observation.
+    pub(crate) observations: Db,
+    /// Memory: memory id u64 BE -> memory (fact).
+    pub(crate) memories: Db,
+    /// Memory: kind u8 ++ id u64 BE -> quantised embedding.
+    pub(crate) vectors: Db,
 }
 
 impl Store {
@@ -162,7 +168,7 @@ impl Store {
             EnvOpenOptions::new()
                 .read_txn_without_tls()
                 .map_size(map_size)
-                .max_dbs(8)
+                .max_dbs(12)
                 .open(dir)
         }
         .map_err(|e| match e {
@@ -178,6 +184,10 @@ impl Store {
                 let sources = dbo.create_database::<Bytes, Bytes>(wtxn, Some("sources"))?;
                 let meta = dbo.create_database::<Bytes, Bytes>(wtxn, Some("meta"))?;
                 let outbox = dbo.create_database::<Bytes, Bytes>(wtxn, Some("outbox"))?;
+                let observations =
+                    dbo.create_database::<Bytes, Bytes>(wtxn, Some("observations"))?;
+                let memories = dbo.create_database::<Bytes, Bytes>(wtxn, Some("memories"))?;
+                let vectors = dbo.create_database::<Bytes, Bytes>(wtxn, Some("vectors"))?;
                 match meta.get(wtxn, META_SCHEMA_VERSION)? {
                     Some(v) => {
                         let found = u32::from_be_bytes(
@@ -199,23 +209,31 @@ impl Store {
                     }
                 }
                 Ok::<_, StoreError>(CommitOrAbort::Commit((
-                    readings, rollups, sources, meta, outbox,
+                    readings,
+                    rollups,
+                    sources,
+                    meta,
+                    outbox,
+                    observations,
+                    memories,
+                    vectors,
                 )))
             })
             .map_err(|e| match e {
                 StoreError::Lmdb(reason) => open_err(reason),
                 e => e,
             })?;
-        let (readings, rollups, sources, meta, outbox) = match opened {
-            CommitOrAbort::Commit(dbs) => dbs,
-            CommitOrAbort::Abort(found) => {
-                return Err(StoreError::Schema {
-                    path: dir.to_path_buf(),
-                    found,
-                    expected: SCHEMA_VERSION,
-                });
-            }
-        };
+        let (readings, rollups, sources, meta, outbox, observations, memories, vectors) =
+            match opened {
+                CommitOrAbort::Commit(dbs) => dbs,
+                CommitOrAbort::Abort(found) => {
+                    return Err(StoreError::Schema {
+                        path: dir.to_path_buf(),
+                        found,
+                        expected: SCHEMA_VERSION,
+                    });
+                }
+            };
         // Reader slots of a crashed process would otherwise pin old pages forever.
         match env.clear_stale_readers() {
             Ok(0) => {}
@@ -230,7 +248,20 @@ impl Store {
             sources,
             meta,
             outbox,
+            observations,
+            memories,
+            vectors,
         })
+    }
+
+    /// The environment, for the memory tables (`crate::memory::store`).
+    pub(crate) fn env(&self) -> &Env<WithoutTls> {
+        &self.env
+    }
+
+    /// The `meta` database, for the memory tables' counters.
+    pub(crate) fn meta_db(&self) -> &Db {
+        &self.meta
     }
 
     pub fn path(&self) -> &Path {
