@@ -441,6 +441,9 @@ impl Store {
             &self.sources,
             &self.meta,
             &self.outbox,
+            &self.observations,
+            &self.memories,
+            &self.vectors,
         ]
         .into_iter()
         .enumerate()
