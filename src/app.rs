@@ -72,6 +72,11 @@ pub fn tool_context(
         gpio: gpio.clone(),
         retention,
         mqtt,
+        embedder: Some(Arc::new(Ollama::new(OllamaConfig {
+            model: settings.memory.embedding_model.clone(),
+            retries: 0,
+            ..ollama_config(settings)
+        }))),
     }
 }
 

@@ -266,3 +266,65 @@ fn ask_and_status_from_the_command_line() {
     assert_eq!(code, 1);
     assert!(err.contains("ollama pull gemma4:e2b"), "{err}");
 }
+
+#[test]
+fn remember_then_recall_by_meaning_through_the_embedding_model() {
+    let dir = TempDir::new("agent-memory");
+    let ollama = FakeOllama::start(&[MODEL, "all-minilm:l6-v2"]);
+    let port = free_port();
+    let cfg = write_config_extra(
+        dir.path(),
+        port,
+        PIPELINE,
+        &format!(
+            "[ollama]\nhost = \"127.0.0.1\"\nport = {}\nmodel = \"{MODEL}\"\nretries = 0\n",
+            ollama.port()
+        ),
+    );
+    let c = cfg.to_str().unwrap();
+    ollama.push(Step::ToolCalls(vec![(
+        "remember".into(),
+        json!({"fact": "The greenhouse fan is on pin 22"}),
+    )]));
+    ollama.push(Step::Text("Noted.".into()));
+    let (code, _, err) = run_cli(&["--config", c, "ask", "remember where the fan is"], &[]);
+    assert_eq!(code, 0, "{err}");
+    // The same fact again reinforces it instead of adding a duplicate.
+    ollama.push(Step::ToolCalls(vec![(
+        "remember".into(),
+        json!({"fact": "The greenhouse fan is on pin 22"}),
+    )]));
+    ollama.push(Step::Text("Noted again.".into()));
+    run_cli(&["--config", c, "ask", "remember it again"], &[]);
+    ollama.push(Step::ToolCalls(vec![(
+        "recall".into(),
+        json!({"query": "greenhouse fan pin"}),
+    )]));
+    ollama.push(Step::Text("Pin 22.".into()));
+    let (code, out, err) = run_cli(&["--config", c, "ask", "which pin is the fan on?"], &[]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out.trim(), "Pin 22.");
+    // Embeddings came from the embedding model; the recall result reached the model.
+    let embeds = ollama.bodies("/api/embed");
+    assert!(embeds.len() >= 3, "{embeds:?}");
+    assert!(embeds.iter().all(|b| b["model"] == "all-minilm:l6-v2"));
+    let chats = ollama.bodies("/api/chat");
+    let last = chats.last().unwrap()["messages"]
+        .as_array()
+        .unwrap()
+        .clone();
+    let tool = last
+        .iter()
+        .find(|m| m["role"] == "tool" && m["tool_name"] == "recall")
+        .unwrap();
+    let result: Value = serde_json::from_str(tool["content"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        result["memories"][0]["fact"], "The greenhouse fan is on pin 22",
+        "{result}"
+    );
+    assert_eq!(
+        result["memories"][0]["times_confirmed"], 2,
+        "reinforced, not duplicated: {result}"
+    );
+    assert_eq!(result["memories"].as_array().unwrap().len(), 1);
+}

@@ -21,6 +21,7 @@ pub struct Settings {
     pub mqtt: MqttSettings,
     pub ollama: OllamaSettings,
     pub agent: AgentSettings,
+    pub memory: MemorySettings,
     pub gpio: GpioSettings,
     pub pipeline: PipelineSettings,
 }
@@ -190,6 +191,15 @@ impl OllamaSettings {
     }
 }
 
+#[derive(Clone, Debug, PartialEq)]
+pub struct MemorySettings {
+    /// The Ollama embedding model (on the [ollama] server). Without embeddings, recall
+    /// falls back to word matching (BM25), so it always answers.
+    pub embedding_model: String,
+    /// A new memory at least this similar to an active one reinforces it instead.
+    pub reinforce_similarity: f64,
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum FallbackMode {
     /// Keep questions (bounded, in the store) and answer them in order once Ollama is back.
@@ -250,6 +260,10 @@ impl Settings {
                 read_timeout: 120_000_000,
                 total_timeout: 300_000_000,
                 retries: 3,
+            },
+            memory: MemorySettings {
+                embedding_model: "all-minilm:l6-v2".into(),
+                reinforce_similarity: 0.9,
             },
             agent: AgentSettings {
                 enabled: true,
@@ -412,6 +426,7 @@ struct RawSettings {
     mqtt: Option<toml::Table>,
     ollama: Option<toml::Table>,
     agent: Option<toml::Table>,
+    memory: Option<toml::Table>,
     gpio: Option<RawGpio>,
     pipeline: Option<RawPipeline>,
 }
@@ -476,6 +491,7 @@ const SECTIONS: &[(&str, &[&str])] = &[
     ("mqtt", MQTT_KEYS),
     ("ollama", OLLAMA_KEYS),
     ("agent", AGENT_KEYS),
+    ("memory", &["embedding_model", "reinforce_similarity"]),
     ("gpio", &["backend", "simulate", "pins"]),
     ("pipeline", &["files"]),
 ];
@@ -677,6 +693,24 @@ fn set_key(
         ("mqtt", key, val) => set_mqtt(&mut s.mqtt, key, val, &resolve)?,
         ("ollama", key, val) => set_ollama(&mut s.ollama, key, val)?,
         ("agent", key, val) => set_agent(&mut s.agent, key, val)?,
+        ("memory", "embedding_model", Val::Str(v)) => {
+            if v.trim().is_empty() {
+                return Err(problem_hint(
+                    "embedding_model is empty",
+                    "e.g. \"all-minilm:l6-v2\"",
+                ));
+            }
+            s.memory.embedding_model = v.trim().to_string();
+        }
+        ("memory", "reinforce_similarity", Val::Str(v)) => match v.trim().parse::<f64>() {
+            Ok(x) if (0.0..=1.0).contains(&x) => s.memory.reinforce_similarity = x,
+            _ => {
+                return Err(problem_hint(
+                    format!("reinforce_similarity = {v} is not a number from 0 to 1"),
+                    "the original reinforced above 0.9",
+                ));
+            }
+        },
         ("pipeline", "files", Val::List(v)) => {
             let mut files = Vec::new();
             for f in v {
@@ -1080,6 +1114,7 @@ fn apply_file(settings: &mut Settings, path: &Path, text: &str) -> Result<(), Co
         ("mqtt", raw.mqtt),
         ("ollama", raw.ollama),
         ("agent", raw.agent),
+        ("memory", raw.memory),
     ] {
         if let Some(table) = table {
             for (key, span, val) in read_table(section, table, text, &mut mqtt_errors, &file) {
@@ -1151,6 +1186,10 @@ fn read_table(
         }
         let val = match (key_type(section, &key), value) {
             (Ty::Str, toml::Value::String(v)) => Val::Str(v),
+            // The one float setting travels as text, like from the environment.
+            (Ty::Str, toml::Value::Float(f)) if key == "reinforce_similarity" => {
+                Val::Str(f.to_string())
+            }
             (Ty::Int, toml::Value::Integer(v)) => Val::Int(v),
             (Ty::Bool, toml::Value::Boolean(v)) => Val::Bool(v),
             (Ty::List, toml::Value::Array(a)) if a.iter().all(|v| v.is_str()) => Val::List(

@@ -2,13 +2,9 @@
 
 use serde_json::{Value as Json, json};
 
-use super::schema::str_arg;
+use super::schema::{args_obj, str_arg};
 use super::{Tool, ToolContext};
 use crate::config::settings::{PinConfig, PinMode};
-
-fn args_obj(args: &Json) -> serde_json::Map<String, Json> {
-    args.as_object().cloned().unwrap_or_default()
-}
 
 /// A configured pin by BCM number (`17`, `gpio:17`, `GPIO17`) or by name (exact, then
 /// case-insensitive).

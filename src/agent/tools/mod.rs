@@ -31,6 +31,25 @@ pub struct ToolContext {
     /// The pipeline's retention windows (raw vs rollups for history).
     pub retention: Option<RetentionParams>,
     pub mqtt: Option<MqttTools>,
+    /// Embeddings for the memory tools (the Ollama client set to the embedding model);
+    /// `None`: memory works on words alone.
+    pub embedder: Option<Arc<crate::edges::ollama::Ollama>>,
+}
+
+impl ToolContext {
+    /// The embedding of `text`, or `None` when there is no embedder or it failed (the
+    /// memory then falls back to words, and the vector can be filled in later).
+    pub fn embed(&self, text: &str) -> Option<Vec<f32>> {
+        let e = self.embedder.as_ref()?;
+        match e.embed(&[text]) {
+            Ok(mut v) if !v.is_empty() => Some(v.swap_remove(0)),
+            Ok(_) => None,
+            Err(err) => {
+                log::debug!("memory: no embedding ({err}); using words");
+                None
+            }
+        }
+    }
 }
 
 /// One tool. `call` gets arguments already validated against `parameters`.
@@ -44,6 +63,7 @@ pub trait Tool: Send + Sync {
 }
 
 pub mod gpio;
+pub mod memory;
 pub mod mqtt;
 pub mod readings;
 pub mod registry;

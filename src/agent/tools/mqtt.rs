@@ -2,7 +2,7 @@
 
 use serde_json::{Value as Json, json};
 
-use super::schema::{int_arg, str_arg};
+use super::schema::{args_obj, int_arg, str_arg};
 use super::{Tool, ToolContext};
 use crate::edges::mqtt::connection::Publish;
 use crate::edges::mqtt::topic::{MAX_TOPIC_LEN, validate_topic};
@@ -22,10 +22,6 @@ pub fn expand_topic(prefix: &str, topic: &str) -> String {
     } else {
         format!("{prefix}/{topic}")
     }
-}
-
-fn args_obj(args: &Json) -> serde_json::Map<String, Json> {
-    args.as_object().cloned().unwrap_or_default()
 }
 
 pub struct PublishTool;

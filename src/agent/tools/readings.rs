@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use serde_json::{Value as Json, json};
 
-use super::schema::{int_arg, str_arg};
+use super::schema::{args_obj, int_arg, str_arg};
 use super::{Tool, ToolContext};
 use crate::clock::{iso8601, now_us};
 use crate::edges::http::value_json;
@@ -37,10 +37,6 @@ fn not_found(id: &str, registry: &Registry) -> Json {
         "error": format!("Source '{id}' not found"),
         "available_types": types,
     })
-}
-
-fn args_obj(args: &Json) -> serde_json::Map<String, Json> {
-    args.as_object().cloned().unwrap_or_default()
 }
 
 fn lookup(ctx: &ToolContext, id: &str) -> Option<std::sync::Arc<SourceInfo>> {

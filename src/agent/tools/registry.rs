@@ -4,6 +4,7 @@
 use serde_json::{Value as Json, json};
 
 use super::gpio::{ListGpio, ReadGpio, WriteGpio};
+use super::memory::{Observe, Recall, Remember};
 use super::mqtt::{GetRecentMessages, PublishTool};
 use super::readings::{GetReadingHistory, ListSources, ReadSource};
 use super::schema;
@@ -31,6 +32,9 @@ impl ToolRegistry {
         r.register(Box::new(ReadGpio));
         r.register(Box::new(ListGpio));
         r.register(Box::new(WriteGpio));
+        r.register(Box::new(Recall));
+        r.register(Box::new(Remember));
+        r.register(Box::new(Observe));
         r
     }
 
@@ -154,10 +158,13 @@ mod tests {
                 "get_recent_messages",
                 "read_gpio",
                 "list_gpio",
-                "write_gpio"
+                "write_gpio",
+                "recall",
+                "remember",
+                "observe"
             ]
         );
-        assert_eq!(r.len(), 8);
+        assert_eq!(r.len(), 11);
         assert!(!r.is_empty());
         assert!(ToolRegistry::new().is_empty());
     }
@@ -176,7 +183,7 @@ mod tests {
         let r = ToolRegistry::with_core_tools();
         let tools = r.ollama_tools();
         let list = tools.as_array().unwrap();
-        assert_eq!(list.len(), 8);
+        assert_eq!(list.len(), 11);
         for (t, name) in list.iter().zip(r.names()) {
             assert_eq!(t["type"], "function");
             let f = &t["function"];
@@ -203,7 +210,7 @@ mod tests {
         let e = r.execute("nope", &json!({}), ctx);
         let msg = e["error"].as_str().unwrap();
         assert!(msg.starts_with("unknown tool 'nope'; available: read_source, list_sources"));
-        assert!(msg.ends_with("write_gpio, echo"));
+        assert!(msg.ends_with("observe, echo"), "{msg}");
 
         let e = r.execute("read_source", &json!({}), ctx);
         assert_eq!(

@@ -190,6 +190,16 @@ fn as_integer(v: &Json) -> Result<i64, String> {
     }
 }
 
+/// The validated arguments as a map (empty when not an object).
+pub(crate) fn args_obj(args: &Json) -> Map<String, Json> {
+    args.as_object().cloned().unwrap_or_default()
+}
+
+/// A number argument of an already validated object.
+pub(crate) fn num_arg(args: &Map<String, Json>, name: &str) -> Option<f64> {
+    args.get(name).and_then(Json::as_f64)
+}
+
 /// A string argument of an already validated object.
 pub(crate) fn str_arg<'a>(args: &'a Map<String, Json>, name: &str) -> Option<&'a str> {
     args.get(name).and_then(Json::as_str)

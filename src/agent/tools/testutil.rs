@@ -37,6 +37,7 @@ impl Fixture {
             gpio: gpio.clone(),
             retention: None,
             mqtt: None,
+            embedder: None,
         };
         Fixture {
             ctx,
