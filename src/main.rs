@@ -36,6 +36,50 @@ enum Cmd {
     Status(StatusCmd),
     Pipeline(PipelineCmd),
     Ask(AskCmd),
+    Memory(MemoryCmd),
+}
+
+#[derive(FromArgs)]
+/// export, import or search observations and memories
+#[argh(subcommand, name = "memory")]
+struct MemoryCmd {
+    #[argh(subcommand)]
+    cmd: MemorySub,
+}
+
+#[derive(FromArgs)]
+#[argh(subcommand)]
+enum MemorySub {
+    Export(MemExport),
+    Import(MemImport),
+    Recall(MemRecall),
+}
+
+#[derive(FromArgs)]
+/// write every observation and memory as JSON lines (to FILE, or standard output)
+#[argh(subcommand, name = "export")]
+struct MemExport {
+    #[argh(positional)]
+    file: Option<PathBuf>,
+}
+
+#[derive(FromArgs)]
+/// read JSON lines back (duplicates skipped, bad lines reported by number)
+#[argh(subcommand, name = "import")]
+struct MemImport {
+    #[argh(positional)]
+    file: PathBuf,
+}
+
+#[derive(FromArgs)]
+/// print observations and memories ranked by relevance to QUERY
+#[argh(subcommand, name = "recall")]
+struct MemRecall {
+    #[argh(positional)]
+    query: String,
+    /// results per kind (default 5)
+    #[argh(option, default = "5")]
+    limit: usize,
 }
 
 #[derive(FromArgs)]
@@ -117,6 +161,7 @@ fn main() -> ExitCode {
             cmd: PipelineSub::Check(c),
         })) => pipeline_check(settings, c.files),
         Some(Cmd::Ask(a)) => ask(&settings, &a.question),
+        Some(Cmd::Memory(m)) => memory(&settings, m.cmd),
     }
 }
 
@@ -233,40 +278,85 @@ fn pipeline_check(mut settings: Settings, files: Vec<PathBuf>) -> ExitCode {
     }
 }
 
-fn ask(settings: &Settings, question: &str) -> ExitCode {
-    use smollama::agent::tool_loop;
-    use smollama::agent::tools::registry::ToolRegistry;
+/// The agent's tool context for a command run beside (or instead of) the agent.
+fn offline_context(settings: &Settings) -> Result<smollama::agent::tools::ToolContext, String> {
     use smollama::store::{Store, StoreOptions};
-    let store = match Store::open(
+    let store = Store::open(
         &smollama::app::store_dir(settings),
         &StoreOptions {
             map_size: (settings.store.map_size_mb as usize) << 20,
         },
-    ) {
-        Ok(s) => std::sync::Arc::new(s),
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(1);
-        }
-    };
+    )
+    .map(std::sync::Arc::new)
+    .map_err(|e| e.to_string())?;
     let registry = std::sync::Arc::new(smollama::graph::registry::Registry::new());
     if let Ok(saved) = store.sources() {
         registry.load(saved);
     }
-    let gpio = match smollama::edges::gpio::open(&settings.gpio) {
-        Ok(g) => g,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(1);
-        }
-    };
+    let gpio = smollama::edges::gpio::open(&settings.gpio).map_err(|e| e.to_string())?;
     let retention = PipelineSpec::load(settings).ok().and_then(|spec| {
         spec.stages.iter().find_map(|s| match &s.kind {
             smollama::config::StageKind::Retention(p) => Some(p.clone()),
             _ => None,
         })
     });
-    let ctx = smollama::app::tool_context(settings, &store, &registry, &gpio, retention, None);
+    Ok(smollama::app::tool_context(
+        settings, &store, &registry, &gpio, retention, None,
+    ))
+}
+
+fn memory(settings: &Settings, cmd: MemorySub) -> ExitCode {
+    use smollama::memory::cli;
+    let ctx = match offline_context(settings) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let result = match cmd {
+        MemorySub::Export(e) => {
+            let written = match &e.file {
+                Some(f) => std::fs::File::create(f)
+                    .map_err(|err| format!("cannot write {}: {err}", f.display()))
+                    .and_then(|mut file| cli::export(&ctx, &mut file)),
+                None => cli::export(&ctx, &mut std::io::stdout().lock()),
+            };
+            written.map(|(o, m)| eprintln!("exported {o} observations and {m} memories"))
+        }
+        MemorySub::Import(i) => cli::import(&ctx, &i.file).map(|r| {
+            for (line, why) in &r.bad_lines {
+                eprintln!("{}:{line}: skipped: {why}", i.file.display());
+            }
+            println!(
+                "imported {} observations and {} memories; {} duplicates skipped; {} bad lines skipped",
+                r.observations,
+                r.memories,
+                r.duplicates,
+                r.bad_lines.len()
+            );
+        }),
+        MemorySub::Recall(r) => cli::recall_text(&ctx, &r.query, r.limit).map(|t| print!("{t}")),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn ask(settings: &Settings, question: &str) -> ExitCode {
+    use smollama::agent::tool_loop;
+    use smollama::agent::tools::registry::ToolRegistry;
+    let ctx = match offline_context(settings) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(1);
+        }
+    };
     let ollama = smollama::edges::ollama::Ollama::new(smollama::app::ollama_config(settings));
     let t0 = std::time::Instant::now();
     match tool_loop::run(

@@ -328,3 +328,99 @@ fn remember_then_recall_by_meaning_through_the_embedding_model() {
     );
     assert_eq!(result["memories"].as_array().unwrap().len(), 1);
 }
+
+#[test]
+fn memory_export_wipe_import_round_trip_and_recall_from_the_command_line() {
+    let dir = TempDir::new("memory-cli");
+    let ollama = FakeOllama::start(&[MODEL, "all-minilm:l6-v2"]);
+    let port = free_port();
+    let cfg = write_config_extra(
+        dir.path(),
+        port,
+        PIPELINE,
+        &format!(
+            "[ollama]\nhost = \"127.0.0.1\"\nport = {}\nmodel = \"{MODEL}\"\nretries = 0\n",
+            ollama.port()
+        ),
+    );
+    let c = cfg.to_str().unwrap();
+    ollama.push(Step::ToolCalls(vec![
+        ("observe".into(), json!({"observation": "Greenhouse humidity peaks at dawn", "observation_type": "pattern"})),
+        ("observe".into(), json!({"observation": "CPU load spiked during the backup", "observation_type": "anomaly"})),
+        ("remember".into(), json!({"fact": "The greenhouse fan is on pin 22", "confidence": 0.9})),
+        ("remember".into(), json!({"fact": "Backups run at 03:00"})),
+    ]));
+    ollama.push(Step::Text("ok".into()));
+    let (code, _, err) = run_cli(&["--config", c, "ask", "note these"], &[]);
+    assert_eq!(code, 0, "{err}");
+
+    let export = dir.path().join("memory.jsonl");
+    let (code, _, err) = run_cli(
+        &["--config", c, "memory", "export", export.to_str().unwrap()],
+        &[],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.contains("exported 2 observations and 2 memories"),
+        "{err}"
+    );
+    let original = std::fs::read_to_string(&export).unwrap();
+    assert_eq!(original.lines().count(), 4);
+
+    // Wipe the store, then import: everything comes back.
+    std::fs::remove_dir_all(dir.path().join("data")).unwrap();
+    let (code, out, err) = run_cli(
+        &["--config", c, "memory", "import", export.to_str().unwrap()],
+        &[],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("imported 2 observations and 2 memories; 0 duplicates"),
+        "{out}"
+    );
+    let again = dir.path().join("again.jsonl");
+    run_cli(
+        &["--config", c, "memory", "export", again.to_str().unwrap()],
+        &[],
+    );
+    let strip = |text: &str| -> Vec<Value> {
+        let mut v: Vec<Value> = text
+            .lines()
+            .map(|l| {
+                let mut j: Value = serde_json::from_str(l).unwrap();
+                j.as_object_mut().unwrap().remove("id");
+                j
+            })
+            .collect();
+        v.sort_by_key(|j| j.to_string());
+        v
+    };
+    assert_eq!(
+        strip(&original),
+        strip(&std::fs::read_to_string(&again).unwrap())
+    );
+
+    // Importing again adds nothing; a corrupted line is reported by its number.
+    let mut text = std::fs::read_to_string(&export).unwrap();
+    text.insert_str(0, "{\"kind\": \"observation\", \"text\": \n");
+    std::fs::write(&export, text).unwrap();
+    let (code, out, err) = run_cli(
+        &["--config", c, "memory", "import", export.to_str().unwrap()],
+        &[],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("imported 0 observations and 0 memories; 4 duplicates skipped; 1 bad lines"),
+        "{out}"
+    );
+    assert!(err.contains("memory.jsonl:1:"), "{err}");
+
+    // Recall from the shell ranks the matching items first.
+    let (code, out, _) = run_cli(&["--config", c, "memory", "recall", "greenhouse fan"], &[]);
+    assert_eq!(code, 0);
+    let first_memory = out.lines().find(|l| l.contains("memory:")).unwrap();
+    assert!(
+        first_memory.contains("greenhouse fan is on pin 22"),
+        "{out}"
+    );
+}

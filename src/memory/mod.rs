@@ -1,6 +1,7 @@
 //! Memory: observations the LLM writes about what the sensors did, long-lived memories
 //! (facts), their embedding vectors, and recall by meaning. (In progress.)
 
+pub mod cli;
 pub mod jsonl;
 pub mod lexical;
 pub mod observe;
