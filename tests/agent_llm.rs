@@ -424,3 +424,88 @@ fn memory_export_wipe_import_round_trip_and_recall_from_the_command_line() {
         "{out}"
     );
 }
+
+#[test]
+fn memory_over_http() {
+    let dir = TempDir::new("memory-http");
+    let ollama = FakeOllama::start(&[MODEL, "all-minilm:l6-v2"]);
+    let port = free_port();
+    let cfg = write_config_extra(
+        dir.path(),
+        port,
+        PIPELINE,
+        &format!(
+            "[ollama]\nhost = \"127.0.0.1\"\nport = {}\nmodel = \"{MODEL}\"\nretries = 0\n",
+            ollama.port()
+        ),
+    );
+    let c = cfg.to_str().unwrap();
+    ollama.push(Step::ToolCalls(vec![
+        ("observe".into(), json!({"observation": "Greenhouse humidity peaks at dawn", "observation_type": "pattern", "related_sources": ["mqtt:greenhouse/humidity"]})),
+        ("observe".into(), json!({"observation": "CPU load spiked during the backup", "observation_type": "anomaly"})),
+        ("remember".into(), json!({"fact": "The greenhouse fan is on pin 22"})),
+    ]));
+    ollama.push(Step::Text("ok".into()));
+    let (code, _, err) = run_cli(&["--config", c, "ask", "note these"], &[]);
+    assert_eq!(code, 0, "{err}");
+    let agent = Agent::start(&cfg, port, &[]);
+
+    let (code, o) = get(&agent.url("/api/observations")).unwrap();
+    assert_eq!(code, 200);
+    assert_eq!(o["count"], 2);
+    assert_eq!(
+        o["observations"][0]["text"], "CPU load spiked during the backup",
+        "newest first"
+    );
+    let (_, o) = get(&agent.url("/api/observations?type=pattern")).unwrap();
+    assert_eq!(o["count"], 1);
+    assert_eq!(
+        o["observations"][0]["related_sources"],
+        json!(["mqtt:greenhouse/humidity"])
+    );
+    let (_, o) = get(&agent.url("/api/observations?query=backup%20load&hours=1")).unwrap();
+    assert_eq!(
+        o["observations"][0]["text"], "CPU load spiked during the backup",
+        "{o}"
+    );
+    assert!(o["observations"][0]["similarity"].is_number());
+    let (_, m) = get(&agent.url("/api/memories")).unwrap();
+    assert_eq!(m["memories"][0]["text"], "The greenhouse fan is on pin 22");
+
+    let r = common::post(
+        &agent.url("/api/memory/recall"),
+        r#"{"query": "greenhouse fan", "limit": 3}"#,
+    );
+    assert_eq!(r.0, 200, "{}", r.1);
+    assert_eq!(
+        r.1["mode"], "vectors",
+        "the embedding model answered: {}",
+        r.1
+    );
+    assert_eq!(
+        r.1["memories"][0]["text"],
+        "The greenhouse fan is on pin 22"
+    );
+
+    let (_, s) = get(&agent.url("/api/stats")).unwrap();
+    assert_eq!(s["observations_count"], 2);
+    assert_eq!(s["observations_by_type"]["anomaly"], 1);
+    assert_eq!(s["memories_count"], 1);
+    assert_eq!(s["vector_dimension"], 384);
+    assert_eq!(s["vector_search_enabled"], true);
+
+    // Bad requests get a JSON reason.
+    assert_eq!(
+        get(&agent.url("/api/observations?type=weird")).unwrap().0,
+        400
+    );
+    assert_eq!(get(&agent.url("/api/memories?limit=0")).unwrap().0, 400);
+    assert_eq!(
+        common::post(&agent.url("/api/memory/recall"), "not json").0,
+        400
+    );
+    assert_eq!(
+        common::post(&agent.url("/api/memory/recall"), r#"{"limit": 2}"#).0,
+        400
+    );
+}

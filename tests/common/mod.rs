@@ -254,6 +254,21 @@ pub fn put(url: &str, body: &str, token: Option<&str>) -> (u16, serde_json::Valu
     (status, serde_json::from_str(&body).unwrap())
 }
 
+/// POST a JSON body, returning (status, parsed JSON body).
+pub fn post(url: &str, body: &str) -> (u16, serde_json::Value) {
+    let mut r = agent()
+        .post(url)
+        .header("Content-Type", "application/json")
+        .send(body)
+        .unwrap();
+    let status = r.status().as_u16();
+    let text = r.body_mut().read_to_string().unwrap();
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(serde_json::Value::Null),
+    )
+}
+
 /// Poll `f` until it returns Some, or panic after `secs`.
 pub fn eventually<T>(secs: u64, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
     let deadline = Instant::now() + Duration::from_secs(secs);
