@@ -478,7 +478,7 @@ fn memory_over_http() {
     );
     assert_eq!(r.0, 200, "{}", r.1);
     assert_eq!(
-        r.1["mode"], "vectors",
+        r.1["mode"], "vector",
         "the embedding model answered: {}",
         r.1
     );
