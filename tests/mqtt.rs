@@ -277,14 +277,6 @@ fn stored(agent: &Agent, id: &str) -> Vec<(String, String)> {
 /// stop) arrived over MQTT, in order per source. Readings after the cutoff belong to the
 /// next run and may still be on their way.
 fn check_all_arrived_in_order(sub: &Subscriber, agent: &Agent, cutoff: &str) -> (usize, usize) {
-    let got = received(sub);
-    let mut unique: Vec<(String, String)> = Vec::new();
-    for (s, ts) in &got {
-        let k = (s.clone(), ts[..23].to_string());
-        if !unique.contains(&k) {
-            unique.push(k);
-        }
-    }
     let mut expected = stored(agent, "system:uptime");
     expected.extend(stored(agent, "system:load_avg"));
     expected.retain(|(_, ts)| ts.as_str() < &cutoff[..23]);
@@ -293,9 +285,27 @@ fn check_all_arrived_in_order(sub: &Subscriber, agent: &Agent, cutoff: &str) -> 
         "too few readings to compare: {}",
         expected.len()
     );
-    for e in &expected {
-        assert!(unique.contains(e), "reading {e:?} never arrived over MQTT");
-    }
+    // An empty outbox means the broker has every message; the subscriber may still be
+    // receiving the backlog (the broker sends it at its own pace), so wait for it.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let (got, unique) = loop {
+        let got = received(sub);
+        let mut unique: Vec<(String, String)> = Vec::new();
+        for (s, ts) in &got {
+            let k = (s.clone(), ts[..23].to_string());
+            if !unique.contains(&k) {
+                unique.push(k);
+            }
+        }
+        let missing = expected.iter().find(|e| !unique.contains(e));
+        match missing {
+            None => break (got, unique),
+            Some(e) if std::time::Instant::now() > deadline => {
+                panic!("reading {e:?} never arrived over MQTT")
+            }
+            Some(_) => std::thread::sleep(Duration::from_millis(200)),
+        }
+    };
     // In order per source (duplicates from re-sends allowed).
     for src in ["system:uptime", "system:load_avg"] {
         let ts: Vec<&String> = unique
