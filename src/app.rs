@@ -91,27 +91,28 @@ fn start_agent(
     mqtt_on: bool,
     publish: &async_channel::Sender<Publish>,
     recent: &Arc<std::sync::Mutex<Recent>>,
+    changes: async_channel::Receiver<crate::graph::Change>,
 ) -> Option<AgentHandle> {
-    if !settings.agent.enabled || !mqtt_on {
-        if settings.agent.enabled {
-            log::info!(
-                "agent: questions arrive over MQTT, which is off; `smollama ask` still works"
-            );
-        }
+    if !settings.agent.enabled {
         return None;
     }
-    let tools = MqttTools {
+    if !mqtt_on {
+        log::info!(
+            "agent: questions arrive over MQTT, which is off; observations and `smollama ask` still work"
+        );
+    }
+    let tools = mqtt_on.then(|| MqttTools {
         publish: publish.clone(),
         recent: recent.clone(),
         prefix: settings.mqtt_prefix(),
-    };
+    });
     let ctx = tool_context(
         settings,
         store,
         registry,
         gpio,
         graph.retention.clone(),
-        Some(tools),
+        tools,
     );
     log::info!(
         "agent: model {} at {} (keep_alive {}), questions on {}",
@@ -124,8 +125,9 @@ fn start_agent(
         ollama: Ollama::new(ollama_config(settings)),
         tools: ToolRegistry::with_core_tools(),
         ctx,
-        publish: Some(publish.clone()),
+        publish: mqtt_on.then(|| publish.clone()),
         stats: Arc::new(LlmStats::default()),
+        changes: settings.memory.observe.then_some(changes),
     })
 }
 
@@ -253,6 +255,8 @@ pub fn run(settings: Settings, spec: PipelineSpec) -> Result<(), String> {
     let (trigger, shutdown) = shutdown::channel();
     let (publish_tx, publish_rx) = async_channel::bounded::<Publish>(connection::PUBLISH_QUEUE);
     let mqtt_on = settings.mqtt.broker.is_some();
+    // Volatile/calm events for the observation loop (a missed one only delays a look).
+    let (change_tx, change_rx) = async_channel::bounded::<crate::graph::Change>(64);
     let built = runner::build(
         &spec,
         Parts {
@@ -261,6 +265,7 @@ pub fn run(settings: Settings, spec: PipelineSpec) -> Result<(), String> {
             gpio: &gpio,
             writer: Some(&writer),
             mqtt: mqtt_on.then_some(&publish_tx),
+            observer: Some(&change_tx),
             shutdown: &shutdown,
         },
     )?;
@@ -274,6 +279,7 @@ pub fn run(settings: Settings, spec: PipelineSpec) -> Result<(), String> {
         mqtt_on,
         &publish_tx,
         &recent,
+        change_rx,
     );
     let mqtt = if mqtt_on {
         connection::start(

@@ -509,3 +509,46 @@ fn memory_over_http() {
         400
     );
 }
+
+#[test]
+fn the_observation_loop_looks_at_statistics_and_publishes_what_it_noticed() {
+    let dir = TempDir::new("observe");
+    let broker = Broker::start(dir.path());
+    let ollama = FakeOllama::start(&[MODEL, "all-minilm:l6-v2"]);
+    ollama.push(Step::Text(
+        r#"```json
+{"observations": [{"text": "Uptime grows steadily", "type": "pattern", "confidence": 0.9, "related_sources": ["system:uptime"]}],
+ "memories": [{"fact": "This node reports uptime", "confidence": 0.7}]}
+```"#
+            .into(),
+    ));
+    let sub = Subscriber::new(
+        broker.port,
+        "observer-sub",
+        &["smollama/test-node/observations"],
+    );
+    let port = free_port();
+    let extra = format!(
+        "{}\n[memory]\nobserve_min = \"200ms\"\nobserve_max = \"1s\"\n",
+        settings(broker.port, ollama.port(), "")
+    );
+    let cfg = write_config_extra(dir.path(), port, PIPELINE, &extra);
+    let agent = Agent::start(&cfg, port, &[]);
+    let published = eventually(15, "an observation over MQTT", || {
+        sub.on("smollama/test-node/observations").pop()
+    });
+    assert_eq!(published["text"], "Uptime grows steadily");
+    assert_eq!(published["type"], "pattern");
+    let (_, o) = get(&agent.url("/api/observations")).unwrap();
+    assert_eq!(o["observations"][0]["text"], "Uptime grows steadily");
+    let (_, m) = get(&agent.url("/api/memories")).unwrap();
+    assert_eq!(m["memories"][0]["text"], "This node reports uptime");
+    // The model got statistics, not raw rows, and the structured-output schema.
+    let chat = ollama.bodies("/api/chat").into_iter().next().unwrap();
+    assert!(chat["format"].is_object(), "{chat}");
+    let prompt = chat["messages"][1]["content"].as_str().unwrap();
+    assert!(
+        prompt.contains("system:uptime:") && prompt.contains("readings, min="),
+        "{prompt}"
+    );
+}

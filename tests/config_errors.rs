@@ -205,10 +205,10 @@ fn all_errors_are_reported_not_only_the_first() {
 #[test]
 fn default_pipeline_validates() {
     let spec = PipelineSpec::load(&Settings::defaults()).unwrap_or_else(|e| panic!("{e}"));
-    // system, pins, nodes (mqtt); filter, adaptive, retention; store, mqtt batch, mqtt state
+    // system, pins, nodes (mqtt); filter, adaptive, retention; store, observer, mqtt batch, mqtt state
     assert_eq!(spec.sources.len(), 3);
     assert_eq!(spec.stages.len(), 3);
-    assert_eq!(spec.sinks.len(), 3);
+    assert_eq!(spec.sinks.len(), 4);
     let spec = PipelineSpec::load(&pin_settings()).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(spec.stages.len(), 3);
 }

@@ -85,6 +85,9 @@ pub enum SinkKind {
     Log,
     /// Publish to the MQTT broker (skipped, with one log line, when none is configured).
     Mqtt(MqttSinkParams),
+    /// Hand the adaptive stage's volatile/calm events to the observation loop, so the LLM
+    /// looks sooner when the world is changing.
+    Observer,
 }
 
 impl PipelineSpec {
@@ -194,7 +197,7 @@ impl Section {
         match self {
             Section::Source => &["system", "gpio", "mqtt"],
             Section::Stage => &["filter", "adaptive", "retention"],
-            Section::Sink => &["store", "log", "mqtt"],
+            Section::Sink => &["store", "log", "mqtt", "observer"],
         }
     }
 }
@@ -969,19 +972,22 @@ fn validate(nodes: &[Node], settings: &Settings, errs: &mut Errs) -> PipelineSpe
             }
             Section::Sink => {
                 let kind = match kind.as_str() {
-                    "store" | "log" => {
+                    "store" | "log" | "observer" => {
                         for p in &n.params {
                             errs.push(
                                 n.file,
                                 Some(p.line),
                                 format!("unknown parameter '{}' for a {kind} sink", p.key),
-                                Some("store and log sinks take only name, kind and from".into()),
+                                Some(
+                                    "store, log and observer sinks take only name, kind and from"
+                                        .into(),
+                                ),
                             );
                         }
-                        if kind == "store" {
-                            SinkKind::Store
-                        } else {
-                            SinkKind::Log
+                        match kind.as_str() {
+                            "store" => SinkKind::Store,
+                            "observer" => SinkKind::Observer,
+                            _ => SinkKind::Log,
                         }
                     }
                     _ => match build_mqtt_sink(n, name, errs) {

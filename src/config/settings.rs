@@ -198,6 +198,14 @@ pub struct MemorySettings {
     pub embedding_model: String,
     /// A new memory at least this similar to an active one reinforces it instead.
     pub reinforce_similarity: f64,
+    /// The observation loop: the LLM looks at what the sensors did and writes
+    /// observations, sooner (`observe_min`) while a source is volatile, rarely
+    /// (`observe_max`) when all is calm.
+    pub observe: bool,
+    pub observe_min: Micros,
+    pub observe_max: Micros,
+    /// Observations older than this are deleted (summaries kept).
+    pub observation_max_age: Micros,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -264,6 +272,10 @@ impl Settings {
             memory: MemorySettings {
                 embedding_model: "all-minilm:l6-v2".into(),
                 reinforce_similarity: 0.9,
+                observe: true,
+                observe_min: 300_000_000,
+                observe_max: 3_600_000_000,
+                observation_max_age: 3 * 86_400_000_000,
             },
             agent: AgentSettings {
                 enabled: true,
@@ -491,7 +503,17 @@ const SECTIONS: &[(&str, &[&str])] = &[
     ("mqtt", MQTT_KEYS),
     ("ollama", OLLAMA_KEYS),
     ("agent", AGENT_KEYS),
-    ("memory", &["embedding_model", "reinforce_similarity"]),
+    (
+        "memory",
+        &[
+            "embedding_model",
+            "reinforce_similarity",
+            "observe",
+            "observe_min",
+            "observe_max",
+            "observation_max_age",
+        ],
+    ),
     ("gpio", &["backend", "simulate", "pins"]),
     ("pipeline", &["files"]),
 ];
@@ -552,7 +574,7 @@ fn key_type(section: &str, key: &str) -> Ty {
         ("store", "map_size_mb") => Ty::Int,
         ("http", "enabled") | ("gpio", "simulate") => Ty::Bool,
         ("mqtt", "clean_session" | "discovery") => Ty::Bool,
-        ("agent", "enabled") => Ty::Bool,
+        ("agent", "enabled") | ("memory", "observe") => Ty::Bool,
         ("ollama", "port" | "retries") => Ty::Int,
         ("agent", "max_tool_iterations" | "queue_max" | "rate_per_minute") => Ty::Int,
         ("agent", "ask_topics") => Ty::List,
@@ -701,6 +723,17 @@ fn set_key(
                 ));
             }
             s.memory.embedding_model = v.trim().to_string();
+        }
+        ("memory", "observe", Val::Bool(v)) => s.memory.observe = v,
+        ("memory", "observe_min", Val::Str(v)) => {
+            s.memory.observe_min = duration_in("observe_min", &v, 100_000, 86_400_000_000)?
+        }
+        ("memory", "observe_max", Val::Str(v)) => {
+            s.memory.observe_max = duration_in("observe_max", &v, 100_000, 7 * 86_400_000_000)?
+        }
+        ("memory", "observation_max_age", Val::Str(v)) => {
+            s.memory.observation_max_age =
+                duration_in("observation_max_age", &v, 60_000_000, 3650 * 86_400_000_000)?
         }
         ("memory", "reinforce_similarity", Val::Str(v)) => match v.trim().parse::<f64>() {
             Ok(x) if (0.0..=1.0).contains(&x) => s.memory.reinforce_similarity = x,

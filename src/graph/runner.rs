@@ -82,6 +82,8 @@ pub struct Parts<'a> {
     /// Where mqtt sinks send messages; `None` when no broker is configured (then mqtt
     /// sinks and sources are left out, with one log line each).
     pub mqtt: Option<&'a async_channel::Sender<Publish>>,
+    /// Where observer sinks send change events (the agent's observation loop).
+    pub observer: Option<&'a async_channel::Sender<super::Change>>,
     pub shutdown: &'a Shutdown,
 }
 
@@ -301,6 +303,24 @@ pub fn build(spec: &PipelineSpec, parts: Parts<'_>) -> Result<Built, String> {
                     let c = sink.counters();
                     tasks.push(Box::pin(sink.run(rx.clone())));
                     ("mqtt", c, STAGE_QUEUE, true)
+                }
+                SinkKind::Observer => {
+                    let counters = Arc::new(Counters::new(&["changes", "forwarded"]));
+                    let c = counters.clone();
+                    let to = parts.observer.cloned();
+                    let rx2 = rx.clone();
+                    tasks.push(Box::pin(async move {
+                        while let Ok(item) = rx2.recv().await {
+                            if let Item::Change(ch) = item {
+                                c.inc(0);
+                                // Never wait on the observer: a missed change only delays a look.
+                                if to.as_ref().is_some_and(|t| t.try_send(ch).is_ok()) {
+                                    c.inc(1);
+                                }
+                            }
+                        }
+                    }));
+                    ("observer", counters, STAGE_QUEUE, true)
                 }
                 SinkKind::Store => {
                     let writer = parts.writer.ok_or_else(|| {
