@@ -103,3 +103,29 @@ fn refuses_a_non_pi_without_force_and_passes_shellcheck() {
         String::from_utf8_lossy(&sc.stdout)
     );
 }
+
+#[test]
+fn the_unit_passes_systemd_analyze_verify() {
+    // ExecStart must name an existing binary for verify: point it at the one just built.
+    let dir = TempDir::new("unit-verify");
+    let unit = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/systemd/smollama.service"
+    ))
+    .unwrap();
+    assert!(unit.contains("ExecStart=/usr/bin/smollama "));
+    let local = unit.replace("ExecStart=/usr/bin/smollama ", &format!("ExecStart={BIN} "));
+    let path = dir.path().join("smollama.service");
+    std::fs::write(&path, local).unwrap();
+    let out = Command::new("systemd-analyze")
+        .arg("verify")
+        .arg(&path)
+        .output()
+        .expect("systemd-analyze (Debian's systemd package)");
+    assert!(
+        out.status.success() && out.stderr.is_empty(),
+        "systemd-analyze verify: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
