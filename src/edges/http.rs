@@ -256,15 +256,11 @@ fn history(shared: &Shared, id: &str, query: &str) -> Reply {
     let from = now - window;
     // Raw rows while the window fits the raw retention; beyond it, the finest rollup
     // level that still covers the window.
-    let level = match &shared.graph.retention {
-        Some(ret) if window > ret.raw_for && !ret.rollups.is_empty() => Some(
-            ret.rollups
-                .iter()
-                .position(|l| l.keep >= window)
-                .unwrap_or(ret.rollups.len() - 1),
-        ),
-        _ => None,
-    };
+    let level = shared
+        .graph
+        .retention
+        .as_ref()
+        .and_then(|ret| ret.level_for(window));
     let mut body = json!({
         "source_id": info.name,
         "unit": info.unit,

@@ -113,6 +113,23 @@ fn emit_rollup(r: Rollup, why: &str, name: &str, c: &Counters, label: &str, out:
     out.emit(Item::Rollup(r));
 }
 
+impl RetentionParams {
+    /// Where a history of `window` µs is answered from: `None` for raw readings (the
+    /// window fits the raw retention, or there are no rollups), else the finest rollup
+    /// level that still covers it (the coarsest when none does).
+    pub fn level_for(&self, window: Micros) -> Option<usize> {
+        if window <= self.raw_for || self.rollups.is_empty() {
+            return None;
+        }
+        Some(
+            self.rollups
+                .iter()
+                .position(|l| l.keep >= window)
+                .unwrap_or(self.rollups.len() - 1),
+        )
+    }
+}
+
 pub struct Retention {
     params: RetentionParams,
     registry: Arc<Registry>,
@@ -495,5 +512,23 @@ mod tests {
         r.on_item(change, &mut out);
         assert_eq!(out.items, vec![change]);
         assert_eq!(r.counters().by_name("in"), 0);
+    }
+
+    #[test]
+    fn history_level_follows_the_windows() {
+        let p = params();
+        assert_eq!(p.level_for(DAY), None, "within the raw week");
+        assert_eq!(p.level_for(8 * DAY), Some(0), "minute rollups keep 30 days");
+        assert_eq!(p.level_for(60 * DAY), Some(1));
+        assert_eq!(
+            p.level_for(3650 * DAY),
+            Some(1),
+            "the coarsest when none covers it"
+        );
+        let no_rollups = RetentionParams {
+            rollups: vec![],
+            ..params()
+        };
+        assert_eq!(no_rollups.level_for(60 * DAY), None);
     }
 }

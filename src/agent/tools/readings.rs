@@ -155,6 +155,16 @@ fn round2(x: f64) -> f64 {
     (x * 100.0).round() / 100.0
 }
 
+/// The original's reply for an empty window.
+fn no_readings(source: &str, minutes: i64) -> Json {
+    json!({
+        "source_id": source,
+        "count": 0,
+        "readings": [],
+        "message": format!("No readings found for {source} in last {minutes} minutes"),
+    })
+}
+
 impl Tool for GetReadingHistory {
     fn name(&self) -> &'static str {
         "get_reading_history"
@@ -203,25 +213,14 @@ impl Tool for GetReadingHistory {
         // Beyond the raw retention window only rollups remain: answer from the finest
         // level that covers the window (each entry is a bucket's mean).
         if let Some(ret) = &ctx.retention
-            && window > ret.raw_for
-            && !ret.rollups.is_empty()
+            && let Some(level) = ret.level_for(window)
         {
-            let level = ret
-                .rollups
-                .iter()
-                .position(|l| l.keep >= window)
-                .unwrap_or(ret.rollups.len() - 1);
             let rows = ctx
                 .store
                 .rollups(info.id, level as u8, from, Micros::MAX, limit as usize)
                 .map_err(|e| format!("could not read the store: {e}"))?;
             if rows.is_empty() {
-                return Ok(json!({
-                    "source_id": &*info.name,
-                    "count": 0,
-                    "readings": [],
-                    "message": format!("No readings found for {} in last {minutes} minutes", info.name),
-                }));
+                return Ok(no_readings(&info.name, minutes));
             }
             let n: u64 = rows.iter().map(|r| u64::from(r.count)).sum();
             let sum: f64 = rows.iter().map(|r| r.sum).sum();
@@ -254,12 +253,7 @@ impl Tool for GetReadingHistory {
             .history(info.id, from, Micros::MAX, limit as usize)
             .map_err(|e| format!("could not read the store: {e}"))?;
         if readings.is_empty() {
-            return Ok(json!({
-                "source_id": &*info.name,
-                "count": 0,
-                "readings": [],
-                "message": format!("No readings found for {} in last {minutes} minutes", info.name),
-            }));
+            return Ok(no_readings(&info.name, minutes));
         }
         let nums: Vec<f64> = readings
             .iter()
