@@ -38,6 +38,19 @@ fn settings(broker: u16, ollama: u16, extra_agent: &str) -> String {
     )
 }
 
+/// A config with only `[ollama]` pointing at the stand-in (for CLI runs and HTTP).
+fn ollama_only_config(dir: &std::path::Path, port: u16, ollama: &FakeOllama) -> std::path::PathBuf {
+    write_config_extra(
+        dir,
+        port,
+        PIPELINE,
+        &format!(
+            "[ollama]\nhost = \"127.0.0.1\"\nport = {}\nmodel = \"{MODEL}\"\nretries = 0\n",
+            ollama.port()
+        ),
+    )
+}
+
 fn llm_status(agent: &Agent) -> Value {
     get(&agent.url("/api/status")).unwrap().1["connections"]["ollama"].clone()
 }
@@ -231,15 +244,7 @@ fn ask_and_status_from_the_command_line() {
     let dir = TempDir::new("agent-cli");
     let ollama = FakeOllama::start(&[MODEL, "all-minilm:l6-v2"]);
     let port = free_port();
-    let cfg = write_config_extra(
-        dir.path(),
-        port,
-        PIPELINE,
-        &format!(
-            "[ollama]\nhost = \"127.0.0.1\"\nport = {}\nmodel = \"{MODEL}\"\nretries = 0\n",
-            ollama.port()
-        ),
-    );
+    let cfg = ollama_only_config(dir.path(), port, &ollama);
     let c = cfg.to_str().unwrap();
     ollama.push(Step::ToolCalls(vec![("list_sources".into(), json!({}))]));
     ollama.push(Step::Text("I see the system sources.".into()));
@@ -272,15 +277,7 @@ fn remember_then_recall_by_meaning_through_the_embedding_model() {
     let dir = TempDir::new("agent-memory");
     let ollama = FakeOllama::start(&[MODEL, "all-minilm:l6-v2"]);
     let port = free_port();
-    let cfg = write_config_extra(
-        dir.path(),
-        port,
-        PIPELINE,
-        &format!(
-            "[ollama]\nhost = \"127.0.0.1\"\nport = {}\nmodel = \"{MODEL}\"\nretries = 0\n",
-            ollama.port()
-        ),
-    );
+    let cfg = ollama_only_config(dir.path(), port, &ollama);
     let c = cfg.to_str().unwrap();
     ollama.push(Step::ToolCalls(vec![(
         "remember".into(),
@@ -334,15 +331,7 @@ fn memory_export_wipe_import_round_trip_and_recall_from_the_command_line() {
     let dir = TempDir::new("memory-cli");
     let ollama = FakeOllama::start(&[MODEL, "all-minilm:l6-v2"]);
     let port = free_port();
-    let cfg = write_config_extra(
-        dir.path(),
-        port,
-        PIPELINE,
-        &format!(
-            "[ollama]\nhost = \"127.0.0.1\"\nport = {}\nmodel = \"{MODEL}\"\nretries = 0\n",
-            ollama.port()
-        ),
-    );
+    let cfg = ollama_only_config(dir.path(), port, &ollama);
     let c = cfg.to_str().unwrap();
     ollama.push(Step::ToolCalls(vec![
         ("observe".into(), json!({"observation": "Greenhouse humidity peaks at dawn", "observation_type": "pattern"})),
@@ -430,15 +419,7 @@ fn memory_over_http() {
     let dir = TempDir::new("memory-http");
     let ollama = FakeOllama::start(&[MODEL, "all-minilm:l6-v2"]);
     let port = free_port();
-    let cfg = write_config_extra(
-        dir.path(),
-        port,
-        PIPELINE,
-        &format!(
-            "[ollama]\nhost = \"127.0.0.1\"\nport = {}\nmodel = \"{MODEL}\"\nretries = 0\n",
-            ollama.port()
-        ),
-    );
+    let cfg = ollama_only_config(dir.path(), port, &ollama);
     let c = cfg.to_str().unwrap();
     ollama.push(Step::ToolCalls(vec![
         ("observe".into(), json!({"observation": "Greenhouse humidity peaks at dawn", "observation_type": "pattern", "related_sources": ["mqtt:greenhouse/humidity"]})),
