@@ -5,7 +5,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::broker::{Broker, Subscriber};
+use common::broker::{Broker, Relay, Subscriber};
 use common::*;
 use serde_json::Value;
 
@@ -359,25 +359,29 @@ fn a_broker_outage_loses_nothing() {
 
 #[test]
 fn the_outbox_survives_a_restart_during_an_outage() {
+    // The outage is a cut connection between smollama and the broker (a relay the test
+    // controls); the broker and the test's subscriber stay up, so every message the
+    // subscriber lacks was lost on smollama's side.
     let dir = TempDir::new("mqtt-outage-restart");
-    let mut broker = Broker::start(dir.path());
+    let broker = Broker::start(dir.path());
+    let relay = Relay::start(broker.port);
     let sub = Subscriber::new(broker.port, "restart-sub", &["smollama/test-node/readings"]);
     let port = free_port();
-    let cfg = write_config_extra(dir.path(), port, PUBLISHING, &mqtt_section(broker.port, ""));
+    let cfg = write_config_extra(dir.path(), port, PUBLISHING, &mqtt_section(relay.port, ""));
     let agent = Agent::start(&cfg, port, &[]);
     eventually(10, "first batches", || {
         (received(&sub).len() > 5).then_some(())
     });
-    broker.stop();
+    relay.cut();
     std::thread::sleep(Duration::from_secs(3));
     let (st, _, _) = agent.terminate();
     assert!(st.success());
-    // Restart smollama while the broker is still away: the outbox is on disk.
+    // Restart smollama while the broker is still unreachable: the outbox is on disk.
     let agent = Agent::start(&cfg, port, &[]);
     std::thread::sleep(Duration::from_secs(2));
     let m = mqtt_status(&agent);
     assert!(m["outbox"]["messages"].as_u64().unwrap() > 20, "{m}");
-    broker.resume();
+    relay.restore();
     eventually(30, "the outbox drained", || {
         let m = mqtt_status(&agent);
         (m["state"] == "connected" && m["outbox"]["messages"] == 0).then_some(())

@@ -189,3 +189,64 @@ impl Drop for Subscriber {
         let _ = self.client.try_disconnect();
     }
 }
+
+/// A TCP relay in front of the broker that the test can cut and restore: an outage seen
+/// only by the agent, while the test's subscriber stays connected to the broker itself
+/// (so what the subscriber sees does not depend on the broker persisting sessions).
+pub struct Relay {
+    pub port: u16,
+    up: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    conns: std::sync::Arc<Mutex<Vec<std::net::TcpStream>>>,
+}
+
+impl Relay {
+    pub fn start(broker_port: u16) -> Relay {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let up = Arc::new(AtomicBool::new(true));
+        let conns: Arc<Mutex<Vec<std::net::TcpStream>>> = Arc::new(Mutex::new(Vec::new()));
+        let (up2, conns2) = (up.clone(), conns.clone());
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                let Ok(client) = client else { continue };
+                if !up2.load(Ordering::SeqCst) {
+                    drop(client); // refused while cut
+                    continue;
+                }
+                let Ok(server) = std::net::TcpStream::connect(("127.0.0.1", broker_port)) else {
+                    continue;
+                };
+                let _ = client.set_nodelay(true);
+                let _ = server.set_nodelay(true);
+                for s in [&client, &server] {
+                    if let Ok(c) = s.try_clone() {
+                        conns2.lock().unwrap().push(c);
+                    }
+                }
+                for (mut from, mut to) in [
+                    (client.try_clone().unwrap(), server.try_clone().unwrap()),
+                    (server, client),
+                ] {
+                    std::thread::spawn(move || {
+                        let _ = std::io::copy(&mut from, &mut to);
+                        let _ = to.shutdown(std::net::Shutdown::Both);
+                    });
+                }
+            }
+        });
+        Relay { port, up, conns }
+    }
+
+    /// Cut every connection and refuse new ones.
+    pub fn cut(&self) {
+        self.up.store(false, std::sync::atomic::Ordering::SeqCst);
+        for c in self.conns.lock().unwrap().drain(..) {
+            let _ = c.shutdown(std::net::Shutdown::Both);
+        }
+    }
+
+    pub fn restore(&self) {
+        self.up.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+}
