@@ -322,14 +322,20 @@ fn check_all_arrived_in_order(sub: &Subscriber, agent: &Agent, cutoff: &str) -> 
 fn a_broker_outage_loses_nothing() {
     let dir = TempDir::new("mqtt-outage");
     let mut broker = Broker::start(dir.path());
+    // smollama reaches the broker through a relay so that, when the broker is back, the
+    // test can let its own subscriber reconnect first: messages then never depend on
+    // the broker restoring an offline session from disk.
+    let relay = Relay::start(broker.port);
     let sub = Subscriber::new(broker.port, "outage-sub", &["smollama/test-node/readings"]);
     let port = free_port();
-    let cfg = write_config_extra(dir.path(), port, PUBLISHING, &mqtt_section(broker.port, ""));
+    let cfg = write_config_extra(dir.path(), port, PUBLISHING, &mqtt_section(relay.port, ""));
     let agent = Agent::start(&cfg, port, &[]);
     eventually(10, "first batches", || {
         (received(&sub).len() > 5).then_some(())
     });
 
+    let connects = sub.connects.load(std::sync::atomic::Ordering::SeqCst);
+    relay.cut();
     broker.stop();
     std::thread::sleep(Duration::from_secs(30));
     let during = mqtt_status(&agent);
@@ -339,6 +345,10 @@ fn a_broker_outage_loses_nothing() {
         "{during}"
     );
     broker.resume();
+    eventually(10, "the subscriber back", || {
+        (sub.connects.load(std::sync::atomic::Ordering::SeqCst) > connects).then_some(())
+    });
+    relay.restore();
 
     eventually(30, "the outbox drained", || {
         let m = mqtt_status(&agent);

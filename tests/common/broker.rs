@@ -98,6 +98,8 @@ pub type Received = (String, Vec<u8>, bool);
 
 pub struct Subscriber {
     pub messages: Arc<Mutex<Vec<Received>>>,
+    /// Successful (re)connections, so a test can wait for the subscriber to be back.
+    pub connects: Arc<std::sync::atomic::AtomicUsize>,
     client: Client,
 }
 
@@ -110,6 +112,8 @@ impl Subscriber {
         let (client, mut conn) = Client::new(opts, 100);
         let messages = Arc::new(Mutex::new(Vec::new()));
         let sink = messages.clone();
+        let connects = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let connects2 = connects.clone();
         let filters: Vec<String> = filters.iter().map(|s| s.to_string()).collect();
         let sub = client.clone();
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
@@ -118,6 +122,7 @@ impl Subscriber {
             loop {
                 match conn.recv() {
                     Ok(Ok(Event::Incoming(Incoming::ConnAck(_)))) => {
+                        connects2.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                         for f in &filters {
                             let _ = sub.try_subscribe(f.clone(), QoS::AtLeastOnce);
                         }
@@ -141,7 +146,11 @@ impl Subscriber {
         ready_rx
             .recv_timeout(Duration::from_secs(10))
             .expect("subscriber connected");
-        Subscriber { messages, client }
+        Subscriber {
+            messages,
+            connects,
+            client,
+        }
     }
 
     pub fn on(&self, topic: &str) -> Vec<serde_json::Value> {
