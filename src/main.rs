@@ -40,7 +40,7 @@ enum Cmd {
 }
 
 #[derive(FromArgs)]
-/// export, import or search observations and memories
+/// export, import, search or re-embed observations and memories
 #[argh(subcommand, name = "memory")]
 struct MemoryCmd {
     #[argh(subcommand)]
@@ -53,7 +53,14 @@ enum MemorySub {
     Export(MemExport),
     Import(MemImport),
     Recall(MemRecall),
+    Reembed(MemReembed),
 }
+
+#[derive(FromArgs)]
+/// redo every vector with [memory] embedding_model (after changing it; the running agent
+/// also does this by itself, in the background)
+#[argh(subcommand, name = "reembed")]
+struct MemReembed {}
 
 #[derive(FromArgs)]
 /// write every observation and memory as JSON lines (to FILE, or standard output)
@@ -329,11 +336,20 @@ fn memory(settings: &Settings, cmd: MemorySub) -> ExitCode {
                 eprintln!("{}:{line}: skipped: {why}", i.file.display());
             }
             println!(
-                "imported {} observations and {} memories; {} duplicates skipped; {} bad lines skipped",
+                "imported {} observations and {} memories; {} duplicates skipped; {} bad lines skipped; {} embedded",
                 r.observations,
                 r.memories,
                 r.duplicates,
-                r.bad_lines.len()
+                r.bad_lines.len(),
+                r.embedded
+            );
+        }),
+        MemorySub::Reembed(_) => cli::reembed(&ctx, true).map(|n| {
+            let dim = ctx.store.memory().dimension().ok().flatten();
+            println!(
+                "re-embedded {n} observations and memories with {} (dimension {})",
+                settings.memory.embedding_model,
+                dim.map_or("none".to_string(), |d| d.to_string())
             );
         }),
         MemorySub::Recall(r) => cli::recall_text(&ctx, &r.query, r.limit).map(|t| print!("{t}")),

@@ -1,6 +1,7 @@
-//! The agent: the tool loop against the local LLM, and the tools it may call.
-//! (In progress: the tools and the Ollama client exist; the loop over MQTT is next.)
+//! The agent: the tool loop against the local LLM, the tools it may call, and the `llm`
+//! thread that runs questions and the memory work one at a time.
 
+pub mod memory_work;
 pub mod tool_loop;
 pub mod tools;
 pub mod worker;

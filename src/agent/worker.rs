@@ -81,7 +81,7 @@ pub struct LlmStats {
 }
 
 impl LlmStats {
-    fn set_error(&self, e: &str) {
+    pub(crate) fn set_error(&self, e: &str) {
         if let Ok(mut l) = self.last_error.lock() {
             *l = Some(e.to_string());
         }
@@ -147,6 +147,7 @@ pub fn start(agent: Agent) -> Option<AgentHandle> {
 struct Worker {
     a: Agent,
     schedule: Option<crate::memory::schedule::ObserveSchedule>,
+    reembed: super::memory_work::ReembedJob,
     queue: VecDeque<Question>,
     probe_wait: Duration,
     missing_model_reported: bool,
@@ -176,8 +177,11 @@ impl Worker {
         let schedule = m.observe.then(|| {
             crate::memory::schedule::ObserveSchedule::new(m.observe_min, m.observe_max, now_us())
         });
+        let mut reembed = super::memory_work::ReembedJob::default();
+        reembed.plan(&a);
         Worker {
             schedule,
+            reembed,
             a,
             queue,
             probe_wait: PROBE_MIN,
@@ -195,10 +199,12 @@ impl Worker {
             Probe,
             Change(crate::graph::Change),
             Observe,
+            Reembed,
             Stop,
         }
         let changes = self.a.changes.clone();
         loop {
+            let reembed_at = self.reembed.due();
             let waiting = !self.queue.is_empty();
             let wait = self.probe_wait;
             let due = self.schedule.as_ref().map(|s| s.next_due());
@@ -243,7 +249,18 @@ impl Worker {
                                     None => std::future::pending().await,
                                 }
                             };
-                            smol::future::or(change, observe).await
+                            // Last: re-embedding yields to everything else.
+                            let reembed = async {
+                                match reembed_at {
+                                    Some(at) => {
+                                        let d = (at - now_us()).max(0) as u64;
+                                        smol::Timer::after(Duration::from_micros(d)).await;
+                                        Wake::Reembed
+                                    }
+                                    None => std::future::pending().await,
+                                }
+                            };
+                            smol::future::or(change, smol::future::or(observe, reembed)).await
                         },
                     ),
                 ),
@@ -262,9 +279,12 @@ impl Worker {
                     }
                     // Questions waiting for the server come first; a look can wait.
                     if self.queue.is_empty() {
-                        self.observe();
+                        super::memory_work::compact_if_low(&self.a);
+                        super::memory_work::observe(&self.a);
+                        self.reembed.plan(&self.a);
                     }
                 }
+                Wake::Reembed => self.reembed.step(&self.a),
                 Wake::Question(q) => {
                     self.a.stats.questions.fetch_add(1, Ordering::Relaxed);
                     if self.queue.is_empty() {
@@ -288,134 +308,6 @@ impl Worker {
                 },
             }
         }
-    }
-
-    /// One observation cycle: current values, statistics over the lookback window (not
-    /// raw rows: small boards have small context windows), recent observations; the
-    /// model answers in the structured shape; results are stored (with embeddings),
-    /// memories reinforced, and new observations published on `<prefix>/observations`.
-    fn observe(&mut self) {
-        use crate::memory::observe::{SourceStats, answer_schema, build_prompt, parse_answer};
-        const LOOKBACK_MIN: u32 = 60;
-        let ctx = &self.a.ctx;
-        let now = now_us();
-        let from = now - i64::from(LOOKBACK_MIN) * 60_000_000;
-        let mut current = Vec::new();
-        let mut history = Vec::new();
-        for info in ctx.registry.all() {
-            let Some((_, v)) = info.live.last() else {
-                continue;
-            };
-            current.push((info.name.to_string(), v, info.unit.to_string()));
-            let rows = ctx
-                .store
-                .history(info.id, from, now + 1, 100_000)
-                .unwrap_or_default();
-            let nums: Vec<f64> = rows.iter().filter_map(|r| r.value.as_f64()).collect();
-            history.push(SourceStats {
-                id: info.name.to_string(),
-                unit: info.unit.to_string(),
-                count: rows.len() as u64,
-                min: nums.iter().copied().reduce(f64::min),
-                max: nums.iter().copied().reduce(f64::max),
-                mean: (!nums.is_empty()).then(|| nums.iter().sum::<f64>() / nums.len() as f64),
-            });
-        }
-        if current.is_empty() {
-            return; // nothing to look at (as the original: no readings, no LLM call)
-        }
-        let past = ctx
-            .store
-            .memory()
-            .observations(i64::MIN, None, 5)
-            .unwrap_or_default();
-        let prompt = build_prompt(LOOKBACK_MIN, &current, &history, &past);
-        let messages = [
-            crate::edges::ollama::Message::system(&ctx.settings.agent.system_prompt),
-            crate::edges::ollama::Message::user(&prompt),
-        ];
-        let reply = match self
-            .a
-            .ollama
-            .chat(&messages, &json!([]), Some(&answer_schema()))
-        {
-            Ok(r) => r,
-            Err(e) => {
-                self.a.stats.set_error(&e.to_string());
-                log::warn!("memory: observation skipped: {e}");
-                return;
-            }
-        };
-        self.a.stats.calls.fetch_add(1, Ordering::Relaxed);
-        let parsed = parse_answer(&reply.content);
-        let node = ctx.settings.node.name.clone();
-        let mut stored = 0;
-        for o in &parsed.observations {
-            let obs = crate::memory::Observation {
-                id: 0,
-                ts: now_us(),
-                text: o.text.clone(),
-                kind: o.kind,
-                confidence: o.confidence,
-                related_sources: o.related_sources.clone(),
-                node: node.clone(),
-            };
-            let v = ctx.embed(&obs.text);
-            match ctx.store.memory().add_observation(&obs, v.as_deref()) {
-                Ok(id) => {
-                    stored += 1;
-                    if let Some(p) = &self.a.publish {
-                        let body = json!({
-                            "id": id,
-                            "node": node,
-                            "text": obs.text,
-                            "type": obs.kind.as_str(),
-                            "confidence": obs.confidence,
-                            "related_sources": obs.related_sources,
-                            "timestamp": iso8601(obs.ts),
-                        });
-                        let _ = p.try_send(Publish {
-                            topic: format!("{}/observations", ctx.settings.mqtt_prefix()),
-                            payload: body.to_string().into_bytes(),
-                            qos: 1,
-                            retain: false,
-                        });
-                    }
-                }
-                Err(e) => log::warn!("memory: cannot store an observation: {e}"),
-            }
-        }
-        for m in &parsed.memories {
-            let mem = crate::memory::Memory {
-                id: 0,
-                fact: m.fact.clone(),
-                confidence: m.confidence,
-                times_confirmed: 1,
-                active: true,
-                first_seen: now_us(),
-                last_seen: now_us(),
-                node: node.clone(),
-            };
-            let v = ctx.embed(&mem.fact);
-            let threshold = ctx.settings.memory.reinforce_similarity as f32;
-            if let Err(e) =
-                crate::memory::recall::remember(&ctx.store, &mem, v.as_deref(), threshold, 0.05)
-            {
-                log::warn!("memory: cannot store a memory: {e}");
-            }
-        }
-        // Age-off: old observations go (summaries stay), in a bounded batch.
-        let cutoff = now_us() - ctx.settings.memory.observation_max_age;
-        let _ = ctx.store.memory().age_off_observations(cutoff, true, 1000);
-        log::info!(
-            "memory: observation cycle: {stored} observation(s), {} memory(ies){}",
-            parsed.memories.len(),
-            if parsed.raw_fallback {
-                " (answer was not JSON; kept as text)"
-            } else {
-                ""
-            }
-        );
     }
 
     /// Answer queued questions in order until one fails for want of the server.

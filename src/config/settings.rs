@@ -206,6 +206,15 @@ pub struct MemorySettings {
     pub observe_max: Micros,
     /// Observations older than this are deleted (summaries kept).
     pub observation_max_age: Micros,
+    /// A new observation at least this similar to one stored within `merge_window`
+    /// merges into it (newer time, higher confidence) instead of being stored twice.
+    pub merge_similarity: f64,
+    pub merge_window: Micros,
+    /// Compaction: when MemAvailable falls below this many MB, the `compact_batch`
+    /// oldest observations (not summaries; at least 5) are summarised by the LLM into one
+    /// `summary` observation and removed. 0 turns it off.
+    pub compact_below_mb: u64,
+    pub compact_batch: u32,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -276,6 +285,10 @@ impl Settings {
                 observe_min: 300_000_000,
                 observe_max: 3_600_000_000,
                 observation_max_age: 3 * 86_400_000_000,
+                merge_similarity: 0.95,
+                merge_window: 3_600_000_000,
+                compact_below_mb: 200,
+                compact_batch: 20,
             },
             agent: AgentSettings {
                 enabled: true,
@@ -512,6 +525,10 @@ const SECTIONS: &[(&str, &[&str])] = &[
             "observe_min",
             "observe_max",
             "observation_max_age",
+            "merge_similarity",
+            "merge_window",
+            "compact_below_mb",
+            "compact_batch",
         ],
     ),
     ("gpio", &["backend", "simulate", "pins"]),
@@ -578,6 +595,7 @@ fn key_type(section: &str, key: &str) -> Ty {
         ("ollama", "port" | "retries") => Ty::Int,
         ("agent", "max_tool_iterations" | "queue_max" | "rate_per_minute") => Ty::Int,
         ("agent", "ask_topics") => Ty::List,
+        ("memory", "compact_below_mb" | "compact_batch") => Ty::Int,
         (
             "mqtt",
             "port"
@@ -735,15 +753,31 @@ fn set_key(
             s.memory.observation_max_age =
                 duration_in("observation_max_age", &v, 60_000_000, 3650 * 86_400_000_000)?
         }
-        ("memory", "reinforce_similarity", Val::Str(v)) => match v.trim().parse::<f64>() {
-            Ok(x) if (0.0..=1.0).contains(&x) => s.memory.reinforce_similarity = x,
-            _ => {
-                return Err(problem_hint(
-                    format!("reinforce_similarity = {v} is not a number from 0 to 1"),
-                    "the original reinforced above 0.9",
-                ));
-            }
-        },
+        ("memory", "reinforce_similarity", Val::Str(v)) => {
+            s.memory.reinforce_similarity = similarity_in(
+                "reinforce_similarity",
+                &v,
+                "the original reinforced above 0.9",
+            )?
+        }
+        ("memory", "merge_similarity", Val::Str(v)) => {
+            s.memory.merge_similarity = similarity_in("merge_similarity", &v, "e.g. 0.95")?
+        }
+        ("memory", "merge_window", Val::Str(v)) => {
+            s.memory.merge_window = duration_in("merge_window", &v, 0, 30 * 86_400_000_000)?
+        }
+        ("memory", "compact_below_mb", Val::Int(v)) => {
+            s.memory.compact_below_mb = int_in(
+                "compact_below_mb",
+                v,
+                0,
+                1 << 30,
+                "e.g. 200, or 0 for never",
+            )? as u64
+        }
+        ("memory", "compact_batch", Val::Int(v)) => {
+            s.memory.compact_batch = int_in("compact_batch", v, 5, 10_000, "e.g. 20")? as u32
+        }
         ("pipeline", "files", Val::List(v)) => {
             let mut files = Vec::new();
             for f in v {
@@ -778,6 +812,17 @@ fn int_in(key: &str, v: i64, lo: i64, hi: i64, hint: &str) -> Result<i64, Proble
             format!("{key} = {v} is out of range ({lo} to {hi})"),
             hint,
         ))
+    }
+}
+
+/// A cosine similarity threshold, 0 to 1.
+fn similarity_in(key: &str, v: &str, hint: &str) -> Result<f64, Problem> {
+    match v.trim().parse::<f64>() {
+        Ok(x) if (0.0..=1.0).contains(&x) => Ok(x),
+        _ => Err(problem_hint(
+            format!("{key} = {v} is not a number from 0 to 1"),
+            hint.to_string(),
+        )),
     }
 }
 
@@ -1220,7 +1265,9 @@ fn read_table(
         let val = match (key_type(section, &key), value) {
             (Ty::Str, toml::Value::String(v)) => Val::Str(v),
             // The one float setting travels as text, like from the environment.
-            (Ty::Str, toml::Value::Float(f)) if key == "reinforce_similarity" => {
+            (Ty::Str, toml::Value::Float(f))
+                if key == "reinforce_similarity" || key == "merge_similarity" =>
+            {
                 Val::Str(f.to_string())
             }
             (Ty::Int, toml::Value::Integer(v)) => Val::Int(v),

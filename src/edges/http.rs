@@ -472,9 +472,15 @@ fn memory_recall(shared: &Shared, body: &str) -> Reply {
     cfg.model = shared.settings.memory.embedding_model.clone();
     cfg.retries = 0;
     cfg.total_timeout = Duration::from_secs(5);
-    let vector = crate::edges::ollama::Ollama::new(cfg)
-        .embed(&[q])
-        .ok()
+    // Words while the stored vectors are another model's (re-embedding not done).
+    let comparable = shared
+        .store
+        .memory()
+        .vectors_match(&cfg.model)
+        .unwrap_or(false);
+    let vector = comparable
+        .then(|| crate::edges::ollama::Ollama::new(cfg).embed(&[q]).ok())
+        .flatten()
         .and_then(|mut v| (!v.is_empty()).then(|| v.swap_remove(0)));
     match crate::memory::recall::recall_with_mode(&shared.store, vector.as_deref(), q, limit) {
         Ok((found, mode)) => ok(json!({

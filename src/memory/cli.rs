@@ -6,6 +6,7 @@ use std::path::Path;
 
 use super::jsonl::{self, Item};
 use super::recall;
+use super::reembed::{self, Reembed};
 use super::{Memory, Observation};
 use crate::agent::tools::ToolContext;
 
@@ -35,11 +36,14 @@ pub struct Imported {
     pub duplicates: u64,
     /// (1-based line, reason) of every line that could not be read; those are skipped.
     pub bad_lines: Vec<(usize, String)>,
+    /// Items given a vector now; the rest are embedded later by the agent.
+    pub embedded: u64,
 }
 
 /// Read JSON lines back: malformed lines are reported by number and skipped; items
-/// already present (same text and time, or same fact) are skipped as duplicates; each
-/// new item is embedded when an embedder answers. Observations go in one transaction.
+/// already present (same text and time, or same fact) are skipped as duplicates. Every
+/// new item is stored in one transaction, then embedded in batches when the embedding
+/// model answers (if it does not, the running agent fills the vectors in later).
 pub fn import(ctx: &ToolContext, path: &Path) -> Result<Imported, String> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
@@ -53,39 +57,53 @@ pub fn import(ctx: &ToolContext, path: &Path) -> Result<Imported, String> {
         bad_lines: bad,
         ..Imported::default()
     };
-    let mut new_obs: Vec<(Observation, Option<Vec<f32>>)> = Vec::new();
+    let mut new_obs: Vec<Observation> = Vec::new();
+    let mut new_mem: Vec<Memory> = Vec::new();
     for item in items {
+        let dup = match &item {
+            Item::Observation(o) => have_obs
+                .iter()
+                .chain(&new_obs)
+                .any(|h| h.text == o.text && h.ts == o.ts),
+            Item::Memory(m) => have_mem.iter().chain(&new_mem).any(|h| h.fact == m.fact),
+        };
         match item {
-            Item::Observation(o) => {
-                let dup = have_obs.iter().any(|h| h.text == o.text && h.ts == o.ts)
-                    || new_obs
-                        .iter()
-                        .any(|(n, _)| n.text == o.text && n.ts == o.ts);
-                if dup {
-                    out.duplicates += 1;
-                } else {
-                    let v = ctx.embed(&o.text);
-                    new_obs.push((o, v));
-                }
-            }
-            Item::Memory(m) => {
-                if have_mem.iter().any(|h| h.fact == m.fact) {
-                    out.duplicates += 1;
-                    continue;
-                }
-                let v = ctx.embed(&m.fact);
-                ms.add_memory(&m, v.as_deref()).map_err(|e| e.to_string())?;
-                out.memories += 1;
-            }
+            _ if dup => out.duplicates += 1,
+            Item::Observation(o) => new_obs.push(o),
+            Item::Memory(m) => new_mem.push(m),
         }
     }
-    let batch: Vec<(&Observation, Option<&[f32]>)> =
-        new_obs.iter().map(|(o, v)| (o, v.as_deref())).collect();
-    out.observations = ms
-        .add_observations(&batch)
-        .map_err(|e| e.to_string())?
-        .len() as u64;
+    (out.observations, out.memories) = ms.add_all(&new_obs, &new_mem).map_err(|e| e.to_string())?;
+    if out.observations + out.memories > 0 {
+        match reembed(ctx, false) {
+            Ok(n) => out.embedded = n,
+            Err(e) => log::warn!("memory import: not embedded now ({e}); the agent will do it"),
+        }
+    }
     Ok(out)
+}
+
+/// Give every item that lacks one a vector from `[memory] embedding_model` (with
+/// `everything`, redo all vectors first), in batches. Returns how many were embedded.
+pub fn reembed(ctx: &ToolContext, everything: bool) -> Result<u64, String> {
+    let Some(embedder) = ctx.embedder.as_ref() else {
+        return Err("no embedding model configured".into());
+    };
+    let model = &ctx.settings.memory.embedding_model;
+    let job = if everything {
+        Reembed::everything(&ctx.store, model)
+    } else {
+        Reembed::plan(&ctx.store, model)
+    };
+    let Some(mut job) = job.map_err(|e| e.to_string())? else {
+        return Ok(0);
+    };
+    let embed = |t: &[&str]| embedder.embed(t).map_err(|e| e.to_string());
+    while job
+        .step(&ctx.store, &embed, reembed::BATCH)
+        .map_err(|e| format!("{e} ({} done, {} left)", job.done, job.remaining()))?
+    {}
+    Ok(job.done)
 }
 
 /// Ranked results as text lines.

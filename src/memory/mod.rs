@@ -1,11 +1,12 @@
 //! Memory: observations the LLM writes about what the sensors did, long-lived memories
-//! (facts), their embedding vectors, and recall by meaning. (In progress.)
+//! (facts), their embedding vectors, and recall by meaning.
 
 pub mod cli;
 pub mod jsonl;
 pub mod lexical;
 pub mod observe;
 pub mod recall;
+pub mod reembed;
 pub mod schedule;
 pub mod store;
 pub mod vectors;

@@ -304,7 +304,61 @@ pub fn remember(
     {
         return Ok(Remembered::Reinforced { id, similarity });
     }
-    Ok(Remembered::New(store.memory().add_memory(mem, vector)?))
+    let id = with_vector_or_without(vector, |v| store.memory().add_memory(mem, v))?;
+    Ok(Remembered::New(id))
+}
+
+/// Writes with the vector; when its dimension is not the store's (the embedding model
+/// changed and the re-embedding job has not caught up), writes without it instead, and
+/// the job fills it in: a text is never lost for its vector.
+fn with_vector_or_without(
+    vector: Option<&[f32]>,
+    write: impl Fn(Option<&[f32]>) -> Result<u64, MemoryError>,
+) -> Result<u64, MemoryError> {
+    match write(vector) {
+        Err(MemoryError::Dimension { got, expected }) => {
+            log::info!(
+                "memory: an embedding of dimension {got} where the store has {expected}: \
+                 stored without it until re-embedding"
+            );
+            write(None)
+        }
+        r => r,
+    }
+}
+
+/// What `record_observation` did.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Recorded {
+    New(u64),
+    /// An observation this similar was stored within the window; merged into it.
+    Merged {
+        id: u64,
+        similarity: f32,
+    },
+}
+
+/// Store an observation unless one at least `threshold` similar was stored at or after
+/// `obs.ts - window`; then merge into that one (see `MemoryStore::merge_observation`).
+/// Without a vector there is nothing to compare: it is stored.
+pub fn record_observation(
+    store: &Store,
+    obs: &Observation,
+    vector: Option<&[f32]>,
+    threshold: f32,
+    window: Micros,
+) -> Result<Recorded, MemoryError> {
+    if let Some(v) = vector
+        && let Some((id, similarity)) =
+            find_similar_observation(store, v, threshold, obs.ts.saturating_sub(window))?
+        && store
+            .memory()
+            .merge_observation(id, obs.ts, obs.confidence, &obs.related_sources)?
+    {
+        return Ok(Recorded::Merged { id, similarity });
+    }
+    let id = with_vector_or_without(vector, |v| store.memory().add_observation(obs, v))?;
+    Ok(Recorded::New(id))
 }
 
 #[cfg(test)]
@@ -450,5 +504,81 @@ mod tests {
             .unwrap();
         assert_eq!(id, 4);
         assert_eq!(find_similar_observation(&store, &v, 0.9, 31).unwrap(), None);
+    }
+
+    /// Reinforcement and merging happen at the threshold and not below it: the threshold
+    /// is set to exactly the similarity the store computes, then just above it.
+    #[test]
+    fn reinforce_and_merge_at_the_threshold_not_below() {
+        let (_dir, store) = filled("recall-threshold");
+        let fact = "The fridge compressor cycles every 45 minutes";
+        let v = trigram_vector(fact, DIM);
+        let (id, s) = find_similar_memory(&store, &v, 0.0).unwrap().unwrap();
+        assert_eq!(id, 5, "the fridge memory is the closest");
+        assert!(s > 0.5 && s < 1.0, "{s}");
+        let above = f32::from_bits(s.to_bits() + 1);
+        let r = remember(&store, &mem(fact), Some(&v), above, 0.1).unwrap();
+        assert_eq!(
+            r,
+            Remembered::New(7),
+            "just above the similarity: a new memory"
+        );
+        store.memory().deactivate_memory(7).unwrap();
+        let r = remember(&store, &mem(fact), Some(&v), s, 0.1).unwrap();
+        assert!(
+            matches!(r, Remembered::Reinforced { id: 5, .. }),
+            "at it: {r:?}"
+        );
+        assert_eq!(
+            store
+                .memory()
+                .get_memory(5)
+                .unwrap()
+                .unwrap()
+                .times_confirmed,
+            2
+        );
+
+        let text = "The fridge compressor cycles every 45 minutes";
+        let v = trigram_vector(text, DIM);
+        let (id, s) = find_similar_observation(&store, &v, 0.0, 0)
+            .unwrap()
+            .unwrap();
+        assert_eq!(id, 5);
+        let mut o = obs(100, text);
+        o.related_sources = vec!["gpio:fridge".into()];
+        o.confidence = 0.95;
+        let above = f32::from_bits(s.to_bits() + 1);
+        let r = record_observation(&store, &o, Some(&v), above, 1_000).unwrap();
+        assert_eq!(r, Recorded::New(7), "just above: stored");
+        store.memory().delete_observations(&[7]).unwrap();
+        // At the threshold but outside the window (observation 5 is at ts 40): stored.
+        let r = record_observation(&store, &o, Some(&v), s, 59).unwrap();
+        assert_eq!(r, Recorded::New(8));
+        store.memory().delete_observations(&[8]).unwrap();
+        // At the threshold, inside the window: merged into 5.
+        let r = record_observation(&store, &o, Some(&v), s, 60).unwrap();
+        assert!(matches!(r, Recorded::Merged { id: 5, .. }), "{r:?}");
+        let merged = store.memory().get_observation(5).unwrap().unwrap();
+        assert_eq!(merged.text, TEXTS[4], "the first wording stays");
+        assert_eq!(merged.ts, 100, "seen again now");
+        assert_eq!(merged.confidence, 0.95, "the higher confidence");
+        assert_eq!(merged.related_sources, vec!["gpio:fridge".to_string()]);
+        assert_eq!(store.memory().memory_counts().unwrap().observations, 6);
+    }
+
+    /// A vector of another dimension (the model changed, re-embedding not done yet) does
+    /// not lose the text: it is stored without a vector.
+    #[test]
+    fn a_vector_of_another_dimension_stores_the_text_without_it() {
+        let (_dir, store) = filled("recall-dim");
+        let r =
+            record_observation(&store, &obs(100, "new text"), Some(&[0.5; 8]), 0.9, 10).unwrap();
+        assert_eq!(r, Recorded::New(7));
+        let r = remember(&store, &mem("new fact"), Some(&[0.5; 8]), 0.9, 0.1).unwrap();
+        assert_eq!(r, Remembered::New(7));
+        let missing = store.memory().vectors_missing().unwrap();
+        assert_eq!((missing.observations, missing.memories), (vec![7], vec![7]));
+        assert_eq!(store.memory().dimension().unwrap(), Some(DIM));
     }
 }

@@ -40,6 +40,9 @@ type Db = Database<'static, Bytes, Bytes>;
 const META_NEXT_OBS: &[u8] = b"memory_next_observation_id";
 const META_NEXT_MEM: &[u8] = b"memory_next_memory_id";
 const META_DIM: &[u8] = b"memory_embedding_dim";
+/// The embedding model the stored vectors came from: vectors of two models are not
+/// comparable even when their dimensions agree.
+const META_MODEL: &[u8] = b"memory_embedding_model";
 
 pub const FIRST_ID: u64 = 1;
 const VERSION: u8 = 1;
@@ -470,6 +473,29 @@ impl<'a> MemoryStore<'a> {
         Ok(ids)
     }
 
+    /// Observations and memories (ids ignored), without vectors, in one transaction: an
+    /// import is all or nothing. Returns how many of each were stored.
+    pub fn add_all(
+        &self,
+        observations: &[Observation],
+        memories: &[Memory],
+    ) -> Result<(u64, u64), MemoryError> {
+        let mut wtxn = self.store.env().write_txn()?;
+        let mut buf = Vec::new();
+        for o in observations {
+            let id = self.next_id(&mut wtxn, self.observations_db(), META_NEXT_OBS)?;
+            encode_observation(o, &mut buf)?;
+            put_appending(self.observations_db(), &mut wtxn, &id.to_be_bytes(), &buf)?;
+        }
+        for m in memories {
+            let id = self.next_id(&mut wtxn, self.memories_db(), META_NEXT_MEM)?;
+            encode_memory(m, &mut buf)?;
+            put_appending(self.memories_db(), &mut wtxn, &id.to_be_bytes(), &buf)?;
+        }
+        wtxn.commit()?;
+        Ok((observations.len() as u64, memories.len() as u64))
+    }
+
     /// Store a memory (its `id` is ignored) with its embedding, if any. Returns the new id.
     pub fn add_memory(&self, mem: &Memory, vector: Option<&[f32]>) -> Result<u64, MemoryError> {
         let mut wtxn = self.store.env().write_txn()?;
@@ -600,6 +626,145 @@ impl<'a> MemoryStore<'a> {
             m.confidence = (m.confidence + confidence_step).clamp(0.0, 1.0);
             m.last_seen = now.max(m.last_seen);
         })
+    }
+
+    /// The embedding model recorded with the vectors, if any.
+    pub fn embedding_model(&self) -> Result<Option<String>, MemoryError> {
+        let rtxn = self.read_txn()?;
+        Ok(self
+            .store
+            .meta_db()
+            .get(&rtxn, META_MODEL)?
+            .map(|v| String::from_utf8_lossy(v).into_owned()))
+    }
+
+    /// Record the embedding model. If another one was recorded, every vector is deleted
+    /// in the same transaction (its dimension forgotten): they cannot be compared with
+    /// the new model's. Returns how many vectors were deleted.
+    pub fn set_embedding_model(&self, model: &str) -> Result<u64, MemoryError> {
+        let mut wtxn = self.store.env().write_txn()?;
+        let old = self.store.meta_db().get(&wtxn, META_MODEL)?;
+        if old == Some(model.as_bytes()) {
+            return Ok(0);
+        }
+        let mut n = 0;
+        if old.is_some() {
+            n = self.vectors_db().len(&wtxn)?;
+            self.vectors_db().clear(&mut wtxn)?;
+            self.store.meta_db().delete(&mut wtxn, META_DIM)?;
+        }
+        self.store
+            .meta_db()
+            .put(&mut wtxn, META_MODEL, model.as_bytes())?;
+        wtxn.commit()?;
+        Ok(n)
+    }
+
+    /// Whether a vector from `model` may be compared with (and stored beside) the stored
+    /// ones: yes if they are `model`'s, or none is recorded yet (then `model` is recorded);
+    /// no while they are another model's, until re-embedding ([`super::reembed`]).
+    pub fn vectors_match(&self, model: &str) -> Result<bool, MemoryError> {
+        match self.embedding_model()? {
+            Some(m) => Ok(m == model),
+            None => {
+                self.set_embedding_model(model)?;
+                Ok(true)
+            }
+        }
+    }
+
+    /// Set many vectors in one transaction (re-embedding). Items deleted meanwhile are
+    /// skipped. Returns how many were set. A vector of the wrong dimension refuses all.
+    pub fn set_vectors(&self, items: &[(VectorKind, u64, &[f32])]) -> Result<u64, MemoryError> {
+        let mut wtxn = self.store.env().write_txn()?;
+        let mut buf = Vec::new();
+        let mut n = 0;
+        for &(kind, id, v) in items {
+            let db = match kind {
+                VectorKind::Observation => self.observations_db(),
+                VectorKind::Memory => self.memories_db(),
+            };
+            if db.get(&wtxn, &id.to_be_bytes())?.is_some() {
+                self.put_vector(&mut wtxn, kind, id, v, &mut buf)?;
+                n += 1;
+            }
+        }
+        wtxn.commit()?;
+        Ok(n)
+    }
+
+    /// Merge a repeated observation into stored one `id`: its time becomes `ts` (if
+    /// later), its confidence the higher of both, its related sources the union. False
+    /// if there is no such observation.
+    pub fn merge_observation(
+        &self,
+        id: u64,
+        ts: Micros,
+        confidence: f32,
+        related_sources: &[String],
+    ) -> Result<bool, MemoryError> {
+        let mut wtxn = self.store.env().write_txn()?;
+        let key = id.to_be_bytes();
+        let Some(v) = self.observations_db().get(&wtxn, &key)? else {
+            return Ok(false);
+        };
+        let mut o = decode_observation(id, v)?;
+        o.ts = o.ts.max(ts);
+        o.confidence = o.confidence.max(confidence).clamp(0.0, 1.0);
+        for r in related_sources {
+            if !o.related_sources.contains(r) {
+                o.related_sources.push(r.clone());
+            }
+        }
+        let mut buf = Vec::new();
+        encode_observation(&o, &mut buf)?;
+        self.observations_db().put(&mut wtxn, &key, &buf)?;
+        wtxn.commit()?;
+        Ok(true)
+    }
+
+    /// The `limit` oldest observations (by id, which follows time), summaries skipped.
+    pub fn oldest_observations(&self, limit: usize) -> Result<Vec<Observation>, MemoryError> {
+        let rtxn = self.read_txn()?;
+        let mut out = Vec::new();
+        for kv in self.observations_db().iter(&rtxn)? {
+            if out.len() >= limit {
+                break;
+            }
+            let (k, v) = kv?;
+            let r = decode_observation_ref(v)?;
+            if r.kind != ObservationType::Summary {
+                out.push(r.to_owned(id_of(k)?)?);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Compaction's write: store `summary` (with its vector) and delete `originals` with
+    /// theirs, in one transaction, so a crash leaves either all originals or the summary.
+    /// Returns the summary's id.
+    pub fn replace_with_summary(
+        &self,
+        originals: &[u64],
+        summary: &Observation,
+        vector: Option<&[f32]>,
+    ) -> Result<u64, MemoryError> {
+        let mut wtxn = self.store.env().write_txn()?;
+        for &id in originals {
+            self.observations_db()
+                .delete(&mut wtxn, &id.to_be_bytes())?;
+            self.vectors_db()
+                .delete(&mut wtxn, &vector_key(VectorKind::Observation, id))?;
+        }
+        let mut buf = Vec::new();
+        let id = self.next_id(&mut wtxn, self.observations_db(), META_NEXT_OBS)?;
+        encode_observation(summary, &mut buf)?;
+        put_appending(self.observations_db(), &mut wtxn, &id.to_be_bytes(), &buf)?;
+        if let Some(v) = vector {
+            self.put_vector(&mut wtxn, VectorKind::Observation, id, v, &mut buf)?;
+        }
+        wtxn.commit()?;
+        Ok(id)
     }
 
     /// Delete observations (and their vectors); returns how many existed.

@@ -212,14 +212,23 @@ impl Tool for Observe {
             node: ctx.settings.node.name.clone(),
         };
         let vector = ctx.embed(&text);
-        let id = ctx
-            .store
-            .memory()
-            .add_observation(&obs, vector.as_deref())
-            .map_err(|e| format!("could not store the observation: {e}"))?;
+        let m = &ctx.settings.memory;
+        let outcome = recall::record_observation(
+            &ctx.store,
+            &obs,
+            vector.as_deref(),
+            m.merge_similarity as f32,
+            m.merge_window,
+        )
+        .map_err(|e| format!("could not store the observation: {e}"))?;
+        let (id, merged) = match outcome {
+            recall::Recorded::New(id) => (id, false),
+            recall::Recorded::Merged { id, .. } => (id, true),
+        };
         Ok(json!({
             "status": "recorded",
             "observation_id": id,
+            "merged": merged,
             "observation": text,
             "type": kind.as_str(),
             "confidence": round2(conf),

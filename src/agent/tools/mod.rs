@@ -41,6 +41,20 @@ impl ToolContext {
     /// memory then falls back to words, and the vector can be filled in later).
     pub fn embed(&self, text: &str) -> Option<Vec<f32>> {
         let e = self.embedder.as_ref()?;
+        // Vectors are only comparable within one model: while the store's were made by
+        // another (the re-embedding job has not run yet), words it is.
+        let model = &self.settings.memory.embedding_model;
+        match self.store.memory().vectors_match(model) {
+            Ok(true) => {}
+            Ok(false) => {
+                log::debug!("memory: stored vectors are not {model}'s yet; using words");
+                return None;
+            }
+            Err(err) => {
+                log::warn!("memory: cannot check the embedding model: {err}");
+                return None;
+            }
+        }
         match e.embed(&[text]) {
             Ok(mut v) if !v.is_empty() => Some(v.swap_remove(0)),
             Ok(_) => None,
