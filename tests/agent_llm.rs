@@ -533,3 +533,219 @@ fn the_observation_loop_looks_at_statistics_and_publishes_what_it_noticed() {
         "{prompt}"
     );
 }
+
+/// JSON lines of observations, an hour apart, oldest first, the newest an hour ago.
+fn observation_lines(texts: &[&str]) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_micros() as i64;
+    let hour = 3_600_000_000i64;
+    texts
+        .iter()
+        .enumerate()
+        .map(|(i, t)| {
+            json!({"kind": "observation", "id": i + 1, "text": t, "type": "pattern",
+                   "confidence": 0.7, "related_sources": [format!("gpio:pin{i}")],
+                   "node": "test-node", "ts_us": now - (texts.len() - i) as i64 * hour})
+            .to_string()
+                + "\n"
+        })
+        .collect()
+}
+
+const OLD_TEXTS: [&str; 8] = [
+    "The garage door opened at night",
+    "CPU temperature rose during the backup",
+    "Kitchen humidity is stable around 45 percent",
+    "Hallway motion every morning at seven",
+    "Fridge compressor cycles every 40 minutes",
+    "Network latency spikes during the backup",
+    "Greenhouse humidity peaks at dawn",
+    "The fan on pin 22 runs every afternoon",
+];
+
+#[test]
+fn compaction_fires_when_memory_is_below_the_threshold() {
+    let dir = TempDir::new("compaction");
+    let ollama = FakeOllama::start(&[MODEL, "all-minilm:l6-v2"]);
+    let port = free_port();
+    // The threshold is far above this machine's free memory, so it must fire.
+    let cfg = write_config_extra(
+        dir.path(),
+        port,
+        PIPELINE,
+        &format!(
+            "[ollama]\nhost = \"127.0.0.1\"\nport = {}\nmodel = \"{MODEL}\"\nretries = 0\n\n\
+             [memory]\nobserve_min = \"300ms\"\nobserve_max = \"1s\"\n\
+             compact_below_mb = 1000000000\ncompact_batch = 6\n",
+            ollama.port()
+        ),
+    );
+    let c = cfg.to_str().unwrap();
+    let file = dir.path().join("old.jsonl");
+    std::fs::write(&file, observation_lines(&OLD_TEXTS)).unwrap();
+    let (code, out, err) = run_cli(
+        &["--config", c, "memory", "import", file.to_str().unwrap()],
+        &[],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("imported 8 observations"), "{out}");
+    // First the summary (a plain answer), then the observation run's answer.
+    let summary = "Doors, humidity and backups followed their usual routine.";
+    ollama.push(Step::Text(summary.into()));
+    ollama.push(Step::Text(
+        r#"{"observations": [{"text": "Uptime grows steadily", "type": "status"}], "memories": []}"#
+            .into(),
+    ));
+    let agent = Agent::start(&cfg, port, &[]);
+    let s = eventually(15, "a summary observation", || {
+        let (_, o) = get(&agent.url("/api/observations?type=summary")).ok()?;
+        (o["count"] == 1).then_some(o)
+    });
+    let stored = &s["observations"][0];
+    assert_eq!(stored["text"], summary);
+    assert_eq!(stored["confidence"], 0.9);
+    // Its sources are those of the six it replaced.
+    assert_eq!(
+        stored["related_sources"].as_array().unwrap().len(),
+        6,
+        "{s}"
+    );
+    // The six oldest are gone, the two newest stay.
+    let (_, all) = get(&agent.url("/api/observations?limit=50")).unwrap();
+    let texts: Vec<&str> = all["observations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["text"].as_str().unwrap())
+        .collect();
+    for old in &OLD_TEXTS[..6] {
+        assert!(!texts.contains(old), "{old} should be compacted: {texts:?}");
+    }
+    for kept in &OLD_TEXTS[6..] {
+        assert!(texts.contains(kept), "{kept} should stay: {texts:?}");
+    }
+    // The model was asked with the original's compaction prompt, oldest first.
+    let chats = ollama.bodies("/api/chat");
+    let prompt = chats[0]["messages"][1]["content"].as_str().unwrap();
+    let line = |n: usize| {
+        prompt
+            .lines()
+            .find(|l| l.starts_with(&format!("{n}. [")))
+            .unwrap_or_default()
+    };
+    assert!(
+        line(1).ends_with("] The garage door opened at night"),
+        "{prompt}"
+    );
+    assert!(
+        line(6).ends_with("] Network latency spikes during the backup"),
+        "{prompt}"
+    );
+    assert!(!prompt.contains("Greenhouse"), "{prompt}");
+    assert!(prompt.trim_end().ends_with("Summary:"));
+    // Later runs do not compact again: fewer than 5 observations are left to compact.
+    eventually(15, "more observation runs", || {
+        (ollama.bodies("/api/chat").len() >= 4).then_some(())
+    });
+    let (_, s) = get(&agent.url("/api/observations?type=summary")).unwrap();
+    assert_eq!(s["count"], 1);
+    let compactions = ollama
+        .bodies("/api/chat")
+        .iter()
+        .filter(|b| {
+            b["messages"][1]["content"]
+                .as_str()
+                .is_some_and(|p| p.ends_with("Summary:"))
+        })
+        .count();
+    assert_eq!(compactions, 1);
+}
+
+#[test]
+fn a_new_embedding_model_re_embeds_in_the_background_and_recall_keeps_answering() {
+    let dir = TempDir::new("reembed");
+    let ollama = FakeOllama::start(&[MODEL, "all-minilm:l6-v2", "nomic-embed-text:v1.5"]);
+    ollama.set_embed_dim("nomic-embed-text:v1.5", 96);
+    let port = free_port();
+    let config = |embedding_model: &str| {
+        write_config_extra(
+            dir.path(),
+            port,
+            PIPELINE,
+            &format!(
+                "[ollama]\nhost = \"127.0.0.1\"\nport = {}\nmodel = \"{MODEL}\"\nretries = 0\n\n\
+                 [memory]\nobserve = false\nembedding_model = \"{embedding_model}\"\n",
+                ollama.port()
+            ),
+        )
+    };
+    let cfg = config("all-minilm:l6-v2");
+    let c = cfg.to_str().unwrap();
+    let file = dir.path().join("old.jsonl");
+    std::fs::write(&file, observation_lines(&OLD_TEXTS)).unwrap();
+    let (code, out, err) = run_cli(
+        &["--config", c, "memory", "import", file.to_str().unwrap()],
+        &[],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("; 8 embedded"), "{out}");
+    // Embedded in batches, not one request per text.
+    assert_eq!(ollama.bodies("/api/embed").len(), 1);
+
+    // The agent starts with another model of another dimension.
+    let cfg = config("nomic-embed-text:v1.5");
+    let agent = Agent::start(&cfg, port, &[]);
+    let stats = eventually(15, "vectors of the new model", || {
+        let (_, s) = get(&agent.url("/api/stats")).ok()?;
+        (s["vector_dimension"] == 96 && s["vectors"] == 8).then_some(s)
+    });
+    assert_eq!(stats["observations_count"], 8, "nothing lost: {stats}");
+    assert!(
+        agent
+            .log()
+            .contains("the embedding model is now nomic-embed-text:v1.5"),
+        "{}",
+        agent.log()
+    );
+    let r = common::post(
+        &agent.url("/api/memory/recall"),
+        r#"{"query": "fridge compressor cycles", "limit": 2}"#,
+    );
+    assert_eq!(r.1["mode"], "vector", "{}", r.1);
+    assert_eq!(
+        r.1["observations"][0]["text"], "Fridge compressor cycles every 40 minutes",
+        "{}",
+        r.1
+    );
+    // The embedding model goes away: recall still answers, by words.
+    ollama.set_models(&[MODEL]);
+    let r = common::post(
+        &agent.url("/api/memory/recall"),
+        r#"{"query": "fridge compressor cycles", "limit": 2}"#,
+    );
+    assert_eq!(r.0, 200, "{}", r.1);
+    assert_eq!(r.1["mode"], "lexical", "{}", r.1);
+    assert_eq!(
+        r.1["observations"][0]["text"], "Fridge compressor cycles every 40 minutes",
+        "{}",
+        r.1
+    );
+    drop(agent);
+
+    // Back to the first model, from the command line.
+    ollama.set_models(&[MODEL, "all-minilm:l6-v2"]);
+    let cfg = config("all-minilm:l6-v2");
+    let (code, out, err) = run_cli(
+        &["--config", cfg.to_str().unwrap(), "memory", "reembed"],
+        &[],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains(
+            "re-embedded 8 observations and memories with all-minilm:l6-v2 (dimension 384)"
+        ),
+        "{out}"
+    );
+}

@@ -15,8 +15,9 @@
 //! as Ollama rejects it; `format` `"json"` or a schema object). It is stricter than the
 //! real server in one way: an unknown top-level key is a 400 too, so typos show up.
 //! A chat or embed for a model not in its list answers 404 `model '<m>' not found`.
-//! Embeddings are deterministic: 384 dimensions from hashed character trigrams,
-//! normalised, so similar texts get similar vectors.
+//! Embeddings are deterministic: 384 dimensions (another per model with
+//! `set_embed_dim`) from hashed character trigrams, normalised, so similar texts get
+//! similar vectors.
 //!
 //! It is a small HTTP/1.1 server on std (one request per connection, `Connection:
 //! close`), so [`FakeOllama::stop`] really closes everything, in-flight answers
@@ -59,6 +60,8 @@ struct Shared {
     script: Mutex<VecDeque<Step>>,
     requests: Mutex<Vec<(String, Value)>>,
     models: Mutex<Vec<String>>,
+    /// Embedding dimension per model (else `EMBED_DIM`).
+    embed_dims: Mutex<Vec<(String, usize)>>,
     conns: Mutex<Vec<TcpStream>>,
 }
 
@@ -82,6 +85,7 @@ impl FakeOllama {
             script: Mutex::new(VecDeque::new()),
             requests: Mutex::new(Vec::new()),
             models: Mutex::new(models.iter().map(|m| m.to_string()).collect()),
+            embed_dims: Mutex::new(Vec::new()),
             conns: Mutex::new(Vec::new()),
         });
         let mut f = FakeOllama {
@@ -110,6 +114,15 @@ impl FakeOllama {
     /// Replaces the installed models.
     pub fn set_models(&self, models: &[&str]) {
         *self.shared.models.lock().unwrap() = models.iter().map(|m| m.to_string()).collect();
+    }
+
+    /// Makes `model` embed with `dim` dimensions (a model with another dimension).
+    pub fn set_embed_dim(&self, model: &str, dim: usize) {
+        self.shared
+            .embed_dims
+            .lock()
+            .unwrap()
+            .push((with_tag(model), dim));
     }
 
     /// Every request so far, in order: (path, JSON body; `Null` for a GET, a string
@@ -669,7 +682,15 @@ fn embed(body: &Value, shared: &Shared) -> Answer {
         Ok(m) => m,
         Err(a) => return a,
     };
-    let embeddings: Vec<Vec<f32>> = inputs.iter().map(|t| embed_text(t)).collect();
+    let dim = shared
+        .embed_dims
+        .lock()
+        .unwrap()
+        .iter()
+        .rev()
+        .find(|(m, _)| *m == with_tag(&model))
+        .map_or(EMBED_DIM, |(_, d)| *d);
+    let embeddings: Vec<Vec<f32>> = inputs.iter().map(|t| embed_text_dim(t, dim)).collect();
     Answer::json(
         200,
         json!({"model": model, "embeddings": embeddings, "total_duration": 1_000_000u64,
@@ -690,12 +711,17 @@ fn fnv(bytes: &[u8]) -> u64 {
 /// text (padded with spaces), L2-normalised. Similar texts share trigrams, so their
 /// cosine similarity is high.
 pub fn embed_text(text: &str) -> Vec<f32> {
-    let mut v = vec![0f32; EMBED_DIM];
+    embed_text_dim(text, EMBED_DIM)
+}
+
+/// `embed_text` with `dim` dimensions.
+pub fn embed_text_dim(text: &str, dim: usize) -> Vec<f32> {
+    let mut v = vec![0f32; dim];
     let chars: Vec<char> = format!("  {}  ", text.to_lowercase()).chars().collect();
     for w in chars.windows(3) {
         let s: String = w.iter().collect();
         let h = fnv(s.as_bytes());
-        let i = (h % EMBED_DIM as u64) as usize;
+        let i = (h % dim as u64) as usize;
         v[i] += if h >> 63 == 0 { 1.0 } else { -1.0 };
     }
     let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
