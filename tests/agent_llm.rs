@@ -554,6 +554,24 @@ fn observation_lines(texts: &[&str]) -> String {
         .collect()
 }
 
+/// `smollama memory import` of `OLD_TEXTS`; returns what it printed.
+fn import_old_texts(dir: &std::path::Path, config: &str) -> String {
+    let file = dir.join("old.jsonl");
+    std::fs::write(&file, observation_lines(&OLD_TEXTS)).unwrap();
+    let (code, out, err) = run_cli(
+        &[
+            "--config",
+            config,
+            "memory",
+            "import",
+            file.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert_eq!(code, 0, "{err}");
+    out
+}
+
 const OLD_TEXTS: [&str; 8] = [
     "The garage door opened at night",
     "CPU temperature rose during the backup",
@@ -583,13 +601,7 @@ fn compaction_fires_when_memory_is_below_the_threshold() {
         ),
     );
     let c = cfg.to_str().unwrap();
-    let file = dir.path().join("old.jsonl");
-    std::fs::write(&file, observation_lines(&OLD_TEXTS)).unwrap();
-    let (code, out, err) = run_cli(
-        &["--config", c, "memory", "import", file.to_str().unwrap()],
-        &[],
-    );
-    assert_eq!(code, 0, "{err}");
+    let out = import_old_texts(dir.path(), c);
     assert!(out.contains("imported 8 observations"), "{out}");
     // First the summary (a plain answer), then the observation run's answer.
     let summary = "Doors, humidity and backups followed their usual routine.";
@@ -683,13 +695,7 @@ fn a_new_embedding_model_re_embeds_in_the_background_and_recall_keeps_answering(
     };
     let cfg = config("all-minilm:l6-v2");
     let c = cfg.to_str().unwrap();
-    let file = dir.path().join("old.jsonl");
-    std::fs::write(&file, observation_lines(&OLD_TEXTS)).unwrap();
-    let (code, out, err) = run_cli(
-        &["--config", c, "memory", "import", file.to_str().unwrap()],
-        &[],
-    );
-    assert_eq!(code, 0, "{err}");
+    let out = import_old_texts(dir.path(), c);
     assert!(out.contains("; 8 embedded"), "{out}");
     // Embedded in batches, not one request per text.
     assert_eq!(ollama.bodies("/api/embed").len(), 1);

@@ -125,6 +125,17 @@ pub struct Agent {
     pub changes: Option<async_channel::Receiver<crate::graph::Change>>,
 }
 
+/// Sleeps until `at` (at once if it has passed); forever if `None`.
+async fn sleep_until(at: Option<Micros>) {
+    match at {
+        Some(at) => {
+            let d = (at - now_us()).max(0) as u64;
+            smol::Timer::after(Duration::from_micros(d)).await;
+        }
+        None => std::future::pending().await,
+    }
+}
+
 pub fn start(agent: Agent) -> Option<AgentHandle> {
     let (tx, rx) = async_channel::bounded::<Question>(64);
     let (stop_tx, stop_rx) = async_channel::bounded::<()>(1);
@@ -240,25 +251,13 @@ impl Worker {
                                 }
                             };
                             let observe = async {
-                                match due {
-                                    Some(at) => {
-                                        let d = (at - now_us()).max(0) as u64;
-                                        smol::Timer::after(Duration::from_micros(d)).await;
-                                        Wake::Observe
-                                    }
-                                    None => std::future::pending().await,
-                                }
+                                sleep_until(due).await;
+                                Wake::Observe
                             };
                             // Last: re-embedding yields to everything else.
                             let reembed = async {
-                                match reembed_at {
-                                    Some(at) => {
-                                        let d = (at - now_us()).max(0) as u64;
-                                        smol::Timer::after(Duration::from_micros(d)).await;
-                                        Wake::Reembed
-                                    }
-                                    None => std::future::pending().await,
-                                }
+                                sleep_until(reembed_at).await;
+                                Wake::Reembed
                             };
                             smol::future::or(change, smol::future::or(observe, reembed)).await
                         },
