@@ -642,6 +642,10 @@ impl<'a> MemoryStore<'a> {
     /// in the same transaction (its dimension forgotten): they cannot be compared with
     /// the new model's. Returns how many vectors were deleted.
     pub fn set_embedding_model(&self, model: &str) -> Result<u64, MemoryError> {
+        // The usual case, without taking the write lock from the store's writer.
+        if self.embedding_model()?.as_deref() == Some(model) {
+            return Ok(0);
+        }
         let mut wtxn = self.store.env().write_txn()?;
         let old = self.store.meta_db().get(&wtxn, META_MODEL)?;
         if old == Some(model.as_bytes()) {
