@@ -25,7 +25,7 @@ while [ $# -gt 0 ]; do
   case "$1" in
     --footprint) shift; footprint="${1:?--footprint needs seconds}" ;;
     --bench) bench=1 ;;
-    -h|--help) sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;;
     -*) echo "unknown option: $1 (see --help)" >&2; exit 2 ;;
     *) only+=("$1") ;;
   esac
@@ -39,9 +39,9 @@ mkdir -p "$out"
 # name | profile overrides (space-separated KEY=VALUE for CARGO_PROFILE_RELEASE_KEY) | cargo flags
 rows=(
   "chosen||"
+  "opt-level=s|OPT_LEVEL=s|"
   "opt-level=3|OPT_LEVEL=3|"
   "opt-level=2|OPT_LEVEL=2|"
-  "opt-level=z|OPT_LEVEL=z|"
   "lto=thin|LTO=thin|"
   "lto=off|LTO=off|"
   "codegen-units=16|CODEGEN_UNITS=16|"
