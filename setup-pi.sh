@@ -163,6 +163,11 @@ if [ -f "$CONF_DIR/smollama.toml" ]; then
 else
   if [ "$DRY" = 1 ]; then say "would install $HERE/config/smollama.toml as $CONF_DIR/smollama.toml"; else install_file "$HERE/config/smollama.toml" "$CONF_DIR/smollama.toml" 0640; fi
 fi
+# The service runs as smollama and must read it (0640: it may hold the token and password).
+if [ "$LIVE" = 1 ] && [ -f "$CONF_DIR/smollama.toml" ] && [ "$(stat -c %G "$CONF_DIR/smollama.toml")" != smollama ]; then
+  run chgrp smollama "$CONF_DIR/smollama.toml"
+  say "changed: $CONF_DIR/smollama.toml group smollama (the service reads it)"
+fi
 
 # 5. A journald cap for small SD cards.
 printf '[Journal]\nSystemMaxUse=64M\nMaxRetentionSec=30day\n' > "$TMP/journald.conf"

@@ -4,14 +4,19 @@
 use std::sync::Arc;
 use std::sync::mpsc::SyncSender;
 
+#[cfg(feature = "agent")]
 use crate::agent::tools::registry::ToolRegistry;
+#[cfg(feature = "agent")]
 use crate::agent::tools::{MqttTools, ToolContext};
+#[cfg(feature = "agent")]
 use crate::agent::worker::{self, Agent, AgentHandle, LlmStats};
 use crate::clock::now_us;
 use crate::config::{PipelineSpec, Settings};
 use crate::edges::gpio::{self, GpioBackend};
 use crate::edges::http;
+#[cfg(feature = "mqtt")]
 use crate::edges::mqtt::connection::{self, MqttStats, Publish, Recent};
+#[cfg(feature = "agent")]
 use crate::edges::ollama::{KeepAlive, Ollama, OllamaConfig};
 use crate::graph::Micros;
 use crate::graph::registry::Registry;
@@ -35,12 +40,15 @@ pub struct Shared {
     /// Health check: send a reply channel; the event loop answers it if it is alive.
     pub ping: async_channel::Sender<SyncSender<()>>,
     /// The MQTT edge's numbers (`None` when no broker is configured).
+    #[cfg(feature = "mqtt")]
     pub mqtt: Option<MqttView>,
     /// The agent's LLM edge (`None` when the agent is off).
+    #[cfg(feature = "agent")]
     pub llm: Option<Arc<LlmStats>>,
 }
 
 /// The Ollama client settings from the config.
+#[cfg(feature = "agent")]
 pub fn ollama_config(settings: &Settings) -> OllamaConfig {
     let o = &settings.ollama;
     let d = |us: Micros| std::time::Duration::from_micros(us.max(0) as u64);
@@ -57,6 +65,7 @@ pub fn ollama_config(settings: &Settings) -> OllamaConfig {
 }
 
 /// The tools' view of the running agent.
+#[cfg(feature = "agent")]
 pub fn tool_context(
     settings: &Settings,
     store: &Arc<Store>,
@@ -81,6 +90,7 @@ pub fn tool_context(
 }
 
 /// The agent answers questions that arrive over MQTT, so it runs when both are on.
+#[cfg(feature = "agent")]
 #[allow(clippy::too_many_arguments)]
 fn start_agent(
     settings: &Settings,
@@ -132,6 +142,7 @@ fn start_agent(
 }
 
 /// What status needs of the MQTT edge.
+#[cfg(feature = "mqtt")]
 pub struct MqttView {
     pub broker: String,
     pub stats: Arc<MqttStats>,
@@ -142,6 +153,7 @@ pub struct MqttView {
 /// source, a binary sensor per boolean, a switch per GPIO output. They point at the state
 /// topics of the first `format = "state"` mqtt sink; without one there is nothing for
 /// Home Assistant to read, so nothing is announced.
+#[cfg(feature = "mqtt")]
 fn discovery_messages(
     settings: &Settings,
     spec: &PipelineSpec,
@@ -230,6 +242,10 @@ pub fn store_dir(settings: &Settings) -> std::path::PathBuf {
 /// Run the agent until a termination signal; returns the process exit code.
 pub fn run(settings: Settings, spec: PipelineSpec) -> Result<(), String> {
     let started = now_us();
+    // A lean build keeps running on what it has; say once what the config asked for in vain.
+    for w in crate::features::ignored(&settings) {
+        log::warn!("{w}");
+    }
     let store_path = store_dir(&settings);
     let store = Arc::new(
         Store::open(
@@ -253,10 +269,21 @@ pub fn run(settings: Settings, spec: PipelineSpec) -> Result<(), String> {
 
     let writer = writer::spawn(store.clone(), registry.clone(), WRITER_QUEUE);
     let (trigger, shutdown) = shutdown::channel();
+    #[cfg(feature = "mqtt")]
     let (publish_tx, publish_rx) = async_channel::bounded::<Publish>(connection::PUBLISH_QUEUE);
+    #[cfg(feature = "mqtt")]
     let mqtt_on = settings.mqtt.broker.is_some();
+    #[cfg(feature = "mqtt")]
+    let graph_mqtt = mqtt_on.then_some(&publish_tx);
+    #[cfg(not(feature = "mqtt"))]
+    let graph_mqtt = None;
     // Volatile/calm events for the observation loop (a missed one only delays a look).
+    #[cfg(feature = "agent")]
     let (change_tx, change_rx) = async_channel::bounded::<crate::graph::Change>(64);
+    #[cfg(feature = "agent")]
+    let observer = Some(&change_tx);
+    #[cfg(not(feature = "agent"))]
+    let observer = None;
     let built = runner::build(
         &spec,
         Parts {
@@ -264,12 +291,14 @@ pub fn run(settings: Settings, spec: PipelineSpec) -> Result<(), String> {
             registry: &registry,
             gpio: &gpio,
             writer: Some(&writer),
-            mqtt: mqtt_on.then_some(&publish_tx),
-            observer: Some(&change_tx),
+            mqtt: graph_mqtt,
+            observer,
             shutdown: &shutdown,
         },
     )?;
+    #[cfg(feature = "mqtt")]
     let recent = Arc::new(std::sync::Mutex::new(Recent::default()));
+    #[cfg(feature = "agent")]
     let agent = start_agent(
         &settings,
         &store,
@@ -281,6 +310,7 @@ pub fn run(settings: Settings, spec: PipelineSpec) -> Result<(), String> {
         &recent,
         change_rx,
     );
+    #[cfg(feature = "mqtt")]
     let mqtt = if mqtt_on {
         connection::start(
             connection::Parts {
@@ -290,6 +320,7 @@ pub fn run(settings: Settings, spec: PipelineSpec) -> Result<(), String> {
                 gpio: gpio.clone(),
                 subscriptions: built.subscriptions,
                 discovery: discovery_messages(&settings, &spec, &registry),
+                #[cfg(feature = "agent")]
                 questions: agent.as_ref().map(|a| a.questions.clone()),
                 recent: recent.clone(),
             },
@@ -310,11 +341,13 @@ pub fn run(settings: Settings, spec: PipelineSpec) -> Result<(), String> {
         gpio,
         graph: built.status,
         ping: ping_tx,
+        #[cfg(feature = "mqtt")]
         mqtt: mqtt.as_ref().map(|m| MqttView {
             broker: m.broker.clone(),
             stats: m.stats.clone(),
             recent: m.recent.clone(),
         }),
+        #[cfg(feature = "agent")]
         llm: agent.as_ref().map(|a| a.stats.clone()),
     });
 
@@ -383,9 +416,11 @@ pub fn run(settings: Settings, spec: PipelineSpec) -> Result<(), String> {
 
     // Every node has returned. MQTT first (its outbox lives in the store), then the store
     // writer's last commit.
+    #[cfg(feature = "mqtt")]
     if let Some(m) = mqtt {
         m.stop();
     }
+    #[cfg(feature = "agent")]
     if let Some(a) = agent {
         a.stop();
     }

@@ -1,11 +1,15 @@
 //! smollama: a small always-on edge agent. See ARCHITECTURE.md for the map.
 
+// The LLM agent and its memory: only with the `agent` feature (see `features`).
+#[cfg(feature = "agent")]
 pub mod agent;
 pub mod app;
 pub mod clock;
 pub mod config;
 pub mod edges;
+pub mod features;
 pub mod graph;
+#[cfg(feature = "agent")]
 pub mod memory;
 pub mod process;
 pub mod shutdown;

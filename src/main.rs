@@ -1,4 +1,7 @@
 //! The `smollama` command line: parse, load config, hand over.
+// Without the agent feature `ask` and `memory` still parse, to say they are not built in,
+// so their arguments go unread.
+#![cfg_attr(not(feature = "agent"), allow(dead_code))]
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -144,7 +147,11 @@ fn main() -> ExitCode {
     let strs: Vec<&str> = args.iter().map(String::as_str).collect();
     let cli: Cli = parse_args(&strs);
     if cli.version {
-        println!("smollama {}", env!("CARGO_PKG_VERSION"));
+        println!(
+            "smollama {} (features: {})",
+            env!("CARGO_PKG_VERSION"),
+            smollama::features::list()
+        );
         return ExitCode::SUCCESS;
     }
     if let Some(l) = &cli.log_level
@@ -286,6 +293,7 @@ fn pipeline_check(mut settings: Settings, files: Vec<PathBuf>) -> ExitCode {
 }
 
 /// The agent's tool context for a command run beside (or instead of) the agent.
+#[cfg(feature = "agent")]
 fn offline_context(settings: &Settings) -> Result<smollama::agent::tools::ToolContext, String> {
     use smollama::store::{Store, StoreOptions};
     let store = Store::open(
@@ -312,6 +320,7 @@ fn offline_context(settings: &Settings) -> Result<smollama::agent::tools::ToolCo
     ))
 }
 
+#[cfg(feature = "agent")]
 fn memory(settings: &Settings, cmd: MemorySub) -> ExitCode {
     use smollama::memory::cli;
     let ctx = match offline_context(settings) {
@@ -363,6 +372,7 @@ fn memory(settings: &Settings, cmd: MemorySub) -> ExitCode {
     }
 }
 
+#[cfg(feature = "agent")]
 fn ask(settings: &Settings, question: &str) -> ExitCode {
     use smollama::agent::tool_loop;
     use smollama::agent::tools::registry::ToolRegistry;
@@ -408,6 +418,7 @@ fn ask(settings: &Settings, question: &str) -> ExitCode {
 }
 
 /// Ask the configured Ollama server what `smollama status` reports about it.
+#[cfg(feature = "agent")]
 fn ollama_report(settings: &Settings) -> serde_json::Value {
     use smollama::edges::ollama::Ollama;
     let mut cfg = smollama::app::ollama_config(settings);
@@ -490,4 +501,29 @@ fn parse_args(args: &[&str]) -> Cli {
             }
         }
     }
+}
+
+// Builds without the agent feature: the commands that need it say so.
+#[cfg(not(feature = "agent"))]
+fn memory(_: &Settings, _: MemorySub) -> ExitCode {
+    eprintln!(
+        "error: {}",
+        smollama::features::missing("agent", "`smollama memory`")
+    );
+    ExitCode::from(2)
+}
+
+#[cfg(not(feature = "agent"))]
+fn ask(_: &Settings, _: &str) -> ExitCode {
+    eprintln!(
+        "error: {}",
+        smollama::features::missing("agent", "`smollama ask`")
+    );
+    ExitCode::from(2)
+}
+
+/// No Ollama client in this build: status leaves the line out.
+#[cfg(not(feature = "agent"))]
+fn ollama_report(_: &Settings) -> serde_json::Value {
+    serde_json::Value::Null
 }

@@ -105,6 +105,7 @@ pub fn live(shared: &Shared) -> Json {
     json!({
         "node": shared.settings.node.name,
         "version": env!("CARGO_PKG_VERSION"),
+        "features": crate::features::COMPILED,
         "running": true,
         "timestamp": iso8601(now),
         "uptime_s": uptime_s.round(),
@@ -130,6 +131,7 @@ pub fn live(shared: &Shared) -> Json {
     })
 }
 
+#[cfg(feature = "agent")]
 fn llm(shared: &Shared) -> Json {
     use crate::agent::worker::llm_state_name;
     let Some(st) = &shared.llm else {
@@ -152,6 +154,7 @@ fn llm(shared: &Shared) -> Json {
     })
 }
 
+#[cfg(feature = "mqtt")]
 fn mqtt(shared: &Shared) -> Json {
     use crate::edges::mqtt::connection::state_name;
     let Some(m) = &shared.mqtt else {
@@ -193,6 +196,16 @@ fn mqtt(shared: &Shared) -> Json {
         "malformed_by_topic": malformed,
         "outbox": outbox,
     })
+}
+
+#[cfg(not(feature = "agent"))]
+fn llm(_: &Shared) -> Json {
+    json!({ "state": "not in this build (no agent feature)" })
+}
+
+#[cfg(not(feature = "mqtt"))]
+fn mqtt(_: &Shared) -> Json {
+    json!({ "state": "not in this build (no mqtt feature)" })
 }
 
 pub fn gpio(shared: &Shared) -> Json {
@@ -282,6 +295,7 @@ pub fn offline(settings: &Settings, agent_error: &str) -> Json {
     json!({
         "node": settings.node.name,
         "version": env!("CARGO_PKG_VERSION"),
+        "features": crate::features::COMPILED,
         "running": false,
         "agent": { "url": format!("http://{}/api/status", settings.http.bind), "error": agent_error },
         "config_file": settings.file.as_ref().map(|f| f.display().to_string()),
@@ -339,6 +353,18 @@ pub fn human(r: &Json) -> String {
         str_of(&r["version"]),
         str_of(&r["node"])
     );
+    if let Some(f) = r["features"].as_array() {
+        let names: Vec<String> = f.iter().map(str_of).collect();
+        let _ = writeln!(
+            s,
+            "features: {}",
+            if names.is_empty() {
+                "none".to_string()
+            } else {
+                names.join(", ")
+            }
+        );
+    }
     if r["running"] == json!(true) {
         let p = &r["process"];
         let _ = writeln!(

@@ -302,3 +302,12 @@ fn history_beyond_the_raw_window_comes_from_rollups() {
     assert_eq!(h["resolution"], "1h", "{h}");
     assert!(!h["rollups"].as_array().unwrap().is_empty());
 }
+
+#[test]
+fn version_names_the_compiled_features() {
+    let (code, out, _) = run_cli(&["--version"], &[]);
+    assert_eq!(code, 0);
+    assert!(out.contains("(features: "), "{out}");
+    assert_eq!(out.contains("agent"), cfg!(feature = "agent"), "{out}");
+    assert_eq!(out.contains("mqtt"), cfg!(feature = "mqtt"), "{out}");
+}

@@ -123,10 +123,19 @@ pub fn route(shared: &Shared, method: &Method, url: &str, body: &str, auth: Opti
         ["api", "readings", id] if get => reading(shared, id),
         ["api", "readings", id, "history"] if get => history(shared, id, query),
         ["api", "gpio"] if get => ok(status::gpio(shared)),
+        #[cfg(feature = "agent")]
         ["api", "observations"] if get => observations(shared, query),
+        #[cfg(feature = "agent")]
         ["api", "memories"] if get => memories(shared, query),
+        #[cfg(feature = "agent")]
         ["api", "memory", "recall"] if *method == Method::Post => memory_recall(shared, body),
+        #[cfg(feature = "agent")]
         ["api", "stats"] if get => stats(shared),
+        // Observations and memories are the agent's: a lean build says why they are absent.
+        #[cfg(not(feature = "agent"))]
+        ["api", "observations" | "memories" | "stats"] if get => no_agent(path),
+        #[cfg(not(feature = "agent"))]
+        ["api", "memory", "recall"] if *method == Method::Post => no_agent(path),
         ["api", "gpio", pin] if matches!(method, Method::Put | Method::Post) => {
             gpio_write(shared, pin, body, auth)
         }
@@ -141,6 +150,14 @@ pub fn route(shared: &Shared, method: &Method, url: &str, body: &str, auth: Opti
         | ["api", "stats"] => err(405, format!("method {method} not allowed on {path}")),
         _ => err(404, format!("no such endpoint: {path}")),
     }
+}
+
+#[cfg(not(feature = "agent"))]
+fn no_agent(path: &str) -> Reply {
+    err(
+        404,
+        crate::features::missing("agent", &format!("{path} (the agent's memory)")),
+    )
 }
 
 fn health(shared: &Shared) -> Reply {
@@ -333,6 +350,7 @@ fn history(shared: &Shared, id: &str, query: &str) -> Reply {
 }
 
 /// Query parameter `name` as text ("" when absent).
+#[cfg(feature = "agent")]
 fn str_param(query: &str, name: &str) -> String {
     query
         .split('&')
@@ -342,6 +360,7 @@ fn str_param(query: &str, name: &str) -> String {
         .unwrap_or_default()
 }
 
+#[cfg(feature = "agent")]
 fn observation_json(o: &crate::memory::Observation, similarity: Option<f32>) -> Json {
     json!({
         "id": o.id,
@@ -354,6 +373,7 @@ fn observation_json(o: &crate::memory::Observation, similarity: Option<f32>) -> 
     })
 }
 
+#[cfg(feature = "agent")]
 fn memory_json(m: &crate::memory::Memory, similarity: Option<f32>) -> Json {
     json!({
         "id": m.id,
@@ -369,6 +389,7 @@ fn memory_json(m: &crate::memory::Memory, similarity: Option<f32>) -> Json {
 
 /// `GET /api/observations?query=&type=&hours=&limit=`: newest first, or ranked by words
 /// when a query is given (this endpoint never waits on the LLM server).
+#[cfg(feature = "agent")]
 fn observations(shared: &Shared, query: &str) -> Reply {
     let q = str_param(query, "query");
     let kind = match str_param(query, "type").as_str() {
@@ -422,6 +443,7 @@ fn observations(shared: &Shared, query: &str) -> Reply {
 }
 
 /// `GET /api/memories?query=&limit=`: active memories, newest first or ranked by words.
+#[cfg(feature = "agent")]
 fn memories(shared: &Shared, query: &str) -> Reply {
     let q = str_param(query, "query");
     let limit = match int_param(query, "limit", 20, 1, 1000) {
@@ -448,6 +470,7 @@ fn memories(shared: &Shared, query: &str) -> Reply {
 
 /// `POST /api/memory/recall` `{query, limit}`: by meaning when the embedding model
 /// answers (within a few seconds), else by words.
+#[cfg(feature = "agent")]
 fn memory_recall(shared: &Shared, body: &str) -> Reply {
     let parsed: Json = match serde_json::from_str(body) {
         Ok(j) => j,
@@ -495,6 +518,7 @@ fn memory_recall(shared: &Shared, body: &str) -> Reply {
 }
 
 /// `GET /api/stats`: counts by kind and type, store size, vector dimension.
+#[cfg(feature = "agent")]
 fn stats(shared: &Shared) -> Reply {
     let counts = match shared.store.memory().memory_counts() {
         Ok(c) => c,

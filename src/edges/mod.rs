@@ -7,5 +7,6 @@
 pub mod gpio;
 pub mod http;
 pub mod mqtt;
+#[cfg(feature = "agent")]
 pub mod ollama;
 pub mod systemd;

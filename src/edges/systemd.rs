@@ -29,7 +29,9 @@ fn send(state: &[NotifyState]) {
 /// One line for `systemctl status`: e.g. "12 sources, mqtt connected, ollama unreachable
 /// (queueing 3), store ok".
 pub fn status_line(shared: &Shared) -> String {
+    #[cfg(feature = "agent")]
     use crate::agent::worker::{LLM_MODEL_MISSING, LLM_REACHABLE, LLM_UNREACHABLE};
+    #[cfg(feature = "mqtt")]
     use crate::edges::mqtt::connection::state_name;
     let sources = shared
         .registry
@@ -37,10 +39,16 @@ pub fn status_line(shared: &Shared) -> String {
         .iter()
         .filter(|i| i.live.count.load(Ordering::Relaxed) > 0)
         .count();
+    #[cfg(not(feature = "mqtt"))]
+    let mqtt = "mqtt not built in";
+    #[cfg(feature = "mqtt")]
     let mqtt = match &shared.mqtt {
         Some(m) => format!("mqtt {}", state_name(m.stats.state.load(Ordering::Relaxed))),
         None => "mqtt off".into(),
     };
+    #[cfg(not(feature = "agent"))]
+    let llm = "agent not built in";
+    #[cfg(feature = "agent")]
     let llm = match &shared.llm {
         Some(l) => {
             let queued = l.queued.load(Ordering::Relaxed);

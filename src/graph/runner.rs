@@ -28,13 +28,17 @@ use crate::clock::now_us;
 use crate::config::settings::Settings;
 use crate::config::{PipelineSpec, SinkKind, SourceKind, StageKind};
 use crate::edges::gpio::GpioBackend;
-use crate::edges::mqtt::connection::{Publish, Subscription};
+#[cfg(feature = "mqtt")]
+use crate::edges::mqtt::connection::Subscription;
 use crate::shutdown::Shutdown;
 use crate::sinks;
+#[cfg(feature = "mqtt")]
 use crate::sinks::mqtt::MqttSink;
+use crate::store::outbox::OutMessage;
 
 use crate::sources::SourceCtx;
 use crate::sources::gpio::GpioSource;
+#[cfg(feature = "mqtt")]
 use crate::sources::mqtt::MqttSource;
 use crate::sources::system::SystemSource;
 use crate::stages::adaptive::Adaptive;
@@ -81,7 +85,8 @@ pub struct Parts<'a> {
     pub writer: Option<&'a WriterHandle>,
     /// Where mqtt sinks send messages; `None` when no broker is configured (then mqtt
     /// sinks and sources are left out, with one log line each).
-    pub mqtt: Option<&'a async_channel::Sender<Publish>>,
+    /// Always `None` in a build without the mqtt feature.
+    pub mqtt: Option<&'a async_channel::Sender<OutMessage>>,
     /// Where observer sinks send change events (the agent's observation loop).
     pub observer: Option<&'a async_channel::Sender<super::Change>>,
     pub shutdown: &'a Shutdown,
@@ -91,29 +96,29 @@ pub struct Built {
     pub tasks: Vec<Task>,
     pub status: GraphStatus,
     /// What each mqtt source wants from the broker, for the MQTT worker.
+    #[cfg(feature = "mqtt")]
     pub subscriptions: Vec<Subscription>,
 }
 
 /// Leave out mqtt sources and sinks when MQTT is off, saying so once each.
 fn without_mqtt(spec: &PipelineSpec) -> PipelineSpec {
+    let why = if cfg!(feature = "mqtt") {
+        "no [mqtt] broker configured"
+    } else {
+        "this build has no mqtt feature"
+    };
     let mut spec = spec.clone();
     spec.sources.retain(|s| {
         let keep = !matches!(s.kind, SourceKind::Mqtt { .. });
         if !keep {
-            log::info!(
-                "mqtt source '{}' skipped: no [mqtt] broker configured",
-                s.name
-            );
+            log::info!("mqtt source '{}' skipped: {why}", s.name);
         }
         keep
     });
     spec.sinks.retain(|s| {
         let keep = !matches!(s.kind, SinkKind::Mqtt(_));
         if !keep {
-            log::info!(
-                "mqtt sink '{}' skipped: no [mqtt] broker configured",
-                s.name
-            );
+            log::info!("mqtt sink '{}' skipped: {why}", s.name);
         }
         keep
     });
@@ -140,12 +145,13 @@ fn without_mqtt(spec: &PipelineSpec) -> PipelineSpec {
 /// Wire `spec` (already validated) into tasks ready to spawn.
 pub fn build(spec: &PipelineSpec, parts: Parts<'_>) -> Result<Built, String> {
     let trimmed;
-    let spec = if parts.mqtt.is_none() {
+    let spec = if parts.mqtt.is_none() || !cfg!(feature = "mqtt") {
         trimmed = without_mqtt(spec);
         &trimmed
     } else {
         spec
     };
+    #[cfg(feature = "mqtt")]
     let mut subscriptions = Vec::new();
     let registry = parts.registry;
     let mut status = GraphStatus::default();
@@ -222,6 +228,7 @@ pub fn build(spec: &PipelineSpec, parts: Parts<'_>) -> Result<Built, String> {
                 tasks.push(Box::pin(s.run(ctx)));
                 "gpio"
             }
+            #[cfg(feature = "mqtt")]
             SourceKind::Mqtt {
                 topics,
                 pointer,
@@ -237,6 +244,10 @@ pub fn build(spec: &PipelineSpec, parts: Parts<'_>) -> Result<Built, String> {
                 });
                 tasks.push(Box::pin(MqttSource::new(rx).run(ctx)));
                 "mqtt"
+            }
+            #[cfg(not(feature = "mqtt"))]
+            SourceKind::Mqtt { .. } => {
+                return Err(format!("source '{}' needs MQTT, which is off", src.name));
             }
         };
         status.nodes.push(NodeStatus {
@@ -288,6 +299,7 @@ pub fn build(spec: &PipelineSpec, parts: Parts<'_>) -> Result<Built, String> {
         let rx = take(&mut inboxes, &sk.name);
         let (kind, counters, cap, lossy): (&'static str, Arc<Counters>, usize, bool) =
             match &sk.kind {
+                #[cfg(feature = "mqtt")]
                 SinkKind::Mqtt(p) => {
                     let publish = parts
                         .mqtt
@@ -303,6 +315,10 @@ pub fn build(spec: &PipelineSpec, parts: Parts<'_>) -> Result<Built, String> {
                     let c = sink.counters();
                     tasks.push(Box::pin(sink.run(rx.clone())));
                     ("mqtt", c, STAGE_QUEUE, true)
+                }
+                #[cfg(not(feature = "mqtt"))]
+                SinkKind::Mqtt(_) => {
+                    return Err(format!("sink '{}' needs MQTT, which is off", sk.name));
                 }
                 SinkKind::Observer => {
                     let counters = Arc::new(Counters::new(&["changes", "forwarded"]));
@@ -351,6 +367,7 @@ pub fn build(spec: &PipelineSpec, parts: Parts<'_>) -> Result<Built, String> {
     Ok(Built {
         tasks,
         status,
+        #[cfg(feature = "mqtt")]
         subscriptions,
     })
 }

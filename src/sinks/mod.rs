@@ -4,6 +4,8 @@
 //! - `log`: one log line per item.
 
 pub mod log;
+#[cfg(feature = "mqtt")]
 pub mod mqtt;
+// Pipeline validation parses mqtt sinks in every build (they are skipped without `mqtt`).
 pub mod mqtt_params;
 pub mod store;

@@ -2,6 +2,7 @@
 //! event loop and sends into its node's [`Output`](crate::graph::edge::Output).
 
 pub mod gpio;
+#[cfg(feature = "mqtt")]
 pub mod mqtt;
 pub mod system;
 

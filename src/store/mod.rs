@@ -255,11 +255,13 @@ impl Store {
     }
 
     /// The environment, for the memory tables (`crate::memory::store`).
+    #[cfg(feature = "agent")]
     pub(crate) fn env(&self) -> &Env<WithoutTls> {
         &self.env
     }
 
     /// The `meta` database, for the memory tables' counters.
+    #[cfg(feature = "agent")]
     pub(crate) fn meta_db(&self) -> &Db {
         &self.meta
     }

@@ -23,12 +23,15 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+#[cfg(feature = "agent")]
 use serde_json::Value as Json;
 
 use rumqttc::{Client, Connection, Event, Incoming, LastWill, MqttOptions, Outgoing, QoS};
 
 use super::payload::{self, Inbound};
 use super::topic;
+// Questions over MQTT go to the agent; a build without it never subscribes to ask topics.
+#[cfg(feature = "agent")]
 use crate::agent::worker::Question;
 use crate::clock::now_us;
 use crate::config::settings::Settings;
@@ -160,6 +163,7 @@ pub struct Parts {
     /// Assistant announces itself).
     pub discovery: Vec<Publish>,
     /// Where questions go (the agent); `None` when the agent is off.
+    #[cfg(feature = "agent")]
     pub questions: Option<async_channel::Sender<Question>>,
     /// The last messages per topic, shared with the agent's tools.
     pub recent: Arc<Mutex<Recent>>,
@@ -349,7 +353,9 @@ struct Worker {
     /// on an ask topic is our own and never starts the agent.
     own: VecDeque<u64>,
     /// Questions per ask topic in the current minute.
+    #[cfg(feature = "agent")]
     rate: HashMap<String, (Micros, u32)>,
+    #[cfg(feature = "agent")]
     ask_seq: u64,
 }
 
@@ -363,6 +369,7 @@ fn message_hash(topic: &str, payload: &[u8]) -> u64 {
 
 /// Topics that never trigger the agent, whoever publishes them: answers, status,
 /// readings and states (a question about a reading is not a reading).
+#[cfg(feature = "agent")]
 fn loop_guarded(topic: &str) -> bool {
     topic.ends_with("/answers")
         || topic.ends_with("/status")
@@ -404,7 +411,9 @@ impl Worker {
             qos0: VecDeque::new(),
             qos0_blocked: false,
             own: VecDeque::new(),
+            #[cfg(feature = "agent")]
             rate: HashMap::new(),
+            #[cfg(feature = "agent")]
             ask_seq: 0,
         }
     }
@@ -742,6 +751,7 @@ impl Worker {
                 }
             }
         }
+        #[cfg(feature = "agent")]
         if self.parts.questions.is_some() {
             for t in self.parts.settings.ask_topics() {
                 if !filters.contains(&t) {
@@ -813,6 +823,7 @@ impl Worker {
             self.on_gpio_command(rest, &payload);
             return;
         }
+        #[cfg(feature = "agent")]
         if self.parts.questions.is_some()
             && self
                 .parts
@@ -877,6 +888,7 @@ impl Worker {
     /// A message on an ask topic: unless the loop guard or the rate limit says no, a
     /// question for the agent. Payload: plain text, or JSON with `question` (or `text`,
     /// `message`, `query`) and optional `id` and `reply_to`.
+    #[cfg(feature = "agent")]
     fn on_question(&mut self, topic: &str, payload: &[u8]) {
         let own = self.own.contains(&message_hash(topic, payload));
         if own || loop_guarded(topic) {

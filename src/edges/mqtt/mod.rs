@@ -6,7 +6,11 @@
 //!   `docs/mqtt.md`).
 //! - `discovery`: Home Assistant MQTT discovery payloads.
 
+#[cfg(feature = "mqtt")]
 pub mod connection;
+#[cfg(feature = "mqtt")]
 pub mod discovery;
+#[cfg(feature = "mqtt")]
 pub mod payload;
+// Config validation checks topics in every build, with or without the mqtt feature.
 pub mod topic;
