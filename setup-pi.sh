@@ -50,6 +50,12 @@ UNIT="$ROOT/etc/systemd/system/smollama.service"
 JOURNALD="$ROOT/etc/systemd/journald.conf.d/smollama.conf"
 LIVE=1
 [ -n "$ROOT" ] && LIVE=0
+# Installed from the .deb: the package owns the binary and its unit
+# (/usr/lib/systemd/system), so this script neither copies nor deletes them.
+PKG=0
+if [ "$LIVE" = 1 ] && dpkg-query -W -f='${Status}' smollama 2>/dev/null | grep -q "ok installed"; then
+  PKG=1
+fi
 
 say() { printf '%s\n' "$*"; }
 run() {
@@ -90,6 +96,10 @@ if [ "$UNINSTALL" = 1 ]; then
   if [ "$LIVE" = 1 ]; then
     run systemctl disable --now smollama.service || true
   fi
+  if [ "$PKG" = 1 ]; then
+    # dpkg -r keeps the conffile (the config); data stays too (only a purge removes it).
+    run dpkg -r smollama
+  fi
   for f in "$UNIT" "$BIN" "$JOURNALD"; do
     if [ -e "$f" ]; then run rm -f "$f"; say "removed: $f"; fi
   done
@@ -118,6 +128,7 @@ case "$SRC" in
     if [ "$LIVE" = 1 ]; then
       run dpkg -i "$SRC"
       SRC="/usr/bin/smollama"
+      PKG=1
     else
       run dpkg-deb -x "$SRC" "$TMP/deb"
       SRC="$TMP/deb/usr/bin/smollama"
@@ -175,7 +186,13 @@ if [ "$DRY" = 1 ]; then say "would install the journald cap as $JOURNALD"; else 
 
 # 6. The unit; enable and start it, then wait for READY (systemctl start waits for
 #    Type=notify services to report ready).
-if [ "$DRY" = 1 ]; then say "would install $HERE/systemd/smollama.service as $UNIT"; else install_file "$HERE/systemd/smollama.service" "$UNIT" 0644; fi
+if [ "$PKG" = 1 ]; then
+  say "unit: the package's (/usr/lib/systemd/system/smollama.service)"
+elif [ "$DRY" = 1 ]; then
+  say "would install $HERE/systemd/smollama.service as $UNIT"
+else
+  install_file "$HERE/systemd/smollama.service" "$UNIT" 0644
+fi
 if [ "$LIVE" = 1 ]; then
   run systemctl restart systemd-journald
   run systemctl daemon-reload
