@@ -26,8 +26,6 @@ const PAST: usize = 5;
 const COMPACT_MIN: usize = 5;
 /// Confidence of a compaction summary (as the original).
 const SUMMARY_CONFIDENCE: f32 = 0.9;
-/// Confidence added when a memory is confirmed again.
-const REINFORCE_STEP: f32 = 0.05;
 /// After a failed embedding request, the job waits this long before trying again.
 const REEMBED_RETRY: Micros = 60_000_000;
 
@@ -92,14 +90,7 @@ pub fn observe(a: &Agent) {
             related_sources: o.related_sources.clone(),
             node: node.clone(),
         };
-        let v = ctx.embed(&obs.text);
-        match recall::record_observation(
-            &ctx.store,
-            &obs,
-            v.as_deref(),
-            m.merge_similarity as f32,
-            m.merge_window,
-        ) {
+        match ctx.record_observation(&obs) {
             Ok(Recorded::New(id)) => {
                 new += 1;
                 publish_observation(a, id, &obs);
@@ -119,10 +110,7 @@ pub fn observe(a: &Agent) {
             last_seen: now_us(),
             node: node.clone(),
         };
-        let v = ctx.embed(&mem.fact);
-        let threshold = m.reinforce_similarity as f32;
-        if let Err(e) = recall::remember(&ctx.store, &mem, v.as_deref(), threshold, REINFORCE_STEP)
-        {
+        if let Err(e) = ctx.remember(&mem) {
             log::warn!("memory: cannot store a memory: {e}");
         }
     }
@@ -206,13 +194,9 @@ pub fn compact_if_low(a: &Agent) -> bool {
     };
     let ids: Vec<u64> = old.iter().map(|o| o.id).collect();
     let v = ctx.embed(&summary.text);
-    let ms = ctx.store.memory();
-    let written = match ms.replace_with_summary(&ids, &summary, v.as_deref()) {
-        Err(crate::memory::store::MemoryError::Dimension { .. }) => {
-            ms.replace_with_summary(&ids, &summary, None)
-        }
-        r => r,
-    };
+    let written = recall::with_vector_or_without(v.as_deref(), |v| {
+        ctx.store.memory().replace_with_summary(&ids, &summary, v)
+    });
     match written {
         Ok(id) => {
             log::info!(

@@ -278,6 +278,9 @@ pub fn find_similar_observation(
     Ok(best)
 }
 
+/// Confidence added when a memory is confirmed again (as the original).
+pub const REINFORCE_STEP: f32 = 0.05;
+
 /// What `remember` did.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Remembered {
@@ -311,7 +314,7 @@ pub fn remember(
 /// Writes with the vector; when its dimension is not the store's (the embedding model
 /// changed and the re-embedding job has not caught up), writes without it instead, and
 /// the job fills it in: a text is never lost for its vector.
-fn with_vector_or_without(
+pub fn with_vector_or_without(
     vector: Option<&[f32]>,
     write: impl Fn(Option<&[f32]>) -> Result<u64, MemoryError>,
 ) -> Result<u64, MemoryError> {

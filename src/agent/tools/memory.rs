@@ -11,8 +11,6 @@ use crate::memory::recall::{self, Remembered};
 use crate::memory::{Memory, Observation, ObservationType};
 
 const DEFAULT_CONFIDENCE: f64 = 0.8;
-/// Confidence added when a memory is confirmed again (as the original).
-const REINFORCE_STEP: f32 = 0.05;
 
 fn round2(x: f32) -> f64 {
     (f64::from(x) * 100.0).round() / 100.0
@@ -127,15 +125,9 @@ impl Tool for Remember {
             last_seen: now,
             node: ctx.settings.node.name.clone(),
         };
-        let vector = ctx.embed(&fact);
-        let outcome = recall::remember(
-            &ctx.store,
-            &mem,
-            vector.as_deref(),
-            ctx.settings.memory.reinforce_similarity as f32,
-            REINFORCE_STEP,
-        )
-        .map_err(|e| format!("could not store the memory: {e}"))?;
+        let outcome = ctx
+            .remember(&mem)
+            .map_err(|e| format!("could not store the memory: {e}"))?;
         let (id, reinforced) = match outcome {
             Remembered::New(id) => (id, false),
             Remembered::Reinforced { id, .. } => (id, true),
@@ -211,16 +203,9 @@ impl Tool for Observe {
             related_sources: related.clone(),
             node: ctx.settings.node.name.clone(),
         };
-        let vector = ctx.embed(&text);
-        let m = &ctx.settings.memory;
-        let outcome = recall::record_observation(
-            &ctx.store,
-            &obs,
-            vector.as_deref(),
-            m.merge_similarity as f32,
-            m.merge_window,
-        )
-        .map_err(|e| format!("could not store the observation: {e}"))?;
+        let outcome = ctx
+            .record_observation(&obs)
+            .map_err(|e| format!("could not store the observation: {e}"))?;
         let (id, merged) = match outcome {
             recall::Recorded::New(id) => (id, false),
             recall::Recorded::Merged { id, .. } => (id, true),

@@ -66,6 +66,41 @@ impl ToolContext {
     }
 }
 
+impl ToolContext {
+    /// Store an observation as `[memory]` says: embedded, merged into a near-duplicate
+    /// stored within `merge_window` (`merge_similarity`).
+    pub fn record_observation(
+        &self,
+        obs: &crate::memory::Observation,
+    ) -> Result<crate::memory::recall::Recorded, crate::memory::store::MemoryError> {
+        let m = &self.settings.memory;
+        let v = self.embed(&obs.text);
+        crate::memory::recall::record_observation(
+            &self.store,
+            obs,
+            v.as_deref(),
+            m.merge_similarity as f32,
+            m.merge_window,
+        )
+    }
+
+    /// Store a fact as `[memory]` says: embedded, reinforcing an active memory at least
+    /// `reinforce_similarity` alike instead of adding a duplicate.
+    pub fn remember(
+        &self,
+        mem: &crate::memory::Memory,
+    ) -> Result<crate::memory::recall::Remembered, crate::memory::store::MemoryError> {
+        let v = self.embed(&mem.fact);
+        crate::memory::recall::remember(
+            &self.store,
+            mem,
+            v.as_deref(),
+            self.settings.memory.reinforce_similarity as f32,
+            crate::memory::recall::REINFORCE_STEP,
+        )
+    }
+}
+
 /// One tool. `call` gets arguments already validated against `parameters`.
 pub trait Tool: Send + Sync {
     fn name(&self) -> &'static str;
