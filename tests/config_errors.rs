@@ -230,13 +230,16 @@ fn bad_settings_fail_with_their_message_and_line() {
 fn example_config_loads_and_matches_defaults() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/smollama.toml");
     let s = Settings::load_with_env(Some(&path), &[]).unwrap_or_else(|e| panic!("{e}"));
+    // Every value in the shipped file is the default: the `.deb` and setup-pi.sh install it,
+    // so an active example entry (a pin, say) would change what a fresh install does.
     let d = Settings::defaults();
-    assert_eq!(s.node.name, d.node.name);
-    assert_eq!(s.store, d.store);
-    assert_eq!(s.http, d.http);
-    assert_eq!(s.gpio.backend, d.gpio.backend);
-    assert_eq!(s.gpio.simulate, d.gpio.simulate);
-    assert_eq!(s.pipeline, d.pipeline);
+    assert_eq!(
+        Settings {
+            file: None,
+            ..s.clone()
+        },
+        d
+    );
     // And the pipeline it selects (the default) validates with its pins.
     PipelineSpec::load(&s).unwrap_or_else(|e| panic!("{e}"));
 }
