@@ -7,6 +7,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::error::{self, ConfigError, ConfigErrors};
+use super::expect::Want;
 use super::suggest;
 use crate::graph::Micros;
 
@@ -610,6 +611,24 @@ fn key_type(section: &str, key: &str) -> Ty {
     }
 }
 
+/// What a key takes, for type errors in plain words.
+fn want(section: &str, key: &str) -> Want {
+    match key_type(section, key) {
+        Ty::Int => Want::WholeNumber,
+        Ty::Bool => Want::Bool,
+        Ty::List => Want::TextList,
+        Ty::Str => match (section, key) {
+            ("memory", "reinforce_similarity" | "merge_similarity") => Want::Number,
+            ("mqtt", "keepalive" | "reconnect_min" | "reconnect_max")
+            | ("ollama", "connect_timeout" | "read_timeout" | "total_timeout")
+            | ("memory", "observe_min" | "observe_max" | "observation_max_age" | "merge_window") => {
+                Want::Duration
+            }
+            _ => Want::Text,
+        },
+    }
+}
+
 /// A scalar setting value, from the file or from the environment.
 enum Val {
     Str(String),
@@ -1102,30 +1121,69 @@ fn set_mqtt(
     Ok(())
 }
 
-/// Turn a toml deserialisation error into a `ConfigError` with a line and, for unknown keys,
-/// a hint listing the valid ones.
+/// Turn a toml deserialisation error into a `ConfigError` with a line and plain words:
+/// type errors say what the key takes, unknown keys name their table and the valid keys.
 fn toml_error(file: &str, text: &str, e: &toml::de::Error) -> ConfigError {
     let line = e.span().map(|r| error::line_of(text, r.start));
     let msg = e.message().trim().to_string();
-    let mut err = ConfigError::new(file, line, msg.clone());
+    if let Some((m, hint)) = super::expect::from_toml_type_error(&msg, text, e.span()) {
+        return ConfigError::new(file, line, m).with_hint(
+            hint.unwrap_or_else(|| "see config/smollama.toml for every key with an example".into()),
+        );
+    }
     if let Some((unknown, expected)) = parse_unknown_field(&msg) {
+        let refs: Vec<&str> = expected.iter().map(String::as_str).collect();
+        let top_level = refs.contains(&"node") && refs.contains(&"pipeline");
+        let (what, message) = if top_level {
+            ("sections", format!("unknown section [{unknown}]"))
+        } else {
+            let table = if refs == PIN_KEYS {
+                "[[gpio.pins]]".to_string()
+            } else {
+                table_header_before(text, e.span().map_or(0, |r| r.start))
+            };
+            ("keys here", format!("unknown key `{unknown}` in {table}"))
+        };
         let hint = if expected.is_empty() {
             "this table takes no keys".to_string()
         } else {
-            let refs: Vec<&str> = expected.iter().map(String::as_str).collect();
-            suggest::hint(&unknown, "keys here", &refs)
+            suggest::hint(&unknown, what, &refs)
         };
-        err = err.with_hint(hint);
-    } else if msg.contains("missing field") {
-        err = err.with_hint(format!(
+        return ConfigError::new(file, line, message).with_hint(hint);
+    }
+    if let Some(field) = msg
+        .strip_prefix("missing field `")
+        .and_then(|r| r.split('`').next())
+    {
+        return ConfigError::new(
+            file,
+            line,
+            format!("a [[gpio.pins]] entry has no `{field}`"),
+        )
+        .with_hint(format!(
             "each [[gpio.pins]] needs at least `pin` and `name`; keys: {}",
             PIN_KEYS.join(", ")
         ));
-    } else if msg.starts_with("invalid type") {
-        err = err
-            .with_hint("check the value's type: strings in quotes, numbers and true/false without");
+    }
+    let mut err = ConfigError::new(file, line, msg.clone());
+    if msg.starts_with("invalid type") {
+        err = err.with_hint(
+            "text goes in quotes; numbers, true and false do not (see config/smollama.toml)",
+        );
     }
     err
+}
+
+/// The `[table]` header that `pos` lies under, for naming it in errors.
+fn table_header_before(text: &str, pos: usize) -> String {
+    text[..pos.min(text.len())]
+        .lines()
+        .rev()
+        .map(str::trim)
+        .find(|l| l.starts_with('['))
+        .map_or("the top of the file".to_string(), |l| {
+            l.split('#').next().unwrap_or(l).trim().to_string()
+        })
 }
 
 /// Parse serde's "unknown field `x`, expected one of `a`, `b`" (or "expected `a`", or
@@ -1264,11 +1322,14 @@ fn read_table(
         }
         let val = match (key_type(section, &key), value) {
             (Ty::Str, toml::Value::String(v)) => Val::Str(v),
-            // The one float setting travels as text, like from the environment.
-            (Ty::Str, toml::Value::Float(f))
-                if key == "reinforce_similarity" || key == "merge_similarity" =>
-            {
+            // The float settings travel as text, like from the environment.
+            (Ty::Str, toml::Value::Float(f)) if want(section, &key) == Want::Number => {
                 Val::Str(f.to_string())
+            }
+            (Ty::Str, toml::Value::Integer(i))
+                if want(section, &key) == Want::Number || key == "keep_alive" =>
+            {
+                Val::Str(i.to_string())
             }
             (Ty::Int, toml::Value::Integer(v)) => Val::Int(v),
             (Ty::Bool, toml::Value::Boolean(v)) => Val::Bool(v),
@@ -1277,20 +1338,14 @@ fn read_table(
                     .filter_map(|v| v.as_str().map(str::to_string))
                     .collect(),
             ),
-            (ty, other) => {
-                let want = match ty {
-                    Ty::Str => "a string",
-                    Ty::Int => "a whole number",
-                    Ty::Bool => "true or false",
-                    Ty::List => "a list of strings",
-                };
+            (_, other) => {
+                let (msg, hint) = super::expect::mismatch(want(section, &key), &other);
                 errors.push(
-                    ConfigError::new(
-                        file,
-                        line,
-                        format!("{section}.{key} must be {want}, not {}", other.type_str()),
-                    )
-                    .with_hint("see config/smollama.toml for every key with an example"),
+                    ConfigError::new(file, line, format!("{key}: {msg}")).with_hint(
+                        hint.unwrap_or_else(|| {
+                            "see config/smollama.toml for every key with an example".into()
+                        }),
+                    ),
                 );
                 continue;
             }
@@ -1438,12 +1493,14 @@ fn apply_env(settings: &mut Settings, env: &[(String, String)]) -> Result<(), Co
         let Some((_, section, key)) = known.iter().find(|(k, _, _)| k == var) else {
             let mut names: Vec<String> = known.iter().map(|(k, _, _)| k.clone()).collect();
             names.push(CONFIG_ENV.to_string());
-            let sorted = suggest::by_closeness(var, &names);
+            // The three closest, not all of them: the list is long and the typo is near.
+            let closest = suggest::by_closeness(var, &names);
+            let closest: Vec<&str> = closest.iter().take(3).map(String::as_str).collect();
             errors.push(
                 ConfigError::new(origin, None, format!("unknown setting variable {var}"))
                     .with_hint(format!(
-                        "known variables (closest first): {}",
-                        sorted.join(", ")
+                        "did you mean {}? every variable is SMOLLAMA_<SECTION>_<KEY> of a key in config/smollama.toml",
+                        suggest::one_of(&closest)
                     )),
             );
             continue;
@@ -1453,8 +1510,12 @@ fn apply_env(settings: &mut Settings, env: &[(String, String)]) -> Result<(), Co
                 Ok(n) => Val::Int(n),
                 Err(_) => {
                     errors.push(
-                        ConfigError::new(origin, None, format!("'{value}' is not a whole number"))
-                            .with_hint("see config/smollama.toml for the value this key takes"),
+                        ConfigError::new(
+                            origin,
+                            None,
+                            format!("expected {}, found \"{value}\"", Want::WholeNumber.phrase()),
+                        )
+                        .with_hint("see config/smollama.toml for the value this key takes"),
                     );
                     continue;
                 }
@@ -1463,8 +1524,12 @@ fn apply_env(settings: &mut Settings, env: &[(String, String)]) -> Result<(), Co
                 Some(b) => Val::Bool(b),
                 None => {
                     errors.push(
-                        ConfigError::new(origin, None, format!("'{value}' is not a boolean"))
-                            .with_hint("use true/false, 1/0, yes/no or on/off"),
+                        ConfigError::new(
+                            origin,
+                            None,
+                            format!("expected {}, found \"{value}\"", Want::Bool.phrase()),
+                        )
+                        .with_hint("use true/false, 1/0, yes/no or on/off"),
                     );
                     continue;
                 }
@@ -1605,7 +1670,7 @@ mod tests {
         assert_eq!(e.0[0].file, "environment variable SMOLLAMA_HTTP_BIND");
         assert_eq!(e.0[0].line, None);
         let e = load_from(None, &env(&[("SMOLLAMA_GPIO_SIMULATE", "maybe")]), none).unwrap_err();
-        assert!(e.0[0].message.contains("not a boolean"));
+        assert_eq!(e.0[0].message, "expected true or false, found \"maybe\"");
         let e = load_from(None, &env(&[("SMOLLAMA_STORE_MAP_SIZE_MB", "0")]), none).unwrap_err();
         assert!(e.0[0].message.contains("out of range"));
         let e = load_from(None, &env(&[("SMOLLAMA_HTTP_BIN", "x")]), none).unwrap_err();
@@ -1616,9 +1681,11 @@ mod tests {
         );
         let hint = e.0[0].hint.as_deref().unwrap();
         assert!(
-            hint.contains("closest first): SMOLLAMA_HTTP_BIND,"),
+            hint.starts_with("did you mean SMOLLAMA_HTTP_BIND, "),
             "{hint}"
         );
+        // Three names, not all of them.
+        assert_eq!(hint.matches("SMOLLAMA_").count(), 4, "{hint}");
         // Several problems are all reported; empty values are ignored.
         let e = load_from(
             None,
