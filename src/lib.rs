@@ -9,6 +9,7 @@ pub mod config;
 pub mod edges;
 pub mod features;
 pub mod graph;
+pub mod logging;
 #[cfg(feature = "agent")]
 pub mod memory;
 pub mod process;
