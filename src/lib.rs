@@ -6,6 +6,7 @@ pub mod agent;
 pub mod app;
 pub mod clock;
 pub mod config;
+pub mod data_dir;
 pub mod edges;
 pub mod features;
 pub mod graph;

@@ -9,6 +9,7 @@ use std::process::ExitCode;
 use argh::FromArgs;
 
 use smollama::config::{ConfigErrors, PipelineSpec, Settings, suggest};
+use smollama::data_dir::{DataDir, Lock, LockError};
 use smollama::logging;
 
 #[derive(FromArgs)]
@@ -266,10 +267,61 @@ fn config_failure(e: &ConfigErrors) -> ExitCode {
     ExitCode::from(2)
 }
 
+/// The data directory, created if needed and checked writable; errors name the setting.
+fn usable_data_dir(settings: &Settings) -> Result<DataDir, ExitCode> {
+    DataDir::resolve(settings)
+        .and_then(|d| d.prepare().map(|()| d))
+        .map_err(|e| config_failure(&e.into()))
+}
+
+/// Take the data directory for a command that writes the store. `refusal` says what to do
+/// when an agent holds it.
+fn exclusive(dir: &DataDir, command: &str, refusal: &str) -> Result<Lock, ExitCode> {
+    dir.lock(command).map_err(|e| match e {
+        LockError::Held { dir, holder } => {
+            if holder.command == AGENT_COMMAND {
+                eprintln!(
+                    "error: smollama is running ({holder}) on {}; {refusal}",
+                    dir.display()
+                );
+            } else {
+                eprintln!(
+                    "error: {} is using {} ({holder}); wait for it to finish, then run this again",
+                    if holder.command.is_empty() {
+                        "another smollama"
+                    } else {
+                        &holder.command
+                    },
+                    dir.display()
+                );
+            }
+            ExitCode::from(1)
+        }
+        LockError::Unusable(e) => config_failure(&e.into()),
+    })
+}
+
+/// What the agent writes into the lock file, and what other commands look for in it.
+const AGENT_COMMAND: &str = "smollama run";
+
 fn run(settings: Settings) -> ExitCode {
     let spec = match PipelineSpec::load(&settings) {
         Ok(s) => s,
         Err(e) => return config_failure(&e),
+    };
+    // One store, one agent: a second agent on this directory would write every reading
+    // twice. The lock is held until the process ends.
+    let dir = match usable_data_dir(&settings) {
+        Ok(d) => d,
+        Err(code) => return code,
+    };
+    let _lock = match exclusive(
+        &dir,
+        AGENT_COMMAND,
+        "one data directory serves one agent: stop that one first (sudo systemctl stop smollama if it is the service), or give this one its own [node] data_dir",
+    ) {
+        Ok(l) => l,
+        Err(code) => return code,
     };
     match smollama::app::run(settings, spec) {
         Ok(()) => ExitCode::SUCCESS,
@@ -283,6 +335,11 @@ fn run(settings: Settings) -> ExitCode {
 fn pipeline_check(mut settings: Settings, files: Vec<PathBuf>) -> ExitCode {
     if !files.is_empty() {
         settings.pipeline.files = files;
+        settings.set_origin(
+            "pipeline",
+            "files",
+            smollama::config::settings::Origin::CommandLine,
+        );
     }
     match PipelineSpec::load(&settings) {
         Ok(spec) => {
@@ -325,7 +382,9 @@ fn offline_context(settings: &Settings) -> Result<smollama::agent::tools::ToolCo
     if let Ok(saved) = store.sources() {
         registry.load(saved);
     }
-    let gpio = smollama::edges::gpio::open(&settings.gpio).map_err(|e| e.to_string())?;
+    // Opened only if a tool reads or drives a pin: most commands never do.
+    let gpio: std::sync::Arc<dyn smollama::edges::gpio::GpioBackend> =
+        std::sync::Arc::new(smollama::edges::gpio::lazy::LazyGpio::new(&settings.gpio));
     let retention = PipelineSpec::load(settings).ok().and_then(|spec| {
         spec.stages.iter().find_map(|s| match &s.kind {
             smollama::config::StageKind::Retention(p) => Some(p.clone()),
@@ -340,6 +399,30 @@ fn offline_context(settings: &Settings) -> Result<smollama::agent::tools::ToolCo
 #[cfg(feature = "agent")]
 fn memory(settings: &Settings, cmd: MemorySub) -> ExitCode {
     use smollama::memory::cli;
+    let dir = match usable_data_dir(settings) {
+        Ok(d) => d,
+        Err(code) => return code,
+    };
+    // Reading works beside a running agent (LMDB readers do not block it); import and
+    // reembed write what the agent also writes, so they need the directory to themselves.
+    let stop_first = "stop it first: sudo systemctl stop smollama (or end the `smollama run` in its terminal), then run this again";
+    let _lock = match &cmd {
+        MemorySub::Import(_) => match exclusive(&dir, "smollama memory import", stop_first) {
+            Ok(l) => Some(l),
+            Err(code) => return code,
+        },
+        MemorySub::Reembed(_) => match exclusive(
+            &dir,
+            "smollama memory reembed",
+            &format!(
+                "{stop_first} (the running agent also re-embeds by itself, in the background, after [memory] embedding_model changes)"
+            ),
+        ) {
+            Ok(l) => Some(l),
+            Err(code) => return code,
+        },
+        MemorySub::Export(_) | MemorySub::Recall(_) => None,
+    };
     let ctx = match offline_context(settings) {
         Ok(c) => c,
         Err(e) => {
@@ -393,6 +476,9 @@ fn memory(settings: &Settings, cmd: MemorySub) -> ExitCode {
 fn ask(settings: &Settings, question: &str) -> ExitCode {
     use smollama::agent::tool_loop;
     use smollama::agent::tools::registry::ToolRegistry;
+    if let Err(code) = usable_data_dir(settings) {
+        return code;
+    }
     let ctx = match offline_context(settings) {
         Ok(c) => c,
         Err(e) => {
@@ -486,7 +572,21 @@ fn status(settings: &Settings, json: bool) -> ExitCode {
         .and_then(|s| serde_json::from_str::<serde_json::Value>(&s).map_err(|e| e.to_string()));
     let mut report = match live {
         Ok(v) => v,
-        Err(e) => smollama::status::offline(settings, &format!("no agent answered at {url}: {e}")),
+        Err(e) => {
+            // Offline status reads the data directory; without one there is nothing to read.
+            let dir = match DataDir::resolve(settings) {
+                Ok(d) => d,
+                Err(e) => return config_failure(&e.into()),
+            };
+            let mut why = format!("no agent answered at {url}: {e}");
+            if let Some(holder) = dir.holder() {
+                why.push_str(&format!(
+                    "; but smollama ({holder}) is running on {} (is [http] enabled, on this address?)",
+                    dir.path().display()
+                ));
+            }
+            smollama::status::offline(settings, &why)
+        }
     };
     report["ollama"] = ollama_report(settings);
     if json {

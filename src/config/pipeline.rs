@@ -149,16 +149,19 @@ impl PipelineSpec {
     }
 }
 
+/// Where the list of pipeline files came from, for "cannot read" errors.
 fn source_of_files_hint(settings: &Settings) -> String {
-    match &settings.file {
-        Some(f) => format!(
-            "pipeline files come from [pipeline] files in {} (relative paths are relative to that file's directory)",
-            f.display()
+    use super::settings::Origin;
+    match settings.origin("pipeline", "files") {
+        Origin::File { path, line } => format!(
+            "pipeline files come from [pipeline] files in {}:{line} (relative paths are relative to that file's directory)",
+            path.display()
         ),
-        None => {
-            "pipeline files come from SMOLLAMA_PIPELINE_FILES (relative to the working directory)"
-                .into()
+        Origin::Env(var) => {
+            format!("pipeline files come from {var} (relative to the working directory)")
         }
+        Origin::CommandLine => "check the path given on the command line".into(),
+        Origin::Default => "pipeline files come from [pipeline] files".into(),
     }
 }
 

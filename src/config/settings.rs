@@ -15,6 +15,9 @@ use crate::graph::Micros;
 pub struct Settings {
     /// The file these settings came from; `None` for built-in defaults.
     pub file: Option<PathBuf>,
+    /// Where each key that is not at its default was set, so an error about its value can
+    /// say what to change (see [`Settings::origin`]).
+    pub origins: Vec<(String, Origin)>,
     pub node: NodeSettings,
     pub store: StoreSettings,
     pub http: HttpSettings,
@@ -27,12 +30,26 @@ pub struct Settings {
     pub pipeline: PipelineSettings,
 }
 
+/// Where a setting's value came from, so an error can name what to change.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Origin {
+    /// Not set: the built-in default (some are derived from the environment, e.g. `$HOME`).
+    Default,
+    /// A line of the settings file.
+    File { path: PathBuf, line: usize },
+    /// A `SMOLLAMA_*` environment variable.
+    Env(String),
+    /// The command line (the files given to `smollama pipeline check`).
+    CommandLine,
+}
+
 #[derive(Clone, Debug, PartialEq)]
 pub struct NodeSettings {
     /// Node name, used in topics and status. Default `smollama-node` (as the original).
     pub name: String,
     /// Where the store lives. Default: `$STATE_DIRECTORY` under systemd, else
-    /// `$XDG_DATA_HOME/smollama`, else `~/.local/share/smollama`.
+    /// `$XDG_DATA_HOME/smollama`, else `~/.local/share/smollama`; empty when none of these
+    /// is set (commands that need it then refuse, naming the setting; see `data_dir.rs`).
     pub data_dir: PathBuf,
 }
 
@@ -257,6 +274,7 @@ impl Settings {
     pub fn defaults() -> Settings {
         Settings {
             file: None,
+            origins: Vec::new(),
             node: NodeSettings {
                 name: "smollama-node".into(),
                 data_dir: default_data_dir(),
@@ -336,6 +354,44 @@ impl Settings {
             .answer_topic
             .clone()
             .unwrap_or_else(|| format!("{}/answers", self.mqtt_prefix()))
+    }
+
+    /// Where `[section] key` was set: the file and line, the environment variable, the
+    /// command line, or nowhere (the default).
+    pub fn origin(&self, section: &str, key: &str) -> Origin {
+        let name = format!("{section}.{key}");
+        self.origins
+            .iter()
+            .rev()
+            .find(|(k, _)| *k == name)
+            .map_or(Origin::Default, |(_, o)| o.clone())
+    }
+
+    /// Record where `[section] key` was set (the last record wins).
+    pub fn set_origin(&mut self, section: &str, key: &str, origin: Origin) {
+        self.origins.push((format!("{section}.{key}"), origin));
+    }
+
+    /// What to change for `[section] key`, for errors: "[node] data_dir in FILE:LINE",
+    /// "SMOLLAMA_NODE_DATA_DIR", or, when it is not set, "[node] data_dir (in FILE, or
+    /// SMOLLAMA_NODE_DATA_DIR)".
+    pub fn setting_to_change(&self, section: &str, key: &str) -> String {
+        let var = format!(
+            "{ENV_PREFIX}{}_{}",
+            section.to_ascii_uppercase(),
+            key.to_ascii_uppercase()
+        );
+        match self.origin(section, key) {
+            Origin::File { path, line } => {
+                format!("[{section}] {key} in {}:{line}", path.display())
+            }
+            Origin::Env(v) => v,
+            Origin::CommandLine => "the command line".into(),
+            Origin::Default => match &self.file {
+                Some(f) => format!("[{section}] {key} in {} (or {var})", f.display()),
+                None => format!("[{section}] {key} in the settings file (or {var})"),
+            },
+        }
     }
 
     /// The MQTT client id (`smollama-<node>` by default).
@@ -1212,10 +1268,21 @@ fn apply_file(settings: &mut Settings, path: &Path, text: &str) -> Result<(), Co
     });
     let mut errors = Vec::new();
     let mut set = |section: &str, key: &str, span: std::ops::Range<usize>, val: Val| {
-        if let Err((msg, hint)) = set_key(settings, section, key, val, base) {
-            let mut e = ConfigError::new(&file, Some(error::line_of(text, span.start)), msg);
-            e.hint = hint;
-            errors.push(e);
+        let line = error::line_of(text, span.start);
+        match set_key(settings, section, key, val, base) {
+            Ok(()) => settings.set_origin(
+                section,
+                key,
+                Origin::File {
+                    path: path.to_path_buf(),
+                    line,
+                },
+            ),
+            Err((msg, hint)) => {
+                let mut e = ConfigError::new(&file, Some(line), msg);
+                e.hint = hint;
+                errors.push(e);
+            }
         }
     };
     let s = |v: Spanned<String>| (v.span(), Val::Str(v.into_inner()));
@@ -1543,10 +1610,13 @@ fn apply_env(settings: &mut Settings, env: &[(String, String)]) -> Result<(), Co
             ),
             Ty::Str => Val::Str(value.clone()),
         };
-        if let Err((msg, hint)) = set_key(settings, section, key, val, None) {
-            let mut e = ConfigError::new(origin, None, msg);
-            e.hint = hint;
-            errors.push(e);
+        match set_key(settings, section, key, val, None) {
+            Ok(()) => settings.set_origin(section, key, Origin::Env(var.clone())),
+            Err((msg, hint)) => {
+                let mut e = ConfigError::new(origin, None, msg);
+                e.hint = hint;
+                errors.push(e);
+            }
         }
     }
     if errors.is_empty() {
@@ -1556,9 +1626,19 @@ fn apply_env(settings: &mut Settings, env: &[(String, String)]) -> Result<(), Co
     }
 }
 
-/// Data directory when none is configured.
+/// Data directory when none is configured; empty when none of the variables it is
+/// chosen from is set (rather than a directory relative to wherever smollama started).
 pub fn default_data_dir() -> PathBuf {
-    if let Some(d) = std::env::var_os("STATE_DIRECTORY").filter(|d| !d.is_empty()) {
+    default_data_dir_from().map_or_else(PathBuf::new, |(dir, _)| dir)
+}
+
+/// The environment variables the default data directory is chosen from, in order.
+pub const DATA_DIR_DEFAULT_FROM: [&str; 3] = ["STATE_DIRECTORY", "XDG_DATA_HOME", "HOME"];
+
+/// The default data directory and the variable it came from.
+pub fn default_data_dir_from() -> Option<(PathBuf, &'static str)> {
+    let var = |name: &str| std::env::var_os(name).filter(|d| !d.is_empty());
+    if let Some(d) = var("STATE_DIRECTORY") {
         // systemd may pass several, colon-separated; the first is ours.
         let first = d
             .to_string_lossy()
@@ -1566,15 +1646,12 @@ pub fn default_data_dir() -> PathBuf {
             .next()
             .unwrap_or("")
             .to_string();
-        return PathBuf::from(first);
+        return Some((PathBuf::from(first), "STATE_DIRECTORY"));
     }
-    if let Some(x) = std::env::var_os("XDG_DATA_HOME").filter(|d| !d.is_empty()) {
-        return PathBuf::from(x).join("smollama");
+    if let Some(x) = var("XDG_DATA_HOME") {
+        return Some((PathBuf::from(x).join("smollama"), "XDG_DATA_HOME"));
     }
-    if let Some(h) = std::env::var_os("HOME").filter(|d| !d.is_empty()) {
-        return PathBuf::from(h).join(".local/share/smollama");
-    }
-    PathBuf::from("smollama-data")
+    var("HOME").map(|h| (PathBuf::from(h).join(".local/share/smollama"), "HOME"))
 }
 
 /// Sampling interval default for sources that do not say.
