@@ -177,6 +177,7 @@ impl DataDir {
         let store = dir.join("store");
         for path in [
             dir.clone(),
+            dir.join(LOCK_FILE),
             store.clone(),
             store.join("data.mdb"),
             store.join("lock.mdb"),

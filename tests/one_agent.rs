@@ -5,8 +5,6 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
 
 use common::*;
 use serde_json::Value;
@@ -25,39 +23,6 @@ fn second_config(first: &Path, first_port: u16, second_port: u16) -> std::path::
     let path = first.with_file_name("second.toml");
     std::fs::write(&path, changed).unwrap();
     path
-}
-
-/// Run the binary and wait at most `secs` for it to exit: (code, stderr). A process still
-/// running at the deadline is killed and the test fails.
-fn run_until_exit(args: &[&str], secs: u64) -> (i32, String) {
-    let mut child = Command::new(BIN)
-        .args(args)
-        .env_remove("RUST_LOG")
-        .env_remove("SMOLLAMA_CONFIG")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    loop {
-        if let Some(st) = child.try_wait().unwrap() {
-            let mut err = String::new();
-            use std::io::Read;
-            child
-                .stderr
-                .take()
-                .unwrap()
-                .read_to_string(&mut err)
-                .unwrap();
-            return (st.code().unwrap_or(-1), err);
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("{args:?} was still running after {secs}s");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 /// "N readings stored" from an agent's last log line.
@@ -84,7 +49,13 @@ fn a_second_agent_on_the_same_directory_refuses_and_the_first_runs_on() {
 
     let port2 = free_port();
     let cfg2 = second_config(&cfg, port, port2);
-    let (code, err) = run_until_exit(&["--config", cfg2.to_str().unwrap(), "run"], 20);
+    let (code, _, err) = run_cli_within(
+        20,
+        &["--config", cfg2.to_str().unwrap(), "run"],
+        &[],
+        &[],
+        None,
+    );
     assert_ne!(code, 0, "{err}");
     assert!(err.contains(&format!("PID {pid}")), "{err}");
     let data = dir.path().join("data");
