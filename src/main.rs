@@ -579,7 +579,7 @@ fn status(settings: &Settings, json: bool) -> ExitCode {
                 Err(e) => return config_failure(&e.into()),
             };
             let mut why = format!("no agent answered at {url}: {e}");
-            if let Some(holder) = dir.holder() {
+            if let Some(holder) = dir.holder().filter(|h| h.command == AGENT_COMMAND) {
                 why.push_str(&format!(
                     "; but smollama ({holder}) is running on {} (is [http] enabled, on this address?)",
                     dir.path().display()
