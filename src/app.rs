@@ -246,6 +246,9 @@ pub fn run(settings: Settings, spec: PipelineSpec) -> Result<(), String> {
     for w in crate::features::ignored(&settings) {
         log::warn!("{w}");
     }
+    // GPIO before the store: a backend that cannot open (rppal off a Pi) fails the start
+    // before a store is created.
+    let gpio = gpio::open(&settings.gpio).map_err(|e| e.to_string())?;
     let store_path = store_dir(&settings);
     let store = Arc::new(
         Store::open(
@@ -258,7 +261,6 @@ pub fn run(settings: Settings, spec: PipelineSpec) -> Result<(), String> {
     );
     let registry = Arc::new(Registry::new());
     registry.load(store.sources().map_err(|e| e.to_string())?);
-    let gpio = gpio::open(&settings.gpio).map_err(|e| e.to_string())?;
     log::info!(
         "node {}: store {}, gpio {} ({} pins)",
         settings.node.name,

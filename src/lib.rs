@@ -6,9 +6,11 @@ pub mod agent;
 pub mod app;
 pub mod clock;
 pub mod config;
+pub mod data_dir;
 pub mod edges;
 pub mod features;
 pub mod graph;
+pub mod logging;
 #[cfg(feature = "agent")]
 pub mod memory;
 pub mod process;

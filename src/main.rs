@@ -3,17 +3,19 @@
 // so their arguments go unread.
 #![cfg_attr(not(feature = "agent"), allow(dead_code))]
 
-use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use argh::FromArgs;
 
-use smollama::config::{ConfigErrors, PipelineSpec, Settings};
+use smollama::config::{ConfigErrors, PipelineSpec, Settings, suggest};
+use smollama::data_dir::{DataDir, Lock, LockError};
+use smollama::logging;
 
 #[derive(FromArgs)]
 /// smollama: a small always-on edge agent for Raspberry Pis. With no subcommand it runs
 /// the agent (what the systemd unit starts).
+#[argh(help_triggers("-h", "--help", "help"))]
 struct Cli {
     /// config file (default: $SMOLLAMA_CONFIG, then /etc/smollama/smollama.toml, then
     /// built-in defaults)
@@ -45,6 +47,7 @@ enum Cmd {
 #[derive(FromArgs)]
 /// export, import, search or re-embed observations and memories
 #[argh(subcommand, name = "memory")]
+#[argh(help_triggers("-h", "--help", "help"))]
 struct MemoryCmd {
     #[argh(subcommand)]
     cmd: MemorySub,
@@ -63,11 +66,13 @@ enum MemorySub {
 /// redo every vector with [memory] embedding_model (after changing it; the running agent
 /// also does this by itself, in the background)
 #[argh(subcommand, name = "reembed")]
+#[argh(help_triggers("-h", "--help", "help"))]
 struct MemReembed {}
 
 #[derive(FromArgs)]
 /// write every observation and memory as JSON lines (to FILE, or standard output)
 #[argh(subcommand, name = "export")]
+#[argh(help_triggers("-h", "--help", "help"))]
 struct MemExport {
     #[argh(positional)]
     file: Option<PathBuf>,
@@ -76,6 +81,7 @@ struct MemExport {
 #[derive(FromArgs)]
 /// read JSON lines back (duplicates skipped, bad lines reported by number)
 #[argh(subcommand, name = "import")]
+#[argh(help_triggers("-h", "--help", "help"))]
 struct MemImport {
     #[argh(positional)]
     file: PathBuf,
@@ -84,6 +90,7 @@ struct MemImport {
 #[derive(FromArgs)]
 /// print observations and memories ranked by relevance to QUERY
 #[argh(subcommand, name = "recall")]
+#[argh(help_triggers("-h", "--help", "help"))]
 struct MemRecall {
     #[argh(positional)]
     query: String,
@@ -96,6 +103,7 @@ struct MemRecall {
 /// ask the configured model one question, with the agent's tools, and print the answer
 /// (for trying a prompt or a tool; uses the store and GPIO, not MQTT)
 #[argh(subcommand, name = "ask")]
+#[argh(help_triggers("-h", "--help", "help"))]
 struct AskCmd {
     /// the question
     #[argh(positional)]
@@ -105,11 +113,13 @@ struct AskCmd {
 #[derive(FromArgs)]
 /// run the agent in the foreground (the default)
 #[argh(subcommand, name = "run")]
+#[argh(help_triggers("-h", "--help", "help"))]
 struct RunCmd {}
 
 #[derive(FromArgs)]
 /// show a running agent's live state, or what can be checked offline
 #[argh(subcommand, name = "status")]
+#[argh(help_triggers("-h", "--help", "help"))]
 struct StatusCmd {
     /// print one JSON object instead of text
     #[argh(switch)]
@@ -119,6 +129,7 @@ struct StatusCmd {
 #[derive(FromArgs)]
 /// work with pipeline files
 #[argh(subcommand, name = "pipeline")]
+#[argh(help_triggers("-h", "--help", "help"))]
 struct PipelineCmd {
     #[argh(subcommand)]
     cmd: PipelineSub,
@@ -134,13 +145,12 @@ enum PipelineSub {
 /// validate pipeline files (default: the configured ones, or the built-in default);
 /// exit 0 when valid, 2 with every error (file, line, hint) when not
 #[argh(subcommand, name = "check")]
+#[argh(help_triggers("-h", "--help", "help"))]
 struct CheckCmd {
     /// pipeline files to check together as one graph
     #[argh(positional)]
     files: Vec<PathBuf>,
 }
-
-const LEVELS: [&str; 5] = ["error", "warn", "info", "debug", "trace"];
 
 fn main() -> ExitCode {
     let args = argh_glue::hoist_globals(&std::env::args().collect::<Vec<_>>());
@@ -155,11 +165,11 @@ fn main() -> ExitCode {
         return ExitCode::SUCCESS;
     }
     if let Some(l) = &cli.log_level
-        && !LEVELS.contains(&l.as_str())
+        && logging::parse_level(l).is_none()
     {
         eprintln!(
             "error: --log-level '{l}' is not one of {}",
-            LEVELS.join(", ")
+            logging::LEVELS.join(", ")
         );
         return ExitCode::from(2);
     }
@@ -167,7 +177,7 @@ fn main() -> ExitCode {
         Ok(s) => s,
         Err(e) => return config_failure(&e),
     };
-    init_logging(cli.log_level.as_deref(), settings.log.level.as_deref());
+    logging::init(cli.log_level.as_deref(), settings.log.level.as_deref());
     match cli.cmd {
         None | Some(Cmd::Run(_)) => run(settings),
         Some(Cmd::Status(s)) => status(&settings, s.json),
@@ -182,8 +192,10 @@ fn main() -> ExitCode {
 /// `argh` accepts global options only before the subcommand; users type them after it
 /// too (`smollama run --log-level debug`), so move them to the front first.
 mod argh_glue {
+    /// Global options that take a value.
+    const GLOBALS: [&str; 2] = ["--config", "--log-level"];
+
     pub fn hoist_globals(args: &[String]) -> Vec<String> {
-        const GLOBALS: [&str; 2] = ["--config", "--log-level"];
         let mut front = vec![args[0].clone()];
         let mut rest = Vec::new();
         let mut i = 1;
@@ -205,6 +217,49 @@ mod argh_glue {
         front.extend(rest);
         front
     }
+
+    /// argh says only "Unrecognized argument: stauts"; for a word where a command belongs,
+    /// name the closest command (`did you mean 'status'?`) or list them.
+    pub fn unknown_command(args: &[&str], output: &str) -> Option<String> {
+        use argh::SubCommands;
+        let word = output
+            .strip_prefix("Unrecognized argument: ")?
+            .lines()
+            .next()?
+            .trim();
+        if word.starts_with('-') {
+            return None;
+        }
+        let names = |c: &[&argh::CommandInfo]| c.iter().map(|c| c.name).collect::<Vec<_>>();
+        // The commands expected at the word's place: top level, or under `pipeline`/`memory`.
+        let mut expected = names(super::Cmd::COMMANDS);
+        let mut words = args.iter().skip(1);
+        while let Some(a) = words.next() {
+            if *a == word {
+                break;
+            }
+            if GLOBALS.contains(a) {
+                words.next();
+                continue;
+            }
+            if a.starts_with('-') {
+                continue;
+            }
+            expected = match *a {
+                "pipeline" => names(super::PipelineSub::COMMANDS),
+                "memory" => names(super::MemorySub::COMMANDS),
+                // After a command without subcommands the word is a stray argument.
+                _ => return None,
+            };
+        }
+        let list = expected.join(", ");
+        Some(match super::suggest::closest(word, &expected) {
+            Some(c) => {
+                format!("error: unknown command '{word}'; did you mean '{c}'? (commands: {list})")
+            }
+            None => format!("error: unknown command '{word}'; commands: {list}"),
+        })
+    }
 }
 
 fn config_failure(e: &ConfigErrors) -> ExitCode {
@@ -212,47 +267,61 @@ fn config_failure(e: &ConfigErrors) -> ExitCode {
     ExitCode::from(2)
 }
 
-fn init_logging(flag: Option<&str>, config_level: Option<&str>) {
-    let mut b = env_logger::Builder::new();
-    match (
-        flag,
-        std::env::var("RUST_LOG").ok().filter(|v| !v.is_empty()),
-    ) {
-        (Some(level), _) => our_level(&mut b, level),
-        (None, Some(env)) => b.parse_filters(&env),
-        (None, None) => our_level(&mut b, config_level.unwrap_or("info")),
-    };
-    // Under systemd, journald adds timestamps; prefix the syslog priority instead so
-    // `journalctl -p warning` works.
-    let journald = std::env::var_os("JOURNAL_STREAM").is_some();
-    b.format(move |buf, rec| {
-        if journald {
-            let prio = match rec.level() {
-                log::Level::Error => 3,
-                log::Level::Warn => 4,
-                log::Level::Info => 6,
-                log::Level::Debug | log::Level::Trace => 7,
-            };
-            writeln!(buf, "<{prio}>{}", rec.args())
-        } else {
-            let ts = smollama::clock::iso8601(smollama::clock::now_us());
-            writeln!(buf, "{ts} {:<5} {}", rec.level(), rec.args())
-        }
-    });
-    b.init();
+/// The data directory, created if needed and checked writable; errors name the setting.
+fn usable_data_dir(settings: &Settings) -> Result<DataDir, ExitCode> {
+    DataDir::resolve(settings)
+        .and_then(|d| d.prepare().map(|()| d))
+        .map_err(|e| config_failure(&e.into()))
 }
 
-/// `level` for smollama's own lines; other crates' chatter stays at info and above.
-fn our_level<'a>(b: &'a mut env_logger::Builder, level: &str) -> &'a mut env_logger::Builder {
-    let level: log::LevelFilter = level.parse().unwrap_or(log::LevelFilter::Info);
-    b.filter_level(level.min(log::LevelFilter::Info))
-        .filter_module("smollama", level)
+/// Take the data directory for a command that writes the store. `refusal` says what to do
+/// when an agent holds it.
+fn exclusive(dir: &DataDir, command: &str, refusal: &str) -> Result<Lock, ExitCode> {
+    dir.lock(command).map_err(|e| match e {
+        LockError::Held { dir, holder } => {
+            if holder.command == AGENT_COMMAND {
+                eprintln!(
+                    "error: smollama is running ({holder}) on {}; {refusal}",
+                    dir.display()
+                );
+            } else {
+                eprintln!(
+                    "error: {} is using {} ({holder}); wait for it to finish, then run this again",
+                    if holder.command.is_empty() {
+                        "another smollama"
+                    } else {
+                        &holder.command
+                    },
+                    dir.display()
+                );
+            }
+            ExitCode::from(1)
+        }
+        LockError::Unusable(e) => config_failure(&e.into()),
+    })
 }
+
+/// What the agent writes into the lock file, and what other commands look for in it.
+const AGENT_COMMAND: &str = "smollama run";
 
 fn run(settings: Settings) -> ExitCode {
     let spec = match PipelineSpec::load(&settings) {
         Ok(s) => s,
         Err(e) => return config_failure(&e),
+    };
+    // One store, one agent: a second agent on this directory would write every reading
+    // twice. The lock is held until the process ends.
+    let dir = match usable_data_dir(&settings) {
+        Ok(d) => d,
+        Err(code) => return code,
+    };
+    let _lock = match exclusive(
+        &dir,
+        AGENT_COMMAND,
+        "one data directory serves one agent: stop that one first (sudo systemctl stop smollama if it is the service), or give this one its own [node] data_dir",
+    ) {
+        Ok(l) => l,
+        Err(code) => return code,
     };
     match smollama::app::run(settings, spec) {
         Ok(()) => ExitCode::SUCCESS,
@@ -266,6 +335,11 @@ fn run(settings: Settings) -> ExitCode {
 fn pipeline_check(mut settings: Settings, files: Vec<PathBuf>) -> ExitCode {
     if !files.is_empty() {
         settings.pipeline.files = files;
+        settings.set_origin(
+            "pipeline",
+            "files",
+            smollama::config::settings::Origin::CommandLine,
+        );
     }
     match PipelineSpec::load(&settings) {
         Ok(spec) => {
@@ -308,7 +382,9 @@ fn offline_context(settings: &Settings) -> Result<smollama::agent::tools::ToolCo
     if let Ok(saved) = store.sources() {
         registry.load(saved);
     }
-    let gpio = smollama::edges::gpio::open(&settings.gpio).map_err(|e| e.to_string())?;
+    // Opened only if a tool reads or drives a pin: most commands never do.
+    let gpio: std::sync::Arc<dyn smollama::edges::gpio::GpioBackend> =
+        std::sync::Arc::new(smollama::edges::gpio::lazy::LazyGpio::new(&settings.gpio));
     let retention = PipelineSpec::load(settings).ok().and_then(|spec| {
         spec.stages.iter().find_map(|s| match &s.kind {
             smollama::config::StageKind::Retention(p) => Some(p.clone()),
@@ -323,6 +399,30 @@ fn offline_context(settings: &Settings) -> Result<smollama::agent::tools::ToolCo
 #[cfg(feature = "agent")]
 fn memory(settings: &Settings, cmd: MemorySub) -> ExitCode {
     use smollama::memory::cli;
+    let dir = match usable_data_dir(settings) {
+        Ok(d) => d,
+        Err(code) => return code,
+    };
+    // Reading works beside a running agent (LMDB readers do not block it); import and
+    // reembed write what the agent also writes, so they need the directory to themselves.
+    let stop_first = "stop it first: sudo systemctl stop smollama (or end the `smollama run` in its terminal), then run this again";
+    let _lock = match &cmd {
+        MemorySub::Import(_) => match exclusive(&dir, "smollama memory import", stop_first) {
+            Ok(l) => Some(l),
+            Err(code) => return code,
+        },
+        MemorySub::Reembed(_) => match exclusive(
+            &dir,
+            "smollama memory reembed",
+            &format!(
+                "{stop_first} (the running agent also re-embeds by itself, in the background, after [memory] embedding_model changes)"
+            ),
+        ) {
+            Ok(l) => Some(l),
+            Err(code) => return code,
+        },
+        MemorySub::Export(_) | MemorySub::Recall(_) => None,
+    };
     let ctx = match offline_context(settings) {
         Ok(c) => c,
         Err(e) => {
@@ -376,6 +476,9 @@ fn memory(settings: &Settings, cmd: MemorySub) -> ExitCode {
 fn ask(settings: &Settings, question: &str) -> ExitCode {
     use smollama::agent::tool_loop;
     use smollama::agent::tools::registry::ToolRegistry;
+    if let Err(code) = usable_data_dir(settings) {
+        return code;
+    }
     let ctx = match offline_context(settings) {
         Ok(c) => c,
         Err(e) => {
@@ -469,7 +572,21 @@ fn status(settings: &Settings, json: bool) -> ExitCode {
         .and_then(|s| serde_json::from_str::<serde_json::Value>(&s).map_err(|e| e.to_string()));
     let mut report = match live {
         Ok(v) => v,
-        Err(e) => smollama::status::offline(settings, &format!("no agent answered at {url}: {e}")),
+        Err(e) => {
+            // Offline status reads the data directory; without one there is nothing to read.
+            let dir = match DataDir::resolve(settings) {
+                Ok(d) => d,
+                Err(e) => return config_failure(&e.into()),
+            };
+            let mut why = format!("no agent answered at {url}: {e}");
+            if let Some(holder) = dir.holder().filter(|h| h.command == AGENT_COMMAND) {
+                why.push_str(&format!(
+                    "; but smollama ({holder}) is running on {} (is [http] enabled, on this address?)",
+                    dir.path().display()
+                ));
+            }
+            smollama::status::offline(settings, &why)
+        }
     };
     report["ollama"] = ollama_report(settings);
     if json {
@@ -495,7 +612,9 @@ fn parse_args(args: &[&str]) -> Cli {
                     std::process::exit(0)
                 }
                 Err(()) => {
-                    eprintln!("{}\nRun {cmd} --help for more information.", early.output);
+                    let output =
+                        argh_glue::unknown_command(args, &early.output).unwrap_or(early.output);
+                    eprintln!("{output}\nRun {cmd} --help for more information.");
                     std::process::exit(2)
                 }
             }

@@ -236,12 +236,52 @@ fn example_config_loads_and_matches_defaults() {
     assert_eq!(
         Settings {
             file: None,
+            origins: Vec::new(),
             ..s.clone()
         },
         d
     );
     // And the pipeline it selects (the default) validates with its pins.
     PipelineSpec::load(&s).unwrap_or_else(|e| panic!("{e}"));
+}
+
+/// Type errors speak the user's words, not the parser's: every message and hint of the
+/// corpus is free of Rust and serde type names.
+#[test]
+fn corpus_errors_are_in_plain_words() {
+    // ("boolean" stays: it names a kind of source, "system:throttled is a boolean".)
+    const JARGON: [&str; 11] = [
+        "i64",
+        "u8",
+        "u16",
+        "u32",
+        "invalid type",
+        "must be a string",
+        "a string",
+        "a sequence",
+        "an integer",
+        "field `",
+        "expected `",
+    ];
+    let settings = pin_settings();
+    let mut all = String::new();
+    for path in toml_files(&fixtures("pipelines/bad")) {
+        let text = std::fs::read_to_string(&path).unwrap();
+        let name = path.file_name().unwrap().to_string_lossy().to_string();
+        if let Err(e) = PipelineSpec::parse(&name, &text, &settings) {
+            all.push_str(&format!("{e}\n"));
+        }
+    }
+    for path in toml_files(&fixtures("config/bad")) {
+        if let Err(e) = Settings::load_with_env(Some(&path), &[]) {
+            all.push_str(&format!("{e}\n"));
+        }
+    }
+    for line in all.lines().filter(|l| !l.contains("syntax_error.toml")) {
+        for word in JARGON {
+            assert!(!line.contains(word), "'{word}' in: {line}");
+        }
+    }
 }
 
 /// `cargo test --test config_errors dump -- --ignored --nocapture` prints every corpus error.

@@ -4,6 +4,7 @@
 
 pub mod duration;
 pub mod error;
+pub(crate) mod expect;
 pub mod pipeline;
 pub mod settings;
 pub mod suggest;

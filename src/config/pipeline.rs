@@ -7,6 +7,7 @@ use toml::{Spanned, Value};
 
 use super::duration::{format_duration, parse_duration};
 use super::error::{ConfigError, ConfigErrors, line_of};
+use super::expect::{Want, found, mismatch};
 use super::settings::Settings;
 use super::suggest;
 use crate::graph::{Micros, ValueKind};
@@ -148,16 +149,19 @@ impl PipelineSpec {
     }
 }
 
+/// Where the list of pipeline files came from, for "cannot read" errors.
 fn source_of_files_hint(settings: &Settings) -> String {
-    match &settings.file {
-        Some(f) => format!(
-            "pipeline files come from [pipeline] files in {} (relative paths are relative to that file's directory)",
-            f.display()
+    use super::settings::Origin;
+    match settings.origin("pipeline", "files") {
+        Origin::File { path, line } => format!(
+            "pipeline files come from [pipeline] files in {}:{line} (relative paths are relative to that file's directory)",
+            path.display()
         ),
-        None => {
-            "pipeline files come from SMOLLAMA_PIPELINE_FILES (relative to the working directory)"
-                .into()
+        Origin::Env(var) => {
+            format!("pipeline files come from {var} (relative to the working directory)")
         }
+        Origin::CommandLine => "check the path given on the command line".into(),
+        Origin::Default => "pipeline files come from [pipeline] files".into(),
     }
 }
 
@@ -300,16 +304,9 @@ impl Errs<'_> {
 /// A problem with a value: message and optional hint.
 type Problem = (String, Option<String>);
 
-fn describe(v: &Value) -> &'static str {
-    match v {
-        Value::String(_) => "a string",
-        Value::Integer(_) => "an integer",
-        Value::Float(_) => "a number",
-        Value::Boolean(_) => "a boolean",
-        Value::Datetime(_) => "a date",
-        Value::Array(_) => "a list",
-        Value::Table(_) => "a table",
-    }
+/// What was written, in plain words (`the text "x"`, `the number 5`).
+fn describe(v: &Value) -> String {
+    found(v)
 }
 
 fn as_num(v: &Value) -> Result<f64, Problem> {
@@ -317,38 +314,21 @@ fn as_num(v: &Value) -> Result<f64, Problem> {
         Value::Integer(i) => Ok(*i as f64),
         Value::Float(f) if f.is_finite() => Ok(*f),
         Value::Float(_) => Err(("expected a finite number".into(), None)),
-        Value::String(s) => Err((
-            format!("expected a number, found the string \"{s}\""),
-            Some("write numbers without quotes".into()),
-        )),
-        other => Err((
-            format!("expected a number, found {}", describe(other)),
-            None,
-        )),
+        other => Err(mismatch(Want::Number, other)),
     }
 }
 
 fn as_int(v: &Value) -> Result<i64, Problem> {
     match v {
         Value::Integer(i) => Ok(*i),
-        other => Err((
-            format!("expected a whole number, found {}", describe(other)),
-            None,
-        )),
+        other => Err(mismatch(Want::WholeNumber, other)),
     }
 }
 
 fn as_dur(v: &Value) -> Result<Micros, Problem> {
     match v {
         Value::String(s) => parse_duration(s).map_err(|e| (e, None)),
-        Value::Integer(i) => Err((
-            format!("expected a duration string, found the number {i}"),
-            Some(format!("write it with a unit in quotes, e.g. \"{i}s\"")),
-        )),
-        other => Err((
-            format!("expected a duration string, found {}", describe(other)),
-            Some("write e.g. \"500ms\", \"10s\", \"5m\", \"1h\" or \"7d\"".into()),
-        )),
+        other => Err(mismatch(Want::Duration, other)),
     }
 }
 
@@ -594,8 +574,9 @@ fn parse_many(
             Ok(r) => r,
             Err(e) => {
                 let line = e.span().map(|r| line_of(text, r.start));
-                let msg = e.message().trim().to_string();
+                let mut msg = e.message().trim().to_string();
                 let hint = if let Some((unknown, _)) = super::settings::parse_unknown_field(&msg) {
+                    msg = format!("unknown table `{unknown}`");
                     Some(match suggest::closest(&unknown, ["source", "stage", "sink"]) {
                         Some(c) => format!(
                             "did you mean [[{c}]]? a pipeline file holds only [[source]], [[stage]] and [[sink]] tables"
@@ -677,7 +658,11 @@ fn read_node(
                     other => errs.push(
                         fi,
                         Some(value_line),
-                        format!("name must be a string, found {}", describe(&other)),
+                        format!(
+                            "name: expected {}, found {}",
+                            Want::Text.phrase(),
+                            describe(&other)
+                        ),
                         Some("write e.g. name = \"quiet\"".into()),
                     ),
                 }
@@ -699,7 +684,11 @@ fn read_node(
                     other => errs.push(
                         fi,
                         Some(value_line),
-                        format!("kind must be a string, found {}", describe(&other)),
+                        format!(
+                            "kind: expected {}, found {}",
+                            Want::Text.phrase(),
+                            describe(&other)
+                        ),
                         Some(format!("one of: {}", kinds.join(", "))),
                     ),
                 }
@@ -719,10 +708,10 @@ fn read_node(
                                     fi,
                                     Some(value_line),
                                     format!(
-                                        "from must list names as strings, found {}",
+                                        "from: expected names in quotes, found {}",
                                         describe(&other)
                                     ),
-                                    None,
+                                    Some("write e.g. from = [\"system\"]".into()),
                                 )
                             }
                         }
@@ -734,7 +723,10 @@ fn read_node(
                     errs.push(
                         fi,
                         Some(value_line),
-                        "from must be a list of names".to_string(),
+                        format!(
+                            "from: expected a list of names, found {}",
+                            describe(&Value::String(s.clone()))
+                        ),
                         Some(format!("write from = [\"{s}\"]")),
                     )
                 }
@@ -743,7 +735,7 @@ fn read_node(
                     errs.push(
                         fi,
                         Some(value_line),
-                        format!("from must be a list of names, found {}", describe(&other)),
+                        format!("from: expected a list of names, found {}", describe(&other)),
                         Some("write e.g. from = [\"system\"]".into()),
                     )
                 }
@@ -1220,10 +1212,16 @@ fn build_source(
                         errs,
                         (
                             format!(
-                                "expected a list of metric ids, found {}",
+                                "expected a list of metric names such as [\"cpu_temp\"], found {}",
                                 describe(&p.value)
                             ),
-                            Some(format!("valid metrics: {}", ids.join(", "))),
+                            Some(match &p.value {
+                                Value::String(one) => format!(
+                                    "write it as a list: metrics = [\"{one}\"]; valid metrics: {}",
+                                    ids.join(", ")
+                                ),
+                                _ => format!("valid metrics: {}", ids.join(", ")),
+                            }),
                         ),
                     );
                     continue;
@@ -1257,7 +1255,7 @@ fn build_source(
                         other => err(
                             errs,
                             (
-                                format!("expected a metric id string, found {}", describe(other)),
+                                format!("expected a metric name in quotes, found {}", describe(other)),
                                 None,
                             ),
                         ),
@@ -1277,7 +1275,7 @@ fn build_source(
                         errs,
                         (
                             format!(
-                                "expected a list of BCM pin numbers, found {}",
+                                "expected a list of BCM pin numbers such as [17, 27], found {}",
                                 describe(&p.value)
                             ),
                             Some("write e.g. pins = [17, 27]".into()),
@@ -1296,7 +1294,7 @@ fn build_source(
                             err(
                                 errs,
                                 (
-                                    format!("expected a pin number, found the string \"{s}\""),
+                                    format!("expected a pin number such as 17, found {}", describe(v)),
                                     Some(hint),
                                 ),
                             );
@@ -1306,7 +1304,7 @@ fn build_source(
                             err(
                                 errs,
                                 (
-                                    format!("expected a pin number, found {}", describe(other)),
+                                    format!("expected a pin number such as 17, found {}", describe(other)),
                                     None,
                                 ),
                             );
@@ -1351,32 +1349,32 @@ fn build_source(
                             },
                             other => err(
                                 errs,
-                                (format!("expected a topic filter string, found {}", describe(other)), None),
+                                (format!("expected a topic filter in quotes, found {}", describe(other)), None),
                             ),
                         }
                     }
                 }
-                _ => err(
+                other => err(
                     errs,
                     (
-                        "expected a non-empty list of topic filters".into(),
+                        format!("expected a non-empty list of topic filters, found {}", describe(other)),
                         Some("write e.g. topics = [\"smollama/+/readings\", \"sensors/#\"]".into()),
                     ),
                 ),
             },
             ("mqtt", "pointer") => match &p.value {
                 Value::String(s) if s.starts_with('/') => pointer = Some(s.clone()),
-                _ => err(
+                other => err(
                     errs,
                     (
-                        "expected a JSON pointer string starting with /".into(),
+                        format!("expected a JSON pointer in quotes starting with /, found {}", describe(other)),
                         Some("e.g. pointer = \"/temperature\" picks the temperature field of a JSON object".into()),
                     ),
                 ),
             },
             ("mqtt", "unit") => match &p.value {
                 Value::String(s) => unit = Some(s.clone()),
-                other => err(errs, (format!("expected a string, found {}", describe(other)), None)),
+                other => err(errs, mismatch(Want::Text, other)),
             },
             _ => unknown_param(n, p, kind, errs),
         }
@@ -1430,12 +1428,15 @@ fn build_mqtt_sink(n: &Node, name: &str, errs: &mut Errs) -> Option<MqttSinkPara
         None => MqttFormat::Batch,
         Some(Value::String(f)) if f == "batch" => MqttFormat::Batch,
         Some(Value::String(f)) if f == "state" => MqttFormat::State,
-        Some(_) => {
+        Some(other) => {
             let line = n.params.iter().find(|p| p.key == "format").map(|p| p.line);
             errs.push(
                 n.file,
                 line,
-                format!("format of sink '{name}' must be \"batch\" or \"state\""),
+                format!(
+                    "format of sink '{name}': expected \"batch\" or \"state\", found {}",
+                    describe(other)
+                ),
                 Some("batch: the original's {node, timestamp, readings} message on {prefix}/readings; state: one message per reading on a per-source topic".into()),
             );
             return None;
@@ -1474,8 +1475,8 @@ fn build_mqtt_sink(n: &Node, name: &str, errs: &mut Errs) -> Option<MqttSinkPara
                 }
             }
             ("qos", Value::Integer(q)) if *q == 0 || *q == 1 => out.qos = *q as u8,
-            ("qos", _) => err(
-                "must be 0 or 1".into(),
+            ("qos", v) => err(
+                format!("expected 0 or 1, found {}", describe(v)),
                 Some("QoS 1 messages wait in the store's outbox until the broker has them".into()),
             ),
             ("retain", Value::Boolean(b)) => out.retain = *b,
@@ -1492,7 +1493,21 @@ fn build_mqtt_sink(n: &Node, name: &str, errs: &mut Errs) -> Option<MqttSinkPara
                 "only applies to format = \"batch\"".into(),
                 Some("a state sink publishes each reading as it comes".into()),
             ),
-            ("batch_max", _) => err("must be a whole number from 1 to 10000".into(), None),
+            ("batch_max", v) => err(
+                format!(
+                    "expected a whole number from 1 to 10000, found {}",
+                    describe(v)
+                ),
+                None,
+            ),
+            ("topic", v) => {
+                let (m, h) = mismatch(Want::Text, v);
+                err(m, h)
+            }
+            ("retain", v) => {
+                let (m, h) = mismatch(Want::Bool, v);
+                err(m, h)
+            }
             (k, v) if MQTT_SINK_KEYS.contains(&k) => err(
                 format!("unexpected {}", describe(v)),
                 Some("see docs/mqtt.md for the sink's parameters".into()),
@@ -1745,7 +1760,10 @@ fn parse_rollups(v: &Value) -> Result<Vec<RollupLevel>, Problem> {
         let n = i + 1;
         let Value::Table(t) = item else {
             return Err((
-                format!("rollup level {n} is {}, not a table", describe(item)),
+                format!(
+                    "rollup level {n}: expected a table such as {{ every = \"1m\", keep = \"30d\" }}, found {}",
+                    describe(item)
+                ),
                 Some(example.into()),
             ));
         };

@@ -7,6 +7,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::error::{self, ConfigError, ConfigErrors};
+use super::expect::Want;
 use super::suggest;
 use crate::graph::Micros;
 
@@ -14,6 +15,9 @@ use crate::graph::Micros;
 pub struct Settings {
     /// The file these settings came from; `None` for built-in defaults.
     pub file: Option<PathBuf>,
+    /// Where each key that is not at its default was set, so an error about its value can
+    /// say what to change (see [`Settings::origin`]).
+    pub origins: Vec<(String, Origin)>,
     pub node: NodeSettings,
     pub store: StoreSettings,
     pub http: HttpSettings,
@@ -26,12 +30,26 @@ pub struct Settings {
     pub pipeline: PipelineSettings,
 }
 
+/// Where a setting's value came from, so an error can name what to change.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Origin {
+    /// Not set: the built-in default (some are derived from the environment, e.g. `$HOME`).
+    Default,
+    /// A line of the settings file.
+    File { path: PathBuf, line: usize },
+    /// A `SMOLLAMA_*` environment variable.
+    Env(String),
+    /// The command line (the files given to `smollama pipeline check`).
+    CommandLine,
+}
+
 #[derive(Clone, Debug, PartialEq)]
 pub struct NodeSettings {
     /// Node name, used in topics and status. Default `smollama-node` (as the original).
     pub name: String,
     /// Where the store lives. Default: `$STATE_DIRECTORY` under systemd, else
-    /// `$XDG_DATA_HOME/smollama`, else `~/.local/share/smollama`.
+    /// `$XDG_DATA_HOME/smollama`, else `~/.local/share/smollama`; empty when none of these
+    /// is set (commands that need it then refuse, naming the setting; see `data_dir.rs`).
     pub data_dir: PathBuf,
 }
 
@@ -256,6 +274,7 @@ impl Settings {
     pub fn defaults() -> Settings {
         Settings {
             file: None,
+            origins: Vec::new(),
             node: NodeSettings {
                 name: "smollama-node".into(),
                 data_dir: default_data_dir(),
@@ -335,6 +354,44 @@ impl Settings {
             .answer_topic
             .clone()
             .unwrap_or_else(|| format!("{}/answers", self.mqtt_prefix()))
+    }
+
+    /// Where `[section] key` was set: the file and line, the environment variable, the
+    /// command line, or nowhere (the default).
+    pub fn origin(&self, section: &str, key: &str) -> Origin {
+        let name = format!("{section}.{key}");
+        self.origins
+            .iter()
+            .rev()
+            .find(|(k, _)| *k == name)
+            .map_or(Origin::Default, |(_, o)| o.clone())
+    }
+
+    /// Record where `[section] key` was set (the last record wins).
+    pub fn set_origin(&mut self, section: &str, key: &str, origin: Origin) {
+        self.origins.push((format!("{section}.{key}"), origin));
+    }
+
+    /// What to change for `[section] key`, for errors: "[node] data_dir in FILE:LINE",
+    /// "SMOLLAMA_NODE_DATA_DIR", or, when it is not set, "[node] data_dir (in FILE, or
+    /// SMOLLAMA_NODE_DATA_DIR)".
+    pub fn setting_to_change(&self, section: &str, key: &str) -> String {
+        let var = format!(
+            "{ENV_PREFIX}{}_{}",
+            section.to_ascii_uppercase(),
+            key.to_ascii_uppercase()
+        );
+        match self.origin(section, key) {
+            Origin::File { path, line } => {
+                format!("[{section}] {key} in {}:{line}", path.display())
+            }
+            Origin::Env(v) => v,
+            Origin::CommandLine => "the command line".into(),
+            Origin::Default => match &self.file {
+                Some(f) => format!("[{section}] {key} in {} (or {var})", f.display()),
+                None => format!("[{section}] {key} in the settings file (or {var})"),
+            },
+        }
     }
 
     /// The MQTT client id (`smollama-<node>` by default).
@@ -607,6 +664,24 @@ fn key_type(section: &str, key: &str) -> Ty {
         ) => Ty::Int,
         ("pipeline", "files") => Ty::List,
         _ => Ty::Str,
+    }
+}
+
+/// What a key takes, for type errors in plain words.
+fn want(section: &str, key: &str) -> Want {
+    match key_type(section, key) {
+        Ty::Int => Want::WholeNumber,
+        Ty::Bool => Want::Bool,
+        Ty::List => Want::TextList,
+        Ty::Str => match (section, key) {
+            ("memory", "reinforce_similarity" | "merge_similarity") => Want::Number,
+            ("mqtt", "keepalive" | "reconnect_min" | "reconnect_max")
+            | ("ollama", "connect_timeout" | "read_timeout" | "total_timeout")
+            | ("memory", "observe_min" | "observe_max" | "observation_max_age" | "merge_window") => {
+                Want::Duration
+            }
+            _ => Want::Text,
+        },
     }
 }
 
@@ -1102,30 +1177,69 @@ fn set_mqtt(
     Ok(())
 }
 
-/// Turn a toml deserialisation error into a `ConfigError` with a line and, for unknown keys,
-/// a hint listing the valid ones.
+/// Turn a toml deserialisation error into a `ConfigError` with a line and plain words:
+/// type errors say what the key takes, unknown keys name their table and the valid keys.
 fn toml_error(file: &str, text: &str, e: &toml::de::Error) -> ConfigError {
     let line = e.span().map(|r| error::line_of(text, r.start));
     let msg = e.message().trim().to_string();
-    let mut err = ConfigError::new(file, line, msg.clone());
+    if let Some((m, hint)) = super::expect::from_toml_type_error(&msg, text, e.span()) {
+        return ConfigError::new(file, line, m).with_hint(
+            hint.unwrap_or_else(|| "see config/smollama.toml for every key with an example".into()),
+        );
+    }
     if let Some((unknown, expected)) = parse_unknown_field(&msg) {
+        let refs: Vec<&str> = expected.iter().map(String::as_str).collect();
+        let top_level = refs.contains(&"node") && refs.contains(&"pipeline");
+        let (what, message) = if top_level {
+            ("sections", format!("unknown section [{unknown}]"))
+        } else {
+            let table = if refs == PIN_KEYS {
+                "[[gpio.pins]]".to_string()
+            } else {
+                table_header_before(text, e.span().map_or(0, |r| r.start))
+            };
+            ("keys here", format!("unknown key `{unknown}` in {table}"))
+        };
         let hint = if expected.is_empty() {
             "this table takes no keys".to_string()
         } else {
-            let refs: Vec<&str> = expected.iter().map(String::as_str).collect();
-            suggest::hint(&unknown, "keys here", &refs)
+            suggest::hint(&unknown, what, &refs)
         };
-        err = err.with_hint(hint);
-    } else if msg.contains("missing field") {
-        err = err.with_hint(format!(
+        return ConfigError::new(file, line, message).with_hint(hint);
+    }
+    if let Some(field) = msg
+        .strip_prefix("missing field `")
+        .and_then(|r| r.split('`').next())
+    {
+        return ConfigError::new(
+            file,
+            line,
+            format!("a [[gpio.pins]] entry has no `{field}`"),
+        )
+        .with_hint(format!(
             "each [[gpio.pins]] needs at least `pin` and `name`; keys: {}",
             PIN_KEYS.join(", ")
         ));
-    } else if msg.starts_with("invalid type") {
-        err = err
-            .with_hint("check the value's type: strings in quotes, numbers and true/false without");
+    }
+    let mut err = ConfigError::new(file, line, msg.clone());
+    if msg.starts_with("invalid type") {
+        err = err.with_hint(
+            "text goes in quotes; numbers, true and false do not (see config/smollama.toml)",
+        );
     }
     err
+}
+
+/// The `[table]` header that `pos` lies under, for naming it in errors.
+fn table_header_before(text: &str, pos: usize) -> String {
+    text[..pos.min(text.len())]
+        .lines()
+        .rev()
+        .map(str::trim)
+        .find(|l| l.starts_with('['))
+        .map_or("the top of the file".to_string(), |l| {
+            l.split('#').next().unwrap_or(l).trim().to_string()
+        })
 }
 
 /// Parse serde's "unknown field `x`, expected one of `a`, `b`" (or "expected `a`", or
@@ -1154,10 +1268,21 @@ fn apply_file(settings: &mut Settings, path: &Path, text: &str) -> Result<(), Co
     });
     let mut errors = Vec::new();
     let mut set = |section: &str, key: &str, span: std::ops::Range<usize>, val: Val| {
-        if let Err((msg, hint)) = set_key(settings, section, key, val, base) {
-            let mut e = ConfigError::new(&file, Some(error::line_of(text, span.start)), msg);
-            e.hint = hint;
-            errors.push(e);
+        let line = error::line_of(text, span.start);
+        match set_key(settings, section, key, val, base) {
+            Ok(()) => settings.set_origin(
+                section,
+                key,
+                Origin::File {
+                    path: path.to_path_buf(),
+                    line,
+                },
+            ),
+            Err((msg, hint)) => {
+                let mut e = ConfigError::new(&file, Some(line), msg);
+                e.hint = hint;
+                errors.push(e);
+            }
         }
     };
     let s = |v: Spanned<String>| (v.span(), Val::Str(v.into_inner()));
@@ -1264,11 +1389,14 @@ fn read_table(
         }
         let val = match (key_type(section, &key), value) {
             (Ty::Str, toml::Value::String(v)) => Val::Str(v),
-            // The one float setting travels as text, like from the environment.
-            (Ty::Str, toml::Value::Float(f))
-                if key == "reinforce_similarity" || key == "merge_similarity" =>
-            {
+            // The float settings travel as text, like from the environment.
+            (Ty::Str, toml::Value::Float(f)) if want(section, &key) == Want::Number => {
                 Val::Str(f.to_string())
+            }
+            (Ty::Str, toml::Value::Integer(i))
+                if want(section, &key) == Want::Number || key == "keep_alive" =>
+            {
+                Val::Str(i.to_string())
             }
             (Ty::Int, toml::Value::Integer(v)) => Val::Int(v),
             (Ty::Bool, toml::Value::Boolean(v)) => Val::Bool(v),
@@ -1277,20 +1405,14 @@ fn read_table(
                     .filter_map(|v| v.as_str().map(str::to_string))
                     .collect(),
             ),
-            (ty, other) => {
-                let want = match ty {
-                    Ty::Str => "a string",
-                    Ty::Int => "a whole number",
-                    Ty::Bool => "true or false",
-                    Ty::List => "a list of strings",
-                };
+            (_, other) => {
+                let (msg, hint) = super::expect::mismatch(want(section, &key), &other);
                 errors.push(
-                    ConfigError::new(
-                        file,
-                        line,
-                        format!("{section}.{key} must be {want}, not {}", other.type_str()),
-                    )
-                    .with_hint("see config/smollama.toml for every key with an example"),
+                    ConfigError::new(file, line, format!("{key}: {msg}")).with_hint(
+                        hint.unwrap_or_else(|| {
+                            "see config/smollama.toml for every key with an example".into()
+                        }),
+                    ),
                 );
                 continue;
             }
@@ -1438,12 +1560,14 @@ fn apply_env(settings: &mut Settings, env: &[(String, String)]) -> Result<(), Co
         let Some((_, section, key)) = known.iter().find(|(k, _, _)| k == var) else {
             let mut names: Vec<String> = known.iter().map(|(k, _, _)| k.clone()).collect();
             names.push(CONFIG_ENV.to_string());
-            let sorted = suggest::by_closeness(var, &names);
+            // The three closest, not all of them: the list is long and the typo is near.
+            let closest = suggest::by_closeness(var, &names);
+            let closest: Vec<&str> = closest.iter().take(3).map(String::as_str).collect();
             errors.push(
                 ConfigError::new(origin, None, format!("unknown setting variable {var}"))
                     .with_hint(format!(
-                        "known variables (closest first): {}",
-                        sorted.join(", ")
+                        "did you mean {}? every variable is SMOLLAMA_<SECTION>_<KEY> of a key in config/smollama.toml",
+                        suggest::one_of(&closest)
                     )),
             );
             continue;
@@ -1453,8 +1577,12 @@ fn apply_env(settings: &mut Settings, env: &[(String, String)]) -> Result<(), Co
                 Ok(n) => Val::Int(n),
                 Err(_) => {
                     errors.push(
-                        ConfigError::new(origin, None, format!("'{value}' is not a whole number"))
-                            .with_hint("see config/smollama.toml for the value this key takes"),
+                        ConfigError::new(
+                            origin,
+                            None,
+                            format!("expected {}, found \"{value}\"", Want::WholeNumber.phrase()),
+                        )
+                        .with_hint("see config/smollama.toml for the value this key takes"),
                     );
                     continue;
                 }
@@ -1463,8 +1591,12 @@ fn apply_env(settings: &mut Settings, env: &[(String, String)]) -> Result<(), Co
                 Some(b) => Val::Bool(b),
                 None => {
                     errors.push(
-                        ConfigError::new(origin, None, format!("'{value}' is not a boolean"))
-                            .with_hint("use true/false, 1/0, yes/no or on/off"),
+                        ConfigError::new(
+                            origin,
+                            None,
+                            format!("expected {}, found \"{value}\"", Want::Bool.phrase()),
+                        )
+                        .with_hint("use true/false, 1/0, yes/no or on/off"),
                     );
                     continue;
                 }
@@ -1478,10 +1610,13 @@ fn apply_env(settings: &mut Settings, env: &[(String, String)]) -> Result<(), Co
             ),
             Ty::Str => Val::Str(value.clone()),
         };
-        if let Err((msg, hint)) = set_key(settings, section, key, val, None) {
-            let mut e = ConfigError::new(origin, None, msg);
-            e.hint = hint;
-            errors.push(e);
+        match set_key(settings, section, key, val, None) {
+            Ok(()) => settings.set_origin(section, key, Origin::Env(var.clone())),
+            Err((msg, hint)) => {
+                let mut e = ConfigError::new(origin, None, msg);
+                e.hint = hint;
+                errors.push(e);
+            }
         }
     }
     if errors.is_empty() {
@@ -1491,9 +1626,19 @@ fn apply_env(settings: &mut Settings, env: &[(String, String)]) -> Result<(), Co
     }
 }
 
-/// Data directory when none is configured.
+/// Data directory when none is configured; empty when none of the variables it is
+/// chosen from is set (rather than a directory relative to wherever smollama started).
 pub fn default_data_dir() -> PathBuf {
-    if let Some(d) = std::env::var_os("STATE_DIRECTORY").filter(|d| !d.is_empty()) {
+    default_data_dir_from().map_or_else(PathBuf::new, |(dir, _)| dir)
+}
+
+/// The environment variables the default data directory is chosen from, in order.
+pub const DATA_DIR_DEFAULT_FROM: [&str; 3] = ["STATE_DIRECTORY", "XDG_DATA_HOME", "HOME"];
+
+/// The default data directory and the variable it came from.
+pub fn default_data_dir_from() -> Option<(PathBuf, &'static str)> {
+    let var = |name: &str| std::env::var_os(name).filter(|d| !d.is_empty());
+    if let Some(d) = var("STATE_DIRECTORY") {
         // systemd may pass several, colon-separated; the first is ours.
         let first = d
             .to_string_lossy()
@@ -1501,15 +1646,12 @@ pub fn default_data_dir() -> PathBuf {
             .next()
             .unwrap_or("")
             .to_string();
-        return PathBuf::from(first);
+        return Some((PathBuf::from(first), "STATE_DIRECTORY"));
     }
-    if let Some(x) = std::env::var_os("XDG_DATA_HOME").filter(|d| !d.is_empty()) {
-        return PathBuf::from(x).join("smollama");
+    if let Some(x) = var("XDG_DATA_HOME") {
+        return Some((PathBuf::from(x).join("smollama"), "XDG_DATA_HOME"));
     }
-    if let Some(h) = std::env::var_os("HOME").filter(|d| !d.is_empty()) {
-        return PathBuf::from(h).join(".local/share/smollama");
-    }
-    PathBuf::from("smollama-data")
+    var("HOME").map(|h| (PathBuf::from(h).join(".local/share/smollama"), "HOME"))
 }
 
 /// Sampling interval default for sources that do not say.
@@ -1605,7 +1747,7 @@ mod tests {
         assert_eq!(e.0[0].file, "environment variable SMOLLAMA_HTTP_BIND");
         assert_eq!(e.0[0].line, None);
         let e = load_from(None, &env(&[("SMOLLAMA_GPIO_SIMULATE", "maybe")]), none).unwrap_err();
-        assert!(e.0[0].message.contains("not a boolean"));
+        assert_eq!(e.0[0].message, "expected true or false, found \"maybe\"");
         let e = load_from(None, &env(&[("SMOLLAMA_STORE_MAP_SIZE_MB", "0")]), none).unwrap_err();
         assert!(e.0[0].message.contains("out of range"));
         let e = load_from(None, &env(&[("SMOLLAMA_HTTP_BIN", "x")]), none).unwrap_err();
@@ -1616,9 +1758,11 @@ mod tests {
         );
         let hint = e.0[0].hint.as_deref().unwrap();
         assert!(
-            hint.contains("closest first): SMOLLAMA_HTTP_BIND,"),
+            hint.starts_with("did you mean SMOLLAMA_HTTP_BIND, "),
             "{hint}"
         );
+        // Three names, not all of them.
+        assert_eq!(hint.matches("SMOLLAMA_").count(), 4, "{hint}");
         // Several problems are all reported; empty values are ignored.
         let e = load_from(
             None,

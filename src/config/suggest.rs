@@ -49,6 +49,15 @@ where
     v.into_iter().map(|(_, c)| c).collect()
 }
 
+/// "a", "a or b", "a, b or c": a short list read as alternatives.
+pub fn one_of(items: &[&str]) -> String {
+    match items {
+        [] => String::new(),
+        [one] => one.to_string(),
+        [rest @ .., last] => format!("{} or {last}", rest.join(", ")),
+    }
+}
+
 /// A hint naming the closest candidate (if any) and listing all of them.
 pub fn hint(word: &str, what: &str, candidates: &[&str]) -> String {
     let list = candidates.join(", ");
@@ -70,5 +79,7 @@ mod tests {
         assert_eq!(closest("nmae", ["name", "data_dir"]), Some("name".into()));
         assert_eq!(closest("zzzzzz", ["name", "data_dir"]), None);
         assert_eq!(by_closeness("bnd", ["token", "bind"])[0], "bind");
+        assert_eq!(one_of(&["a", "b", "c"]), "a, b or c");
+        assert_eq!(one_of(&["a"]), "a");
     }
 }

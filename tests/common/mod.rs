@@ -299,3 +299,62 @@ pub fn run_cli(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
 }
+
+/// [`run_cli`] for a command that must end by itself (e.g. `run` that should refuse to
+/// start): waits at most `secs`, then kills it and fails the test rather than hanging.
+/// `cwd` is the working directory (`None`: this one); `remove` lists variables to unset.
+pub fn run_cli_within(
+    secs: u64,
+    args: &[&str],
+    env: &[(&str, &str)],
+    remove: &[&str],
+    cwd: Option<&Path>,
+) -> (i32, String, String) {
+    use std::io::Read;
+    let mut cmd = Command::new(BIN);
+    cmd.args(args)
+        .env_remove("RUST_LOG")
+        .env_remove("SMOLLAMA_CONFIG")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for k in remove {
+        cmd.env_remove(k);
+    }
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    if let Some(d) = cwd {
+        cmd.current_dir(d);
+    }
+    let mut child = cmd.spawn().unwrap();
+    // Drain both pipes on threads so a chatty child cannot block on a full pipe.
+    let drain = |mut r: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut s = String::new();
+            let _ = r.read_to_string(&mut s);
+            s
+        })
+    };
+    let out = drain(Box::new(child.stdout.take().unwrap()));
+    let err = drain(Box::new(child.stderr.take().unwrap()));
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    let status = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break st;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "{args:?} was still running after {secs}s; stderr:\n{}",
+                err.join().unwrap()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    (
+        status.code().unwrap_or(-1),
+        out.join().unwrap(),
+        err.join().unwrap(),
+    )
+}

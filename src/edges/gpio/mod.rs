@@ -1,5 +1,6 @@
 //! GPIO backends behind one interface: rppal on a Raspberry Pi, a mock everywhere else.
 
+pub mod lazy;
 pub mod mock;
 #[cfg(feature = "rpi")]
 pub mod rppal;
@@ -79,7 +80,17 @@ fn choose(settings: &GpioSettings) -> Result<Arc<dyn GpioBackend>, GpioError> {
             log::info!("gpio: mock backend (configured)");
             Ok(Arc::new(mock::MockGpio::new(settings)))
         }
-        GpioBackendChoice::Rppal => open_rppal(settings),
+        // Asked for by name: say which setting to change rather than only rppal's reason.
+        GpioBackendChoice::Rppal => open_rppal(settings).map_err(|e| {
+            let e = match e {
+                GpioError::Backend(reason) => reason,
+                other => other.to_string(),
+            };
+            GpioError::Backend(format!(
+                "[gpio] backend = \"rppal\" (or SMOLLAMA_GPIO_BACKEND=rppal), but no Raspberry Pi GPIO here ({e}); \
+                 off a Pi set backend = \"mock\" (its pins are set over the API), or \"auto\" to use rppal only where there is a Pi"
+            ))
+        }),
         GpioBackendChoice::Auto => match open_rppal(settings) {
             Ok(b) => Ok(b),
             Err(e) => {
