@@ -415,6 +415,63 @@ fn memory_export_wipe_import_round_trip_and_recall_from_the_command_line() {
 }
 
 #[test]
+fn hand_written_lines_without_id_or_time_import_once() {
+    let dir = TempDir::new("memory-hand");
+    let ollama = FakeOllama::start(&[MODEL, "all-minilm:l6-v2"]);
+    let port = free_port();
+    let cfg = ollama_only_config(dir.path(), port, &ollama);
+    let c = cfg.to_str().unwrap();
+    let file = dir.path().join("notes.jsonl");
+    std::fs::write(
+        &file,
+        r#"{"kind": "observation", "text": "The fan runs every afternoon", "type": "pattern", "confidence": 0.8}
+{"kind": "memory", "fact": "The greenhouse fan is on pin 22", "confidence": 0.9}
+{"kind": "memory", "fact": "", "confidence": 0.9}
+"#,
+    )
+    .unwrap();
+    let before = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_micros() as i64;
+    let import = || {
+        run_cli(
+            &["--config", c, "memory", "import", file.to_str().unwrap()],
+            &[],
+        )
+    };
+    let (code, out, err) = import();
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("imported 1 observations and 1 memories; 0 duplicates skipped; 1 bad lines"),
+        "{out}{err}"
+    );
+    assert!(
+        err.contains("notes.jsonl:3: skipped: `fact` is empty"),
+        "{err}"
+    );
+    // The same file again: nothing new, though the lines carry no time to compare.
+    let (code, out, err) = import();
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("imported 0 observations and 0 memories; 2 duplicates skipped"),
+        "{out}{err}"
+    );
+    // A line without a time happened at the import.
+    let (_, out, _) = run_cli(&["--config", c, "memory", "export"], &[]);
+    let lines: Vec<Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 2, "{out}");
+    assert!(lines[0]["ts_us"].as_i64().unwrap() >= before, "{out}");
+    assert!(
+        lines[1]["first_seen_us"].as_i64().unwrap() >= before,
+        "{out}"
+    );
+}
+
+#[test]
 fn memory_over_http() {
     let dir = TempDir::new("memory-http");
     let ollama = FakeOllama::start(&[MODEL, "all-minilm:l6-v2"]);
