@@ -12,6 +12,7 @@ pub mod graph;
 #[cfg(feature = "agent")]
 pub mod memory;
 pub mod process;
+pub mod running;
 pub mod shutdown;
 pub mod sinks;
 pub mod sources;

@@ -273,6 +273,26 @@ fn ask_and_status_from_the_command_line() {
 }
 
 #[test]
+fn status_of_a_live_agent_has_one_ollama_line() {
+    // The agent has not asked Ollama yet, while Ollama answers this command: one line
+    // says both (there were two: "reachable" and "not contacted yet").
+    let dir = TempDir::new("status-ollama");
+    let ollama = FakeOllama::start(&[MODEL]);
+    let port = free_port();
+    let cfg = ollama_only_config(dir.path(), port, &ollama);
+    let _agent = Agent::start(&cfg, port, &[]);
+    let (code, out, err) = run_cli(&["--config", cfg.to_str().unwrap(), "status"], &[]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("agent: running for"), "a live report: {out}");
+    let lines: Vec<&str> = out.lines().filter(|l| l.starts_with("ollama:")).collect();
+    assert_eq!(lines.len(), 1, "{out}");
+    assert!(
+        lines[0].contains("reachable (version") && lines[0].contains("; the agent: "),
+        "{out}"
+    );
+}
+
+#[test]
 fn remember_then_recall_by_meaning_through_the_embedding_model() {
     let dir = TempDir::new("agent-memory");
     let ollama = FakeOllama::start(&[MODEL, "all-minilm:l6-v2"]);
