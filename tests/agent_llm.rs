@@ -591,9 +591,18 @@ fn the_observation_loop_looks_at_statistics_and_publishes_what_it_noticed() {
         settings(broker.port, ollama.port(), "")
     );
     let cfg = write_config_extra(dir.path(), port, PIPELINE, &extra);
-    let agent = Agent::start(&cfg, port, &[]);
+    let agent = Agent::start(&cfg, port, &["--log-level", "debug"]);
     let published = eventually(15, "an observation over MQTT", || {
         sub.on("smollama/test-node/observations").pop()
+    });
+    // The schedule says when it looks next: at start, and again after each look.
+    eventually(10, "the next observation time logged twice", || {
+        let log = agent.log();
+        let next: Vec<&str> = log
+            .lines()
+            .filter(|l| l.contains("DEBUG memory: next observation at "))
+            .collect();
+        (next.len() >= 2).then_some(())
     });
     assert_eq!(published["text"], "Uptime grows steadily");
     assert_eq!(published["type"], "pattern");
