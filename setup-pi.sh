@@ -61,6 +61,11 @@ say() { printf '%s\n' "$*"; }
 run() {
   if [ "$DRY" = 1 ]; then say "would run: $*"; else "$@"; fi
 }
+# Report a step that changed something: "created: X", or under --dry-run "would create: X".
+did() {
+  local past="$1" verb="$2"; shift 2
+  if [ "$DRY" = 1 ]; then say "would $verb: $*"; else say "$past: $*"; fi
+}
 ask() {
   [ "$YES" = 1 ] && return 0
   [ "$DRY" = 1 ] && return 0
@@ -101,10 +106,14 @@ if [ "$UNINSTALL" = 1 ]; then
     run dpkg -r smollama
   fi
   for f in "$UNIT" "$BIN" "$JOURNALD"; do
-    if [ -e "$f" ]; then run rm -f "$f"; say "removed: $f"; fi
+    if [ -e "$f" ]; then run rm -f "$f"; did removed remove "$f"; fi
   done
   [ "$LIVE" = 1 ] && run systemctl daemon-reload
-  say "smollama removed; /etc/smollama and /var/lib/smollama are kept"
+  if [ "$DRY" = 1 ]; then
+    say "dry run: nothing removed; /etc/smollama and /var/lib/smollama would be kept"
+  else
+    say "smollama removed; /etc/smollama and /var/lib/smollama are kept"
+  fi
   exit 0
 fi
 
@@ -153,13 +162,13 @@ if [ "$LIVE" = 1 ]; then
     say "unchanged: user smollama"
   else
     run useradd --system --home-dir /var/lib/smollama --no-create-home --shell /usr/sbin/nologin smollama
-    say "created: user smollama"
+    did created create "user smollama"
   fi
   for g in gpio i2c spi; do
     if getent group "$g" >/dev/null 2>&1; then run usermod -aG "$g" smollama; fi
   done
 else
-  say "would create user smollama (system user, groups gpio i2c spi) on a live system"
+  say "skipped under --root: user smollama (a system user in groups gpio i2c spi on a live system)"
 fi
 
 # 3. I2C and SPI (0 = enable in raspi-config's non-interactive mode).
@@ -177,7 +186,7 @@ fi
 # The service runs as smollama and must read it (0640: it may hold the token and password).
 if [ "$LIVE" = 1 ] && [ -f "$CONF_DIR/smollama.toml" ] && [ "$(stat -c %G "$CONF_DIR/smollama.toml")" != smollama ]; then
   run chgrp smollama "$CONF_DIR/smollama.toml"
-  say "changed: $CONF_DIR/smollama.toml group smollama (the service reads it)"
+  did changed change "$CONF_DIR/smollama.toml group smollama (the service reads it)"
 fi
 
 # 5. A journald cap for small SD cards.
@@ -204,4 +213,4 @@ if [ "$LIVE" = 1 ]; then
     say "health: http://127.0.0.1:8080/api/health (bound to localhost; see [http] bind in /etc/smollama/smollama.toml), node address ${addr:-unknown}"
   fi
 fi
-say "done"
+if [ "$DRY" = 1 ]; then say "dry run: nothing changed"; else say "done"; fi

@@ -560,6 +560,12 @@ fn status(settings: &Settings, json: bool) -> ExitCode {
         ip => ip.to_string(),
     };
     let url = format!("http://{host}:{}/api/status", settings.http.bind.port());
+    if !settings.http.enabled {
+        // Nothing to ask; the offline report still finds a running agent (by its store).
+        let report =
+            smollama::status::offline(settings, "[http] enabled = false, so it cannot be asked");
+        return print_status(settings, report, json);
+    }
     let agent = ureq::Agent::config_builder()
         .timeout_global(Some(std::time::Duration::from_secs(2)))
         .build()
@@ -570,7 +576,7 @@ fn status(settings: &Settings, json: bool) -> ExitCode {
         .map_err(|e| e.to_string())
         .and_then(|mut r| r.body_mut().read_to_string().map_err(|e| e.to_string()))
         .and_then(|s| serde_json::from_str::<serde_json::Value>(&s).map_err(|e| e.to_string()));
-    let mut report = match live {
+    let report = match live {
         Ok(v) => v,
         Err(e) => {
             // Offline status reads the data directory; without one there is nothing to read.
@@ -588,6 +594,10 @@ fn status(settings: &Settings, json: bool) -> ExitCode {
             smollama::status::offline(settings, &why)
         }
     };
+    print_status(settings, report, json)
+}
+
+fn print_status(settings: &Settings, mut report: serde_json::Value, json: bool) -> ExitCode {
     report["ollama"] = ollama_report(settings);
     if json {
         println!("{report}");

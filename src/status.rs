@@ -228,10 +228,15 @@ pub fn gpio(shared: &Shared) -> Json {
     json!({ "backend": shared.gpio.name(), "pins": pins })
 }
 
-/// `smollama status` with no agent answering: what can be checked from here.
+/// `smollama status` with no agent answering: what can be checked from here. `running`
+/// says whether an agent has this data directory's store open (found without HTTP, see
+/// [`crate::running`]); `agent.pids` names it.
 pub fn offline(settings: &Settings, agent_error: &str) -> Json {
     use crate::config::PipelineSpec;
     use crate::store::{Store, StoreOptions};
+
+    // Before this process opens the store itself (it is left out anyway).
+    let agents = crate::running::agents_using(&crate::app::store_dir(settings));
 
     let pipeline = match PipelineSpec::load(settings) {
         Ok(spec) => json!({
@@ -296,8 +301,8 @@ pub fn offline(settings: &Settings, agent_error: &str) -> Json {
         "node": settings.node.name,
         "version": env!("CARGO_PKG_VERSION"),
         "features": crate::features::COMPILED,
-        "running": false,
-        "agent": { "url": format!("http://{}/api/status", settings.http.bind), "error": agent_error },
+        "running": !agents.is_empty(),
+        "agent": { "url": format!("http://{}/api/status", settings.http.bind), "error": agent_error, "pids": agents },
         "config_file": settings.file.as_ref().map(|f| f.display().to_string()),
         "config": { "valid": true },
         "pipeline": pipeline,
@@ -307,13 +312,16 @@ pub fn offline(settings: &Settings, agent_error: &str) -> Json {
     })
 }
 
-fn ollama_line(s: &mut String, o: &Json) {
+/// The one `ollama:` line: what this command found just now (`o`), and, from a live
+/// report, what the agent last saw (`agent`, its `connections.ollama`), so the two never
+/// appear as two lines that seem to contradict each other.
+fn ollama_line(s: &mut String, o: &Json, agent: &Json) {
     use std::fmt::Write;
     if o.is_null() {
         return;
     }
     if o["reachable"] == json!(true) {
-        let _ = writeln!(
+        let _ = write!(
             s,
             "ollama: {} reachable (version {}), model {} {}",
             o["server"].as_str().unwrap_or(""),
@@ -329,13 +337,20 @@ fn ollama_line(s: &mut String, o: &Json) {
             }
         );
     } else {
-        let _ = writeln!(
+        let _ = write!(
             s,
             "ollama: {} unreachable ({})",
             o["server"].as_str().unwrap_or(""),
             o["error"].as_str().unwrap_or("")
         );
     }
+    if let Some(state) = agent["state"].as_str() {
+        let _ = write!(s, "; the agent: {state}");
+        if let Some(n) = agent["answered"].as_u64() {
+            let _ = write!(s, ", {n} answered");
+        }
+    }
+    let _ = writeln!(s);
 }
 
 /// The report as text for a terminal.
@@ -365,7 +380,8 @@ pub fn human(r: &Json) -> String {
             }
         );
     }
-    if r["running"] == json!(true) {
+    // A live report (from the agent) has its process; an offline one does not.
+    if r["process"].is_object() {
         let p = &r["process"];
         let _ = writeln!(
             s,
@@ -391,8 +407,11 @@ pub fn human(r: &Json) -> String {
             let _ = writeln!(s, "  last error: {e}");
         }
         let _ = writeln!(s, "gpio: {} backend", str_of(&r["gpio"]["backend"]));
-        ollama_line(&mut s, &r["ollama"]);
+        ollama_line(&mut s, &r["ollama"], &r["connections"]["ollama"]);
         for (k, v) in r["connections"].as_object().into_iter().flatten() {
+            if k == "ollama" && !r["ollama"].is_null() {
+                continue; // on the ollama line above
+            }
             let _ = write!(s, "{k}: {}", str_of(&v["state"]));
             if k == "mqtt" && !v["broker"].is_null() {
                 let _ = write!(
@@ -456,8 +475,17 @@ pub fn human(r: &Json) -> String {
             );
         }
     } else {
-        let _ = writeln!(s, "agent: not running ({})", str_of(&r["agent"]["error"]));
-        ollama_line(&mut s, &r["ollama"]);
+        let agent = &r["agent"];
+        match agent["pids"].as_array().and_then(|p| p.first()) {
+            Some(pid) => writeln!(
+                s,
+                "agent: running (pid {pid}); no live state ({})",
+                str_of(&agent["error"])
+            ),
+            None => writeln!(s, "agent: not running ({})", str_of(&agent["error"])),
+        }
+        .ok();
+        ollama_line(&mut s, &r["ollama"], &Json::Null);
         let _ = writeln!(
             s,
             "config: {} (valid)",

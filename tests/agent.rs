@@ -212,6 +212,68 @@ fn status_reports_sources_stages_and_store() {
 }
 
 #[test]
+fn status_finds_an_agent_running_without_http() {
+    let dir = TempDir::new("status-nohttp");
+    let cfg = dir.path().join("smollama.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[node]\nname = \"quiet-node\"\ndata_dir = \"{}\"\n\n[http]\nenabled = false\n\n[gpio]\nbackend = \"mock\"\n",
+            dir.path().join("data").display()
+        ),
+    )
+    .unwrap();
+    let c = cfg.to_str().unwrap();
+    let status = || {
+        let (code, out, err) = run_cli(&["--config", c, "status", "--json"], &[]);
+        assert_eq!(code, 0, "{err}");
+        serde_json::from_str::<Value>(&out).unwrap()
+    };
+    assert_eq!(status()["running"], false, "nothing started yet");
+    // No HTTP, so not `Agent::start` (it waits for /api/health); killed on drop all the same.
+    struct Running(std::process::Child);
+    impl Drop for Running {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let mut agent = Running(
+        std::process::Command::new(BIN)
+            .args(["--config", c, "run"])
+            .env_remove("RUST_LOG")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let pid = agent.0.id();
+    let v = eventually(20, "status to find the agent", || {
+        let v = status();
+        (v["running"] == true).then_some(v)
+    });
+    assert_eq!(v["agent"]["pids"], serde_json::json!([pid]), "{v}");
+    let (_, out, _) = run_cli(&["--config", c, "status"], &[]);
+    assert!(
+        out.contains(&format!(
+            "agent: running (pid {pid}); no live state ([http] enabled = false"
+        )),
+        "{out}"
+    );
+    assert!(!out.contains("not running"), "{out}");
+    // Once stopped, it is gone from the report.
+    unsafe {
+        libc::kill(pid as i32, libc::SIGTERM);
+    }
+    agent.0.wait().unwrap();
+    let (_, out, _) = run_cli(&["--config", c, "status"], &[]);
+    assert!(
+        out.contains("agent: not running ([http] enabled = false"),
+        "{out}"
+    );
+}
+
+#[test]
 fn cli_exit_codes() {
     let dir = TempDir::new("cli");
     let (code, out, _) = run_cli(&["--version"], &[]);

@@ -273,6 +273,26 @@ fn ask_and_status_from_the_command_line() {
 }
 
 #[test]
+fn status_of_a_live_agent_has_one_ollama_line() {
+    // The agent has not asked Ollama yet, while Ollama answers this command: one line
+    // says both (there were two: "reachable" and "not contacted yet").
+    let dir = TempDir::new("status-ollama");
+    let ollama = FakeOllama::start(&[MODEL]);
+    let port = free_port();
+    let cfg = ollama_only_config(dir.path(), port, &ollama);
+    let _agent = Agent::start(&cfg, port, &[]);
+    let (code, out, err) = run_cli(&["--config", cfg.to_str().unwrap(), "status"], &[]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("agent: running for"), "a live report: {out}");
+    let lines: Vec<&str> = out.lines().filter(|l| l.starts_with("ollama:")).collect();
+    assert_eq!(lines.len(), 1, "{out}");
+    assert!(
+        lines[0].contains("reachable (version") && lines[0].contains("; the agent: "),
+        "{out}"
+    );
+}
+
+#[test]
 fn remember_then_recall_by_meaning_through_the_embedding_model() {
     let dir = TempDir::new("agent-memory");
     let ollama = FakeOllama::start(&[MODEL, "all-minilm:l6-v2"]);
@@ -415,6 +435,63 @@ fn memory_export_wipe_import_round_trip_and_recall_from_the_command_line() {
 }
 
 #[test]
+fn hand_written_lines_without_id_or_time_import_once() {
+    let dir = TempDir::new("memory-hand");
+    let ollama = FakeOllama::start(&[MODEL, "all-minilm:l6-v2"]);
+    let port = free_port();
+    let cfg = ollama_only_config(dir.path(), port, &ollama);
+    let c = cfg.to_str().unwrap();
+    let file = dir.path().join("notes.jsonl");
+    std::fs::write(
+        &file,
+        r#"{"kind": "observation", "text": "The fan runs every afternoon", "type": "pattern", "confidence": 0.8}
+{"kind": "memory", "fact": "The greenhouse fan is on pin 22", "confidence": 0.9}
+{"kind": "memory", "fact": "", "confidence": 0.9}
+"#,
+    )
+    .unwrap();
+    let before = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_micros() as i64;
+    let import = || {
+        run_cli(
+            &["--config", c, "memory", "import", file.to_str().unwrap()],
+            &[],
+        )
+    };
+    let (code, out, err) = import();
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("imported 1 observations and 1 memories; 0 duplicates skipped; 1 bad lines"),
+        "{out}{err}"
+    );
+    assert!(
+        err.contains("notes.jsonl:3: skipped: `fact` is empty"),
+        "{err}"
+    );
+    // The same file again: nothing new, though the lines carry no time to compare.
+    let (code, out, err) = import();
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("imported 0 observations and 0 memories; 2 duplicates skipped"),
+        "{out}{err}"
+    );
+    // A line without a time happened at the import.
+    let (_, out, _) = run_cli(&["--config", c, "memory", "export"], &[]);
+    let lines: Vec<Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 2, "{out}");
+    assert!(lines[0]["ts_us"].as_i64().unwrap() >= before, "{out}");
+    assert!(
+        lines[1]["first_seen_us"].as_i64().unwrap() >= before,
+        "{out}"
+    );
+}
+
+#[test]
 fn memory_over_http() {
     let dir = TempDir::new("memory-http");
     let ollama = FakeOllama::start(&[MODEL, "all-minilm:l6-v2"]);
@@ -514,9 +591,18 @@ fn the_observation_loop_looks_at_statistics_and_publishes_what_it_noticed() {
         settings(broker.port, ollama.port(), "")
     );
     let cfg = write_config_extra(dir.path(), port, PIPELINE, &extra);
-    let agent = Agent::start(&cfg, port, &[]);
+    let agent = Agent::start(&cfg, port, &["--log-level", "debug"]);
     let published = eventually(15, "an observation over MQTT", || {
         sub.on("smollama/test-node/observations").pop()
+    });
+    // The schedule says when it looks next: at start, and again after each look.
+    eventually(10, "the next observation time logged twice", || {
+        let log = agent.log();
+        let next: Vec<&str> = log
+            .lines()
+            .filter(|l| l.contains("DEBUG memory: next observation at "))
+            .collect();
+        (next.len() >= 2).then_some(())
     });
     assert_eq!(published["text"], "Uptime grows steadily");
     assert_eq!(published["type"], "pattern");

@@ -549,3 +549,97 @@ fn removing_a_pin_from_the_config_removes_its_home_assistant_entity() {
             .is_empty()
     );
 }
+
+/// Readings from another node into rollups and the log sink, and system readings traced.
+const LOGGED: &str = r#"
+[[source]]
+name = "system"
+kind = "system"
+every = "200ms"
+metrics = ["uptime"]
+
+[[source]]
+name = "nodes"
+kind = "mqtt"
+topics = ["smollama/+/readings"]
+
+[[stage]]
+name = "keep"
+kind = "retention"
+from = ["nodes"]
+raw_for = "1d"
+rollups = [{ every = "1m", keep = "30d" }]
+
+[[sink]]
+name = "store"
+kind = "store"
+from = ["keep", "system"]
+
+[[sink]]
+name = "show"
+kind = "log"
+from = ["keep"]
+"#;
+
+#[test]
+fn log_lines_round_numbers_and_name_units() {
+    let dir = TempDir::new("mqtt-logs");
+    let broker = Broker::start(dir.path());
+    let port = free_port();
+    let cfg = write_config_extra(dir.path(), port, LOGGED, &mqtt_section(broker.port, ""));
+    let agent = Agent::start(&cfg, port, &["--log-level", "trace"]);
+    // Two readings in one minute, a third in the next closes the bucket: mean 1.65, which
+    // is 1.6500000000000001 as an f64 sum / count.
+    let minute = 60_000_000;
+    let start = (smollama::clock::now_us() / minute - 3) * minute;
+    let reading = |offset_s: i64, value: f64| {
+        serde_json::json!({"source": "system:cpu_temp", "value": value, "unit": "celsius",
+                           "ts": smollama::clock::iso8601(start + offset_s * 1_000_000)})
+    };
+    let batch = serde_json::json!({"node": "kitchen", "readings": [
+        reading(0, 1.1), reading(30, 2.2), reading(60, 5.0)]});
+    // Retained: the agent gets it even if it subscribes after this.
+    let publisher = Subscriber::new(broker.port, "logs-pub", &["logs-test/none"]);
+    publisher.publish(
+        "smollama/kitchen/readings",
+        batch.to_string().as_bytes(),
+        true,
+    );
+    let line = eventually(15, "the rollup's debug line", || {
+        agent
+            .log()
+            .lines()
+            .find(|l| l.contains("kitchen:system:cpu_temp rollup level 0"))
+            .map(str::to_string)
+    });
+    assert!(
+        line.contains("count 2 min 1.1 celsius max 2.2 celsius mean 1.65 celsius"),
+        "{line}"
+    );
+    eventually(10, "a traced system reading and a commit", || {
+        let log = agent.log();
+        (log.contains(" seconds\n") && log.contains("store: committed")).then_some(())
+    });
+    let (_, _, log) = agent.terminate();
+    let traced = log
+        .lines()
+        .find(|l| l.contains("TRACE system: system:uptime = "))
+        .unwrap_or_else(|| panic!("{log}"));
+    assert!(traced.ends_with(" seconds"), "{traced}");
+    let show = log
+        .lines()
+        .find(|l| l.contains("INFO  show: rollup"))
+        .unwrap_or_else(|| panic!("{log}"));
+    assert!(show.contains("mean=1.65 celsius"), "{show}");
+    for l in log.lines().filter(|l| l.contains("store: committed")) {
+        assert!(l.contains("DEBUG"), "commits are debug lines: {l}");
+    }
+    // No float noise anywhere: no number with 8 or more decimals.
+    for l in log.lines() {
+        let noisy = l
+            .split(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .filter_map(|w| w.split_once('.'))
+            .any(|(_, frac)| frac.len() >= 8 && frac.bytes().all(|b| b.is_ascii_digit()));
+        assert!(!noisy, "float noise: {l}");
+    }
+}

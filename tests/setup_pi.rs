@@ -28,6 +28,7 @@ fn lays_down_the_files_keeps_an_edited_config_and_is_idempotent() {
     let (code, out, err) = setup(&["--root", r, "--dry-run", "--yes", BIN]);
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("would install"), "{out}");
+    assert_no_past_tense(&out);
     assert!(!root.join("usr/bin/smollama").exists());
 
     let (code, out, err) = setup(&["--root", r, "--yes", BIN]);
@@ -74,12 +75,74 @@ fn lays_down_the_files_keeps_an_edited_config_and_is_idempotent() {
     );
     assert_eq!(code, 0, "{out}{err}");
 
+    // --uninstall --dry-run says what it would remove, and removes nothing.
+    let (code, out, err) = setup(&["--root", r, "--yes", "--uninstall", "--dry-run"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("would remove: ") && out.contains("usr/bin/smollama"),
+        "{out}"
+    );
+    assert_no_past_tense(&out);
+    assert!(root.join("usr/bin/smollama").exists());
+
     // --uninstall removes the service files, keeps config.
     let (code, _, err) = setup(&["--root", r, "--yes", "--uninstall"]);
     assert_eq!(code, 0, "{err}");
     assert!(!root.join("usr/bin/smollama").exists());
     assert!(!root.join("etc/systemd/system/smollama.service").exists());
     assert!(conf.exists());
+}
+
+/// A dry run reports what it would do; no line says a change happened.
+fn assert_no_past_tense(out: &str) {
+    for l in out.lines() {
+        for word in ["created", "installed", "removed", "changed", "done"] {
+            assert!(!l.starts_with(word), "a dry run said '{l}':\n{out}");
+        }
+        assert!(!l.contains("smollama removed"), "{out}");
+    }
+}
+
+#[test]
+fn a_dry_run_on_the_live_system_says_would_and_changes_nothing() {
+    // Without --root: the real /, so run it unprivileged (as nobody when the tests run as
+    // root): a dry run that tried to change anything would fail instead of changing it.
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/setup-pi.sh");
+    let mut cmd = if unsafe { libc::geteuid() } == 0 {
+        let mut c = Command::new("setpriv");
+        c.args(["--reuid=65534", "--regid=65534", "--clear-groups", "bash"]);
+        c
+    } else {
+        Command::new("bash")
+    };
+    let out = cmd
+        .arg(script)
+        .args(["--dry-run", "--force", BIN])
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(out.status.success(), "{stdout}{stderr}");
+    assert_no_past_tense(&stdout);
+    let user_exists = Command::new("id")
+        .arg("smollama")
+        .output()
+        .unwrap()
+        .status
+        .success();
+    if !user_exists {
+        assert!(
+            stdout.contains("would run: useradd") && stdout.contains("would create: user smollama"),
+            "{stdout}"
+        );
+    }
+    assert!(
+        stdout.contains("would run: systemctl enable smollama.service"),
+        "{stdout}"
+    );
+    assert!(stdout.ends_with("dry run: nothing changed\n"), "{stdout}");
 }
 
 #[test]

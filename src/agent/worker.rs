@@ -162,6 +162,8 @@ struct Worker {
     queue: VecDeque<Question>,
     probe_wait: Duration,
     missing_model_reported: bool,
+    /// The observation due time last logged (debug), so it is logged when it moves.
+    logged_due: Option<Micros>,
 }
 
 impl Worker {
@@ -197,7 +199,32 @@ impl Worker {
             queue,
             probe_wait: PROBE_MIN,
             missing_model_reported: false,
+            logged_due: None,
         }
+    }
+
+    /// Logs (debug) when the next observation is due, each time that moves.
+    fn log_next_observation(&mut self, due: Option<Micros>) {
+        let (Some(due), Some(s)) = (due, self.schedule.as_ref()) else {
+            return;
+        };
+        if self.logged_due == Some(due) {
+            return;
+        }
+        self.logged_due = Some(due);
+        // Rounded (`5m`, `200ms`), not `299987654us`.
+        let left = (due - now_us()).max(0);
+        let unit = if left < 10_000_000 { 1_000 } else { 1_000_000 };
+        log::debug!(
+            "memory: next observation at {} (in {}; {})",
+            iso8601(due),
+            crate::config::duration::Dur((left + unit / 2) / unit * unit),
+            if s.is_volatile() {
+                "a source was volatile: min interval"
+            } else {
+                "calm: max interval"
+            }
+        );
     }
 
     async fn run(
@@ -219,6 +246,7 @@ impl Worker {
             let waiting = !self.queue.is_empty();
             let wait = self.probe_wait;
             let due = self.schedule.as_ref().map(|s| s.next_due());
+            self.log_next_observation(due);
             let wake = smol::future::or(
                 async {
                     let _ = stop.recv().await;

@@ -6,6 +6,7 @@ pub mod edge;
 pub mod reading;
 pub mod registry;
 pub mod runner;
+pub mod shown;
 pub mod stage;
 
 pub use reading::{

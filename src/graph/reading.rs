@@ -102,7 +102,8 @@ impl Value {
 impl std::fmt::Display for Value {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Value::Number(x) => write!(f, "{x}"),
+            // For people (log lines): rounded, see `Approx`. Exact values go out as JSON.
+            Value::Number(x) => write!(f, "{}", super::shown::Approx(*x)),
             Value::Bool(b) => write!(f, "{b}"),
             Value::Text(t) => f.write_str(t.as_str()),
         }

@@ -4,7 +4,7 @@
 use std::io::Write;
 use std::path::Path;
 
-use super::jsonl::{self, Item};
+use super::jsonl::{self, Item, Line};
 use super::recall;
 use super::reembed::{self, Reembed};
 use super::{Memory, Observation};
@@ -41,13 +41,14 @@ pub struct Imported {
 }
 
 /// Read JSON lines back: malformed lines are reported by number and skipped; items
-/// already present (same text and time, or same fact) are skipped as duplicates. Every
+/// already present (same text and time, or same fact; a line without a time is the same
+/// as any item with its text) are skipped as duplicates. Every
 /// new item is stored in one transaction, then embedded in batches when the embedding
 /// model answers (if it does not, the running agent fills the vectors in later).
 pub fn import(ctx: &ToolContext, path: &Path) -> Result<Imported, String> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    let (items, bad) = jsonl::parse_lines(&text);
+    let (items, bad) = jsonl::parse_lines(&text, crate::clock::now_us());
     let ms = ctx.store.memory();
     let have_obs: Vec<Observation> = ms
         .observations(i64::MIN, None, usize::MAX)
@@ -59,12 +60,12 @@ pub fn import(ctx: &ToolContext, path: &Path) -> Result<Imported, String> {
     };
     let mut new_obs: Vec<Observation> = Vec::new();
     let mut new_mem: Vec<Memory> = Vec::new();
-    for item in items {
+    for Line { item, dated } in items {
         let dup = match &item {
             Item::Observation(o) => have_obs
                 .iter()
                 .chain(&new_obs)
-                .any(|h| h.text == o.text && h.ts == o.ts),
+                .any(|h| h.text == o.text && (h.ts == o.ts || !dated)),
             Item::Memory(m) => have_mem.iter().chain(&new_mem).any(|h| h.fact == m.fact),
         };
         match item {

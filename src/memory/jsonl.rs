@@ -7,6 +7,12 @@
 //! Import prefers the microsecond field and falls back to the ISO text when it is absent
 //! (hand-written lines).
 //!
+//! Hand-written lines may leave out `id` and the timestamps too. The store numbers
+//! imported items itself, so a missing `id` only needs to be stable: it is a hash of the
+//! line's kind and text. A missing time is the time of the import; such a line is a
+//! duplicate of any stored item with the same text (whatever that item's time), so
+//! importing the same file twice still adds nothing the second time.
+//!
 //! ```text
 //! {"kind":"observation","id":3,"ts":"2026-11-27T09:28:43.123Z","ts_us":1795771723123456,"type":"pattern","text":"...","confidence":0.9,"related_sources":["system:cpu_temp"],"node":"pi-1"}
 //! {"kind":"memory","id":7,"fact":"...","confidence":0.7,"times_confirmed":3,"active":true,"first_seen":"...","first_seen_us":...,"last_seen":"...","last_seen_us":...,"node":"pi-1"}
@@ -23,6 +29,14 @@ use crate::graph::Micros;
 pub enum Item {
     Observation(Observation),
     Memory(Memory),
+}
+
+/// A line read back: the item, and whether the line said when it happened (`false`: it
+/// was given the import's time, which says nothing about it).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Line {
+    pub item: Item,
+    pub dated: bool,
 }
 
 /// One observation as a JSON line (no trailing newline).
@@ -68,11 +82,13 @@ fn decimal(x: f32) -> f64 {
 /// Parses JSON lines. Blank lines are ignored; a malformed line is skipped and reported
 /// as `(1-based line number, reason)` while the others import.
 ///
-/// Required: `kind`, `id`, a timestamp (µs or ISO), `text` / `fact` (non-empty),
-/// `confidence` (a number, clamped to 0..1). Defaults: `type` unknown or missing is
-/// `general`; `related_sources` `[]`; `node` `""`; `times_confirmed` 1; `active` true.
-/// Unknown fields are ignored.
-pub fn parse_lines(text: &str) -> (Vec<Item>, Vec<(usize, String)>) {
+/// Required: `kind`, `text` / `fact` (non-empty), `confidence` (a number, clamped to
+/// 0..1). Defaults: `id` a hash of kind and text; a missing time `now` (a memory's
+/// missing `first_seen` or `last_seen` is the other one, or `now`); `type` unknown or
+/// missing is `general`; `related_sources` `[]`; `node` `""`; `times_confirmed` 1;
+/// `active` true. Unknown fields are ignored; a field that is present but wrong is an
+/// error.
+pub fn parse_lines(text: &str, now: Micros) -> (Vec<Line>, Vec<(usize, String)>) {
     let mut items = Vec::new();
     let mut errors = Vec::new();
     for (i, line) in text.lines().enumerate() {
@@ -80,7 +96,7 @@ pub fn parse_lines(text: &str) -> (Vec<Item>, Vec<(usize, String)>) {
         if line.is_empty() {
             continue;
         }
-        match parse_line(line) {
+        match parse_line(line, now) {
             Ok(item) => items.push(item),
             Err(reason) => errors.push((i + 1, reason)),
         }
@@ -88,62 +104,87 @@ pub fn parse_lines(text: &str) -> (Vec<Item>, Vec<(usize, String)>) {
     (items, errors)
 }
 
-fn parse_line(line: &str) -> Result<Item, String> {
+fn parse_line(line: &str, now: Micros) -> Result<Line, String> {
     let v: Json = serde_json::from_str(line).map_err(|e| format!("not JSON: {e}"))?;
     let Json::Object(o) = v else {
         return Err("not a JSON object".into());
     };
     match o.get("kind").and_then(Json::as_str) {
-        Some("observation") => Ok(Item::Observation(Observation {
-            id: id(&o)?,
-            ts: time(&o, "ts")?,
-            text: text(&o, "text")?,
-            kind: match o.get("type") {
-                None | Some(Json::Null) => ObservationType::General,
-                Some(Json::String(s)) => ObservationType::parse(s),
-                Some(_) => return Err("`type` is not a string".into()),
-            },
-            confidence: confidence(&o)?,
-            related_sources: match o.get("related_sources") {
-                None | Some(Json::Null) => Vec::new(),
-                Some(Json::Array(a)) => a
-                    .iter()
-                    .map(|s| s.as_str().map(String::from))
-                    .collect::<Option<_>>()
-                    .ok_or("`related_sources` has a non-string element")?,
-                Some(_) => return Err("`related_sources` is not a list".into()),
-            },
-            node: node(&o)?,
-        })),
-        Some("memory") => Ok(Item::Memory(Memory {
-            id: id(&o)?,
-            fact: text(&o, "fact")?,
-            confidence: confidence(&o)?,
-            times_confirmed: match o.get("times_confirmed") {
-                None | Some(Json::Null) => 1,
-                Some(v) => v
-                    .as_u64()
-                    .and_then(|n| u32::try_from(n).ok())
-                    .ok_or("`times_confirmed` is not a count")?,
-            },
-            active: match o.get("active") {
-                None | Some(Json::Null) => true,
-                Some(v) => v.as_bool().ok_or("`active` is not a boolean")?,
-            },
-            first_seen: time(&o, "first_seen")?,
-            last_seen: time(&o, "last_seen")?,
-            node: node(&o)?,
-        })),
+        Some("observation") => {
+            let text = text(&o, "text")?;
+            let ts = time(&o, "ts")?;
+            Ok(Line {
+                dated: ts.is_some(),
+                item: Item::Observation(Observation {
+                    id: id(&o, "observation", &text)?,
+                    ts: ts.unwrap_or(now),
+                    text,
+                    kind: match o.get("type") {
+                        None | Some(Json::Null) => ObservationType::General,
+                        Some(Json::String(s)) => ObservationType::parse(s),
+                        Some(_) => return Err("`type` is not a string".into()),
+                    },
+                    confidence: confidence(&o)?,
+                    related_sources: match o.get("related_sources") {
+                        None | Some(Json::Null) => Vec::new(),
+                        Some(Json::Array(a)) => a
+                            .iter()
+                            .map(|s| s.as_str().map(String::from))
+                            .collect::<Option<_>>()
+                            .ok_or("`related_sources` has a non-string element")?,
+                        Some(_) => return Err("`related_sources` is not a list".into()),
+                    },
+                    node: node(&o)?,
+                }),
+            })
+        }
+        Some("memory") => {
+            let fact = text(&o, "fact")?;
+            let first = time(&o, "first_seen")?;
+            let last = time(&o, "last_seen")?;
+            Ok(Line {
+                dated: first.is_some() || last.is_some(),
+                item: Item::Memory(Memory {
+                    id: id(&o, "memory", &fact)?,
+                    fact,
+                    confidence: confidence(&o)?,
+                    times_confirmed: match o.get("times_confirmed") {
+                        None | Some(Json::Null) => 1,
+                        Some(v) => v
+                            .as_u64()
+                            .and_then(|n| u32::try_from(n).ok())
+                            .ok_or("`times_confirmed` is not a count")?,
+                    },
+                    active: match o.get("active") {
+                        None | Some(Json::Null) => true,
+                        Some(v) => v.as_bool().ok_or("`active` is not a boolean")?,
+                    },
+                    first_seen: first.or(last).unwrap_or(now),
+                    last_seen: last.or(first).unwrap_or(now),
+                    node: node(&o)?,
+                }),
+            })
+        }
         Some(other) => Err(format!("unknown kind `{other}`")),
         None => Err("missing `kind`".into()),
     }
 }
 
-fn id(o: &Map<String, Json>) -> Result<u64, String> {
-    o.get("id")
-        .ok_or("missing `id`")?
-        .as_u64()
-        .ok_or_else(|| "`id` is not a non-negative integer".into())
+/// The line's `id`, or one made from its kind and text: the same line gets the same id
+/// in every run and build (FNV-1a, kept below 2^53 so JSON readers keep it exact).
+fn id(o: &Map<String, Json>, kind: &str, text: &str) -> Result<u64, String> {
+    match o.get("id") {
+        None | Some(Json::Null) => {
+            let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+            for b in kind.bytes().chain([0]).chain(text.bytes()) {
+                h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+            }
+            Ok(h & ((1 << 53) - 1))
+        }
+        Some(v) => v
+            .as_u64()
+            .ok_or_else(|| "`id` is not a non-negative integer".into()),
+    }
 }
 
 fn text(o: &Map<String, Json>, key: &str) -> Result<String, String> {
@@ -172,20 +213,24 @@ fn node(o: &Map<String, Json>) -> Result<String, String> {
     }
 }
 
-/// `<key>_us` if present, else `<key>` as ISO 8601.
-fn time(o: &Map<String, Json>, key: &str) -> Result<Micros, String> {
+/// `<key>_us` if present, else `<key>` as ISO 8601, else `None`.
+fn time(o: &Map<String, Json>, key: &str) -> Result<Option<Micros>, String> {
     let us = format!("{key}_us");
-    if let Some(v) = o.get(&us) {
-        return v
-            .as_i64()
-            .ok_or_else(|| format!("`{us}` is not an integer"));
+    match o.get(&us) {
+        None | Some(Json::Null) => {}
+        Some(v) => {
+            return v
+                .as_i64()
+                .map(Some)
+                .ok_or_else(|| format!("`{us}` is not an integer"));
+        }
     }
     match o.get(key) {
-        Some(Json::String(s)) => {
-            parse_iso8601(s).ok_or_else(|| format!("`{key}` is not an ISO 8601 UTC time"))
-        }
+        Some(Json::String(s)) => parse_iso8601(s)
+            .map(Some)
+            .ok_or_else(|| format!("`{key}` is not an ISO 8601 UTC time")),
+        None | Some(Json::Null) => Ok(None),
         Some(_) => Err(format!("`{key}` is not a string")),
-        None => Err(format!("missing `{us}` and `{key}`")),
     }
 }
 
@@ -309,9 +354,13 @@ mod tests {
         text.push_str(&memory_line(&other));
         expected.push(Item::Memory(other));
 
-        let (items, errors) = parse_lines(&text);
+        let (items, errors) = parse_lines(&text, 0);
         assert!(errors.is_empty(), "{errors:?}");
-        assert_eq!(items, expected);
+        assert!(items.iter().all(|l| l.dated));
+        assert_eq!(
+            items.into_iter().map(|l| l.item).collect::<Vec<_>>(),
+            expected
+        );
     }
 
     #[test]
@@ -334,7 +383,8 @@ mod tests {
             good_o.as_str(),
         ]
         .join("\r\n");
-        let (items, errors) = parse_lines(&text);
+        let (items, errors) = parse_lines(&text, 0);
+        let items: Vec<Item> = items.into_iter().map(|l| l.item).collect();
         assert_eq!(items.len(), 3);
         assert_eq!(items[0], Item::Observation(observation()));
         assert_eq!(items[1], Item::Memory(memory()));
@@ -352,7 +402,9 @@ mod tests {
         let (items, errors) = parse_lines(
             r#"{"kind":"observation","id":1,"ts":"2026-11-27T09:28:43.123Z","text":"x","confidence":3,"type":"odd"}
 {"kind":"memory","id":2,"fact":"f","confidence":0.5,"first_seen":"2000-02-29T00:00:00Z","last_seen":"2000-02-29 00:00:01.5+00:00"}"#,
+            0,
         );
+        let items: Vec<Item> = items.into_iter().map(|l| l.item).collect();
         assert!(errors.is_empty(), "{errors:?}");
         let Item::Observation(o) = &items[0] else {
             panic!()
@@ -366,6 +418,50 @@ mod tests {
         assert_eq!(m.last_seen, 951_782_401_500_000);
         assert!(m.active);
         assert_eq!(m.times_confirmed, 1);
+    }
+
+    #[test]
+    fn lines_without_id_or_time_get_a_stable_id_and_now() {
+        const NOW: Micros = 1_795_771_723_000_000;
+        let text = r#"{"kind":"observation","text":"The fan runs at noon","confidence":0.8}
+{"kind":"memory","fact":"The fan is on pin 22","confidence":0.9}
+{"kind":"memory","fact":"Seen once","confidence":0.9,"last_seen":"2026-01-01T00:00:00Z"}
+{"kind":"observation","text":"The fan runs at noon","confidence":0.8,"id":null,"ts":null}
+{"kind":"observation","text":"Another text","confidence":0.8}
+{"kind":"observation","id":"x","text":"t","confidence":1}
+{"kind":"observation","ts_us":"soon","text":"t","confidence":1}"#;
+        let (lines, errors) = parse_lines(text, NOW);
+        let lines_at = |l: &[(usize, String)]| l.iter().map(|e| e.0).collect::<Vec<_>>();
+        assert_eq!(lines_at(&errors), [6, 7], "{errors:?}");
+        assert!(errors[0].1.contains("`id`") && errors[1].1.contains("ts_us"));
+        let ids: Vec<u64> = lines
+            .iter()
+            .map(|l| match &l.item {
+                Item::Observation(o) => o.id,
+                Item::Memory(m) => m.id,
+            })
+            .collect();
+        assert_eq!(ids[0], ids[3], "same content, same id");
+        assert!(ids[0] != ids[4] && ids[0] != ids[1], "{ids:?}");
+        assert!(ids.iter().all(|i| *i < 1 << 53));
+        // The id does not change between runs or with the time of the import.
+        let (again, _) = parse_lines(text, NOW + 1);
+        assert!(matches!(&again[0].item, Item::Observation(o) if o.id == ids[0]));
+        let Item::Observation(o) = &lines[0].item else {
+            panic!()
+        };
+        assert_eq!(o.ts, NOW);
+        assert!(!lines[0].dated);
+        let Item::Memory(m) = &lines[1].item else {
+            panic!()
+        };
+        assert_eq!((m.first_seen, m.last_seen), (NOW, NOW));
+        let Item::Memory(m) = &lines[2].item else {
+            panic!()
+        };
+        assert!(lines[2].dated);
+        assert_eq!(m.first_seen, m.last_seen, "one time given: both are it");
+        assert_eq!(iso8601(m.first_seen), "2026-01-01T00:00:00.000Z");
     }
 
     #[test]

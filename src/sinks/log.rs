@@ -5,9 +5,10 @@ use std::sync::Arc;
 use async_channel::Receiver;
 
 use crate::clock::iso8601;
-use crate::graph::Item;
 use crate::graph::counters::Counters;
 use crate::graph::registry::Registry;
+use crate::graph::shown::WithUnit;
+use crate::graph::{Item, Value};
 
 pub struct LogSink {
     name: String,
@@ -38,30 +39,32 @@ impl LogSink {
             };
             match item {
                 Item::Reading(r) => {
-                    let unit = self
-                        .registry
-                        .get(r.source)
-                        .map_or_else(String::new, |i| i.unit.to_string());
+                    let info = self.registry.get(r.source);
+                    let unit = info.as_ref().map_or("", |i| &i.unit);
                     log::info!(
-                        "{}: {} {} {} at {}",
+                        "{}: {} {} at {}",
                         self.name,
                         name(r.source),
-                        r.value,
-                        unit,
+                        WithUnit(r.value, unit),
                         iso8601(r.ts)
                     )
                 }
-                Item::Rollup(r) => log::info!(
-                    "{}: rollup {} level {} from {}: n={} min={} max={} mean={:.3}",
-                    self.name,
-                    name(r.source),
-                    r.level,
-                    iso8601(r.bucket_start),
-                    r.count,
-                    r.min,
-                    r.max,
-                    r.mean()
-                ),
+                Item::Rollup(r) => {
+                    let info = self.registry.get(r.source);
+                    let unit = info.as_ref().map_or("", |i| &i.unit);
+                    let shown = |x: f64| WithUnit(Value::Number(x), unit);
+                    log::info!(
+                        "{}: rollup {} level {} from {}: n={} min={} max={} mean={}",
+                        self.name,
+                        name(r.source),
+                        r.level,
+                        iso8601(r.bucket_start),
+                        r.count,
+                        shown(r.min),
+                        shown(r.max),
+                        shown(r.mean())
+                    )
+                }
                 Item::Prune(p) => log::info!("{}: prune {:?}", self.name, p),
                 Item::Change(c) => log::info!(
                     "{}: {} turned {} (cv {:.3})",

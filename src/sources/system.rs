@@ -615,7 +615,11 @@ impl SystemSource {
                 }
                 continue;
             };
-            log::trace!("system: {} = {value}", slot.info.name);
+            log::trace!(
+                "system: {} = {}",
+                slot.info.name,
+                crate::graph::shown::WithUnit(value, &slot.info.unit)
+            );
             slot.info.live.record(now, value);
             let reading = Reading::new(slot.info.id, now, value);
             ctx.out.send(Item::Reading(reading)).await;

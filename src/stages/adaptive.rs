@@ -37,8 +37,9 @@ use super::PerSource;
 use crate::config::duration::Dur;
 use crate::graph::counters::Counters;
 use crate::graph::registry::{Registry, SourceInfo};
+use crate::graph::shown::{Approx, WithUnit};
 use crate::graph::stage::{Out, Stage};
-use crate::graph::{Change, Item, Micros, Reading, SourceId};
+use crate::graph::{Change, Item, Micros, Reading, SourceId, Value};
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct AdaptiveParams {
@@ -117,6 +118,14 @@ struct SourceState {
 impl SourceState {
     fn name(&self) -> &str {
         self.info.as_ref().map_or("?", |i| &i.name)
+    }
+
+    /// A change in this source's value for a log line: rounded, with the source's unit.
+    fn shown(&self, step: f64) -> WithUnit<'_> {
+        WithUnit(
+            Value::Number(step),
+            self.info.as_ref().map_or("", |i| &i.unit),
+        )
     }
 
     fn push(&mut self, x: f64, cap: usize) -> bool {
@@ -267,9 +276,11 @@ fn evaluate(
             flipped = true;
         } else {
             debug!(
-                "{label}: {} looks {} (cv {cv:.3}, max step {step}), {}/{hysteresis} evaluations, still {}",
+                "{label}: {} looks {} (cv {}, max step {}), {}/{hysteresis} evaluations, still {}",
                 st.name(),
                 class.as_str(),
+                Approx(cv),
+                st.shown(step),
                 st.streak,
                 st.settled.as_str()
             );
@@ -279,9 +290,11 @@ fn evaluate(
 
     if flipped {
         debug!(
-            "{label}: {} now {} (cv {cv:.3}, max step {step})",
+            "{label}: {} now {} (cv {}, max step {})",
             st.name(),
-            class.as_str()
+            class.as_str(),
+            Approx(cv),
+            st.shown(step)
         );
         let volatile = match class {
             Class::Volatile => {
@@ -316,9 +329,10 @@ fn evaluate(
     };
     if new != cur {
         debug!(
-            "{label}: {} {} (cv {cv:.3}) -> interval {} (was {})",
+            "{label}: {} {} (cv {}) -> interval {} (was {})",
             st.name(),
             class.as_str(),
+            Approx(cv),
             Dur(new),
             Dur(cur)
         );

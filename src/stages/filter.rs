@@ -39,6 +39,7 @@ use crate::config::duration::Dur;
 use crate::graph::counters::Counters;
 use crate::graph::reading::flags;
 use crate::graph::registry::{Registry, SourceInfo};
+use crate::graph::shown::{Approx, WithUnit};
 use crate::graph::stage::{Out, Stage};
 use crate::graph::{Item, Micros, Reading, SourceId, Value};
 
@@ -109,8 +110,8 @@ enum Quiet {
 impl fmt::Display for Quiet {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match *self {
-            Quiet::Band(db, p) => write!(f, "within deadband {db} of {p}"),
-            Quiet::Pct(pct, p) => write!(f, "within deadband {pct}% of {p}"),
+            Quiet::Band(db, p) => write!(f, "within deadband {} of {}", Approx(db), Approx(p)),
+            Quiet::Pct(pct, p) => write!(f, "within deadband {}% of {}", Approx(pct), Approx(p)),
             Quiet::Same => f.write_str("unchanged"),
         }
     }
@@ -175,6 +176,11 @@ impl SourceState {
         self.info.as_ref().map_or("?", |i| &i.name)
     }
 
+    /// A value of this source for a log line: rounded, with the source's unit.
+    fn shown(&self, v: Value) -> WithUnit<'_> {
+        WithUnit(v, self.info.as_ref().map_or("", |i| &i.unit))
+    }
+
     /// Let the held-back level through if its debounce has elapsed by `now`.
     fn release_due(&mut self, now: Micros, c: &Counters, label: &str, out: &mut Out) {
         let (Some(p), Some(db)) = (self.pending, self.rules.debounce) else {
@@ -191,7 +197,7 @@ impl SourceState {
             debug!(
                 "{label}: {} {} settled but within min_interval {} of the last passed reading, dropped",
                 self.name(),
-                p.value,
+                self.shown(p.value),
                 Dur(mi)
             );
             return;
@@ -199,7 +205,7 @@ impl SourceState {
         debug!(
             "{label}: {} {} settled after debounce {}, passed",
             self.name(),
-            p.value,
+            self.shown(p.value),
             Dur(db)
         );
         self.pass(p, true, c, out);
@@ -232,15 +238,21 @@ impl SourceState {
             match mode {
                 OutOfRange::Drop => {
                     debug!(
-                        "{label}: {} {v} outside range [{lo}, {hi}], dropped",
-                        self.name()
+                        "{label}: {} {} outside range [{}, {}], dropped",
+                        self.name(),
+                        self.shown(Value::Number(v)),
+                        Approx(lo),
+                        Approx(hi)
                     );
                     return;
                 }
                 OutOfRange::Flag => {
                     debug!(
-                        "{label}: {} {v} outside range [{lo}, {hi}], flagged (kept as measured)",
-                        self.name()
+                        "{label}: {} {} outside range [{}, {}], flagged (kept as measured)",
+                        self.name(),
+                        self.shown(Value::Number(v)),
+                        Approx(lo),
+                        Approx(hi)
                     );
                     r.flags |= flags::OUT_OF_RANGE;
                 }
@@ -248,7 +260,11 @@ impl SourceState {
         }
 
         let Some(last) = self.last else {
-            debug!("{label}: {} {} first reading, passed", self.name(), r.value);
+            debug!(
+                "{label}: {} {} first reading, passed",
+                self.name(),
+                self.shown(r.value)
+            );
             self.pass(r, true, c, out);
             return;
         };
@@ -279,7 +295,7 @@ impl SourceState {
                     debug!(
                         "{label}: {} {} within debounce {} of the last change, held back",
                         self.name(),
-                        r.value,
+                        self.shown(r.value),
                         Dur(db)
                     );
                     return;
@@ -304,7 +320,11 @@ impl SourceState {
                 _ => {
                     c.inc(C_DEADBAND);
                     if let Some(q) = quiet {
-                        debug!("{label}: {} {} {q}, dropped", self.name(), r.value);
+                        debug!(
+                            "{label}: {} {} {q}, dropped",
+                            self.name(),
+                            self.shown(r.value)
+                        );
                     }
                     return;
                 }
@@ -318,7 +338,7 @@ impl SourceState {
             debug!(
                 "{label}: {} {} within min_interval {} of the last passed reading, dropped",
                 self.name(),
-                r.value,
+                self.shown(r.value),
                 Dur(mi)
             );
             return;
@@ -330,12 +350,16 @@ impl SourceState {
                 debug!(
                     "{label}: {} {} {q} but nothing passed for {}, passed as heartbeat",
                     self.name(),
-                    r.value,
+                    self.shown(r.value),
                     Dur(age)
                 );
             }
         } else {
-            debug!("{label}: {} {} changed, passed", self.name(), r.value);
+            debug!(
+                "{label}: {} {} changed, passed",
+                self.name(),
+                self.shown(r.value)
+            );
         }
         self.pass(r, changed, c, out);
     }

@@ -26,8 +26,9 @@ use crate::clock::iso8601;
 use crate::config::duration::Dur;
 use crate::graph::counters::Counters;
 use crate::graph::registry::{Registry, SourceInfo};
+use crate::graph::shown::WithUnit;
 use crate::graph::stage::{Out, Stage};
-use crate::graph::{Item, Micros, Prune, PruneTarget, Reading, Rollup, SourceId};
+use crate::graph::{Item, Micros, Prune, PruneTarget, Reading, Rollup, SourceId, Value};
 
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct RollupLevel {
@@ -85,6 +86,10 @@ impl SourceState {
     fn name(&self) -> &str {
         self.info.as_ref().map_or("?", |i| &i.name)
     }
+
+    fn unit(&self) -> &str {
+        self.info.as_ref().map_or("", |i| &i.unit)
+    }
 }
 
 fn bucket(source: SourceId, level: u8, start: Micros, x: f64) -> Rollup {
@@ -99,16 +104,18 @@ fn bucket(source: SourceId, level: u8, start: Micros, x: f64) -> Rollup {
     }
 }
 
-fn emit_rollup(r: Rollup, why: &str, name: &str, c: &Counters, label: &str, out: &mut Out) {
+fn emit_rollup(r: Rollup, why: &str, st: &SourceState, c: &Counters, label: &str, out: &mut Out) {
     c.inc(C_ROLLUPS);
+    let shown = |x: f64| WithUnit(Value::Number(x), st.unit());
     debug!(
-        "{label}: {name} rollup level {} bucket {} ({why}): count {} min {} max {} mean {}",
+        "{label}: {} rollup level {} bucket {} ({why}): count {} min {} max {} mean {}",
+        st.name(),
         r.level,
         iso8601(r.bucket_start),
         r.count,
-        r.min,
-        r.max,
-        r.mean()
+        shown(r.min),
+        shown(r.max),
+        shown(r.mean())
     );
     out.emit(Item::Rollup(r));
 }
@@ -191,11 +198,11 @@ impl Retention {
                 }
                 Some(b) if start < b.bucket_start => {
                     let late = bucket(r.source, li, start, x);
-                    emit_rollup(late, "late reading", st.name(), c, label, out);
+                    emit_rollup(late, "late reading", st, c, label, out);
                 }
                 slot => {
                     if let Some(done) = slot.replace(bucket(r.source, li, start, x)) {
-                        emit_rollup(done, "closed by a later reading", st.name(), c, label, out);
+                        emit_rollup(done, "closed by a later reading", st, c, label, out);
                     }
                 }
             }
@@ -210,7 +217,7 @@ impl Retention {
                 let Some(b) = st.open[i] else { continue };
                 if until.is_none_or(|now| b.bucket_start.saturating_add(level.every) <= now) {
                     st.open[i] = None;
-                    emit_rollup(b, why, st.name(), c, label, out);
+                    emit_rollup(b, why, st, c, label, out);
                 }
             }
         }

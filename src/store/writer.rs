@@ -179,8 +179,22 @@ impl Writer {
             match self.store.write_batch(&new_sources, batch) {
                 Ok(w) => {
                     let s = self.stats.clone();
+                    let took = t0.elapsed();
+                    // Debug, not info: one line per commit is the troubleshooting view.
+                    log::debug!(
+                        "store: committed {} reading(s), {} rollup(s), {} pruned{} in {:.1} ms",
+                        w.readings,
+                        w.rollups,
+                        w.pruned,
+                        if new_sources.is_empty() {
+                            String::new()
+                        } else {
+                            format!(", {} new source(s)", new_sources.len())
+                        },
+                        took.as_secs_f64() * 1e3
+                    );
                     s.last_commit_us
-                        .store(t0.elapsed().as_micros() as u64, Ordering::Relaxed);
+                        .store(took.as_micros() as u64, Ordering::Relaxed);
                     s.commits.fetch_add(1, Ordering::Relaxed);
                     s.readings.fetch_add(w.readings, Ordering::Relaxed);
                     s.rollups.fetch_add(w.rollups, Ordering::Relaxed);
