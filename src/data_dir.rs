@@ -273,22 +273,6 @@ impl DataDir {
         }
         Ok(Lock { file })
     }
-
-    /// Who holds the lock now, if anyone (for `smollama status`): the PID in the lock
-    /// file, if that process is alive. Creates nothing and takes no lock, so it never gets
-    /// in the way of an agent starting at the same moment.
-    pub fn holder(&self) -> Option<Holder> {
-        let text = std::fs::read_to_string(self.path.join(LOCK_FILE)).ok()?;
-        let mut lines = text.lines();
-        let pid: u32 = lines.next()?.trim().parse().ok()?;
-        // SAFETY: signal 0 only checks that the process exists.
-        let alive = unsafe { libc::kill(pid as libc::pid_t, 0) } == 0
-            || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM);
-        alive.then(|| Holder {
-            pid: Some(pid),
-            command: lines.next().unwrap_or("").trim().to_string(),
-        })
-    }
 }
 
 /// The holder's PID and command. The holder writes them just after locking, so an empty
@@ -362,7 +346,6 @@ mod tests {
         let d = temp("lock");
         let dd = configured(&d.join("data"));
         dd.prepare().unwrap();
-        assert_eq!(dd.holder(), None);
         let lock = dd.lock("smollama run").unwrap();
         // flock locks belong to the open file: a second open in this process conflicts too.
         match dd.lock("smollama memory import") {
@@ -373,12 +356,9 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
-        assert_eq!(dd.holder().unwrap().pid, Some(std::process::id()));
         drop(lock);
-        assert_eq!(dd.holder(), None);
-        // A file left behind (as by a killed process) does not block, nor count as held.
+        // A file left behind (as by a killed process) does not block.
         std::fs::write(d.join("data").join(LOCK_FILE), "999999999\nsmollama run\n").unwrap();
-        assert_eq!(dd.holder(), None);
         let _again = dd.lock("smollama run").unwrap();
         std::fs::remove_dir_all(&d).ok();
     }

@@ -580,17 +580,11 @@ fn status(settings: &Settings, json: bool) -> ExitCode {
         Ok(v) => v,
         Err(e) => {
             // Offline status reads the data directory; without one there is nothing to read.
-            let dir = match DataDir::resolve(settings) {
-                Ok(d) => d,
-                Err(e) => return config_failure(&e.into()),
-            };
-            let mut why = format!("no agent answered at {url}: {e}");
-            if let Some(holder) = dir.holder().filter(|h| h.command == AGENT_COMMAND) {
-                why.push_str(&format!(
-                    "; but smollama ({holder}) is running on {} (is [http] enabled, on this address?)",
-                    dir.path().display()
-                ));
+            if let Err(e) = DataDir::resolve(settings) {
+                return config_failure(&e.into());
             }
+            // The offline report says whether an agent has the store open all the same.
+            let why = format!("no agent answered at {url}: {e}");
             smollama::status::offline(settings, &why)
         }
     };
