@@ -406,6 +406,11 @@ fn io_loop(
             Ok(Event::Incoming(Packet::ConnAck(c))) => {
                 backoff = min;
                 let max = c.properties.as_ref().and_then(|p| p.max_packet_size);
+                log::debug!(
+                    "mqtt: CONNACK: session present {}, broker's maximum packet size {max:?}, receive maximum {:?}",
+                    c.session_present,
+                    c.properties.as_ref().and_then(|p| p.receive_max)
+                );
                 Some(Ev::Connected(c.session_present, max))
             }
             Ok(Event::Incoming(Packet::PubAck(a))) => {
@@ -426,6 +431,12 @@ fn io_loop(
                 if stop.load(Ordering::Relaxed) {
                     return;
                 }
+                // rumqttc would replay what it had not written or had not got acknowledged
+                // when the broker resumes a kept session (`clean_session = false`); the
+                // worker sends all of it again from the outbox, in order, and ties packet
+                // ids to outbox entries by the order of `Outgoing::Publish`, which replays
+                // would upset. Status, discovery and subscriptions are redone on connect.
+                connection.eventloop.pending.clear();
                 let _ = ev.send_blocking(Ev::Disconnected(e.to_string()));
                 // rumqttc would reconnect at once on the next recv: wait first, with
                 // jitter so a fleet of nodes does not reconnect in lockstep.
