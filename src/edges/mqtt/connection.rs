@@ -133,8 +133,10 @@ const MAX_TOPIC_KEY: usize = 200;
 const RECENT_MAX_PAYLOAD: usize = 2048;
 /// ...and in all to this many bytes (the oldest go first).
 const RECENT_MAX_BYTES: usize = 1 << 20;
-/// How long a clean stop waits for the last PUBACKs, at most.
+/// How long a clean stop waits for the last PUBACKs, at most...
 pub const STOP_WAIT: Duration = Duration::from_secs(1);
+/// ...and for the broker to close the connection after DISCONNECT.
+const IO_STOP_WAIT: Duration = Duration::from_millis(500);
 /// Packet size of a PUBLISH beyond its topic and payload, at most: fixed header (5),
 /// topic length (2), packet id (2), property length (1).
 const PUBLISH_OVERHEAD: usize = 10;
@@ -373,8 +375,21 @@ pub fn start(
                 smol::block_on(w.run(pub_rx, &ev_rx, stop_rx));
                 smol::block_on(w.finish(&ev_rx, &io_stop));
                 io_stop.store(true, Ordering::Relaxed);
-                drop(w); // drops the client: rumqttc's event loop ends, mqtt-io returns
-                let _ = io.join();
+                drop(w);
+                // mqtt-io returns on the connection error that follows DISCONNECT (the
+                // broker closes the socket). rumqttc's event loop holds a sender of its
+                // own request channel, so dropping the client does not end it; if the
+                // broker never closes (a dead link), leave the thread to the process exit
+                // rather than wait for the keepalive.
+                let deadline = std::time::Instant::now() + IO_STOP_WAIT;
+                while !io.is_finished() && std::time::Instant::now() < deadline {
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                if io.is_finished() {
+                    let _ = io.join();
+                } else {
+                    log::warn!("mqtt: the connection did not close in time; exiting without it");
+                }
             })
             .ok()?
     };
@@ -400,7 +415,7 @@ fn io_loop(
     loop {
         let event = match connection.recv() {
             Ok(e) => e,
-            Err(_) => return, // the client was dropped: shutting down
+            Err(_) => return, // rumqttc ended its request stream
         };
         let forward = match event {
             Ok(Event::Incoming(Packet::ConnAck(c))) => {
@@ -910,6 +925,16 @@ impl Worker {
             Ev::DisconnectSent => {}
             Ev::Message(topic, payload) => self.on_message(topic, payload),
             Ev::Disconnected(err) => {
+                // A broker that speaks only MQTT 3.1.1 (mosquitto before 1.6) answers an
+                // MQTT 5 CONNECT with a 3.1.1 refusal and closes: rumqttc then sees the
+                // connection end before a CONNACK it can read.
+                let err = if !self.ever_connected && err.contains("closed by peer") {
+                    format!(
+                        "{err} (right after CONNECT: smollama speaks MQTT 5; a broker older than mosquitto 1.6 refuses it, see its log)"
+                    )
+                } else {
+                    err
+                };
                 if self.connected || self.stats.last_error().as_deref() != Some(err.as_str()) {
                     log::warn!(
                         "mqtt: connection to the broker lost or refused: {err}; retrying with backoff"
