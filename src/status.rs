@@ -432,6 +432,18 @@ pub fn human(r: &Json) -> String {
                     str_of(&v["reconnects"]),
                     str_of(&v["malformed"])
                 );
+                let rs = &v["remote_sources"];
+                if rs["sources"].as_u64().unwrap_or(0) > 0 {
+                    let refused = ["refused_node_limit", "refused_total_limit", "names_refused"]
+                        .iter()
+                        .filter_map(|k| rs[*k].as_u64())
+                        .sum::<u64>();
+                    let _ = write!(
+                        s,
+                        ", {} remote sources ({refused} readings refused)",
+                        str_of(&rs["sources"])
+                    );
+                }
                 if let Some(e) = v["last_error"].as_str() {
                     let _ = write!(s, "; last error: {e}");
                 }
