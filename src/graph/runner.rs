@@ -297,72 +297,63 @@ pub fn build(spec: &PipelineSpec, parts: Parts<'_>) -> Result<Built, String> {
 
     for sk in &spec.sinks {
         let rx = take(&mut inboxes, &sk.name);
-        let (kind, counters, cap, lossy): (&'static str, Arc<Counters>, usize, bool) = match &sk
-            .kind
-        {
-            #[cfg(feature = "mqtt")]
-            SinkKind::Mqtt(p) => {
-                let publish = parts
-                    .mqtt
-                    .ok_or_else(|| format!("sink '{}' needs MQTT, which is off", sk.name))?;
-                // Batches go under the topic prefix, everything else under the
-                // state prefix (the same unless `[mqtt] state_prefix` is set).
-                let prefix = match p.format {
-                    crate::sinks::mqtt_params::MqttFormat::Batch => parts.settings.mqtt_prefix(),
-                    crate::sinks::mqtt_params::MqttFormat::State => {
-                        parts.settings.mqtt_state_prefix()
-                    }
-                };
-                let sink = MqttSink::new(
-                    &sk.name,
-                    p.clone(),
-                    &parts.settings.node.name,
-                    &prefix,
-                    registry.clone(),
-                    publish.clone(),
-                );
-                let c = sink.counters();
-                tasks.push(Box::pin(sink.run(rx.clone())));
-                ("mqtt", c, STAGE_QUEUE, true)
-            }
-            #[cfg(not(feature = "mqtt"))]
-            SinkKind::Mqtt(_) => {
-                return Err(format!("sink '{}' needs MQTT, which is off", sk.name));
-            }
-            SinkKind::Observer => {
-                let counters = Arc::new(Counters::new(&["changes", "forwarded"]));
-                let c = counters.clone();
-                let to = parts.observer.cloned();
-                let rx2 = rx.clone();
-                tasks.push(Box::pin(async move {
-                    while let Ok(item) = rx2.recv().await {
-                        if let Item::Change(ch) = item {
-                            c.inc(0);
-                            // Never wait on the observer: a missed change only delays a look.
-                            if to.as_ref().is_some_and(|t| t.try_send(ch).is_ok()) {
-                                c.inc(1);
+        let (kind, counters, cap, lossy): (&'static str, Arc<Counters>, usize, bool) =
+            match &sk.kind {
+                #[cfg(feature = "mqtt")]
+                SinkKind::Mqtt(p) => {
+                    let publish = parts
+                        .mqtt
+                        .ok_or_else(|| format!("sink '{}' needs MQTT, which is off", sk.name))?;
+                    let sink = MqttSink::new(
+                        &sk.name,
+                        p.clone(),
+                        &parts.settings.node.name,
+                        &MqttSink::prefix(parts.settings, p.format),
+                        registry.clone(),
+                        publish.clone(),
+                    );
+                    let c = sink.counters();
+                    tasks.push(Box::pin(sink.run(rx.clone())));
+                    ("mqtt", c, STAGE_QUEUE, true)
+                }
+                #[cfg(not(feature = "mqtt"))]
+                SinkKind::Mqtt(_) => {
+                    return Err(format!("sink '{}' needs MQTT, which is off", sk.name));
+                }
+                SinkKind::Observer => {
+                    let counters = Arc::new(Counters::new(&["changes", "forwarded"]));
+                    let c = counters.clone();
+                    let to = parts.observer.cloned();
+                    let rx2 = rx.clone();
+                    tasks.push(Box::pin(async move {
+                        while let Ok(item) = rx2.recv().await {
+                            if let Item::Change(ch) = item {
+                                c.inc(0);
+                                // Never wait on the observer: a missed change only delays a look.
+                                if to.as_ref().is_some_and(|t| t.try_send(ch).is_ok()) {
+                                    c.inc(1);
+                                }
                             }
                         }
-                    }
-                }));
-                ("observer", counters, STAGE_QUEUE, true)
-            }
-            SinkKind::Store => {
-                let writer = parts.writer.ok_or_else(|| {
-                    format!("sink '{}' needs the store, which is not open", sk.name)
-                })?;
-                let sink = sinks::store::StoreSink::new(writer);
-                let c = sink.counters();
-                tasks.push(Box::pin(sink.run(rx.clone())));
-                ("store", c, SINK_QUEUE, false)
-            }
-            SinkKind::Log => {
-                let sink = sinks::log::LogSink::new(&sk.name, registry.clone());
-                let c = sink.counters();
-                tasks.push(Box::pin(sink.run(rx.clone())));
-                ("log", c, STAGE_QUEUE, true)
-            }
-        };
+                    }));
+                    ("observer", counters, STAGE_QUEUE, true)
+                }
+                SinkKind::Store => {
+                    let writer = parts.writer.ok_or_else(|| {
+                        format!("sink '{}' needs the store, which is not open", sk.name)
+                    })?;
+                    let sink = sinks::store::StoreSink::new(writer);
+                    let c = sink.counters();
+                    tasks.push(Box::pin(sink.run(rx.clone())));
+                    ("store", c, SINK_QUEUE, false)
+                }
+                SinkKind::Log => {
+                    let sink = sinks::log::LogSink::new(&sk.name, registry.clone());
+                    let c = sink.counters();
+                    tasks.push(Box::pin(sink.run(rx.clone())));
+                    ("log", c, STAGE_QUEUE, true)
+                }
+            };
         status.nodes.push(NodeStatus {
             name: sk.name.clone(),
             role: "sink",
