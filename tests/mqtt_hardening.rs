@@ -192,14 +192,15 @@ fn sources_learned_from_other_nodes_are_bounded() {
     });
     assert!(latest(&agent, "flood:s1000").is_none());
     assert!(latest(&agent, "second:s999").is_none());
-    // Memory and the status answer stay small. (Parsing a 200 KB batch takes a few MiB
-    // for a moment, which the allocator keeps; before the limits, RSS grew by ~48 MiB.)
+    // Memory and the status answer stay small. Parsing a 200 KB batch takes a few MiB
+    // for a moment, which the allocator keeps (give or take a few MiB from run to run);
+    // before the limits, each flood of 100,000 names added about 48 MiB.
     assert!(
         rss_first < rss_before + 16 * 1024,
         "RSS grew from {rss_before} to {rss_first} KiB"
     );
     assert!(
-        rss_after < rss_first + 1024,
+        rss_after < rss_first + 4 * 1024,
         "RSS grew from {rss_first} to {rss_after} KiB with refused names"
     );
     let body = ureq::get(&agent.url("/api/status"))

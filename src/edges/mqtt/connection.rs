@@ -111,6 +111,8 @@ pub struct MqttStats {
     pub malformed_by_topic: Mutex<HashMap<String, u64>>,
     /// Sources learned from other nodes: per node, and what the limits refused.
     pub remote: Mutex<RemoteTally>,
+    /// Payload bytes received and waiting for the worker (bounded, see `io_loop`).
+    inbound_waiting: AtomicU64,
 }
 
 impl MqttStats {
@@ -350,7 +352,10 @@ pub fn start(
         let backoff = (m.reconnect_min, m.reconnect_max);
         std::thread::Builder::new()
             .name("mqtt-io".into())
-            .spawn(move || io_loop(connection, ev_tx, stats, io_stop, backoff))
+            .spawn(move || {
+                let budget = max_packet_size(m.max_payload_kb) as u64;
+                io_loop(connection, ev_tx, stats, io_stop, backoff, budget)
+            })
             .ok()?
     };
     log::info!(
@@ -409,6 +414,7 @@ fn io_loop(
     stats: Arc<MqttStats>,
     stop: Arc<AtomicBool>,
     (min, max): (Micros, Micros),
+    waiting_budget: u64,
 ) {
     let mut backoff = min;
     let mut seed = (now_us() as u64) | 1;
@@ -435,10 +441,24 @@ fn io_loop(
                 );
                 Some(Ev::Acked(a.pkid, ok))
             }
-            Ok(Event::Incoming(Packet::Publish(p))) => Some(Ev::Message(
-                String::from_utf8_lossy(&p.topic).into_owned(),
-                p.payload.to_vec(),
-            )),
+            Ok(Event::Incoming(Packet::Publish(p))) => {
+                // The event channel holds up to 1024 messages, each up to the declared
+                // packet size: also bound the bytes waiting, so a burst of big messages
+                // while the worker is busy (an fsync) waits in the socket (the broker
+                // holds the rest) rather than in memory.
+                let len = p.payload.len() as u64;
+                while stats.inbound_waiting.load(Ordering::Relaxed) > 0
+                    && stats.inbound_waiting.load(Ordering::Relaxed) + len > waiting_budget
+                    && !stop.load(Ordering::Relaxed)
+                {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                stats.inbound_waiting.fetch_add(len, Ordering::Relaxed);
+                Some(Ev::Message(
+                    String::from_utf8_lossy(&p.topic).into_owned(),
+                    p.payload.to_vec(),
+                ))
+            }
             Ok(Event::Outgoing(Outgoing::Publish(pkid))) => Some(Ev::Sent(pkid)),
             Ok(Event::Outgoing(Outgoing::Disconnect)) => Some(Ev::DisconnectSent),
             Ok(_) => None,
@@ -460,7 +480,6 @@ fn io_loop(
                 seed ^= seed << 17;
                 let jitter = (seed % 1000) as f64 / 1000.0; // 0..1
                 let wait = (backoff as f64 * (0.5 + jitter * 0.5)) as u64;
-                let _ = &stats;
                 let end = std::time::Instant::now() + Duration::from_micros(wait);
                 while std::time::Instant::now() < end {
                     if stop.load(Ordering::Relaxed) {
@@ -923,7 +942,11 @@ impl Worker {
                 }
             }
             Ev::DisconnectSent => {}
-            Ev::Message(topic, payload) => self.on_message(topic, payload),
+            Ev::Message(topic, payload) => {
+                let len = payload.len() as u64;
+                self.on_message(topic, payload);
+                self.stats.inbound_waiting.fetch_sub(len, Ordering::Relaxed);
+            }
             Ev::Disconnected(err) => {
                 // A broker that speaks only MQTT 3.1.1 (mosquitto before 1.6) answers an
                 // MQTT 5 CONNECT with a 3.1.1 refusal and closes: rumqttc then sees the
