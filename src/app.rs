@@ -174,7 +174,8 @@ fn discovery_messages(
         );
         return Vec::new();
     };
-    let prefix = settings.mqtt_prefix();
+    // State topics, availability and commands all live under the state prefix.
+    let prefix = settings.mqtt_state_prefix();
     let node = &settings.node.name;
     let dev = discovery::Device {
         node,

@@ -20,6 +20,8 @@ pub fn live(shared: &Shared) -> Json {
         .registry
         .all()
         .iter()
+        // Remote sources (thousands, perhaps) are summed up per node under connections.mqtt.
+        .filter(|i| crate::graph::registry::is_local(&i.name))
         .filter(|i| i.live.count.load(Ordering::Relaxed) > 0 || i.live.interval() > 0 || i.live.available.load(Ordering::Relaxed))
         .map(|i| {
             let count = i.live.count.load(Ordering::Relaxed);
@@ -175,6 +177,25 @@ fn mqtt(shared: &Shared) -> Json {
         .lock()
         .map(|m| m.iter().map(|(k, v)| (k.clone(), json!(v))).collect())
         .unwrap_or_default();
+    let remote = st.remote.lock().map(|t| {
+        use crate::edges::mqtt::remote::STATUS_NODES;
+        let (top, more) = t.top_nodes(STATUS_NODES);
+        let nodes: Vec<Json> = top
+            .iter()
+            .map(|(node, n)| json!({ "node": node, "sources": n.sources, "refused": n.refused }))
+            .collect();
+        json!({
+            "sources": t.sources,
+            "max": shared.settings.mqtt.max_remote_sources,
+            "max_per_node": shared.settings.mqtt.max_sources_per_node,
+            "refused_node_limit": t.refused_node_limit,
+            "refused_total_limit": t.refused_total_limit,
+            "names_refused": t.names_refused,
+            "refused_from_nodes_without_sources": t.refused_other_nodes,
+            "nodes": nodes,
+            "more_nodes": more,
+        })
+    });
     json!({
         "state": state_name(st.state.load(Ordering::Relaxed)),
         "broker": m.broker,
@@ -189,11 +210,15 @@ fn mqtt(shared: &Shared) -> Json {
         "readings_in": n(&st.readings_in),
         "malformed": n(&st.malformed),
         "too_large": n(&st.too_large),
+        "malformed_items": n(&st.malformed_items),
+        "ts_replaced": n(&st.ts_replaced),
         "refused_out": n(&st.refused_out),
+        "refused_by_broker": n(&st.refused_by_broker),
         "questions": n(&st.questions),
         "questions_ignored": n(&st.questions_ignored),
         "questions_rate_limited": n(&st.questions_rate_limited),
         "malformed_by_topic": malformed,
+        "remote_sources": remote.unwrap_or(Json::Null),
         "outbox": outbox,
     })
 }
@@ -426,6 +451,18 @@ pub fn human(r: &Json) -> String {
                     str_of(&v["reconnects"]),
                     str_of(&v["malformed"])
                 );
+                let rs = &v["remote_sources"];
+                if rs["sources"].as_u64().unwrap_or(0) > 0 {
+                    let refused = ["refused_node_limit", "refused_total_limit", "names_refused"]
+                        .iter()
+                        .filter_map(|k| rs[*k].as_u64())
+                        .sum::<u64>();
+                    let _ = write!(
+                        s,
+                        ", {} remote sources ({refused} readings refused)",
+                        str_of(&rs["sources"])
+                    );
+                }
                 if let Some(e) = v["last_error"].as_str() {
                     let _ = write!(s, "; last error: {e}");
                 }

@@ -405,6 +405,49 @@ fn the_outbox_survives_a_restart_during_an_outage() {
 }
 
 #[test]
+fn a_kept_session_loses_nothing_across_an_outage() {
+    // clean_session = false: the broker resumes the session after the outage, and the
+    // worker's outbox, not rumqttc, sends again what was not acknowledged.
+    let dir = TempDir::new("mqtt-kept-session");
+    let broker = Broker::start(dir.path());
+    let relay = Relay::start(broker.port);
+    let sub = Subscriber::new(broker.port, "kept-sub", &["smollama/test-node/readings"]);
+    let port = free_port();
+    let cfg = write_config_extra(
+        dir.path(),
+        port,
+        PUBLISHING,
+        &mqtt_section(relay.port, "clean_session = false\n"),
+    );
+    let agent = Agent::start(&cfg, port, &[]);
+    eventually(10, "first batches", || {
+        (received(&sub).len() > 5).then_some(())
+    });
+    for _ in 0..3 {
+        relay.cut();
+        std::thread::sleep(Duration::from_secs(1));
+        relay.restore();
+        eventually(30, "the outbox drained", || {
+            let m = mqtt_status(&agent);
+            (m["state"] == "connected" && m["outbox"]["messages"] == 0).then_some(())
+        });
+    }
+    let m = mqtt_status(&agent);
+    assert!(m["reconnects"].as_u64().unwrap() >= 3, "{m}");
+    assert!(
+        agent.log().contains("reconnected (session present: true)"),
+        "the broker kept the session:\n{}",
+        agent.log()
+    );
+    let cutoff = iso_now();
+    let (st, _, log) = agent.terminate();
+    assert!(st.success(), "{log}");
+    let agent = Agent::start(&cfg, port, &[]);
+    std::thread::sleep(Duration::from_millis(500));
+    check_all_arrived_in_order(&sub, &agent, &cutoff);
+}
+
+#[test]
 fn a_long_outage_with_a_small_outbox_drops_the_oldest_and_counts() {
     let dir = TempDir::new("mqtt-bounded");
     let mut broker = Broker::start(dir.path());

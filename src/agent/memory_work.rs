@@ -238,7 +238,7 @@ fn ask(a: &Agent, prompt: &str, format: Option<&serde_json::Value>, what: &str) 
     }
 }
 
-/// Publishes a new observation on `<prefix>/observations` (QoS 1), when MQTT is on.
+/// Publishes a new observation on `<state prefix>/observations` (QoS 1), when MQTT is on.
 fn publish_observation(a: &Agent, id: u64, obs: &Observation) {
     let Some(p) = &a.publish else {
         return;
@@ -253,7 +253,7 @@ fn publish_observation(a: &Agent, id: u64, obs: &Observation) {
         "timestamp": iso8601(obs.ts),
     });
     let _ = p.try_send(Publish {
-        topic: format!("{}/observations", a.ctx.settings.mqtt_prefix()),
+        topic: format!("{}/observations", a.ctx.settings.mqtt_state_prefix()),
         payload: body.to_string().into_bytes(),
         qos: 1,
         retain: false,

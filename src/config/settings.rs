@@ -142,6 +142,10 @@ pub struct MqttSettings {
     pub clean_session: bool,
     /// Topic prefix for everything this node publishes. Default `smollama/<node name>`.
     pub topic_prefix: Option<String>,
+    /// Prefix for everything but the batches (status, state, answers, observations, GPIO
+    /// commands), e.g. to keep them off a Python master's `smollama/#`. Default: the
+    /// topic prefix.
+    pub state_prefix: Option<String>,
     /// Reconnect backoff: first delay, doubling (with jitter) up to the maximum.
     pub reconnect_min: Micros,
     pub reconnect_max: Micros,
@@ -149,8 +153,17 @@ pub struct MqttSettings {
     /// (and counted).
     pub outbox_max_messages: u64,
     pub outbox_max_mb: u64,
-    /// Largest MQTT payload accepted or sent, KiB.
+    /// Largest MQTT payload accepted or sent, KiB. The node declares a maximum packet size
+    /// above it (see `edges::mqtt::connection::max_packet_size`).
     pub max_payload_kb: u64,
+    /// Sources learned from other nodes' messages, at most, in total and per sending node
+    /// (bare topics count as one node, `mqtt`). New names past either are refused, counted.
+    pub max_remote_sources: u32,
+    pub max_sources_per_node: u32,
+    /// A remote reading's `ts` older than this, or more than `max_clock_ahead` ahead of
+    /// this node's clock, is replaced by the arrival time (counted).
+    pub max_reading_age: Micros,
+    pub max_clock_ahead: Micros,
     /// QoS 1 messages handed to the client before their acknowledgements come back.
     pub inflight: u16,
     /// Messages kept per topic for the agent's `get_recent_messages` tool.
@@ -173,11 +186,16 @@ impl MqttSettings {
             keepalive: 60_000_000,
             clean_session: true,
             topic_prefix: None,
+            state_prefix: None,
             reconnect_min: 1_000_000,
             reconnect_max: 60_000_000,
             outbox_max_messages: 100_000,
             outbox_max_mb: 16,
             max_payload_kb: 256,
+            max_remote_sources: 5000,
+            max_sources_per_node: 1000,
+            max_reading_age: 30 * 86_400_000_000,
+            max_clock_ahead: 300_000_000,
             inflight: 64,
             recent_per_topic: 100,
             discovery: true,
@@ -336,6 +354,15 @@ impl Settings {
             .unwrap_or_else(|| format!("smollama/{}", self.node.name))
     }
 
+    /// The prefix of everything but the batches: `[mqtt] state_prefix`, else the topic
+    /// prefix.
+    pub fn mqtt_state_prefix(&self) -> String {
+        self.mqtt
+            .state_prefix
+            .clone()
+            .unwrap_or_else(|| self.mqtt_prefix())
+    }
+
     /// Topics whose messages are questions for the agent.
     pub fn ask_topics(&self) -> Vec<String> {
         if self.agent.ask_topics.is_empty() {
@@ -353,7 +380,7 @@ impl Settings {
         self.agent
             .answer_topic
             .clone()
-            .unwrap_or_else(|| format!("{}/answers", self.mqtt_prefix()))
+            .unwrap_or_else(|| format!("{}/answers", self.mqtt_state_prefix()))
     }
 
     /// Where `[section] key` was set: the file and line, the environment variable, the
@@ -601,11 +628,16 @@ const MQTT_KEYS: &[&str] = &[
     "keepalive",
     "clean_session",
     "topic_prefix",
+    "state_prefix",
     "reconnect_min",
     "reconnect_max",
     "outbox_max_messages",
     "outbox_max_mb",
     "max_payload_kb",
+    "max_remote_sources",
+    "max_sources_per_node",
+    "max_reading_age",
+    "max_clock_ahead",
     "inflight",
     "recent_per_topic",
     "discovery",
@@ -659,6 +691,8 @@ fn key_type(section: &str, key: &str) -> Ty {
             | "outbox_max_messages"
             | "outbox_max_mb"
             | "max_payload_kb"
+            | "max_remote_sources"
+            | "max_sources_per_node"
             | "inflight"
             | "recent_per_topic",
         ) => Ty::Int,
@@ -1098,6 +1132,16 @@ fn set_mqtt(
             }
             m.topic_prefix = Some(v);
         }
+        ("state_prefix", Val::Str(v)) => {
+            let v = v.trim_end_matches('/').to_string();
+            if v.contains(['+', '#']) || v.starts_with('/') || v.starts_with('$') {
+                return Err(problem_hint(
+                    format!("state_prefix '{v}' is not a valid topic prefix"),
+                    "use levels without wildcards outside smollama/, e.g. \"nodes/greenhouse\"; leave it out to use topic_prefix",
+                ));
+            }
+            m.state_prefix = non_empty(v);
+        }
         ("reconnect_min", Val::Str(v)) => {
             m.reconnect_min = duration_in("reconnect_min", &v, 100_000, 600_000_000)?
         }
@@ -1130,6 +1174,31 @@ fn set_mqtt(
                 262_144,
                 "the largest payload in KiB, e.g. 256",
             )? as u64
+        }
+        ("max_remote_sources", Val::Int(v)) => {
+            m.max_remote_sources = int_in(
+                "max_remote_sources",
+                v,
+                0,
+                1_000_000,
+                "sources learned from other nodes, in total, e.g. 5000 (each costs about 0.5 KiB)",
+            )? as u32
+        }
+        ("max_sources_per_node", Val::Int(v)) => {
+            m.max_sources_per_node = int_in(
+                "max_sources_per_node",
+                v,
+                0,
+                1_000_000,
+                "sources learned from one other node, e.g. 1000",
+            )? as u32
+        }
+        ("max_reading_age", Val::Str(v)) => {
+            m.max_reading_age =
+                duration_in("max_reading_age", &v, 60_000_000, 3650 * 86_400_000_000)?
+        }
+        ("max_clock_ahead", Val::Str(v)) => {
+            m.max_clock_ahead = duration_in("max_clock_ahead", &v, 1_000_000, 86_400_000_000)?
         }
         ("inflight", Val::Int(v)) => {
             m.inflight = int_in("inflight", v, 1, 1000, "QoS 1 messages in flight, e.g. 64")? as u16

@@ -60,6 +60,22 @@ impl SourceLive {
     }
 }
 
+/// The source types this node produces itself (`system:*`, `gpio:*`). Every other name
+/// was learned from a message (`<node>:<source>` from a batch, `mqtt:<topic>`), and a
+/// message may never create or feed a name of these types.
+pub const LOCAL_TYPES: &[&str] = &["system", "gpio"];
+
+/// The part of a full id before the first `:` (the type of a local source, the sending
+/// node of a remote one).
+pub fn source_type(name: &str) -> &str {
+    name.split_once(':').map_or(name, |(t, _)| t)
+}
+
+/// Whether `name` belongs to one of this node's own sources.
+pub fn is_local(name: &str) -> bool {
+    LOCAL_TYPES.contains(&source_type(name))
+}
+
 pub struct SourceInfo {
     pub id: SourceId,
     /// Full id, `<type>:<id>` as in the original (`system:cpu_temp`, `gpio:17`).

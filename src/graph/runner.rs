@@ -308,7 +308,7 @@ pub fn build(spec: &PipelineSpec, parts: Parts<'_>) -> Result<Built, String> {
                         &sk.name,
                         p.clone(),
                         &parts.settings.node.name,
-                        &parts.settings.mqtt_prefix(),
+                        &MqttSink::prefix(parts.settings, p.format),
                         registry.clone(),
                         publish.clone(),
                     );

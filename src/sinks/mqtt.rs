@@ -15,6 +15,7 @@ use async_channel::{Receiver, Sender};
 
 use super::mqtt_params::{MqttFormat, MqttSinkParams};
 use crate::clock::now_us;
+use crate::config::Settings;
 use crate::edges::mqtt::connection::Publish;
 use crate::edges::mqtt::payload::{self, OutReading};
 use crate::edges::mqtt::topic;
@@ -56,6 +57,15 @@ impl MqttSink {
             publish,
             counters: Arc::new(Counters::new(&["readings", "messages", "skipped"])),
             topics: Vec::new(),
+        }
+    }
+
+    /// What `{prefix}` means in a sink's topic: batches go under `[mqtt] topic_prefix`,
+    /// states under the state prefix (the same unless `[mqtt] state_prefix` is set).
+    pub fn prefix(settings: &Settings, format: MqttFormat) -> String {
+        match format {
+            MqttFormat::Batch => settings.mqtt_prefix(),
+            MqttFormat::State => settings.mqtt_state_prefix(),
         }
     }
 

@@ -16,6 +16,16 @@
 //! After a reconnect (or a restart) everything still in the outbox is sent again, in
 //! order: a message may arrive twice (as MQTT QoS 1 permits; counted as `republished`),
 //! never zero times, unless the bounded outbox had to drop its oldest.
+//!
+//! The protocol is MQTT 5, for one property: the Maximum Packet Size in CONNECT
+//! ([`max_packet_size`]). The broker must not send this client a larger packet, so a big
+//! (retained) message on a subscribed topic cannot break the connection: in MQTT 3.1.1 a
+//! client cannot refuse one, and rumqttc's reader could only drop the connection, which
+//! the retained message then broke again on every reconnect. Messages between
+//! `max_payload_kb` and the declared size arrive and are counted as too large per topic.
+//!
+//! A clean stop publishes `offline`, waits (at most [`STOP_WAIT`]) for the PUBACKs of
+//! what was handed over last, and sends DISCONNECT, so the broker discards the last will.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
@@ -26,9 +36,13 @@ use std::time::Duration;
 #[cfg(feature = "agent")]
 use serde_json::Value as Json;
 
-use rumqttc::{Client, Connection, Event, Incoming, LastWill, MqttOptions, Outgoing, QoS};
+use rumqttc::Outgoing;
+use rumqttc::v5::mqttbytes::QoS;
+use rumqttc::v5::mqttbytes::v5::{Filter, LastWill, Packet, PubAckReason};
+use rumqttc::v5::{Client, Connection, Event, MqttOptions};
 
 use super::payload::{self, Inbound};
+use super::remote::{self, Limits, RemoteTally};
 use super::topic;
 // Questions over MQTT go to the agent; a build without it never subscribes to ask topics.
 #[cfg(feature = "agent")]
@@ -75,16 +89,30 @@ pub struct MqttStats {
     pub outbox_dropped: AtomicU64,
     pub readings_in: AtomicU64,
     pub malformed: AtomicU64,
+    /// Inbound messages over `max_payload_kb` (also counted in `malformed` and per topic).
     pub too_large: AtomicU64,
-    /// Outgoing messages refused: over `max_payload_kb` or an invalid topic.
+    /// Batch items whose value was null, missing, an object or an array.
+    pub malformed_items: AtomicU64,
+    /// Remote readings whose timestamp was implausible and replaced by the arrival time.
+    pub ts_replaced: AtomicU64,
+    /// Outgoing messages refused: over `max_payload_kb` or the broker's maximum packet
+    /// size, or an invalid topic.
     pub refused_out: AtomicU64,
+    /// QoS 1 messages the broker acknowledged with an error (e.g. not authorised); they
+    /// leave the outbox, since sending them again would fail again.
+    pub refused_by_broker: AtomicU64,
     /// Questions handed to the agent, and those ignored by the loop guard or rate limit.
     pub questions: AtomicU64,
     pub questions_ignored: AtomicU64,
     pub questions_rate_limited: AtomicU64,
     pub last_error: Mutex<Option<String>>,
-    /// Malformed payloads per topic (bounded to `MAX_TRACKED_TOPICS` topics).
+    /// Malformed payloads (and batch items) per topic (bounded to `MAX_TRACKED_TOPICS`
+    /// topics, keys cut to `MAX_TOPIC_KEY` bytes).
     pub malformed_by_topic: Mutex<HashMap<String, u64>>,
+    /// Sources learned from other nodes: per node, and what the limits refused.
+    pub remote: Mutex<RemoteTally>,
+    /// Payload bytes received and waiting for the worker (bounded, see `io_loop`).
+    inbound_waiting: AtomicU64,
 }
 
 impl MqttStats {
@@ -100,6 +128,39 @@ impl MqttStats {
 }
 
 const MAX_TRACKED_TOPICS: usize = 256;
+/// Topics longer than this are tracked (malformed counts, recent messages) under their
+/// first `MAX_TOPIC_KEY` bytes, so status and memory stay small whatever the topics.
+const MAX_TOPIC_KEY: usize = 200;
+/// Recent messages are kept for the agent cut to this many bytes each...
+const RECENT_MAX_PAYLOAD: usize = 2048;
+/// ...and in all to this many bytes (the oldest go first).
+const RECENT_MAX_BYTES: usize = 1 << 20;
+/// How long a clean stop waits for the last PUBACKs, at most...
+pub const STOP_WAIT: Duration = Duration::from_secs(1);
+/// ...and for the broker to close the connection after DISCONNECT.
+const IO_STOP_WAIT: Duration = Duration::from_millis(500);
+/// Packet size of a PUBLISH beyond its topic and payload, at most: fixed header (5),
+/// topic length (2), packet id (2), property length (1).
+const PUBLISH_OVERHEAD: usize = 10;
+
+/// The Maximum Packet Size this client declares in CONNECT (and the largest packet its
+/// reader accepts): four times `max_payload_kb`, at most 1 MiB more than it, within
+/// MQTT's limit. Messages up to it arrive and are counted when over `max_payload_kb`;
+/// the broker drops larger ones for this client (MQTT 5, 3.1.2.11.4).
+pub fn max_packet_size(max_payload_kb: u64) -> u32 {
+    const MQTT_MAX: u64 = 268_435_455;
+    let payload = max_payload_kb * 1024;
+    (payload * 4).min(payload + (1 << 20)).min(MQTT_MAX) as u32
+}
+
+/// `topic` cut to `MAX_TOPIC_KEY` bytes (at a character boundary), for map keys.
+fn topic_key(topic: &str) -> &str {
+    let mut end = topic.len().min(MAX_TOPIC_KEY);
+    while !topic.is_char_boundary(end) {
+        end -= 1;
+    }
+    &topic[..end]
+}
 /// Acknowledged messages removed from the outbox per write transaction, at most...
 const ACK_BATCH: usize = 512;
 /// ...or after this long.
@@ -117,10 +178,56 @@ pub struct Subscription {
     pub tx: async_channel::Sender<Item>,
 }
 
-/// The last messages seen per topic (for the agent's `get_recent_messages` tool).
+/// The last messages seen per topic (for the agent's `get_recent_messages` tool):
+/// at most `MAX_TRACKED_TOPICS` topics, each payload cut to `RECENT_MAX_PAYLOAD` bytes,
+/// `RECENT_MAX_BYTES` in all.
 #[derive(Default)]
 pub struct Recent {
     pub by_topic: HashMap<String, VecDeque<(Micros, String)>>,
+    /// Payload bytes held in `by_topic`.
+    bytes: usize,
+}
+
+impl Recent {
+    /// Keep `payload` as the newest message of `topic`, at most `keep` per topic.
+    pub fn push(&mut self, topic: &str, ts: Micros, payload: &[u8], keep: usize) {
+        if keep == 0 {
+            return;
+        }
+        let topic = topic_key(topic);
+        if self.by_topic.len() >= MAX_TRACKED_TOPICS && !self.by_topic.contains_key(topic) {
+            return;
+        }
+        let text = if payload.len() > RECENT_MAX_PAYLOAD {
+            let mut t = String::from_utf8_lossy(&payload[..RECENT_MAX_PAYLOAD]).into_owned();
+            t.push_str(" [cut]");
+            t
+        } else {
+            String::from_utf8_lossy(payload).into_owned()
+        };
+        self.bytes += text.len();
+        let q = self.by_topic.entry(topic.to_string()).or_default();
+        if q.len() >= keep
+            && let Some((_, old)) = q.pop_front()
+        {
+            self.bytes -= old.len();
+        }
+        q.push_back((ts, text));
+        // Over budget: drop the oldest messages, this topic's first (it is the busy one),
+        // then any other's.
+        while self.bytes > RECENT_MAX_BYTES {
+            let busy = self.by_topic.get(topic).is_some_and(|q| q.len() > 1);
+            let q = if busy {
+                self.by_topic.get_mut(topic)
+            } else {
+                self.by_topic.values_mut().find(|q| q.len() > 1)
+            };
+            let Some(q) = q else { break };
+            if let Some((_, old)) = q.pop_front() {
+                self.bytes -= old.len();
+            }
+        }
+    }
 }
 
 /// What the rest of the agent holds.
@@ -145,11 +252,15 @@ impl MqttHandle {
 }
 
 enum Ev {
-    Connected(bool),
+    /// CONNACK: session present, the broker's maximum packet size.
+    Connected(bool, Option<u32>),
     Sent(u16),
-    Acked(u16),
+    /// PUBACK: packet id, whether the broker accepted the message.
+    Acked(u16, bool),
     Message(String, Vec<u8>),
     Disconnected(String),
+    /// DISCONNECT was written (a clean stop).
+    DisconnectSent,
 }
 
 /// Everything the worker needs besides the client.
@@ -185,21 +296,27 @@ pub fn start(
     let m = parts.settings.mqtt.clone();
     let broker = m.broker.clone()?;
     let prefix = parts.settings.mqtt_prefix();
-    let status_topic = format!("{prefix}/status");
+    let state_prefix = parts.settings.mqtt_state_prefix();
+    let status_topic = format!("{state_prefix}/status");
     let mut opts = MqttOptions::new(parts.settings.mqtt_client_id(), broker.clone(), m.port);
     opts.set_keep_alive(Duration::from_micros(m.keepalive as u64))
-        .set_clean_session(m.clean_session)
-        .set_inflight(m.inflight)
-        .set_max_packet_size(
-            (m.max_payload_kb as usize) * 1024 + 1024,
-            (m.max_payload_kb as usize) * 1024 + 1024,
-        )
+        .set_clean_start(m.clean_session)
+        // rumqttc keeps a slot per packet id up to this limit (65,535 by default).
+        .set_outgoing_inflight_upper_limit(m.inflight)
+        // Also rumqttc's incoming limit: the broker keeps larger packets from us.
+        .set_max_packet_size(Some(max_packet_size(m.max_payload_kb)))
         .set_last_will(LastWill::new(
             &status_topic,
             "offline",
             QoS::AtLeastOnce,
             true,
+            None,
         ));
+    if !m.clean_session {
+        // MQTT 5 ends a session on disconnect unless it has an expiry interval; a kept
+        // session (3.1.1's clean_session = false) is one that never expires.
+        opts.set_session_expiry_interval(Some(u32::MAX));
+    }
     if let (Some(u), Some(p)) = (&m.username, &m.password) {
         opts.set_credentials(u.clone(), p.0.clone());
     }
@@ -212,14 +329,17 @@ pub fn start(
             Err(e) => log::error!("mqtt: cannot read ca_file {}: {e}", ca.display()),
         }
     }
-    let (client, mut connection) = Client::new(opts, 2 * m.inflight as usize + 64);
     // rumqttc writes and flushes each packet on its own; with Nagle's algorithm on, small
     // packets wait for the peer's delayed ACK and throughput collapses (measured: ~100
     // messages/s on loopback). Readings are small packets: send them at once.
-    let mut net = connection.eventloop.network_options();
+    let mut net = opts.network_options();
     net.set_tcp_nodelay(true);
-    connection.eventloop.set_network_options(net);
-    let stats = Arc::new(MqttStats::default());
+    opts.set_network_options(net);
+    let (client, connection) = Client::new(opts, 2 * m.inflight as usize + 64);
+    let stats = Arc::new(MqttStats {
+        remote: Mutex::new(RemoteTally::seed(&parts.registry)),
+        ..MqttStats::default()
+    });
     let recent = parts.recent.clone();
     let (pub_tx, pub_rx) = publish;
     let (ev_tx, ev_rx) = async_channel::bounded::<Ev>(1024);
@@ -232,7 +352,10 @@ pub fn start(
         let backoff = (m.reconnect_min, m.reconnect_max);
         std::thread::Builder::new()
             .name("mqtt-io".into())
-            .spawn(move || io_loop(connection, ev_tx, stats, io_stop, backoff))
+            .spawn(move || {
+                let budget = max_packet_size(m.max_payload_kb) as u64;
+                io_loop(connection, ev_tx, stats, io_stop, backoff, budget)
+            })
             .ok()?
     };
     log::info!(
@@ -246,12 +369,32 @@ pub fn start(
         std::thread::Builder::new()
             .name("mqtt".into())
             .spawn(move || {
-                let mut w = Worker::new(parts, client, stats, recent, prefix, status_topic);
-                smol::block_on(w.run(pub_rx, ev_rx, stop_rx));
-                w.finish();
+                let mut w = Worker::new(
+                    parts,
+                    client,
+                    stats,
+                    recent,
+                    (prefix, state_prefix),
+                    status_topic,
+                );
+                smol::block_on(w.run(pub_rx, &ev_rx, stop_rx));
+                smol::block_on(w.finish(&ev_rx, &io_stop));
                 io_stop.store(true, Ordering::Relaxed);
-                drop(w); // drops the client: rumqttc's event loop ends, mqtt-io returns
-                let _ = io.join();
+                drop(w);
+                // mqtt-io returns on the connection error that follows DISCONNECT (the
+                // broker closes the socket). rumqttc's event loop holds a sender of its
+                // own request channel, so dropping the client does not end it; if the
+                // broker never closes (a dead link), leave the thread to the process exit
+                // rather than wait for the keepalive.
+                let deadline = std::time::Instant::now() + IO_STOP_WAIT;
+                while !io.is_finished() && std::time::Instant::now() < deadline {
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                if io.is_finished() {
+                    let _ = io.join();
+                } else {
+                    log::warn!("mqtt: the connection did not close in time; exiting without it");
+                }
             })
             .ok()?
     };
@@ -271,29 +414,64 @@ fn io_loop(
     stats: Arc<MqttStats>,
     stop: Arc<AtomicBool>,
     (min, max): (Micros, Micros),
+    waiting_budget: u64,
 ) {
     let mut backoff = min;
     let mut seed = (now_us() as u64) | 1;
     loop {
         let event = match connection.recv() {
             Ok(e) => e,
-            Err(_) => return, // the client was dropped: shutting down
+            Err(_) => return, // rumqttc ended its request stream
         };
         let forward = match event {
-            Ok(Event::Incoming(Incoming::ConnAck(c))) => {
+            Ok(Event::Incoming(Packet::ConnAck(c))) => {
                 backoff = min;
-                Some(Ev::Connected(c.session_present))
+                let max = c.properties.as_ref().and_then(|p| p.max_packet_size);
+                log::debug!(
+                    "mqtt: CONNACK: session present {}, broker's maximum packet size {max:?}, receive maximum {:?}",
+                    c.session_present,
+                    c.properties.as_ref().and_then(|p| p.receive_max)
+                );
+                Some(Ev::Connected(c.session_present, max))
             }
-            Ok(Event::Incoming(Incoming::PubAck(a))) => Some(Ev::Acked(a.pkid)),
-            Ok(Event::Incoming(Incoming::Publish(p))) => {
-                Some(Ev::Message(p.topic.clone(), p.payload.to_vec()))
+            Ok(Event::Incoming(Packet::PubAck(a))) => {
+                let ok = matches!(
+                    a.reason,
+                    PubAckReason::Success | PubAckReason::NoMatchingSubscribers
+                );
+                Some(Ev::Acked(a.pkid, ok))
+            }
+            Ok(Event::Incoming(Packet::Publish(p))) => {
+                // The event channel holds up to 1024 messages, each up to the declared
+                // packet size: also bound the bytes waiting, so a burst of big messages
+                // while the worker is busy (an fsync) waits in the socket (the broker
+                // holds the rest) rather than in memory.
+                let len = p.payload.len() as u64;
+                while stats.inbound_waiting.load(Ordering::Relaxed) > 0
+                    && stats.inbound_waiting.load(Ordering::Relaxed) + len > waiting_budget
+                    && !stop.load(Ordering::Relaxed)
+                {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                stats.inbound_waiting.fetch_add(len, Ordering::Relaxed);
+                Some(Ev::Message(
+                    String::from_utf8_lossy(&p.topic).into_owned(),
+                    p.payload.to_vec(),
+                ))
             }
             Ok(Event::Outgoing(Outgoing::Publish(pkid))) => Some(Ev::Sent(pkid)),
+            Ok(Event::Outgoing(Outgoing::Disconnect)) => Some(Ev::DisconnectSent),
             Ok(_) => None,
             Err(e) => {
                 if stop.load(Ordering::Relaxed) {
                     return;
                 }
+                // rumqttc would replay what it had not written or had not got acknowledged
+                // when the broker resumes a kept session (`clean_session = false`); the
+                // worker sends all of it again from the outbox, in order, and ties packet
+                // ids to outbox entries by the order of `Outgoing::Publish`, which replays
+                // would upset. Status, discovery and subscriptions are redone on connect.
+                connection.eventloop.pending.clear();
                 let _ = ev.send_blocking(Ev::Disconnected(e.to_string()));
                 // rumqttc would reconnect at once on the next recv: wait first, with
                 // jitter so a fleet of nodes does not reconnect in lockstep.
@@ -302,7 +480,6 @@ fn io_loop(
                 seed ^= seed << 17;
                 let jitter = (seed % 1000) as f64 / 1000.0; // 0..1
                 let wait = (backoff as f64 * (0.5 + jitter * 0.5)) as u64;
-                let _ = &stats;
                 let end = std::time::Instant::now() + Duration::from_micros(wait);
                 while std::time::Instant::now() < end {
                     if stop.load(Ordering::Relaxed) {
@@ -330,6 +507,8 @@ struct Worker {
     stats: Arc<MqttStats>,
     recent: Arc<Mutex<Recent>>,
     prefix: String,
+    /// Where status, state and GPIO commands live (`[mqtt] state_prefix`, else `prefix`).
+    state_prefix: String,
     status_topic: String,
     command_prefix: String,
     limits: OutboxLimits,
@@ -344,6 +523,11 @@ struct Worker {
     awaiting_pkid: VecDeque<Option<u64>>,
     /// Packet id -> outbox sequence, waiting for PUBACK.
     inflight: HashMap<u16, u64>,
+    /// Packet ids of direct publishes (status, discovery) waiting for PUBACK.
+    direct_inflight: Vec<u16>,
+    /// The broker's Maximum Packet Size (CONNACK), if it has one.
+    broker_max_packet: Option<u32>,
+    remote_limits: Limits,
     pending: Vec<Publish>,
     acked: Vec<u64>,
     /// QoS 0 messages waiting for room in rumqttc's request queue.
@@ -383,7 +567,7 @@ impl Worker {
         client: Client,
         stats: Arc<MqttStats>,
         recent: Arc<Mutex<Recent>>,
-        prefix: String,
+        (prefix, state_prefix): (String, String),
         status_topic: String,
     ) -> Worker {
         let m = &parts.settings.mqtt;
@@ -391,13 +575,18 @@ impl Worker {
             max_messages: m.outbox_max_messages,
             max_bytes: m.outbox_max_mb << 20,
         };
+        let remote_limits = Limits {
+            total: m.max_remote_sources,
+            per_node: m.max_sources_per_node,
+        };
         Worker {
-            command_prefix: format!("{prefix}/gpio/"),
+            command_prefix: format!("{state_prefix}/gpio/"),
             parts,
             client,
             stats,
             recent,
             prefix,
+            state_prefix,
             status_topic,
             limits,
             connected: false,
@@ -406,6 +595,9 @@ impl Worker {
             highest_sent: None,
             awaiting_pkid: VecDeque::new(),
             inflight: HashMap::new(),
+            direct_inflight: Vec::new(),
+            broker_max_packet: None,
+            remote_limits,
             pending: Vec::new(),
             acked: Vec::new(),
             qos0: VecDeque::new(),
@@ -421,7 +613,7 @@ impl Worker {
     async fn run(
         &mut self,
         publish: async_channel::Receiver<Publish>,
-        events: async_channel::Receiver<Ev>,
+        events: &async_channel::Receiver<Ev>,
         stop: async_channel::Receiver<()>,
     ) {
         enum Wake {
@@ -491,12 +683,12 @@ impl Worker {
             .await;
             match wake {
                 Wake::Stop => {
-                    // Whatever the sinks sent before they stopped goes to the outbox.
+                    // Whatever the sinks sent before they stopped goes to the outbox (and
+                    // out, in `finish`).
                     while let Ok(p) = publish.try_recv() {
                         self.queue(p);
                     }
                     self.store_pending();
-                    self.remove_acked();
                     return;
                 }
                 Wake::Publish(p) => {
@@ -646,6 +838,21 @@ impl Worker {
             }
         };
         for (seq, msg) in batch {
+            if let Some(max) = self.broker_max_packet
+                && msg.topic.len() + msg.payload.len() + PUBLISH_OVERHEAD > max as usize
+            {
+                // rumqttc would refuse to write it and drop the connection, again after
+                // every reconnect: it can never go to this broker.
+                self.stats.refused_out.fetch_add(1, Ordering::Relaxed);
+                log::warn!(
+                    "mqtt: dropped a {} byte message for '{}': over the broker's maximum packet size ({max} bytes)",
+                    msg.payload.len(),
+                    msg.topic
+                );
+                self.acked.push(seq);
+                self.next_to_send = seq + 1;
+                continue;
+            }
             let qos = if msg.qos == 0 {
                 QoS::AtMostOnce
             } else {
@@ -683,8 +890,9 @@ impl Worker {
 
     fn on_event(&mut self, e: Ev) {
         match e {
-            Ev::Connected(session_present) => {
+            Ev::Connected(session_present, broker_max_packet) => {
                 self.connected = true;
+                self.broker_max_packet = broker_max_packet;
                 self.stats.state.store(STATE_CONNECTED, Ordering::Relaxed);
                 self.stats.connects.fetch_add(1, Ordering::Relaxed);
                 if self.ever_connected {
@@ -699,6 +907,7 @@ impl Worker {
                 self.ever_connected = true;
                 self.awaiting_pkid.clear();
                 self.inflight.clear();
+                self.direct_inflight.clear();
                 // Everything unacknowledged goes again, oldest first.
                 self.next_to_send = 0;
                 self.subscribe();
@@ -708,20 +917,47 @@ impl Worker {
             }
             Ev::Sent(pkid) => {
                 // pkid 0 is a QoS 0 publish: it takes no place in the queue.
-                if pkid != 0
-                    && let Some(Some(seq)) = self.awaiting_pkid.pop_front()
-                {
-                    self.inflight.insert(pkid, seq);
+                if pkid != 0 {
+                    match self.awaiting_pkid.pop_front() {
+                        Some(Some(seq)) => {
+                            self.inflight.insert(pkid, seq);
+                        }
+                        Some(None) => self.direct_inflight.push(pkid),
+                        None => {}
+                    }
                 }
             }
-            Ev::Acked(pkid) => {
+            Ev::Acked(pkid, ok) => {
                 self.stats.acked.fetch_add(1, Ordering::Relaxed);
                 if let Some(seq) = self.inflight.remove(&pkid) {
+                    if !ok {
+                        self.stats.refused_by_broker.fetch_add(1, Ordering::Relaxed);
+                        log::warn!(
+                            "mqtt: the broker refused a message (outbox #{seq}); not sending it again"
+                        );
+                    }
                     self.acked.push(seq);
+                } else {
+                    self.direct_inflight.retain(|p| *p != pkid);
                 }
             }
-            Ev::Message(topic, payload) => self.on_message(topic, payload),
+            Ev::DisconnectSent => {}
+            Ev::Message(topic, payload) => {
+                let len = payload.len() as u64;
+                self.on_message(topic, payload);
+                self.stats.inbound_waiting.fetch_sub(len, Ordering::Relaxed);
+            }
             Ev::Disconnected(err) => {
+                // A broker that speaks only MQTT 3.1.1 (mosquitto before 1.6) answers an
+                // MQTT 5 CONNECT with a 3.1.1 refusal and closes: rumqttc then sees the
+                // connection end before a CONNACK it can read.
+                let err = if !self.ever_connected && err.contains("closed by peer") {
+                    format!(
+                        "{err} (right after CONNECT: smollama speaks MQTT 5; a broker older than mosquitto 1.6 refuses it, see its log)"
+                    )
+                } else {
+                    err
+                };
                 if self.connected || self.stats.last_error().as_deref() != Some(err.as_str()) {
                     log::warn!(
                         "mqtt: connection to the broker lost or refused: {err}; retrying with backoff"
@@ -734,6 +970,7 @@ impl Worker {
                 self.stats.set_error(err);
                 self.awaiting_pkid.clear();
                 self.inflight.clear();
+                self.direct_inflight.clear();
                 self.stats
                     .dropped_qos0
                     .fetch_add(self.qos0.len() as u64, Ordering::Relaxed);
@@ -767,7 +1004,11 @@ impl Worker {
             filters.push(format!("{}+/set", self.command_prefix));
         }
         for f in filters {
-            if let Err(e) = self.client.try_subscribe(f.clone(), QoS::AtLeastOnce) {
+            // No Local: the broker does not send this node's own publications back (the
+            // echo guards below stay, for brokers that ignore it).
+            let mut filter = Filter::new(f.clone(), QoS::AtLeastOnce);
+            filter.nolocal = true;
+            if let Err(e) = self.client.try_subscribe_many([filter]) {
                 log::error!("mqtt: cannot subscribe to {f}: {e}");
             }
         }
@@ -806,8 +1047,30 @@ impl Worker {
         }
     }
 
+    /// Count a malformed message (or `n` batch items) against its topic.
+    fn count_malformed(&self, topic: &str, n: u64) {
+        let key = topic_key(topic);
+        if let Ok(mut m) = self.stats.malformed_by_topic.lock()
+            && (m.len() < MAX_TRACKED_TOPICS || m.contains_key(key))
+        {
+            *m.entry(key.to_string()).or_insert(0) += n;
+        }
+    }
+
     fn on_message(&mut self, topic: String, payload: Vec<u8>) {
         self.stats.messages_in.fetch_add(1, Ordering::Relaxed);
+        // Too large for any use: not kept, routed or parsed (whatever the topic).
+        let max = (self.parts.settings.mqtt.max_payload_kb as usize) * 1024;
+        if payload.len() > max {
+            self.stats.too_large.fetch_add(1, Ordering::Relaxed);
+            self.stats.malformed.fetch_add(1, Ordering::Relaxed);
+            self.count_malformed(&topic, 1);
+            log::debug!(
+                "mqtt: skipped a {} byte message on {topic}: over max_payload_kb ({max} bytes)",
+                payload.len()
+            );
+            return;
+        }
         self.remember(&topic, &payload);
         // Home Assistant came (back) online: announce our entities again.
         if !self.parts.discovery.is_empty()
@@ -836,47 +1099,81 @@ impl Worker {
             return;
         }
         // Echo guard: our own publications never come back in as readings.
-        if topic.starts_with(&self.prefix) && topic[self.prefix.len()..].starts_with('/') {
+        let own = |p: &str| topic.starts_with(p) && topic[p.len()..].starts_with('/');
+        if own(&self.prefix) || own(&self.state_prefix) {
             return;
         }
-        let max = (self.parts.settings.mqtt.max_payload_kb as usize) * 1024;
         for i in 0..self.parts.subscriptions.len() {
             let sub = &self.parts.subscriptions[i];
             if !sub.filters.iter().any(|f| topic::matches(f, &topic)) {
                 continue;
             }
             match payload::parse_inbound(&topic, &payload, sub.pointer.as_deref(), max) {
-                Ok(readings) => {
+                Ok(parsed) => {
                     let unit = sub.unit.clone();
                     let tx = sub.tx.clone();
-                    for r in readings {
-                        self.forward(r, unit.as_deref(), &tx);
+                    let now = now_us();
+                    for r in parsed.readings {
+                        self.forward(r, unit.as_deref(), &tx, now);
+                    }
+                    if parsed.malformed_items > 0 {
+                        let n = u64::from(parsed.malformed_items);
+                        self.stats.malformed_items.fetch_add(n, Ordering::Relaxed);
+                        self.count_malformed(&topic, n);
+                        log::debug!(
+                            "mqtt: skipped {n} malformed batch items on {topic} (first: {})",
+                            parsed.first_problem.as_deref().unwrap_or("")
+                        );
                     }
                 }
                 Err(e) => {
-                    if matches!(e, payload::PayloadError::TooLarge { .. }) {
-                        self.stats.too_large.fetch_add(1, Ordering::Relaxed);
-                    }
                     self.stats.malformed.fetch_add(1, Ordering::Relaxed);
-                    if let Ok(mut m) = self.stats.malformed_by_topic.lock()
-                        && (m.len() < MAX_TRACKED_TOPICS || m.contains_key(&topic))
-                    {
-                        *m.entry(topic.clone()).or_insert(0) += 1;
-                    }
+                    self.count_malformed(&topic, 1);
                     log::debug!("mqtt: skipped a malformed payload on {topic}: {e}");
                 }
             }
         }
     }
 
-    fn forward(&self, r: Inbound, unit: Option<&str>, tx: &async_channel::Sender<Item>) {
+    /// One remote reading into the graph, if its name is admitted (see `remote`); an
+    /// implausible timestamp becomes the arrival time.
+    fn forward(
+        &self,
+        r: Inbound,
+        unit: Option<&str>,
+        tx: &async_channel::Sender<Item>,
+        now: Micros,
+    ) {
         let unit = if r.unit.is_empty() {
             unit.unwrap_or("")
         } else {
             &r.unit
         };
-        let info = self.parts.registry.intern(&r.name, unit, r.value.kind());
-        let ts = r.ts.unwrap_or_else(now_us);
+        let admitted = match self.stats.remote.lock() {
+            Ok(mut t) => t.admit(&self.parts.registry, &r, unit, self.remote_limits),
+            Err(_) => return,
+        };
+        let info = match admitted {
+            Ok(info) => info,
+            Err(why) => {
+                log::debug!("mqtt: refused a reading of '{}': {why:?}", r.name);
+                return;
+            }
+        };
+        let m = &self.parts.settings.mqtt;
+        let ts = match r.ts {
+            None => now,
+            Some(ts) if remote::plausible_ts(ts, now, m.max_reading_age, m.max_clock_ahead) => ts,
+            Some(ts) => {
+                self.stats.ts_replaced.fetch_add(1, Ordering::Relaxed);
+                log::debug!(
+                    "mqtt: '{}' came with an implausible time ({} µs since the epoch); using the arrival time",
+                    r.name,
+                    ts
+                );
+                now
+            }
+        };
         info.live.record(ts, r.value);
         self.stats.readings_in.fetch_add(1, Ordering::Relaxed);
         let reading = Reading::new(info.id, ts, r.value);
@@ -993,34 +1290,113 @@ impl Worker {
 
     fn remember(&self, topic: &str, payload: &[u8]) {
         let keep = self.parts.settings.mqtt.recent_per_topic;
-        if keep == 0 {
-            return;
-        }
-        if let Ok(mut r) = self.recent.lock() {
-            if r.by_topic.len() >= MAX_TRACKED_TOPICS && !r.by_topic.contains_key(topic) {
-                return;
-            }
-            let q = r.by_topic.entry(topic.to_string()).or_default();
-            if q.len() >= keep {
-                q.pop_front();
-            }
-            q.push_back((now_us(), String::from_utf8_lossy(payload).into_owned()));
+        if keep > 0
+            && let Ok(mut r) = self.recent.lock()
+        {
+            r.push(topic, now_us(), payload, keep);
         }
     }
 
-    /// Clean shutdown: `offline` on the status topic, then disconnect.
-    fn finish(&mut self) {
+    /// Clean shutdown: what the sinks sent last goes out, `offline` on the status topic,
+    /// a bounded wait for their PUBACKs (so the last batch is not sent again on the next
+    /// start), then DISCONNECT (so the broker discards the last will).
+    async fn finish(&mut self, events: &async_channel::Receiver<Ev>, io_stop: &AtomicBool) {
         self.store_pending();
-        self.remove_acked();
         if self.connected {
+            self.pump();
             let status = self.status_topic.clone();
-            let _ = self
-                .client
-                .try_publish(status, QoS::AtLeastOnce, true, b"offline".to_vec());
-            let _ = self.client.try_disconnect();
-            // Give rumqttc a moment to write both packets.
-            std::thread::sleep(Duration::from_millis(50));
+            self.publish_direct(&status, b"offline".to_vec(), true);
+            let deadline = std::time::Instant::now() + STOP_WAIT;
+            while self.connected
+                && !(self.awaiting_pkid.is_empty()
+                    && self.inflight.is_empty()
+                    && self.direct_inflight.is_empty())
+            {
+                let Some(e) = recv_until(events, deadline).await else {
+                    log::warn!(
+                        "mqtt: stopping without acknowledgements for {} messages; they stay in the outbox",
+                        self.awaiting_pkid.len() + self.inflight.len()
+                    );
+                    break;
+                };
+                self.on_event(e);
+            }
+            self.remove_acked();
+            // From here a connection error ends `mqtt-io` instead of reconnecting (a new
+            // connection would carry the will again).
+            io_stop.store(true, Ordering::Relaxed);
+            if self.connected && self.client.try_disconnect().is_ok() {
+                // Until rumqttc has written it (or a short while).
+                let deadline = std::time::Instant::now() + Duration::from_millis(500);
+                while let Some(e) = recv_until(events, deadline).await {
+                    if matches!(e, Ev::DisconnectSent | Ev::Disconnected(_)) {
+                        break;
+                    }
+                }
+            }
         }
+        self.remove_acked();
         self.stats.state.store(STATE_STOPPED, Ordering::Relaxed);
+    }
+}
+
+/// The next event, or `None` at `deadline` (or when the channel closed).
+async fn recv_until(
+    events: &async_channel::Receiver<Ev>,
+    deadline: std::time::Instant,
+) -> Option<Ev> {
+    smol::future::or(async { events.recv().await.ok() }, async {
+        smol::Timer::at(deadline).await;
+        None
+    })
+    .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_declared_packet_size_leaves_room_above_the_payload_limit() {
+        assert_eq!(max_packet_size(1), 4 * 1024);
+        assert_eq!(max_packet_size(256), 1024 * 1024);
+        assert_eq!(max_packet_size(1024), 2048 * 1024);
+        // MQTT's own limit (256 MiB - 1) caps it.
+        assert_eq!(max_packet_size(262_144), 268_435_455);
+        for kb in [1, 4, 64, 256, 1024] {
+            assert!(u64::from(max_packet_size(kb)) >= 2 * kb * 1024, "{kb}");
+        }
+    }
+
+    #[test]
+    fn recent_messages_are_bounded_in_count_topics_and_bytes() {
+        let mut r = Recent::default();
+        for i in 0..5 {
+            r.push("a", i, format!("{i}").as_bytes(), 3);
+        }
+        let a: Vec<&str> = r.by_topic["a"].iter().map(|(_, p)| p.as_str()).collect();
+        assert_eq!(a, ["2", "3", "4"], "the newest `keep` per topic");
+        // A big payload is cut.
+        r.push("big", 0, &[b'x'; 10_000], 3);
+        let big = &r.by_topic["big"][0].1;
+        assert!(big.len() < RECENT_MAX_PAYLOAD + 16 && big.ends_with("[cut]"));
+        // Topics beyond the limit are not tracked; long topics are tracked cut.
+        for t in 0..MAX_TRACKED_TOPICS + 10 {
+            r.push(&format!("t/{t}"), 0, b"1", 3);
+        }
+        assert_eq!(r.by_topic.len(), MAX_TRACKED_TOPICS);
+        let mut r = Recent::default();
+        r.push(&"l".repeat(1000), 0, b"1", 3);
+        assert_eq!(r.by_topic.keys().next().unwrap().len(), MAX_TOPIC_KEY);
+        // The byte budget holds with many big messages; the oldest go first.
+        let mut r = Recent::default();
+        for i in 0..2000u32 {
+            r.push(&format!("t/{}", i % 8), i64::from(i), &[b'y'; 4096], 1000);
+        }
+        let held: usize = r.by_topic.values().flatten().map(|(_, p)| p.len()).sum();
+        assert_eq!(held, r.bytes);
+        assert!(r.bytes <= RECENT_MAX_BYTES, "{}", r.bytes);
+        let newest = r.by_topic["t/7"].back().unwrap().0;
+        assert_eq!(newest, 1999);
     }
 }

@@ -5,6 +5,7 @@
 //! - `payload`: inbound payload parsing and outbound payload encoding (the contract in
 //!   `docs/mqtt.md`).
 //! - `discovery`: Home Assistant MQTT discovery payloads.
+//! - `remote`: limits on the sources learned from other nodes, and plausible timestamps.
 
 #[cfg(feature = "mqtt")]
 pub mod connection;
@@ -12,5 +13,7 @@ pub mod connection;
 pub mod discovery;
 #[cfg(feature = "mqtt")]
 pub mod payload;
+#[cfg(feature = "mqtt")]
+pub mod remote;
 // Config validation checks topics in every build, with or without the mqtt feature.
 pub mod topic;

@@ -214,6 +214,25 @@ pub struct Inbound {
     pub ts: Option<Micros>,
 }
 
+/// What one inbound message gave: its readings, and the batch items that were skipped
+/// because their value was null, missing, an object or an array (counted as malformed).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Parsed {
+    pub readings: Vec<Inbound>,
+    pub malformed_items: u32,
+    /// Why the first malformed item was skipped (for the debug log).
+    pub first_problem: Option<String>,
+}
+
+impl Parsed {
+    fn of(readings: Vec<Inbound>) -> Parsed {
+        Parsed {
+            readings,
+            ..Parsed::default()
+        }
+    }
+}
+
 /// Why an inbound message gave no readings.
 #[derive(Clone, Debug, PartialEq)]
 pub enum PayloadError {
@@ -259,7 +278,7 @@ pub fn parse_inbound(
     payload: &[u8],
     pointer: Option<&str>,
     max_len: usize,
-) -> Result<Vec<Inbound>, PayloadError> {
+) -> Result<Parsed, PayloadError> {
     if payload.len() > max_len {
         return Err(PayloadError::TooLarge {
             len: payload.len(),
@@ -284,7 +303,7 @@ pub fn parse_inbound(
     }
 
     if let Some(value) = bare_scalar(trimmed) {
-        return Ok(vec![single(topic, value)]);
+        return Ok(Parsed::of(vec![single(topic, value)]));
     }
 
     match doc {
@@ -299,7 +318,7 @@ pub fn parse_inbound(
                 match doc.pointer(&path) {
                     None => Err(PayloadError::PointerMissing(p.to_owned())),
                     Some(v) => json_scalar(v)
-                        .map(|value| vec![single(topic, value)])
+                        .map(|value| Parsed::of(vec![single(topic, value)]))
                         .ok_or_else(|| PayloadError::NotScalar(p.to_owned())),
                 }
             }
@@ -354,12 +373,12 @@ fn json_scalar(v: &Json) -> Option<Value> {
 /// The original's edge batch. The node is the topic's second-to-last level when the
 /// topic has at least three levels, else the payload's `node` string, else `unknown`
 /// (an empty level also gives `unknown`). Items whose value is null, missing, an object
-/// or an array are skipped, as are non-finite numbers.
+/// or an array are skipped and counted in [`Parsed::malformed_items`].
 fn parse_batch(
     topic: &str,
     obj: &serde_json::Map<String, Json>,
     readings: &Json,
-) -> Result<Vec<Inbound>, PayloadError> {
+) -> Result<Parsed, PayloadError> {
     let Json::Array(items) = readings else {
         return Err(PayloadError::BadBatch(format!(
             "\"readings\" is {}, not an array",
@@ -374,7 +393,10 @@ fn parse_batch(
     };
     let node = if node.is_empty() { "unknown" } else { node };
 
-    let mut out = Vec::with_capacity(items.len());
+    let mut out = Parsed {
+        readings: Vec::with_capacity(items.len()),
+        ..Parsed::default()
+    };
     for (i, item) in items.iter().enumerate() {
         let Json::Object(item) = item else {
             return Err(PayloadError::BadBatch(format!(
@@ -383,13 +405,18 @@ fn parse_batch(
             )));
         };
         let value = match item.get("value") {
-            Some(Json::Number(n)) => match n.as_f64() {
-                Some(x) if x.is_finite() => Value::Number(x),
-                _ => continue,
-            },
-            Some(Json::Bool(b)) => Value::Bool(*b),
-            Some(Json::String(s)) => Value::Text(ShortText::new(s)),
-            _ => continue,
+            Some(Json::Number(n)) => n.as_f64().filter(|x| x.is_finite()).map(Value::Number),
+            Some(Json::Bool(b)) => Some(Value::Bool(*b)),
+            Some(Json::String(s)) => Some(Value::Text(ShortText::new(s))),
+            _ => None,
+        };
+        let Some(value) = value else {
+            out.malformed_items += 1;
+            if out.first_problem.is_none() {
+                let what = item.get("value").map_or("missing", json_kind);
+                out.first_problem = Some(format!("reading {i}: value is {what}"));
+            }
+            continue;
         };
         let source = match item.get("source") {
             Some(Json::String(s)) => s.clone(),
@@ -401,7 +428,7 @@ fn parse_batch(
             .and_then(Json::as_str)
             .unwrap_or("")
             .to_owned();
-        out.push(Inbound {
+        out.readings.push(Inbound {
             name: format!("{node}:{source}"),
             unit,
             value,
@@ -455,11 +482,13 @@ mod tests {
     }
 
     fn parse(topic: &str, payload: &str) -> Result<Vec<Inbound>, PayloadError> {
-        parse_inbound(topic, payload.as_bytes(), None, MAX)
+        parse_inbound(topic, payload.as_bytes(), None, MAX).map(|p| p.readings)
     }
 
     fn one(topic: &str, payload: &str, pointer: Option<&str>) -> Value {
-        let v = parse_inbound(topic, payload.as_bytes(), pointer, MAX).unwrap();
+        let p = parse_inbound(topic, payload.as_bytes(), pointer, MAX).unwrap();
+        assert_eq!(p.malformed_items, 0);
+        let v = p.readings;
         assert_eq!(v.len(), 1);
         assert_eq!(v[0].name, format!("mqtt:{topic}"));
         assert_eq!(v[0].unit, "");
@@ -676,7 +705,11 @@ mod tests {
             },
         ];
         let payload = encode_batch("kitchen", T0, &readings);
-        let got = parse_inbound("smollama/kitchen/readings", &payload, None, MAX).unwrap();
+        let got = parse(
+            "smollama/kitchen/readings",
+            std::str::from_utf8(&payload).unwrap(),
+        )
+        .unwrap();
         assert_eq!(got.len(), readings.len());
         for (g, r) in got.iter().zip(&readings) {
             assert_eq!(g.name, format!("kitchen:{}", r.source));
@@ -701,7 +734,14 @@ mod tests {
             {"source": "skip_list", "value": [1, 2]},
             {"source": "skip_obj", "value": {"a": 1}}
         ]}"#;
-        let got = parse("smollama/edge-01/readings", p).unwrap();
+        let parsed = parse_inbound("smollama/edge-01/readings", p.as_bytes(), None, MAX).unwrap();
+        // The skipped ones are counted, not lost silently.
+        assert_eq!(parsed.malformed_items, 4);
+        assert_eq!(
+            parsed.first_problem.as_deref(),
+            Some("reading 6: value is null")
+        );
+        let got = parsed.readings;
         let names: Vec<&str> = got.iter().map(|i| i.name.as_str()).collect();
         assert_eq!(
             names,
@@ -848,7 +888,9 @@ mod tests {
             panic!()
         };
         assert!(why.contains("invalid JSON"), "{why}");
-        assert!(unrec(parse_inbound("t", b"{\"a\":", Some("/a"), MAX)));
+        assert!(unrec(
+            parse_inbound("t", b"{\"a\":", Some("/a"), MAX).map(|p| p.readings)
+        ));
         assert!(unrec(parse("t", r#"{"readings": []}"#)));
 
         // Bad batches.
@@ -864,7 +906,9 @@ mod tests {
         assert!(bad(r#"{"readings": [[]]}"#).contains("an array"));
 
         // Pointer to a non-finite number is impossible in JSON; NaN text is refused.
-        assert!(unrec(parse_inbound("t", b"{\"a\": NaN}", Some("/a"), MAX)));
+        assert!(unrec(
+            parse_inbound("t", b"{\"a\": NaN}", Some("/a"), MAX).map(|p| p.readings)
+        ));
         assert_eq!(
             one("t", r#"{"a": "NaN"}"#, Some("/a")),
             text("NaN"),
@@ -883,6 +927,7 @@ mod tests {
         assert_eq!(
             parse_inbound(batch, big.as_bytes(), None, big.len())
                 .unwrap()
+                .readings
                 .len(),
             5000
         );
@@ -892,12 +937,9 @@ mod tests {
         ));
         // Deep nesting hits serde_json's recursion limit: an error, not a stack overflow.
         let deep = "[".repeat(100_000);
-        assert!(unrec(parse_inbound(
-            "t",
-            deep.as_bytes(),
-            Some("/0"),
-            MAX * 4
-        )));
+        assert!(unrec(
+            parse_inbound("t", deep.as_bytes(), Some("/0"), MAX * 4).map(|p| p.readings)
+        ));
     }
 
     #[test]
