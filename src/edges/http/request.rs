@@ -346,7 +346,8 @@ impl Query {
             .map(|(_, v)| v.as_str())
     }
 
-    /// Parameter `name` as text ("" when absent).
+    /// Parameter `name` as text ("" when absent). (Only the agent's endpoints take text.)
+    #[cfg_attr(not(feature = "agent"), allow(dead_code))]
     pub(crate) fn text(&self, name: &str) -> String {
         self.get(name).unwrap_or_default().to_string()
     }

@@ -282,7 +282,6 @@ impl Server {
                 None
             })
             .await;
-            self.set_idle(id, false);
             match ready {
                 Some(Ok(())) => {}
                 Some(Err(_)) => return Next::Close,
@@ -292,6 +291,8 @@ impl Server {
                 }
             }
         }
+        // A request is coming: from now on this connection is not one to close for room.
+        self.set_idle(id, false);
         let mut deadline = Timer::after(self.request_timeout);
         let mut scan = HeadScan::default();
         let head_len = loop {
