@@ -791,3 +791,31 @@ fn a_taken_port_fails_start_up_naming_the_setting() {
     }
     drop(taken);
 }
+
+#[test]
+fn a_burst_of_health_checks_shares_one_ping_and_all_get_200() {
+    let dir = TempDir::new("http-burst");
+    let port = free_port();
+    let cfg = write_config(dir.path(), port, FAST_PIPELINE);
+    let agent = Agent::start(&cfg, port, &[]);
+    // 48 monitors at once (the event loop's ping queue holds 16), 20 times over.
+    let n = 48;
+    for _ in 0..20 {
+        let start = Arc::new(std::sync::Barrier::new(n));
+        let checks: Vec<_> = (0..n)
+            .map(|_| {
+                let start = start.clone();
+                std::thread::spawn(move || {
+                    let mut c = Client::connect(port);
+                    start.wait();
+                    c.request("GET", "/api/health", "Connection: close\r\n", "")
+                        .code
+                })
+            })
+            .collect();
+        let codes: Vec<u16> = checks.into_iter().map(|t| t.join().unwrap()).collect();
+        assert!(codes.iter().all(|c| *c == 200), "{codes:?}");
+    }
+    let (st, _, _) = agent.terminate();
+    assert!(st.success());
+}

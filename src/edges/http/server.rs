@@ -62,6 +62,7 @@ struct Server {
     request_timeout: Duration,
     conns: RefCell<Vec<Conn>>,
     next_id: Cell<u64>,
+    pinger: health::Pinger,
 }
 
 /// Run until `stop` closes; then every connection is dropped (closed) with the executor.
@@ -82,6 +83,7 @@ pub(crate) fn run(
         lanes,
         conns: RefCell::new(Vec::new()),
         next_id: Cell::new(0),
+        pinger: health::Pinger::default(),
     });
     let ex = LocalExecutor::new();
     smol::block_on(ex.run(smol::future::or(
@@ -369,7 +371,9 @@ impl Server {
         call.body = body;
         call.auth = req.auth.clone();
         match route.handler {
-            Handler::Health => health::health(&self.shared).await.into_response(),
+            Handler::Health => health::health(&self.shared, &self.pinger)
+                .await
+                .into_response(),
             Handler::Work(f) => self.hand_off(&self.lanes.work, "http-work", f, call).await,
             Handler::Slow(f) => self.hand_off(&self.lanes.slow, "http-slow", f, call).await,
         }
@@ -388,16 +392,19 @@ impl Server {
             call,
             reply: tx,
         };
-        if lane.try_send(job).is_err() {
-            HttpStats::bump(&self.stats().busy);
-            return err(
-                503,
-                format!(
+        match lane.try_send(job) {
+            Ok(()) => {}
+            Err(async_channel::TrySendError::Full(_)) => {
+                HttpStats::bump(&self.stats().busy);
+                let msg = format!(
                     "busy: {name} has {} requests waiting; try again",
                     lane.len()
-                ),
-            )
-            .into_response();
+                );
+                return err(503, msg).into_response();
+            }
+            Err(async_channel::TrySendError::Closed(_)) => {
+                return err(500, format!("{name} has stopped")).into_response();
+            }
         }
         match rx.recv().await {
             Ok(r) => r,

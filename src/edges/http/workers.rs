@@ -10,10 +10,10 @@ use super::response::Response;
 use super::routes::{Blocking, Call};
 use crate::app::Shared;
 
-/// Requests that may wait for `http-work` (each takes milliseconds).
-pub(crate) const WORK_QUEUE: usize = 16;
 /// Requests that may wait for `http-slow`: each can take seconds, so a short queue
-/// answers 503 rather than keep a client waiting behind many.
+/// answers 503 rather than keep a client waiting behind many. (`http-work`'s queue holds
+/// one request per connection, `[http] max_connections`: its handlers take milliseconds,
+/// so a burst waits its turn rather than being refused.)
 pub(crate) const SLOW_QUEUE: usize = 4;
 
 /// One request for a worker: the handler, its input, and where the answer goes.
@@ -44,7 +44,9 @@ impl Workers {
 }
 
 pub(crate) fn start(shared: &Arc<Shared>) -> std::io::Result<(Lanes, Workers)> {
-    let (work_tx, work_rx) = async_channel::bounded(WORK_QUEUE);
+    // A connection has one request in flight at most, so this queue never refuses one.
+    let work_queue = shared.settings.http.max_connections.max(1) as usize;
+    let (work_tx, work_rx) = async_channel::bounded(work_queue);
     let (slow_tx, slow_rx) = async_channel::bounded(SLOW_QUEUE);
     let work = spawn("http-work", work_rx, shared.clone())?;
     let slow = spawn("http-slow", slow_rx, shared.clone())?;
