@@ -156,7 +156,8 @@ async fn read_some(
     if n == 0 { Got::Closed } else { Got::Data }
 }
 
-/// Write all of `bytes` unless `timer` fires first; false when it did or the peer left.
+/// Write all of `bytes` unless `timer` fires first: `None` when it did, `Some(false)`
+/// when the peer left.
 async fn write_all(stream: &Async<TcpStream>, bytes: &[u8], timer: &mut Timer) -> Option<bool> {
     let mut writer = stream;
     smol::future::or(
