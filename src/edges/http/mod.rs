@@ -30,7 +30,6 @@ use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
 
 pub use readings::value_json;
-pub use response::Reply;
 pub use stats::HttpStats;
 
 use crate::app::Shared;

@@ -9,7 +9,7 @@ use crate::graph::Micros;
 
 /// A handler's answer: status code, JSON body, and for 405 the methods the path allows.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Reply {
+pub(crate) struct Reply {
     pub code: u16,
     pub body: Json,
     /// The `Allow` header (405 only).
