@@ -2,7 +2,6 @@
 //! on this thread until SIGTERM/SIGINT, then drains and exits.
 
 use std::sync::Arc;
-use std::sync::mpsc::SyncSender;
 
 #[cfg(feature = "agent")]
 use crate::agent::tools::registry::ToolRegistry;
@@ -38,7 +37,9 @@ pub struct Shared {
     pub gpio: Arc<dyn GpioBackend>,
     pub graph: GraphStatus,
     /// Health check: send a reply channel; the event loop answers it if it is alive.
-    pub ping: async_channel::Sender<SyncSender<()>>,
+    pub ping: async_channel::Sender<async_channel::Sender<()>>,
+    /// The HTTP edge's counters (connections, timeouts, refusals), for `/api/status`.
+    pub http: http::HttpStats,
     /// The MQTT edge's numbers (`None` when no broker is configured).
     #[cfg(feature = "mqtt")]
     pub mqtt: Option<MqttView>,
@@ -333,7 +334,7 @@ pub fn run(settings: Settings, spec: PipelineSpec) -> Result<(), String> {
         log::info!("mqtt: no broker configured ([mqtt] broker); running without MQTT");
         None
     };
-    let (ping_tx, ping_rx) = async_channel::bounded::<SyncSender<()>>(16);
+    let (ping_tx, ping_rx) = async_channel::bounded::<async_channel::Sender<()>>(16);
     let writer_stats = writer.stats.clone();
     let shared = Arc::new(Shared {
         settings: settings.clone(),
@@ -344,6 +345,7 @@ pub fn run(settings: Settings, spec: PipelineSpec) -> Result<(), String> {
         gpio,
         graph: built.status,
         ping: ping_tx,
+        http: http::HttpStats::default(),
         #[cfg(feature = "mqtt")]
         mqtt: mqtt.as_ref().map(|m| MqttView {
             broker: m.broker.clone(),

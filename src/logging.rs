@@ -16,7 +16,7 @@ const MODULES: [&str; 11] = [
     "smollama",
     "rumqttc",
     "ureq",
-    "tiny_http",
+    "httparse",
     "rppal",
     "heed",
     "async_io",

@@ -126,9 +126,43 @@ pub fn live(shared: &Shared) -> Json {
         "store": store,
         "gpio": gpio(shared),
         "connections": {
-            "http": { "state": "listening", "bind": shared.settings.http.bind.to_string() },
+            "http": http(shared),
             "mqtt": mqtt(shared),
             "ollama": llm(shared),
+        },
+    })
+}
+
+/// The HTTP edge: its connections and every bound that refused a client.
+fn http(shared: &Shared) -> Json {
+    let h = &shared.settings.http;
+    if !h.enabled {
+        return json!({ "state": "off ([http] enabled = false)" });
+    }
+    let st = &shared.http;
+    let n = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+    json!({
+        "state": "listening",
+        "bind": h.bind.to_string(),
+        "open": n(&st.open),
+        "max_connections": h.max_connections,
+        "accepted": n(&st.accepted),
+        "requests": n(&st.requests),
+        "refused_at_cap": n(&st.refused_at_cap),
+        "evicted_idle": n(&st.evicted_idle),
+        "timed_out": {
+            "idle": n(&st.idle_timeouts),
+            "request": n(&st.request_timeouts),
+            "write": n(&st.write_timeouts),
+        },
+        "refused": {
+            "request_line_too_long": n(&st.request_line_too_long),
+            "headers_too_large": n(&st.headers_too_large),
+            "too_many_headers": n(&st.too_many_headers),
+            "body_too_large": n(&st.body_too_large),
+            "chunked_body": n(&st.chunked_body),
+            "malformed": n(&st.malformed),
+            "busy": n(&st.busy),
         },
     })
 }
@@ -438,6 +472,31 @@ pub fn human(r: &Json) -> String {
                 continue; // on the ollama line above
             }
             let _ = write!(s, "{k}: {}", str_of(&v["state"]));
+            if k == "http" && !v["bind"].is_null() {
+                let refused: u64 = v["refused"]
+                    .as_object()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|(_, n)| n.as_u64())
+                    .sum();
+                let timed_out: u64 = v["timed_out"]
+                    .as_object()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|(_, n)| n.as_u64())
+                    .sum();
+                let _ = write!(
+                    s,
+                    " on {}, {} of {} connections open, {} requests, {} refused at the cap, {} timed out, {} refused by a limit",
+                    str_of(&v["bind"]),
+                    str_of(&v["open"]),
+                    str_of(&v["max_connections"]),
+                    str_of(&v["requests"]),
+                    str_of(&v["refused_at_cap"]),
+                    timed_out,
+                    refused
+                );
+            }
             if k == "mqtt" && !v["broker"].is_null() {
                 let _ = write!(
                     s,

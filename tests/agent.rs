@@ -373,3 +373,60 @@ fn version_names_the_compiled_features() {
     assert_eq!(out.contains("agent"), cfg!(feature = "agent"), "{out}");
     assert_eq!(out.contains("mqtt"), cfg!(feature = "mqtt"), "{out}");
 }
+
+/// Writing an output pin is a level change like an input's edge: its reading follows at
+/// once, not at the next sample (here an hour away).
+#[test]
+fn writing_an_output_pin_updates_its_reading_at_once() {
+    let dir = TempDir::new("gpio-write");
+    let port = free_port();
+    let pipeline = r#"
+[[source]]
+name = "pins"
+kind = "gpio"
+every = "1h"
+
+[[stage]]
+name = "quiet"
+kind = "filter"
+from = ["pins"]
+debounce = "50ms"
+
+[[sink]]
+name = "store"
+kind = "store"
+from = ["quiet"]
+"#;
+    let cfg = write_config(dir.path(), port, pipeline);
+    let agent = Agent::start(&cfg, port, &[]);
+    eventually(10, "gpio:22 stored low at start", || {
+        (reading_value(&agent, "gpio:22") == Some(Value::Bool(false))).then_some(())
+    });
+    for level in [true, false, true] {
+        let (code, body) = put(
+            &agent.url("/api/gpio/22"),
+            &format!(r#"{{"value": {level}}}"#),
+            Some(TOKEN),
+        );
+        assert_eq!(code, 200, "{body}");
+        assert_eq!(
+            get(&agent.url("/api/gpio")).unwrap().1["pins"][1]["value"],
+            level
+        );
+        eventually(5, "gpio:22 reading follows the write", || {
+            (reading_value(&agent, "gpio:22") == Some(Value::Bool(level))).then_some(())
+        });
+    }
+    let (code, status) = get(&agent.url("/api/status")).unwrap();
+    assert_eq!(code, 200);
+    let src = status["sources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["id"] == "gpio:22")
+        .unwrap()
+        .clone();
+    assert_eq!(src["last_value"], true, "{src}");
+    let (st, _, _) = agent.terminate();
+    assert!(st.success());
+}

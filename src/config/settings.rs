@@ -67,6 +67,22 @@ pub struct HttpSettings {
     pub token: Option<String>,
     /// Set false to run without HTTP.
     pub enabled: bool,
+    /// Connections served at once; past it the longest-idle one is closed, or, when none
+    /// is idle, the new one gets a 503. Default 64.
+    pub max_connections: u32,
+    /// A connection waiting for a request (new or kept alive) closes after this. Default 30 s.
+    pub idle_timeout: Micros,
+    /// A request's head and body must arrive within this of its first byte, and its
+    /// response be taken within it (slow clients are closed). Default 10 s.
+    pub request_timeout: Micros,
+    /// Longest request line (method, path, query, version) in KiB; past it 414. Default 8.
+    pub max_request_line_kb: u32,
+    /// Largest header block in KiB; past it 431. Default 16.
+    pub max_header_kb: u32,
+    /// Most header fields in one request; past it 431. Default 64.
+    pub max_headers: u32,
+    /// Largest request body in KiB; past it 413. Default 64.
+    pub max_body_kb: u32,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -302,6 +318,13 @@ impl Settings {
                 bind: "127.0.0.1:8080".parse().unwrap(),
                 token: None,
                 enabled: true,
+                max_connections: 64,
+                idle_timeout: 30_000_000,
+                request_timeout: 10_000_000,
+                max_request_line_kb: 8,
+                max_header_kb: 16,
+                max_headers: 64,
+                max_body_kb: 64,
             },
             log: LogSettings { level: None },
             mqtt: MqttSettings::defaults(),
@@ -530,7 +553,7 @@ fn load_from(
 struct RawSettings {
     node: Option<RawNode>,
     store: Option<RawStore>,
-    http: Option<RawHttp>,
+    http: Option<toml::Table>,
     log: Option<RawLog>,
     mqtt: Option<toml::Table>,
     ollama: Option<toml::Table>,
@@ -551,14 +574,6 @@ struct RawNode {
 #[serde(deny_unknown_fields)]
 struct RawStore {
     map_size_mb: Option<Spanned<i64>>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawHttp {
-    enabled: Option<Spanned<bool>>,
-    bind: Option<Spanned<String>>,
-    token: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -595,7 +610,7 @@ struct RawPipeline {
 const SECTIONS: &[(&str, &[&str])] = &[
     ("node", &["name", "data_dir"]),
     ("store", &["map_size_mb"]),
-    ("http", &["enabled", "bind", "token"]),
+    ("http", HTTP_KEYS),
     ("log", &["level"]),
     ("mqtt", MQTT_KEYS),
     ("ollama", OLLAMA_KEYS),
@@ -617,6 +632,18 @@ const SECTIONS: &[(&str, &[&str])] = &[
     ),
     ("gpio", &["backend", "simulate", "pins"]),
     ("pipeline", &["files"]),
+];
+const HTTP_KEYS: &[&str] = &[
+    "enabled",
+    "bind",
+    "token",
+    "max_connections",
+    "idle_timeout",
+    "request_timeout",
+    "max_request_line_kb",
+    "max_header_kb",
+    "max_headers",
+    "max_body_kb",
 ];
 const PIN_KEYS: &[&str] = &["pin", "name", "mode", "pull", "initial"];
 const MQTT_KEYS: &[&str] = &[
@@ -678,6 +705,14 @@ enum Ty {
 fn key_type(section: &str, key: &str) -> Ty {
     match (section, key) {
         ("store", "map_size_mb") => Ty::Int,
+        (
+            "http",
+            "max_connections"
+            | "max_request_line_kb"
+            | "max_header_kb"
+            | "max_headers"
+            | "max_body_kb",
+        ) => Ty::Int,
         ("http", "enabled") | ("gpio", "simulate") => Ty::Bool,
         ("mqtt", "clean_session" | "discovery") => Ty::Bool,
         ("agent", "enabled") | ("memory", "observe") => Ty::Bool,
@@ -793,27 +828,7 @@ fn set_key(
             }
             s.store.map_size_mb = v as u64;
         }
-        ("http", "enabled", Val::Bool(v)) => s.http.enabled = v,
-        ("http", "bind", Val::Str(v)) => {
-            s.http.bind = v.parse().map_err(|_| {
-                problem_hint(
-                    format!("bind = '{v}' is not an address and port"),
-                    "write IP:PORT, e.g. \"127.0.0.1:8080\" (this machine only) or \"0.0.0.0:8080\" (every interface)",
-                )
-            })?;
-        }
-        ("http", "token", Val::Str(v)) => {
-            if v.is_empty() {
-                s.http.token = None;
-            } else if v.chars().count() < 16 || v.trim() != v {
-                return Err(problem_hint(
-                    "http token is too short (at least 16 characters, no surrounding spaces)",
-                    "generate one with `openssl rand -hex 16`, or leave token empty to turn off endpoints that change things",
-                ));
-            } else {
-                s.http.token = Some(v);
-            }
-        }
+        ("http", key, val) => set_http(&mut s.http, key, val)?,
         ("log", "level", Val::Str(v)) => {
             const LEVELS: [&str; 5] = ["error", "warn", "info", "debug", "trace"];
             let l = v.to_ascii_lowercase();
@@ -966,6 +981,66 @@ pub fn valid_keep_alive(v: &str) -> bool {
     !num.is_empty()
         && num.parse::<f64>().is_ok()
         && ["ns", "us", "µs", "ms", "s", "m", "h"].contains(&unit)
+}
+
+fn set_http(h: &mut HttpSettings, key: &str, val: Val) -> Result<(), Problem> {
+    let kb = |key: &str, v: i64, hi: i64, hint: &str| int_in(key, v, 1, hi, hint).map(|v| v as u32);
+    match (key, val) {
+        ("enabled", Val::Bool(v)) => h.enabled = v,
+        ("bind", Val::Str(v)) => {
+            h.bind = v.parse().map_err(|_| {
+            problem_hint(
+                format!("bind = '{v}' is not an address and port"),
+                "write IP:PORT, e.g. \"127.0.0.1:8080\" (this machine only) or \"0.0.0.0:8080\" (every interface)",
+            )
+        })?;
+        }
+        ("token", Val::Str(v)) => {
+            if v.is_empty() {
+                h.token = None;
+            } else if v.chars().count() < 16 || v.trim() != v {
+                return Err(problem_hint(
+                    "http token is too short (at least 16 characters, no surrounding spaces)",
+                    "generate one with `openssl rand -hex 16`, or leave token empty to turn off endpoints that change things",
+                ));
+            } else {
+                h.token = Some(v);
+            }
+        }
+        ("max_connections", Val::Int(v)) => {
+            h.max_connections = int_in(
+                "max_connections",
+                v,
+                1,
+                10_000,
+                "connections served at once, e.g. 64 (each costs a few KiB while it reads a request)",
+            )? as u32
+        }
+        ("idle_timeout", Val::Str(v)) => {
+            h.idle_timeout = duration_in("idle_timeout", &v, 100_000, 3_600_000_000)?
+        }
+        ("request_timeout", Val::Str(v)) => {
+            h.request_timeout = duration_in("request_timeout", &v, 100_000, 600_000_000)?
+        }
+        ("max_request_line_kb", Val::Int(v)) => {
+            h.max_request_line_kb = kb("max_request_line_kb", v, 1024, "KiB, e.g. 8")?
+        }
+        ("max_header_kb", Val::Int(v)) => {
+            h.max_header_kb = kb("max_header_kb", v, 1024, "KiB, e.g. 16")?
+        }
+        ("max_headers", Val::Int(v)) => {
+            h.max_headers = int_in("max_headers", v, 1, 1000, "header fields, e.g. 64")? as u32
+        }
+        ("max_body_kb", Val::Int(v)) => {
+            h.max_body_kb = kb("max_body_kb", v, 16 * 1024, "KiB, e.g. 64")?
+        }
+        (key, _) => {
+            return Err(problem(format!(
+                "internal: no http setting {key} of this type"
+            )));
+        }
+    }
+    Ok(())
 }
 
 fn set_ollama(o: &mut OllamaSettings, key: &str, val: Val) -> Result<(), Problem> {
@@ -1367,22 +1442,12 @@ fn apply_file(settings: &mut Settings, path: &Path, text: &str) -> Result<(), Co
     if let Some(st) = raw.store.and_then(|st| st.map_size_mb) {
         set("store", "map_size_mb", st.span(), Val::Int(*st.get_ref()));
     }
-    if let Some(h) = raw.http {
-        if let Some((sp, v)) = h.enabled.map(b) {
-            set("http", "enabled", sp, v);
-        }
-        if let Some((sp, v)) = h.bind.map(s) {
-            set("http", "bind", sp, v);
-        }
-        if let Some((sp, v)) = h.token.map(s) {
-            set("http", "token", sp, v);
-        }
-    }
     if let Some((sp, v)) = raw.log.and_then(|l| l.level).map(s) {
         set("log", "level", sp, v);
     }
     let mut mqtt_errors = Vec::new();
     for (section, table) in [
+        ("http", raw.http),
         ("mqtt", raw.mqtt),
         ("ollama", raw.ollama),
         ("agent", raw.agent),

@@ -1,7 +1,7 @@
 //! Edges: the blocking outside world, each on its own named thread and bridged to the
 //! event loop by channels.
 //!
-//! - `http`: tiny_http serving health, status and readings.
+//! - `http`: our own small server (smol + httparse): health, status, readings, GPIO, memory.
 //! - `gpio`: pin backends (rppal on a Pi, a mock elsewhere).
 
 pub mod gpio;

@@ -1,10 +1,10 @@
 //! The `gpio` source: configured pins as boolean readings `gpio:<pin>`.
 //!
-//! Event-driven: every level change the backend reports (edge interrupts on a Pi, `set_input`
-//! or the simulation on the mock) becomes a reading at once. Besides, every pin is read
-//! at start and then every `interval` (the heartbeat path the adaptive stage may move);
-//! one timer runs at the smallest interval of the source's pins. Software debounce is the
-//! filter stage's job.
+//! Event-driven: every level change the backend reports (edge interrupts on a Pi,
+//! `set_input` or the simulation on the mock, and writes to outputs on either) becomes a
+//! reading at once. Besides, every pin is read at start and then every `interval` (the
+//! heartbeat path the adaptive stage may move); one timer runs at the smallest interval
+//! of the source's pins. Software debounce is the filter stage's job.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -155,7 +155,7 @@ impl GpioSource {
     }
 
     async fn emit_event(&self, ev: PinEvent, ctx: &SourceCtx) {
-        // The backend reports every input; only this source's pins count.
+        // The backend reports every pin; only this source's pins count.
         if let Some(p) = self.pins.iter().find(|p| p.pin == ev.pin) {
             self.emit(p, ev.ts, ev.level, ctx).await;
         }

@@ -66,6 +66,17 @@ pub fn write_config(dir: &Path, port: u16, pipeline: &str) -> PathBuf {
 
 /// The same, with more settings appended (e.g. an `[mqtt]` section).
 pub fn write_config_extra(dir: &Path, port: u16, pipeline: &str, extra: &str) -> PathBuf {
+    write_config_http(dir, port, pipeline, "", extra)
+}
+
+/// The same, with more `[http]` keys too (e.g. `max_connections = 8`).
+pub fn write_config_http(
+    dir: &Path,
+    port: u16,
+    pipeline: &str,
+    http: &str,
+    extra: &str,
+) -> PathBuf {
     let pipe = dir.join("pipeline.toml");
     std::fs::write(&pipe, pipeline).unwrap();
     let cfg = dir.join("smollama.toml");
@@ -79,6 +90,7 @@ data_dir = "{data}"
 [http]
 bind = "127.0.0.1:{port}"
 token = "{TOKEN}"
+{http}
 
 [gpio]
 backend = "mock"

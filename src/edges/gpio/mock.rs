@@ -38,19 +38,24 @@ impl Shared {
             changed
         };
         if changed {
-            let ev = PinEvent {
-                pin,
-                level,
-                ts: now_us(),
-            };
-            let mut subs = self.subscribers.lock().unwrap();
-            subs.retain(|tx| !tx.is_closed());
-            for tx in subs.iter() {
-                // A full channel drops the event; the next sample catches up.
-                let _ = tx.try_send(ev);
-            }
+            self.notify(pin, level);
         }
         Ok(())
+    }
+
+    /// Tell every subscriber that `pin` is now at `level`.
+    fn notify(&self, pin: u8, level: bool) {
+        let ev = PinEvent {
+            pin,
+            level,
+            ts: now_us(),
+        };
+        let mut subs = self.subscribers.lock().unwrap();
+        subs.retain(|tx| !tx.is_closed());
+        for tx in subs.iter() {
+            // A full channel drops the event; the next sample catches up.
+            let _ = tx.try_send(ev);
+        }
     }
 }
 
@@ -161,20 +166,27 @@ impl GpioBackend for MockGpio {
     }
 
     fn write(&self, pin: u8, level: bool) -> Result<(), GpioError> {
-        let mut pins = self.shared.pins.lock().unwrap();
-        let p = pins
-            .iter_mut()
-            .find(|p| p.pin == pin)
-            .ok_or(GpioError::UnknownPin(pin))?;
-        if p.mode != PinMode::Output {
-            return Err(GpioError::NotAnOutput(pin));
+        let changed = {
+            let mut pins = self.shared.pins.lock().unwrap();
+            let p = pins
+                .iter_mut()
+                .find(|p| p.pin == pin)
+                .ok_or(GpioError::UnknownPin(pin))?;
+            if p.mode != PinMode::Output {
+                return Err(GpioError::NotAnOutput(pin));
+            }
+            let changed = p.level != level;
+            p.level = level;
+            log::info!(
+                "gpio: pin {pin} ({}) set {} (mock)",
+                p.name,
+                if level { "high" } else { "low" }
+            );
+            changed
+        };
+        if changed {
+            self.shared.notify(pin, level);
         }
-        p.level = level;
-        log::info!(
-            "gpio: pin {pin} ({}) set {} (mock)",
-            p.name,
-            if level { "high" } else { "low" }
-        );
         Ok(())
     }
 
@@ -259,6 +271,19 @@ pub(crate) mod tests {
         g.set_input(27, false).unwrap();
         assert!(!rx1.try_recv().unwrap().level);
         assert_eq!(g.shared.subscribers.lock().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn writing_an_output_is_an_event_too() {
+        let g = MockGpio::new(&settings());
+        let (tx, rx) = async_channel::bounded(8);
+        g.subscribe(tx).unwrap();
+        g.write(23, true).unwrap();
+        let ev = rx.try_recv().unwrap();
+        assert_eq!((ev.pin, ev.level), (23, true));
+        // Writing the level it already has changes nothing.
+        g.write(23, true).unwrap();
+        assert!(rx.try_recv().is_err());
     }
 
     #[test]

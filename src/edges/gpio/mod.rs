@@ -10,7 +10,7 @@ use std::sync::Arc;
 use crate::config::settings::{GpioBackendChoice, GpioSettings};
 use crate::graph::Micros;
 
-/// A level change on an input pin, as the backend saw it.
+/// A level change on a pin (an input's edge or an output's write), as the backend saw it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PinEvent {
     pub pin: u8,
@@ -60,9 +60,11 @@ pub trait GpioBackend: Send + Sync {
     fn read(&self, pin: u8) -> Result<bool, GpioError>;
     /// Drive an output pin.
     fn write(&self, pin: u8, level: bool) -> Result<(), GpioError>;
-    /// Deliver level changes of every input pin to `tx` (edge interrupts on a Pi; on the
-    /// mock, changes made with `set_input` or by the simulated pattern). `try_send`: a
-    /// full channel drops the event (the next sample catches up).
+    /// Deliver level changes of every pin to `tx`: inputs' edges (interrupts on a Pi; on
+    /// the mock, `set_input` or the simulated pattern) and outputs' writes, whoever made
+    /// them (HTTP, MQTT, the agent), so the `gpio:<pin>` reading follows at once rather
+    /// than at the next sample. `try_send`: a full channel drops the event (the next
+    /// sample catches up).
     fn subscribe(&self, tx: async_channel::Sender<PinEvent>) -> Result<(), GpioError>;
     /// Mock only: set the level an input pin reads (tests, demos).
     fn set_input(&self, pin: u8, level: bool) -> Result<(), GpioError>;

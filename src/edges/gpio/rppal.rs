@@ -1,7 +1,8 @@
 //! The rppal backend: real pins on a Raspberry Pi, edge interrupts for inputs.
 //!
 //! rppal delivers interrupts on its own thread per pin (`set_async_interrupt`); the
-//! callback only timestamps the edge and `try_send`s it to every subscriber.
+//! callback only timestamps the edge and `try_send`s it to every subscriber. A write to
+//! an output is sent to them the same way (outputs raise no interrupt).
 
 use std::sync::{Arc, Mutex};
 
@@ -29,6 +30,15 @@ pub struct RppalGpio {
     subscribers: Subscribers,
     /// Interrupts are installed on the first `subscribe`.
     interrupts_on: Mutex<bool>,
+}
+
+/// Send `ev` to every live subscriber (a full channel drops it; the next sample catches up).
+fn notify(subs: &Subscribers, ev: PinEvent) {
+    let mut subs = subs.lock().unwrap();
+    subs.retain(|tx| !tx.is_closed());
+    for tx in subs.iter() {
+        let _ = tx.try_send(ev);
+    }
 }
 
 fn backend_err(e: rppal::gpio::Error) -> GpioError {
@@ -97,6 +107,7 @@ impl GpioBackend for RppalGpio {
         let Handle::Output(o) = &mut p.handle else {
             return Err(GpioError::NotAnOutput(pin));
         };
+        let changed = o.is_set_high() != level;
         if level {
             o.set_high();
         } else {
@@ -107,6 +118,18 @@ impl GpioBackend for RppalGpio {
             p.name,
             if level { "high" } else { "low" }
         );
+        drop(pins);
+        // Outputs raise no interrupt: the write itself is the event.
+        if changed {
+            notify(
+                &self.subscribers,
+                PinEvent {
+                    pin,
+                    level,
+                    ts: now_us(),
+                },
+            );
+        }
         Ok(())
     }
 
@@ -130,11 +153,7 @@ impl GpioBackend for RppalGpio {
                         level: matches!(ev.trigger, Trigger::RisingEdge),
                         ts: now_us(),
                     };
-                    let mut subs = subs.lock().unwrap();
-                    subs.retain(|tx| !tx.is_closed());
-                    for tx in subs.iter() {
-                        let _ = tx.try_send(ev);
-                    }
+                    notify(&subs, ev);
                 })
                 .map_err(|e| GpioError::Backend(format!("pin {pin} interrupt: {e}")))?;
         }

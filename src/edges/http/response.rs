@@ -1,0 +1,173 @@
+//! Answers: what a handler returns (`Reply`, a status and a JSON body) and the bytes
+//! that go on the wire (`Response`), written in one piece so that no part of a response
+//! waits for an ACK.
+
+use serde_json::{Value as Json, json};
+
+use crate::clock::{civil_from_days, now_us};
+use crate::graph::Micros;
+
+/// A handler's answer: status code, JSON body, and for 405 the methods the path allows.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Reply {
+    pub code: u16,
+    pub body: Json,
+    /// The `Allow` header (405 only).
+    pub allow: Option<String>,
+}
+
+pub(crate) fn ok(body: Json) -> Reply {
+    Reply {
+        code: 200,
+        body,
+        allow: None,
+    }
+}
+
+pub(crate) fn err(code: u16, msg: impl Into<String>) -> Reply {
+    Reply {
+        code,
+        body: json!({ "error": msg.into() }),
+        allow: None,
+    }
+}
+
+impl Reply {
+    /// Serialise the body (on whichever thread ran the handler).
+    pub(crate) fn into_response(self) -> Response {
+        let mut headers = Vec::new();
+        if let Some(allow) = self.allow {
+            headers.push(("Allow", allow));
+        }
+        if self.code == 503 {
+            headers.push(("Retry-After", "1".to_string()));
+        }
+        Response {
+            code: self.code,
+            content_type: "application/json",
+            body: self.body.to_string().into_bytes(),
+            headers,
+            close: false,
+        }
+    }
+}
+
+/// A response ready to encode. `close` asks the server to close the connection after it
+/// (set for refusals, where the rest of the request is not read).
+#[derive(Debug)]
+pub(crate) struct Response {
+    pub code: u16,
+    pub content_type: &'static str,
+    pub body: Vec<u8>,
+    pub headers: Vec<(&'static str, String)>,
+    pub close: bool,
+}
+
+/// Sent before reading a body whose client asked `Expect: 100-continue`.
+pub(crate) const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
+
+impl Response {
+    /// Status line, headers and (unless `head_only`, for HEAD) the body, in one buffer.
+    /// `Content-Length` is the body's length either way, as HEAD requires.
+    pub(crate) fn encode(&self, head_only: bool, close: bool) -> Vec<u8> {
+        use std::io::Write;
+        let mut out = Vec::with_capacity(160 + if head_only { 0 } else { self.body.len() });
+        let _ = write!(
+            out,
+            "HTTP/1.1 {} {}\r\nDate: {}\r\nContent-Type: {}\r\nContent-Length: {}\r\n",
+            self.code,
+            reason(self.code),
+            http_date(now_us()),
+            self.content_type,
+            self.body.len()
+        );
+        for (name, value) in &self.headers {
+            let _ = write!(out, "{name}: {value}\r\n");
+        }
+        if close {
+            out.extend_from_slice(b"Connection: close\r\n");
+        }
+        out.extend_from_slice(b"\r\n");
+        if !head_only {
+            out.extend_from_slice(&self.body);
+        }
+        out
+    }
+}
+
+/// The reason phrase of every status code this server sends.
+pub(crate) fn reason(code: u16) -> &'static str {
+    match code {
+        200 => "OK",
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        403 => "Forbidden",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        408 => "Request Timeout",
+        409 => "Conflict",
+        411 => "Length Required",
+        413 => "Content Too Large",
+        414 => "URI Too Long",
+        431 => "Request Header Fields Too Large",
+        500 => "Internal Server Error",
+        501 => "Not Implemented",
+        503 => "Service Unavailable",
+        _ => "",
+    }
+}
+
+/// IMF-fixdate (RFC 9110), e.g. `Sun, 06 Nov 1994 08:49:37 GMT`, for the `Date` header.
+pub(crate) fn http_date(ts: Micros) -> String {
+    const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let secs = ts.div_euclid(1_000_000);
+    let days = secs.div_euclid(86_400);
+    let sod = secs.rem_euclid(86_400);
+    let (y, m, d) = civil_from_days(days);
+    format!(
+        "{}, {d:02} {} {y:04} {:02}:{:02}:{:02} GMT",
+        DAYS[days.rem_euclid(7) as usize],
+        MONTHS[m as usize - 1],
+        sod / 3600,
+        (sod % 3600) / 60,
+        sod % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates_in_imf_fixdate() {
+        assert_eq!(
+            http_date(784_111_777_000_000),
+            "Sun, 06 Nov 1994 08:49:37 GMT"
+        );
+        assert_eq!(http_date(0), "Thu, 01 Jan 1970 00:00:00 GMT");
+    }
+
+    #[test]
+    fn head_has_the_get_headers_and_no_body() {
+        let mut r = err(405, "no").into_response();
+        r.headers.push(("Allow", "GET, HEAD".into()));
+        let get = String::from_utf8(r.encode(false, false)).unwrap();
+        let head = String::from_utf8(r.encode(true, true)).unwrap();
+        assert!(
+            get.starts_with("HTTP/1.1 405 Method Not Allowed\r\n"),
+            "{get}"
+        );
+        assert!(get.ends_with("\r\n\r\n{\"error\":\"no\"}"), "{get}");
+        assert!(head.contains("Content-Length: 14\r\n"), "{head}");
+        assert!(head.contains("Allow: GET, HEAD\r\n"));
+        assert!(head.ends_with("Connection: close\r\n\r\n"), "{head}");
+        for code in [
+            200, 400, 401, 403, 404, 405, 408, 409, 411, 413, 414, 431, 500, 503,
+        ] {
+            assert!(!reason(code).is_empty(), "{code}");
+        }
+    }
+}
