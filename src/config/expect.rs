@@ -6,7 +6,7 @@ use toml::Value;
 
 /// The kind of value a key takes, as a user would say it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Want {
+pub enum Want {
     Duration,
     WholeNumber,
     Number,
@@ -19,7 +19,7 @@ pub(crate) enum Want {
 
 impl Want {
     /// "a whole number such as 30": what the message says is expected.
-    pub(crate) fn phrase(self) -> &'static str {
+    pub fn phrase(self) -> &'static str {
         match self {
             Want::Duration => "a duration such as \"5m\"",
             Want::WholeNumber => "a whole number such as 30",

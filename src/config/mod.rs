@@ -4,9 +4,10 @@
 
 pub mod duration;
 pub mod error;
-pub(crate) mod expect;
+pub mod expect;
 pub mod pipeline;
 pub mod settings;
+pub mod spec;
 pub mod suggest;
 
 pub use error::{ConfigError, ConfigErrors};
