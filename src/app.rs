@@ -208,6 +208,7 @@ fn discovery_messages(
     out
 }
 
+/// Where the store lives under the data directory (`data_dir.rs`; here for the CLI).
 pub use crate::data_dir::store_dir;
 
 /// Run the agent until a termination signal; returns the process exit code.

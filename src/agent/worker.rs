@@ -1,7 +1,7 @@
 //! The agent's thread ("llm"): takes questions (from the intake, `intake.rs`: MQTT,
 //! HTTP) one at a time, runs the tool loop against Ollama, and sends the answer back
-//! where the question came from (`messages::Answer::deliver`). One model call at a time per node: a
-//! small board cannot run two, and the later observation loop will queue here too.
+//! where the question came from (`messages::Answer::deliver`). One model call at a time
+//! per node: a small board cannot run two, and the observation loop queues here too.
 //!
 //! When Ollama is away, `fallback_mode = "queue"` keeps questions (bounded, persisted in
 //! the store so a restart does not lose them) and answers them in order once a probe
@@ -446,13 +446,13 @@ impl Worker {
     fn reply(&self, q: &Question, body: Json) {
         let answer = Answer {
             origin: q.origin.clone(),
-            body,
+            body: body.clone(),
         };
         let answer_topic = self.a.ctx.settings.answer_topic();
         match answer.deliver(self.a.publish.as_ref(), &answer_topic) {
             Ok(()) => {}
             Err(Undelivered::NoMqtt) => {
-                log::info!("agent: answer to {} (no MQTT to publish it)", q.id);
+                log::info!("agent: answer to {} (no MQTT to publish it): {body}", q.id);
             }
             Err(Undelivered::QueueFull) => log::warn!(
                 "agent: could not hand the answer to {} to MQTT (queue full)",

@@ -143,11 +143,11 @@ const ACK_FLUSH: Duration = Duration::from_millis(100);
 /// dropped (the newest value matters most).
 const QOS0_QUEUE: usize = 1024;
 
-/// What the rest of the agent holds.
+/// What app holds of the running edge: a sender for more publishers, the counters, the
+/// broker's address, and the stop.
 pub struct MqttHandle {
     pub publish: async_channel::Sender<Publish>,
     pub stats: Arc<MqttStats>,
-    pub recent: Arc<Mutex<Recent>>,
     pub broker: String,
     stop: async_channel::Sender<()>,
     worker: Option<JoinHandle<()>>,
@@ -314,7 +314,6 @@ pub fn start(
     Some(MqttHandle {
         publish: pub_tx,
         stats,
-        recent,
         broker: format!("{broker}:{}", m.port),
         stop: stop_tx,
         worker: Some(worker),
