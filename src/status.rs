@@ -25,7 +25,7 @@ use crate::process;
 use crate::store::Store;
 use crate::store::writer::WriterStats;
 
-/// What status reads while the loop runs ([`live`], [`line`]): the whole picture, which
+/// What status reads while the loop runs ([`live()`], [`line()`]): the whole picture, which
 /// only app (which builds it) and status see. Edges get narrow views instead (HTTP's
 /// `HttpView`, systemd's status-line closure).
 pub struct StatusView {
@@ -221,7 +221,7 @@ fn http(shared: &StatusView) -> Json {
 fn llm(shared: &StatusView) -> Json {
     use crate::agent::worker::llm_state_name;
     let Some(st) = &shared.llm else {
-        return json!({ "state": "agent off (needs [mqtt] broker and [agent] enabled)" });
+        return json!({ "state": "agent off ([agent] enabled = false)" });
     };
     let n = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
     let calls = n(&st.answered);
