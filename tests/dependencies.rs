@@ -9,7 +9,7 @@
 //! - the store imports only the graph, the clock, config and messages; messages only
 //!   the graph;
 //! - no import cycle runs between folders (files within one folder may lean on each
-//!   other, like the HTTP route table and its handlers).
+//!   other, like the `llm` thread and its memory work).
 //!
 //! A reference is any `crate::…` or `super::…` path outside a comment, resolved to the
 //! file that defines the module; `mod` declarations are containment, not imports.
@@ -155,7 +155,7 @@ fn the_checker_sees_imports() {
     assert!(g["app"].contains("edges::http"), "{:?}", g["app"]);
     assert!(g["edges::mqtt::connection"].contains("messages"));
     assert!(
-        g["edges::http::gpio"].contains("edges::http::routes"),
+        g["edges::http::gpio"].contains("edges::http::request"),
         "super:: paths resolve: {:?}",
         g["edges::http::gpio"]
     );

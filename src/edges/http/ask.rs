@@ -14,8 +14,8 @@ use serde_json::{Value as Json, json};
 
 use super::HttpView;
 use super::auth::require_token;
+use super::request::Call;
 use super::response::{Reply, err, ok};
-use super::routes::Call;
 use crate::messages::{Arrival, Offered};
 
 /// How long a request waits for its answer unless it says (`timeout_s`)...

@@ -4,9 +4,9 @@ use serde_json::{Value as Json, json};
 
 use super::HttpView;
 use super::auth::require_token;
+use super::request::Call;
 use super::request::short;
 use super::response::{Reply, err, ok};
-use super::routes::Call;
 use crate::edges::gpio::GpioError;
 
 /// `GET /api/gpio`: configured pins and their levels.

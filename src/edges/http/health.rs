@@ -7,8 +7,8 @@ use std::time::Duration;
 use serde_json::json;
 
 use super::HttpView;
+use super::request::Call;
 use super::response::{Reply, ok};
-use super::routes::Call;
 use crate::clock::{iso8601, now_us};
 
 /// How long health waits for the event loop before calling it stalled.

@@ -7,9 +7,9 @@ use serde_json::{Value as Json, json};
 
 use super::HttpView;
 use super::readings::round2;
+use super::request::Call;
 use super::request::short;
 use super::response::{Reply, err, ok};
-use super::routes::Call;
 use crate::clock::{iso8601, now_us};
 
 fn observation_json(o: &crate::memory::Observation, similarity: Option<f32>) -> Json {

@@ -3,7 +3,8 @@
 //! heads) with blocking handlers on two worker threads.
 //!
 //! - `server.rs`: accepting, connection limits and timeouts, dispatch;
-//! - `request.rs`: bounded head reading, the head itself, queries (no I/O);
+//! - `request.rs`: bounded head reading, the head itself, queries, and what a handler
+//!   gets of a request (`Call`) (no I/O);
 //! - `response.rs`: replies and their bytes on the wire;
 //! - `routes.rs`: the one table of method + path → handler, with each route's query
 //!   parameters and where it runs;

@@ -3,9 +3,9 @@
 use serde_json::{Value as Json, json};
 
 use super::HttpView;
+use super::request::Call;
 use super::request::short;
 use super::response::{Reply, err, ok};
-use super::routes::Call;
 use crate::clock::{iso8601, now_us};
 use crate::config::duration::format_duration;
 use crate::graph::Reading;

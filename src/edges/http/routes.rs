@@ -12,7 +12,7 @@ use super::health;
 #[cfg(feature = "agent")]
 use super::memory;
 use super::readings;
-use super::request::{Method, Query, percent_decode, short};
+use super::request::{Call, Method, Query, percent_decode, short};
 use super::response::{Reply, err};
 
 /// A handler that may block (LMDB reads, the network, hardware). It runs on a worker
@@ -45,26 +45,6 @@ pub(crate) struct Route {
     /// The query parameters it takes; any other is refused with 400 naming these.
     pub query: &'static [&'static str],
     pub handler: Handler,
-}
-
-/// What a blocking handler gets of the request.
-#[derive(Debug, Default)]
-pub(crate) struct Call {
-    /// The path as sent (for messages; only the lean build's `no_agent` needs it now).
-    #[cfg_attr(feature = "agent", allow(dead_code))]
-    pub path: String,
-    /// The `{…}` captures, in order, decoded.
-    pub params: Vec<String>,
-    pub query: Query,
-    pub body: Vec<u8>,
-    pub auth: Option<String>,
-}
-
-impl Call {
-    /// The body as text, or 400.
-    pub(crate) fn body_text(&self) -> Result<&str, Reply> {
-        std::str::from_utf8(&self.body).map_err(|_| err(400, "request body is not UTF-8 text"))
-    }
 }
 
 const HISTORY_QUERY: &[&str] = &["minutes", "limit"];

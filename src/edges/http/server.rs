@@ -26,9 +26,10 @@ use smol::{Async, LocalExecutor, Timer};
 
 use super::HttpView;
 use super::health;
+use super::request::Call;
 use super::request::{self, HeadScan, Limits, Method, Refusal, Request, short};
 use super::response::{CONTINUE, Response, err};
-use super::routes::{self, Blocking, Call, Handler};
+use super::routes::{self, Blocking, Handler};
 use super::stats::HttpStats;
 use super::workers::{Job, Lanes};
 

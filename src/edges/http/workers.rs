@@ -7,8 +7,9 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use super::HttpView;
+use super::request::Call;
 use super::response::Response;
-use super::routes::{Blocking, Call};
+use super::routes::Blocking;
 
 /// Requests that may wait for `http-slow`: each can take seconds, so a short queue
 /// answers 503 rather than keep a client waiting behind many. (`http-work`'s queue holds
