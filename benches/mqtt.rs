@@ -9,8 +9,9 @@ use std::time::{Duration, Instant};
 
 use smollama::config::Settings;
 use smollama::edges::gpio::mock::MockGpio;
-use smollama::edges::mqtt::connection::{self, Parts, Publish};
+use smollama::edges::mqtt::connection::{self, Parts};
 use smollama::graph::registry::Registry;
+use smollama::messages::Publish;
 use smollama::store::{Store, StoreOptions};
 
 fn free_port() -> u16 {

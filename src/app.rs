@@ -4,6 +4,8 @@
 use std::sync::Arc;
 
 #[cfg(feature = "agent")]
+use crate::agent::intake::Intake;
+#[cfg(feature = "agent")]
 use crate::agent::tools::registry::ToolRegistry;
 #[cfg(feature = "agent")]
 use crate::agent::tools::{MqttTools, ToolContext};
@@ -11,58 +13,36 @@ use crate::agent::tools::{MqttTools, ToolContext};
 use crate::agent::worker::{self, Agent, AgentHandle, LlmStats};
 use crate::clock::now_us;
 use crate::config::{PipelineSpec, Settings};
-use crate::edges::gpio::{self, GpioBackend};
-use crate::edges::http;
-#[cfg(feature = "mqtt")]
-use crate::edges::mqtt::connection::{self, MqttStats, Publish, Recent};
+use crate::edges::gpio;
 #[cfg(feature = "agent")]
-use crate::edges::ollama::{KeepAlive, Ollama, OllamaConfig};
-use crate::graph::Micros;
+use crate::edges::gpio::GpioBackend;
+use crate::edges::http::{self, HttpStats, HttpView};
+#[cfg(feature = "mqtt")]
+use crate::edges::mqtt::connection;
+#[cfg(feature = "agent")]
+use crate::edges::ollama::{Ollama, OllamaConfig};
 use crate::graph::registry::Registry;
-use crate::graph::runner::{self, GraphStatus, Parts};
+#[cfg(feature = "agent")]
+use crate::graph::runner::GraphStatus;
+use crate::graph::runner::{self, Parts};
+#[cfg(feature = "agent")]
+use crate::messages::QuestionIntake;
+#[cfg(feature = "mqtt")]
+use crate::messages::{Publish, Recent};
 use crate::shutdown;
-use crate::store::writer::{self, WriterStats};
+#[cfg(feature = "mqtt")]
+use crate::status::MqttView;
+use crate::status::StatusView;
+use crate::store::writer;
 use crate::store::{Store, StoreOptions};
 
 /// Batches that may wait for the writer thread before the store sink waits.
 const WRITER_QUEUE: usize = 2;
 
-/// What the HTTP thread (and later edges) may look at while the loop runs.
-pub struct Shared {
-    pub settings: Settings,
-    pub started: Micros,
-    pub registry: Arc<Registry>,
-    pub store: Arc<Store>,
-    pub writer: Arc<WriterStats>,
-    pub gpio: Arc<dyn GpioBackend>,
-    pub graph: GraphStatus,
-    /// Health check: send a reply channel; the event loop answers it if it is alive.
-    pub ping: async_channel::Sender<async_channel::Sender<()>>,
-    /// The HTTP edge's counters (connections, timeouts, refusals), for `/api/status`.
-    pub http: http::HttpStats,
-    /// The MQTT edge's numbers (`None` when no broker is configured).
-    #[cfg(feature = "mqtt")]
-    pub mqtt: Option<MqttView>,
-    /// The agent's LLM edge (`None` when the agent is off).
-    #[cfg(feature = "agent")]
-    pub llm: Option<Arc<LlmStats>>,
-}
-
 /// The Ollama client settings from the config.
 #[cfg(feature = "agent")]
 pub fn ollama_config(settings: &Settings) -> OllamaConfig {
-    let o = &settings.ollama;
-    let d = |us: Micros| std::time::Duration::from_micros(us.max(0) as u64);
-    OllamaConfig {
-        base_url: o.base_url(),
-        model: o.model.clone(),
-        keep_alive: KeepAlive::parse(&o.keep_alive).unwrap_or(KeepAlive::Seconds(-1)),
-        connect_timeout: d(o.connect_timeout),
-        read_timeout: d(o.read_timeout),
-        total_timeout: d(o.total_timeout),
-        retries: o.retries,
-        ..OllamaConfig::default()
-    }
+    OllamaConfig::from_settings(settings)
 }
 
 /// The tools' view of the running agent.
@@ -109,7 +89,7 @@ fn start_agent(
     }
     if !mqtt_on {
         log::info!(
-            "agent: questions arrive over MQTT, which is off; observations and `smollama ask` still work"
+            "agent: MQTT is off, so questions arrive only over HTTP (POST /api/ask); observations and `smollama ask` still work"
         );
     }
     let tools = mqtt_on.then(|| MqttTools {
@@ -140,14 +120,6 @@ fn start_agent(
         stats: Arc::new(LlmStats::default()),
         changes: settings.memory.observe.then_some(changes),
     })
-}
-
-/// What status needs of the MQTT edge.
-#[cfg(feature = "mqtt")]
-pub struct MqttView {
-    pub broker: String,
-    pub stats: Arc<MqttStats>,
-    pub recent: Arc<std::sync::Mutex<Recent>>,
 }
 
 /// Home Assistant discovery messages for this node's local sources: a sensor per numeric
@@ -236,10 +208,8 @@ fn discovery_messages(
     out
 }
 
-/// Where the store lives under the data directory.
-pub fn store_dir(settings: &Settings) -> std::path::PathBuf {
-    settings.node.data_dir.join("store")
-}
+/// Where the store lives under the data directory (`data_dir.rs`; here for the CLI).
+pub use crate::data_dir::store_dir;
 
 /// Run the agent until a termination signal; returns the process exit code.
 pub fn run(settings: Settings, spec: PipelineSpec) -> Result<(), String> {
@@ -314,6 +284,15 @@ pub fn run(settings: Settings, spec: PipelineSpec) -> Result<(), String> {
         &recent,
         change_rx,
     );
+    // Questions from every edge come in through the agent's intake.
+    #[cfg(feature = "agent")]
+    let intake = agent.as_ref().map(|a| {
+        Arc::new(Intake::new(
+            &settings.node.name,
+            settings.agent.rate_per_minute,
+            a.questions.clone(),
+        ))
+    });
     #[cfg(feature = "mqtt")]
     let mqtt = if mqtt_on {
         connection::start(
@@ -325,7 +304,9 @@ pub fn run(settings: Settings, spec: PipelineSpec) -> Result<(), String> {
                 subscriptions: built.subscriptions,
                 discovery: discovery_messages(&settings, &spec, &registry),
                 #[cfg(feature = "agent")]
-                questions: agent.as_ref().map(|a| a.questions.clone()),
+                questions: intake.clone().map(|i| i as Arc<dyn QuestionIntake>),
+                #[cfg(not(feature = "agent"))]
+                questions: None,
                 recent: recent.clone(),
             },
             (publish_tx, publish_rx),
@@ -336,7 +317,7 @@ pub fn run(settings: Settings, spec: PipelineSpec) -> Result<(), String> {
     };
     let (ping_tx, ping_rx) = async_channel::bounded::<async_channel::Sender<()>>(16);
     let writer_stats = writer.stats.clone();
-    let shared = Arc::new(Shared {
+    let shared = Arc::new(StatusView {
         settings: settings.clone(),
         started,
         registry: registry.clone(),
@@ -344,20 +325,38 @@ pub fn run(settings: Settings, spec: PipelineSpec) -> Result<(), String> {
         writer: writer_stats,
         gpio,
         graph: built.status,
-        ping: ping_tx,
-        http: http::HttpStats::default(),
+        http: Arc::new(HttpStats::default()),
         #[cfg(feature = "mqtt")]
         mqtt: mqtt.as_ref().map(|m| MqttView {
             broker: m.broker.clone(),
             stats: m.stats.clone(),
-            recent: m.recent.clone(),
         }),
         #[cfg(feature = "agent")]
         llm: agent.as_ref().map(|a| a.stats.clone()),
+        #[cfg(feature = "agent")]
+        intake: intake.clone(),
     });
 
     let http = if settings.http.enabled {
-        Some(http::start(shared.clone()).map_err(|e| format!("http: {e}"))?)
+        let view = HttpView {
+            settings: settings.clone(),
+            started,
+            registry: registry.clone(),
+            store: store.clone(),
+            gpio: shared.gpio.clone(),
+            retention: shared.graph.retention.clone(),
+            ping: ping_tx,
+            stats: shared.http.clone(),
+            status: Box::new({
+                let shared = shared.clone();
+                move || crate::status::live(&shared)
+            }),
+            #[cfg(feature = "agent")]
+            ask: intake.map(|i| i as Arc<dyn QuestionIntake>),
+            #[cfg(not(feature = "agent"))]
+            ask: None,
+        };
+        Some(http::start(Arc::new(view)).map_err(|e| format!("http: {e}"))?)
     } else {
         None
     };
@@ -395,8 +394,11 @@ pub fn run(settings: Settings, spec: PipelineSpec) -> Result<(), String> {
     })
     .detach();
     // READY=1, STATUS= and watchdog pings (no-ops outside systemd), from the loop itself.
-    ex.spawn(crate::edges::systemd::run(shared.clone()))
-        .detach();
+    ex.spawn(crate::edges::systemd::run({
+        let shared = shared.clone();
+        move || crate::status::line(&shared)
+    }))
+    .detach();
 
     let running = |role: &str| shared.graph.nodes.iter().filter(|n| n.role == role).count();
     log::info!(

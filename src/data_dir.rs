@@ -316,6 +316,11 @@ fn lower_first(s: &str) -> String {
     }
 }
 
+/// Where the store lives under the data directory.
+pub fn store_dir(settings: &Settings) -> std::path::PathBuf {
+    settings.node.data_dir.join("store")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,18 +1,62 @@
 //! What a human troubleshooting needs, as JSON: built live by the agent for
 //! `/api/status`, or offline by `smollama status` when no agent answers.
 
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use serde_json::{Value as Json, json};
 
-use crate::app::Shared;
+#[cfg(feature = "agent")]
+use crate::agent::intake::Intake;
+#[cfg(feature = "agent")]
+use crate::agent::worker::LlmStats;
 use crate::clock::{iso8601, now_us};
 use crate::config::Settings;
 use crate::config::duration::format_duration;
-use crate::edges::http::value_json;
+use crate::edges::gpio::GpioBackend;
+use crate::edges::http::HttpStats;
+#[cfg(feature = "mqtt")]
+use crate::edges::mqtt::connection::MqttStats;
+use crate::graph::Micros;
+use crate::graph::reading::value_json;
+use crate::graph::registry::Registry;
+use crate::graph::runner::GraphStatus;
 use crate::process;
+use crate::store::Store;
+use crate::store::writer::WriterStats;
 
-pub fn live(shared: &Shared) -> Json {
+/// What status reads while the loop runs ([`live()`], [`line()`]): the whole picture, which
+/// only app (which builds it) and status see. Edges get narrow views instead (HTTP's
+/// `HttpView`, systemd's status-line closure).
+pub struct StatusView {
+    pub settings: Settings,
+    pub started: Micros,
+    pub registry: Arc<Registry>,
+    pub store: Arc<Store>,
+    pub writer: Arc<WriterStats>,
+    pub gpio: Arc<dyn GpioBackend>,
+    pub graph: GraphStatus,
+    /// The HTTP edge's counters (connections, timeouts, refusals), for `/api/status`.
+    pub http: Arc<HttpStats>,
+    /// The MQTT edge's numbers (`None` when no broker is configured).
+    #[cfg(feature = "mqtt")]
+    pub mqtt: Option<MqttView>,
+    /// The agent's LLM edge (`None` when the agent is off).
+    #[cfg(feature = "agent")]
+    pub llm: Option<Arc<LlmStats>>,
+    /// The agent's intake (its counters per way in); `None` when the agent is off.
+    #[cfg(feature = "agent")]
+    pub intake: Option<Arc<Intake>>,
+}
+
+/// What status needs of the MQTT edge: where it connects, its counters.
+#[cfg(feature = "mqtt")]
+pub struct MqttView {
+    pub broker: String,
+    pub stats: Arc<MqttStats>,
+}
+
+pub fn live(shared: &StatusView) -> Json {
     let now = now_us();
     let uptime_s = (now - shared.started) as f64 / 1e6;
     let p = process::read();
@@ -134,13 +178,18 @@ pub fn live(shared: &Shared) -> Json {
 }
 
 /// The HTTP edge: its connections and every bound that refused a client.
-fn http(shared: &Shared) -> Json {
+fn http(shared: &StatusView) -> Json {
     let h = &shared.settings.http;
     if !h.enabled {
         return json!({ "state": "off ([http] enabled = false)" });
     }
     let st = &shared.http;
     let n = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+    // `POST /api/ask`: what the agent's intake did with questions over HTTP.
+    #[cfg(feature = "agent")]
+    let (questions, ignored, refused) = asked(shared.intake.as_ref().map(|i| &i.stats.http));
+    #[cfg(not(feature = "agent"))]
+    let (questions, ignored, refused) = (0, 0, 0);
     json!({
         "state": "listening",
         "bind": h.bind.to_string(),
@@ -164,14 +213,15 @@ fn http(shared: &Shared) -> Json {
             "malformed": n(&st.malformed),
             "busy": n(&st.busy),
         },
+        "ask": { "questions": questions, "ignored": ignored, "refused": refused },
     })
 }
 
 #[cfg(feature = "agent")]
-fn llm(shared: &Shared) -> Json {
+fn llm(shared: &StatusView) -> Json {
     use crate::agent::worker::llm_state_name;
     let Some(st) = &shared.llm else {
-        return json!({ "state": "agent off (needs [mqtt] broker and [agent] enabled)" });
+        return json!({ "state": "agent off ([agent] enabled = false)" });
     };
     let n = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
     let calls = n(&st.answered);
@@ -191,13 +241,17 @@ fn llm(shared: &Shared) -> Json {
 }
 
 #[cfg(feature = "mqtt")]
-fn mqtt(shared: &Shared) -> Json {
+fn mqtt(shared: &StatusView) -> Json {
     use crate::edges::mqtt::connection::state_name;
     let Some(m) = &shared.mqtt else {
         return json!({ "state": "not configured" });
     };
     let st = &m.stats;
     let n = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+    #[cfg(feature = "agent")]
+    let (questions, ignored, rate_limited) = asked(shared.intake.as_ref().map(|i| &i.stats.mqtt));
+    #[cfg(not(feature = "agent"))]
+    let (questions, ignored, rate_limited) = (0, 0, 0);
     let outbox = match shared.store.outbox_stats() {
         Ok(o) => json!({
             "messages": o.messages,
@@ -248,43 +302,87 @@ fn mqtt(shared: &Shared) -> Json {
         "ts_replaced": n(&st.ts_replaced),
         "refused_out": n(&st.refused_out),
         "refused_by_broker": n(&st.refused_by_broker),
-        "questions": n(&st.questions),
-        "questions_ignored": n(&st.questions_ignored),
-        "questions_rate_limited": n(&st.questions_rate_limited),
+        // The agent's intake counts what came over MQTT (0 with the agent off).
+        "questions": questions,
+        "questions_ignored": ignored,
+        "questions_rate_limited": rate_limited,
         "malformed_by_topic": malformed,
         "remote_sources": remote.unwrap_or(Json::Null),
         "outbox": outbox,
     })
 }
 
+/// What the agent's intake did with questions from one way in: handed over, ignored
+/// (loop guard, own message, no text), refused (rate limit, agent busy). Zeros when the
+/// agent is off.
+#[cfg(feature = "agent")]
+fn asked(counts: Option<&crate::agent::intake::Counts>) -> (u64, u64, u64) {
+    let Some(c) = counts else {
+        return (0, 0, 0);
+    };
+    let n = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+    (n(&c.questions), n(&c.ignored), n(&c.refused))
+}
+
 #[cfg(not(feature = "agent"))]
-fn llm(_: &Shared) -> Json {
+fn llm(_: &StatusView) -> Json {
     json!({ "state": "not in this build (no agent feature)" })
 }
 
 #[cfg(not(feature = "mqtt"))]
-fn mqtt(_: &Shared) -> Json {
+fn mqtt(_: &StatusView) -> Json {
     json!({ "state": "not in this build (no mqtt feature)" })
 }
 
-pub fn gpio(shared: &Shared) -> Json {
-    let pins: Vec<Json> = shared
-        .settings
-        .gpio
-        .pins
+/// The configured pins and their levels.
+pub fn gpio(shared: &StatusView) -> Json {
+    crate::edges::gpio::pins_json(&shared.settings.gpio.pins, shared.gpio.as_ref())
+}
+
+/// The one line systemd shows in `systemctl status` (STATUS=): e.g. "12 sources, mqtt connected, ollama unreachable
+/// (queueing 3), store ok".
+pub fn line(shared: &StatusView) -> String {
+    #[cfg(feature = "agent")]
+    use crate::agent::worker::{LLM_MODEL_MISSING, LLM_REACHABLE, LLM_UNREACHABLE};
+    #[cfg(feature = "mqtt")]
+    use crate::edges::mqtt::connection::state_name;
+    let sources = shared
+        .registry
+        .all()
         .iter()
-        .map(|p| {
-            let level = shared.gpio.read(p.pin);
-            json!({
-                "pin": p.pin,
-                "name": p.name,
-                "mode": match p.mode { crate::config::settings::PinMode::Input => "input", crate::config::settings::PinMode::Output => "output" },
-                "value": level.as_ref().ok(),
-                "error": level.err().map(|e| e.to_string()),
-            })
-        })
-        .collect();
-    json!({ "backend": shared.gpio.name(), "pins": pins })
+        .filter(|i| i.live.count.load(Ordering::Relaxed) > 0)
+        .count();
+    #[cfg(not(feature = "mqtt"))]
+    let mqtt = "mqtt not built in";
+    #[cfg(feature = "mqtt")]
+    let mqtt = match &shared.mqtt {
+        Some(m) => format!("mqtt {}", state_name(m.stats.state.load(Ordering::Relaxed))),
+        None => "mqtt off".into(),
+    };
+    #[cfg(not(feature = "agent"))]
+    let llm = "agent not built in";
+    #[cfg(feature = "agent")]
+    let llm = match &shared.llm {
+        Some(l) => {
+            let queued = l.queued.load(Ordering::Relaxed);
+            match l.state.load(Ordering::Relaxed) {
+                LLM_REACHABLE => "ollama reachable".to_string(),
+                LLM_UNREACHABLE if queued > 0 => format!("ollama unreachable (queueing {queued})"),
+                LLM_UNREACHABLE => "ollama unreachable".to_string(),
+                LLM_MODEL_MISSING => {
+                    format!("ollama model {} missing", shared.settings.ollama.model)
+                }
+                _ => "ollama not contacted yet".to_string(),
+            }
+        }
+        None => "agent off".into(),
+    };
+    let store = if shared.writer.degraded.load(Ordering::Relaxed) {
+        "store degraded"
+    } else {
+        "store ok"
+    };
+    format!("{sources} sources reporting, {mqtt}, {llm}, {store}")
 }
 
 /// `smollama status` with no agent answering: what can be checked from here. `running`
@@ -295,7 +393,7 @@ pub fn offline(settings: &Settings, agent_error: &str) -> Json {
     use crate::store::{Store, StoreOptions};
 
     // Before this process opens the store itself (it is left out anyway).
-    let agents = crate::running::agents_using(&crate::app::store_dir(settings));
+    let agents = crate::running::agents_using(&crate::data_dir::store_dir(settings));
 
     let pipeline = match PipelineSpec::load(settings) {
         Ok(spec) => json!({
@@ -306,7 +404,7 @@ pub fn offline(settings: &Settings, agent_error: &str) -> Json {
         }),
         Err(e) => json!({ "valid": false, "errors": e.to_string() }),
     };
-    let store_dir = crate::app::store_dir(settings);
+    let store_dir = crate::data_dir::store_dir(settings);
     let store = if !store_dir.join("data.mdb").exists() {
         json!({ "path": store_dir.display().to_string(), "state": "not created yet" })
     } else {

@@ -239,6 +239,76 @@ fn skip_mode_answers_with_an_error_at_once() {
     assert_eq!(llm_status(&agent)["failed"], 1);
 }
 
+/// A second origin: a question over HTTP (no broker at all) is answered in the response,
+/// through the same intake and tool loop as MQTT questions.
+#[test]
+fn a_question_over_http_is_answered_in_the_response() {
+    let dir = TempDir::new("agent-http-ask");
+    let mut ollama = FakeOllama::start(&[MODEL]);
+    let port = free_port();
+    let cfg = ollama_only_config(dir.path(), port, &ollama);
+    let agent = Agent::start(&cfg, port, &[]);
+    eventually(10, "a reading", || {
+        (get(&agent.url("/api/readings/system:uptime")).ok()?.0 == 200).then_some(())
+    });
+    let url = agent.url("/api/ask");
+    let question = r#"{"id": "h1", "question": "How long has the node been up?"}"#;
+    // It can run write tools, so it needs the token.
+    assert_eq!(post_auth(&url, question, None, 10).0, 401);
+    assert_eq!(post_auth(&url, question, Some("wrong"), 10).0, 401);
+    assert_eq!(
+        ollama.bodies("/api/chat").len(),
+        0,
+        "refused before the model"
+    );
+
+    ollama.push(Step::ToolCalls(vec![(
+        "read_source".into(),
+        json!({"source_id": "system:uptime"}),
+    )]));
+    ollama.push(Step::Text("Up for a while.".into()));
+    let (code, a) = post_auth(&url, question, Some(TOKEN), 20);
+    assert_eq!(code, 200, "{a}");
+    assert_eq!(a["id"], "h1");
+    assert_eq!(a["answer"], "Up for a while.");
+    assert_eq!(a["tools_used"], json!(["read_source"]));
+    // Plain text works too, with an id made up by the node.
+    ollama.push(Step::Text("Yes.".into()));
+    let (code, a) = post_auth(&url, "anyone there?", Some(TOKEN), 20);
+    assert_eq!((code, a["answer"].as_str()), (200, Some("Yes.")), "{a}");
+    assert!(a["id"].as_str().unwrap().starts_with("test-node-"), "{a}");
+    assert_eq!(post_auth(&url, "   ", Some(TOKEN), 10).0, 400);
+
+    // An answer slower than the request's timeout_s: 504 with the id, and the agent
+    // carries on with the next question.
+    ollama.push(Step::Delay(
+        Duration::from_secs(3),
+        Box::new(Step::Text("late".into())),
+    ));
+    let (code, a) = post_auth(
+        &url,
+        r#"{"id": "slow", "question": "q", "timeout_s": 1}"#,
+        Some(TOKEN),
+        10,
+    );
+    assert_eq!((code, a["id"].as_str()), (504, Some("slow")), "{a}");
+
+    // With the model server away, an HTTP asker is not queued (it could not wait for
+    // the answer): it gets the error at once, although fallback_mode is "queue".
+    eventually(10, "the slow answer done", || {
+        (ollama.steps_left() == 0 && llm_status(&agent)["answered"] == 3).then_some(())
+    });
+    ollama.stop();
+    let (code, a) = post_auth(&url, r#"{"question": "still there?"}"#, Some(TOKEN), 20);
+    assert_eq!(code, 503, "{a}");
+    assert!(a["error"].as_str().unwrap().len() > 5, "{a}");
+    let (_, status) = get(&agent.url("/api/status")).unwrap();
+    assert_eq!(status["connections"]["ollama"]["queued"], 0, "{status}");
+    let asked = &status["connections"]["http"]["ask"];
+    assert_eq!(asked["questions"], 4, "{status}");
+    assert_eq!(asked["ignored"], 1, "{status}");
+}
+
 #[test]
 fn ask_and_status_from_the_command_line() {
     let dir = TempDir::new("agent-cli");

@@ -8,7 +8,6 @@ use serde_json::json;
 
 use super::worker::Agent;
 use crate::clock::{iso8601, now_us};
-use crate::edges::mqtt::connection::Publish;
 use crate::edges::ollama::Message;
 use crate::graph::Micros;
 use crate::memory::observe::{
@@ -17,6 +16,7 @@ use crate::memory::observe::{
 use crate::memory::recall::{self, Recorded};
 use crate::memory::reembed::{self, Reembed, ReembedError};
 use crate::memory::{Memory, Observation, ObservationType};
+use crate::messages::Publish;
 
 /// Minutes of history each observation looks at.
 const LOOKBACK_MIN: u32 = 60;

@@ -1,10 +1,12 @@
-//! The agent's thread ("llm"): takes questions (from MQTT) one at a time, runs the tool
-//! loop against Ollama, and publishes the answer. One model call at a time per node: a
-//! small board cannot run two, and the later observation loop will queue here too.
+//! The agent's thread ("llm"): takes questions (from the intake, `intake.rs`: MQTT,
+//! HTTP) one at a time, runs the tool loop against Ollama, and sends the answer back
+//! where the question came from (`messages::Answer::deliver`). One model call at a time
+//! per node: a small board cannot run two, and the observation loop queues here too.
 //!
 //! When Ollama is away, `fallback_mode = "queue"` keeps questions (bounded, persisted in
 //! the store so a restart does not lose them) and answers them in order once a probe
-//! finds the server again; `"skip"` answers at once with an error payload.
+//! finds the server again; `"skip"` answers at once with an error payload, and so does a
+//! question whose asker cannot wait (an HTTP request).
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
@@ -19,37 +21,9 @@ use super::tools::ToolContext;
 use super::tools::registry::ToolRegistry;
 use crate::clock::{iso8601, now_us};
 use crate::config::settings::FallbackMode;
-use crate::edges::mqtt::connection::Publish;
 use crate::edges::ollama::{Ollama, OllamaError};
 use crate::graph::Micros;
-
-/// A question for the agent.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Question {
-    pub id: String,
-    pub text: String,
-    /// The topic it arrived on.
-    pub topic: String,
-    /// Where the answer goes (the payload's `reply_to`); else the answer topic.
-    pub reply_to: Option<String>,
-    pub received: Micros,
-}
-
-impl Question {
-    fn to_json(&self) -> Json {
-        json!({"id": self.id, "text": self.text, "topic": self.topic, "reply_to": self.reply_to, "received": self.received})
-    }
-
-    fn from_json(v: &Json) -> Option<Question> {
-        Some(Question {
-            id: v["id"].as_str()?.to_string(),
-            text: v["text"].as_str()?.to_string(),
-            topic: v["topic"].as_str().unwrap_or("").to_string(),
-            reply_to: v["reply_to"].as_str().map(str::to_string),
-            received: v["received"].as_i64().unwrap_or(0),
-        })
-    }
-}
+use crate::messages::{Answer, Publish, Question, Undelivered};
 
 pub const LLM_UNKNOWN: u8 = 0;
 pub const LLM_REACHABLE: u8 = 1;
@@ -314,7 +288,9 @@ impl Worker {
                 Wake::Reembed => self.reembed.step(&self.a),
                 Wake::Question(q) => {
                     self.a.stats.questions.fetch_add(1, Ordering::Relaxed);
-                    if self.queue.is_empty() {
+                    // An asker that cannot wait (HTTP) is tried at once, and answered
+                    // with the error if the server is still away.
+                    if self.queue.is_empty() || !q.origin.can_wait() {
                         self.answer(q);
                     } else {
                         // Keep the order: it waits behind the others.
@@ -412,7 +388,10 @@ impl Worker {
         } else if e.is_retryable() {
             self.a.stats.state.store(LLM_UNREACHABLE, Ordering::Relaxed);
         }
-        if e.is_retryable() && self.a.ctx.settings.agent.fallback_mode == FallbackMode::Queue {
+        if e.is_retryable()
+            && self.a.ctx.settings.agent.fallback_mode == FallbackMode::Queue
+            && q.origin.can_wait()
+        {
             log::warn!("agent: Ollama unavailable ({e}); question {} queued", q.id);
             self.queue.push_front(q);
             self.trim_queue();
@@ -456,33 +435,34 @@ impl Worker {
             .stats
             .queued
             .store(self.queue.len() as u64, Ordering::Relaxed);
-        let all: Vec<Json> = self.queue.iter().map(Question::to_json).collect();
+        let all: Vec<Json> = self.queue.iter().filter_map(Question::to_json).collect();
         let bytes = serde_json::to_vec(&all).unwrap_or_default();
         if let Err(e) = self.a.ctx.store.state_put(QUEUE_KEY, &bytes) {
             log::error!("agent: cannot save the question queue: {e}");
         }
     }
 
+    /// Send `body` back where `q` came from.
     fn reply(&self, q: &Question, body: Json) {
-        let topic = q
-            .reply_to
-            .clone()
-            .unwrap_or_else(|| self.a.ctx.settings.answer_topic());
-        let Some(publish) = &self.a.publish else {
-            log::info!("agent: answer to {} (no MQTT to publish it): {body}", q.id);
-            return;
+        let answer = Answer {
+            origin: q.origin.clone(),
+            body: body.clone(),
         };
-        let msg = Publish {
-            topic,
-            payload: body.to_string().into_bytes(),
-            qos: 1,
-            retain: false,
-        };
-        if publish.try_send(msg).is_err() {
-            log::warn!(
+        let answer_topic = self.a.ctx.settings.answer_topic();
+        match answer.deliver(self.a.publish.as_ref(), &answer_topic) {
+            Ok(()) => {}
+            Err(Undelivered::NoMqtt) => {
+                log::info!("agent: answer to {} (no MQTT to publish it): {body}", q.id);
+            }
+            Err(Undelivered::QueueFull) => log::warn!(
                 "agent: could not hand the answer to {} to MQTT (queue full)",
                 q.id
-            );
+            ),
+            Err(Undelivered::AskerGone) => log::info!(
+                "agent: the asker of {} ({}) stopped waiting before the answer came",
+                q.id,
+                q.origin.describe()
+            ),
         }
     }
 }

@@ -99,6 +99,17 @@ impl Value {
     }
 }
 
+/// A value as JSON, exactly (HTTP, status, MQTT payloads and the agent's tools all show
+/// values this way): numbers as numbers (`null` when not finite: JSON has no NaN),
+/// booleans, text.
+pub fn value_json(v: &Value) -> serde_json::Value {
+    match *v {
+        Value::Number(x) => serde_json::Value::from(x),
+        Value::Bool(b) => serde_json::Value::Bool(b),
+        Value::Text(t) => serde_json::Value::String(t.as_str().to_owned()),
+    }
+}
+
 impl std::fmt::Display for Value {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {

@@ -28,13 +28,13 @@ use crate::clock::now_us;
 use crate::config::settings::Settings;
 use crate::config::{PipelineSpec, SinkKind, SourceKind, StageKind};
 use crate::edges::gpio::GpioBackend;
+use crate::messages::Publish;
 #[cfg(feature = "mqtt")]
-use crate::edges::mqtt::connection::Subscription;
+use crate::messages::Subscription;
 use crate::shutdown::Shutdown;
 use crate::sinks;
 #[cfg(feature = "mqtt")]
 use crate::sinks::mqtt::MqttSink;
-use crate::store::outbox::OutMessage;
 
 use crate::sources::SourceCtx;
 use crate::sources::gpio::GpioSource;
@@ -86,7 +86,7 @@ pub struct Parts<'a> {
     /// Where mqtt sinks send messages; `None` when no broker is configured (then mqtt
     /// sinks and sources are left out, with one log line each).
     /// Always `None` in a build without the mqtt feature.
-    pub mqtt: Option<&'a async_channel::Sender<OutMessage>>,
+    pub mqtt: Option<&'a async_channel::Sender<Publish>>,
     /// Where observer sinks send change events (the agent's observation loop).
     pub observer: Option<&'a async_channel::Sender<super::Change>>,
     pub shutdown: &'a Shutdown,

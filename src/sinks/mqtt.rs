@@ -16,12 +16,12 @@ use async_channel::{Receiver, Sender};
 use super::mqtt_params::{MqttFormat, MqttSinkParams};
 use crate::clock::now_us;
 use crate::config::Settings;
-use crate::edges::mqtt::connection::Publish;
 use crate::edges::mqtt::payload::{self, OutReading};
 use crate::edges::mqtt::topic;
 use crate::graph::counters::Counters;
 use crate::graph::registry::Registry;
 use crate::graph::{Item, Reading};
+use crate::messages::Publish;
 
 const READINGS: usize = 0;
 const MESSAGES: usize = 1;

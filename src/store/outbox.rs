@@ -28,16 +28,7 @@ use heed::{PutFlags, RoTxn, RwTxn};
 
 use super::codec::Corrupt;
 use super::{Store, StoreError};
-
-/// One message for the broker.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct OutMessage {
-    pub topic: String,
-    pub payload: Vec<u8>,
-    /// 0, 1 or 2.
-    pub qos: u8,
-    pub retain: bool,
-}
+use crate::messages::Publish;
 
 /// How much the outbox may hold; past either limit the oldest messages are dropped.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -77,7 +68,7 @@ const QOS_MASK: u8 = 0b11;
 const VERSION_MASK: u8 = !0b111;
 
 /// Bytes a message counts for: topic + payload.
-fn message_bytes(m: &OutMessage) -> u64 {
+fn message_bytes(m: &Publish) -> u64 {
     (m.topic.len() + m.payload.len()) as u64
 }
 
@@ -86,7 +77,7 @@ fn value_bytes(v: &[u8]) -> u64 {
     v.len().saturating_sub(HEADER) as u64
 }
 
-fn encode_message(m: &OutMessage, buf: &mut Vec<u8>) {
+fn encode_message(m: &Publish, buf: &mut Vec<u8>) {
     buf.clear();
     buf.push(u8::from(m.retain) | ((m.qos & QOS_MASK) << QOS_SHIFT));
     buf.extend_from_slice(&(m.topic.len() as u16).to_be_bytes());
@@ -94,7 +85,7 @@ fn encode_message(m: &OutMessage, buf: &mut Vec<u8>) {
     buf.extend_from_slice(&m.payload);
 }
 
-fn decode_message(k: &[u8], v: &[u8]) -> Result<(u64, OutMessage), Corrupt> {
+fn decode_message(k: &[u8], v: &[u8]) -> Result<(u64, Publish), Corrupt> {
     let seq = u64::from_be_bytes(k.try_into().map_err(|_| Corrupt("outbox key length"))?);
     let flags = *v.first().ok_or(Corrupt("empty outbox entry"))?;
     if flags & VERSION_MASK != 0 {
@@ -111,7 +102,7 @@ fn decode_message(k: &[u8], v: &[u8]) -> Result<(u64, OutMessage), Corrupt> {
     let topic = std::str::from_utf8(topic).map_err(|_| Corrupt("outbox topic is not UTF-8"))?;
     Ok((
         seq,
-        OutMessage {
+        Publish {
             topic: topic.to_owned(),
             payload: v[HEADER + len..].to_vec(),
             qos: (flags >> QOS_SHIFT) & QOS_MASK,
@@ -159,7 +150,7 @@ impl Store {
     /// longer than 65535 bytes or a QoS above 2 is refused before anything is written.
     pub fn outbox_push(
         &self,
-        msgs: &[OutMessage],
+        msgs: &[Publish],
         limits: &OutboxLimits,
     ) -> Result<(Vec<u64>, u64), StoreError> {
         if msgs.is_empty() {
@@ -248,7 +239,7 @@ impl Store {
     }
 
     /// Up to `max` messages with seq >= from, ascending.
-    pub fn outbox_read(&self, from: u64, max: usize) -> Result<Vec<(u64, OutMessage)>, StoreError> {
+    pub fn outbox_read(&self, from: u64, max: usize) -> Result<Vec<(u64, Publish)>, StoreError> {
         if max == 0 {
             return Ok(Vec::new());
         }
@@ -328,8 +319,8 @@ mod tests {
         StoreOptions { map_size: 16 << 20 }
     }
 
-    fn msg(topic: &str, payload: &[u8]) -> OutMessage {
-        OutMessage {
+    fn msg(topic: &str, payload: &[u8]) -> Publish {
+        Publish {
             topic: topic.into(),
             payload: payload.to_vec(),
             qos: 1,
@@ -337,11 +328,11 @@ mod tests {
         }
     }
 
-    fn numbered(i: u64) -> OutMessage {
+    fn numbered(i: u64) -> Publish {
         msg(&format!("t/{i}"), &i.to_be_bytes())
     }
 
-    fn all(store: &Store) -> Vec<(u64, OutMessage)> {
+    fn all(store: &Store) -> Vec<(u64, Publish)> {
         store.outbox_read(0, usize::MAX).unwrap()
     }
 
@@ -370,25 +361,25 @@ mod tests {
         let dir = TempDir::new("outbox-rt");
         let store = Store::open(&dir.0, &opts()).unwrap();
         let msgs = vec![
-            OutMessage {
+            Publish {
                 topic: "smollama/pi-1/readings".into(),
                 payload: br#"{"v":21.5}"#.to_vec(),
                 qos: 1,
                 retain: false,
             },
-            OutMessage {
+            Publish {
                 topic: "smollama/pi-1/status".into(),
                 payload: b"online".to_vec(),
                 qos: 1,
                 retain: true,
             },
-            OutMessage {
+            Publish {
                 topic: "bin/ära/☃".into(),
                 payload: (0..=255u8).chain([0, 0, 255]).collect(),
                 qos: 2,
                 retain: true,
             },
-            OutMessage {
+            Publish {
                 topic: String::new(),
                 payload: Vec::new(),
                 qos: 0,
@@ -414,7 +405,7 @@ mod tests {
 
     #[test]
     fn encoding_is_the_documented_layout_and_refuses_garbage() {
-        let m = OutMessage {
+        let m = Publish {
             topic: "a/b".into(),
             payload: vec![0, 1],
             qos: 2,
@@ -441,7 +432,7 @@ mod tests {
     fn bad_messages_are_refused_before_anything_is_written() {
         let dir = TempDir::new("outbox-bad");
         let store = Store::open(&dir.0, &opts()).unwrap();
-        let long = OutMessage {
+        let long = Publish {
             topic: "x".repeat(65_536),
             ..msg("", b"")
         };
@@ -449,7 +440,7 @@ mod tests {
             .outbox_push(&[msg("ok", b"1"), long], &NO_LIMITS)
             .unwrap_err();
         assert!(err.to_string().contains("65536 bytes"), "{err}");
-        let qos3 = OutMessage {
+        let qos3 = Publish {
             qos: 3,
             ..msg("a", b"")
         };
@@ -463,7 +454,7 @@ mod tests {
             }
         );
         // The longest legal topic is fine.
-        let longest = OutMessage {
+        let longest = Publish {
             topic: "x".repeat(65_535),
             ..msg("", b"p")
         };
@@ -480,7 +471,7 @@ mod tests {
         let mut i = 0u64;
         let mut want = Vec::new();
         for batch in 0..60u64 {
-            let msgs: Vec<OutMessage> = (0..batch % 4)
+            let msgs: Vec<Publish> = (0..batch % 4)
                 .map(|_| {
                     i += 1;
                     numbered(i)
@@ -510,7 +501,7 @@ mod tests {
     fn remove_deletes_acknowledged_and_ignores_missing() {
         let dir = TempDir::new("outbox-rm");
         let store = Store::open(&dir.0, &opts()).unwrap();
-        let msgs: Vec<OutMessage> = (1..=10).map(numbered).collect();
+        let msgs: Vec<Publish> = (1..=10).map(numbered).collect();
         let (s, _) = store.outbox_push(&msgs, &NO_LIMITS).unwrap();
         assert_eq!(s, (1..=10).collect::<Vec<_>>());
         // Middle ones, a missing one, a duplicate.
@@ -671,7 +662,7 @@ mod tests {
         store
             .outbox_push(&[numbered(1), numbered(2)], &limits)
             .unwrap();
-        let msgs: Vec<OutMessage> = (3..=10).map(numbered).collect();
+        let msgs: Vec<Publish> = (3..=10).map(numbered).collect();
         let (s, d) = store.outbox_push(&msgs, &limits).unwrap();
         assert_eq!(s, (3..=10).collect::<Vec<_>>());
         // The two old ones and the five oldest new ones.
@@ -687,7 +678,7 @@ mod tests {
             max_messages: 100,
             max_bytes: 30,
         };
-        let msgs: Vec<OutMessage> = (11..=15).map(numbered).collect();
+        let msgs: Vec<Publish> = (11..=15).map(numbered).collect();
         let (s, d) = store.outbox_push(&msgs, &limits).unwrap();
         assert_eq!((s.len(), d), (5, 3 + 3));
         assert_eq!(seqs(&store), vec![14, 15]);
@@ -736,8 +727,8 @@ mod tests {
     #[test]
     fn reopen_keeps_messages_and_accounting() {
         let dir = TempDir::new("outbox-reopen");
-        let msgs: Vec<OutMessage> = (1..=20)
-            .map(|i| OutMessage {
+        let msgs: Vec<Publish> = (1..=20)
+            .map(|i| Publish {
                 retain: i % 2 == 0,
                 qos: (i % 3) as u8,
                 ..numbered(i)
@@ -751,7 +742,7 @@ mod tests {
         };
         let store = Store::open(&dir.0, &opts()).unwrap();
         assert_eq!(check_stats(&store), before);
-        let want: Vec<(u64, OutMessage)> = (1..=20u64)
+        let want: Vec<(u64, Publish)> = (1..=20u64)
             .zip(msgs)
             .filter(|(s, _)| ![1, 2, 10].contains(s))
             .collect();

@@ -281,6 +281,32 @@ pub fn post(url: &str, body: &str) -> (u16, serde_json::Value) {
     )
 }
 
+/// POST `body` with an optional bearer token, waiting at most `secs` for the answer;
+/// returns (status, parsed JSON body or null).
+pub fn post_auth(
+    url: &str,
+    body: &str,
+    token: Option<&str>,
+    secs: u64,
+) -> (u16, serde_json::Value) {
+    let agent = ureq::Agent::config_builder()
+        .timeout_global(Some(Duration::from_secs(secs)))
+        .http_status_as_error(false)
+        .build()
+        .new_agent();
+    let mut req = agent.post(url).header("Content-Type", "application/json");
+    if let Some(t) = token {
+        req = req.header("Authorization", &format!("Bearer {t}"));
+    }
+    let mut r = req.send(body).unwrap();
+    let status = r.status().as_u16();
+    let text = r.body_mut().read_to_string().unwrap();
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(serde_json::Value::Null),
+    )
+}
+
 /// Poll `f` until it returns Some, or panic after `secs`.
 pub fn eventually<T>(secs: u64, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
     let deadline = Instant::now() + Duration::from_secs(secs);

@@ -7,8 +7,8 @@ use serde_json::Value as Json;
 
 use crate::config::settings::Settings;
 use crate::edges::gpio::GpioBackend;
-use crate::edges::mqtt::connection::{Publish, Recent};
 use crate::graph::registry::Registry;
+use crate::messages::{Publish, Recent};
 use crate::stages::retention::RetentionParams;
 use crate::store::Store;
 

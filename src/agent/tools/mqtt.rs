@@ -4,9 +4,9 @@ use serde_json::{Value as Json, json};
 
 use super::schema::{args_obj, int_arg, str_arg};
 use super::{Tool, ToolContext};
-use crate::edges::mqtt::connection::Publish;
 use crate::edges::mqtt::topic::{MAX_TOPIC_LEN, validate_topic};
 use crate::graph::MICROS_PER_SEC;
+use crate::messages::Publish;
 
 /// The original's failure message when the message cannot be handed to MQTT.
 const FAILED: &str = "Failed to publish message";

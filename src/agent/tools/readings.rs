@@ -7,7 +7,7 @@ use serde_json::{Value as Json, json};
 use super::schema::{args_obj, int_arg, str_arg};
 use super::{Tool, ToolContext};
 use crate::clock::{iso8601, now_us};
-use crate::edges::http::value_json;
+use crate::graph::reading::value_json;
 use crate::graph::registry::{Registry, SourceInfo};
 use crate::graph::{MICROS_PER_SEC, Micros};
 

@@ -6,9 +6,9 @@ use std::sync::{Arc, Mutex};
 use super::{MqttTools, ToolContext};
 use crate::config::settings::Settings;
 use crate::edges::gpio::mock::MockGpio;
-use crate::edges::mqtt::connection::{Publish, Recent};
 use crate::graph::registry::Registry;
 use crate::graph::{Item, Micros, Reading, Value, ValueKind};
+use crate::messages::{Publish, Recent};
 use crate::store::tests::TempDir;
 use crate::store::{Store, StoreOptions};
 

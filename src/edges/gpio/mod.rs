@@ -7,7 +7,9 @@ pub mod rppal;
 
 use std::sync::Arc;
 
-use crate::config::settings::{GpioBackendChoice, GpioSettings};
+use serde_json::{Value as Json, json};
+
+use crate::config::settings::{GpioBackendChoice, GpioSettings, PinConfig, PinMode};
 use crate::graph::Micros;
 
 /// A level change on a pin (an input's edge or an output's write), as the backend saw it.
@@ -68,6 +70,25 @@ pub trait GpioBackend: Send + Sync {
     fn subscribe(&self, tx: async_channel::Sender<PinEvent>) -> Result<(), GpioError>;
     /// Mock only: set the level an input pin reads (tests, demos).
     fn set_input(&self, pin: u8, level: bool) -> Result<(), GpioError>;
+}
+
+/// The configured pins and their levels now, as `/api/gpio` and status show them: a pin
+/// the backend cannot read has `value: null` and the `error`.
+pub fn pins_json(pins: &[PinConfig], backend: &dyn GpioBackend) -> Json {
+    let pins: Vec<Json> = pins
+        .iter()
+        .map(|p| {
+            let level = backend.read(p.pin);
+            json!({
+                "pin": p.pin,
+                "name": p.name,
+                "mode": match p.mode { PinMode::Input => "input", PinMode::Output => "output" },
+                "value": level.as_ref().ok(),
+                "error": level.err().map(|e| e.to_string()),
+            })
+        })
+        .collect();
+    json!({ "backend": backend.name(), "pins": pins })
 }
 
 /// Choose the backend per config: `auto` tries rppal and falls back to the mock, saying so

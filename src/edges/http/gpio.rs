@@ -2,39 +2,32 @@
 
 use serde_json::{Value as Json, json};
 
+use super::HttpView;
+use super::auth::require_token;
+use super::request::Call;
 use super::request::short;
 use super::response::{Reply, err, ok};
-use super::routes::Call;
-use crate::app::Shared;
 use crate::edges::gpio::GpioError;
 
 /// `GET /api/gpio`: configured pins and their levels.
-pub(crate) fn pins(shared: &Shared, _: &Call) -> Reply {
-    ok(crate::status::gpio(shared))
+pub(crate) fn pins(view: &HttpView, _: &Call) -> Reply {
+    ok(crate::edges::gpio::pins_json(
+        &view.settings.gpio.pins,
+        view.gpio.as_ref(),
+    ))
 }
 
 /// `PUT /api/gpio/{pin}` `{"value": true}`: drive an output (or, on the mock, set an
 /// input). Needs the bearer token. Runs on `http-slow`: hardware may take its time.
-pub(crate) fn write(shared: &Shared, call: &Call) -> Reply {
+pub(crate) fn write(view: &HttpView, call: &Call) -> Reply {
     let pin = call.params[0].as_str();
-    let auth = call.auth.as_deref();
-    let Some(token) = shared.settings.http.token.as_deref() else {
-        return err(
-            403,
-            "write endpoints are disabled: set [http] token (or SMOLLAMA_HTTP_TOKEN) to enable them",
-        );
-    };
-    let presented = auth.and_then(|a| a.strip_prefix("Bearer ")).unwrap_or("");
-    if !constant_time_eq(presented.as_bytes(), token.as_bytes()) {
-        return err(
-            401,
-            "missing or wrong bearer token (Authorization: Bearer <token>)",
-        );
+    if let Err(refused) = require_token(view, call.auth.as_deref()) {
+        return refused;
     }
     let Ok(pin_no) = pin.parse::<u8>() else {
         return err(400, format!("'{}' is not a pin number", short(pin)));
     };
-    let Some(cfg) = shared.settings.gpio.pins.iter().find(|p| p.pin == pin_no) else {
+    let Some(cfg) = view.settings.gpio.pins.iter().find(|p| p.pin == pin_no) else {
         return err(404, format!("pin {pin_no} is not configured in [gpio]"));
     };
     let body = match call.body_text() {
@@ -54,8 +47,8 @@ pub(crate) fn write(shared: &Shared, call: &Call) -> Reply {
         }
     };
     let result = match cfg.mode {
-        crate::config::settings::PinMode::Output => shared.gpio.write(pin_no, level),
-        crate::config::settings::PinMode::Input => shared.gpio.set_input(pin_no, level),
+        crate::config::settings::PinMode::Output => view.gpio.write(pin_no, level),
+        crate::config::settings::PinMode::Input => view.gpio.set_input(pin_no, level),
     };
     match result {
         Ok(()) => {
@@ -71,24 +64,5 @@ pub(crate) fn write(shared: &Shared, call: &Call) -> Reply {
         ) => err(409, e.to_string()),
         Err(e @ GpioError::UnknownPin(_)) => err(404, e.to_string()),
         Err(e) => err(500, e.to_string()),
-    }
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn token_compare() {
-        assert!(constant_time_eq(b"abc", b"abc"));
-        assert!(!constant_time_eq(b"abc", b"abd"));
-        assert!(!constant_time_eq(b"abc", b"ab"));
     }
 }

@@ -6,9 +6,9 @@ use std::time::Duration;
 
 use serde_json::json;
 
+use super::HttpView;
+use super::request::Call;
 use super::response::{Reply, ok};
-use super::routes::Call;
-use crate::app::Shared;
 use crate::clock::{iso8601, now_us};
 
 /// How long health waits for the event loop before calling it stalled.
@@ -27,14 +27,14 @@ pub(crate) struct Pinger {
 impl Pinger {
     /// Whether the event loop answers within `PING_TIMEOUT`. Awaits without blocking
     /// the `http` thread.
-    async fn loop_alive(&self, shared: &Shared) -> bool {
+    async fn loop_alive(&self, view: &HttpView) -> bool {
         let reply = {
             let mut in_flight = self.in_flight.borrow_mut();
             match &*in_flight {
                 Some(rx) if !rx.is_closed() => rx.clone(),
                 _ => {
                     let (tx, rx) = async_channel::bounded(1);
-                    if shared.ping.try_send(tx).is_err() {
+                    if view.ping.try_send(tx).is_err() {
                         return false;
                     }
                     *in_flight = Some(rx.clone());
@@ -60,13 +60,13 @@ impl Pinger {
 
 /// `GET /api/health`: 200 while the event loop answers a ping, 503 when it does not
 /// within `PING_TIMEOUT`.
-pub(crate) async fn health(shared: &Shared, pinger: &Pinger) -> Reply {
-    let alive = pinger.loop_alive(shared).await;
+pub(crate) async fn health(view: &HttpView, pinger: &Pinger) -> Reply {
+    let alive = pinger.loop_alive(view).await;
     let body = json!({
         "status": if alive { "ok" } else { "stalled" },
-        "node": shared.settings.node.name,
+        "node": view.settings.node.name,
         "version": env!("CARGO_PKG_VERSION"),
-        "uptime_s": ((now_us() - shared.started) as f64 / 1e6).round(),
+        "uptime_s": ((now_us() - view.started) as f64 / 1e6).round(),
         "timestamp": iso8601(now_us()),
     });
     Reply {
@@ -77,6 +77,6 @@ pub(crate) async fn health(shared: &Shared, pinger: &Pinger) -> Reply {
 }
 
 /// `GET /api/status`.
-pub(crate) fn status(shared: &Shared, _: &Call) -> Reply {
-    ok(crate::status::live(shared))
+pub(crate) fn status(view: &HttpView, _: &Call) -> Reply {
+    ok((view.status)())
 }

@@ -5,11 +5,11 @@ use std::time::Duration;
 
 use serde_json::{Value as Json, json};
 
+use super::HttpView;
 use super::readings::round2;
+use super::request::Call;
 use super::request::short;
 use super::response::{Reply, err, ok};
-use super::routes::Call;
-use crate::app::Shared;
 use crate::clock::{iso8601, now_us};
 
 fn observation_json(o: &crate::memory::Observation, similarity: Option<f32>) -> Json {
@@ -39,7 +39,7 @@ fn memory_json(m: &crate::memory::Memory, similarity: Option<f32>) -> Json {
 
 /// `GET /api/observations?query=&type=&hours=&limit=`: newest first, or ranked by words
 /// when a query is given (this endpoint never waits on the LLM server).
-pub(crate) fn observations(shared: &Shared, call: &Call) -> Reply {
+pub(crate) fn observations(view: &HttpView, call: &Call) -> Reply {
     let q = call.query.text("query");
     let kind = match call.query.text("type").as_str() {
         "" => None,
@@ -73,12 +73,12 @@ pub(crate) fn observations(shared: &Shared, call: &Call) -> Reply {
         i64::MIN
     };
     let list: Vec<Json> = if q.trim().is_empty() {
-        match shared.store.memory().observations(from, kind, limit) {
+        match view.store.memory().observations(from, kind, limit) {
             Ok(v) => v.iter().map(|o| observation_json(o, None)).collect(),
             Err(e) => return err(503, e.to_string()),
         }
     } else {
-        match crate::memory::recall::recall(&shared.store, None, &q, 1000) {
+        match crate::memory::recall::recall(&view.store, None, &q, 1000) {
             Ok(found) => found
                 .observations
                 .iter()
@@ -93,19 +93,19 @@ pub(crate) fn observations(shared: &Shared, call: &Call) -> Reply {
 }
 
 /// `GET /api/memories?query=&limit=`: active memories, newest first or ranked by words.
-pub(crate) fn memories(shared: &Shared, call: &Call) -> Reply {
+pub(crate) fn memories(view: &HttpView, call: &Call) -> Reply {
     let q = call.query.text("query");
     let limit = match call.query.int("limit", 20, 1, 1000) {
         Ok(v) => v as usize,
         Err(r) => return r,
     };
     let list: Vec<Json> = if q.trim().is_empty() {
-        match shared.store.memory().memories(true, limit) {
+        match view.store.memory().memories(true, limit) {
             Ok(v) => v.iter().map(|m| memory_json(m, None)).collect(),
             Err(e) => return err(503, e.to_string()),
         }
     } else {
-        match crate::memory::recall::recall(&shared.store, None, &q, limit) {
+        match crate::memory::recall::recall(&view.store, None, &q, limit) {
             Ok(found) => found
                 .memories
                 .iter()
@@ -119,7 +119,7 @@ pub(crate) fn memories(shared: &Shared, call: &Call) -> Reply {
 
 /// `POST /api/memory/recall` `{query, limit}`: by meaning when the embedding model
 /// answers (within a few seconds), else by words.
-pub(crate) fn recall(shared: &Shared, call: &Call) -> Reply {
+pub(crate) fn recall(view: &HttpView, call: &Call) -> Reply {
     let parsed: Json = match call
         .body_text()
         .ok()
@@ -143,12 +143,12 @@ pub(crate) fn recall(shared: &Shared, call: &Call) -> Reply {
             _ => return err(400, "limit must be an integer from 1 to 100"),
         },
     };
-    let mut cfg = crate::app::ollama_config(&shared.settings);
-    cfg.model = shared.settings.memory.embedding_model.clone();
+    let mut cfg = crate::edges::ollama::OllamaConfig::from_settings(&view.settings);
+    cfg.model = view.settings.memory.embedding_model.clone();
     cfg.retries = 0;
     cfg.total_timeout = Duration::from_secs(5);
     // Words while the stored vectors are another model's (re-embedding not done).
-    let comparable = shared
+    let comparable = view
         .store
         .memory()
         .vectors_match(&cfg.model)
@@ -157,7 +157,7 @@ pub(crate) fn recall(shared: &Shared, call: &Call) -> Reply {
         .then(|| crate::edges::ollama::Ollama::new(cfg).embed(&[q]).ok())
         .flatten()
         .and_then(|mut v| (!v.is_empty()).then(|| v.swap_remove(0)));
-    match crate::memory::recall::recall_with_mode(&shared.store, vector.as_deref(), q, limit) {
+    match crate::memory::recall::recall_with_mode(&view.store, vector.as_deref(), q, limit) {
         Ok((found, mode)) => ok(json!({
             "query": q,
             "mode": format!("{mode:?}").to_lowercase(),
@@ -170,13 +170,13 @@ pub(crate) fn recall(shared: &Shared, call: &Call) -> Reply {
 }
 
 /// `GET /api/stats`: counts by kind and type, store size, vector dimension.
-pub(crate) fn stats(shared: &Shared, _: &Call) -> Reply {
-    let counts = match shared.store.memory().memory_counts() {
+pub(crate) fn stats(view: &HttpView, _: &Call) -> Reply {
+    let counts = match view.store.memory().memory_counts() {
         Ok(c) => c,
         Err(e) => return err(503, e.to_string()),
     };
-    let store = shared.store.counts().unwrap_or_default();
-    let mut types: Vec<String> = shared
+    let store = view.store.counts().unwrap_or_default();
+    let mut types: Vec<String> = view
         .registry
         .all()
         .iter()
@@ -190,7 +190,7 @@ pub(crate) fn stats(shared: &Shared, _: &Call) -> Reply {
         .map(|(k, n)| (k.as_str().to_string(), json!(n)))
         .collect();
     ok(json!({
-        "node_name": shared.settings.node.name,
+        "node_name": view.settings.node.name,
         "timestamp": iso8601(now_us()),
         "readings_count": store.readings,
         "observations_count": counts.observations,
@@ -201,7 +201,7 @@ pub(crate) fn stats(shared: &Shared, _: &Call) -> Reply {
         "vector_dimension": counts.dimension,
         "vector_search_enabled": counts.dimension.is_some(),
         "db_size_mb": round2(store.file_bytes as f64 / 1_048_576.0),
-        "source_count": shared.registry.all().len(),
+        "source_count": view.registry.all().len(),
         "source_types": types,
     }))
 }

@@ -1,19 +1,24 @@
-//! HTTP: health, status, readings, GPIO and the agent's memory, served by a small
+//! HTTP: health, status, readings, GPIO, the agent's memory and questions for it, served by a small
 //! server of our own on the `http` thread (one smol executor, httparse for request
 //! heads) with blocking handlers on two worker threads.
 //!
 //! - `server.rs`: accepting, connection limits and timeouts, dispatch;
-//! - `request.rs`: bounded head reading, the head itself, queries (no I/O);
+//! - `request.rs`: bounded head reading, the head itself, queries, and what a handler
+//!   gets of a request (`Call`) (no I/O);
 //! - `response.rs`: replies and their bytes on the wire;
 //! - `routes.rs`: the one table of method + path → handler, with each route's query
 //!   parameters and where it runs;
 //! - `workers.rs`: the `http-work` and `http-slow` threads and their bounded queues;
 //! - handlers by topic: `health.rs` (health, status), `readings.rs`, `gpio.rs`,
-//!   `memory.rs`; counters in `stats.rs`.
+//!   `memory.rs`, `ask.rs` (questions for the agent); `auth.rs` (the bearer token);
+//!   counters in `stats.rs`.
 //!
 //! Every bound on what a client sends is a `[http]` setting and a counter in
 //! `/api/status` (`connections.http`).
 
+#[cfg(feature = "agent")]
+mod ask;
+mod auth;
 mod gpio;
 mod health;
 #[cfg(feature = "agent")]
@@ -29,10 +34,40 @@ mod workers;
 use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
 
-pub use readings::value_json;
 pub use stats::HttpStats;
 
-use crate::app::Shared;
+use serde_json::Value as Json;
+
+use crate::config::Settings;
+use crate::edges::gpio::GpioBackend;
+use crate::graph::Micros;
+use crate::graph::registry::Registry;
+use crate::messages::QuestionIntake;
+use crate::stages::retention::RetentionParams;
+use crate::store::Store;
+
+/// What the HTTP handlers read, and nothing more, handed over by app when it starts the
+/// edge. The edge imports neither app nor status: `/api/status` is whatever `status`
+/// renders, and questions go to whatever `ask` is.
+pub struct HttpView {
+    pub settings: Settings,
+    /// When the agent started (health's uptime).
+    pub started: Micros,
+    pub registry: Arc<Registry>,
+    pub store: Arc<Store>,
+    pub gpio: Arc<dyn GpioBackend>,
+    /// The pipeline's retention windows (raw readings vs rollups for history).
+    pub retention: Option<RetentionParams>,
+    /// Health check: send a reply channel; the event loop answers it if it is alive.
+    pub ping: async_channel::Sender<async_channel::Sender<()>>,
+    /// This edge's counters; status reads them too.
+    pub stats: Arc<HttpStats>,
+    /// Renders `/api/status` (app passes the status module's live report). Runs on
+    /// `http-work`.
+    pub status: Box<dyn Fn() -> Json + Send + Sync>,
+    /// Where `POST /api/ask` offers questions; `None` when the agent is off.
+    pub ask: Option<Arc<dyn QuestionIntake>>,
+}
 
 /// Connections the kernel may hold for `accept` (see `start`).
 const BACKLOG: i32 = 512;
@@ -56,8 +91,8 @@ impl HttpHandle {
 
 /// Bind `[http] bind` (here, so a taken port fails start-up with a clear message) and
 /// start the `http`, `http-work` and `http-slow` threads.
-pub fn start(shared: Arc<Shared>) -> Result<HttpHandle, String> {
-    let bind = shared.settings.http.bind;
+pub fn start(view: Arc<HttpView>) -> Result<HttpHandle, String> {
+    let bind = view.settings.http.bind;
     let listener = TcpListener::bind(bind).map_err(|e| bind_error(bind, &e))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     // std listens with a backlog of 128; a burst of connections past it waits a second
@@ -70,11 +105,11 @@ pub fn start(shared: Arc<Shared>) -> Result<HttpHandle, String> {
     let listener =
         smol::Async::new(listener).map_err(|e| format!("cannot listen on {bind}: {e}"))?;
     let (lanes, workers) =
-        workers::start(&shared).map_err(|e| format!("cannot start HTTP workers: {e}"))?;
+        workers::start(&view).map_err(|e| format!("cannot start HTTP workers: {e}"))?;
     let (stop, stopped) = async_channel::bounded(1);
     let thread = std::thread::Builder::new()
         .name("http".into())
-        .spawn(move || server::run(listener, shared, lanes, stopped))
+        .spawn(move || server::run(listener, view, lanes, stopped))
         .map_err(|e| e.to_string())?;
     Ok(HttpHandle {
         addr,

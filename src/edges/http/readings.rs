@@ -2,26 +2,18 @@
 
 use serde_json::{Value as Json, json};
 
+use super::HttpView;
+use super::request::Call;
 use super::request::short;
 use super::response::{Reply, err, ok};
-use super::routes::Call;
-use crate::app::Shared;
 use crate::clock::{iso8601, now_us};
 use crate::config::duration::format_duration;
+use crate::graph::Reading;
 use crate::graph::reading::flags;
-use crate::graph::{Reading, Value};
+use crate::graph::reading::value_json;
 
-/// A reading's value as JSON (also used by status and the agent's tools).
-pub fn value_json(v: &Value) -> Json {
-    match *v {
-        Value::Number(x) => json!(x),
-        Value::Bool(b) => json!(b),
-        Value::Text(t) => json!(t.as_str()),
-    }
-}
-
-fn reading_json(shared: &Shared, r: &Reading) -> Json {
-    let info = shared.registry.get(r.source);
+fn reading_json(view: &HttpView, r: &Reading) -> Json {
+    let info = view.registry.get(r.source);
     let mut obj = json!({
         "full_id": info.as_ref().map_or("?", |i| &i.name),
         "value": value_json(&r.value),
@@ -38,19 +30,19 @@ fn reading_json(shared: &Shared, r: &Reading) -> Json {
 }
 
 /// `GET /api/readings`: the latest stored reading of every source.
-pub(crate) fn all(shared: &Shared, _: &Call) -> Reply {
-    match shared.store.latest_all() {
+pub(crate) fn all(view: &HttpView, _: &Call) -> Reply {
+    match view.store.latest_all() {
         Ok(rs) => ok(json!({
-            "node": shared.settings.node.name,
+            "node": view.settings.node.name,
             "timestamp": iso8601(now_us()),
-            "readings": rs.iter().map(|r| reading_json(shared, r)).collect::<Vec<_>>(),
+            "readings": rs.iter().map(|r| reading_json(view, r)).collect::<Vec<_>>(),
         })),
         Err(e) => err(503, e.to_string()),
     }
 }
 
-fn unknown_source(shared: &Shared, id: &str) -> Reply {
-    let mut known: Vec<String> = shared
+fn unknown_source(view: &HttpView, id: &str) -> Reply {
+    let mut known: Vec<String> = view
         .registry
         .all()
         .iter()
@@ -65,13 +57,13 @@ fn unknown_source(shared: &Shared, id: &str) -> Reply {
 }
 
 /// `GET /api/readings/{id}`.
-pub(crate) fn one(shared: &Shared, call: &Call) -> Reply {
+pub(crate) fn one(view: &HttpView, call: &Call) -> Reply {
     let id = call.params[0].as_str();
-    let Some(info) = shared.registry.lookup(id) else {
-        return unknown_source(shared, id);
+    let Some(info) = view.registry.lookup(id) else {
+        return unknown_source(view, id);
     };
-    match shared.store.latest(info.id) {
-        Ok(Some(r)) => ok(reading_json(shared, &r)),
+    match view.store.latest(info.id) {
+        Ok(Some(r)) => ok(reading_json(view, &r)),
         Ok(None) => err(
             404,
             format!("source '{}' has no stored readings yet", short(id)),
@@ -82,10 +74,10 @@ pub(crate) fn one(shared: &Shared, call: &Call) -> Reply {
 
 /// `GET /api/readings/{id}/history?minutes=&limit=`: raw readings while the window fits
 /// the raw retention, rollups beyond it.
-pub(crate) fn history(shared: &Shared, call: &Call) -> Reply {
+pub(crate) fn history(view: &HttpView, call: &Call) -> Reply {
     let id = call.params[0].as_str();
-    let Some(info) = shared.registry.lookup(id) else {
-        return unknown_source(shared, id);
+    let Some(info) = view.registry.lookup(id) else {
+        return unknown_source(view, id);
     };
     let minutes = match call.query.int("minutes", 60, 1, 10 * 366 * 24 * 60) {
         Ok(v) => v,
@@ -100,8 +92,7 @@ pub(crate) fn history(shared: &Shared, call: &Call) -> Reply {
     let from = now - window;
     // Raw rows while the window fits the raw retention; beyond it, the finest rollup
     // level that still covers the window.
-    let level = shared
-        .graph
+    let level = view
         .retention
         .as_ref()
         .and_then(|ret| ret.level_for(window));
@@ -111,7 +102,7 @@ pub(crate) fn history(shared: &Shared, call: &Call) -> Reply {
         "period_minutes": minutes,
     });
     match level {
-        None => match shared.store.history(info.id, from, now + 1, limit) {
+        None => match view.store.history(info.id, from, now + 1, limit) {
             Ok(rows) => {
                 let nums: Vec<f64> = rows.iter().filter_map(|r| r.value.as_f64()).collect();
                 body["resolution"] = json!("raw");
@@ -131,16 +122,9 @@ pub(crate) fn history(shared: &Shared, call: &Call) -> Reply {
             }
             Err(e) => return err(503, e.to_string()),
         },
-        Some(lv) => match shared
-            .store
-            .rollups(info.id, lv as u8, from, now + 1, limit)
-        {
+        Some(lv) => match view.store.rollups(info.id, lv as u8, from, now + 1, limit) {
             Ok(rows) => {
-                let every = shared
-                    .graph
-                    .retention
-                    .as_ref()
-                    .map_or(0, |r| r.rollups[lv].every);
+                let every = view.retention.as_ref().map_or(0, |r| r.rollups[lv].every);
                 let mins: Vec<f64> = rows.iter().map(|r| r.min).collect();
                 let maxs: Vec<f64> = rows.iter().map(|r| r.max).collect();
                 let n: u64 = rows.iter().map(|r| r.count as u64).sum();

@@ -428,6 +428,26 @@ fn hex(c: u8) -> Option<u8> {
     (c as char).to_digit(16).map(|d| d as u8)
 }
 
+/// What a handler gets of the request (the route table fills it in).
+#[derive(Debug, Default)]
+pub(crate) struct Call {
+    /// The path as sent (for messages; only the lean build's `no_agent` needs it now).
+    #[cfg_attr(feature = "agent", allow(dead_code))]
+    pub path: String,
+    /// The `{…}` captures, in order, decoded.
+    pub params: Vec<String>,
+    pub query: Query,
+    pub body: Vec<u8>,
+    pub auth: Option<String>,
+}
+
+impl Call {
+    /// The body as text, or 400.
+    pub(crate) fn body_text(&self) -> Result<&str, Reply> {
+        std::str::from_utf8(&self.body).map_err(|_| err(400, "request body is not UTF-8 text"))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -6,18 +6,18 @@
 //! route. A known path with another method is 405 with `Allow`; HEAD runs the GET route
 //! and the server drops the body.
 
+use super::HttpView;
 use super::gpio;
 use super::health;
 #[cfg(feature = "agent")]
 use super::memory;
 use super::readings;
-use super::request::{Method, Query, percent_decode, short};
+use super::request::{Call, Method, Query, percent_decode, short};
 use super::response::{Reply, err};
-use crate::app::Shared;
 
 /// A handler that may block (LMDB reads, the network, hardware). It runs on a worker
 /// thread and returns its answer.
-pub(crate) type Blocking = fn(&Shared, &Call) -> Reply;
+pub(crate) type Blocking = fn(&HttpView, &Call) -> Reply;
 
 /// Where a route's handler runs.
 #[derive(Clone, Copy, Debug)]
@@ -27,6 +27,10 @@ pub(crate) enum Handler {
     Health,
     /// On `http-work`: store reads and status, milliseconds each.
     Work(Blocking),
+    /// `/api/ask`, on the `http` thread too: it hands the question to the agent and
+    /// awaits the answer (minutes, perhaps) without holding a worker.
+    #[cfg(feature = "agent")]
+    Ask,
     /// On `http-slow`: handlers that can wait seconds on the network or hardware (the
     /// recall embedding call, GPIO writes), so they never hold up the others.
     Slow(Blocking),
@@ -41,26 +45,6 @@ pub(crate) struct Route {
     /// The query parameters it takes; any other is refused with 400 naming these.
     pub query: &'static [&'static str],
     pub handler: Handler,
-}
-
-/// What a blocking handler gets of the request.
-#[derive(Debug, Default)]
-pub(crate) struct Call {
-    /// The path as sent (for messages; only the lean build's `no_agent` needs it now).
-    #[cfg_attr(feature = "agent", allow(dead_code))]
-    pub path: String,
-    /// The `{…}` captures, in order, decoded.
-    pub params: Vec<String>,
-    pub query: Query,
-    pub body: Vec<u8>,
-    pub auth: Option<String>,
-}
-
-impl Call {
-    /// The body as text, or 400.
-    pub(crate) fn body_text(&self) -> Result<&str, Reply> {
-        std::str::from_utf8(&self.body).map_err(|_| err(400, "request body is not UTF-8 text"))
-    }
 }
 
 const HISTORY_QUERY: &[&str] = &["minutes", "limit"];
@@ -111,6 +95,8 @@ pub(crate) static ROUTES: &[Route] = &[
     route(Post, "api/memory/recall", &[], Slow(memory::recall)),
     #[cfg(feature = "agent")]
     route(Get, "api/stats", &[], Work(memory::stats)),
+    #[cfg(feature = "agent")]
+    route(Post, "api/ask", &[], Handler::Ask),
     // A lean build says why the agent's endpoints are absent.
     #[cfg(not(feature = "agent"))]
     route(Get, "api/observations", OBSERVATIONS_QUERY, Work(no_agent)),
@@ -120,13 +106,15 @@ pub(crate) static ROUTES: &[Route] = &[
     route(Post, "api/memory/recall", &[], Work(no_agent)),
     #[cfg(not(feature = "agent"))]
     route(Get, "api/stats", &[], Work(no_agent)),
+    #[cfg(not(feature = "agent"))]
+    route(Post, "api/ask", &[], Work(no_agent)),
 ];
 
 #[cfg(not(feature = "agent"))]
-fn no_agent(_: &Shared, call: &Call) -> Reply {
+fn no_agent(_: &HttpView, call: &Call) -> Reply {
     err(
         404,
-        crate::features::missing("agent", &format!("{} (the agent's memory)", call.path)),
+        crate::features::missing("agent", &format!("{} (the agent)", call.path)),
     )
 }
 

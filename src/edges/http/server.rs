@@ -24,13 +24,14 @@ use std::time::{Duration, Instant};
 use smol::io::{AsyncReadExt, AsyncWriteExt};
 use smol::{Async, LocalExecutor, Timer};
 
+use super::HttpView;
 use super::health;
+use super::request::Call;
 use super::request::{self, HeadScan, Limits, Method, Refusal, Request, short};
 use super::response::{CONTINUE, Response, err};
-use super::routes::{self, Blocking, Call, Handler};
+use super::routes::{self, Blocking, Handler};
 use super::stats::HttpStats;
 use super::workers::{Job, Lanes};
-use crate::app::Shared;
 
 /// Bytes read from a socket at a time.
 const READ_CHUNK: usize = 8 * 1024;
@@ -52,9 +53,9 @@ struct Conn {
     idle_since: Option<Instant>,
 }
 
-/// The server's state, shared by its tasks on the `http` thread.
+/// The server's state, view by its tasks on the `http` thread.
 struct Server {
-    shared: Arc<Shared>,
+    view: Arc<HttpView>,
     lanes: Lanes,
     limits: Limits,
     max_connections: usize,
@@ -68,18 +69,18 @@ struct Server {
 /// Run until `stop` closes; then every connection is dropped (closed) with the executor.
 pub(crate) fn run(
     listener: Async<TcpListener>,
-    shared: Arc<Shared>,
+    view: Arc<HttpView>,
     lanes: Lanes,
     stop: async_channel::Receiver<()>,
 ) {
-    let h = &shared.settings.http;
+    let h = &view.settings.http;
     let micros = |us: i64| Duration::from_micros(us.max(0) as u64);
     let server = Rc::new(Server {
         limits: Limits::from_settings(h),
         max_connections: h.max_connections.max(1) as usize,
         idle_timeout: micros(h.idle_timeout),
         request_timeout: micros(h.request_timeout),
-        shared: shared.clone(),
+        view: view.clone(),
         lanes,
         conns: RefCell::new(Vec::new()),
         next_id: Cell::new(0),
@@ -204,7 +205,7 @@ impl Drop for Slot {
     fn drop(&mut self) {
         let mut conns = self.srv.conns.borrow_mut();
         conns.retain(|c| c.id != self.id);
-        self.srv.shared.http.set_open(conns.len());
+        self.srv.view.stats.set_open(conns.len());
     }
 }
 
@@ -216,7 +217,7 @@ enum Next {
 
 impl Server {
     fn stats(&self) -> &HttpStats {
-        &self.shared.http
+        &self.view.stats
     }
 
     /// Take a new connection, or refuse it at the cap.
@@ -372,9 +373,11 @@ impl Server {
         call.body = body;
         call.auth = req.auth.clone();
         match route.handler {
-            Handler::Health => health::health(&self.shared, &self.pinger)
+            Handler::Health => health::health(&self.view, &self.pinger)
                 .await
                 .into_response(),
+            #[cfg(feature = "agent")]
+            Handler::Ask => super::ask::ask(&self.view, &call).await.into_response(),
             Handler::Work(f) => self.hand_off(&self.lanes.work, "http-work", f, call).await,
             Handler::Slow(f) => self.hand_off(&self.lanes.slow, "http-slow", f, call).await,
         }

@@ -6,9 +6,10 @@
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
+use super::HttpView;
+use super::request::Call;
 use super::response::Response;
-use super::routes::{Blocking, Call};
-use crate::app::Shared;
+use super::routes::Blocking;
 
 /// Requests that may wait for `http-slow`: each can take seconds, so a short queue
 /// answers 503 rather than keep a client waiting behind many. (`http-work`'s queue holds
@@ -43,13 +44,13 @@ impl Workers {
     }
 }
 
-pub(crate) fn start(shared: &Arc<Shared>) -> std::io::Result<(Lanes, Workers)> {
+pub(crate) fn start(view: &Arc<HttpView>) -> std::io::Result<(Lanes, Workers)> {
     // A connection has one request in flight at most, so this queue never refuses one.
-    let work_queue = shared.settings.http.max_connections.max(1) as usize;
+    let work_queue = view.settings.http.max_connections.max(1) as usize;
     let (work_tx, work_rx) = async_channel::bounded(work_queue);
     let (slow_tx, slow_rx) = async_channel::bounded(SLOW_QUEUE);
-    let work = spawn("http-work", work_rx, shared.clone())?;
-    let slow = spawn("http-slow", slow_rx, shared.clone())?;
+    let work = spawn("http-work", work_rx, view.clone())?;
+    let slow = spawn("http-slow", slow_rx, view.clone())?;
     Ok((
         Lanes {
             work: work_tx,
@@ -62,13 +63,13 @@ pub(crate) fn start(shared: &Arc<Shared>) -> std::io::Result<(Lanes, Workers)> {
 fn spawn(
     name: &str,
     jobs: async_channel::Receiver<Job>,
-    shared: Arc<Shared>,
+    view: Arc<HttpView>,
 ) -> std::io::Result<JoinHandle<()>> {
     std::thread::Builder::new()
         .name(name.into())
         .spawn(move || {
             while let Ok(job) = jobs.recv_blocking() {
-                let response = (job.handler)(&shared, &job.call).into_response();
+                let response = (job.handler)(&view, &job.call).into_response();
                 // The client may be gone (its connection closed meanwhile): nothing to do.
                 let _ = job.reply.try_send(response);
             }

@@ -33,9 +33,6 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-#[cfg(feature = "agent")]
-use serde_json::Value as Json;
-
 use rumqttc::Outgoing;
 use rumqttc::v5::mqttbytes::QoS;
 use rumqttc::v5::mqttbytes::v5::{Filter, LastWill, Packet, PubAckReason};
@@ -44,19 +41,16 @@ use rumqttc::v5::{Client, Connection, Event, MqttOptions};
 use super::payload::{self, Inbound};
 use super::remote::{self, Limits, RemoteTally};
 use super::topic;
-// Questions over MQTT go to the agent; a build without it never subscribes to ask topics.
-#[cfg(feature = "agent")]
-use crate::agent::worker::Question;
 use crate::clock::now_us;
 use crate::config::settings::Settings;
 use crate::edges::gpio::GpioBackend;
 use crate::graph::registry::Registry;
 use crate::graph::{Item, Micros, Reading};
+use crate::messages::{
+    Arrival, MAX_TRACKED_TOPICS, Publish, QuestionIntake, Recent, Subscription, topic_key,
+};
 use crate::store::Store;
-use crate::store::outbox::{OutMessage, OutboxLimits};
-
-/// A message for the broker, from a sink (or later, the agent's `publish` tool).
-pub type Publish = OutMessage;
+use crate::store::outbox::OutboxLimits;
 
 /// Connection states shown in status.
 pub const STATE_CONNECTING: u8 = 0;
@@ -101,10 +95,6 @@ pub struct MqttStats {
     /// QoS 1 messages the broker acknowledged with an error (e.g. not authorised); they
     /// leave the outbox, since sending them again would fail again.
     pub refused_by_broker: AtomicU64,
-    /// Questions handed to the agent, and those ignored by the loop guard or rate limit.
-    pub questions: AtomicU64,
-    pub questions_ignored: AtomicU64,
-    pub questions_rate_limited: AtomicU64,
     pub last_error: Mutex<Option<String>>,
     /// Malformed payloads (and batch items) per topic (bounded to `MAX_TRACKED_TOPICS`
     /// topics, keys cut to `MAX_TOPIC_KEY` bytes).
@@ -127,14 +117,6 @@ impl MqttStats {
     }
 }
 
-const MAX_TRACKED_TOPICS: usize = 256;
-/// Topics longer than this are tracked (malformed counts, recent messages) under their
-/// first `MAX_TOPIC_KEY` bytes, so status and memory stay small whatever the topics.
-const MAX_TOPIC_KEY: usize = 200;
-/// Recent messages are kept for the agent cut to this many bytes each...
-const RECENT_MAX_PAYLOAD: usize = 2048;
-/// ...and in all to this many bytes (the oldest go first).
-const RECENT_MAX_BYTES: usize = 1 << 20;
 /// How long a clean stop waits for the last PUBACKs, at most...
 pub const STOP_WAIT: Duration = Duration::from_secs(1);
 /// ...and for the broker to close the connection after DISCONNECT.
@@ -153,14 +135,6 @@ pub fn max_packet_size(max_payload_kb: u64) -> u32 {
     (payload * 4).min(payload + (1 << 20)).min(MQTT_MAX) as u32
 }
 
-/// `topic` cut to `MAX_TOPIC_KEY` bytes (at a character boundary), for map keys.
-fn topic_key(topic: &str) -> &str {
-    let mut end = topic.len().min(MAX_TOPIC_KEY);
-    while !topic.is_char_boundary(end) {
-        end -= 1;
-    }
-    &topic[..end]
-}
 /// Acknowledged messages removed from the outbox per write transaction, at most...
 const ACK_BATCH: usize = 512;
 /// ...or after this long.
@@ -169,72 +143,11 @@ const ACK_FLUSH: Duration = Duration::from_millis(100);
 /// dropped (the newest value matters most).
 const QOS0_QUEUE: usize = 1024;
 
-/// An mqtt source's subscription: where its readings go.
-pub struct Subscription {
-    pub source: String,
-    pub filters: Vec<String>,
-    pub pointer: Option<String>,
-    pub unit: Option<String>,
-    pub tx: async_channel::Sender<Item>,
-}
-
-/// The last messages seen per topic (for the agent's `get_recent_messages` tool):
-/// at most `MAX_TRACKED_TOPICS` topics, each payload cut to `RECENT_MAX_PAYLOAD` bytes,
-/// `RECENT_MAX_BYTES` in all.
-#[derive(Default)]
-pub struct Recent {
-    pub by_topic: HashMap<String, VecDeque<(Micros, String)>>,
-    /// Payload bytes held in `by_topic`.
-    bytes: usize,
-}
-
-impl Recent {
-    /// Keep `payload` as the newest message of `topic`, at most `keep` per topic.
-    pub fn push(&mut self, topic: &str, ts: Micros, payload: &[u8], keep: usize) {
-        if keep == 0 {
-            return;
-        }
-        let topic = topic_key(topic);
-        if self.by_topic.len() >= MAX_TRACKED_TOPICS && !self.by_topic.contains_key(topic) {
-            return;
-        }
-        let text = if payload.len() > RECENT_MAX_PAYLOAD {
-            let mut t = String::from_utf8_lossy(&payload[..RECENT_MAX_PAYLOAD]).into_owned();
-            t.push_str(" [cut]");
-            t
-        } else {
-            String::from_utf8_lossy(payload).into_owned()
-        };
-        self.bytes += text.len();
-        let q = self.by_topic.entry(topic.to_string()).or_default();
-        if q.len() >= keep
-            && let Some((_, old)) = q.pop_front()
-        {
-            self.bytes -= old.len();
-        }
-        q.push_back((ts, text));
-        // Over budget: drop the oldest messages, this topic's first (it is the busy one),
-        // then any other's.
-        while self.bytes > RECENT_MAX_BYTES {
-            let busy = self.by_topic.get(topic).is_some_and(|q| q.len() > 1);
-            let q = if busy {
-                self.by_topic.get_mut(topic)
-            } else {
-                self.by_topic.values_mut().find(|q| q.len() > 1)
-            };
-            let Some(q) = q else { break };
-            if let Some((_, old)) = q.pop_front() {
-                self.bytes -= old.len();
-            }
-        }
-    }
-}
-
-/// What the rest of the agent holds.
+/// What app holds of the running edge: a sender for more publishers, the counters, the
+/// broker's address, and the stop.
 pub struct MqttHandle {
     pub publish: async_channel::Sender<Publish>,
     pub stats: Arc<MqttStats>,
-    pub recent: Arc<Mutex<Recent>>,
     pub broker: String,
     stop: async_channel::Sender<()>,
     worker: Option<JoinHandle<()>>,
@@ -273,9 +186,9 @@ pub struct Parts {
     /// Home Assistant discovery messages to publish on every connect (and when Home
     /// Assistant announces itself).
     pub discovery: Vec<Publish>,
-    /// Where questions go (the agent); `None` when the agent is off.
-    #[cfg(feature = "agent")]
-    pub questions: Option<async_channel::Sender<Question>>,
+    /// Where messages on ask topics go (the agent's intake); `None` when the agent is off,
+    /// and then this edge does not subscribe to ask topics.
+    pub questions: Option<Arc<dyn QuestionIntake>>,
     /// The last messages per topic, shared with the agent's tools.
     pub recent: Arc<Mutex<Recent>>,
 }
@@ -401,7 +314,6 @@ pub fn start(
     Some(MqttHandle {
         publish: pub_tx,
         stats,
-        recent,
         broker: format!("{broker}:{}", m.port),
         stop: stop_tx,
         worker: Some(worker),
@@ -536,11 +448,6 @@ struct Worker {
     /// Hashes of (topic, payload) this node published lately: a message that comes back
     /// on an ask topic is our own and never starts the agent.
     own: VecDeque<u64>,
-    /// Questions per ask topic in the current minute.
-    #[cfg(feature = "agent")]
-    rate: HashMap<String, (Micros, u32)>,
-    #[cfg(feature = "agent")]
-    ask_seq: u64,
 }
 
 fn message_hash(topic: &str, payload: &[u8]) -> u64 {
@@ -549,16 +456,6 @@ fn message_hash(topic: &str, payload: &[u8]) -> u64 {
     topic.hash(&mut h);
     payload.hash(&mut h);
     h.finish()
-}
-
-/// Topics that never trigger the agent, whoever publishes them: answers, status,
-/// readings and states (a question about a reading is not a reading).
-#[cfg(feature = "agent")]
-fn loop_guarded(topic: &str) -> bool {
-    topic.ends_with("/answers")
-        || topic.ends_with("/status")
-        || topic.ends_with("/readings")
-        || topic.contains("/state/")
 }
 
 impl Worker {
@@ -603,10 +500,6 @@ impl Worker {
             qos0: VecDeque::new(),
             qos0_blocked: false,
             own: VecDeque::new(),
-            #[cfg(feature = "agent")]
-            rate: HashMap::new(),
-            #[cfg(feature = "agent")]
-            ask_seq: 0,
         }
     }
 
@@ -988,7 +881,6 @@ impl Worker {
                 }
             }
         }
-        #[cfg(feature = "agent")]
         if self.parts.questions.is_some() {
             for t in self.parts.settings.ask_topics() {
                 if !filters.contains(&t) {
@@ -1086,8 +978,7 @@ impl Worker {
             self.on_gpio_command(rest, &payload);
             return;
         }
-        #[cfg(feature = "agent")]
-        if self.parts.questions.is_some()
+        if let Some(intake) = &self.parts.questions
             && self
                 .parts
                 .settings
@@ -1095,7 +986,10 @@ impl Worker {
                 .iter()
                 .any(|f| topic::matches(f, &topic))
         {
-            self.on_question(&topic, &payload);
+            // The agent's intake decides (loop guard, rate limit); it only needs to know
+            // whether this node published the very message itself.
+            let own = self.own.contains(&message_hash(&topic, &payload));
+            let _ = intake.offer(Arrival::Mqtt { topic: &topic, own }, &payload);
             return;
         }
         // Echo guard: our own publications never come back in as readings.
@@ -1179,82 +1073,6 @@ impl Worker {
         let reading = Reading::new(info.id, ts, r.value);
         if let Ok(Some(Item::Reading(old))) = tx.force_send(Item::Reading(reading)) {
             self.parts.registry.count_drop(old.source);
-        }
-    }
-
-    /// A message on an ask topic: unless the loop guard or the rate limit says no, a
-    /// question for the agent. Payload: plain text, or JSON with `question` (or `text`,
-    /// `message`, `query`) and optional `id` and `reply_to`.
-    #[cfg(feature = "agent")]
-    fn on_question(&mut self, topic: &str, payload: &[u8]) {
-        let own = self.own.contains(&message_hash(topic, payload));
-        if own || loop_guarded(topic) {
-            self.stats.questions_ignored.fetch_add(1, Ordering::Relaxed);
-            log::debug!("mqtt: ignored a message on {topic} (own message or loop-guarded topic)");
-            return;
-        }
-        let now = now_us();
-        let limit = self.parts.settings.agent.rate_per_minute;
-        let slot = self.rate.entry(topic.to_string()).or_insert((now, 0));
-        if now - slot.0 >= 60_000_000 {
-            *slot = (now, 0);
-        }
-        if slot.1 >= limit {
-            self.stats
-                .questions_rate_limited
-                .fetch_add(1, Ordering::Relaxed);
-            log::warn!("mqtt: more than {limit} questions a minute on {topic}; ignoring this one");
-            return;
-        }
-        slot.1 += 1;
-        if self.rate.len() > MAX_TRACKED_TOPICS {
-            self.rate.retain(|_, (start, _)| now - *start < 60_000_000);
-        }
-        let text = String::from_utf8_lossy(payload).trim().to_string();
-        let json: Option<Json> = serde_json::from_str(&text).ok();
-        let field = |k: &str| {
-            json.as_ref()
-                .and_then(|j| j.get(k))
-                .and_then(|v| v.as_str())
-                .map(str::to_string)
-        };
-        let question = ["question", "text", "message", "query"]
-            .iter()
-            .find_map(|k| field(k))
-            .unwrap_or_else(|| text.clone());
-        if question.is_empty() {
-            self.stats.questions_ignored.fetch_add(1, Ordering::Relaxed);
-            return;
-        }
-        self.ask_seq += 1;
-        let id = field("id").unwrap_or_else(|| {
-            format!(
-                "{}-{}-{}",
-                self.parts.settings.node.name,
-                now / 1000,
-                self.ask_seq
-            )
-        });
-        let reply_to =
-            field("reply_to").filter(|t| topic::validate_topic(t, topic::MAX_TOPIC_LEN).is_ok());
-        let q = Question {
-            id,
-            text: question,
-            topic: topic.to_string(),
-            reply_to,
-            received: now,
-        };
-        if let Some(tx) = &self.parts.questions {
-            if tx.try_send(q).is_ok() {
-                self.stats.questions.fetch_add(1, Ordering::Relaxed);
-            } else {
-                self.stats
-                    .questions_rate_limited
-                    .fetch_add(1, Ordering::Relaxed);
-                log::warn!(
-                    "mqtt: the agent is busy (64 questions waiting); ignored one on {topic}"
-                );
-            }
         }
     }
 
@@ -1366,37 +1184,5 @@ mod tests {
         for kb in [1, 4, 64, 256, 1024] {
             assert!(u64::from(max_packet_size(kb)) >= 2 * kb * 1024, "{kb}");
         }
-    }
-
-    #[test]
-    fn recent_messages_are_bounded_in_count_topics_and_bytes() {
-        let mut r = Recent::default();
-        for i in 0..5 {
-            r.push("a", i, format!("{i}").as_bytes(), 3);
-        }
-        let a: Vec<&str> = r.by_topic["a"].iter().map(|(_, p)| p.as_str()).collect();
-        assert_eq!(a, ["2", "3", "4"], "the newest `keep` per topic");
-        // A big payload is cut.
-        r.push("big", 0, &[b'x'; 10_000], 3);
-        let big = &r.by_topic["big"][0].1;
-        assert!(big.len() < RECENT_MAX_PAYLOAD + 16 && big.ends_with("[cut]"));
-        // Topics beyond the limit are not tracked; long topics are tracked cut.
-        for t in 0..MAX_TRACKED_TOPICS + 10 {
-            r.push(&format!("t/{t}"), 0, b"1", 3);
-        }
-        assert_eq!(r.by_topic.len(), MAX_TRACKED_TOPICS);
-        let mut r = Recent::default();
-        r.push(&"l".repeat(1000), 0, b"1", 3);
-        assert_eq!(r.by_topic.keys().next().unwrap().len(), MAX_TOPIC_KEY);
-        // The byte budget holds with many big messages; the oldest go first.
-        let mut r = Recent::default();
-        for i in 0..2000u32 {
-            r.push(&format!("t/{}", i % 8), i64::from(i), &[b'y'; 4096], 1000);
-        }
-        let held: usize = r.by_topic.values().flatten().map(|(_, p)| p.len()).sum();
-        assert_eq!(held, r.bytes);
-        assert!(r.bytes <= RECENT_MAX_BYTES, "{}", r.bytes);
-        let newest = r.by_topic["t/7"].back().unwrap().0;
-        assert_eq!(newest, 1999);
     }
 }

@@ -16,6 +16,7 @@
 //! JSON document from which a configured JSON pointer picks one scalar.
 
 use crate::clock::{civil_from_days, days_from_civil};
+use crate::graph::reading::value_json;
 use crate::graph::{MICROS_PER_SEC, Micros, ShortText, Value};
 use serde_json::Value as Json;
 
@@ -47,7 +48,7 @@ pub fn encode_batch(node: &str, now: Micros, readings: &[OutReading<'_>]) -> Vec
         out.push_str("{\"source\":");
         push_json_str(&mut out, r.source);
         out.push_str(",\"value\":");
-        out.push_str(&value_json(r.value).to_string());
+        out.push_str(&value_json(&r.value).to_string());
         out.push_str(",\"unit\":");
         push_unit(&mut out, r.unit);
         out.push_str(",\"ts\":\"");
@@ -62,22 +63,13 @@ pub fn encode_batch(node: &str, now: Micros, readings: &[OutReading<'_>]) -> Vec
 pub fn encode_state(value: Value, unit: &str, ts: Micros) -> Vec<u8> {
     let mut out = String::with_capacity(96);
     out.push_str("{\"value\":");
-    out.push_str(&value_json(value).to_string());
+    out.push_str(&value_json(&value).to_string());
     out.push_str(",\"unit\":");
     push_unit(&mut out, unit);
     out.push_str(",\"time\":\"");
     out.push_str(&iso8601_offset(ts));
     out.push_str("\"}");
     out.into_bytes()
-}
-
-fn value_json(v: Value) -> Json {
-    match v {
-        Value::Number(x) if x.is_finite() => Json::from(x),
-        Value::Number(_) => Json::Null,
-        Value::Bool(b) => Json::Bool(b),
-        Value::Text(t) => Json::String(t.as_str().to_owned()),
-    }
 }
 
 fn push_json_str(out: &mut String, s: &str) {

@@ -128,6 +128,24 @@ pub struct OllamaConfig {
     pub backoff_max: Duration,
 }
 
+impl OllamaConfig {
+    /// The chat client's settings from `[ollama]`.
+    pub fn from_settings(settings: &crate::config::Settings) -> OllamaConfig {
+        let o = &settings.ollama;
+        let d = |us: i64| Duration::from_micros(us.max(0) as u64);
+        OllamaConfig {
+            base_url: o.base_url(),
+            model: o.model.clone(),
+            keep_alive: KeepAlive::parse(&o.keep_alive).unwrap_or(KeepAlive::Seconds(-1)),
+            connect_timeout: d(o.connect_timeout),
+            read_timeout: d(o.read_timeout),
+            total_timeout: d(o.total_timeout),
+            retries: o.retries,
+            ..OllamaConfig::default()
+        }
+    }
+}
+
 impl Default for OllamaConfig {
     fn default() -> Self {
         OllamaConfig {
