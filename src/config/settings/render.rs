@@ -155,7 +155,7 @@ take true/false, 1/0, yes/no or on/off there, lists are comma-separated, and
 `SMOLLAMA_GPIO_PINS=\"17:motion:input,27:led:output:initial=true\"` (it replaces the
 file's pins). Durations are written with a unit: `\"500ms\"`, `\"10s\"`, `\"5m\"`, `\"1h\"`, `\"7d\"`.
 
-Regenerate this file with `SMOLLAMA_BLESS=1 cargo test --test config_docs`.
+Regenerate this file with `BLESS=1 cargo test --test config_docs`.
 
 | section | key | type | default | range | env variable | doc |
 |---|---|---|---|---|---|---|
@@ -232,9 +232,22 @@ fn kind_words(want: Want) -> &'static str {
     }
 }
 
-/// A table cell: no raw pipes (they split cells) or angle brackets (read as HTML tags).
+/// A table cell: no raw pipes (they split cells), and no angle brackets outside code
+/// (they would be read as HTML tags; inside backticks they show as written).
 fn cell(s: &str) -> String {
-    s.replace('|', "\\|")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
+    let mut out = String::with_capacity(s.len());
+    let mut code = false;
+    for c in s.chars() {
+        match c {
+            '`' => {
+                code = !code;
+                out.push(c);
+            }
+            '|' => out.push_str("\\|"),
+            '<' if !code => out.push_str("&lt;"),
+            '>' if !code => out.push_str("&gt;"),
+            c => out.push(c),
+        }
+    }
+    out
 }
