@@ -115,6 +115,14 @@ impl Settings {
         s
     }
 
+    #[cfg(test)]
+    fn defaults_with_file(path: &str) -> Settings {
+        Settings {
+            file: Some(PathBuf::from(path)),
+            ..Settings::defaults()
+        }
+    }
+
     /// Every field before the declared defaults are applied: what a key without a
     /// default means (unset, empty, derived).
     fn unset() -> Settings {
@@ -638,5 +646,155 @@ mod tests {
         let e = Settings::parse(Path::new("s.toml"), text).unwrap_err();
         let lines: Vec<_> = e.0.iter().map(|e| e.line).collect();
         assert_eq!(lines, vec![Some(2), Some(4), Some(6)]);
+    }
+}
+
+/// The declarations against their setters and showers: a key whose setter writes another
+/// field than its shower reads, or whose declared default does not survive the trip,
+/// fails here.
+#[cfg(test)]
+mod declaration_tests {
+    use super::key::{self, Key};
+    use super::*;
+    use crate::config::expect::Want;
+
+    fn all_keys() -> impl Iterator<Item = (&'static str, &'static Key)> {
+        SECTIONS
+            .iter()
+            .flat_map(|s| s.keys.iter().map(move |k| (s.name, k)))
+    }
+
+    fn value(text: &str) -> toml::de::DeValue<'_> {
+        toml::de::DeValue::parse(text).unwrap().into_inner()
+    }
+
+    #[test]
+    fn every_default_shows_as_declared() {
+        let d = Settings::defaults();
+        for (section, k) in all_keys() {
+            if k.spec.default.is_empty() || k.spec.want == Want::Tables {
+                continue;
+            }
+            let declared = key::from_file(k, &value(k.spec.default)).unwrap();
+            match (k.show)(&d) {
+                Some(shown) => assert_eq!(
+                    key::from_file(k, &value(&shown)).unwrap(),
+                    declared,
+                    "[{section}] {}",
+                    k.spec.name
+                ),
+                // Only an empty text may mean "unset" (token = "").
+                None => assert_eq!(
+                    declared,
+                    key::Val::Text(String::new()),
+                    "[{section}] {}",
+                    k.spec.name
+                ),
+            }
+        }
+    }
+
+    #[test]
+    fn every_key_round_trips_through_its_shower() {
+        // A value other than the default for each key, set through the file's path and
+        // shown back: the shower must read what the setter wrote.
+        for (section, k) in all_keys() {
+            let other = match (k.spec.want, k.spec.name) {
+                (Want::Tables, _) => continue,
+                (_, "ca_file") if !cfg!(feature = "mqtt-tls") => continue,
+                (Want::Bool, _) => (k.spec.default != "true").to_string(),
+                (Want::WholeNumber, _) => {
+                    let (lo, _) = k.spec.range.unwrap();
+                    (lo as i64 + 1).to_string()
+                }
+                (Want::Number, _) => "0.5".into(),
+                (Want::Duration, _) => {
+                    let (lo, _) = k.spec.range.unwrap();
+                    format!("\"{}ms\"", (lo * 1000.0) as i64 + 1000)
+                }
+                (Want::TextList, _) => "[\"x/y\"]".into(),
+                (Want::Text, _) if !k.choices.is_empty() => format!("\"{}\"", k.choices[1]),
+                (Want::Text, "bind") => "\"0.0.0.0:9000\"".into(),
+                (Want::Text, "token") => "\"0123456789abcdef0\"".into(),
+                (Want::Text, "keep_alive") => "\"5m\"".into(),
+                (Want::Text, _) => "\"other-value\"".into(),
+            };
+            let text = format!("[{section}]\n{} = {other}\n", k.spec.name);
+            let s = Settings::parse(Path::new("/x/s.toml"), &text)
+                .unwrap_or_else(|e| panic!("{text}: {e}"));
+            let shown = (k.show)(&s).unwrap_or_else(|| panic!("{text}: shows unset"));
+            let back = format!("[{section}]\n{} = {shown}\n", k.spec.name);
+            let s2 = Settings::parse(Path::new("/x/s.toml"), &back)
+                .unwrap_or_else(|e| panic!("{back}: {e}"));
+            assert_ne!(
+                Settings {
+                    origins: Vec::new(),
+                    ..s.clone()
+                },
+                Settings::defaults_with_file("/x/s.toml"),
+                "{text}: changed nothing"
+            );
+            assert_eq!(
+                Settings {
+                    origins: Vec::new(),
+                    ..s
+                },
+                Settings {
+                    origins: Vec::new(),
+                    ..s2
+                },
+                "{text} shows as {shown}"
+            );
+        }
+    }
+
+    #[test]
+    fn every_key_has_a_working_environment_variable() {
+        for (section, k) in all_keys() {
+            if k.spec.default.is_empty() || k.spec.want == Want::Tables {
+                continue;
+            }
+            let var = k.env_name(section);
+            // The declared default as an environment value (lists comma-separated).
+            let v = match key::from_file(k, &value(k.spec.default)).unwrap() {
+                key::Val::Text(t) if t.is_empty() => continue, // empty: ignored
+                key::Val::Text(t) => t,
+                key::Val::List(l) if l.is_empty() => continue,
+                _ => k.spec.default.trim_matches('"').to_string(),
+            };
+            let s = Settings::load_with_env(None, &[(var.clone(), v.clone())])
+                .unwrap_or_else(|e| panic!("{var}={v}: {e}"));
+            assert_eq!(s.origin(section, k.spec.name), Origin::Env(var.clone()));
+            assert_eq!(
+                Settings {
+                    origins: Vec::new(),
+                    ..s
+                },
+                Settings::defaults(),
+                "{var}={v}"
+            );
+        }
+    }
+
+    #[test]
+    fn names_are_unique_and_documented() {
+        let mut seen = std::collections::HashSet::new();
+        for (section, k) in all_keys() {
+            assert!(
+                seen.insert(k.env_name(section)),
+                "{section}.{}",
+                k.spec.name
+            );
+            assert!(
+                !k.spec.doc.is_empty(),
+                "[{section}] {} has no doc",
+                k.spec.name
+            );
+            assert!(
+                !k.spec.default.is_empty() || !k.example.is_empty(),
+                "[{section}] {} has neither a default nor an example",
+                k.spec.name
+            );
+        }
     }
 }
