@@ -487,3 +487,18 @@ fn environment_sets_every_kind_of_key() {
         assert!(e.0[0].message.contains(words), "{var}={value}: {e}");
     }
 }
+
+/// Every settings error of the corpus says what to do, not only what is wrong.
+#[test]
+fn every_settings_error_has_a_hint() {
+    for path in toml_files(&fixtures("config/bad")) {
+        let errs = Settings::load_with_env(Some(&path), &[]).unwrap_err();
+        for e in &errs.0 {
+            assert!(
+                e.hint.as_deref().is_some_and(|h| !h.is_empty()),
+                "{}: no hint for: {e}",
+                path.display()
+            );
+        }
+    }
+}

@@ -1,6 +1,6 @@
 //! `[agent]`: answering questions with the tool loop.
 
-use super::key::{Key, Section, list, number, problem, problem_hint, quoted};
+use super::key::{Key, Section, list, number, problem_hint, quoted};
 use crate::config::expect::Want;
 use crate::config::spec::Spec;
 
@@ -112,8 +112,12 @@ pub(crate) const SECTION: Section = Section {
                 },
                 |s, v, _| {
                     let v = v.text()?;
-                    crate::edges::mqtt::topic::validate_topic(&v, 65_535)
-                        .map_err(|e| problem(format!("answer_topic: {e}")))?;
+                    crate::edges::mqtt::topic::validate_topic(&v, 65_535).map_err(|e| {
+                        problem_hint(
+                            format!("answer_topic: {e}"),
+                            "one topic without wildcards, e.g. \"smollama/greenhouse/answers\"",
+                        )
+                    })?;
                     s.agent.answer_topic = Some(v);
                     Ok(())
                 },

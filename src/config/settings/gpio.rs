@@ -147,6 +147,15 @@ pub(crate) const PIN_KEYS: &[Spec] = &[
     },
 ];
 
+/// The words a pin key takes, for the docs (`pin` checks them itself).
+pub(crate) fn pin_choices(key: &str) -> &'static [&'static str] {
+    match key {
+        "mode" => MODES,
+        "pull" => PULLS,
+        _ => &[],
+    }
+}
+
 /// An example pin for the default file, in `PIN_KEYS` order.
 pub(crate) const PIN_EXAMPLE: &[&str] = &["17", "\"motion\""];
 

@@ -193,7 +193,7 @@ pub(crate) fn typed(spec: &Spec, numbers_as_text: bool, v: &DeValue) -> Result<V
     let val = plain(v);
     let got = match (spec.want, &val) {
         (Want::Duration, toml::Value::String(s)) => {
-            let d = parse_duration(s).map_err(|e| problem(format!("{}: {e}", spec.name)))?;
+            let d = parse_duration(s).map_err(|e| duration_problem(spec, e))?;
             return dur_in_range(spec, d, s);
         }
         (Want::WholeNumber, toml::Value::Integer(i)) => {
@@ -239,7 +239,7 @@ pub(crate) fn from_env(key: &Key, value: &str) -> Result<Val, Problem> {
     };
     match spec.want {
         Want::Duration => {
-            let d = parse_duration(v).map_err(|e| problem(format!("{}: {e}", spec.name)))?;
+            let d = parse_duration(v).map_err(|e| duration_problem(spec, e))?;
             dur_in_range(spec, d, v)
         }
         Want::WholeNumber => match v.parse::<i64>() {
@@ -273,6 +273,16 @@ pub(crate) fn parse_bool(v: &str) -> Option<bool> {
     }
 }
 
+fn duration_problem(spec: &Spec, e: String) -> Problem {
+    let range = range_words(spec);
+    let hint = if range.is_empty() {
+        "write a number and a unit: ms, s, m, h, d, w or y".to_string()
+    } else {
+        format!("write a number and a unit: ms, s, m, h, d, w or y; {range}")
+    };
+    (format!("{}: {e}", spec.name), Some(hint))
+}
+
 fn with_key_hint(spec: &Spec, first: Option<String>) -> Option<String> {
     match (first, spec.hint) {
         (Some(f), "") => Some(f),
@@ -286,7 +296,8 @@ fn int_in_range(spec: &Spec, i: i64, shown: &str) -> Result<Val, Problem> {
     match spec.range {
         Some((lo, hi)) if (i as f64) < lo || (i as f64) > hi => Err((
             format!("{} = {shown} is out of range ({lo} to {hi})", spec.name),
-            with_key_hint(spec, None),
+            with_key_hint(spec, None)
+                .or_else(|| Some(format!("use a whole number from {lo} to {hi}"))),
         )),
         _ => Ok(Val::Int(i)),
     }
@@ -296,7 +307,7 @@ fn num_in_range(spec: &Spec, x: f64, shown: &str) -> Result<Val, Problem> {
     match spec.range {
         Some((lo, hi)) if !(lo..=hi).contains(&x) => Err((
             format!("{} = {shown} is out of range ({lo} to {hi})", spec.name),
-            with_key_hint(spec, None),
+            with_key_hint(spec, None).or_else(|| Some(format!("use a number from {lo} to {hi}"))),
         )),
         _ => Ok(Val::Num(x)),
     }

@@ -8,6 +8,11 @@
 //! spans: every error with its line, all of them at once), `env.rs`
 //! (`SMOLLAMA_<SECTION>_<KEY>`), and `render.rs` (`smollama config check`, `smollama config
 //! default` = `config/smollama.toml`, and the key table of `docs/configuration.md`).
+//!
+//! Adding a key: a field in the section's struct, its "unset" value in
+//! `Settings::unset`, and a `Key` in the section's table (declaration, setter, shower);
+//! then `BLESS=1 cargo test --test config_docs` rewrites `config/smollama.toml` and
+//! `docs/configuration.md`, and the declaration tests below check the rest.
 
 mod agent;
 mod env;

@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use super::key::{Key, Section, list, problem};
+use super::key::{Key, Section, list, problem_hint};
 use crate::config::expect::Want;
 use crate::config::spec::Spec;
 
@@ -25,14 +25,17 @@ pub(crate) const SECTION: Section = Section {
             let mut files = Vec::new();
             for f in v.list()? {
                 if f.trim().is_empty() {
-                    return Err(problem("an empty pipeline file name"));
+                    return Err(problem_hint(
+                        "an empty pipeline file name",
+                        "remove the empty entry; an empty list runs the built-in default pipeline",
+                    ));
                 }
                 let p = place.resolve(f);
                 if files.contains(&p) {
-                    return Err(problem(format!(
-                        "pipeline file {} is listed twice",
-                        p.display()
-                    )));
+                    return Err(problem_hint(
+                        format!("pipeline file {} is listed twice", p.display()),
+                        "list each file once",
+                    ));
                 }
                 files.push(p);
             }

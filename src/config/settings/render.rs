@@ -5,7 +5,7 @@
 
 use std::fmt::Write;
 
-use super::gpio::{PIN_EXAMPLE, PIN_KEYS, PINS};
+use super::gpio::{PIN_EXAMPLE, PIN_KEYS, PINS, pin_choices};
 use super::key::{Key, range_words};
 use super::{Origin, SECTIONS, Settings};
 use crate::config::expect::Want;
@@ -32,6 +32,13 @@ pub fn check(settings: &Settings) -> String {
                 None => "(unset)".to_string(),
             };
             let origin = match settings.origin(section.name, k.spec.name) {
+                // The data directory's default comes from the environment: say which.
+                Origin::Default if (section.name, k.spec.name) == ("node", "data_dir") => {
+                    match super::default_data_dir_from() {
+                        Some((_, var)) => format!("default, from ${var}"),
+                        None => "default".to_string(),
+                    }
+                }
                 Origin::Default => "default".to_string(),
                 Origin::File { path, line } => format!("{}:{line}", path.display()),
                 Origin::Env(var) => format!("env {var}"),
@@ -176,11 +183,7 @@ pub fn key_table() -> String {
         }
         if section.keys.iter().any(|k| k.spec.want == Want::Tables) {
             for spec in PIN_KEYS {
-                let choices: &[&str] = match spec.name {
-                    "mode" => &["input", "output"],
-                    "pull" => &["off", "up", "down"],
-                    _ => &[],
-                };
+                let choices = pin_choices(spec.name);
                 row(
                     &mut out,
                     "gpio.pins",
