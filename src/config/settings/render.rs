@@ -80,8 +80,15 @@ pub fn default_file() -> String {
     let mut out = String::from(HEADER);
     for section in SECTIONS {
         writeln!(out, "\n[{}]", section.name).ok();
-        comment(&mut out, section.doc);
-        for k in section.keys {
+        if !section.doc.is_empty() {
+            comment(&mut out, section.doc);
+            writeln!(out).ok();
+        }
+        for (i, k) in section.keys.iter().enumerate() {
+            // A blank line between keys: each is a doc paragraph and its line.
+            if i > 0 {
+                writeln!(out).ok();
+            }
             if k.spec.want == Want::Tables {
                 pins_example(&mut out, section.name, k);
                 continue;
