@@ -39,8 +39,9 @@ pub(crate) fn problem_hint(msg: impl Into<String>, hint: impl Into<String>) -> P
 impl Val {
     // The type check ran before the setter, so a setter asking for another kind than
     // its key declares is a bug in the table; `every_default_sets` in the tests finds it.
+    // (The value is not repeated: it may be a secret.)
     fn wrong(&self, what: &str) -> Problem {
-        problem(format!("internal: expected {what}, got {self:?}"))
+        problem(format!("internal: the key table expected {what} here"))
     }
     pub(crate) fn text(self) -> Result<String, Problem> {
         match self {
