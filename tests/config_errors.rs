@@ -502,3 +502,25 @@ fn every_settings_error_has_a_hint() {
         }
     }
 }
+
+/// The file's problems and the environment's are reported together, in one run.
+#[test]
+fn file_and_environment_errors_are_reported_together() {
+    let dir = std::env::temp_dir().join(format!("smollama-cfg-both-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let cfg = dir.join("s.toml");
+    std::fs::write(&cfg, "[store]\nmap_size_mb = 0\n").unwrap();
+    let env = vec![("SMOLLAMA_HTTP_BIND".to_string(), "nope".to_string())];
+    let errs = Settings::load_with_env(Some(&cfg), &env).unwrap_err();
+    let places: Vec<(&str, Option<usize>)> =
+        errs.0.iter().map(|e| (e.file.as_str(), e.line)).collect();
+    assert_eq!(
+        places,
+        vec![
+            (cfg.to_str().unwrap(), Some(2)),
+            ("environment variable SMOLLAMA_HTTP_BIND", None)
+        ],
+        "{errs}"
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}

@@ -413,20 +413,28 @@ fn load_from(
     } else {
         None
     };
-    let mut settings = match &file {
-        Some(p) => {
-            let text = std::fs::read_to_string(p).map_err(|e| {
-                ConfigError::new(
-                    p.display().to_string(),
-                    None,
-                    format!("cannot read config file: {e}"),
-                )
-            })?;
-            Settings::parse(p, &text)?
+    let mut settings = Settings::defaults();
+    let mut errors = Vec::new();
+    if let Some(p) = &file {
+        let text = std::fs::read_to_string(p).map_err(|e| {
+            ConfigError::new(
+                p.display().to_string(),
+                None,
+                format!("cannot read config file: {e}"),
+            )
+        })?;
+        settings.file = Some(p.clone());
+        if let Err(e) = file::apply(&mut settings, p, &text) {
+            errors.extend(e.0);
         }
-        None => Settings::defaults(),
-    };
-    env::apply(&mut settings, env)?;
+    }
+    // The environment's problems are reported with the file's, all at once.
+    if let Err(e) = env::apply(&mut settings, env) {
+        errors.extend(e.0);
+    }
+    if !errors.is_empty() {
+        return Err(ConfigErrors(errors));
+    }
     settings.check_together()?;
     Ok(settings)
 }
