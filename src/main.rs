@@ -42,7 +42,37 @@ enum Cmd {
     Pipeline(PipelineCmd),
     Ask(AskCmd),
     Memory(MemoryCmd),
+    Config(ConfigCmd),
 }
+
+#[derive(FromArgs)]
+/// show the effective settings, or the documented default settings file
+#[argh(subcommand, name = "config")]
+#[argh(help_triggers("-h", "--help", "help"))]
+struct ConfigCmd {
+    #[argh(subcommand)]
+    cmd: ConfigSub,
+}
+
+#[derive(FromArgs)]
+#[argh(subcommand)]
+enum ConfigSub {
+    Check(ConfigCheck),
+    Default(ConfigDefault),
+}
+
+#[derive(FromArgs)]
+/// print every settings key with its effective value and where it came from (default,
+/// FILE:LINE or env SMOLLAMA_X; secrets as ***); exit 2 with every error when invalid
+#[argh(subcommand, name = "check")]
+#[argh(help_triggers("-h", "--help", "help"))]
+struct ConfigCheck {}
+
+#[derive(FromArgs)]
+/// print the documented default settings file (what config/smollama.toml holds)
+#[argh(subcommand, name = "default")]
+#[argh(help_triggers("-h", "--help", "help"))]
+struct ConfigDefault {}
 
 #[derive(FromArgs)]
 /// export, import, search or re-embed observations and memories
@@ -173,6 +203,14 @@ fn main() -> ExitCode {
         );
         return ExitCode::from(2);
     }
+    // The default file is the same whatever is configured (or broken) here.
+    if let Some(Cmd::Config(ConfigCmd {
+        cmd: ConfigSub::Default(_),
+    })) = cli.cmd
+    {
+        print!("{}", smollama::config::settings::render::default_file());
+        return ExitCode::SUCCESS;
+    }
     let settings = match Settings::load(cli.config.as_deref()) {
         Ok(s) => s,
         Err(e) => return config_failure(&e),
@@ -186,6 +224,11 @@ fn main() -> ExitCode {
         })) => pipeline_check(settings, c.files),
         Some(Cmd::Ask(a)) => ask(&settings, &a.question),
         Some(Cmd::Memory(m)) => memory(&settings, m.cmd),
+        Some(Cmd::Config(_)) => {
+            // Loading succeeded (errors exit 2 above), so the settings are valid.
+            print!("{}", smollama::config::settings::render::check(&settings));
+            ExitCode::SUCCESS
+        }
     }
 }
 
@@ -231,7 +274,8 @@ mod argh_glue {
             return None;
         }
         let names = |c: &[&argh::CommandInfo]| c.iter().map(|c| c.name).collect::<Vec<_>>();
-        // The commands expected at the word's place: top level, or under `pipeline`/`memory`.
+        // The commands expected at the word's place: top level, or under `pipeline`,
+        // `memory` or `config`.
         let mut expected = names(super::Cmd::COMMANDS);
         let mut words = args.iter().skip(1);
         while let Some(a) = words.next() {
@@ -248,6 +292,7 @@ mod argh_glue {
             expected = match *a {
                 "pipeline" => names(super::PipelineSub::COMMANDS),
                 "memory" => names(super::MemorySub::COMMANDS),
+                "config" => names(super::ConfigSub::COMMANDS),
                 // After a command without subcommands the word is a stray argument.
                 _ => return None,
             };

@@ -302,3 +302,225 @@ fn dump() {
         }
     }
 }
+
+/// One file with a mistake in a key of every kind: each is reported, at its own line, in
+/// line order, and the rest of the file is still checked.
+#[test]
+fn every_error_in_a_settings_file_is_reported_at_its_line() {
+    let text = "\
+[node]
+name = 5
+[store]
+map_size_mb = 0
+[http]
+enabled = \"yes\"
+idle_timeout = 30
+[mqtt]
+port = \"1883\"
+max_clock_ahead = \"2d\"
+[memory]
+reinforce_similarity = \"high\"
+[agent]
+ask_topics = \"smollama/a/ask\"
+fallback_mode = \"retry\"
+[gpio]
+backend = \"wiringpi\"
+
+[[gpio.pins]]
+pin = 40
+name = \"a\"
+
+[[gpio.pins]]
+pin = 17
+name = \"b\"
+mode = \"in\"
+[pipeline]
+files = \"a.toml\"
+";
+    let errs = Settings::parse(Path::new("many.toml"), text).unwrap_err();
+    let got: Vec<(Option<usize>, &str)> = errs
+        .0
+        .iter()
+        .map(|e| (e.line, e.message.as_str()))
+        .collect();
+    let want: Vec<(Option<usize>, &str)> = vec![
+        (Some(2), "name: expected text in quotes, found the number 5"),
+        (Some(4), "map_size_mb = 0 is out of range (1 to 65536)"),
+        (
+            Some(6),
+            "enabled: expected true or false, found the text \"yes\"",
+        ),
+        (
+            Some(7),
+            "idle_timeout: expected a duration such as \"5m\", found the number 30",
+        ),
+        (
+            Some(9),
+            "port: expected a whole number such as 30, found the text \"1883\"",
+        ),
+        (Some(10), "max_clock_ahead = \"2d\" is out of range"),
+        (
+            Some(12),
+            "reinforce_similarity: expected a number such as 0.5, found the text \"high\"",
+        ),
+        (
+            Some(14),
+            "ask_topics: expected a list of texts in quotes such as [\"a\", \"b\"], found the text \"smollama/a/ask\"",
+        ),
+        (Some(15), "unknown fallback_mode 'retry'"),
+        (Some(17), "unknown gpio backend 'wiringpi'"),
+        (Some(20), "pin 40 is not a GPIO pin"),
+        (Some(26), "unknown pin mode 'in'"),
+        (
+            Some(28),
+            "files: expected a list of texts in quotes such as [\"a\", \"b\"], found the text \"a.toml\"",
+        ),
+    ];
+    assert_eq!(got, want, "{errs}");
+    assert!(errs.0.iter().all(|e| e.hint.is_some()), "{errs}");
+}
+
+/// Every key of every kind can be set from the environment, lists and pins included,
+/// and a bad value names its variable.
+#[test]
+fn environment_sets_every_kind_of_key() {
+    let env = |pairs: &[(&str, &str)]| -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    };
+    let s = Settings::load_with_env(
+        None,
+        &env(&[
+            ("SMOLLAMA_MQTT_KEEPALIVE", "2m"),
+            ("SMOLLAMA_MEMORY_MERGE_SIMILARITY", "0.8"),
+            ("SMOLLAMA_AGENT_QUEUE_MAX", "7"),
+            ("SMOLLAMA_MQTT_DISCOVERY", "off"),
+            ("SMOLLAMA_OLLAMA_MODEL", "qwen3:1.7b"),
+            ("SMOLLAMA_AGENT_ASK_TOPICS", "a/ask, b/#"),
+            (
+                "SMOLLAMA_GPIO_PINS",
+                "17:motion:input:pull=up, 27:led:output:initial=true",
+            ),
+        ]),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(s.mqtt.keepalive, 120_000_000);
+    assert_eq!(s.memory.merge_similarity, 0.8);
+    assert_eq!(s.agent.queue_max, 7);
+    assert!(!s.mqtt.discovery);
+    assert_eq!(s.ollama.model, "qwen3:1.7b");
+    assert_eq!(s.agent.ask_topics, ["a/ask", "b/#"]);
+    assert_eq!(
+        s.gpio.pins,
+        vec![
+            PinConfig {
+                pin: 17,
+                name: "motion".into(),
+                mode: PinMode::Input,
+                pull: Pull::Up,
+                initial: false,
+            },
+            PinConfig {
+                pin: 27,
+                name: "led".into(),
+                mode: PinMode::Output,
+                pull: Pull::Down,
+                initial: true,
+            },
+        ]
+    );
+    for (var, value, words) in [
+        (
+            "SMOLLAMA_MQTT_KEEPALIVE",
+            "5 minutes",
+            "unknown unit 'minutes'",
+        ),
+        (
+            "SMOLLAMA_MQTT_KEEPALIVE",
+            "1s",
+            "keepalive = \"1s\" is out of range",
+        ),
+        (
+            "SMOLLAMA_MEMORY_MERGE_SIMILARITY",
+            "high",
+            "expected a number such as 0.5, found \"high\"",
+        ),
+        (
+            "SMOLLAMA_MEMORY_MERGE_SIMILARITY",
+            "1.5",
+            "merge_similarity = 1.5 is out of range (0 to 1)",
+        ),
+        (
+            "SMOLLAMA_AGENT_QUEUE_MAX",
+            "0",
+            "queue_max = 0 is out of range (1 to 100000)",
+        ),
+        ("SMOLLAMA_AGENT_ASK_TOPICS", "a/#/b", "ask_topics: 'a/#/b'"),
+        ("SMOLLAMA_GPIO_PINS", "x:motion", "'x' is not a pin number"),
+        ("SMOLLAMA_GPIO_PINS", "17", "has no name"),
+        (
+            "SMOLLAMA_GPIO_PINS",
+            "17:a,17:b",
+            "pin 17 is configured twice",
+        ),
+        (
+            "SMOLLAMA_GPIO_PINS",
+            "17:a:sideways",
+            "unknown pin mode 'sideways'",
+        ),
+        (
+            "SMOLLAMA_GPIO_PINS",
+            "17:a:initial=maybe",
+            "initial=maybe is not true or false",
+        ),
+        (
+            "SMOLLAMA_MQTT_RECONNECT_MIN",
+            "5m",
+            "reconnect_min is longer than reconnect_max",
+        ),
+    ] {
+        let e = Settings::load_with_env(None, &env(&[(var, value)])).unwrap_err();
+        assert_eq!(e.0.len(), 1, "{var}={value}: {e}");
+        assert_eq!(e.0[0].file, format!("environment variable {var}"), "{e}");
+        assert!(e.0[0].message.contains(words), "{var}={value}: {e}");
+    }
+}
+
+/// Every settings error of the corpus says what to do, not only what is wrong.
+#[test]
+fn every_settings_error_has_a_hint() {
+    for path in toml_files(&fixtures("config/bad")) {
+        let errs = Settings::load_with_env(Some(&path), &[]).unwrap_err();
+        for e in &errs.0 {
+            assert!(
+                e.hint.as_deref().is_some_and(|h| !h.is_empty()),
+                "{}: no hint for: {e}",
+                path.display()
+            );
+        }
+    }
+}
+
+/// The file's problems and the environment's are reported together, in one run.
+#[test]
+fn file_and_environment_errors_are_reported_together() {
+    let dir = std::env::temp_dir().join(format!("smollama-cfg-both-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let cfg = dir.join("s.toml");
+    std::fs::write(&cfg, "[store]\nmap_size_mb = 0\n").unwrap();
+    let env = vec![("SMOLLAMA_HTTP_BIND".to_string(), "nope".to_string())];
+    let errs = Settings::load_with_env(Some(&cfg), &env).unwrap_err();
+    let places: Vec<(&str, Option<usize>)> =
+        errs.0.iter().map(|e| (e.file.as_str(), e.line)).collect();
+    assert_eq!(
+        places,
+        vec![
+            (cfg.to_str().unwrap(), Some(2)),
+            ("environment variable SMOLLAMA_HTTP_BIND", None)
+        ],
+        "{errs}"
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}

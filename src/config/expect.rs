@@ -81,55 +81,6 @@ pub(crate) fn mismatch(want: Want, v: &Value) -> (String, Option<String>) {
     (msg, hint)
 }
 
-/// The `Want` behind a serde type name in a toml error ("i64", "a boolean", ...).
-fn want_of_serde(expected: &str) -> Option<Want> {
-    let e = expected.trim();
-    if [
-        "i8", "i16", "i32", "i64", "u8", "u16", "u32", "u64", "usize", "isize",
-    ]
-    .contains(&e)
-    {
-        return Some(Want::WholeNumber);
-    }
-    match e {
-        "f32" | "f64" => Some(Want::Number),
-        "a boolean" => Some(Want::Bool),
-        "a string" => Some(Want::Text),
-        "a sequence" => Some(Want::TextList),
-        _ => None,
-    }
-}
-
-/// Rewrite a toml "invalid type: string \"big\", expected i64" error in plain words.
-/// `text` is the file and `span` the error's span (the value), so the key and the value
-/// as written can be named. `None` when the message is not a type error.
-pub(crate) fn from_toml_type_error(
-    msg: &str,
-    text: &str,
-    span: Option<std::ops::Range<usize>>,
-) -> Option<(String, Option<String>)> {
-    let rest = msg.strip_prefix("invalid type: ")?;
-    let (_, expected) = rest.rsplit_once(", expected ")?;
-    let mut want = want_of_serde(expected)?;
-    let span = span?;
-    let raw = text.get(span.clone())?.trim();
-    // Re-read the value as written to name it exactly.
-    let value = toml::from_str::<toml::Table>(&format!("v = {raw}"))
-        .ok()
-        .and_then(|mut t| t.remove("v"))?;
-    let line_start = text[..span.start].rfind('\n').map_or(0, |i| i + 1);
-    let key = text[line_start..span.start]
-        .rsplit_once('=')
-        .map(|(k, _)| k.trim().trim_start_matches('{').trim())
-        .and_then(|k| k.rsplit([',', '{', ' ']).next())
-        .filter(|k| !k.is_empty())?;
-    if want == Want::TextList && key == "pins" {
-        want = Want::Tables;
-    }
-    let (m, h) = mismatch(want, &value);
-    Some((format!("{key}: {m}"), h))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -153,24 +104,5 @@ mod tests {
         let (m, h) = mismatch(Want::Text, &Value::Integer(5));
         assert_eq!(m, "expected text in quotes, found the number 5");
         assert_eq!(h.as_deref(), Some("put it in quotes: \"5\""));
-    }
-
-    #[test]
-    fn toml_type_errors_are_translated_with_key_and_value() {
-        let text = "[store]\nmap_size_mb = \"big\"\n";
-        let e = toml::from_str::<toml::Table>(text).map(|_| ()).ok();
-        assert!(e.is_some());
-        let start = text.find("\"big\"").unwrap();
-        let (m, _) = from_toml_type_error(
-            "invalid type: string \"big\", expected i64",
-            text,
-            Some(start..start + 5),
-        )
-        .unwrap();
-        assert_eq!(
-            m,
-            "map_size_mb: expected a whole number such as 30, found the text \"big\""
-        );
-        assert!(from_toml_type_error("unknown field `x`", text, Some(0..1)).is_none());
     }
 }
