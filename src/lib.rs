@@ -13,6 +13,7 @@ pub mod graph;
 pub mod logging;
 #[cfg(feature = "agent")]
 pub mod memory;
+pub mod plugins;
 pub mod process;
 pub mod running;
 pub mod shutdown;

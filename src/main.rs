@@ -385,12 +385,9 @@ fn offline_context(settings: &Settings) -> Result<smollama::agent::tools::ToolCo
     // Opened only if a tool reads or drives a pin: most commands never do.
     let gpio: std::sync::Arc<dyn smollama::edges::gpio::GpioBackend> =
         std::sync::Arc::new(smollama::edges::gpio::lazy::LazyGpio::new(&settings.gpio));
-    let retention = PipelineSpec::load(settings).ok().and_then(|spec| {
-        spec.stages.iter().find_map(|s| match &s.kind {
-            smollama::config::StageKind::Retention(p) => Some(p.clone()),
-            _ => None,
-        })
-    });
+    let retention = PipelineSpec::load(settings)
+        .ok()
+        .and_then(|spec| spec.retention());
     Ok(smollama::app::tool_context(
         settings, &store, &registry, &gpio, retention, None,
     ))
