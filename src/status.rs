@@ -57,6 +57,9 @@ pub fn live(shared: &Shared) -> Json {
                 "name": n.name,
                 "role": n.role,
                 "kind": n.kind,
+                "version": n.version,
+                "state": n.state(),
+                "reason": n.unavailable,
                 "counters": counters,
                 "queue": n.inbox.as_ref().map(|rx| json!({
                     "depth": rx.len(),
@@ -560,9 +563,14 @@ pub fn human(r: &Json) -> String {
             } else {
                 format!(" queue {}/{}", str_of(&q["depth"]), str_of(&q["capacity"]))
             };
+            let state = match n["reason"].as_str() {
+                Some(why) => format!(" unavailable: {why}"),
+                None if n["state"] == json!("stopped") => " stopped".into(),
+                None => String::new(),
+            };
             let _ = writeln!(
                 s,
-                "  {:<8} {:<10} {:<10}{} {}",
+                "  {:<8} {:<10} {:<10}{} {}{state}",
                 str_of(&n["role"]),
                 str_of(&n["name"]),
                 str_of(&n["kind"]),

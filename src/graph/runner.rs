@@ -295,6 +295,17 @@ pub fn build(spec: &PipelineSpec, parts: Parts<'_>) -> Result<Built, String> {
         tasks.push(watched(task, health));
         status.nodes.push(node);
     }
+    // Status lists nodes in pipeline order, the unavailable among them.
+    let order: Vec<&str> = spec
+        .sources
+        .iter()
+        .map(|s| s.name.as_str())
+        .chain(spec.stages.iter().map(|s| s.name.as_str()))
+        .chain(spec.sinks.iter().map(|s| s.name.as_str()))
+        .collect();
+    status
+        .nodes
+        .sort_by_key(|n| order.iter().position(|o| *o == n.name));
     Ok(Built {
         tasks,
         status,

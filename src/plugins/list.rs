@@ -4,12 +4,17 @@
 
 use serde_json::{Value as Json, json};
 
-use super::{Kind, Make, registry};
+#[cfg(feature = "agent")]
+use super::Make;
+use super::{Kind, registry};
 
 /// Where a kind comes from, as `plugins list` says it.
 fn status(_: &Kind) -> &'static str {
     "built in"
 }
+
+/// Said instead of a default for a tool argument the model must give.
+const REQUIRED: &str = "(required)";
 
 /// One parameter as shown: name, what it takes, default, doc.
 struct Shown {
@@ -20,23 +25,22 @@ struct Shown {
 }
 
 fn params(kind: &Kind) -> Vec<Shown> {
-    match kind.make {
-        #[cfg(feature = "agent")]
-        Make::Tool { make } => tool_params(&make().parameters()),
-        _ => kind
-            .params
-            .iter()
-            .map(|p| Shown {
-                name: p.spec.name.to_string(),
-                takes: match p.applies {
-                    super::Flow::Any => p.spec.want.phrase().to_string(),
-                    f => format!("{} (on {} sources)", p.spec.want.phrase(), f.adjective()),
-                },
-                default: p.spec.default.to_string(),
-                doc: p.spec.doc.to_string(),
-            })
-            .collect(),
+    #[cfg(feature = "agent")]
+    if let Make::Tool { make } = kind.make {
+        return tool_params(&make().parameters());
     }
+    kind.params
+        .iter()
+        .map(|p| Shown {
+            name: p.spec.name.to_string(),
+            takes: match p.applies {
+                super::Flow::Any => p.takes().to_string(),
+                f => format!("{} (on {} sources)", p.takes(), f.adjective()),
+            },
+            default: p.spec.default.to_string(),
+            doc: p.spec.doc.to_string(),
+        })
+        .collect()
 }
 
 /// A tool's parameters from its JSON schema (`properties`, `required`).
@@ -56,7 +60,7 @@ fn tool_params(schema: &Json) -> Vec<Shown> {
             name: name.clone(),
             takes: p["type"].as_str().unwrap_or("any").to_string(),
             default: if required.contains(&name.as_str()) {
-                "(required)".into()
+                REQUIRED.into()
             } else {
                 String::new()
             },
@@ -103,6 +107,8 @@ pub fn text() -> String {
         for p in params(k) {
             let default = if p.default.is_empty() {
                 String::new()
+            } else if p.default == REQUIRED {
+                format!(" {REQUIRED}")
             } else {
                 format!(" [default {}]", p.default)
             };

@@ -86,6 +86,9 @@ impl Flow {
 pub struct Param {
     pub spec: Spec,
     pub applies: Flow,
+    /// What it takes, when `spec.want`'s phrase would mislead (`[min, max]`, a list of
+    /// pin numbers); empty otherwise.
+    pub takes: &'static str,
 }
 
 impl Param {
@@ -94,12 +97,31 @@ impl Param {
         Param {
             spec,
             applies: Flow::Any,
+            takes: "",
         }
     }
 
     /// A per-source parameter that applies only to readings of `applies`.
     pub const fn only(applies: Flow, spec: Spec) -> Param {
-        Param { spec, applies }
+        Param {
+            spec,
+            applies,
+            takes: "",
+        }
+    }
+
+    /// The same, saying what it takes in these words.
+    pub const fn taking(self, takes: &'static str) -> Param {
+        Param { takes, ..self }
+    }
+
+    /// What it takes, in plain words.
+    pub fn takes(&self) -> &'static str {
+        if self.takes.is_empty() {
+            self.spec.want.phrase()
+        } else {
+            self.takes
+        }
     }
 }
 
@@ -149,6 +171,9 @@ impl Unavailable {
 /// kind's own type; problems go to the reader, with their lines.
 pub type ParseFn = fn(&mut params::Reader) -> ParamsBox;
 
+/// Sets up one node from its spec: the running part, or why it cannot run.
+pub type SetupFn<S, T> = fn(&S, &mut Setup) -> Result<Box<T>, Unavailable>;
+
 /// How a kind is made, by role. Plain function pointers: no macros, no generics.
 #[derive(Clone, Copy)]
 pub enum Make {
@@ -156,17 +181,17 @@ pub enum Make {
         parse: ParseFn,
         /// The ids and kinds a source (its name and parameters) produces.
         produces: fn(&SourceSpec, &Settings) -> Produced,
-        setup: fn(&SourceSpec, &mut Setup) -> Result<Box<dyn Source>, Unavailable>,
+        setup: SetupFn<SourceSpec, dyn Source>,
     },
     Stage {
         parse: ParseFn,
-        setup: fn(&StageSpec, &mut Setup) -> Result<Box<dyn Stage>, Unavailable>,
+        setup: SetupFn<StageSpec, dyn Stage>,
     },
     Sink {
         parse: ParseFn,
         /// A lossless inbox (backpressure) instead of drop-oldest: durable sinks.
         lossless: bool,
-        setup: fn(&SinkSpec, &mut Setup) -> Result<Box<dyn Sink>, Unavailable>,
+        setup: SetupFn<SinkSpec, dyn Sink>,
     },
     /// A tool the model may call; its parameters are the tool's JSON schema.
     #[cfg(feature = "agent")]

@@ -77,4 +77,16 @@ mod tests {
             }
         }
     }
+
+    /// A tool's kind and the tool it makes answer to the same name (the model calls it by
+    /// the tool's own).
+    #[cfg(feature = "agent")]
+    #[test]
+    fn tool_kinds_make_their_tool() {
+        for k in KINDS {
+            if let crate::plugins::Make::Tool { make } = k.make {
+                assert_eq!(make().name(), k.name);
+            }
+        }
+    }
 }

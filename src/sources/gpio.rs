@@ -181,128 +181,6 @@ impl GpioSource {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::edges::gpio::mock::MockGpio;
-    use crate::graph::edge::{Inbox, Output};
-
-    fn within<T>(
-        secs: u64,
-        f: impl std::future::Future<Output = T>,
-    ) -> impl std::future::Future<Output = T> {
-        smol::future::or(f, async move {
-            smol::Timer::after(Duration::from_secs(secs)).await;
-            panic!("timed out after {secs}s");
-        })
-    }
-
-    struct Rig {
-        backend: Arc<MockGpio>,
-        reg: Arc<Registry>,
-        rx: async_channel::Receiver<Item>,
-        trigger: crate::shutdown::Trigger,
-        ctx: Option<SourceCtx>,
-    }
-
-    fn rig() -> Rig {
-        let settings = crate::edges::gpio::mock::tests::settings();
-        let backend = Arc::new(MockGpio::new(&settings));
-        let reg = Arc::new(Registry::new());
-        let inbox = Inbox::new("x", 16, true);
-        let out = Output::new(vec![inbox.sender("pins", &reg)]);
-        let (trigger, shutdown) = crate::shutdown::channel();
-        Rig {
-            backend,
-            reg: reg.clone(),
-            rx: inbox.into_receiver(),
-            trigger,
-            ctx: Some(SourceCtx {
-                out,
-                registry: reg,
-                shutdown,
-            }),
-        }
-    }
-
-    async fn next_reading(rx: &async_channel::Receiver<Item>) -> Reading {
-        match rx.recv().await {
-            Ok(Item::Reading(r)) => r,
-            other => panic!("expected a reading, got {other:?}"),
-        }
-    }
-
-    #[test]
-    fn emits_levels_at_start_and_on_every_edge() {
-        let mut rig = rig();
-        let pins = crate::edges::gpio::mock::tests::settings().pins;
-        // Events only (no periodic sampling): what arrives after start comes from edges.
-        let src = GpioSource::new(rig.backend.clone(), &pins[..3], 0, &rig.reg);
-        let name = |r: &Reading| rig.reg.get(r.source).unwrap().name.to_string();
-        let ex = smol::LocalExecutor::new();
-        smol::block_on(ex.run(within(20, async {
-            let task = ex.spawn(src.run(rig.ctx.take().unwrap()));
-            let mut start = Vec::new();
-            for _ in 0..3 {
-                let r = next_reading(&rig.rx).await;
-                start.push((name(&r), r.value));
-            }
-            start.sort_by(|a, b| a.0.cmp(&b.0));
-            assert_eq!(
-                start,
-                vec![
-                    ("gpio:17".to_string(), Value::Bool(false)),
-                    ("gpio:22".to_string(), Value::Bool(true)),
-                    ("gpio:27".to_string(), Value::Bool(true)),
-                ]
-            );
-            rig.backend.set_input(17, true).unwrap();
-            let r = next_reading(&rig.rx).await;
-            assert_eq!((name(&r).as_str(), r.value), ("gpio:17", Value::Bool(true)));
-            rig.backend.set_input(27, false).unwrap();
-            let r = next_reading(&rig.rx).await;
-            assert_eq!(
-                (name(&r).as_str(), r.value),
-                ("gpio:27", Value::Bool(false))
-            );
-            assert!(rig.rx.is_empty());
-            rig.trigger.fire();
-            task.await;
-            // The task dropped its output: the edge is closed.
-            assert!(rig.rx.recv().await.is_err());
-        })));
-        let info = rig.reg.lookup("gpio:17").unwrap();
-        assert_eq!(&*info.unit, "boolean");
-        assert_eq!(info.kind, ValueKind::Bool);
-        assert!(info.live.available.load(Ordering::Relaxed));
-        assert_eq!(info.live.last().map(|l| l.1), Some(Value::Bool(true)));
-        assert_eq!(info.live.count.load(Ordering::Relaxed), 2);
-    }
-
-    #[test]
-    fn samples_every_interval_and_ignores_other_pins() {
-        let mut rig = rig();
-        let pins = crate::edges::gpio::mock::tests::settings().pins;
-        // Only pin 22 (an output): edges of input 17 are not this source's.
-        let src = GpioSource::new(rig.backend.clone(), &pins[2..3], 3_600_000_000, &rig.reg);
-        let ex = smol::LocalExecutor::new();
-        smol::block_on(ex.run(within(20, async {
-            let task = ex.spawn(src.run(rig.ctx.take().unwrap()));
-            assert_eq!(next_reading(&rig.rx).await.value, Value::Bool(true));
-            rig.backend.set_input(17, true).unwrap();
-            rig.backend.write(22, false).unwrap();
-            // The heartbeat interval shrinks: the source wakes and samples soon.
-            rig.reg.lookup("gpio:22").unwrap().live.set_interval(20_000);
-            let r = next_reading(&rig.rx).await;
-            assert_eq!(rig.reg.get(r.source).unwrap().name.as_ref(), "gpio:22");
-            assert_eq!(r.value, Value::Bool(false));
-            rig.trigger.fire();
-            task.await;
-        })));
-        assert!(rig.reg.lookup("gpio:17").is_none());
-    }
-}
-
 // ---------------------------------------------------------------------------------------
 // The kind: parameters, what it produces, setup.
 
@@ -335,7 +213,8 @@ pub const KIND: Kind = Kind {
         Param::new(Spec {
             doc: "BCM numbers of configured pins to read (default: every configured pin)",
             ..Spec::new("pins", Want::TextList)
-        }),
+        })
+        .taking("a list of pin numbers such as [17, 27]"),
     ],
     make: Make::Source {
         parse,
@@ -476,5 +355,127 @@ fn setup(spec: &SourceSpec, s: &mut Setup) -> Result<Box<dyn crate::sources::Sou
 impl crate::sources::Source for GpioSource {
     fn start(self: Box<Self>, ctx: SourceCtx) -> Task {
         Box::pin((*self).run(ctx))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::edges::gpio::mock::MockGpio;
+    use crate::graph::edge::{Inbox, Output};
+
+    fn within<T>(
+        secs: u64,
+        f: impl std::future::Future<Output = T>,
+    ) -> impl std::future::Future<Output = T> {
+        smol::future::or(f, async move {
+            smol::Timer::after(Duration::from_secs(secs)).await;
+            panic!("timed out after {secs}s");
+        })
+    }
+
+    struct Rig {
+        backend: Arc<MockGpio>,
+        reg: Arc<Registry>,
+        rx: async_channel::Receiver<Item>,
+        trigger: crate::shutdown::Trigger,
+        ctx: Option<SourceCtx>,
+    }
+
+    fn rig() -> Rig {
+        let settings = crate::edges::gpio::mock::tests::settings();
+        let backend = Arc::new(MockGpio::new(&settings));
+        let reg = Arc::new(Registry::new());
+        let inbox = Inbox::new("x", 16, true);
+        let out = Output::new(vec![inbox.sender("pins", &reg)]);
+        let (trigger, shutdown) = crate::shutdown::channel();
+        Rig {
+            backend,
+            reg: reg.clone(),
+            rx: inbox.into_receiver(),
+            trigger,
+            ctx: Some(SourceCtx {
+                out,
+                registry: reg,
+                shutdown,
+            }),
+        }
+    }
+
+    async fn next_reading(rx: &async_channel::Receiver<Item>) -> Reading {
+        match rx.recv().await {
+            Ok(Item::Reading(r)) => r,
+            other => panic!("expected a reading, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn emits_levels_at_start_and_on_every_edge() {
+        let mut rig = rig();
+        let pins = crate::edges::gpio::mock::tests::settings().pins;
+        // Events only (no periodic sampling): what arrives after start comes from edges.
+        let src = GpioSource::new(rig.backend.clone(), &pins[..3], 0, &rig.reg);
+        let name = |r: &Reading| rig.reg.get(r.source).unwrap().name.to_string();
+        let ex = smol::LocalExecutor::new();
+        smol::block_on(ex.run(within(20, async {
+            let task = ex.spawn(src.run(rig.ctx.take().unwrap()));
+            let mut start = Vec::new();
+            for _ in 0..3 {
+                let r = next_reading(&rig.rx).await;
+                start.push((name(&r), r.value));
+            }
+            start.sort_by(|a, b| a.0.cmp(&b.0));
+            assert_eq!(
+                start,
+                vec![
+                    ("gpio:17".to_string(), Value::Bool(false)),
+                    ("gpio:22".to_string(), Value::Bool(true)),
+                    ("gpio:27".to_string(), Value::Bool(true)),
+                ]
+            );
+            rig.backend.set_input(17, true).unwrap();
+            let r = next_reading(&rig.rx).await;
+            assert_eq!((name(&r).as_str(), r.value), ("gpio:17", Value::Bool(true)));
+            rig.backend.set_input(27, false).unwrap();
+            let r = next_reading(&rig.rx).await;
+            assert_eq!(
+                (name(&r).as_str(), r.value),
+                ("gpio:27", Value::Bool(false))
+            );
+            assert!(rig.rx.is_empty());
+            rig.trigger.fire();
+            task.await;
+            // The task dropped its output: the edge is closed.
+            assert!(rig.rx.recv().await.is_err());
+        })));
+        let info = rig.reg.lookup("gpio:17").unwrap();
+        assert_eq!(&*info.unit, "boolean");
+        assert_eq!(info.kind, ValueKind::Bool);
+        assert!(info.live.available.load(Ordering::Relaxed));
+        assert_eq!(info.live.last().map(|l| l.1), Some(Value::Bool(true)));
+        assert_eq!(info.live.count.load(Ordering::Relaxed), 2);
+    }
+
+    #[test]
+    fn samples_every_interval_and_ignores_other_pins() {
+        let mut rig = rig();
+        let pins = crate::edges::gpio::mock::tests::settings().pins;
+        // Only pin 22 (an output): edges of input 17 are not this source's.
+        let src = GpioSource::new(rig.backend.clone(), &pins[2..3], 3_600_000_000, &rig.reg);
+        let ex = smol::LocalExecutor::new();
+        smol::block_on(ex.run(within(20, async {
+            let task = ex.spawn(src.run(rig.ctx.take().unwrap()));
+            assert_eq!(next_reading(&rig.rx).await.value, Value::Bool(true));
+            rig.backend.set_input(17, true).unwrap();
+            rig.backend.write(22, false).unwrap();
+            // The heartbeat interval shrinks: the source wakes and samples soon.
+            rig.reg.lookup("gpio:22").unwrap().live.set_interval(20_000);
+            let r = next_reading(&rig.rx).await;
+            assert_eq!(rig.reg.get(r.source).unwrap().name.as_ref(), "gpio:22");
+            assert_eq!(r.value, Value::Bool(false));
+            rig.trigger.fire();
+            task.await;
+        })));
+        assert!(rig.reg.lookup("gpio:17").is_none());
     }
 }
