@@ -59,7 +59,7 @@ pub fn live(shared: &Shared) -> Json {
                 "kind": n.kind,
                 "version": n.version,
                 "state": n.state(),
-                "reason": n.unavailable,
+                "reason": n.reason(),
                 "counters": counters,
                 "queue": n.inbox.as_ref().map(|rx| json!({
                     "depth": rx.len(),
@@ -563,10 +563,11 @@ pub fn human(r: &Json) -> String {
             } else {
                 format!(" queue {}/{}", str_of(&q["depth"]), str_of(&q["capacity"]))
             };
-            let state = match n["reason"].as_str() {
-                Some(why) => format!(" unavailable: {why}"),
-                None if n["state"] == json!("stopped") => " stopped".into(),
-                None => String::new(),
+            let state = match (n["state"].as_str(), n["reason"].as_str()) {
+                (Some("running"), _) => String::new(),
+                (Some(state), Some(why)) => format!(" {state}: {why}"),
+                (Some(state), None) => format!(" {state}"),
+                _ => String::new(),
             };
             let _ = writeln!(
                 s,

@@ -64,12 +64,17 @@ pub struct NodeStatus {
 }
 
 impl NodeStatus {
-    /// "running", "stopped", ... or "unavailable".
+    /// "running", "degraded", "stopped", ... or "unavailable".
     pub fn state(&self) -> &'static str {
         match self.unavailable {
             Some(_) => "unavailable",
             None => self.health.as_str(),
         }
+    }
+
+    /// Why it is unavailable or degraded.
+    pub fn reason(&self) -> Option<String> {
+        self.unavailable.clone().or_else(|| self.health.reason())
     }
 }
 
@@ -275,6 +280,7 @@ pub fn build(spec: &PipelineSpec, parts: Parts<'_>) -> Result<Built, String> {
                 out: out.expect("one output per source"),
                 registry: registry.clone(),
                 shutdown: parts.shutdown.clone(),
+                health: health.clone(),
             }),
             Ready::Stage(stage) => {
                 let rx = take(&mut inboxes, name, &mut node);

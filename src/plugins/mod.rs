@@ -15,8 +15,8 @@ pub mod registry;
 
 use std::any::Any;
 use std::fmt;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::{Arc, Mutex};
 
 use crate::config::Settings;
 use crate::config::spec::Spec;
@@ -247,30 +247,59 @@ pub fn no_params(_: &mut params::Reader) -> ParamsBox {
     Arc::new(())
 }
 
-/// A running node's health as status shows it: set by the runner around the node's task.
+/// A running node's health as status shows it: starting, running or stopped (set by the
+/// runner around the node's task), or degraded with a reason (set by the node itself, e.g.
+/// a gpio source whose edge events failed and that now only samples).
 #[derive(Debug, Default)]
-pub struct Health(AtomicU8);
+pub struct Health {
+    state: AtomicU8,
+    why: Mutex<Option<String>>,
+}
 
 impl Health {
     const STARTING: u8 = 0;
     const RUNNING: u8 = 1;
     const STOPPED: u8 = 2;
+    const DEGRADED: u8 = 3;
 
     pub fn set_running(&self) {
-        self.0.store(Self::RUNNING, Ordering::Relaxed);
+        // A degradation reported before the first poll stays.
+        let _ = self.state.compare_exchange(
+            Self::STARTING,
+            Self::RUNNING,
+            Ordering::Relaxed,
+            Ordering::Relaxed,
+        );
     }
 
     pub fn set_stopped(&self) {
-        self.0.store(Self::STOPPED, Ordering::Relaxed);
+        self.state.store(Self::STOPPED, Ordering::Relaxed);
     }
 
-    /// "starting", "running" or "stopped".
+    /// Running, but not fully: `why` is shown in status.
+    pub fn set_degraded(&self, why: impl Into<String>) {
+        if let Ok(mut w) = self.why.lock() {
+            *w = Some(why.into());
+        }
+        self.state.store(Self::DEGRADED, Ordering::Relaxed);
+    }
+
+    /// "starting", "running", "degraded" or "stopped".
     pub fn as_str(&self) -> &'static str {
-        match self.0.load(Ordering::Relaxed) {
+        match self.state.load(Ordering::Relaxed) {
             Self::STARTING => "starting",
             Self::RUNNING => "running",
+            Self::DEGRADED => "degraded",
             _ => "stopped",
         }
+    }
+
+    /// Why it is degraded (`None` otherwise).
+    pub fn reason(&self) -> Option<String> {
+        if self.state.load(Ordering::Relaxed) != Self::DEGRADED {
+            return None;
+        }
+        self.why.lock().ok().and_then(|w| w.clone())
     }
 }
 
@@ -289,5 +318,25 @@ pub const fn tool(
         doc,
         params: &[],
         make: Make::Tool { make },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Health;
+
+    #[test]
+    fn health_moves_through_its_states_and_keeps_a_degradation() {
+        let h = Health::default();
+        assert_eq!(h.as_str(), "starting");
+        h.set_degraded("edge events unavailable");
+        h.set_running();
+        assert_eq!(h.as_str(), "degraded");
+        assert_eq!(h.reason().as_deref(), Some("edge events unavailable"));
+        h.set_stopped();
+        assert_eq!((h.as_str(), h.reason()), ("stopped", None));
+        let h = Health::default();
+        h.set_running();
+        assert_eq!((h.as_str(), h.reason()), ("running", None));
     }
 }

@@ -99,6 +99,8 @@ impl GpioSource {
             Ok(()) => true,
             Err(e) => {
                 log::warn!("gpio: edge events unavailable ({e}); sampling only");
+                ctx.health
+                    .set_degraded(format!("edge events unavailable ({e}); sampling only"));
                 false
             }
         };
@@ -398,6 +400,7 @@ mod tests {
                 out,
                 registry: reg,
                 shutdown,
+                health: Default::default(),
             }),
         }
     }

@@ -22,6 +22,8 @@ pub struct SourceCtx {
     pub out: Output,
     pub registry: Arc<Registry>,
     pub shutdown: Shutdown,
+    /// Report a degradation here (shown in status); the runner keeps the rest.
+    pub health: Arc<crate::plugins::Health>,
 }
 
 /// A source that has been set up. `start` turns it into its task, which returns when

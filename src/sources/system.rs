@@ -981,6 +981,7 @@ btime 1795771000
             out,
             registry: reg.clone(),
             shutdown,
+            health: Default::default(),
         };
         let ex = smol::LocalExecutor::new();
         let readings = smol::block_on(ex.run(within(20, async {
@@ -1053,6 +1054,7 @@ btime 1795771000
             out,
             registry: reg.clone(),
             shutdown,
+            health: Default::default(),
         };
         let info = reg.lookup("system:uptime").unwrap();
         let ex = smol::LocalExecutor::new();
