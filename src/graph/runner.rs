@@ -432,3 +432,149 @@ async fn flush(buf: &mut Out, out: &Output, registry: &Registry) {
         out.send(item).await;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::settings::{PinConfig, PinMode, Pull};
+    use crate::edges::gpio::{GpioError, PinEvent};
+
+    /// A backend whose pins read (or not) and whose edge events fail.
+    struct Flaky {
+        reads: bool,
+    }
+
+    impl GpioBackend for Flaky {
+        fn name(&self) -> &'static str {
+            "flaky"
+        }
+        fn read(&self, pin: u8) -> Result<bool, GpioError> {
+            if self.reads {
+                Ok(false)
+            } else {
+                Err(GpioError::UnknownPin(pin))
+            }
+        }
+        fn write(&self, _: u8, _: bool) -> Result<(), GpioError> {
+            Ok(())
+        }
+        fn subscribe(&self, _: async_channel::Sender<PinEvent>) -> Result<(), GpioError> {
+            Err(GpioError::Backend("no interrupts here".into()))
+        }
+        fn set_input(&self, _: u8, _: bool) -> Result<(), GpioError> {
+            Err(GpioError::NotSimulated)
+        }
+    }
+
+    const PIPELINE: &str = r#"
+[[source]]
+name = "system"
+kind = "system"
+metrics = ["uptime"]
+
+[[source]]
+name = "pins"
+kind = "gpio"
+
+[[stage]]
+name = "quiet"
+kind = "filter"
+from = ["system", "pins"]
+
+[[sink]]
+name = "log"
+kind = "log"
+from = ["quiet"]
+"#;
+
+    fn settings() -> Settings {
+        let mut s = Settings::defaults();
+        s.gpio.pins = vec![PinConfig {
+            pin: 17,
+            name: "motion".into(),
+            mode: PinMode::Input,
+            pull: Pull::Down,
+            initial: false,
+        }];
+        s
+    }
+
+    fn build_with(backend: Flaky, shutdown: &Shutdown) -> Built {
+        let settings = settings();
+        let spec = PipelineSpec::parse("p.toml", PIPELINE, &settings).unwrap();
+        let registry = Arc::new(Registry::new());
+        let gpio: Arc<dyn GpioBackend> = Arc::new(backend);
+        build(
+            &spec,
+            Parts {
+                settings: &settings,
+                registry: &registry,
+                gpio: &gpio,
+                writer: None,
+                mqtt: None,
+                observer: None,
+                shutdown,
+            },
+        )
+        .unwrap()
+    }
+
+    fn node<'a>(b: &'a Built, name: &str) -> &'a NodeStatus {
+        b.status.nodes.iter().find(|n| n.name == name).unwrap()
+    }
+
+    #[test]
+    fn a_source_whose_backend_reads_no_pin_is_left_out_and_the_rest_is_wired() {
+        let (_trigger, shutdown) = crate::shutdown::channel();
+        let built = build_with(Flaky { reads: false }, &shutdown);
+        let pins = node(&built, "pins");
+        assert_eq!(pins.state(), "unavailable");
+        assert!(
+            pins.reason()
+                .unwrap()
+                .contains("the flaky backend can read none of its pins (17)"),
+            "{:?}",
+            pins.reason()
+        );
+        let names: Vec<&str> = built.status.nodes.iter().map(|n| n.name.as_str()).collect();
+        assert_eq!(names, ["system", "pins", "quiet", "log"]);
+        // system -> quiet and quiet -> log; nothing from the node left out.
+        let edges: Vec<(&str, &str)> = built
+            .status
+            .edges
+            .iter()
+            .map(|e| (e.from.as_str(), e.to.as_str()))
+            .collect();
+        assert_eq!(edges, [("system", "quiet"), ("quiet", "log")]);
+        assert_eq!(built.tasks.len(), 3);
+        assert_eq!(node(&built, "quiet").state(), "starting");
+    }
+
+    #[test]
+    fn a_source_may_report_itself_degraded_and_every_task_stops_on_shutdown() {
+        let (trigger, shutdown) = crate::shutdown::channel();
+        let built = build_with(Flaky { reads: true }, &shutdown);
+        let ex = smol::LocalExecutor::new();
+        let tasks: Vec<_> = built.tasks.into_iter().map(|t| ex.spawn(t)).collect();
+        let nodes = built.status.nodes;
+        smol::block_on(ex.run(async {
+            let pins = nodes.iter().find(|n| n.name == "pins").unwrap();
+            for _ in 0..1000 {
+                if pins.state() == "degraded" {
+                    break;
+                }
+                smol::Timer::after(Duration::from_millis(5)).await;
+            }
+            assert_eq!(pins.state(), "degraded");
+            assert!(pins.reason().unwrap().contains("no interrupts here"));
+            assert_eq!(nodes[0].state(), "running");
+            trigger.fire();
+            for t in tasks {
+                t.await;
+            }
+        }));
+        for n in &nodes {
+            assert_eq!(n.state(), "stopped", "{}", n.name);
+        }
+    }
+}
