@@ -138,9 +138,10 @@ fn discovery_messages(
     if !settings.mqtt.discovery {
         return Vec::new();
     }
-    let Some(template) = spec.sinks.iter().find_map(|s| match &s.kind {
-        crate::config::SinkKind::Mqtt(p) if p.format == MqttFormat::State => Some(p.topic.clone()),
-        _ => None,
+    let Some(template) = spec.sinks.iter().find_map(|s| {
+        s.params::<crate::sinks::mqtt_params::MqttSinkParams>()
+            .filter(|p| p.format == MqttFormat::State)
+            .map(|p| p.topic.clone())
     }) else {
         log::info!(
             "mqtt: Home Assistant discovery is on, but no mqtt sink with format = \"state\" publishes states to point it at; nothing announced"

@@ -40,6 +40,7 @@ enum Cmd {
     Run(RunCmd),
     Status(StatusCmd),
     Pipeline(PipelineCmd),
+    Plugins(PluginsCmd),
     Ask(AskCmd),
     Memory(MemoryCmd),
     Config(ConfigCmd),
@@ -182,6 +183,31 @@ struct CheckCmd {
     files: Vec<PathBuf>,
 }
 
+#[derive(FromArgs)]
+/// the kinds of sources, stages, sinks and tools this build knows
+#[argh(subcommand, name = "plugins")]
+#[argh(help_triggers("-h", "--help", "help"))]
+struct PluginsCmd {
+    #[argh(subcommand)]
+    cmd: PluginsSub,
+}
+
+#[derive(FromArgs)]
+#[argh(subcommand)]
+enum PluginsSub {
+    List(PluginsListCmd),
+}
+
+#[derive(FromArgs)]
+/// list every kind: role, name, version, status and parameters
+#[argh(subcommand, name = "list")]
+#[argh(help_triggers("-h", "--help", "help"))]
+struct PluginsListCmd {
+    /// print one JSON array instead of text
+    #[argh(switch)]
+    json: bool,
+}
+
 fn main() -> ExitCode {
     let args = argh_glue::hoist_globals(&std::env::args().collect::<Vec<_>>());
     let strs: Vec<&str> = args.iter().map(String::as_str).collect();
@@ -222,6 +248,16 @@ fn main() -> ExitCode {
         Some(Cmd::Pipeline(PipelineCmd {
             cmd: PipelineSub::Check(c),
         })) => pipeline_check(settings, c.files),
+        Some(Cmd::Plugins(PluginsCmd {
+            cmd: PluginsSub::List(l),
+        })) => {
+            if l.json {
+                println!("{:#}", smollama::plugins::list::json());
+            } else {
+                print!("{}", smollama::plugins::list::text());
+            }
+            ExitCode::SUCCESS
+        }
         Some(Cmd::Ask(a)) => ask(&settings, &a.question),
         Some(Cmd::Memory(m)) => memory(&settings, m.cmd),
         Some(Cmd::Config(_)) => {
@@ -291,6 +327,7 @@ mod argh_glue {
             }
             expected = match *a {
                 "pipeline" => names(super::PipelineSub::COMMANDS),
+                "plugins" => names(super::PluginsSub::COMMANDS),
                 "memory" => names(super::MemorySub::COMMANDS),
                 "config" => names(super::ConfigSub::COMMANDS),
                 // After a command without subcommands the word is a stray argument.
@@ -430,12 +467,9 @@ fn offline_context(settings: &Settings) -> Result<smollama::agent::tools::ToolCo
     // Opened only if a tool reads or drives a pin: most commands never do.
     let gpio: std::sync::Arc<dyn smollama::edges::gpio::GpioBackend> =
         std::sync::Arc::new(smollama::edges::gpio::lazy::LazyGpio::new(&settings.gpio));
-    let retention = PipelineSpec::load(settings).ok().and_then(|spec| {
-        spec.stages.iter().find_map(|s| match &s.kind {
-            smollama::config::StageKind::Retention(p) => Some(p.clone()),
-            _ => None,
-        })
-    });
+    let retention = PipelineSpec::load(settings)
+        .ok()
+        .and_then(|spec| spec.retention());
     Ok(smollama::app::tool_context(
         settings, &store, &registry, &gpio, retention, None,
     ))

@@ -101,6 +101,9 @@ pub fn live(shared: &StatusView) -> Json {
                 "name": n.name,
                 "role": n.role,
                 "kind": n.kind,
+                "version": n.version,
+                "state": n.state(),
+                "reason": n.reason(),
                 "counters": counters,
                 "queue": n.inbox.as_ref().map(|rx| json!({
                     "depth": rx.len(),
@@ -658,9 +661,15 @@ pub fn human(r: &Json) -> String {
             } else {
                 format!(" queue {}/{}", str_of(&q["depth"]), str_of(&q["capacity"]))
             };
+            let state = match (n["state"].as_str(), n["reason"].as_str()) {
+                (Some("running"), _) => String::new(),
+                (Some(state), Some(why)) => format!(" {state}: {why}"),
+                (Some(state), None) => format!(" {state}"),
+                _ => String::new(),
+            };
             let _ = writeln!(
                 s,
-                "  {:<8} {:<10} {:<10}{} {}",
+                "  {:<8} {:<10} {:<10}{} {}{state}",
                 str_of(&n["role"]),
                 str_of(&n["name"]),
                 str_of(&n["kind"]),

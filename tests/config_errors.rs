@@ -2,7 +2,7 @@
 //! message (and line) its header promises; every file under `good/` must validate.
 //!
 //! Header lines: `# expect: <substring of an error's message or hint>` and, optionally,
-//! `# line: <N>`. An empty expectation only demands a clean error (no panic) with a line.
+//! `# line: <N>`; a file may have several such pairs, and must report each. An empty expectation only demands a clean error (no panic) with a line.
 
 use std::path::{Path, PathBuf};
 
@@ -30,20 +30,29 @@ struct Expect {
     line: Option<usize>,
 }
 
-fn expectation(text: &str, path: &Path) -> Expect {
-    let mut message = None;
-    let mut line = None;
+/// The header's expectations: each `# expect:` with the `# line:` after it, if any. A
+/// file with several must report every one of them.
+fn expectation(text: &str, path: &Path) -> Vec<Expect> {
+    let mut all: Vec<Expect> = Vec::new();
     for l in text.lines().take_while(|l| l.starts_with('#')) {
         if let Some(m) = l.strip_prefix("# expect:") {
-            message = Some(m.trim().to_string());
+            all.push(Expect {
+                message: m.trim().to_string(),
+                line: None,
+            });
         } else if let Some(n) = l.strip_prefix("# line:") {
-            line = Some(n.trim().parse().expect("line number"));
+            let last = all
+                .last_mut()
+                .unwrap_or_else(|| panic!("{}: `# line:` before `# expect:`", path.display()));
+            last.line = Some(n.trim().parse().expect("line number"));
         }
     }
-    Expect {
-        message: message.unwrap_or_else(|| panic!("{} has no `# expect:` line", path.display())),
-        line,
-    }
+    assert!(
+        !all.is_empty(),
+        "{} has no `# expect:` line",
+        path.display()
+    );
+    all
 }
 
 /// Settings the pipeline corpus is checked against: two pins configured.
@@ -71,29 +80,31 @@ fn pin_settings() -> Settings {
 fn check_failure(
     path: &Path,
     result: Result<impl std::fmt::Debug, ConfigErrors>,
-    expect: &Expect,
+    expects: &[Expect],
     file: &str,
 ) {
     let errs = match result {
         Ok(v) => panic!(
             "{} should fail with '{}' but loaded: {v:?}",
             path.display(),
-            expect.message
+            expects[0].message
         ),
         Err(e) => e,
     };
     assert!(!errs.0.is_empty(), "{}: empty error list", path.display());
-    let found = errs.0.iter().any(|e| {
-        let text = format!("{} {}", e.message, e.hint.as_deref().unwrap_or(""));
-        text.contains(&expect.message) && (expect.line.is_none() || e.line == expect.line)
-    });
-    assert!(
-        found,
-        "{}: expected an error containing '{}' at line {:?}, got:\n{errs}",
-        path.display(),
-        expect.message,
-        expect.line
-    );
+    for expect in expects {
+        let found = errs.0.iter().any(|e| {
+            let text = format!("{} {}", e.message, e.hint.as_deref().unwrap_or(""));
+            text.contains(&expect.message) && (expect.line.is_none() || e.line == expect.line)
+        });
+        assert!(
+            found,
+            "{}: expected an error containing '{}' at line {:?}, got:\n{errs}",
+            path.display(),
+            expect.message,
+            expect.line
+        );
+    }
     for e in &errs.0 {
         assert!(
             e.file.ends_with(file),

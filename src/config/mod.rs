@@ -11,7 +11,5 @@ pub mod spec;
 pub mod suggest;
 
 pub use error::{ConfigError, ConfigErrors};
-pub use pipeline::{
-    PipelineSpec, SinkKind, SinkSpec, SourceKind, SourceSpec, StageKind, StageSpec,
-};
+pub use pipeline::{PipelineSpec, SinkSpec, SourceSpec, StageSpec};
 pub use settings::Settings;

@@ -1,6 +1,6 @@
 //! Wires a validated pipeline into tasks on one `smol::LocalExecutor`.
 //!
-//! Every source, stage and sink becomes one task. Each non-source node owns one bounded
+//! Every source, stage and sink is set up by its kind (`plugins`) and becomes one task. Each non-source node owns one bounded
 //! inbox that all its upstream edges send into. Inboxes are lossy (drop oldest, counted)
 //! except in front of durable sinks, which apply backpressure instead; since a lossless
 //! inbox always has a lossy one upstream, a slow disk makes the graph drop old readings
@@ -25,25 +25,17 @@ use super::registry::Registry;
 use super::stage::{Out, Stage};
 use super::{Item, Micros};
 use crate::clock::now_us;
+use crate::config::PipelineSpec;
 use crate::config::settings::Settings;
-use crate::config::{PipelineSpec, SinkKind, SourceKind, StageKind};
 use crate::edges::gpio::GpioBackend;
 use crate::messages::Publish;
 #[cfg(feature = "mqtt")]
 use crate::messages::Subscription;
+use crate::plugins::{Health, Kind, Make, Unavailable};
 use crate::shutdown::Shutdown;
-use crate::sinks;
-#[cfg(feature = "mqtt")]
-use crate::sinks::mqtt::MqttSink;
-
-use crate::sources::SourceCtx;
-use crate::sources::gpio::GpioSource;
-#[cfg(feature = "mqtt")]
-use crate::sources::mqtt::MqttSource;
-use crate::sources::system::SystemSource;
-use crate::stages::adaptive::Adaptive;
-use crate::stages::filter::Filter;
-use crate::stages::retention::{Retention, RetentionParams};
+use crate::sinks::Sink;
+use crate::sources::{Source, SourceCtx};
+use crate::stages::retention::RetentionParams;
 use crate::store::writer::WriterHandle;
 
 /// Queue length in front of a stage: enough to absorb a burst of every system metric
@@ -59,11 +51,31 @@ pub struct NodeStatus {
     pub name: String,
     pub role: &'static str,
     pub kind: &'static str,
+    pub version: &'static str,
     pub counters: Option<Arc<Counters>>,
     /// The node's inbox (sources have none), to read its depth.
     pub inbox: Option<Receiver<Item>>,
     pub inbox_capacity: usize,
     pub inbox_lossy: bool,
+    /// Starting, running or stopped, set around the node's task.
+    pub health: Arc<Health>,
+    /// Why setup failed; the node was left out and the rest runs.
+    pub unavailable: Option<String>,
+}
+
+impl NodeStatus {
+    /// "running", "degraded", "stopped", ... or "unavailable".
+    pub fn state(&self) -> &'static str {
+        match self.unavailable {
+            Some(_) => "unavailable",
+            None => self.health.as_str(),
+        }
+    }
+
+    /// Why it is unavailable or degraded.
+    pub fn reason(&self) -> Option<String> {
+        self.unavailable.clone().or_else(|| self.health.reason())
+    }
 }
 
 /// The running graph as status sees it.
@@ -80,16 +92,24 @@ pub struct Parts<'a> {
     pub settings: &'a Settings,
     pub registry: &'a Arc<Registry>,
     pub gpio: &'a Arc<dyn GpioBackend>,
-    /// The store writer; `None` when the pipeline has no store sink (then `build` fails
-    /// if one is needed).
+    /// The store writer; `None` when the pipeline has no store sink (then a store sink
+    /// is unavailable).
     pub writer: Option<&'a WriterHandle>,
     /// Where mqtt sinks send messages; `None` when no broker is configured (then mqtt
-    /// sinks and sources are left out, with one log line each).
+    /// sinks and sources are unavailable, with one log line each).
     /// Always `None` in a build without the mqtt feature.
     pub mqtt: Option<&'a async_channel::Sender<Publish>>,
     /// Where observer sinks send change events (the agent's observation loop).
     pub observer: Option<&'a async_channel::Sender<super::Change>>,
     pub shutdown: &'a Shutdown,
+}
+
+/// What a kind's setup gets: the parts, and where it registers what edges need of it.
+pub struct Setup<'a> {
+    pub parts: &'a Parts<'a>,
+    /// What each mqtt source wants from the broker, for the MQTT worker.
+    #[cfg(feature = "mqtt")]
+    pub subscriptions: Vec<Subscription>,
 }
 
 pub struct Built {
@@ -100,293 +120,232 @@ pub struct Built {
     pub subscriptions: Vec<Subscription>,
 }
 
-/// Leave out mqtt sources and sinks when MQTT is off, saying so once each.
-fn without_mqtt(spec: &PipelineSpec) -> PipelineSpec {
-    let why = if cfg!(feature = "mqtt") {
-        "no [mqtt] broker configured"
-    } else {
-        "this build has no mqtt feature"
-    };
-    let mut spec = spec.clone();
-    spec.sources.retain(|s| {
-        let keep = !matches!(s.kind, SourceKind::Mqtt { .. });
-        if !keep {
-            log::info!("mqtt source '{}' skipped: {why}", s.name);
-        }
-        keep
-    });
-    spec.sinks.retain(|s| {
-        let keep = !matches!(s.kind, SinkKind::Mqtt(_));
-        if !keep {
-            log::info!("mqtt sink '{}' skipped: {why}", s.name);
-        }
-        keep
-    });
-    let gone = |n: &String| {
-        !spec.sources.iter().any(|s| &s.name == n) && !spec.stages.iter().any(|s| &s.name == n)
-    };
-    let dropped: Vec<String> = spec
-        .stages
-        .iter()
-        .flat_map(|s| s.from.iter())
-        .chain(spec.sinks.iter().flat_map(|s| s.from.iter()))
-        .filter(|n| gone(n))
-        .cloned()
-        .collect();
-    for st in &mut spec.stages {
-        st.from.retain(|f| !dropped.contains(f));
-    }
-    for sk in &mut spec.sinks {
-        sk.from.retain(|f| !dropped.contains(f));
-    }
-    spec
+/// A node whose setup succeeded, waiting for its inbox and output.
+enum Ready {
+    Source(Box<dyn Source>),
+    Stage(Box<dyn Stage>),
+    Sink(Box<dyn Sink>, bool),
 }
 
-/// Wire `spec` (already validated) into tasks ready to spawn.
+/// Set up one node by its kind; `Err` leaves it out.
+fn set_up(kind: &Kind, node: Node<'_>, setup: &mut Setup<'_>) -> Result<Ready, Unavailable> {
+    match (kind.make, node) {
+        (Make::Source { setup: f, .. }, Node::Source(spec)) => f(spec, setup).map(Ready::Source),
+        (Make::Stage { setup: f, .. }, Node::Stage(spec)) => f(spec, setup).map(Ready::Stage),
+        (
+            Make::Sink {
+                setup: f, lossless, ..
+            },
+            Node::Sink(spec),
+        ) => f(spec, setup).map(|s| Ready::Sink(s, lossless)),
+        _ => Err(Unavailable::Failed(format!(
+            "{} is not a kind of this role",
+            kind.name
+        ))),
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Node<'a> {
+    Source(&'a crate::config::SourceSpec),
+    Stage(&'a crate::config::StageSpec),
+    Sink(&'a crate::config::SinkSpec),
+}
+
+/// Wire `spec` (already validated) into tasks ready to spawn. Every node is set up
+/// first; one whose setup fails is left out with its edges, logged and shown in status
+/// as unavailable, and the rest runs.
 pub fn build(spec: &PipelineSpec, parts: Parts<'_>) -> Result<Built, String> {
-    let trimmed;
-    let spec = if parts.mqtt.is_none() || !cfg!(feature = "mqtt") {
-        trimmed = without_mqtt(spec);
-        &trimmed
-    } else {
-        spec
-    };
-    #[cfg(feature = "mqtt")]
-    let mut subscriptions = Vec::new();
     let registry = parts.registry;
-    let mut status = GraphStatus::default();
-    let mut tasks: Vec<Task> = Vec::new();
+    let mut status = GraphStatus {
+        retention: spec.retention(),
+        ..GraphStatus::default()
+    };
+    let mut setup = Setup {
+        parts: &parts,
+        #[cfg(feature = "mqtt")]
+        subscriptions: Vec::new(),
+    };
 
-    // One inbox per stage and sink, keyed by node name.
-    let mut inboxes: Vec<(String, Inbox)> = Vec::new();
-    for st in &spec.stages {
-        inboxes.push((st.name.clone(), Inbox::new(&st.name, STAGE_QUEUE, true)));
-    }
-    for sk in &spec.sinks {
-        let lossless = matches!(sk.kind, SinkKind::Store);
-        let cap = if lossless { SINK_QUEUE } else { STAGE_QUEUE };
-        inboxes.push((sk.name.clone(), Inbox::new(&sk.name, cap, !lossless)));
-    }
-
-    // The fan-out of a node: a sender into the inbox of every node that reads from it.
-    let output_of = |name: &str, status: &mut GraphStatus| -> Output {
-        let mut edges = Vec::new();
-        for st in &spec.stages {
-            if st.from.iter().any(|f| f == name) {
-                edges.push(find(&inboxes, &st.name).sender(name, registry));
+    // Setup, in pipeline order: sources, stages, sinks.
+    let nodes: Vec<(&str, &'static Kind, Node)> = spec
+        .sources
+        .iter()
+        .map(|s| (s.name.as_str(), s.kind, Node::Source(s)))
+        .chain(
+            spec.stages
+                .iter()
+                .map(|s| (s.name.as_str(), s.kind, Node::Stage(s))),
+        )
+        .chain(
+            spec.sinks
+                .iter()
+                .map(|s| (s.name.as_str(), s.kind, Node::Sink(s))),
+        )
+        .collect();
+    let mut ready: Vec<(&str, &'static Kind, Node, Ready)> = Vec::new();
+    for (name, kind, node) in nodes {
+        match set_up(kind, node, &mut setup) {
+            Ok(r) => ready.push((name, kind, node, r)),
+            Err(why) => {
+                let role = kind.role.as_str();
+                match &why {
+                    Unavailable::Off(r) => {
+                        log::info!("{} {role} '{name}' skipped: {r}", kind.name)
+                    }
+                    Unavailable::Failed(r) => log::warn!(
+                        "{} {role} '{name}' unavailable: {r}; the rest of the node runs",
+                        kind.name
+                    ),
+                }
+                status.nodes.push(NodeStatus {
+                    name: name.to_string(),
+                    role,
+                    kind: kind.name,
+                    version: kind.version,
+                    counters: None,
+                    inbox: None,
+                    inbox_capacity: 0,
+                    inbox_lossy: false,
+                    health: Arc::default(),
+                    unavailable: Some(why.reason().to_string()),
+                });
             }
         }
-        for sk in &spec.sinks {
-            if sk.from.iter().any(|f| f == name) {
-                edges.push(find(&inboxes, &sk.name).sender(name, registry));
+    }
+    let up = |n: &str| ready.iter().any(|(name, ..)| *name == n);
+    // Whether a node reads from `upstream`, which was set up (edges to or from a node
+    // left out are left out too).
+    let reads = |node: &Node, upstream: &str| -> bool {
+        let from = match node {
+            Node::Source(_) => return false,
+            Node::Stage(s) => &s.from,
+            Node::Sink(s) => &s.from,
+        };
+        up(upstream) && from.iter().any(|f| f == upstream)
+    };
+
+    // One inbox per stage and sink, keyed by node name.
+    let mut inboxes: Vec<(String, Inbox, usize, bool)> = Vec::new();
+    for (name, _, _, r) in &ready {
+        let (cap, lossy) = match r {
+            Ready::Source(_) => continue,
+            Ready::Stage(_) => (STAGE_QUEUE, true),
+            Ready::Sink(_, true) => (SINK_QUEUE, false),
+            Ready::Sink(_, false) => (STAGE_QUEUE, true),
+        };
+        inboxes.push((name.to_string(), Inbox::new(name, cap, lossy), cap, lossy));
+    }
+
+    // Fan-outs first: every sender must exist before inboxes give up their own.
+    // The fan-out of a node: a sender into the inbox of every node that reads from it.
+    let mut outputs: Vec<Option<Output>> = Vec::new();
+    for (name, _, _, r) in &ready {
+        if matches!(r, Ready::Sink(..)) {
+            outputs.push(None);
+            continue;
+        }
+        let mut edges = Vec::new();
+        for (reader, _, node, _) in &ready {
+            if reads(node, name) {
+                let inbox = &inboxes
+                    .iter()
+                    .find(|(n, ..)| n == reader)
+                    .expect("every reader has an inbox")
+                    .1;
+                edges.push(inbox.sender(name, registry));
             }
         }
         status.edges.extend(edges.iter().map(|e| e.stats().clone()));
-        Output::new(edges)
-    };
-
-    // Fan-outs first: every sender must exist before inboxes give up their own.
-    let mut outputs: Vec<Output> = Vec::new();
-    for name in spec
-        .sources
-        .iter()
-        .map(|s| &s.name)
-        .chain(spec.stages.iter().map(|s| &s.name))
-    {
-        outputs.push(output_of(name, &mut status));
+        outputs.push(Some(Output::new(edges)));
     }
-    let mut outputs = outputs.into_iter();
 
-    for src in &spec.sources {
-        let out = outputs.next().expect("one output per source");
-        let ctx = SourceCtx {
-            out,
-            registry: registry.clone(),
-            shutdown: parts.shutdown.clone(),
-        };
-        let kind = match &src.kind {
-            SourceKind::System { metrics } => {
-                let s = SystemSource::new(
-                    metrics.as_slice(),
-                    src.every,
-                    parts.settings.node.data_dir.clone(),
-                    registry,
-                );
-                tasks.push(Box::pin(s.run(ctx)));
-                "system"
-            }
-            SourceKind::Gpio { pins } => {
-                let chosen: Vec<_> = parts
-                    .settings
-                    .gpio
-                    .pins
-                    .iter()
-                    .filter(|p| pins.is_empty() || pins.contains(&p.pin))
-                    .cloned()
-                    .collect();
-                let s = GpioSource::new(parts.gpio.clone(), &chosen, src.every, registry);
-                tasks.push(Box::pin(s.run(ctx)));
-                "gpio"
-            }
-            #[cfg(feature = "mqtt")]
-            SourceKind::Mqtt {
-                topics,
-                pointer,
-                unit,
-            } => {
-                let (tx, rx) = async_channel::bounded(crate::sources::mqtt::QUEUE);
-                subscriptions.push(Subscription {
-                    source: src.name.clone(),
-                    filters: topics.clone(),
-                    pointer: pointer.clone(),
-                    unit: unit.clone(),
-                    tx,
-                });
-                tasks.push(Box::pin(MqttSource::new(rx).run(ctx)));
-                "mqtt"
-            }
-            #[cfg(not(feature = "mqtt"))]
-            SourceKind::Mqtt { .. } => {
-                return Err(format!("source '{}' needs MQTT, which is off", src.name));
-            }
-        };
-        status.nodes.push(NodeStatus {
-            name: src.name.clone(),
-            role: "source",
-            kind,
+    let mut tasks: Vec<Task> = Vec::new();
+    for ((name, kind, _, r), out) in ready.into_iter().zip(outputs) {
+        let health = Arc::new(Health::default());
+        let mut node = NodeStatus {
+            name: name.to_string(),
+            role: kind.role.as_str(),
+            kind: kind.name,
+            version: kind.version,
             counters: None,
             inbox: None,
             inbox_capacity: 0,
             inbox_lossy: false,
-        });
-    }
-
-    for st in &spec.stages {
-        let out = outputs.next().expect("one output per stage");
-        let (stage, kind): (Box<dyn Stage>, &'static str) = match &st.kind {
-            StageKind::Filter(p) => (
-                Box::new(Filter::new(p.clone(), registry.clone()).with_name(&st.name)),
-                "filter",
-            ),
-            StageKind::Adaptive(p) => (
-                Box::new(Adaptive::new(p.clone(), registry.clone()).with_name(&st.name)),
-                "adaptive",
-            ),
-            StageKind::Retention(p) => {
-                if status.retention.is_none() {
-                    status.retention = Some(p.clone());
-                }
-                (
-                    Box::new(Retention::new(p.clone(), registry.clone()).with_name(&st.name)),
-                    "retention",
-                )
+            health: health.clone(),
+            unavailable: None,
+        };
+        let task = match r {
+            Ready::Source(source) => source.start(SourceCtx {
+                out: out.expect("one output per source"),
+                registry: registry.clone(),
+                shutdown: parts.shutdown.clone(),
+                health: health.clone(),
+            }),
+            Ready::Stage(stage) => {
+                let rx = take(&mut inboxes, name, &mut node);
+                node.counters = Some(stage.counters());
+                Box::pin(run_stage(
+                    stage,
+                    rx,
+                    out.expect("one output per stage"),
+                    registry.clone(),
+                ))
+            }
+            Ready::Sink(sink, _) => {
+                let rx = take(&mut inboxes, name, &mut node);
+                node.counters = Some(sink.counters());
+                sink.start(rx)
             }
         };
-        let rx = take(&mut inboxes, &st.name);
-        status.nodes.push(NodeStatus {
-            name: st.name.clone(),
-            role: "stage",
-            kind,
-            counters: Some(stage.counters()),
-            inbox: Some(rx.clone()),
-            inbox_capacity: STAGE_QUEUE,
-            inbox_lossy: true,
-        });
-        tasks.push(Box::pin(run_stage(stage, rx, out, registry.clone())));
+        tasks.push(watched(task, health));
+        status.nodes.push(node);
     }
-
-    for sk in &spec.sinks {
-        let rx = take(&mut inboxes, &sk.name);
-        let (kind, counters, cap, lossy): (&'static str, Arc<Counters>, usize, bool) =
-            match &sk.kind {
-                #[cfg(feature = "mqtt")]
-                SinkKind::Mqtt(p) => {
-                    let publish = parts
-                        .mqtt
-                        .ok_or_else(|| format!("sink '{}' needs MQTT, which is off", sk.name))?;
-                    let sink = MqttSink::new(
-                        &sk.name,
-                        p.clone(),
-                        &parts.settings.node.name,
-                        &MqttSink::prefix(parts.settings, p.format),
-                        registry.clone(),
-                        publish.clone(),
-                    );
-                    let c = sink.counters();
-                    tasks.push(Box::pin(sink.run(rx.clone())));
-                    ("mqtt", c, STAGE_QUEUE, true)
-                }
-                #[cfg(not(feature = "mqtt"))]
-                SinkKind::Mqtt(_) => {
-                    return Err(format!("sink '{}' needs MQTT, which is off", sk.name));
-                }
-                SinkKind::Observer => {
-                    let counters = Arc::new(Counters::new(&["changes", "forwarded"]));
-                    let c = counters.clone();
-                    let to = parts.observer.cloned();
-                    let rx2 = rx.clone();
-                    tasks.push(Box::pin(async move {
-                        while let Ok(item) = rx2.recv().await {
-                            if let Item::Change(ch) = item {
-                                c.inc(0);
-                                // Never wait on the observer: a missed change only delays a look.
-                                if to.as_ref().is_some_and(|t| t.try_send(ch).is_ok()) {
-                                    c.inc(1);
-                                }
-                            }
-                        }
-                    }));
-                    ("observer", counters, STAGE_QUEUE, true)
-                }
-                SinkKind::Store => {
-                    let writer = parts.writer.ok_or_else(|| {
-                        format!("sink '{}' needs the store, which is not open", sk.name)
-                    })?;
-                    let sink = sinks::store::StoreSink::new(writer);
-                    let c = sink.counters();
-                    tasks.push(Box::pin(sink.run(rx.clone())));
-                    ("store", c, SINK_QUEUE, false)
-                }
-                SinkKind::Log => {
-                    let sink = sinks::log::LogSink::new(&sk.name, registry.clone());
-                    let c = sink.counters();
-                    tasks.push(Box::pin(sink.run(rx.clone())));
-                    ("log", c, STAGE_QUEUE, true)
-                }
-            };
-        status.nodes.push(NodeStatus {
-            name: sk.name.clone(),
-            role: "sink",
-            kind,
-            counters: Some(counters),
-            inbox: Some(rx),
-            inbox_capacity: cap,
-            inbox_lossy: lossy,
-        });
-    }
+    // Status lists nodes in pipeline order, the unavailable among them.
+    let order: Vec<&str> = spec
+        .sources
+        .iter()
+        .map(|s| s.name.as_str())
+        .chain(spec.stages.iter().map(|s| s.name.as_str()))
+        .chain(spec.sinks.iter().map(|s| s.name.as_str()))
+        .collect();
+    status
+        .nodes
+        .sort_by_key(|n| order.iter().position(|o| *o == n.name));
     Ok(Built {
         tasks,
         status,
         #[cfg(feature = "mqtt")]
-        subscriptions,
+        subscriptions: setup.subscriptions,
     })
 }
 
-fn find<'a>(inboxes: &'a [(String, Inbox)], name: &str) -> &'a Inbox {
-    &inboxes
-        .iter()
-        .find(|(n, _)| n == name)
-        .expect("validated pipeline: every `from` names a stage or sink")
-        .1
+/// The task with its health kept: running once polled, stopped once returned.
+fn watched(task: Task, health: Arc<Health>) -> Task {
+    Box::pin(async move {
+        health.set_running();
+        task.await;
+        health.set_stopped();
+    })
 }
 
-/// Remove a node's inbox, dropping its own sender so the channel closes with its upstreams.
-fn take(inboxes: &mut Vec<(String, Inbox)>, name: &str) -> Receiver<Item> {
+/// Remove a node's inbox, dropping its own sender so the channel closes with its
+/// upstreams; the status keeps a receiver to read the depth.
+fn take(
+    inboxes: &mut Vec<(String, Inbox, usize, bool)>,
+    name: &str,
+    node: &mut NodeStatus,
+) -> Receiver<Item> {
     let i = inboxes
         .iter()
-        .position(|(n, _)| n == name)
+        .position(|(n, ..)| n == name)
         .expect("inbox exists for every stage and sink");
-    inboxes.swap_remove(i).1.into_receiver()
+    let (_, inbox, cap, lossy) = inboxes.swap_remove(i);
+    let rx = inbox.into_receiver();
+    node.inbox = Some(rx.clone());
+    node.inbox_capacity = cap;
+    node.inbox_lossy = lossy;
+    rx
 }
 
 enum Wake {
@@ -471,5 +430,151 @@ async fn flush(buf: &mut Out, out: &Output, registry: &Registry) {
     }
     for item in buf.items.drain(..) {
         out.send(item).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::settings::{PinConfig, PinMode, Pull};
+    use crate::edges::gpio::{GpioError, PinEvent};
+
+    /// A backend whose pins read (or not) and whose edge events fail.
+    struct Flaky {
+        reads: bool,
+    }
+
+    impl GpioBackend for Flaky {
+        fn name(&self) -> &'static str {
+            "flaky"
+        }
+        fn read(&self, pin: u8) -> Result<bool, GpioError> {
+            if self.reads {
+                Ok(false)
+            } else {
+                Err(GpioError::UnknownPin(pin))
+            }
+        }
+        fn write(&self, _: u8, _: bool) -> Result<(), GpioError> {
+            Ok(())
+        }
+        fn subscribe(&self, _: async_channel::Sender<PinEvent>) -> Result<(), GpioError> {
+            Err(GpioError::Backend("no interrupts here".into()))
+        }
+        fn set_input(&self, _: u8, _: bool) -> Result<(), GpioError> {
+            Err(GpioError::NotSimulated)
+        }
+    }
+
+    const PIPELINE: &str = r#"
+[[source]]
+name = "system"
+kind = "system"
+metrics = ["uptime"]
+
+[[source]]
+name = "pins"
+kind = "gpio"
+
+[[stage]]
+name = "quiet"
+kind = "filter"
+from = ["system", "pins"]
+
+[[sink]]
+name = "log"
+kind = "log"
+from = ["quiet"]
+"#;
+
+    fn settings() -> Settings {
+        let mut s = Settings::defaults();
+        s.gpio.pins = vec![PinConfig {
+            pin: 17,
+            name: "motion".into(),
+            mode: PinMode::Input,
+            pull: Pull::Down,
+            initial: false,
+        }];
+        s
+    }
+
+    fn build_with(backend: Flaky, shutdown: &Shutdown) -> Built {
+        let settings = settings();
+        let spec = PipelineSpec::parse("p.toml", PIPELINE, &settings).unwrap();
+        let registry = Arc::new(Registry::new());
+        let gpio: Arc<dyn GpioBackend> = Arc::new(backend);
+        build(
+            &spec,
+            Parts {
+                settings: &settings,
+                registry: &registry,
+                gpio: &gpio,
+                writer: None,
+                mqtt: None,
+                observer: None,
+                shutdown,
+            },
+        )
+        .unwrap()
+    }
+
+    fn node<'a>(b: &'a Built, name: &str) -> &'a NodeStatus {
+        b.status.nodes.iter().find(|n| n.name == name).unwrap()
+    }
+
+    #[test]
+    fn a_source_whose_backend_reads_no_pin_is_left_out_and_the_rest_is_wired() {
+        let (_trigger, shutdown) = crate::shutdown::channel();
+        let built = build_with(Flaky { reads: false }, &shutdown);
+        let pins = node(&built, "pins");
+        assert_eq!(pins.state(), "unavailable");
+        assert!(
+            pins.reason()
+                .unwrap()
+                .contains("the flaky backend can read none of its pins (17)"),
+            "{:?}",
+            pins.reason()
+        );
+        let names: Vec<&str> = built.status.nodes.iter().map(|n| n.name.as_str()).collect();
+        assert_eq!(names, ["system", "pins", "quiet", "log"]);
+        // system -> quiet and quiet -> log; nothing from the node left out.
+        let edges: Vec<(&str, &str)> = built
+            .status
+            .edges
+            .iter()
+            .map(|e| (e.from.as_str(), e.to.as_str()))
+            .collect();
+        assert_eq!(edges, [("system", "quiet"), ("quiet", "log")]);
+        assert_eq!(built.tasks.len(), 3);
+        assert_eq!(node(&built, "quiet").state(), "starting");
+    }
+
+    #[test]
+    fn a_source_may_report_itself_degraded_and_every_task_stops_on_shutdown() {
+        let (trigger, shutdown) = crate::shutdown::channel();
+        let built = build_with(Flaky { reads: true }, &shutdown);
+        let ex = smol::LocalExecutor::new();
+        let tasks: Vec<_> = built.tasks.into_iter().map(|t| ex.spawn(t)).collect();
+        let nodes = built.status.nodes;
+        smol::block_on(ex.run(async {
+            let pins = nodes.iter().find(|n| n.name == "pins").unwrap();
+            for _ in 0..1000 {
+                if pins.state() == "degraded" {
+                    break;
+                }
+                smol::Timer::after(Duration::from_millis(5)).await;
+            }
+            assert_eq!(pins.state(), "degraded");
+            assert!(pins.reason().unwrap().contains("no interrupts here"));
+            assert_eq!(nodes[0].state(), "running");
+            trigger.fire();
+            for t in tasks {
+                t.await;
+            }
+        }));
+        for n in &nodes {
+            assert_eq!(n.state(), "stopped", "{}", n.name);
+        }
     }
 }

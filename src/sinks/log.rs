@@ -77,3 +77,37 @@ impl LogSink {
         }
     }
 }
+
+// ---------------------------------------------------------------------------------------
+// The kind.
+
+use crate::config::SinkSpec;
+use crate::graph::runner::{Setup, Task};
+use crate::plugins::{Kind, Make, Role, Unavailable, no_params};
+
+pub const KIND: Kind = Kind {
+    role: Role::Sink,
+    name: "log",
+    version: env!("CARGO_PKG_VERSION"),
+    doc: "every item as one info log line (for trying a pipeline out)",
+    params: &[],
+    make: Make::Sink {
+        parse: no_params,
+        lossless: false,
+        setup,
+    },
+};
+
+fn setup(spec: &SinkSpec, s: &mut Setup) -> Result<Box<dyn super::Sink>, Unavailable> {
+    Ok(Box::new(LogSink::new(&spec.name, s.parts.registry.clone())))
+}
+
+impl super::Sink for LogSink {
+    fn counters(&self) -> Arc<Counters> {
+        self.counters.clone()
+    }
+
+    fn start(self: Box<Self>, rx: Receiver<Item>) -> Task {
+        Box::pin((*self).run(rx))
+    }
+}

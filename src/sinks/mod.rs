@@ -1,11 +1,32 @@
-//! Sinks: where items leave the graph.
+//! Sinks: where items leave the graph. Each kind is one file with its `KIND` (see
+//! `plugins`).
 //!
 //! - `store`: batches items for the store's writer thread (lossless inbound edge).
 //! - `log`: one log line per item.
+//! - `mqtt` (`mqtt_params.rs` holds its kind, `mqtt.rs` the running part): batches or
+//!   states to the broker.
+//! - `observer`: the adaptive stage's volatile/calm events to the observation loop.
+
+use std::sync::Arc;
+
+use async_channel::Receiver;
+
+use crate::graph::Item;
+use crate::graph::counters::Counters;
+use crate::graph::runner::Task;
 
 pub mod log;
 #[cfg(feature = "mqtt")]
 pub mod mqtt;
-// Pipeline validation parses mqtt sinks in every build (they are skipped without `mqtt`).
+// The mqtt sink's kind: validated in every build (unavailable without `mqtt`).
 pub mod mqtt_params;
+pub mod observer;
 pub mod store;
+
+/// A sink that has been set up. `start` turns it into its task, which returns once its
+/// inbox closes (everything upstream has stopped), after handing on what it holds.
+pub trait Sink {
+    /// Counters shown in status, by name.
+    fn counters(&self) -> Arc<Counters>;
+    fn start(self: Box<Self>, rx: Receiver<Item>) -> Task;
+}

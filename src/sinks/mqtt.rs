@@ -218,3 +218,13 @@ impl MqttSink {
         let _ = self.publish.send(msg).await;
     }
 }
+
+impl super::Sink for MqttSink {
+    fn counters(&self) -> Arc<Counters> {
+        self.counters.clone()
+    }
+
+    fn start(self: Box<Self>, rx: Receiver<Item>) -> crate::graph::runner::Task {
+        Box::pin((*self).run(rx))
+    }
+}

@@ -63,3 +63,41 @@ impl StoreSink {
         // writer commit what it holds and exit.
     }
 }
+
+// ---------------------------------------------------------------------------------------
+// The kind.
+
+use crate::config::SinkSpec;
+use crate::graph::runner::{Setup, Task};
+use crate::plugins::{Kind, Make, Role, Unavailable, no_params};
+
+pub const KIND: Kind = Kind {
+    role: Role::Sink,
+    name: "store",
+    version: env!("CARGO_PKG_VERSION"),
+    doc: "the LMDB store (its inbox never drops: backpressure up to the nearest lossy inbox)",
+    params: &[],
+    make: Make::Sink {
+        parse: no_params,
+        lossless: true,
+        setup,
+    },
+};
+
+fn setup(_: &SinkSpec, s: &mut Setup) -> Result<Box<dyn super::Sink>, Unavailable> {
+    let writer = s
+        .parts
+        .writer
+        .ok_or_else(|| Unavailable::Failed("the store is not open".into()))?;
+    Ok(Box::new(StoreSink::new(writer)))
+}
+
+impl super::Sink for StoreSink {
+    fn counters(&self) -> Arc<Counters> {
+        self.counters.clone()
+    }
+
+    fn start(self: Box<Self>, rx: Receiver<Item>) -> Task {
+        Box::pin((*self).run(rx))
+    }
+}

@@ -99,6 +99,8 @@ impl GpioSource {
             Ok(()) => true,
             Err(e) => {
                 log::warn!("gpio: edge events unavailable ({e}); sampling only");
+                ctx.health
+                    .set_degraded(format!("edge events unavailable ({e}); sampling only"));
                 false
             }
         };
@@ -181,6 +183,183 @@ impl GpioSource {
     }
 }
 
+// ---------------------------------------------------------------------------------------
+// The kind: parameters, what it produces, setup.
+
+use toml::Value as Toml;
+
+use crate::config::SourceSpec;
+use crate::config::expect::Want;
+use crate::config::spec::Spec;
+use crate::graph::runner::{Setup, Task};
+use crate::plugins::params::{Reader as ParamReader, describe};
+use crate::plugins::{Flow, Kind, Make, Param, ParamsBox, Produced, Unavailable, params_of};
+
+/// The pins (BCM numbers) a `gpio` source reads; empty: every configured pin.
+#[derive(Clone, Debug, PartialEq)]
+pub struct GpioParams {
+    pub pins: Vec<u8>,
+}
+
+pub const KIND: Kind = Kind {
+    role: crate::plugins::Role::Source,
+    name: "gpio",
+    version: env!("CARGO_PKG_VERSION"),
+    doc: "the pins of [gpio] in smollama.toml as boolean readings gpio:<pin>",
+    params: &[
+        Param::new(Spec {
+            default: "\"10s\"",
+            doc: "how often every pin is read besides its edge events; at least 100ms",
+            ..Spec::new("every", Want::Duration)
+        }),
+        Param::new(Spec {
+            doc: "BCM numbers of configured pins to read (default: every configured pin)",
+            ..Spec::new("pins", Want::TextList)
+        })
+        .taking("a list of pin numbers such as [17, 27]"),
+    ],
+    make: Make::Source {
+        parse,
+        produces,
+        setup,
+    },
+};
+
+fn parse(r: &mut ParamReader) -> ParamsBox {
+    let mut pins: Vec<u8> = Vec::new();
+    if let Some(p) = r.get("pins") {
+        let settings = r.settings;
+        let configured: Vec<String> = settings
+            .gpio
+            .pins
+            .iter()
+            .map(|p| format!("{} ({})", p.pin, p.name))
+            .collect();
+        let Toml::Array(a) = &p.value else {
+            r.bad(
+                p,
+                (
+                    format!(
+                        "expected a list of BCM pin numbers such as [17, 27], found {}",
+                        describe(&p.value)
+                    ),
+                    Some("write e.g. pins = [17, 27]".into()),
+                ),
+            );
+            return Arc::new(GpioParams { pins });
+        };
+        for v in a {
+            let pin = match v {
+                Toml::Integer(i) => *i,
+                Toml::String(s) => {
+                    let hint = match settings.gpio.pins.iter().find(|p| &p.name == s) {
+                        Some(p) => format!("write its BCM number: {}", p.pin),
+                        None => "write BCM numbers, e.g. pins = [17]".into(),
+                    };
+                    r.bad(
+                        p,
+                        (
+                            format!("expected a pin number such as 17, found {}", describe(v)),
+                            Some(hint),
+                        ),
+                    );
+                    continue;
+                }
+                other => {
+                    r.bad(
+                        p,
+                        (
+                            format!(
+                                "expected a pin number such as 17, found {}",
+                                describe(other)
+                            ),
+                            None,
+                        ),
+                    );
+                    continue;
+                }
+            };
+            match settings.gpio.pins.iter().find(|c| i64::from(c.pin) == pin) {
+                Some(c) if pins.contains(&c.pin) => {
+                    r.bad(p, (format!("pin {pin} is listed twice"), None))
+                }
+                Some(c) => pins.push(c.pin),
+                None => r.bad(
+                    p,
+                    (
+                        format!("pin {pin} is not configured in [gpio]"),
+                        Some(if configured.is_empty() {
+                            "no pins are configured; add [[gpio.pins]] with pin and name to smollama.toml".into()
+                        } else {
+                            format!(
+                                "configured pins: {}; add [[gpio.pins]] to smollama.toml for others",
+                                configured.join(", ")
+                            )
+                        }),
+                    ),
+                ),
+            }
+        }
+    }
+    Arc::new(GpioParams { pins })
+}
+
+/// The configured pins a source with these parameters reads.
+fn chosen<'a>(p: &ParamsBox, settings: &'a crate::config::Settings) -> Vec<&'a PinConfig> {
+    let pins = params_of::<GpioParams>(p).map_or(&[][..], |p| p.pins.as_slice());
+    settings
+        .gpio
+        .pins
+        .iter()
+        .filter(|c| pins.is_empty() || pins.contains(&c.pin))
+        .collect()
+}
+
+fn produces(spec: &SourceSpec, settings: &crate::config::Settings) -> Produced {
+    let p = &spec.params;
+    Produced {
+        ids: chosen(p, settings)
+            .iter()
+            .map(|c| (format!("gpio:{}", c.pin), ValueKind::Bool))
+            .collect(),
+        // Pins may be configured later: a gpio source counts as boolean even with none.
+        open: Some(Flow::Bool),
+    }
+}
+
+/// Unavailable when it has pins and the backend can read none of them (then it would
+/// only ever report failures); a source with some readable pins runs with those.
+fn setup(spec: &SourceSpec, s: &mut Setup) -> Result<Box<dyn crate::sources::Source>, Unavailable> {
+    let settings = s.parts.settings;
+    let pins: Vec<PinConfig> = chosen(&spec.params, settings)
+        .into_iter()
+        .cloned()
+        .collect();
+    let backend = s.parts.gpio;
+    if !pins.is_empty() && pins.iter().all(|p| backend.read(p.pin).is_err()) {
+        return Err(Unavailable::Failed(format!(
+            "the {} backend can read none of its pins ({})",
+            backend.name(),
+            pins.iter()
+                .map(|p| p.pin.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )));
+    }
+    Ok(Box::new(GpioSource::new(
+        backend.clone(),
+        &pins,
+        spec.every,
+        s.parts.registry,
+    )))
+}
+
+impl crate::sources::Source for GpioSource {
+    fn start(self: Box<Self>, ctx: SourceCtx) -> Task {
+        Box::pin((*self).run(ctx))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -221,6 +400,7 @@ mod tests {
                 out,
                 registry: reg,
                 shutdown,
+                health: Default::default(),
             }),
         }
     }

@@ -1,36 +1,196 @@
 //! The `mqtt` source: readings other nodes and devices publish, parsed by the MQTT
 //! worker thread (see `edges::mqtt::connection`) and handed over through a bounded
 //! channel. On the event loop this is only a forwarder.
+//!
+//! The kind (parameters, validation) is in every build; without the mqtt feature, or
+//! without a broker, a node of it is unavailable and the rest runs.
 
-use async_channel::Receiver;
+use std::sync::Arc;
 
-use super::SourceCtx;
-use crate::graph::Item;
+use toml::Value;
 
-pub struct MqttSource {
-    rx: Receiver<Item>,
+use crate::config::SourceSpec;
+use crate::config::expect::Want;
+use crate::config::spec::Spec;
+use crate::graph::runner::Setup;
+use crate::plugins::params::{Reader, describe};
+use crate::plugins::{Flow, Kind, Make, Param, ParamsBox, Produced, Unavailable};
+
+/// What an mqtt source subscribes to.
+#[derive(Clone, Debug, PartialEq)]
+pub struct MqttSourceParams {
+    /// Subscription filters.
+    pub topics: Vec<String>,
+    /// JSON pointer to the value in JSON object payloads (e.g. `/temperature`).
+    pub pointer: Option<String>,
+    /// Unit for readings whose payload carries none.
+    pub unit: Option<String>,
 }
 
-/// Readings waiting between the worker and this source; when full the oldest is dropped
-/// (and counted against its source).
-pub const QUEUE: usize = 256;
+pub const KIND: Kind = Kind {
+    role: crate::plugins::Role::Source,
+    name: "mqtt",
+    version: env!("CARGO_PKG_VERSION"),
+    doc: "readings other nodes and devices publish over MQTT (event-driven; needs [mqtt] broker)",
+    params: &[
+        Param::new(Spec {
+            doc: "subscription filters, e.g. [\"smollama/+/readings\", \"sensors/#\"] (required)",
+            ..Spec::new("topics", Want::TextList)
+        }),
+        Param::new(Spec {
+            doc: "JSON pointer to the value in JSON object payloads, e.g. \"/temperature\"",
+            ..Spec::new("pointer", Want::Text)
+        }),
+        Param::new(Spec {
+            doc: "unit for readings whose payload carries none",
+            ..Spec::new("unit", Want::Text)
+        }),
+    ],
+    make: Make::Source {
+        parse,
+        produces,
+        setup,
+    },
+};
 
-impl MqttSource {
-    pub fn new(rx: Receiver<Item>) -> MqttSource {
-        MqttSource { rx }
+fn parse(r: &mut Reader) -> ParamsBox {
+    let mut out = MqttSourceParams {
+        topics: Vec::new(),
+        pointer: None,
+        unit: None,
+    };
+    for p in r.params() {
+        match (p.key.as_str(), &p.value) {
+            ("topics", Value::Array(a)) if !a.is_empty() => {
+                for v in a {
+                    match v {
+                        Value::String(f) => match crate::edges::mqtt::topic::validate_filter(f) {
+                            Ok(()) => out.topics.push(f.clone()),
+                            Err(e) => r.bad(
+                                p,
+                                (
+                                    format!("'{f}': {e}"),
+                                    Some("filters use + for one level and # for the rest, e.g. \"smollama/+/readings\"".into()),
+                                ),
+                            ),
+                        },
+                        other => r.bad(
+                            p,
+                            (format!("expected a topic filter in quotes, found {}", describe(other)), None),
+                        ),
+                    }
+                }
+            }
+            ("topics", other) => r.bad(
+                p,
+                (
+                    format!("expected a non-empty list of topic filters, found {}", describe(other)),
+                    Some("write e.g. topics = [\"smollama/+/readings\", \"sensors/#\"]".into()),
+                ),
+            ),
+            ("pointer", Value::String(s)) if s.starts_with('/') => out.pointer = Some(s.clone()),
+            ("pointer", other) => r.bad(
+                p,
+                (
+                    format!("expected a JSON pointer in quotes starting with /, found {}", describe(other)),
+                    Some("e.g. pointer = \"/temperature\" picks the temperature field of a JSON object".into()),
+                ),
+            ),
+            ("unit", v) => match crate::plugins::params::as_text(v) {
+                Ok(s) => out.unit = Some(s.to_string()),
+                Err(e) => r.bad(p, e),
+            },
+            _ => {}
+        }
+    }
+    if out.topics.is_empty() && r.clean() {
+        let msg = format!("mqtt source '{}' has no topics", r.name);
+        r.bad_at(
+            r.line,
+            msg,
+            Some(
+                "add topics = [\"smollama/+/readings\"] (or the topics your devices publish)"
+                    .into(),
+            ),
+        );
+    }
+    Arc::new(out)
+}
+
+/// Known only at run time: whatever other nodes publish.
+fn produces(_: &SourceSpec, _: &crate::config::Settings) -> Produced {
+    Produced {
+        ids: Vec::new(),
+        open: Some(Flow::Any),
+    }
+}
+
+#[cfg(not(feature = "mqtt"))]
+fn setup(_: &SourceSpec, _: &mut Setup) -> Result<Box<dyn crate::sources::Source>, Unavailable> {
+    Err(Unavailable::Off("this build has no mqtt feature".into()))
+}
+
+/// Registers the subscription with the MQTT worker (which feeds the channel).
+#[cfg(feature = "mqtt")]
+fn setup(spec: &SourceSpec, s: &mut Setup) -> Result<Box<dyn crate::sources::Source>, Unavailable> {
+    if s.parts.mqtt.is_none() {
+        return Err(Unavailable::Off("no [mqtt] broker configured".into()));
+    }
+    let p = crate::plugins::params_of::<MqttSourceParams>(&spec.params)
+        .ok_or_else(|| Unavailable::Failed("parameters of another kind".into()))?;
+    let (tx, rx) = async_channel::bounded(QUEUE);
+    s.subscriptions.push(crate::messages::Subscription {
+        source: spec.name.clone(),
+        filters: p.topics.clone(),
+        pointer: p.pointer.clone(),
+        unit: p.unit.clone(),
+        tx,
+    });
+    Ok(Box::new(MqttSource::new(rx)))
+}
+
+#[cfg(feature = "mqtt")]
+pub use running::{MqttSource, QUEUE};
+
+#[cfg(feature = "mqtt")]
+mod running {
+    use async_channel::Receiver;
+
+    use crate::graph::Item;
+    use crate::graph::runner::Task;
+    use crate::sources::SourceCtx;
+
+    pub struct MqttSource {
+        rx: Receiver<Item>,
     }
 
-    pub async fn run(self, ctx: SourceCtx) {
-        loop {
-            let next = smol::future::or(async { self.rx.recv().await.ok() }, async {
-                ctx.shutdown.wait().await;
-                None
-            })
-            .await;
-            match next {
-                Some(item) => ctx.out.send(item).await,
-                None => return,
+    /// Readings waiting between the worker and this source; when full the oldest is dropped
+    /// (and counted against its source).
+    pub const QUEUE: usize = 256;
+
+    impl MqttSource {
+        pub fn new(rx: Receiver<Item>) -> MqttSource {
+            MqttSource { rx }
+        }
+
+        pub async fn run(self, ctx: SourceCtx) {
+            loop {
+                let next = smol::future::or(async { self.rx.recv().await.ok() }, async {
+                    ctx.shutdown.wait().await;
+                    None
+                })
+                .await;
+                match next {
+                    Some(item) => ctx.out.send(item).await,
+                    None => return,
+                }
             }
+        }
+    }
+
+    impl crate::sources::Source for MqttSource {
+        fn start(self: Box<Self>, ctx: SourceCtx) -> Task {
+            Box::pin((*self).run(ctx))
         }
     }
 }

@@ -627,6 +627,144 @@ impl SystemSource {
     }
 }
 
+// ---------------------------------------------------------------------------------------
+// The kind: parameters, what it produces, setup.
+
+use crate::config::SourceSpec;
+use crate::config::expect::Want;
+use crate::config::spec::Spec;
+use crate::graph::runner::{Setup, Task};
+use crate::plugins::params::{Reader as ParamReader, describe};
+use crate::plugins::{Kind, Make, Param, ParamsBox, Produced, Unavailable, params_of};
+use toml::Value as Toml;
+
+/// The metrics a `system` source reads.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SystemParams {
+    pub metrics: Vec<Metric>,
+}
+
+pub const KIND: Kind = Kind {
+    role: crate::plugins::Role::Source,
+    name: "system",
+    version: env!("CARGO_PKG_VERSION"),
+    doc: "CPU, memory, disk, load and Pi health from /proc and /sys",
+    params: &[
+        Param::new(Spec {
+            default: "\"10s\"",
+            doc: "starting sampling interval (the adaptive stage may move it); at least 100ms",
+            ..Spec::new("every", Want::Duration)
+        }),
+        Param::new(Spec {
+            doc: "which metrics to read (default: all): cpu_temp, cpu_percent, cpu_freq, load_avg, mem_available_mb, mem_percent, disk_percent, uptime, throttled, under_voltage",
+            ..Spec::new("metrics", Want::TextList)
+        })
+        .taking("a list of metric names such as [\"cpu_temp\"]"),
+    ],
+    make: Make::Source {
+        parse,
+        produces,
+        setup,
+    },
+};
+
+fn parse(r: &mut ParamReader) -> ParamsBox {
+    let ids: Vec<&str> = Metric::ALL.iter().map(|m| m.id()).collect();
+    let mut metrics = Metric::ALL.to_vec();
+    if let Some(p) = r.get("metrics") {
+        let Toml::Array(a) = &p.value else {
+            r.bad(
+                p,
+                (
+                    format!(
+                        "expected a list of metric names such as [\"cpu_temp\"], found {}",
+                        describe(&p.value)
+                    ),
+                    Some(match &p.value {
+                        Toml::String(one) => format!(
+                            "write it as a list: metrics = [\"{one}\"]; valid metrics: {}",
+                            ids.join(", ")
+                        ),
+                        _ => format!("valid metrics: {}", ids.join(", ")),
+                    }),
+                ),
+            );
+            return Arc::new(SystemParams { metrics });
+        };
+        if a.is_empty() {
+            r.bad(
+                p,
+                (
+                    "an empty list selects no metric".into(),
+                    Some("leave metrics out to read every metric".into()),
+                ),
+            );
+        }
+        let mut ms = Vec::new();
+        for v in a {
+            match v {
+                Toml::String(s) => match Metric::from_id(s) {
+                    Some(m) if ms.contains(&m) => {
+                        r.bad(p, (format!("'{s}' is listed twice"), None))
+                    }
+                    Some(m) => ms.push(m),
+                    None => r.bad(
+                        p,
+                        (
+                            format!("unknown metric '{s}'"),
+                            Some(crate::config::suggest::hint(s, "metrics", &ids)),
+                        ),
+                    ),
+                },
+                other => r.bad(
+                    p,
+                    (
+                        format!(
+                            "expected a metric name in quotes, found {}",
+                            describe(other)
+                        ),
+                        None,
+                    ),
+                ),
+            }
+        }
+        if !ms.is_empty() {
+            metrics = ms;
+        }
+    }
+    Arc::new(SystemParams { metrics })
+}
+
+fn metrics_of(p: &ParamsBox) -> &[Metric] {
+    params_of::<SystemParams>(p).map_or(&[], |p| p.metrics.as_slice())
+}
+
+fn produces(spec: &SourceSpec, _: &crate::config::Settings) -> Produced {
+    let p = &spec.params;
+    Produced {
+        ids: metrics_of(p)
+            .iter()
+            .map(|m| (format!("system:{}", m.id()), m.kind()))
+            .collect(),
+        open: None,
+    }
+}
+
+fn setup(spec: &SourceSpec, s: &mut Setup) -> Result<Box<dyn crate::sources::Source>, Unavailable> {
+    Ok(Box::new(SystemSource::new(
+        metrics_of(&spec.params),
+        spec.every,
+        s.parts.settings.node.data_dir.clone(),
+        s.parts.registry,
+    )))
+}
+
+impl crate::sources::Source for SystemSource {
+    fn start(self: Box<Self>, ctx: SourceCtx) -> Task {
+        Box::pin((*self).run(ctx))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -843,6 +981,7 @@ btime 1795771000
             out,
             registry: reg.clone(),
             shutdown,
+            health: Default::default(),
         };
         let ex = smol::LocalExecutor::new();
         let readings = smol::block_on(ex.run(within(20, async {
@@ -915,6 +1054,7 @@ btime 1795771000
             out,
             registry: reg.clone(),
             shutdown,
+            health: Default::default(),
         };
         let info = reg.lookup("system:uptime").unwrap();
         let ex = smol::LocalExecutor::new();

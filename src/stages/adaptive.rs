@@ -357,6 +357,147 @@ impl Stage for Adaptive {
     }
 }
 
+// ---------------------------------------------------------------------------------------
+// The kind: parameters and setup.
+
+use crate::config::StageSpec;
+use crate::config::duration::format_duration;
+use crate::config::expect::Want;
+use crate::config::spec::Spec;
+use crate::graph::runner::Setup;
+use crate::plugins::params::{Reader, as_dur, int_in, non_negative, positive};
+use crate::plugins::{Flow, Kind, Make, Param, ParamsBox, Role, Unavailable, params_of};
+
+/// The shortest sampling interval a source may be moved to.
+const MIN_EVERY: Micros = 100_000;
+
+pub const KIND: Kind = Kind {
+    role: Role::Stage,
+    name: "adaptive",
+    version: env!("CARGO_PKG_VERSION"),
+    doc: "measures each source's volatility and moves its sampling interval within [min, max]",
+    params: &[
+        Param::new(Spec {
+            range: Some((2.0, 1000.0)),
+            default: "10",
+            doc: "readings per volatility window",
+            hint: "use 2 to 1000 readings (default 10)",
+            ..Spec::new("window", Want::WholeNumber)
+        }),
+        Param::new(Spec {
+            default: "\"2s\"",
+            doc: "shortest sampling interval (at least 100ms)",
+            ..Spec::new("min", Want::Duration)
+        }),
+        Param::new(Spec {
+            default: "\"5m\"",
+            doc: "longest sampling interval",
+            ..Spec::new("max", Want::Duration)
+        }),
+        Param::new(Spec {
+            range: Some((1.0, 100.0)),
+            default: "3",
+            doc: "evaluations in a row before the class changes",
+            hint: "use 1 to 100 evaluations (default 3)",
+            ..Spec::new("hysteresis", Want::WholeNumber)
+        }),
+        Param::new(Spec {
+            default: "0.05",
+            doc: "coefficient of variation above which a source is volatile",
+            ..Spec::new("volatile_cv", Want::Number)
+        }),
+        Param::new(Spec {
+            default: "0.01",
+            doc: "coefficient of variation below which a source is calm",
+            ..Spec::new("calm_cv", Want::Number)
+        }),
+        Param::only(
+            Flow::Number,
+            Spec {
+                doc: "a step between readings at least this large makes the source volatile (per source: a table)",
+                ..Spec::new("max_step", Want::Number)
+            },
+        ),
+    ],
+    make: Make::Stage { parse, setup },
+};
+
+fn parse(r: &mut Reader) -> ParamsBox {
+    let mut a = AdaptiveParams::default();
+    for p in r.params() {
+        match p.key.as_str() {
+            "window" | "hysteresis" => {
+                match int_in(&p.value, &KIND.param(&p.key).expect("declared").spec) {
+                    Ok(w) if p.key == "window" => a.window = w as usize,
+                    Ok(h) => a.hysteresis = h as u32,
+                    Err(e) => r.bad(p, e),
+                }
+            }
+            "min" | "max" => match as_dur(&p.value) {
+                Ok(d) if d < MIN_EVERY => r.bad(
+                    p,
+                    (
+                        format!("{} is too short", format_duration(d)),
+                        Some("the sampling interval must be at least 100ms".into()),
+                    ),
+                ),
+                Ok(d) if p.key == "min" => a.min = d,
+                Ok(d) => a.max = d,
+                Err(e) => r.bad(p, e),
+            },
+            "volatile_cv" | "calm_cv" => match non_negative(&p.value) {
+                Ok(v) if p.key == "calm_cv" => a.calm_cv = v,
+                Ok(v) => a.volatile_cv = v,
+                Err(e) => r.bad(p, e),
+            },
+            "max_step" => a.max_step = r.per_source(p, positive).unwrap_or_default(),
+            _ => {}
+        }
+    }
+    if a.min > a.max {
+        let at = line_of(r, ["min", "max"]);
+        let msg = format!(
+            "stage '{}': min ({}) is greater than max ({})",
+            r.name,
+            format_duration(a.min),
+            format_duration(a.max)
+        );
+        r.bad_at(
+            at,
+            msg,
+            Some("the sampling interval moves within [min, max]; defaults are 2s and 5m".into()),
+        );
+    }
+    if a.calm_cv >= a.volatile_cv {
+        let at = line_of(r, ["calm_cv", "volatile_cv"]);
+        let msg = format!(
+            "stage '{}': calm_cv ({}) must be less than volatile_cv ({})",
+            r.name, a.calm_cv, a.volatile_cv
+        );
+        r.bad_at(
+            at,
+            msg,
+            Some("defaults are calm_cv = 0.01 and volatile_cv = 0.05".into()),
+        );
+    }
+    Arc::new(a)
+}
+
+/// The line of the first of `keys` given, else the node's.
+fn line_of(r: &Reader, keys: [&str; 2]) -> usize {
+    keys.iter()
+        .find_map(|k| r.get(k))
+        .map_or(r.line, |p| p.line)
+}
+
+fn setup(spec: &StageSpec, s: &mut Setup) -> Result<Box<dyn Stage>, Unavailable> {
+    let p = params_of::<AdaptiveParams>(&spec.params)
+        .ok_or_else(|| Unavailable::Failed("parameters of another kind".into()))?;
+    Ok(Box::new(
+        Adaptive::new(p.clone(), s.parts.registry.clone()).with_name(&spec.name),
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -447,6 +447,126 @@ impl Stage for Filter {
     }
 }
 
+// ---------------------------------------------------------------------------------------
+// The kind: parameters and setup.
+
+use crate::config::StageSpec;
+use crate::config::expect::Want;
+use crate::config::spec::Spec;
+use crate::graph::runner::Setup;
+use crate::plugins::params::{Reader, describe, non_negative, positive_dur, range_pair};
+use crate::plugins::{Flow, Kind, Make, Param, ParamsBox, Role, Unavailable, params_of};
+
+pub const KIND: Kind = Kind {
+    role: Role::Stage,
+    name: "filter",
+    version: env!("CARGO_PKG_VERSION"),
+    doc: "drops what carries no information: deadband, range, debounce, min interval; heartbeat keeps it alive",
+    params: &[
+        Param::only(
+            Flow::Number,
+            Spec {
+                doc: "drop a numeric reading within this of the last passed value (per source: a table)",
+                ..Spec::new("deadband", Want::Number)
+            },
+        ),
+        Param::only(
+            Flow::Number,
+            Spec {
+                doc: "the same, in percent of the last passed value",
+                ..Spec::new("deadband_pct", Want::Number)
+            },
+        ),
+        Param::only(
+            Flow::Number,
+            Spec {
+                doc: "valid [min, max] of numeric readings",
+                ..Spec::new("range", Want::TextList)
+            },
+        )
+        .taking("[min, max], e.g. [-40.0, 125.0]"),
+        Param::new(Spec {
+            default: "\"flag\"",
+            doc: "what happens to a reading outside range: \"flag\" or \"drop\"",
+            ..Spec::new("out_of_range", Want::Text)
+        }),
+        Param::only(
+            Flow::Bool,
+            Spec {
+                doc: "hold back a boolean change within this of the last passed one",
+                ..Spec::new("debounce", Want::Duration)
+            },
+        ),
+        Param::new(Spec {
+            doc: "at most one reading per source per this interval",
+            ..Spec::new("min_interval", Want::Duration)
+        }),
+        Param::new(Spec {
+            doc: "let an unchanged value through when nothing passed for this long",
+            ..Spec::new("heartbeat", Want::Duration)
+        }),
+    ],
+    make: Make::Stage { parse, setup },
+};
+
+fn parse(r: &mut Reader) -> ParamsBox {
+    let mut f = FilterParams::default();
+    for p in r.params() {
+        match p.key.as_str() {
+            "deadband" => f.deadband = r.per_source(p, non_negative).unwrap_or_default(),
+            "deadband_pct" => f.deadband_pct = r.per_source(p, non_negative).unwrap_or_default(),
+            "range" => f.range = r.per_source(p, range_pair).unwrap_or_default(),
+            "debounce" => f.debounce = r.per_source(p, positive_dur).unwrap_or_default(),
+            "min_interval" => f.min_interval = r.per_source(p, positive_dur).unwrap_or_default(),
+            "heartbeat" => f.heartbeat = r.per_source(p, positive_dur).unwrap_or_default(),
+            "out_of_range" => match &p.value {
+                toml::Value::String(s) if s == "flag" => f.out_of_range = OutOfRange::Flag,
+                toml::Value::String(s) if s == "drop" => f.out_of_range = OutOfRange::Drop,
+                toml::Value::String(s) => r.bad(
+                    p,
+                    (
+                        format!("unknown choice '{s}'"),
+                        Some(crate::config::suggest::hint(
+                            s,
+                            "choices",
+                            &["flag", "drop"],
+                        )),
+                    ),
+                ),
+                other => r.bad(
+                    p,
+                    (
+                        format!("expected \"flag\" or \"drop\", found {}", describe(other)),
+                        None,
+                    ),
+                ),
+            },
+            _ => {}
+        }
+    }
+    if f.out_of_range == OutOfRange::Drop
+        && !f.range.is_set()
+        && let Some(p) = r.get("out_of_range")
+    {
+        r.bad(
+            p,
+            (
+                "out_of_range = \"drop\" without a range does nothing".into(),
+                Some("add range = [min, max] (or a table per source)".into()),
+            ),
+        );
+    }
+    Arc::new(f)
+}
+
+fn setup(spec: &StageSpec, s: &mut Setup) -> Result<Box<dyn Stage>, Unavailable> {
+    let p = params_of::<FilterParams>(&spec.params)
+        .ok_or_else(|| Unavailable::Failed("parameters of another kind".into()))?;
+    Ok(Box::new(
+        Filter::new(p.clone(), s.parts.registry.clone()).with_name(&spec.name),
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

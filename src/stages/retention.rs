@@ -274,6 +274,163 @@ impl Stage for Retention {
     }
 }
 
+// ---------------------------------------------------------------------------------------
+// The kind: parameters and setup.
+
+use crate::config::StageSpec;
+use crate::config::duration::format_duration;
+use crate::config::expect::Want;
+use crate::config::spec::Spec;
+use crate::graph::runner::Setup;
+use crate::plugins::params::{Problem, Reader, describe, int_in, positive_dur};
+use crate::plugins::{Kind, Make, Param, ParamsBox, Role, Unavailable, params_of};
+
+const MAX_ROLLUP_LEVELS: usize = 8;
+
+pub const KIND: Kind = Kind {
+    role: Role::Stage,
+    name: "retention",
+    version: env!("CARGO_PKG_VERSION"),
+    doc: "rollups (min/max/mean per bucket) for the long term and age-off of old rows",
+    params: &[
+        Param::new(Spec {
+            default: "\"7d\"",
+            doc: "how long raw readings are kept",
+            ..Spec::new("raw_for", Want::Duration)
+        }),
+        Param::new(Spec {
+            default: "[{ every = \"1m\", keep = \"30d\" }, { every = \"1h\", keep = \"1y\" }]",
+            doc: "levels finest first, e.g. [{ every = \"1m\", keep = \"30d\" }, { every = \"1h\", keep = \"1y\" }]",
+            ..Spec::new("rollups", Want::Tables)
+        }),
+        Param::new(Spec {
+            default: "\"1m\"",
+            doc: "how often old rows are aged off",
+            ..Spec::new("prune_every", Want::Duration)
+        }),
+        Param::new(Spec {
+            range: Some((1.0, 100_000.0)),
+            default: "1000",
+            doc: "most rows deleted per table per age-off run",
+            hint: "use 1 to 100000 rows (default 1000)",
+            ..Spec::new("prune_batch", Want::WholeNumber)
+        }),
+    ],
+    make: Make::Stage { parse, setup },
+};
+
+fn parse(r: &mut Reader) -> ParamsBox {
+    let mut out = RetentionParams::default();
+    for p in r.params() {
+        match p.key.as_str() {
+            "raw_for" => match positive_dur(&p.value) {
+                Ok(d) => out.raw_for = d,
+                Err(e) => r.bad(p, e),
+            },
+            "prune_every" => match positive_dur(&p.value) {
+                Ok(d) => out.prune_every = d,
+                Err(e) => r.bad(p, e),
+            },
+            "prune_batch" => {
+                match int_in(&p.value, &KIND.param("prune_batch").expect("declared").spec) {
+                    Ok(b) => out.prune_batch = b as u32,
+                    Err(e) => r.bad(p, e),
+                }
+            }
+            "rollups" => match parse_rollups(&p.value) {
+                Ok(levels) => out.rollups = levels,
+                Err(e) => r.bad(p, e),
+            },
+            _ => {}
+        }
+    }
+    Arc::new(out)
+}
+
+fn parse_rollups(v: &toml::Value) -> Result<Vec<RollupLevel>, Problem> {
+    use toml::Value;
+    let example = "write e.g. rollups = [{ every = \"1m\", keep = \"30d\" }, { every = \"1h\", keep = \"1y\" }]";
+    let Value::Array(a) = v else {
+        return Err((
+            format!("expected a list of levels, found {}", describe(v)),
+            Some(example.into()),
+        ));
+    };
+    if a.len() > MAX_ROLLUP_LEVELS {
+        return Err((
+            format!(
+                "{} rollup levels; at most {MAX_ROLLUP_LEVELS} are allowed",
+                a.len()
+            ),
+            Some("a few levels (e.g. 1m and 1h) cover years".into()),
+        ));
+    }
+    let mut levels: Vec<RollupLevel> = Vec::new();
+    for (i, item) in a.iter().enumerate() {
+        let n = i + 1;
+        let Value::Table(t) = item else {
+            return Err((
+                format!(
+                    "rollup level {n}: expected a table such as {{ every = \"1m\", keep = \"30d\" }}, found {}",
+                    describe(item)
+                ),
+                Some(example.into()),
+            ));
+        };
+        for k in t.keys() {
+            if k != "every" && k != "keep" {
+                return Err((
+                    format!("rollup level {n}: unknown key '{k}'"),
+                    Some(crate::config::suggest::hint(k, "keys", &["every", "keep"])),
+                ));
+            }
+        }
+        let get = |k: &str| -> Result<Micros, Problem> {
+            let v = t.get(k).ok_or_else(|| {
+                (
+                    format!("rollup level {n} has no `{k}`"),
+                    Some(example.to_string()),
+                )
+            })?;
+            positive_dur(v).map_err(|(m, h)| (format!("rollup level {n}, {k}: {m}"), h))
+        };
+        let (every, keep) = (get("every")?, get("keep")?);
+        if keep < every {
+            return Err((
+                format!(
+                    "rollup level {n} keeps {} of {} buckets: keep must be at least every",
+                    format_duration(keep),
+                    format_duration(every)
+                ),
+                None,
+            ));
+        }
+        if let Some(prev) = levels.last()
+            && every <= prev.every
+        {
+            return Err((
+                format!(
+                    "rollup level {n} (every {}) is not coarser than level {} (every {})",
+                    format_duration(every),
+                    n - 1,
+                    format_duration(prev.every)
+                ),
+                Some("list levels finest first, each with a larger `every`".into()),
+            ));
+        }
+        levels.push(RollupLevel { every, keep });
+    }
+    Ok(levels)
+}
+
+fn setup(spec: &StageSpec, s: &mut Setup) -> Result<Box<dyn Stage>, Unavailable> {
+    let p = params_of::<RetentionParams>(&spec.params)
+        .ok_or_else(|| Unavailable::Failed("parameters of another kind".into()))?;
+    Ok(Box::new(
+        Retention::new(p.clone(), s.parts.registry.clone()).with_name(&spec.name),
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -199,6 +199,20 @@ impl Tool for WriteGpio {
     }
 }
 
+pub const READ_GPIO: crate::plugins::Kind =
+    crate::plugins::tool("read_gpio", "the level of a configured pin", || {
+        Box::new(ReadGpio)
+    });
+pub const LIST_GPIO: crate::plugins::Kind = crate::plugins::tool(
+    "list_gpio",
+    "the configured pins with modes and levels",
+    || Box::new(ListGpio),
+);
+pub const WRITE_GPIO: crate::plugins::Kind =
+    crate::plugins::tool("write_gpio", "set an output pin high or low", || {
+        Box::new(WriteGpio)
+    });
+
 #[cfg(test)]
 mod tests {
     use super::super::registry::ToolRegistry;

@@ -222,6 +222,18 @@ impl Tool for Observe {
     }
 }
 
+pub const RECALL: crate::plugins::Kind = crate::plugins::tool(
+    "recall",
+    "observations and memories relevant to a query",
+    || Box::new(Recall),
+);
+pub const REMEMBER: crate::plugins::Kind =
+    crate::plugins::tool("remember", "store a fact for later", || Box::new(Remember));
+pub const OBSERVE: crate::plugins::Kind =
+    crate::plugins::tool("observe", "record an observation about the node", || {
+        Box::new(Observe)
+    });
+
 #[cfg(test)]
 mod tests {
     use super::super::registry::ToolRegistry;

@@ -163,6 +163,16 @@ impl Tool for GetRecentMessages {
     }
 }
 
+pub const PUBLISH: crate::plugins::Kind =
+    crate::plugins::tool("publish", "publish a message to the MQTT broker", || {
+        Box::new(PublishTool)
+    });
+pub const GET_RECENT_MESSAGES: crate::plugins::Kind = crate::plugins::tool(
+    "get_recent_messages",
+    "messages recently received over MQTT",
+    || Box::new(GetRecentMessages),
+);
+
 #[cfg(test)]
 mod tests {
     use super::super::registry::ToolRegistry;

@@ -289,6 +289,21 @@ impl Tool for GetReadingHistory {
     }
 }
 
+pub const READ_SOURCE: crate::plugins::Kind =
+    crate::plugins::tool("read_source", "the latest reading of one source", || {
+        Box::new(ReadSource)
+    });
+pub const LIST_SOURCES: crate::plugins::Kind = crate::plugins::tool(
+    "list_sources",
+    "every source with its unit and latest value",
+    || Box::new(ListSources),
+);
+pub const GET_READING_HISTORY: crate::plugins::Kind = crate::plugins::tool(
+    "get_reading_history",
+    "a source's readings (or rollups) over a time range",
+    || Box::new(GetReadingHistory),
+);
+
 #[cfg(test)]
 mod tests {
     use super::super::registry::ToolRegistry;

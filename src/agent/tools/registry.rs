@@ -3,10 +3,6 @@
 
 use serde_json::{Value as Json, json};
 
-use super::gpio::{ListGpio, ReadGpio, WriteGpio};
-use super::memory::{Observe, Recall, Remember};
-use super::mqtt::{GetRecentMessages, PublishTool};
-use super::readings::{GetReadingHistory, ListSources, ReadSource};
 use super::schema;
 use super::{Tool, ToolContext};
 
@@ -21,20 +17,15 @@ impl ToolRegistry {
         ToolRegistry::default()
     }
 
-    /// The eight core tools of the original, in its order.
+    /// Every tool kind of `plugins::registry`, in its order (the original's eight core
+    /// tools first, then the memory tools).
     pub fn with_core_tools() -> ToolRegistry {
         let mut r = ToolRegistry::new();
-        r.register(Box::new(ReadSource));
-        r.register(Box::new(ListSources));
-        r.register(Box::new(GetReadingHistory));
-        r.register(Box::new(PublishTool));
-        r.register(Box::new(GetRecentMessages));
-        r.register(Box::new(ReadGpio));
-        r.register(Box::new(ListGpio));
-        r.register(Box::new(WriteGpio));
-        r.register(Box::new(Recall));
-        r.register(Box::new(Remember));
-        r.register(Box::new(Observe));
+        for kind in crate::plugins::registry::all() {
+            if let crate::plugins::Make::Tool { make } = kind.make {
+                r.register(make());
+            }
+        }
         r
     }
 

@@ -1,0 +1,92 @@
+//! Every kind this build knows, one line each. Adding a kind: write its file (with a
+//! `pub const KIND: Kind`) and add one line here. External kinds from manifests would be
+//! appended to this list at start-up (`all` is the one place that reads it).
+
+use super::{Kind, Role};
+#[cfg(feature = "agent")]
+use crate::agent::tools;
+use crate::{sinks, sources, stages};
+
+/// The built-in kinds, in the order `plugins list` shows them.
+pub const KINDS: &[&Kind] = &[
+    &sources::system::KIND,
+    &sources::gpio::KIND,
+    &sources::mqtt::KIND,
+    #[cfg(feature = "test-kinds")]
+    &sources::counter::KIND,
+    &stages::filter::KIND,
+    &stages::adaptive::KIND,
+    &stages::retention::KIND,
+    &sinks::store::KIND,
+    &sinks::log::KIND,
+    &sinks::mqtt_params::KIND,
+    &sinks::observer::KIND,
+    #[cfg(feature = "agent")]
+    &tools::readings::READ_SOURCE,
+    #[cfg(feature = "agent")]
+    &tools::readings::LIST_SOURCES,
+    #[cfg(feature = "agent")]
+    &tools::readings::GET_READING_HISTORY,
+    #[cfg(feature = "agent")]
+    &tools::mqtt::PUBLISH,
+    #[cfg(feature = "agent")]
+    &tools::mqtt::GET_RECENT_MESSAGES,
+    #[cfg(feature = "agent")]
+    &tools::gpio::READ_GPIO,
+    #[cfg(feature = "agent")]
+    &tools::gpio::LIST_GPIO,
+    #[cfg(feature = "agent")]
+    &tools::gpio::WRITE_GPIO,
+    #[cfg(feature = "agent")]
+    &tools::memory::RECALL,
+    #[cfg(feature = "agent")]
+    &tools::memory::REMEMBER,
+    #[cfg(feature = "agent")]
+    &tools::memory::OBSERVE,
+];
+
+/// Every kind: the built-ins (and, later, kinds from plugin manifests).
+pub fn all() -> impl Iterator<Item = &'static Kind> {
+    KINDS.iter().copied()
+}
+
+/// The kind called `name` in `role`.
+pub fn find(role: Role, name: &str) -> Option<&'static Kind> {
+    all().find(|k| k.role == role && k.name == name)
+}
+
+/// The names of `role`'s kinds, in registry order.
+pub fn names(role: Role) -> Vec<&'static str> {
+    all().filter(|k| k.role == role).map(|k| k.name).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_unique_within_a_role() {
+        for a in KINDS {
+            let same = KINDS
+                .iter()
+                .filter(|b| b.role == a.role && b.name == a.name)
+                .count();
+            assert_eq!(same, 1, "{a:?} is registered twice");
+            for p in a.params {
+                assert!(!p.spec.doc.is_empty(), "{a:?}: {} has no doc", p.spec.name);
+            }
+        }
+    }
+
+    /// A tool's kind and the tool it makes answer to the same name (the model calls it by
+    /// the tool's own).
+    #[cfg(feature = "agent")]
+    #[test]
+    fn tool_kinds_make_their_tool() {
+        for k in KINDS {
+            if let crate::plugins::Make::Tool { make } = k.make {
+                assert_eq!(make().name(), k.name);
+            }
+        }
+    }
+}
