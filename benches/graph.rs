@@ -7,8 +7,9 @@ use std::time::Instant;
 
 use smollama::graph::edge::{Inbox, Output};
 use smollama::graph::registry::Registry;
-use smollama::graph::runner::{Task, run_stage};
+use smollama::graph::runner::run_stage;
 use smollama::graph::{Item, Reading, SourceId, Value, ValueKind};
+use smollama::plugins::Task;
 use smollama::sinks::store::StoreSink;
 use smollama::stages::PerSource;
 use smollama::stages::adaptive::{Adaptive, AdaptiveParams};

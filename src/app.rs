@@ -22,13 +22,14 @@ use crate::edges::mqtt::connection;
 #[cfg(feature = "agent")]
 use crate::edges::ollama::{Ollama, OllamaConfig};
 use crate::graph::registry::Registry;
+use crate::graph::runner;
 #[cfg(feature = "agent")]
 use crate::graph::runner::GraphStatus;
-use crate::graph::runner::{self, Parts};
 #[cfg(feature = "agent")]
 use crate::messages::QuestionIntake;
 #[cfg(feature = "mqtt")]
 use crate::messages::{Publish, Recent};
+use crate::plugins::Parts;
 use crate::shutdown;
 #[cfg(feature = "mqtt")]
 use crate::status::MqttView;
@@ -52,7 +53,7 @@ pub fn tool_context(
     store: &Arc<Store>,
     registry: &Arc<Registry>,
     gpio: &Arc<dyn GpioBackend>,
-    retention: Option<crate::stages::retention::RetentionParams>,
+    retention: Option<crate::stages::retention_policy::RetentionParams>,
     mqtt: Option<MqttTools>,
 ) -> ToolContext {
     ToolContext {

@@ -13,7 +13,7 @@ use super::suggest;
 use crate::graph::{Micros, ValueKind};
 use crate::plugins::params::{RawParam, Reach, Reader, describe, positive_dur};
 use crate::plugins::{Flow, Kind, Make, ParamsBox, Role, params_of, registry};
-use crate::stages::retention::RetentionParams;
+use crate::stages::retention_policy::RetentionParams;
 
 /// The pipeline `smollama` runs when none is configured; shipped inside the binary.
 pub const DEFAULT_PIPELINE: &str = include_str!("../../pipelines/default.toml");

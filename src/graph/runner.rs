@@ -12,8 +12,6 @@
 //! last: it hands its final batch to the writer thread and drops its sender, and the
 //! writer commits and exits.
 
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -26,25 +24,18 @@ use super::stage::{Out, Stage};
 use super::{Item, Micros};
 use crate::clock::now_us;
 use crate::config::PipelineSpec;
-use crate::config::settings::Settings;
-use crate::edges::gpio::GpioBackend;
-use crate::messages::Publish;
 #[cfg(feature = "mqtt")]
 use crate::messages::Subscription;
-use crate::plugins::{Health, Kind, Make, Unavailable};
-use crate::shutdown::Shutdown;
-use crate::sinks::Sink;
-use crate::sources::{Source, SourceCtx};
-use crate::stages::retention::RetentionParams;
-use crate::store::writer::WriterHandle;
+use crate::plugins::{
+    Health, Kind, Make, Parts, Setup, Sink, Source, SourceCtx, Task, Unavailable,
+};
+use crate::stages::retention_policy::RetentionParams;
 
 /// Queue length in front of a stage: enough to absorb a burst of every system metric
 /// and a few pin edges, small enough to stay a few KiB.
 pub const STAGE_QUEUE: usize = 256;
 /// Queue length in front of a durable sink (lossless).
 pub const SINK_QUEUE: usize = 1024;
-
-pub type Task = Pin<Box<dyn Future<Output = ()>>>;
 
 /// What status shows of one node.
 pub struct NodeStatus {
@@ -85,31 +76,6 @@ pub struct GraphStatus {
     pub edges: Vec<Arc<EdgeStats>>,
     /// Retention windows of the (first) retention stage, for history queries.
     pub retention: Option<RetentionParams>,
-}
-
-/// Everything the graph's nodes need from outside.
-pub struct Parts<'a> {
-    pub settings: &'a Settings,
-    pub registry: &'a Arc<Registry>,
-    pub gpio: &'a Arc<dyn GpioBackend>,
-    /// The store writer; `None` when the pipeline has no store sink (then a store sink
-    /// is unavailable).
-    pub writer: Option<&'a WriterHandle>,
-    /// Where mqtt sinks send messages; `None` when no broker is configured (then mqtt
-    /// sinks and sources are unavailable, with one log line each).
-    /// Always `None` in a build without the mqtt feature.
-    pub mqtt: Option<&'a async_channel::Sender<Publish>>,
-    /// Where observer sinks send change events (the agent's observation loop).
-    pub observer: Option<&'a async_channel::Sender<super::Change>>,
-    pub shutdown: &'a Shutdown,
-}
-
-/// What a kind's setup gets: the parts, and where it registers what edges need of it.
-pub struct Setup<'a> {
-    pub parts: &'a Parts<'a>,
-    /// What each mqtt source wants from the broker, for the MQTT worker.
-    #[cfg(feature = "mqtt")]
-    pub subscriptions: Vec<Subscription>,
 }
 
 pub struct Built {
@@ -436,8 +402,9 @@ async fn flush(buf: &mut Out, out: &Output, registry: &Registry) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::settings::{PinConfig, PinMode, Pull};
-    use crate::edges::gpio::{GpioError, PinEvent};
+    use crate::config::settings::{PinConfig, PinMode, Pull, Settings};
+    use crate::edges::gpio::{GpioBackend, GpioError, PinEvent};
+    use crate::shutdown::Shutdown;
 
     /// A backend whose pins read (or not) and whose edge events fail.
     struct Flaky {

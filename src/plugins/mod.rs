@@ -12,6 +12,9 @@
 pub mod list;
 pub mod params;
 pub mod registry;
+mod roles;
+
+pub use roles::{Parts, Setup, Sink, Source, SourceCtx, Task};
 
 use std::any::Any;
 use std::fmt;
@@ -22,10 +25,7 @@ use crate::config::Settings;
 use crate::config::spec::Spec;
 use crate::config::{SinkSpec, SourceSpec, StageSpec};
 use crate::graph::ValueKind;
-use crate::graph::runner::Setup;
 use crate::graph::stage::Stage;
-use crate::sinks::Sink;
-use crate::sources::Source;
 
 /// The four roles a kind can play.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -82,8 +82,8 @@ impl LogSink {
 // The kind.
 
 use crate::config::SinkSpec;
-use crate::graph::runner::{Setup, Task};
 use crate::plugins::{Kind, Make, Role, Unavailable, no_params};
+use crate::plugins::{Setup, Task};
 
 pub const KIND: Kind = Kind {
     role: Role::Sink,
@@ -98,11 +98,11 @@ pub const KIND: Kind = Kind {
     },
 };
 
-fn setup(spec: &SinkSpec, s: &mut Setup) -> Result<Box<dyn super::Sink>, Unavailable> {
+fn setup(spec: &SinkSpec, s: &mut Setup) -> Result<Box<dyn crate::plugins::Sink>, Unavailable> {
     Ok(Box::new(LogSink::new(&spec.name, s.parts.registry.clone())))
 }
 
-impl super::Sink for LogSink {
+impl crate::plugins::Sink for LogSink {
     fn counters(&self) -> Arc<Counters> {
         self.counters.clone()
     }

@@ -7,14 +7,6 @@
 //!   states to the broker.
 //! - `observer`: the adaptive stage's volatile/calm events to the observation loop.
 
-use std::sync::Arc;
-
-use async_channel::Receiver;
-
-use crate::graph::Item;
-use crate::graph::counters::Counters;
-use crate::graph::runner::Task;
-
 pub mod log;
 #[cfg(feature = "mqtt")]
 pub mod mqtt;
@@ -22,11 +14,3 @@ pub mod mqtt;
 pub mod mqtt_params;
 pub mod observer;
 pub mod store;
-
-/// A sink that has been set up. `start` turns it into its task, which returns once its
-/// inbox closes (everything upstream has stopped), after handing on what it holds.
-pub trait Sink {
-    /// Counters shown in status, by name.
-    fn counters(&self) -> Arc<Counters>;
-    fn start(self: Box<Self>, rx: Receiver<Item>) -> Task;
-}

@@ -219,12 +219,12 @@ impl MqttSink {
     }
 }
 
-impl super::Sink for MqttSink {
+impl crate::plugins::Sink for MqttSink {
     fn counters(&self) -> Arc<Counters> {
         self.counters.clone()
     }
 
-    fn start(self: Box<Self>, rx: Receiver<Item>) -> crate::graph::runner::Task {
+    fn start(self: Box<Self>, rx: Receiver<Item>) -> crate::plugins::Task {
         Box::pin((*self).run(rx))
     }
 }

@@ -10,7 +10,7 @@ use crate::config::SinkSpec;
 use crate::config::expect::{Want, mismatch};
 use crate::config::spec::Spec;
 use crate::graph::Micros;
-use crate::graph::runner::Setup;
+use crate::plugins::Setup;
 use crate::plugins::params::{Reader, describe, positive_dur};
 use crate::plugins::{Kind, Make, Param, ParamsBox, Role, Unavailable};
 
@@ -207,12 +207,12 @@ fn parse(r: &mut Reader) -> ParamsBox {
 }
 
 #[cfg(not(feature = "mqtt"))]
-fn setup(_: &SinkSpec, _: &mut Setup) -> Result<Box<dyn super::Sink>, Unavailable> {
+fn setup(_: &SinkSpec, _: &mut Setup) -> Result<Box<dyn crate::plugins::Sink>, Unavailable> {
     Err(Unavailable::Off("this build has no mqtt feature".into()))
 }
 
 #[cfg(feature = "mqtt")]
-fn setup(spec: &SinkSpec, s: &mut Setup) -> Result<Box<dyn super::Sink>, Unavailable> {
+fn setup(spec: &SinkSpec, s: &mut Setup) -> Result<Box<dyn crate::plugins::Sink>, Unavailable> {
     use super::mqtt::MqttSink;
     let Some(publish) = s.parts.mqtt else {
         return Err(Unavailable::Off("no [mqtt] broker configured".into()));

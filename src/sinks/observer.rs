@@ -8,9 +8,9 @@ use async_channel::{Receiver, Sender};
 
 use crate::config::SinkSpec;
 use crate::graph::counters::Counters;
-use crate::graph::runner::{Setup, Task};
 use crate::graph::{Change, Item};
 use crate::plugins::{Kind, Make, Role, Unavailable, no_params};
+use crate::plugins::{Setup, Task};
 
 pub const KIND: Kind = Kind {
     role: Role::Sink,
@@ -34,14 +34,14 @@ pub struct ObserverSink {
 }
 
 /// Without an observation loop (the agent off) it still counts what it would forward.
-fn setup(_: &SinkSpec, s: &mut Setup) -> Result<Box<dyn super::Sink>, Unavailable> {
+fn setup(_: &SinkSpec, s: &mut Setup) -> Result<Box<dyn crate::plugins::Sink>, Unavailable> {
     Ok(Box::new(ObserverSink {
         to: s.parts.observer.cloned(),
         counters: Arc::new(Counters::new(&["changes", "forwarded"])),
     }))
 }
 
-impl super::Sink for ObserverSink {
+impl crate::plugins::Sink for ObserverSink {
     fn counters(&self) -> Arc<Counters> {
         self.counters.clone()
     }

@@ -68,8 +68,8 @@ impl StoreSink {
 // The kind.
 
 use crate::config::SinkSpec;
-use crate::graph::runner::{Setup, Task};
 use crate::plugins::{Kind, Make, Role, Unavailable, no_params};
+use crate::plugins::{Setup, Task};
 
 pub const KIND: Kind = Kind {
     role: Role::Sink,
@@ -84,7 +84,7 @@ pub const KIND: Kind = Kind {
     },
 };
 
-fn setup(_: &SinkSpec, s: &mut Setup) -> Result<Box<dyn super::Sink>, Unavailable> {
+fn setup(_: &SinkSpec, s: &mut Setup) -> Result<Box<dyn crate::plugins::Sink>, Unavailable> {
     let writer = s
         .parts
         .writer
@@ -92,7 +92,7 @@ fn setup(_: &SinkSpec, s: &mut Setup) -> Result<Box<dyn super::Sink>, Unavailabl
     Ok(Box::new(StoreSink::new(writer)))
 }
 
-impl super::Sink for StoreSink {
+impl crate::plugins::Sink for StoreSink {
     fn counters(&self) -> Arc<Counters> {
         self.counters.clone()
     }

@@ -11,11 +11,11 @@ use crate::config::SourceSpec;
 use crate::config::expect::Want;
 use crate::config::spec::Spec;
 use crate::graph::registry::SourceInfo;
-use crate::graph::runner::{Setup, Task};
 use crate::graph::{Item, Reading, Value, ValueKind};
 use crate::plugins::params::{Reader, as_num};
 use crate::plugins::{Kind, Make, Param, ParamsBox, Produced, Role, Unavailable, params_of};
-use crate::sources::{Source, SourceCtx};
+use crate::plugins::{Setup, Task};
+use crate::plugins::{Source, SourceCtx};
 
 #[derive(Clone, Debug, PartialEq)]
 struct CounterParams {

@@ -15,7 +15,7 @@ use crate::config::settings::PinConfig;
 use crate::edges::gpio::{GpioBackend, PinEvent};
 use crate::graph::registry::{Registry, SourceInfo};
 use crate::graph::{Item, Micros, Reading, Value, ValueKind};
-use crate::sources::SourceCtx;
+use crate::plugins::SourceCtx;
 
 /// Capacity of the edge-event channel; a full channel drops events (the next sample
 /// catches up).
@@ -191,9 +191,9 @@ use toml::Value as Toml;
 use crate::config::SourceSpec;
 use crate::config::expect::Want;
 use crate::config::spec::Spec;
-use crate::graph::runner::{Setup, Task};
 use crate::plugins::params::{Reader as ParamReader, describe};
 use crate::plugins::{Flow, Kind, Make, Param, ParamsBox, Produced, Unavailable, params_of};
+use crate::plugins::{Setup, Task};
 
 /// The pins (BCM numbers) a `gpio` source reads; empty: every configured pin.
 #[derive(Clone, Debug, PartialEq)]
@@ -329,7 +329,7 @@ fn produces(spec: &SourceSpec, settings: &crate::config::Settings) -> Produced {
 
 /// Unavailable when it has pins and the backend can read none of them (then it would
 /// only ever report failures); a source with some readable pins runs with those.
-fn setup(spec: &SourceSpec, s: &mut Setup) -> Result<Box<dyn crate::sources::Source>, Unavailable> {
+fn setup(spec: &SourceSpec, s: &mut Setup) -> Result<Box<dyn crate::plugins::Source>, Unavailable> {
     let settings = s.parts.settings;
     let pins: Vec<PinConfig> = chosen(&spec.params, settings)
         .into_iter()
@@ -354,7 +354,7 @@ fn setup(spec: &SourceSpec, s: &mut Setup) -> Result<Box<dyn crate::sources::Sou
     )))
 }
 
-impl crate::sources::Source for GpioSource {
+impl crate::plugins::Source for GpioSource {
     fn start(self: Box<Self>, ctx: SourceCtx) -> Task {
         Box::pin((*self).run(ctx))
     }

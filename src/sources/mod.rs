@@ -9,25 +9,3 @@ pub mod gpio;
 // the mqtt feature).
 pub mod mqtt;
 pub mod system;
-
-use std::sync::Arc;
-
-use crate::graph::edge::Output;
-use crate::graph::registry::Registry;
-use crate::graph::runner::Task;
-use crate::shutdown::Shutdown;
-
-/// What every source task gets.
-pub struct SourceCtx {
-    pub out: Output,
-    pub registry: Arc<Registry>,
-    pub shutdown: Shutdown,
-    /// Report a degradation here (shown in status); the runner keeps the rest.
-    pub health: Arc<crate::plugins::Health>,
-}
-
-/// A source that has been set up. `start` turns it into its task, which returns when
-/// `ctx.shutdown` fires; returning drops `ctx.out`, which closes the inboxes downstream.
-pub trait Source {
-    fn start(self: Box<Self>, ctx: SourceCtx) -> Task;
-}

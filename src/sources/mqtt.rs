@@ -12,7 +12,7 @@ use toml::Value;
 use crate::config::SourceSpec;
 use crate::config::expect::Want;
 use crate::config::spec::Spec;
-use crate::graph::runner::Setup;
+use crate::plugins::Setup;
 use crate::plugins::params::{Reader, describe};
 use crate::plugins::{Flow, Kind, Make, Param, ParamsBox, Produced, Unavailable};
 
@@ -126,13 +126,13 @@ fn produces(_: &SourceSpec, _: &crate::config::Settings) -> Produced {
 }
 
 #[cfg(not(feature = "mqtt"))]
-fn setup(_: &SourceSpec, _: &mut Setup) -> Result<Box<dyn crate::sources::Source>, Unavailable> {
+fn setup(_: &SourceSpec, _: &mut Setup) -> Result<Box<dyn crate::plugins::Source>, Unavailable> {
     Err(Unavailable::Off("this build has no mqtt feature".into()))
 }
 
 /// Registers the subscription with the MQTT worker (which feeds the channel).
 #[cfg(feature = "mqtt")]
-fn setup(spec: &SourceSpec, s: &mut Setup) -> Result<Box<dyn crate::sources::Source>, Unavailable> {
+fn setup(spec: &SourceSpec, s: &mut Setup) -> Result<Box<dyn crate::plugins::Source>, Unavailable> {
     if s.parts.mqtt.is_none() {
         return Err(Unavailable::Off("no [mqtt] broker configured".into()));
     }
@@ -157,8 +157,8 @@ mod running {
     use async_channel::Receiver;
 
     use crate::graph::Item;
-    use crate::graph::runner::Task;
-    use crate::sources::SourceCtx;
+    use crate::plugins::SourceCtx;
+    use crate::plugins::Task;
 
     pub struct MqttSource {
         rx: Receiver<Item>,
@@ -188,7 +188,7 @@ mod running {
         }
     }
 
-    impl crate::sources::Source for MqttSource {
+    impl crate::plugins::Source for MqttSource {
         fn start(self: Box<Self>, ctx: SourceCtx) -> Task {
             Box::pin((*self).run(ctx))
         }

@@ -22,7 +22,7 @@ use std::time::Duration;
 use crate::clock::now_us;
 use crate::graph::registry::{Registry, SourceInfo};
 use crate::graph::{Item, Micros, Reading, Value, ValueKind};
-use crate::sources::SourceCtx;
+use crate::plugins::SourceCtx;
 
 /// The metrics this source knows. Ids and units follow the original where it had them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -633,9 +633,9 @@ impl SystemSource {
 use crate::config::SourceSpec;
 use crate::config::expect::Want;
 use crate::config::spec::Spec;
-use crate::graph::runner::{Setup, Task};
 use crate::plugins::params::{Reader as ParamReader, describe};
 use crate::plugins::{Kind, Make, Param, ParamsBox, Produced, Unavailable, params_of};
+use crate::plugins::{Setup, Task};
 use toml::Value as Toml;
 
 /// The metrics a `system` source reads.
@@ -750,7 +750,7 @@ fn produces(spec: &SourceSpec, _: &crate::config::Settings) -> Produced {
     }
 }
 
-fn setup(spec: &SourceSpec, s: &mut Setup) -> Result<Box<dyn crate::sources::Source>, Unavailable> {
+fn setup(spec: &SourceSpec, s: &mut Setup) -> Result<Box<dyn crate::plugins::Source>, Unavailable> {
     Ok(Box::new(SystemSource::new(
         metrics_of(&spec.params),
         spec.every,
@@ -759,7 +759,7 @@ fn setup(spec: &SourceSpec, s: &mut Setup) -> Result<Box<dyn crate::sources::Sou
     )))
 }
 
-impl crate::sources::Source for SystemSource {
+impl crate::plugins::Source for SystemSource {
     fn start(self: Box<Self>, ctx: SourceCtx) -> Task {
         Box::pin((*self).run(ctx))
     }

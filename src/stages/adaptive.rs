@@ -364,7 +364,7 @@ use crate::config::StageSpec;
 use crate::config::duration::format_duration;
 use crate::config::expect::Want;
 use crate::config::spec::Spec;
-use crate::graph::runner::Setup;
+use crate::plugins::Setup;
 use crate::plugins::params::{Reader, as_dur, int_in, non_negative, positive};
 use crate::plugins::{Flow, Kind, Make, Param, ParamsBox, Role, Unavailable, params_of};
 

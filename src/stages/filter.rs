@@ -453,7 +453,7 @@ impl Stage for Filter {
 use crate::config::StageSpec;
 use crate::config::expect::Want;
 use crate::config::spec::Spec;
-use crate::graph::runner::Setup;
+use crate::plugins::Setup;
 use crate::plugins::params::{Reader, describe, non_negative, positive_dur, range_pair};
 use crate::plugins::{Flow, Kind, Make, Param, ParamsBox, Role, Unavailable, params_of};
 

@@ -8,6 +8,7 @@
 pub mod adaptive;
 pub mod filter;
 pub mod retention;
+pub mod retention_policy;
 
 /// A per-source parameter: a default for every source plus rules for named sources.
 /// A rule's key is a full id (`system:cpu_temp`) or a local id (`cpu_temp`, matching any

@@ -29,46 +29,7 @@ use crate::graph::registry::{Registry, SourceInfo};
 use crate::graph::shown::WithUnit;
 use crate::graph::stage::{Out, Stage};
 use crate::graph::{Item, Micros, Prune, PruneTarget, Reading, Rollup, SourceId, Value};
-
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct RollupLevel {
-    /// Bucket width.
-    pub every: Micros,
-    /// How long buckets of this level are kept.
-    pub keep: Micros,
-}
-
-#[derive(Clone, Debug, PartialEq)]
-pub struct RetentionParams {
-    /// How long raw readings are kept.
-    pub raw_for: Micros,
-    /// Rollup levels, finest first (level index = position).
-    pub rollups: Vec<RollupLevel>,
-    /// How often age-off runs.
-    pub prune_every: Micros,
-    /// Most rows deleted per table per age-off run.
-    pub prune_batch: u32,
-}
-
-impl Default for RetentionParams {
-    fn default() -> Self {
-        RetentionParams {
-            raw_for: 7 * 86_400_000_000,
-            rollups: vec![
-                RollupLevel {
-                    every: 60_000_000,
-                    keep: 30 * 86_400_000_000,
-                },
-                RollupLevel {
-                    every: 3_600_000_000,
-                    keep: 365 * 86_400_000_000,
-                },
-            ],
-            prune_every: 60_000_000,
-            prune_batch: 1000,
-        }
-    }
-}
+pub use crate::stages::retention_policy::{RetentionParams, RollupLevel};
 
 /// Counter names, in index order.
 const COUNTER_NAMES: &[&str] = &["in", "rollups_emitted", "prunes_emitted"];
@@ -118,23 +79,6 @@ fn emit_rollup(r: Rollup, why: &str, st: &SourceState, c: &Counters, label: &str
         shown(r.mean())
     );
     out.emit(Item::Rollup(r));
-}
-
-impl RetentionParams {
-    /// Where a history of `window` µs is answered from: `None` for raw readings (the
-    /// window fits the raw retention, or there are no rollups), else the finest rollup
-    /// level that still covers it (the coarsest when none does).
-    pub fn level_for(&self, window: Micros) -> Option<usize> {
-        if window <= self.raw_for || self.rollups.is_empty() {
-            return None;
-        }
-        Some(
-            self.rollups
-                .iter()
-                .position(|l| l.keep >= window)
-                .unwrap_or(self.rollups.len() - 1),
-        )
-    }
 }
 
 pub struct Retention {
@@ -281,7 +225,7 @@ use crate::config::StageSpec;
 use crate::config::duration::format_duration;
 use crate::config::expect::Want;
 use crate::config::spec::Spec;
-use crate::graph::runner::Setup;
+use crate::plugins::Setup;
 use crate::plugins::params::{Problem, Reader, describe, int_in, positive_dur};
 use crate::plugins::{Kind, Make, Param, ParamsBox, Role, Unavailable, params_of};
 

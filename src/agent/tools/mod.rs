@@ -9,7 +9,7 @@ use crate::config::settings::Settings;
 use crate::edges::gpio::GpioBackend;
 use crate::graph::registry::Registry;
 use crate::messages::{Publish, Recent};
-use crate::stages::retention::RetentionParams;
+use crate::stages::retention_policy::RetentionParams;
 use crate::store::Store;
 
 /// What the MQTT tools need (absent when no broker is configured).

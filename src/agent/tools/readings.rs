@@ -540,7 +540,7 @@ mod tests {
     #[test]
     fn history_beyond_the_raw_window_comes_from_rollups() {
         use crate::graph::{Item, Rollup};
-        use crate::stages::retention::{RetentionParams, RollupLevel};
+        use crate::stages::retention_policy::{RetentionParams, RollupLevel};
         let mut f = Fixture::new("hist-rollups");
         f.ctx.retention = Some(RetentionParams {
             raw_for: 3_600 * MICROS_PER_SEC,

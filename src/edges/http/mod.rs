@@ -43,7 +43,7 @@ use crate::edges::gpio::GpioBackend;
 use crate::graph::Micros;
 use crate::graph::registry::Registry;
 use crate::messages::QuestionIntake;
-use crate::stages::retention::RetentionParams;
+use crate::stages::retention_policy::RetentionParams;
 use crate::store::Store;
 
 /// What the HTTP handlers read, and nothing more, handed over by app when it starts the

@@ -1,0 +1,73 @@
+//! The interface a kind implements, by role: what a source, a sink (and, in
+//! `graph::stage`, a stage) is, what its task is, and what its setup gets. It sits below
+//! the kinds and the runner: both import it, it imports neither, so adding a kind never
+//! makes the engine depend on it.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use async_channel::Receiver;
+
+use crate::config::settings::Settings;
+use crate::edges::gpio::GpioBackend;
+use crate::graph::counters::Counters;
+use crate::graph::edge::Output;
+use crate::graph::registry::Registry;
+use crate::graph::{Change, Item};
+use crate::messages::Publish;
+#[cfg(feature = "mqtt")]
+use crate::messages::Subscription;
+use crate::shutdown::Shutdown;
+use crate::store::writer::WriterHandle;
+
+/// One node's work on the event loop.
+pub type Task = Pin<Box<dyn Future<Output = ()>>>;
+
+/// Everything the graph's nodes need from outside.
+pub struct Parts<'a> {
+    pub settings: &'a Settings,
+    pub registry: &'a Arc<Registry>,
+    pub gpio: &'a Arc<dyn GpioBackend>,
+    /// The store writer; `None` when the pipeline has no store sink (then a store sink
+    /// is unavailable).
+    pub writer: Option<&'a WriterHandle>,
+    /// Where mqtt sinks send messages; `None` when no broker is configured (then mqtt
+    /// sinks and sources are unavailable, with one log line each).
+    /// Always `None` in a build without the mqtt feature.
+    pub mqtt: Option<&'a async_channel::Sender<Publish>>,
+    /// Where observer sinks send change events (the agent's observation loop).
+    pub observer: Option<&'a async_channel::Sender<Change>>,
+    pub shutdown: &'a Shutdown,
+}
+
+/// What a kind's setup gets: the parts, and where it registers what edges need of it.
+pub struct Setup<'a> {
+    pub parts: &'a Parts<'a>,
+    /// What each mqtt source wants from the broker, for the MQTT worker.
+    #[cfg(feature = "mqtt")]
+    pub subscriptions: Vec<Subscription>,
+}
+
+/// What every source task gets.
+pub struct SourceCtx {
+    pub out: Output,
+    pub registry: Arc<Registry>,
+    pub shutdown: Shutdown,
+    /// Report a degradation here (shown in status); the runner keeps the rest.
+    pub health: Arc<crate::plugins::Health>,
+}
+
+/// A source that has been set up. `start` turns it into its task, which returns when
+/// `ctx.shutdown` fires; returning drops `ctx.out`, which closes the inboxes downstream.
+pub trait Source {
+    fn start(self: Box<Self>, ctx: SourceCtx) -> Task;
+}
+
+/// A sink that has been set up. `start` turns it into its task, which returns once its
+/// inbox closes (everything upstream has stopped), after handing on what it holds.
+pub trait Sink {
+    /// Counters shown in status, by name.
+    fn counters(&self) -> Arc<Counters>;
+    fn start(self: Box<Self>, rx: Receiver<Item>) -> Task;
+}
