@@ -13,6 +13,7 @@ pub const KINDS: &[&Kind] = &[
     &sources::gpio::KIND,
     &sources::mqtt::KIND,
     &sources::file::KIND,
+    &sources::exec::KIND,
     #[cfg(feature = "test-kinds")]
     &sources::counter::KIND,
     &stages::filter::KIND,

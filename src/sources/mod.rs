@@ -4,6 +4,7 @@
 
 #[cfg(feature = "test-kinds")]
 pub mod counter;
+pub mod exec;
 pub mod file;
 pub mod gpio;
 // Always built: its parameters are validated in every build (it is unavailable without
@@ -31,4 +32,10 @@ pub struct SourceCtx {
 /// `ctx.shutdown` fires; returning drops `ctx.out`, which closes the inboxes downstream.
 pub trait Source {
     fn start(self: Box<Self>, ctx: SourceCtx) -> Task;
+
+    /// Counters shown in status, for sources that count what they refuse (the exec
+    /// source's malformed lines); most have none.
+    fn counters(&self) -> Option<Arc<crate::graph::counters::Counters>> {
+        None
+    }
 }
