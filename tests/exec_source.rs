@@ -69,7 +69,8 @@ fn latest(agent: &Agent, id: &str) -> Option<Value> {
 }
 
 /// Prints good lines of both forms, a malformed one, an overlong one and a stderr line,
-/// the number of this run, and exits with 3. Each start appends its time to `$1`.
+/// the number of this run and a fifth name (past `max_sources = 4`), and exits with 3.
+/// Each start appends its time to `$1`.
 const EXITING: &str = r#"#!/bin/sh
 date +%s.%N >> "$1"
 runs=$(wc -l < "$1")
@@ -79,6 +80,7 @@ echo 'not a reading'
 head -c 3000 /dev/zero | tr '\0' x; echo
 echo 'oops on stderr' >&2
 echo "{\"source\":\"run\",\"value\":$runs}"
+echo '{"source":"one_too_many","value":1}'
 exit 3
 "#;
 
@@ -94,7 +96,7 @@ fn a_program_that_exits_is_restarted_with_a_growing_delay_and_its_lines_are_read
         &pipeline(
             "plug",
             &[prog.to_str().unwrap(), starts.to_str().unwrap()],
-            "restart_min = \"200ms\"\nrestart_max = \"800ms\"",
+            "restart_min = \"200ms\"\nrestart_max = \"800ms\"\nmax_sources = 4",
         ),
     );
     let agent = Agent::start(&cfg, port, &[]);
@@ -142,6 +144,8 @@ fn a_program_that_exits_is_restarted_with_a_growing_delay_and_its_lines_are_read
     assert!(c["restarts"].as_u64().unwrap() >= runs - 1, "{n}");
     assert!(c["stderr_lines"].as_u64().unwrap() >= runs - 1, "{n}");
     assert!(c["readings"].as_u64().unwrap() >= 4 * (runs - 1), "{n}");
+    assert!(c["names_refused"].as_u64().unwrap() >= runs - 1, "{n}");
+    assert!(latest(&agent, "exec:plug:one_too_many").is_none());
     let log = agent.log();
     assert!(log.contains("exec source 'plug': oops on stderr"), "{log}");
     assert!(

@@ -103,6 +103,13 @@ from = ["greenhouse"]
     assert_eq!(log.matches("holds no number").count(), 1, "{log}");
     assert!(log.contains("file source 'greenhouse': reading"), "{log}");
 
+    // Longer than the 4 KiB read: the start is read, and the cut counted.
+    put_file(&value, &format!("20{}", " ".repeat(5000)));
+    reads(&agent, "greenhouse", "file:greenhouse_temp", 20.5);
+    let n = node(&agent, "greenhouse").unwrap();
+    assert!(n["counters"]["truncated"].as_u64().unwrap() > 0, "{n}");
+    assert!(n["counters"]["reads_failed"].as_u64().unwrap() >= 5, "{n}");
+
     // Disappears, then comes back.
     std::fs::remove_file(&value).unwrap();
     degraded(&agent, "greenhouse", "No such file");

@@ -257,7 +257,8 @@ fn setup(spec: &SourceSpec, _: &mut Setup) -> Result<Box<dyn Source>, Unavailabl
 }
 
 // ---------------------------------------------------------------------------------------
-// Lines: parsed without allocating (borrowed names; a name is copied once, when new).
+// Lines: line protocol parsed without allocating (borrowed names; a name is copied once,
+// when new); JSON through serde_json::Value.
 
 /// One reading a line gave: the name's parts (`weather` and field `temp` make
 /// `weather.temp`), the value, the unit if the line has one, the timestamp if given.

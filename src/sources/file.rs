@@ -14,7 +14,8 @@
 //! Failure: a file that is missing, not a regular file, unreadable or holds no number
 //! makes the source degraded with the reason (status), logged once when it starts
 //! failing (again only when the reason changes kind); when a read succeeds again it is
-//! running again (logged at info). No reading is emitted for a failed sample.
+//! running again (logged at info). No reading is emitted for a failed sample. Status
+//! counts failed samples (`reads_failed`) and reads that filled the buffer (`truncated`).
 
 use std::fs::{File, OpenOptions};
 use std::io::Read;
@@ -31,6 +32,7 @@ use crate::clock::now_us;
 use crate::config::SourceSpec;
 use crate::config::expect::Want;
 use crate::config::spec::Spec;
+use crate::graph::counters::Counters;
 use crate::graph::registry::SourceInfo;
 use crate::graph::runner::{Setup, Task};
 use crate::graph::{Item, Reading, Value, ValueKind};
@@ -38,8 +40,14 @@ use crate::plugins::params::{Reader, as_num, as_text, describe};
 use crate::plugins::{Kind, Make, Param, ParamsBox, Produced, Role, Unavailable, params_of};
 use crate::sources::{Source, SourceCtx};
 
-/// At most this much of the file is read per sample (the rest is ignored).
+/// At most this much of the file is read per sample (the rest is ignored, and counted
+/// as `truncated`).
 pub const MAX_READ: usize = 4096;
+
+/// The counters shown in status.
+const COUNTERS: &[&str] = &["reads_failed", "truncated"];
+const C_FAILED: usize = 0;
+const C_TRUNCATED: usize = 1;
 
 /// Longest `id` (the part after `file:`).
 const MAX_ID: usize = 64;
@@ -299,6 +307,7 @@ fn setup(spec: &SourceSpec, s: &mut Setup) -> Result<Box<dyn Source>, Unavailabl
         info,
         params: p.clone(),
         buf: Box::new([0u8; MAX_READ]),
+        counters: Arc::new(Counters::new(COUNTERS)),
         locs: match &p.parse {
             Parse::Regex(re) => Some(re.capture_locations()),
             Parse::Number => None,
@@ -386,6 +395,7 @@ struct FileSource {
     info: Arc<SourceInfo>,
     params: FileParams,
     buf: Box<[u8; MAX_READ]>,
+    counters: Arc<Counters>,
     /// Capture positions, reused by every regex match.
     locs: Option<CaptureLocations>,
     wake_tx: async_channel::Sender<()>,
@@ -431,6 +441,9 @@ impl FileSource {
                 Err(e) => return Err(io(Fault::Unreadable, e)),
             }
         }
+        if n == MAX_READ {
+            self.counters.inc(C_TRUNCATED);
+        }
         Ok(n)
     }
 
@@ -466,6 +479,7 @@ impl FileSource {
                         .await;
                 }
                 Err((f, why)) => {
+                    self.counters.inc(C_FAILED);
                     if fault != Some(f) {
                         log::warn!(
                             "file source '{}': {why}; retrying every interval",
@@ -507,6 +521,10 @@ impl FileSource {
 impl Source for FileSource {
     fn start(self: Box<Self>, ctx: SourceCtx) -> Task {
         Box::pin((*self).run(ctx))
+    }
+
+    fn counters(&self) -> Option<Arc<Counters>> {
+        Some(self.counters.clone())
     }
 }
 
