@@ -7,7 +7,8 @@
 //! ignored; the timestamp, nanoseconds, optional). Empty lines and `#` comments are
 //! skipped.
 //!
-//! Everything runs on the event loop, no thread: the child's stdout and stderr are
+//! Everything runs on the event loop, no thread (starting the program, fork and exec, is
+//! the one brief synchronous step): the child's stdout and stderr are
 //! non-blocking pipes (`smol::Async`) read into fixed buffers (a JSON line is parsed into
 //! a `serde_json::Value`, which allocates, as the MQTT edge's payloads do; a line-protocol
 //! line allocates nothing once its names are known). Bounds, each counted in the
