@@ -231,3 +231,52 @@ from = ["probe"]
         assert!(params.contains(&p), "{p} missing from {params:?}");
     }
 }
+
+/// A FIFO at the path: opening it would wait for a writer, stalling every task; the
+/// source opens without blocking, says it is no regular file, and the rest keeps running.
+#[test]
+fn a_fifo_at_the_path_does_not_stall_the_agent() {
+    let dir = TempDir::new("file-fifo");
+    let fifo = dir.path().join("fifo");
+    let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    // SAFETY: a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o644) }, 0);
+    let pipeline = format!(
+        r#"[[source]]
+name = "pipe"
+kind = "file"
+every = "100ms"
+path = "{}"
+
+[[source]]
+name = "system"
+kind = "system"
+every = "100ms"
+metrics = ["uptime"]
+
+[[sink]]
+name = "store"
+kind = "store"
+from = ["pipe", "system"]
+"#,
+        fifo.display()
+    );
+    let port = free_port();
+    let cfg = write_config(dir.path(), port, &pipeline);
+    let agent = Agent::start(&cfg, port, &[]);
+    degraded(&agent, "pipe", "is not a regular file");
+    let count = || {
+        let (_, s) = get(&agent.url("/api/status")).ok()?;
+        s["sources"]
+            .as_array()?
+            .iter()
+            .find(|x| x["id"] == "system:uptime")?["readings"]
+            .as_u64()
+    };
+    let first = eventually(10, "system readings", count);
+    eventually(10, "more system readings", || {
+        (count()? >= first + 5).then_some(())
+    });
+    let (exit, _, log) = agent.terminate();
+    assert!(exit.success(), "{log}");
+}
