@@ -284,6 +284,24 @@ impl Health {
         self.state.store(Self::DEGRADED, Ordering::Relaxed);
     }
 
+    /// Running fully again after a degradation (a file source whose file is back); the
+    /// reason is cleared. A stopped node stays stopped.
+    pub fn set_recovered(&self) {
+        if self
+            .state
+            .compare_exchange(
+                Self::DEGRADED,
+                Self::RUNNING,
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            )
+            .is_ok()
+            && let Ok(mut w) = self.why.lock()
+        {
+            *w = None;
+        }
+    }
+
     /// "starting", "running", "degraded" or "stopped".
     pub fn as_str(&self) -> &'static str {
         match self.state.load(Ordering::Relaxed) {
@@ -335,8 +353,13 @@ mod tests {
         assert_eq!(h.reason().as_deref(), Some("edge events unavailable"));
         h.set_stopped();
         assert_eq!((h.as_str(), h.reason()), ("stopped", None));
+        h.set_recovered();
+        assert_eq!(h.as_str(), "stopped", "a stopped node stays stopped");
         let h = Health::default();
         h.set_running();
+        assert_eq!((h.as_str(), h.reason()), ("running", None));
+        h.set_degraded("file missing");
+        h.set_recovered();
         assert_eq!((h.as_str(), h.reason()), ("running", None));
     }
 }

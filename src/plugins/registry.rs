@@ -12,6 +12,8 @@ pub const KINDS: &[&Kind] = &[
     &sources::system::KIND,
     &sources::gpio::KIND,
     &sources::mqtt::KIND,
+    &sources::file::KIND,
+    &sources::exec::KIND,
     #[cfg(feature = "test-kinds")]
     &sources::counter::KIND,
     &stages::filter::KIND,

@@ -62,6 +62,12 @@ pub struct SourceCtx {
 /// `ctx.shutdown` fires; returning drops `ctx.out`, which closes the inboxes downstream.
 pub trait Source {
     fn start(self: Box<Self>, ctx: SourceCtx) -> Task;
+
+    /// Counters shown in status, for sources that count what they refuse (the exec
+    /// source's malformed lines); most have none.
+    fn counters(&self) -> Option<Arc<Counters>> {
+        None
+    }
 }
 
 /// A sink that has been set up. `start` turns it into its task, which returns once its

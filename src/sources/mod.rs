@@ -4,6 +4,8 @@
 
 #[cfg(feature = "test-kinds")]
 pub mod counter;
+pub mod exec;
+pub mod file;
 pub mod gpio;
 // Always built: its parameters are validated in every build (it is unavailable without
 // the mqtt feature).
