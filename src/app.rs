@@ -68,6 +68,7 @@ pub fn tool_context(
             retries: 0,
             ..ollama_config(settings)
         }))),
+        trusted: false,
     }
 }
 
@@ -115,7 +116,7 @@ fn start_agent(
     );
     worker::start(Agent {
         ollama: Ollama::new(ollama_config(settings)),
-        tools: ToolRegistry::with_core_tools(),
+        tools: ToolRegistry::with_plugins(settings),
         ctx,
         publish: mqtt_on.then(|| publish.clone()),
         stats: Arc::new(LlmStats::default()),

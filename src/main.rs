@@ -581,18 +581,20 @@ fn ask(settings: &Settings, question: &str) -> ExitCode {
     if let Err(code) = usable_data_dir(settings) {
         return code;
     }
-    let ctx = match offline_context(settings) {
+    let mut ctx = match offline_context(settings) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("error: {e}");
             return ExitCode::from(1);
         }
     };
+    // A local operator at the command line: trusted like a request with the token.
+    ctx.trusted = true;
     let ollama = smollama::edges::ollama::Ollama::new(smollama::app::ollama_config(settings));
     let t0 = std::time::Instant::now();
     match tool_loop::run(
         &ollama,
-        &ToolRegistry::with_core_tools(),
+        &ToolRegistry::with_plugins(settings),
         &ctx,
         &settings.agent.system_prompt,
         question,

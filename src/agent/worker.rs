@@ -329,6 +329,8 @@ impl Worker {
         // the hop to this thread.
         let waited = (now_us() - q.received).max(0) as u64;
         let t0 = Instant::now();
+        // For this question only: the observation loop on this thread is not trusted.
+        self.a.ctx.trusted = q.origin.trusted(self.a.ctx.settings.agent.trust_mqtt);
         let result = tool_loop::run(
             &self.a.ollama,
             &self.a.tools,
@@ -337,6 +339,7 @@ impl Worker {
             &q.text,
             self.a.ctx.settings.agent.max_tool_iterations,
         );
+        self.a.ctx.trusted = false;
         let elapsed = t0.elapsed();
         match result {
             Ok(out) => {

@@ -34,6 +34,10 @@ pub struct ToolContext {
     /// Embeddings for the memory tools (the Ollama client set to the embedding model);
     /// `None`: memory works on words alone.
     pub embedder: Option<Arc<crate::edges::ollama::Ollama>>,
+    /// Whether the question being answered came from a trusted origin
+    /// (`messages::Origin::trusted`); write tools refuse to run otherwise. False unless
+    /// whoever runs the tool loop says so.
+    pub trusted: bool,
 }
 
 impl ToolContext {
@@ -109,8 +113,14 @@ pub trait Tool: Send + Sync {
     fn parameters(&self) -> Json;
     /// The result as JSON, or an error message (the registry wraps it as `{"error": ...}`).
     fn call(&self, args: &Json, ctx: &ToolContext) -> Result<Json, String>;
+    /// Whether it changes the world in a way the asker must be trusted for: the registry
+    /// runs it only when `ctx.trusted` (exec tools declared with `writes = true`).
+    fn writes(&self) -> bool {
+        false
+    }
 }
 
+pub mod exec;
 pub mod gpio;
 pub mod memory;
 pub mod mqtt;

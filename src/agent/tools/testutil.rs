@@ -38,6 +38,7 @@ impl Fixture {
             retention: None,
             mqtt: None,
             embedder: None,
+            trusted: false,
         };
         Fixture {
             ctx,
