@@ -69,6 +69,7 @@ pub fn tool_context(
             ..ollama_config(settings)
         }))),
         trusted: false,
+        stats: Default::default(),
     }
 }
 
@@ -99,7 +100,7 @@ fn start_agent(
         recent: recent.clone(),
         prefix: settings.mqtt_prefix(),
     });
-    let ctx = tool_context(
+    let mut ctx = tool_context(
         settings,
         store,
         registry,
@@ -107,6 +108,8 @@ fn start_agent(
         graph.retention.clone(),
         tools,
     );
+    let stats = Arc::new(LlmStats::default());
+    ctx.stats = stats.tools.clone();
     log::info!(
         "agent: model {} at {} (keep_alive {}), questions on {}",
         settings.ollama.model,
@@ -119,7 +122,7 @@ fn start_agent(
         tools: ToolRegistry::with_plugins(settings),
         ctx,
         publish: mqtt_on.then(|| publish.clone()),
-        stats: Arc::new(LlmStats::default()),
+        stats,
         changes: settings.memory.observe.then_some(changes),
     })
 }

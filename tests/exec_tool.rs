@@ -122,6 +122,11 @@ fn smollama_ask_runs_exec_tools_within_their_bounds() {
     );
     manifest(&plugins, "huge", &huge, "");
     let switched = switch_tool(dir.path(), &plugins);
+    let env = script(
+        &dir.path().join("env.sh"),
+        "#!/bin/sh\nif env | grep -q '^SMOLLAMA_'; then echo '{\"leaked\": true}'; else echo '{\"leaked\": false}'; fi\n",
+    );
+    manifest(&plugins, "env", &env, "");
 
     let ollama = FakeOllama::start(&[MODEL]);
     ollama.push(Step::ToolCalls(vec![
@@ -131,6 +136,7 @@ fn smollama_ask_runs_exec_tools_within_their_bounds() {
         ("slow".into(), json!({})),
         ("huge".into(), json!({})),
         ("switch".into(), json!({})),
+        ("env".into(), json!({})),
     ]));
     ollama.push(Step::Text("All checked.".into()));
     let cfg = write_config_extra(
@@ -147,7 +153,7 @@ fn smollama_ask_runs_exec_tools_within_their_bounds() {
     let (code, out, err) = run_cli_within(
         30,
         &["--config", cfg.to_str().unwrap(), "ask", "check everything"],
-        &[],
+        &[("SMOLLAMA_MQTT_PASSWORD", "secret")],
         &[],
         None,
     );
@@ -183,7 +189,8 @@ fn smollama_ask_runs_exec_tools_within_their_bounds() {
             "echo_args",
             "slow",
             "huge",
-            "switch"
+            "switch",
+            "env"
         ]
     );
     assert_eq!(results[0].1["path"], "/");
@@ -200,6 +207,8 @@ fn smollama_ask_runs_exec_tools_within_their_bounds() {
     // A local operator may run write tools.
     assert_eq!(results[5].1, json!({"switched": true}));
     assert!(switched.exists());
+    // The agent's settings from the environment (secrets among them) are not passed on.
+    assert_eq!(results[6].1, json!({"leaked": false}));
     // Each call logged with its outcome, not its arguments.
     assert!(err.contains("exec tool echo_args ok in"), "{err}");
     assert!(err.contains("exec tool slow failed in"), "{err}");
@@ -275,6 +284,9 @@ fn a_write_tool_is_refused_over_mqtt_and_runs_for_post_api_ask() {
         !switched.exists(),
         "the write tool ran for an MQTT question"
     );
+    let tools = &get(&agent.url("/api/status")).unwrap().1["connections"]["ollama"]["tools"];
+    assert_eq!(tools["writes_refused"], 1, "{tools}");
+    assert_eq!(tools["exec_calls"], 0, "{tools}");
 
     let (code, a) = post_auth(
         &agent.url("/api/ask"),
@@ -287,4 +299,14 @@ fn a_write_tool_is_refused_over_mqtt_and_runs_for_post_api_ask() {
     let chats = ollama.bodies("/api/chat");
     assert_eq!(tool_results(&chats[3])[0].1, json!({"switched": true}));
     assert!(switched.exists());
+    let tools = &get(&agent.url("/api/status")).unwrap().1["connections"]["ollama"]["tools"];
+    assert_eq!(
+        (
+            &tools["exec_calls"],
+            &tools["exec_failed"],
+            &tools["writes_refused"]
+        ),
+        (&json!(1), &json!(0), &json!(1)),
+        "{tools}"
+    );
 }

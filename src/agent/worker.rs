@@ -52,6 +52,8 @@ pub struct LlmStats {
     /// Questions dropped because the queue was full (oldest first).
     pub queue_dropped: AtomicU64,
     pub last_error: Mutex<Option<String>>,
+    /// The tools' bounds hit (shared with the tools' context).
+    pub tools: Arc<super::tools::ToolStats>,
 }
 
 impl LlmStats {

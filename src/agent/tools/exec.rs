@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value as Json;
 
-use super::{Tool, ToolContext, ToolRegistry};
+use super::{Tool, ToolContext, ToolRegistry, ToolStats};
 use crate::config::Settings;
 use crate::plugins::manifest::{self, ExecSpec};
 
@@ -53,9 +53,14 @@ impl Tool for ExecTool {
     fn writes(&self) -> bool {
         self.spec.writes
     }
-    fn call(&self, args: &Json, _ctx: &ToolContext) -> Result<Json, String> {
+    fn call(&self, args: &Json, ctx: &ToolContext) -> Result<Json, String> {
         let t0 = Instant::now();
-        let result = run(&self.spec, args);
+        let stats = &ctx.stats;
+        ToolStats::hit(&stats.exec_calls);
+        let result = run(&self.spec, args, stats);
+        if result.is_err() {
+            ToolStats::hit(&stats.exec_failed);
+        }
         let ms = t0.elapsed().as_millis();
         match &result {
             Ok(_) => log::info!("agent: exec tool {} ok in {ms} ms", self.name),
@@ -109,13 +114,23 @@ enum Event {
 }
 
 /// Run the program once with `args` on stdin; its parsed stdout, or what went wrong.
-fn run(spec: &ExecSpec, args: &Json) -> Result<Json, String> {
+fn run(spec: &ExecSpec, args: &Json, stats: &ToolStats) -> Result<Json, String> {
     let name = &spec.name;
     let mut cmd = Command::new(&spec.command[0]);
     cmd.args(&spec.command[1..])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
+    // The agent's own secrets and its systemd socket are not the program's business
+    // ([http] token, [mqtt] password may come from the environment).
+    for (k, _) in std::env::vars_os() {
+        if k.to_string_lossy().starts_with("SMOLLAMA_") {
+            cmd.env_remove(&k);
+        }
+    }
+    cmd.env_remove("NOTIFY_SOCKET")
+        .env_remove("WATCHDOG_USEC")
+        .env_remove("WATCHDOG_PID");
     // Its own process group, so the timeout kills what it started too (a script's
     // `sleep` would otherwise hold the pipes open).
     #[cfg(unix)]
@@ -127,14 +142,14 @@ fn run(spec: &ExecSpec, args: &Json) -> Result<Json, String> {
     let input = args.to_string().into_bytes();
     if let Some(mut stdin) = child.stdin.take() {
         // A program that does not read its stdin must not block the call.
-        std::thread::spawn(move || {
+        io_thread(move || {
             let _ = stdin.write_all(&input);
         });
     }
     if let Some(mut out) = child.stdout.take() {
         let tx = tx.clone();
         let cap = spec.max_output;
-        std::thread::spawn(move || {
+        io_thread(move || {
             let mut buf = Vec::new();
             let read = (&mut out).take(cap as u64 + 1).read_to_end(&mut buf);
             let whole = read.is_ok() && buf.len() <= cap;
@@ -143,7 +158,7 @@ fn run(spec: &ExecSpec, args: &Json) -> Result<Json, String> {
     }
     if let Some(mut err) = child.stderr.take() {
         let tx = tx.clone();
-        std::thread::spawn(move || {
+        io_thread(move || {
             let mut tail = Vec::new();
             let mut chunk = [0u8; 1024];
             while let Ok(n) = err.read(&mut chunk) {
@@ -169,6 +184,7 @@ fn run(spec: &ExecSpec, args: &Json) -> Result<Json, String> {
         match rx.recv_timeout(left) {
             Ok(Event::Stdout(Some(b))) => stdout = Some(b),
             Ok(Event::Stdout(None)) => {
+                ToolStats::hit(&stats.exec_over_cap);
                 failure = Some(format!(
                     "its output exceeds max_output_kb ({} KiB); refused",
                     spec.max_output >> 10
@@ -177,6 +193,7 @@ fn run(spec: &ExecSpec, args: &Json) -> Result<Json, String> {
             }
             Ok(Event::Stderr(t)) => stderr = Some(t),
             Err(mpsc::RecvTimeoutError::Timeout) => {
+                ToolStats::hit(&stats.exec_timed_out);
                 failure = Some(format!("timed out after {}", spec.timeout_text));
                 break;
             }
@@ -185,13 +202,18 @@ fn run(spec: &ExecSpec, args: &Json) -> Result<Json, String> {
     }
     // Both pipes closed: it is about to exit (or has); wait for that within the deadline.
     let status = if failure.is_none() {
+        let mut poll = Duration::from_micros(100);
         loop {
             match child.try_wait() {
                 Ok(Some(s)) => break Some(s),
                 Ok(None) if Instant::now() < deadline => {
-                    std::thread::sleep(Duration::from_millis(5))
+                    // It usually exits right after closing its pipes: poll soon, then
+                    // less often.
+                    std::thread::sleep(poll);
+                    poll = (poll * 2).min(Duration::from_millis(20));
                 }
                 Ok(None) => {
+                    ToolStats::hit(&stats.exec_timed_out);
                     failure = Some(format!("timed out after {}", spec.timeout_text));
                     break None;
                 }
@@ -243,6 +265,15 @@ fn run(spec: &ExecSpec, args: &Json) -> Result<Json, String> {
     })
 }
 
+/// One of a call's pipe threads: small stacks (they only copy bytes), and a spawn
+/// failure only loses that pipe (the call then ends at its timeout or with an error).
+fn io_thread(f: impl FnOnce() + Send + 'static) {
+    let _ = std::thread::Builder::new()
+        .name("exec-io".into())
+        .stack_size(64 << 10)
+        .spawn(f);
+}
+
 /// Kill the program's whole process group, then reap it.
 fn kill(child: &mut Child) {
     #[cfg(unix)]
@@ -272,8 +303,12 @@ mod tests {
     use crate::store::tests::TempDir;
 
     fn spec(dir: &std::path::Path, body: &str) -> ExecSpec {
+        spec_in(dir, "tool.sh", body)
+    }
+
+    fn spec_in(dir: &std::path::Path, file: &str, body: &str) -> ExecSpec {
         use std::os::unix::fs::PermissionsExt;
-        let p = dir.join("tool.sh");
+        let p = dir.join(file);
         std::fs::write(&p, body).unwrap();
         std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
         ExecSpec {
@@ -295,7 +330,7 @@ mod tests {
             &d.0,
             "#!/bin/sh\nread line\necho \"{\\\"got\\\": $line}\"\n",
         );
-        let r = run(&s, &serde_json::json!({"a": 1})).unwrap();
+        let r = run(&s, &serde_json::json!({"a": 1}), &ToolStats::default()).unwrap();
         assert_eq!(r, serde_json::json!({"got": {"a": 1}}));
     }
 
@@ -304,21 +339,58 @@ mod tests {
         let d = TempDir::new("exec-fail");
         let s = spec(&d.0, "#!/bin/sh\necho not json\n");
         assert!(
-            run(&s, &Json::Null)
+            run(&s, &Json::Null, &ToolStats::default())
                 .unwrap_err()
                 .contains("did not print a JSON result")
         );
         let s = spec(&d.0, "#!/bin/sh\necho 'disk on fire' >&2\nexit 3\n");
         assert_eq!(
-            run(&s, &Json::Null).unwrap_err(),
+            run(&s, &Json::Null, &ToolStats::default()).unwrap_err(),
             "t exited with status 3: disk on fire"
         );
         let s = spec(&d.0, "#!/bin/sh\nhead -c 5000 /dev/zero | tr '\\0' 'x'\n");
         assert!(
-            run(&s, &Json::Null)
+            run(&s, &Json::Null, &ToolStats::default())
                 .unwrap_err()
                 .contains("exceeds max_output_kb (1 KiB)")
         );
         assert_eq!(last_chars("héllo", 3), "llo");
+    }
+
+    /// The cost of one call (docs/benchmarks.md): `cargo test --lib exec_call_cost --
+    /// --ignored --nocapture`.
+    #[test]
+    #[ignore]
+    fn exec_call_cost() {
+        let d = TempDir::new("exec-cost");
+        let mut cat = spec(&d.0, "");
+        cat.command = vec!["/bin/cat".into()];
+        let sh = spec_in(&d.0, "sh", "#!/bin/sh\ncat\n");
+        let py = spec_in(
+            &d.0,
+            "py",
+            "#!/usr/bin/python3\nimport json, sys\nprint(json.dumps(json.load(sys.stdin)))\n",
+        );
+        for (what, s, n) in [
+            ("/bin/cat", &cat, 200),
+            ("sh script", &sh, 200),
+            ("python3 script", &py, 30),
+        ] {
+            let mut ms: Vec<f64> = (0..n)
+                .map(|i| {
+                    let t0 = Instant::now();
+                    let r = run(s, &serde_json::json!({"i": i}), &ToolStats::default()).unwrap();
+                    assert_eq!(r["i"], i);
+                    t0.elapsed().as_secs_f64() * 1000.0
+                })
+                .collect();
+            ms.sort_by(f64::total_cmp);
+            println!(
+                "{what}: {n} calls, median {:.2} ms, p90 {:.2} ms, max {:.2} ms",
+                ms[n / 2],
+                ms[n * 9 / 10],
+                ms[n - 1]
+            );
+        }
     }
 }

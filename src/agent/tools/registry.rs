@@ -95,6 +95,7 @@ impl ToolRegistry {
             });
         };
         if tool.writes() && !ctx.trusted {
+            super::ToolStats::hit(&ctx.stats.writes_refused);
             log::info!(
                 "agent: {name} refused: a write tool, and the question's origin is not trusted"
             );

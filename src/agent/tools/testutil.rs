@@ -39,6 +39,7 @@ impl Fixture {
             mqtt: None,
             embedder: None,
             trusted: false,
+            stats: Default::default(),
         };
         Fixture {
             ctx,
