@@ -70,6 +70,7 @@ pub fn tool_context(
         }))),
         trusted: false,
         stats: Default::default(),
+        stopping: Default::default(),
     }
 }
 

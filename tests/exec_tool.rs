@@ -310,3 +310,41 @@ fn a_write_tool_is_refused_over_mqtt_and_runs_for_post_api_ask() {
         "{tools}"
     );
 }
+
+#[test]
+fn stopping_the_agent_kills_a_running_exec_tool() {
+    let dir = TempDir::new("exec-stop");
+    let plugins = dir.path().join("plugins.d");
+    std::fs::create_dir(&plugins).unwrap();
+    let started = dir.path().join("long.sh.started");
+    let long = script(
+        &dir.path().join("long.sh"),
+        "#!/bin/sh\ntouch \"$0.started\"\nsleep 60\necho '{}'\n",
+    );
+    manifest(&plugins, "long", &long, "timeout = \"10m\"");
+    let ollama = FakeOllama::start(&[MODEL]);
+    ollama.push(Step::ToolCalls(vec![("long".into(), json!({}))]));
+    ollama.push(Step::Text("done".into()));
+    let port = free_port();
+    let cfg = write_config_extra(
+        dir.path(),
+        port,
+        PIPELINE,
+        &format!(
+            "[ollama]\nhost = \"127.0.0.1\"\nport = {}\nmodel = \"{MODEL}\"\nretries = 0\n\n[plugins]\ndir = \"{}\"\n",
+            ollama.port(),
+            plugins.display()
+        ),
+    );
+    let agent = Agent::start(&cfg, port, &[]);
+    let url = agent.url("/api/ask");
+    let asker = std::thread::spawn(move || {
+        post_auth(&url, r#"{"question": "take your time"}"#, Some(TOKEN), 30)
+    });
+    eventually(10, "the tool running", || started.exists().then_some(()));
+    let (status, took, log) = agent.terminate();
+    assert!(status.success(), "{status:?}\n{log}");
+    assert!(took < std::time::Duration::from_secs(5), "{took:?}\n{log}");
+    assert!(log.contains("exec tool long failed"), "{log}");
+    let _ = asker.join();
+}

@@ -72,12 +72,16 @@ pub struct AgentHandle {
     pub questions: async_channel::Sender<Question>,
     pub stats: Arc<LlmStats>,
     stop: async_channel::Sender<()>,
+    /// The tools' stop flag (`ToolContext::stopping`).
+    stopping: Arc<std::sync::atomic::AtomicBool>,
     thread: Option<JoinHandle<()>>,
 }
 
 impl AgentHandle {
-    /// Stop after the question in progress (queued ones stay in the store).
+    /// Stop after the question in progress (queued ones stay in the store); an exec tool
+    /// it is running is killed.
     pub fn stop(mut self) {
+        self.stopping.store(true, Ordering::Relaxed);
         self.stop.close();
         if let Some(t) = self.thread.take() {
             let _ = t.join();
@@ -116,6 +120,7 @@ pub fn start(agent: Agent) -> Option<AgentHandle> {
     let (tx, rx) = async_channel::bounded::<Question>(64);
     let (stop_tx, stop_rx) = async_channel::bounded::<()>(1);
     let stats = agent.stats.clone();
+    let stopping = agent.ctx.stopping.clone();
     let thread = std::thread::Builder::new()
         .name("llm".into())
         .spawn(move || {
@@ -127,6 +132,7 @@ pub fn start(agent: Agent) -> Option<AgentHandle> {
         questions: tx,
         stats,
         stop: stop_tx,
+        stopping,
         thread: Some(thread),
     })
 }

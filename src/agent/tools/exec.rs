@@ -7,6 +7,7 @@
 
 use std::io::{Read, Write};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -16,6 +17,8 @@ use super::{Tool, ToolContext, ToolRegistry, ToolStats};
 use crate::config::Settings;
 use crate::plugins::manifest::{self, ExecSpec};
 
+/// How often a call in progress looks at the stop flag.
+const STOP_CHECK: Duration = Duration::from_millis(100);
 /// Bytes of stderr kept (the last ones): enough for an error message.
 const STDERR_TAIL: usize = 4096;
 /// Of which the model is shown at most this many.
@@ -57,7 +60,7 @@ impl Tool for ExecTool {
         let t0 = Instant::now();
         let stats = &ctx.stats;
         ToolStats::hit(&stats.exec_calls);
-        let result = run(&self.spec, args, stats);
+        let result = run(&self.spec, args, stats, &ctx.stopping);
         if result.is_err() {
             ToolStats::hit(&stats.exec_failed);
         }
@@ -114,7 +117,12 @@ enum Event {
 }
 
 /// Run the program once with `args` on stdin; its parsed stdout, or what went wrong.
-fn run(spec: &ExecSpec, args: &Json, stats: &ToolStats) -> Result<Json, String> {
+fn run(
+    spec: &ExecSpec,
+    args: &Json,
+    stats: &ToolStats,
+    stopping: &AtomicBool,
+) -> Result<Json, String> {
     let name = &spec.name;
     let mut cmd = Command::new(&spec.command[0]);
     cmd.args(&spec.command[1..])
@@ -180,8 +188,14 @@ fn run(spec: &ExecSpec, args: &Json, stats: &ToolStats) -> Result<Json, String> 
     let mut stderr = None;
     let mut failure = None;
     while stdout.is_none() || stderr.is_none() {
+        if stopping.load(Ordering::Relaxed) {
+            failure = Some("the agent is stopping".to_string());
+            break;
+        }
         let left = deadline.saturating_duration_since(Instant::now());
-        match rx.recv_timeout(left) {
+        // Wakes now and then to see whether the agent is stopping.
+        match rx.recv_timeout(left.min(STOP_CHECK)) {
+            Err(mpsc::RecvTimeoutError::Timeout) if Instant::now() < deadline => {}
             Ok(Event::Stdout(Some(b))) => stdout = Some(b),
             Ok(Event::Stdout(None)) => {
                 ToolStats::hit(&stats.exec_over_cap);
@@ -206,6 +220,10 @@ fn run(spec: &ExecSpec, args: &Json, stats: &ToolStats) -> Result<Json, String> 
         loop {
             match child.try_wait() {
                 Ok(Some(s)) => break Some(s),
+                Ok(None) if stopping.load(Ordering::Relaxed) => {
+                    failure = Some("the agent is stopping".to_string());
+                    break None;
+                }
                 Ok(None) if Instant::now() < deadline => {
                     // It usually exits right after closing its pipes: poll soon, then
                     // less often.
@@ -330,7 +348,13 @@ mod tests {
             &d.0,
             "#!/bin/sh\nread line\necho \"{\\\"got\\\": $line}\"\n",
         );
-        let r = run(&s, &serde_json::json!({"a": 1}), &ToolStats::default()).unwrap();
+        let r = run(
+            &s,
+            &serde_json::json!({"a": 1}),
+            &ToolStats::default(),
+            &AtomicBool::new(false),
+        )
+        .unwrap();
         assert_eq!(r, serde_json::json!({"got": {"a": 1}}));
     }
 
@@ -339,20 +363,36 @@ mod tests {
         let d = TempDir::new("exec-fail");
         let s = spec(&d.0, "#!/bin/sh\necho not json\n");
         assert!(
-            run(&s, &Json::Null, &ToolStats::default())
-                .unwrap_err()
-                .contains("did not print a JSON result")
+            run(
+                &s,
+                &Json::Null,
+                &ToolStats::default(),
+                &AtomicBool::new(false)
+            )
+            .unwrap_err()
+            .contains("did not print a JSON result")
         );
         let s = spec(&d.0, "#!/bin/sh\necho 'disk on fire' >&2\nexit 3\n");
         assert_eq!(
-            run(&s, &Json::Null, &ToolStats::default()).unwrap_err(),
+            run(
+                &s,
+                &Json::Null,
+                &ToolStats::default(),
+                &AtomicBool::new(false)
+            )
+            .unwrap_err(),
             "t exited with status 3: disk on fire"
         );
         let s = spec(&d.0, "#!/bin/sh\nhead -c 5000 /dev/zero | tr '\\0' 'x'\n");
         assert!(
-            run(&s, &Json::Null, &ToolStats::default())
-                .unwrap_err()
-                .contains("exceeds max_output_kb (1 KiB)")
+            run(
+                &s,
+                &Json::Null,
+                &ToolStats::default(),
+                &AtomicBool::new(false)
+            )
+            .unwrap_err()
+            .contains("exceeds max_output_kb (1 KiB)")
         );
         assert_eq!(last_chars("héllo", 3), "llo");
     }
@@ -379,7 +419,13 @@ mod tests {
             let mut ms: Vec<f64> = (0..n)
                 .map(|i| {
                     let t0 = Instant::now();
-                    let r = run(s, &serde_json::json!({"i": i}), &ToolStats::default()).unwrap();
+                    let r = run(
+                        s,
+                        &serde_json::json!({"i": i}),
+                        &ToolStats::default(),
+                        &AtomicBool::new(false),
+                    )
+                    .unwrap();
                     assert_eq!(r["i"], i);
                     t0.elapsed().as_secs_f64() * 1000.0
                 })

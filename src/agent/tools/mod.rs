@@ -1,7 +1,7 @@
 //! Tools the model may call: a small trait and a registry. Names, parameters and result
 //! shapes follow the Python original (prompts written for it keep working).
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use serde_json::Value as Json;
@@ -61,6 +61,9 @@ pub struct ToolContext {
     /// whoever runs the tool loop says so.
     pub trusted: bool,
     pub stats: Arc<ToolStats>,
+    /// Set when the agent stops: a running exec tool is killed rather than waited for
+    /// (its timeout may be minutes; systemd allows 10 s to stop).
+    pub stopping: Arc<AtomicBool>,
 }
 
 impl ToolContext {

@@ -40,6 +40,7 @@ impl Fixture {
             embedder: None,
             trusted: false,
             stats: Default::default(),
+            stopping: Default::default(),
         };
         Fixture {
             ctx,
