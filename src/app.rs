@@ -68,6 +68,9 @@ pub fn tool_context(
             retries: 0,
             ..ollama_config(settings)
         }))),
+        trusted: false,
+        stats: Default::default(),
+        stopping: Default::default(),
     }
 }
 
@@ -98,7 +101,7 @@ fn start_agent(
         recent: recent.clone(),
         prefix: settings.mqtt_prefix(),
     });
-    let ctx = tool_context(
+    let mut ctx = tool_context(
         settings,
         store,
         registry,
@@ -106,6 +109,8 @@ fn start_agent(
         graph.retention.clone(),
         tools,
     );
+    let stats = Arc::new(LlmStats::default());
+    ctx.stats = stats.tools.clone();
     log::info!(
         "agent: model {} at {} (keep_alive {}), questions on {}",
         settings.ollama.model,
@@ -115,10 +120,10 @@ fn start_agent(
     );
     worker::start(Agent {
         ollama: Ollama::new(ollama_config(settings)),
-        tools: ToolRegistry::with_core_tools(),
+        tools: ToolRegistry::with_plugins(settings),
         ctx,
         publish: mqtt_on.then(|| publish.clone()),
-        stats: Arc::new(LlmStats::default()),
+        stats,
         changes: settings.memory.observe.then_some(changes),
     })
 }

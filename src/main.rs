@@ -196,7 +196,14 @@ struct PluginsCmd {
 #[argh(subcommand)]
 enum PluginsSub {
     List(PluginsListCmd),
+    Check(PluginsCheckCmd),
 }
+
+#[derive(FromArgs)]
+/// check every plugin manifest in [plugins] dir; exit 2 if any is invalid
+#[argh(subcommand, name = "check")]
+#[argh(help_triggers("-h", "--help", "help"))]
+struct PluginsCheckCmd {}
 
 #[derive(FromArgs)]
 /// list every kind: role, name, version, status and parameters
@@ -251,12 +258,28 @@ fn main() -> ExitCode {
         Some(Cmd::Plugins(PluginsCmd {
             cmd: PluginsSub::List(l),
         })) => {
+            let manifests = smollama::plugins::manifest::of(&settings).unwrap_or_else(|e| {
+                eprintln!("error: {e}");
+                Vec::new()
+            });
             if l.json {
-                println!("{:#}", smollama::plugins::list::json());
+                println!("{:#}", smollama::plugins::list::json(&manifests));
             } else {
-                print!("{}", smollama::plugins::list::text());
+                print!("{}", smollama::plugins::list::text(&manifests));
             }
             ExitCode::SUCCESS
+        }
+        Some(Cmd::Plugins(PluginsCmd {
+            cmd: PluginsSub::Check(_),
+        })) => {
+            let (report, ok) = smollama::plugins::manifest::check(&settings);
+            if ok {
+                print!("{report}");
+                ExitCode::SUCCESS
+            } else {
+                eprint!("{report}");
+                ExitCode::from(2)
+            }
         }
         Some(Cmd::Ask(a)) => ask(&settings, &a.question),
         Some(Cmd::Memory(m)) => memory(&settings, m.cmd),
@@ -558,18 +581,20 @@ fn ask(settings: &Settings, question: &str) -> ExitCode {
     if let Err(code) = usable_data_dir(settings) {
         return code;
     }
-    let ctx = match offline_context(settings) {
+    let mut ctx = match offline_context(settings) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("error: {e}");
             return ExitCode::from(1);
         }
     };
+    // A local operator at the command line: trusted like a request with the token.
+    ctx.trusted = true;
     let ollama = smollama::edges::ollama::Ollama::new(smollama::app::ollama_config(settings));
     let t0 = std::time::Instant::now();
     match tool_loop::run(
         &ollama,
-        &ToolRegistry::with_core_tools(),
+        &ToolRegistry::with_plugins(settings),
         &ctx,
         &settings.agent.system_prompt,
         question,

@@ -130,6 +130,16 @@ impl Origin {
         matches!(self, Origin::Mqtt { .. })
     }
 
+    /// Whether a question from here may run write tools: an HTTP question carried the
+    /// bearer token (`POST /api/ask` needs it), so it is; one over MQTT came from anyone
+    /// who can publish on the broker, so only when `trust_mqtt` says so.
+    pub fn trusted(&self, trust_mqtt: bool) -> bool {
+        match self {
+            Origin::Mqtt { .. } => trust_mqtt,
+            Origin::Http { .. } => true,
+        }
+    }
+
     /// For log lines: the ask topic, or `HTTP`.
     pub fn describe(&self) -> &str {
         match self {
@@ -255,6 +265,18 @@ pub trait QuestionIntake: Send + Sync {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn http_questions_are_trusted_and_mqtt_ones_only_when_configured() {
+        let (reply, _rx) = async_channel::bounded(1);
+        assert!(Origin::Http { reply }.trusted(false));
+        let mqtt = Origin::Mqtt {
+            topic: "n/ask".into(),
+            reply_to: None,
+        };
+        assert!(!mqtt.trusted(false));
+        assert!(mqtt.trusted(true));
+    }
 
     #[test]
     fn recent_messages_are_bounded_in_count_topics_and_bytes() {

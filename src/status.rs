@@ -240,6 +240,13 @@ fn llm(shared: &StatusView) -> Json {
         "queue_dropped": n(&st.queue_dropped),
         "model_calls": n(&st.calls),
         "mean_answer_ms": if calls > 0 { (n(&st.call_us) as f64 / calls as f64 / 1000.0 * 10.0).round() / 10.0 } else { 0.0 },
+        "tools": {
+            "exec_calls": n(&st.tools.exec_calls),
+            "exec_failed": n(&st.tools.exec_failed),
+            "exec_timed_out": n(&st.tools.exec_timed_out),
+            "exec_over_cap": n(&st.tools.exec_over_cap),
+            "writes_refused": n(&st.tools.writes_refused),
+        },
     })
 }
 

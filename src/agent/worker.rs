@@ -52,6 +52,8 @@ pub struct LlmStats {
     /// Questions dropped because the queue was full (oldest first).
     pub queue_dropped: AtomicU64,
     pub last_error: Mutex<Option<String>>,
+    /// The tools' bounds hit (shared with the tools' context).
+    pub tools: Arc<super::tools::ToolStats>,
 }
 
 impl LlmStats {
@@ -70,12 +72,16 @@ pub struct AgentHandle {
     pub questions: async_channel::Sender<Question>,
     pub stats: Arc<LlmStats>,
     stop: async_channel::Sender<()>,
+    /// The tools' stop flag (`ToolContext::stopping`).
+    stopping: Arc<std::sync::atomic::AtomicBool>,
     thread: Option<JoinHandle<()>>,
 }
 
 impl AgentHandle {
-    /// Stop after the question in progress (queued ones stay in the store).
+    /// Stop after the question in progress (queued ones stay in the store); an exec tool
+    /// it is running is killed.
     pub fn stop(mut self) {
+        self.stopping.store(true, Ordering::Relaxed);
         self.stop.close();
         if let Some(t) = self.thread.take() {
             let _ = t.join();
@@ -114,6 +120,7 @@ pub fn start(agent: Agent) -> Option<AgentHandle> {
     let (tx, rx) = async_channel::bounded::<Question>(64);
     let (stop_tx, stop_rx) = async_channel::bounded::<()>(1);
     let stats = agent.stats.clone();
+    let stopping = agent.ctx.stopping.clone();
     let thread = std::thread::Builder::new()
         .name("llm".into())
         .spawn(move || {
@@ -125,6 +132,7 @@ pub fn start(agent: Agent) -> Option<AgentHandle> {
         questions: tx,
         stats,
         stop: stop_tx,
+        stopping,
         thread: Some(thread),
     })
 }
@@ -329,6 +337,8 @@ impl Worker {
         // the hop to this thread.
         let waited = (now_us() - q.received).max(0) as u64;
         let t0 = Instant::now();
+        // For this question only: the observation loop on this thread is not trusted.
+        self.a.ctx.trusted = q.origin.trusted(self.a.ctx.settings.agent.trust_mqtt);
         let result = tool_loop::run(
             &self.a.ollama,
             &self.a.tools,
@@ -337,6 +347,7 @@ impl Worker {
             &q.text,
             self.a.ctx.settings.agent.max_tool_iterations,
         );
+        self.a.ctx.trusted = false;
         let elapsed = t0.elapsed();
         match result {
             Ok(out) => {

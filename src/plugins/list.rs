@@ -1,11 +1,13 @@
 //! `smollama plugins list`: every kind this build knows, with role, version, status and
 //! parameters, as text or JSON. Offline: nothing is set up, so the status is what can be
-//! known without running ("built in"; external kinds would say where they came from).
+//! known without running: "built in", or for a plugin manifest "ok" or "invalid: why",
+//! with the file that declares it.
 
 use serde_json::{Value as Json, json};
 
 #[cfg(feature = "agent")]
 use super::Make;
+use super::manifest::Manifest;
 use super::{Kind, registry};
 
 /// Where a kind comes from, as `plugins list` says it.
@@ -44,7 +46,6 @@ fn params(kind: &Kind) -> Vec<Shown> {
 }
 
 /// A tool's parameters from its JSON schema (`properties`, `required`).
-#[cfg(feature = "agent")]
 fn tool_params(schema: &Json) -> Vec<Shown> {
     let required: Vec<&str> = schema["required"]
         .as_array()
@@ -69,18 +70,59 @@ fn tool_params(schema: &Json) -> Vec<Shown> {
         .collect()
 }
 
-/// Every kind as JSON: `[{role, name, version, status, doc, params: [{name, takes, default, doc}]}]`.
-pub fn json() -> Json {
+/// One row of the list: a built-in kind or a manifest.
+struct Row {
+    role: &'static str,
+    name: String,
+    version: String,
+    status: String,
+    doc: String,
+    /// The manifest file; `None` for built-ins.
+    declared: Option<String>,
+    params: Vec<Shown>,
+}
+
+fn rows(manifests: &[Manifest]) -> Vec<Row> {
+    let built_in = registry::all().map(|k| Row {
+        role: k.role.as_str(),
+        name: k.name.to_string(),
+        version: k.version.to_string(),
+        status: status(k).to_string(),
+        doc: k.doc.to_string(),
+        declared: None,
+        params: params(k),
+    });
+    let external = manifests.iter().map(|m| Row {
+        role: super::Role::Tool.as_str(),
+        name: m.name.clone(),
+        version: m.version.clone(),
+        status: m.status(),
+        doc: m.doc.clone(),
+        declared: Some(m.path.display().to_string()),
+        params: m
+            .plugin
+            .as_ref()
+            .map(|s| tool_params(&s.parameters))
+            .unwrap_or_default(),
+    });
+    built_in.chain(external).collect()
+}
+
+/// Every kind as JSON: `[{role, name, version, status, doc, declared, params: [{name,
+/// takes, default, doc}]}]` (`declared`: the manifest file, `null` for built-ins).
+pub fn json(manifests: &[Manifest]) -> Json {
     Json::Array(
-        registry::all()
+        rows(manifests)
+            .into_iter()
             .map(|k| {
                 json!({
-                    "role": k.role.as_str(),
+                    "role": k.role,
                     "name": k.name,
                     "version": k.version,
-                    "status": status(k),
+                    "status": k.status,
                     "doc": k.doc,
-                    "params": params(k).into_iter().map(|p| json!({
+                    "declared": k.declared,
+                    "params": k.params.into_iter().map(|p| json!({
                         "name": p.name,
                         "takes": p.takes,
                         "default": p.default,
@@ -92,19 +134,19 @@ pub fn json() -> Json {
     )
 }
 
-/// Every kind as text: one line per kind, then its parameters indented.
-pub fn text() -> String {
+/// Every kind as text: one line per kind, then (for plugins) the file declaring it and
+/// its parameters indented.
+pub fn text(manifests: &[Manifest]) -> String {
     let mut out = String::new();
-    for k in registry::all() {
+    for k in rows(manifests) {
         out.push_str(&format!(
             "{:<6} {:<20} {:<8} {:<9} {}\n",
-            k.role.as_str(),
-            k.name,
-            k.version,
-            status(k),
-            k.doc
+            k.role, k.name, k.version, k.status, k.doc
         ));
-        for p in params(k) {
+        if let Some(file) = &k.declared {
+            out.push_str(&format!("         declared in {file}\n"));
+        }
+        for p in k.params {
             let default = if p.default.is_empty() {
                 String::new()
             } else if p.default == REQUIRED {

@@ -10,6 +10,7 @@
 //! its inbox closes: shutdown is channel closure, see ARCHITECTURE.md).
 
 pub mod list;
+pub mod manifest;
 pub mod params;
 pub mod registry;
 mod roles;

@@ -1,6 +1,7 @@
 //! Every kind this build knows, one line each. Adding a kind: write its file (with a
-//! `pub const KIND: Kind`) and add one line here. External kinds from manifests would be
-//! appended to this list at start-up (`all` is the one place that reads it).
+//! `pub const KIND: Kind`) and add one line here. External plugins are not kinds of this
+//! list: they are declared by manifests (`plugins::manifest`), which `plugins list` shows
+//! after these and whose tools the agent adds after the built-in ones.
 
 use super::{Kind, Role};
 #[cfg(feature = "agent")]
@@ -47,7 +48,7 @@ pub const KINDS: &[&Kind] = &[
     &tools::memory::OBSERVE,
 ];
 
-/// Every kind: the built-ins (and, later, kinds from plugin manifests).
+/// Every built-in kind.
 pub fn all() -> impl Iterator<Item = &'static Kind> {
     KINDS.iter().copied()
 }

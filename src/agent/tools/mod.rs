@@ -1,6 +1,7 @@
 //! Tools the model may call: a small trait and a registry. Names, parameters and result
 //! shapes follow the Python original (prompts written for it keep working).
 
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use serde_json::Value as Json;
@@ -21,6 +22,27 @@ pub struct MqttTools {
     pub prefix: String,
 }
 
+/// Tool calls the bounds stopped, shown in `/api/status` (`connections.ollama.tools`).
+#[derive(Debug, Default)]
+pub struct ToolStats {
+    /// Exec tool runs (programs started).
+    pub exec_calls: AtomicU64,
+    /// Of which failed for any reason (the model got an `{"error"}`).
+    pub exec_failed: AtomicU64,
+    /// Of which were killed at their timeout.
+    pub exec_timed_out: AtomicU64,
+    /// Of which printed more than `max_output_kb`.
+    pub exec_over_cap: AtomicU64,
+    /// Write tool calls refused for an untrusted question.
+    pub writes_refused: AtomicU64,
+}
+
+impl ToolStats {
+    pub(crate) fn hit(counter: &AtomicU64) {
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
 /// Everything a tool may touch.
 #[derive(Clone)]
 pub struct ToolContext {
@@ -34,6 +56,14 @@ pub struct ToolContext {
     /// Embeddings for the memory tools (the Ollama client set to the embedding model);
     /// `None`: memory works on words alone.
     pub embedder: Option<Arc<crate::edges::ollama::Ollama>>,
+    /// Whether the question being answered came from a trusted origin
+    /// (`messages::Origin::trusted`); write tools refuse to run otherwise. False unless
+    /// whoever runs the tool loop says so.
+    pub trusted: bool,
+    pub stats: Arc<ToolStats>,
+    /// Set when the agent stops: a running exec tool is killed rather than waited for
+    /// (its timeout may be minutes; systemd allows 10 s to stop).
+    pub stopping: Arc<AtomicBool>,
 }
 
 impl ToolContext {
@@ -109,8 +139,14 @@ pub trait Tool: Send + Sync {
     fn parameters(&self) -> Json;
     /// The result as JSON, or an error message (the registry wraps it as `{"error": ...}`).
     fn call(&self, args: &Json, ctx: &ToolContext) -> Result<Json, String>;
+    /// Whether it changes the world in a way the asker must be trusted for: the registry
+    /// runs it only when `ctx.trusted` (exec tools declared with `writes = true`).
+    fn writes(&self) -> bool {
+        false
+    }
 }
 
+pub mod exec;
 pub mod gpio;
 pub mod memory;
 pub mod mqtt;

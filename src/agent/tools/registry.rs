@@ -29,6 +29,14 @@ impl ToolRegistry {
         r
     }
 
+    /// The core tools, then the exec tools of `[plugins] dir`'s valid manifests (invalid
+    /// ones are logged and skipped).
+    pub fn with_plugins(settings: &crate::config::Settings) -> ToolRegistry {
+        let mut r = ToolRegistry::with_core_tools();
+        super::exec::register_manifests(&mut r, settings);
+        r
+    }
+
     /// Add a tool; one with the same name is replaced in place (plugins may override).
     pub fn register(&mut self, tool: Box<dyn Tool>) {
         match self.tools.iter_mut().find(|t| t.name() == tool.name()) {
@@ -86,6 +94,15 @@ impl ToolRegistry {
                 "error": format!("unknown tool '{name}'; available: {}", self.names().join(", "))
             });
         };
+        if tool.writes() && !ctx.trusted {
+            super::ToolStats::hit(&ctx.stats.writes_refused);
+            log::info!(
+                "agent: {name} refused: a write tool, and the question's origin is not trusted"
+            );
+            return json!({
+                "error": format!("{name} is a write tool; this question's origin is not trusted to run it (questions over MQTT are not, unless [agent] trust_mqtt = true; POST /api/ask with the token and smollama ask are)")
+            });
+        }
         let args = match schema::validate(&tool.parameters(), args) {
             Ok(a) => Json::Object(a),
             Err(e) => {
@@ -250,6 +267,46 @@ mod tests {
         assert_eq!(
             r.execute("echo", &json!("{\"mode\": \"FAST\"}"), ctx),
             json!({"mode": "fast"})
+        );
+    }
+
+    struct Switch;
+
+    impl Tool for Switch {
+        fn name(&self) -> &'static str {
+            "switch"
+        }
+        fn description(&self) -> &'static str {
+            "switches"
+        }
+        fn parameters(&self) -> Json {
+            json!({"type": "object", "properties": {}})
+        }
+        fn call(&self, _: &Json, _: &ToolContext) -> Result<Json, String> {
+            Ok(json!({"switched": true}))
+        }
+        fn writes(&self) -> bool {
+            true
+        }
+    }
+
+    #[test]
+    fn write_tools_run_only_for_trusted_questions() {
+        let mut fx = Fixture::new("registry-trust");
+        let mut r = ToolRegistry::new();
+        r.register(Box::new(Switch));
+        let e = r.execute("switch", &json!({}), &fx.ctx);
+        assert!(
+            e["error"]
+                .as_str()
+                .unwrap()
+                .starts_with("switch is a write tool; this question's origin is not trusted"),
+            "{e}"
+        );
+        fx.ctx.trusted = true;
+        assert_eq!(
+            r.execute("switch", &json!({}), &fx.ctx),
+            json!({"switched": true})
         );
     }
 

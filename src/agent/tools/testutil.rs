@@ -38,6 +38,9 @@ impl Fixture {
             retention: None,
             mqtt: None,
             embedder: None,
+            trusted: false,
+            stats: Default::default(),
+            stopping: Default::default(),
         };
         Fixture {
             ctx,

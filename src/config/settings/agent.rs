@@ -28,6 +28,9 @@ pub struct AgentSettings {
     pub queue_max: u32,
     /// Most questions answered per topic per minute (stops two nodes chattering forever).
     pub rate_per_minute: u32,
+    /// Questions over MQTT may run write tools (`writes = true` exec tools); off by
+    /// default, since anyone on the broker can ask.
+    pub trust_mqtt: bool,
 }
 
 // One text for the constant and the declared default (TOML text, in quotes).
@@ -181,6 +184,18 @@ pub(crate) const SECTION: Section = Section {
                 Ok(())
             },
             |s| number(s.agent.rate_per_minute),
+        ),
+        Key::new(
+            Spec {
+                default: "false",
+                doc: "Let questions that arrive over MQTT run write tools (exec tools declared with writes = true). POST /api/ask (it carries the bearer token) and smollama ask (a local operator) are trusted; MQTT questions are not unless this is true, since anyone who can publish on the broker can ask.",
+                ..Spec::new("trust_mqtt", Want::Bool)
+            },
+            |s, v, _| {
+                s.agent.trust_mqtt = v.bool()?;
+                Ok(())
+            },
+            |s| number(s.agent.trust_mqtt),
         ),
     ],
 };

@@ -26,6 +26,7 @@ mod mqtt;
 mod node;
 mod ollama;
 mod pipeline;
+mod plugins;
 pub mod render;
 mod store;
 
@@ -40,10 +41,13 @@ pub use mqtt::{MqttSettings, Secret};
 pub use node::NodeSettings;
 pub use ollama::{OllamaSettings, valid_keep_alive};
 pub use pipeline::PipelineSettings;
+pub use plugins::PluginsSettings;
 pub use store::StoreSettings;
 
 use super::error::{ConfigError, ConfigErrors};
 use crate::graph::Micros;
+/// Spanned TOML as plain values, for plugin manifests (read the same way as settings).
+pub(crate) use key::plain;
 use key::{Place, Section};
 
 /// Every section, in the order of the default file and the docs.
@@ -58,6 +62,7 @@ pub(crate) const SECTIONS: &[Section] = &[
     memory::SECTION,
     gpio::SECTION,
     pipeline::SECTION,
+    plugins::SECTION,
 ];
 
 /// The effective settings: declared defaults, then the file, then the environment.
@@ -78,6 +83,7 @@ pub struct Settings {
     pub memory: MemorySettings,
     pub gpio: GpioSettings,
     pub pipeline: PipelineSettings,
+    pub plugins: PluginsSettings,
 }
 
 /// Where a setting's value came from, so an error can name what to change.
@@ -196,6 +202,7 @@ impl Settings {
                 fallback_mode: FallbackMode::Queue,
                 queue_max: 0,
                 rate_per_minute: 0,
+                trust_mqtt: false,
             },
             memory: MemorySettings {
                 embedding_model: String::new(),
@@ -215,6 +222,9 @@ impl Settings {
                 simulate: false,
             },
             pipeline: PipelineSettings { files: Vec::new() },
+            plugins: PluginsSettings {
+                dir: PathBuf::new(),
+            },
         }
     }
 
