@@ -37,10 +37,15 @@ fn script(path: &Path, body: &str) -> PathBuf {
     path.to_path_buf()
 }
 
-/// The body of the first fenced block of `lang` in `docs/plugins.md`.
+/// The body of the first fenced block of `lang` in the manifests part of
+/// `docs/plugins.md` (the page's first part has pipeline snippets in TOML too).
 fn docs_block(lang: &str) -> String {
     let docs =
         std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/plugins.md")).unwrap();
+    let part = docs
+        .find("## External plugins: manifests")
+        .expect("the manifests part of docs/plugins.md");
+    let docs = &docs[part..];
     let start = docs
         .find(&format!("```{lang}\n"))
         .unwrap_or_else(|| panic!("no {lang} block"))
