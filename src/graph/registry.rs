@@ -60,10 +60,10 @@ impl SourceLive {
     }
 }
 
-/// The source types this node produces itself (`system:*`, `gpio:*`). Every other name
+/// The source types this node produces itself (`system:*`, `gpio:*`, `http:*`). Every other name
 /// was learned from a message (`<node>:<source>` from a batch, `mqtt:<topic>`), and a
 /// message may never create or feed a name of these types.
-pub const LOCAL_TYPES: &[&str] = &["system", "gpio"];
+pub const LOCAL_TYPES: &[&str] = &["system", "gpio", "http"];
 
 /// The part of a full id before the first `:` (the type of a local source, the sending
 /// node of a remote one).

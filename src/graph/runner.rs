@@ -242,12 +242,15 @@ pub fn build(spec: &PipelineSpec, parts: Parts<'_>) -> Result<Built, String> {
             unavailable: None,
         };
         let task = match r {
-            Ready::Source(source) => source.start(SourceCtx {
-                out: out.expect("one output per source"),
-                registry: registry.clone(),
-                shutdown: parts.shutdown.clone(),
-                health: health.clone(),
-            }),
+            Ready::Source(source) => {
+                node.counters = source.counters();
+                source.start(SourceCtx {
+                    out: out.expect("one output per source"),
+                    registry: registry.clone(),
+                    shutdown: parts.shutdown.clone(),
+                    health: health.clone(),
+                })
+            }
             Ready::Stage(stage) => {
                 let rx = take(&mut inboxes, name, &mut node);
                 node.counters = Some(stage.counters());

@@ -284,6 +284,17 @@ impl Health {
         self.state.store(Self::DEGRADED, Ordering::Relaxed);
     }
 
+    /// Back to running after a degradation the node has seen end (an http source whose
+    /// next poll succeeded); a stopped node stays stopped.
+    pub fn set_recovered(&self) {
+        let _ = self.state.compare_exchange(
+            Self::DEGRADED,
+            Self::RUNNING,
+            Ordering::Relaxed,
+            Ordering::Relaxed,
+        );
+    }
+
     /// "starting", "running", "degraded" or "stopped".
     pub fn as_str(&self) -> &'static str {
         match self.state.load(Ordering::Relaxed) {
@@ -338,5 +349,11 @@ mod tests {
         let h = Health::default();
         h.set_running();
         assert_eq!((h.as_str(), h.reason()), ("running", None));
+        h.set_degraded("timed out");
+        h.set_recovered();
+        assert_eq!((h.as_str(), h.reason()), ("running", None));
+        h.set_stopped();
+        h.set_recovered();
+        assert_eq!(h.as_str(), "stopped");
     }
 }

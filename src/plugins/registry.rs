@@ -12,6 +12,7 @@ pub const KINDS: &[&Kind] = &[
     &sources::system::KIND,
     &sources::gpio::KIND,
     &sources::mqtt::KIND,
+    &sources::http::KIND,
     #[cfg(feature = "test-kinds")]
     &sources::counter::KIND,
     &stages::filter::KIND,

@@ -61,6 +61,10 @@ pub struct SourceCtx {
 /// A source that has been set up. `start` turns it into its task, which returns when
 /// `ctx.shutdown` fires; returning drops `ctx.out`, which closes the inboxes downstream.
 pub trait Source {
+    /// Counters shown in status, by name (a source that polls counts its failures).
+    fn counters(&self) -> Option<Arc<Counters>> {
+        None
+    }
     fn start(self: Box<Self>, ctx: SourceCtx) -> Task;
 }
 

@@ -5,6 +5,7 @@
 #[cfg(feature = "test-kinds")]
 pub mod counter;
 pub mod gpio;
+pub mod http;
 // Always built: its parameters are validated in every build (it is unavailable without
 // the mqtt feature).
 pub mod mqtt;
