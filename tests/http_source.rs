@@ -22,6 +22,8 @@ enum Mode {
     Slow(Duration),
     Status500,
     Body(&'static str),
+    /// A valid JSON answer larger than the source reads (256 KiB).
+    Huge,
 }
 
 /// A device on 127.0.0.1: one thread per connection, answering by the current mode; it
@@ -70,7 +72,12 @@ fn answer(mut conn: TcpStream, mode: &Mutex<Mode>, auth: &Mutex<Option<String>>)
         *auth.lock().unwrap() = Some(l["authorization:".len()..].trim().to_string());
     }
     let mode = mode.lock().unwrap().clone();
+    let huge;
     let (status, body) = match mode {
+        Mode::Huge => {
+            huge = format!("{{\"pad\": \"{}\"}}", "x".repeat(300 * 1024));
+            ("200 OK", huge.as_str())
+        }
         Mode::Good(b) => ("200 OK", b),
         Mode::Slow(d) => {
             std::thread::sleep(d);
@@ -242,6 +249,13 @@ fn polls_a_device_degrades_on_each_kind_of_failure_and_recovers_without_stalling
         "{w}"
     );
 
+    // An answer beyond the body bound.
+    device.set(Mode::Huge);
+    let w = node_when(&agent, "weather", "too large", |n| {
+        counter(n, "too_large") >= 1
+    });
+    assert_eq!(w["reason"], "the answer is larger than 256 KiB", "{w}");
+
     // A pointer that matches nothing: the other values still arrive.
     device.set(Mode::Good(NO_HUMIDITY));
     let w = node_when(&agent, "weather", "a missing value", |n| {
@@ -314,4 +328,27 @@ fn pipeline_check_explains_bad_http_parameters() {
     std::fs::write(&ok, &good).unwrap();
     let (code, _, err) = run_cli(&["pipeline", "check", ok.to_str().unwrap()], &[]);
     assert_eq!(code, 0, "{err}");
+}
+
+#[test]
+fn plugins_list_shows_the_http_source_and_its_parameters() {
+    let (code, out, err) = run_cli(&["plugins", "list", "--json"], &[]);
+    assert_eq!(code, 0, "{err}");
+    let all: Value = serde_json::from_str(&out).unwrap();
+    let k = all
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["role"] == "source" && k["name"] == "http")
+        .unwrap_or_else(|| panic!("no http source in {out}"));
+    assert_eq!(k["status"], "built in");
+    let params: Vec<&str> = k["params"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|p| p["name"].as_str())
+        .collect();
+    for p in ["url", "values", "units", "timeout", "headers", "every"] {
+        assert!(params.contains(&p), "{p} missing from {params:?}");
+    }
 }

@@ -681,7 +681,7 @@ impl HttpSource {
         match &problem {
             Some(why) => {
                 log::warn!(
-                    "http source '{}': {why}; polling on every {}",
+                    "http source '{}': {why}; polling again every {}",
                     self.name,
                     crate::config::duration::format_duration(self.interval())
                 );
