@@ -557,7 +557,8 @@ fn setup(spec: &SourceSpec, s: &mut Setup) -> Result<Box<dyn Source>, Unavailabl
     let poller = Poller::new(p);
     std::thread::Builder::new()
         .name(format!("http-src-{}", spec.name))
-        .stack_size(128 * 1024)
+        // Small: ureq and serde_json need little (JSON nesting is capped at 128 levels).
+        .stack_size(256 * 1024)
         .spawn(move || serve(poller, poll_rx, result_tx))
         .map_err(|e| Unavailable::Failed(format!("cannot start its thread: {e}")))?;
     Ok(Box::new(HttpSource {
