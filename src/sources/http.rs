@@ -37,6 +37,9 @@ use crate::plugins::{Setup, Source, SourceCtx, Task};
 /// The largest response body read; a larger one is a failed poll (`too_large`).
 pub const MAX_BODY: u64 = 256 * 1024;
 
+/// ureq's read and write buffers, and the largest response header accepted.
+const BUFFER: usize = 16 * 1024;
+
 /// Default whole-request timeout.
 const DEFAULT_TIMEOUT_US: Micros = 5_000_000;
 
@@ -399,6 +402,14 @@ impl Poller {
             .timeout_connect(Some(timeout))
             .timeout_resolve(Some(timeout))
             .timeout_global(Some(timeout))
+            // ureq's 128 KiB buffers each way are sized for big transfers; a device's
+            // headers fit in far less (measured: docs/benchmarks.md, "http source").
+            .input_buffer_size(BUFFER)
+            .output_buffer_size(BUFFER)
+            .max_response_header_size(BUFFER)
+            // One device per source: keep one connection for the next poll.
+            .max_idle_connections(1)
+            .max_idle_connections_per_host(1)
             .user_agent(concat!("smollama/", env!("CARGO_PKG_VERSION")))
             .build()
             .into();
