@@ -352,3 +352,67 @@ fn plugins_list_shows_the_http_source_and_its_parameters() {
         assert!(params.contains(&p), "{p} missing from {params:?}");
     }
 }
+
+/// The adaptive stage's feedback reaches the source: calm values are polled less often.
+#[test]
+fn the_adaptive_stage_slows_the_polling_of_calm_values() {
+    let dir = TempDir::new("http-source-adaptive");
+    let device = Device::start(Mode::Good(GOOD));
+    let port = free_port();
+    let pipeline = format!(
+        r#"[[source]]
+name = "weather"
+kind = "http"
+every = "200ms"
+url = "http://127.0.0.1:{}/data.json"
+values = {{ temperature = "/main/temp", humidity = "/main/humidity" }}
+
+[[stage]]
+name = "pace"
+kind = "adaptive"
+from = ["weather"]
+window = 2
+hysteresis = 1
+min = "200ms"
+max = "800ms"
+
+[[sink]]
+name = "store"
+kind = "store"
+from = ["pace"]
+"#,
+        device.port
+    );
+    let cfg = write_config(dir.path(), port, &pipeline);
+    let agent = Agent::start(&cfg, port, &[]);
+    let intervals = || -> Option<(u64, Vec<String>)> {
+        let (_, s) = get(&agent.url("/api/status")).ok()?;
+        let polls = node(&s, "weather")["counters"]["polls"].as_u64()?;
+        let iv = s["sources"]
+            .as_array()?
+            .iter()
+            .filter(|x| {
+                x["id"]
+                    .as_str()
+                    .is_some_and(|id| id.starts_with("http:weather:"))
+            })
+            .filter_map(|x| x["interval"].as_str().map(str::to_string))
+            .collect();
+        Some((polls, iv))
+    };
+    eventually(20, "both values at the longest interval", || {
+        let (_, iv) = intervals()?;
+        (iv == ["800ms", "800ms"]).then_some(())
+    });
+    let (before, _) = intervals().unwrap();
+    std::thread::sleep(Duration::from_secs(4));
+    let (after, _) = intervals().unwrap();
+    // 800ms apart: about 5 polls in 4 s (20 at the starting 200ms).
+    assert!(
+        (3..=8).contains(&(after - before)),
+        "{} polls in 4 s at 800ms",
+        after - before
+    );
+    let (exit, _, log) = agent.terminate();
+    assert!(exit.success(), "{log}");
+}
