@@ -416,3 +416,38 @@ from = ["pace"]
     let (exit, _, log) = agent.terminate();
     assert!(exit.success(), "{log}");
 }
+
+/// A device that hangs does not hold up a stop: the agent exits while a poll is in flight.
+#[test]
+fn a_poll_in_flight_does_not_delay_shutdown() {
+    let dir = TempDir::new("http-source-stop");
+    let device = Device::start(Mode::Slow(Duration::from_secs(30)));
+    let port = free_port();
+    let pipeline = format!(
+        r#"[[source]]
+name = "hung"
+kind = "http"
+every = "1s"
+timeout = "20s"
+url = "http://127.0.0.1:{}/"
+values = {{ x = "/x" }}
+
+[[sink]]
+name = "store"
+kind = "store"
+from = ["hung"]
+"#,
+        device.port
+    );
+    let cfg = write_config(dir.path(), port, &pipeline);
+    let agent = Agent::start(&cfg, port, &[]);
+    node_when(&agent, "hung", "a poll in flight", |n| {
+        n["counters"]["polls"].as_u64() == Some(1)
+    });
+    let (exit, took, log) = agent.terminate();
+    assert!(exit.success(), "{log}");
+    assert!(
+        took < Duration::from_secs(5),
+        "stopping took {took:?} with a poll in flight"
+    );
+}
