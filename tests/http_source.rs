@@ -22,7 +22,7 @@ enum Mode {
     Slow(Duration),
     Status500,
     Body(&'static str),
-    /// A valid JSON answer larger than the source reads (256 KiB).
+    /// A valid JSON answer larger than the source reads (`max_body_kb`).
     Huge,
 }
 
@@ -106,6 +106,7 @@ kind = "http"
 every = "200ms"
 url = "http://127.0.0.1:{device}/data.json"
 timeout = "2s"
+max_body_kb = 64
 values = {{ temperature = "/main/temp", humidity = "/main/humidity", raining = {{ pointer = "/rain", kind = "boolean" }} }}
 units = {{ temperature = "celsius", humidity = "percent" }}
 headers = {{ Authorization = "{SECRET}" }}
@@ -254,7 +255,7 @@ fn polls_a_device_degrades_on_each_kind_of_failure_and_recovers_without_stalling
     let w = node_when(&agent, "weather", "too large", |n| {
         counter(n, "too_large") >= 1
     });
-    assert_eq!(w["reason"], "the answer is larger than 256 KiB", "{w}");
+    assert_eq!(w["reason"], "the answer is larger than 64 KiB", "{w}");
 
     // A pointer that matches nothing: the other values still arrive.
     device.set(Mode::Good(NO_HUMIDITY));

@@ -30,12 +30,13 @@ use crate::config::spec::Spec;
 use crate::graph::counters::Counters;
 use crate::graph::registry::SourceInfo;
 use crate::graph::{Item, Micros, Reading, Value, ValueKind};
-use crate::plugins::params::{Reader, as_text, describe, positive_dur};
+use crate::plugins::params::{Reader, as_text, describe, int_in, positive_dur};
 use crate::plugins::{Kind, Make, Param, ParamsBox, Produced, Role, Unavailable, params_of};
 use crate::plugins::{Setup, Source, SourceCtx, Task};
 
-/// The largest response body read; a larger one is a failed poll (`too_large`).
-pub const MAX_BODY: u64 = 256 * 1024;
+/// The default bound on a response body (`max_body_kb`); a larger one is a failed poll
+/// (`too_large`).
+const DEFAULT_MAX_BODY_KB: i64 = 256;
 
 /// ureq's read and write buffers, and the largest response header accepted.
 const BUFFER: usize = 16 * 1024;
@@ -63,6 +64,8 @@ struct HttpParams {
     url: String,
     picks: Vec<Pick>,
     timeout: Micros,
+    /// The largest answer read, in KiB.
+    max_body_kb: u64,
     headers: Vec<(String, String)>,
 }
 
@@ -73,6 +76,7 @@ impl fmt::Debug for HttpParams {
             .field("url", &self.url)
             .field("picks", &self.picks)
             .field("timeout", &self.timeout)
+            .field("max_body_kb", &self.max_body_kb)
             .field("headers", &names)
             .finish()
     }
@@ -108,6 +112,13 @@ pub const KIND: Kind = Kind {
             default: "\"5s\"",
             doc: "how long one poll may take, connecting and reading included",
             ..Spec::new("timeout", Want::Duration)
+        }),
+        Param::new(Spec {
+            range: Some((1.0, 4096.0)),
+            default: "256",
+            doc: "the largest answer read, in KiB; a larger one fails the poll (too_large)",
+            hint: "use 1 to 4096 KiB (default 256)",
+            ..Spec::new("max_body_kb", Want::WholeNumber)
         }),
         Param::new(Spec {
             doc: "request headers, e.g. { Authorization = \"Bearer ...\" } (values are never logged)",
@@ -218,6 +229,7 @@ fn parse(r: &mut Reader) -> ParamsBox {
         url: String::new(),
         picks: Vec::new(),
         timeout: DEFAULT_TIMEOUT_US,
+        max_body_kb: DEFAULT_MAX_BODY_KB as u64,
         headers: Vec::new(),
     };
     let mut units: Vec<(String, String, &crate::plugins::params::RawParam)> = Vec::new();
@@ -275,6 +287,14 @@ fn parse(r: &mut Reader) -> ParamsBox {
                             ),
                         ),
                     }
+                }
+            }
+            ("max_body_kb", v) => {
+                let spec = KIND.param("max_body_kb").map(|d| d.spec);
+                match spec.map(|spec| int_in(v, &spec)) {
+                    Some(Ok(kb)) => out.max_body_kb = kb as u64,
+                    Some(Err(e)) => r.bad(p, e),
+                    None => {}
                 }
             }
             ("timeout", v) => match positive_dur(v) {
@@ -392,6 +412,7 @@ struct Poller {
     headers: Vec<(String, String)>,
     picks: Vec<(String, ValueKind)>,
     timeout: Duration,
+    max_body: u64,
 }
 
 impl Poller {
@@ -423,6 +444,7 @@ impl Poller {
                 .map(|x| (x.pointer.clone(), x.kind))
                 .collect(),
             timeout,
+            max_body: p.max_body_kb * 1024,
         }
     }
 
@@ -449,7 +471,7 @@ impl Poller {
         }
         resp.body_mut()
             .with_config()
-            .limit(MAX_BODY)
+            .limit(self.max_body)
             .lossy_utf8(true)
             .read_to_string()
             .map_err(|e| self.failure(e))
@@ -463,7 +485,7 @@ impl Poller {
             ),
             ureq::Error::BodyExceedsLimit(_) => (
                 Failure::TooLarge,
-                format!("the answer is larger than {} KiB", MAX_BODY / 1024),
+                format!("the answer is larger than {} KiB", self.max_body / 1024),
             ),
             ureq::Error::Io(io)
                 if matches!(
@@ -780,6 +802,7 @@ mod tests {
             url: "http://x/".into(),
             picks: Vec::new(),
             timeout: 1,
+            max_body_kb: 1,
             headers: vec![("Authorization".into(), "Bearer sekrit".into())],
         };
         let shown = format!("{p:?}");
