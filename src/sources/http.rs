@@ -149,6 +149,19 @@ fn check_url(s: &str) -> Result<(), (String, Option<String>)> {
     if uri.scheme_str() != Some("http") {
         return Err((format!("'{s}' is not an http:// URL"), hint));
     }
+    // Credentials in the URL would be shown wherever the URL is; headers are never shown.
+    if uri.authority().is_some_and(|a| a.as_str().contains('@')) {
+        return Err((
+            format!(
+                "the URL of '{}' carries credentials",
+                uri.host().unwrap_or("?")
+            ),
+            Some(
+                "give them as a header instead, e.g. headers = { Authorization = \"Basic ...\" }"
+                    .into(),
+            ),
+        ));
+    }
     if uri.host().is_none_or(str::is_empty) {
         return Err((format!("'{s}' names no host"), hint));
     }
@@ -755,6 +768,8 @@ mod tests {
         assert!(check_url("ftp://x/y").is_err());
         assert!(check_url("not a url").is_err());
         assert!(check_url("http:///path").is_err());
+        let (m, h) = check_url("http://me:pw@10.0.0.2/x").unwrap_err();
+        assert!(!m.contains("pw") && h.unwrap().contains("header"), "{m}");
     }
 
     #[test]
