@@ -60,10 +60,11 @@ impl SourceLive {
     }
 }
 
-/// The source types this node produces itself (`system:*`, `gpio:*`). Every other name
+/// The source types this node produces itself (`system:*`, `gpio:*`, `file:*`, `exec:*`,
+/// `http:*`). Every other name
 /// was learned from a message (`<node>:<source>` from a batch, `mqtt:<topic>`), and a
 /// message may never create or feed a name of these types.
-pub const LOCAL_TYPES: &[&str] = &["system", "gpio", "file", "exec"];
+pub const LOCAL_TYPES: &[&str] = &["system", "gpio", "file", "exec", "http"];
 
 /// The part of a full id before the first `:` (the type of a local source, the sending
 /// node of a remote one).

@@ -285,7 +285,7 @@ impl Health {
         self.state.store(Self::DEGRADED, Ordering::Relaxed);
     }
 
-    /// Running fully again after a degradation (a file source whose file is back); the
+    /// Running fully again after a degradation (a file source whose file is back, an http source whose next poll succeeded); the
     /// reason is cleared. A stopped node stays stopped.
     pub fn set_recovered(&self) {
         if self
@@ -362,5 +362,8 @@ mod tests {
         h.set_degraded("file missing");
         h.set_recovered();
         assert_eq!((h.as_str(), h.reason()), ("running", None));
+        h.set_stopped();
+        h.set_recovered();
+        assert_eq!(h.as_str(), "stopped");
     }
 }

@@ -15,6 +15,7 @@ pub const KINDS: &[&Kind] = &[
     &sources::mqtt::KIND,
     &sources::file::KIND,
     &sources::exec::KIND,
+    &sources::http::KIND,
     #[cfg(feature = "test-kinds")]
     &sources::counter::KIND,
     &stages::filter::KIND,

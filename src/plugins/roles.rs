@@ -63,8 +63,8 @@ pub struct SourceCtx {
 pub trait Source {
     fn start(self: Box<Self>, ctx: SourceCtx) -> Task;
 
-    /// Counters shown in status, for sources that count what they refuse (the exec
-    /// source's malformed lines); most have none.
+    /// Counters shown in status, for sources that count what they refuse or fail at (the
+    /// exec source's malformed lines, the http source's failed polls); most have none.
     fn counters(&self) -> Option<Arc<Counters>> {
         None
     }
