@@ -165,7 +165,7 @@ fn discovery_messages(
     let hp = &settings.mqtt.discovery_prefix;
     let mut out = Vec::new();
     for info in registry.all() {
-        let local = info.name.starts_with("system:") || info.name.starts_with("gpio:");
+        let local = registry.is_local(&info.name);
         let available = info
             .live
             .available
@@ -238,7 +238,9 @@ pub fn run(settings: Settings, spec: PipelineSpec) -> Result<(), String> {
         )
         .map_err(|e| e.to_string())?,
     );
-    let registry = Arc::new(Registry::new());
+    let registry = Arc::new(Registry::with_local_types(
+        crate::plugins::registry::local_id_types(),
+    ));
     registry.load(store.sources().map_err(|e| e.to_string())?);
     log::info!(
         "node {}: store {}, gpio {} ({} pins)",

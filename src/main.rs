@@ -483,7 +483,9 @@ fn offline_context(settings: &Settings) -> Result<smollama::agent::tools::ToolCo
     )
     .map(std::sync::Arc::new)
     .map_err(|e| e.to_string())?;
-    let registry = std::sync::Arc::new(smollama::graph::registry::Registry::new());
+    let registry = std::sync::Arc::new(smollama::graph::registry::Registry::with_local_types(
+        smollama::plugins::registry::local_id_types(),
+    ));
     if let Ok(saved) = store.sources() {
         registry.load(saved);
     }

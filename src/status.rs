@@ -65,7 +65,7 @@ pub fn live(shared: &StatusView) -> Json {
         .all()
         .iter()
         // Remote sources (thousands, perhaps) are summed up per node under connections.mqtt.
-        .filter(|i| crate::graph::registry::is_local(&i.name))
+        .filter(|i| shared.registry.is_local(&i.name))
         .filter(|i| i.live.count.load(Ordering::Relaxed) > 0 || i.live.interval() > 0 || i.live.available.load(Ordering::Relaxed))
         .map(|i| {
             let count = i.live.count.load(Ordering::Relaxed);

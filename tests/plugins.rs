@@ -217,6 +217,17 @@ from = ["quiet"]
         assert_eq!(node["kind"], "counter");
         assert_eq!(node["role"], "source");
         assert_eq!(node["state"], "running");
+        // Its ids are this node's own (the kind declares their type): status lists them
+        // among the local sources, as it does system:* and gpio:*.
+        assert!(
+            status["sources"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|src| src["id"] == "counter:ticks"),
+            "counter:ticks not among the local sources: {}",
+            status["sources"]
+        );
         let (exit, _, log) = agent.terminate();
         assert!(exit.success(), "{log}");
     }

@@ -60,21 +60,10 @@ impl SourceLive {
     }
 }
 
-/// The source types this node produces itself (`system:*`, `gpio:*`, `file:*`, `exec:*`,
-/// `http:*`). Every other name
-/// was learned from a message (`<node>:<source>` from a batch, `mqtt:<topic>`), and a
-/// message may never create or feed a name of these types.
-pub const LOCAL_TYPES: &[&str] = &["system", "gpio", "file", "exec", "http"];
-
 /// The part of a full id before the first `:` (the type of a local source, the sending
 /// node of a remote one).
 pub fn source_type(name: &str) -> &str {
     name.split_once(':').map_or(name, |(t, _)| t)
-}
-
-/// Whether `name` belongs to one of this node's own sources.
-pub fn is_local(name: &str) -> bool {
-    LOCAL_TYPES.contains(&source_type(name))
 }
 
 pub struct SourceInfo {
@@ -104,11 +93,33 @@ struct Inner {
 #[derive(Default)]
 pub struct Registry {
     inner: RwLock<Inner>,
+    /// The id types this node produces itself (`system`, `gpio`, `file`, ...: each source
+    /// kind declares its own). Every other name was learned from a message
+    /// (`<node>:<source>` from a batch, `mqtt:<topic>`), and a message may never create or
+    /// feed a name of these types.
+    local_types: Vec<&'static str>,
 }
 
 impl Registry {
+    /// A registry with no local id types (every name counts as learned): for tests of
+    /// parts that do not care.
     pub fn new() -> Registry {
         Registry::default()
+    }
+
+    /// The agent's registry: `types` are its own sources' id types
+    /// (`plugins::registry::local_id_types`).
+    pub fn with_local_types(types: Vec<&'static str>) -> Registry {
+        Registry {
+            local_types: types,
+            ..Registry::default()
+        }
+    }
+
+    /// Whether `name` is one of this node's own sources rather than one learned from
+    /// another node.
+    pub fn is_local(&self, name: &str) -> bool {
+        self.local_types.contains(&source_type(name))
     }
 
     /// Seed with the mapping the store already holds (ids must stay stable on disk).

@@ -179,6 +179,10 @@ pub type SetupFn<S, T> = fn(&S, &mut Setup) -> Result<Box<T>, Unavailable>;
 #[derive(Clone, Copy)]
 pub enum Make {
     Source {
+        /// The type its ids begin with (`file` for `file:…`): ids of this node's own, which
+        /// no message from another node may create or feed, and which status lists as local.
+        /// Empty for a source that forwards other nodes' readings (`mqtt`).
+        ids: &'static str,
         parse: ParseFn,
         /// The ids and kinds a source (its name and parameters) produces.
         produces: fn(&SourceSpec, &Settings) -> Produced,

@@ -54,6 +54,17 @@ pub fn all() -> impl Iterator<Item = &'static Kind> {
     KINDS.iter().copied()
 }
 
+/// The id types of this build's own sources (`system`, `gpio`, `file`, ...), for
+/// [`crate::graph::registry::Registry::with_local_types`].
+pub fn local_id_types() -> Vec<&'static str> {
+    all()
+        .filter_map(|k| match k.make {
+            super::Make::Source { ids, .. } if !ids.is_empty() => Some(ids),
+            _ => None,
+        })
+        .collect()
+}
+
 /// The kind called `name` in `role`.
 pub fn find(role: Role, name: &str) -> Option<&'static Kind> {
     all().find(|k| k.role == role && k.name == name)

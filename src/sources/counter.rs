@@ -48,6 +48,7 @@ pub const KIND: Kind = Kind {
         }),
     ],
     make: Make::Source {
+        ids: "counter",
         parse,
         produces,
         setup,

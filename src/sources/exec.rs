@@ -147,6 +147,7 @@ pub const KIND: Kind = Kind {
         }),
     ],
     make: Make::Source {
+        ids: "exec",
         parse,
         produces,
         setup,

@@ -121,6 +121,7 @@ pub const KIND: Kind = Kind {
         }),
     ],
     make: Make::Source {
+        ids: "file",
         parse,
         produces,
         setup,

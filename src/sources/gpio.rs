@@ -219,6 +219,7 @@ pub const KIND: Kind = Kind {
         .taking("a list of pin numbers such as [17, 27]"),
     ],
     make: Make::Source {
+        ids: "gpio",
         parse,
         produces,
         setup,

@@ -127,6 +127,7 @@ pub const KIND: Kind = Kind {
         .taking("a table of header name = value"),
     ],
     make: Make::Source {
+        ids: "http",
         parse,
         produces,
         setup,

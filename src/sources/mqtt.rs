@@ -47,6 +47,7 @@ pub const KIND: Kind = Kind {
         }),
     ],
     make: Make::Source {
+        ids: "",
         parse,
         produces,
         setup,

@@ -662,6 +662,7 @@ pub const KIND: Kind = Kind {
         .taking("a list of metric names such as [\"cpu_temp\"]"),
     ],
     make: Make::Source {
+        ids: "system",
         parse,
         produces,
         setup,

@@ -74,7 +74,7 @@ impl RemoteTally {
     pub fn seed(registry: &Registry) -> RemoteTally {
         let mut t = RemoteTally::default();
         for info in registry.all() {
-            if registry::is_local(&info.name) {
+            if registry.is_local(&info.name) {
                 continue;
             }
             let node = registry::source_type(&info.name);
@@ -99,7 +99,7 @@ impl RemoteTally {
             || node.len() > MAX_NODE_LEN
         {
             Some(Refusal::TooLong)
-        } else if registry::is_local(&r.name) {
+        } else if registry.is_local(&r.name) {
             Some(Refusal::Local)
         } else {
             None
@@ -176,7 +176,7 @@ mod tests {
 
     #[test]
     fn new_names_are_admitted_up_to_the_limits_and_known_ones_always() {
-        let reg = Registry::new();
+        let reg = Registry::with_local_types(vec!["system", "gpio"]);
         reg.intern("system:cpu_temp", "celsius", ValueKind::Number);
         let mut t = RemoteTally::seed(&reg);
         assert_eq!(t.sources, 0, "local sources do not count");
@@ -216,7 +216,7 @@ mod tests {
 
     #[test]
     fn long_names_and_local_names_are_refused() {
-        let reg = Registry::new();
+        let reg = Registry::with_local_types(vec!["system", "gpio"]);
         let mut t = RemoteTally::default();
         let big = Limits {
             total: 100,
