@@ -1,6 +1,7 @@
 //! The generated documents stay equal to their generator: `docs/configuration.md` (the
-//! key table) and `config/smollama.toml` (the documented default file). After changing
-//! a key's declaration, rewrite both with `BLESS=1 cargo test --test config_docs`.
+//! key table), `config/smollama.toml` (the documented default file) and `docs/kinds.md`
+//! (every built-in kind with its parameters, from the kind descriptors). After changing a
+//! key's or a kind's declaration, rewrite them with `BLESS=1 cargo test --test config_docs`.
 
 use std::path::Path;
 
@@ -36,6 +37,25 @@ fn configuration_md_is_the_generated_key_table() {
 #[test]
 fn shipped_config_is_the_generated_default_file() {
     check_generated("config/smollama.toml", &render::default_file());
+}
+
+/// `docs/kinds.md` is what `smollama plugins list` prints for the default build, with no
+/// manifests. Builds with other features list other kinds, so only the default build
+/// checks it.
+#[test]
+fn kinds_md_is_the_generated_kind_list() {
+    if !cfg!(feature = "agent") || !cfg!(feature = "rpi") || cfg!(feature = "test-kinds") {
+        return;
+    }
+    let doc = format!(
+        "# Kinds\n\n\
+         Every source, stage, sink and tool kind of the default build, with the parameters\n\
+         each takes, as `smollama plugins list` prints them (generated from the kind\n\
+         descriptors; `tests/config_docs.rs` checks it). How to use the outside-data kinds\n\
+         and write new ones: [plugins.md](plugins.md).\n\n```text\n{}```\n",
+        smollama::plugins::list::text(&[])
+    );
+    check_generated("docs/kinds.md", &doc);
 }
 
 #[test]
