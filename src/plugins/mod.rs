@@ -15,7 +15,7 @@ pub mod params;
 pub mod registry;
 mod roles;
 
-pub use roles::{Parts, Setup, Sink, Source, SourceCtx, Task};
+pub use roles::{Parts, Setup, Sink, Source, SourceCtx, Task, Woke};
 
 use std::any::Any;
 use std::fmt;

@@ -6,15 +6,17 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_channel::Receiver;
 
+use crate::clock::now_us;
 use crate::config::settings::Settings;
 use crate::edges::gpio::GpioBackend;
 use crate::graph::counters::Counters;
 use crate::graph::edge::Output;
 use crate::graph::registry::Registry;
-use crate::graph::{Change, Item};
+use crate::graph::{Change, Item, Micros};
 use crate::messages::Publish;
 #[cfg(feature = "mqtt")]
 use crate::messages::Subscription;
@@ -56,6 +58,44 @@ pub struct SourceCtx {
     pub shutdown: Shutdown,
     /// Report a degradation here (shown in status); the runner keeps the rest.
     pub health: Arc<crate::plugins::Health>,
+}
+
+/// Why a source's [`SourceCtx::wait`] ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Woke {
+    /// The time it waited for came.
+    Due,
+    /// The adaptive stage set a new interval: recompute the next due time.
+    Interval,
+    /// The node is stopping: return from the task.
+    Shutdown,
+}
+
+impl SourceCtx {
+    /// Wait until `due` (µs since the epoch; `None`: no deadline), a new interval from the
+    /// adaptive stage (a message on `wake`, the channel whose sender the source gave the
+    /// registry), or shutdown, whichever comes first. Shutdown wins a tie.
+    pub async fn wait(&self, due: Option<Micros>, wake: &Receiver<()>) -> Woke {
+        let timer = async {
+            match due {
+                Some(due) => {
+                    let wait = (due - now_us()).max(0) as u64;
+                    smol::Timer::after(Duration::from_micros(wait)).await;
+                }
+                None => std::future::pending::<()>().await,
+            }
+            Woke::Due
+        };
+        let woken = async {
+            let _ = wake.recv().await;
+            Woke::Interval
+        };
+        let shutdown = async {
+            self.shutdown.wait().await;
+            Woke::Shutdown
+        };
+        smol::future::or(shutdown, smol::future::or(woken, timer)).await
+    }
 }
 
 /// A source that has been set up. `start` turns it into its task, which returns when

@@ -23,7 +23,6 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::Duration;
 
 use regex_lite::{CaptureLocations, Regex};
 use toml::Value as Toml;
@@ -38,7 +37,7 @@ use crate::graph::{Item, Reading, Value, ValueKind};
 use crate::plugins::params::{Reader, as_num, as_text, describe};
 use crate::plugins::{Kind, Make, Param, ParamsBox, Produced, Role, Unavailable, params_of};
 use crate::plugins::{Setup, Task};
-use crate::plugins::{Source, SourceCtx};
+use crate::plugins::{Source, SourceCtx, Woke};
 
 /// At most this much of the file is read per sample (the rest is ignored, and counted
 /// as `truncated`).
@@ -403,12 +402,6 @@ struct FileSource {
     wake_rx: async_channel::Receiver<()>,
 }
 
-enum Wake {
-    Due,
-    Interval,
-    Shutdown,
-}
-
 impl FileSource {
     /// Read the file once: its bytes (at most `MAX_READ`) or why not.
     fn read(&mut self) -> Result<usize, (Fault, String)> {
@@ -493,27 +486,13 @@ impl FileSource {
                 }
             }
             // Sleep one interval; an interval change (the adaptive stage) restarts it.
-            let wake = loop {
-                let wait = Duration::from_micros(self.info.live.interval().max(100_000) as u64);
-                let timer = async {
-                    smol::Timer::after(wait).await;
-                    Wake::Due
-                };
-                let woken = async {
-                    let _ = self.wake_rx.recv().await;
-                    Wake::Interval
-                };
-                let shutdown = async {
-                    ctx.shutdown.wait().await;
-                    Wake::Shutdown
-                };
-                match smol::future::or(shutdown, smol::future::or(woken, timer)).await {
-                    Wake::Interval => continue,
-                    other => break other,
+            loop {
+                let wait = self.info.live.interval().max(100_000);
+                match ctx.wait(Some(now_us() + wait), &self.wake_rx).await {
+                    Woke::Interval => continue,
+                    Woke::Due => break,
+                    Woke::Shutdown => return,
                 }
-            };
-            if let Wake::Shutdown = wake {
-                return;
             }
         }
     }

@@ -32,7 +32,7 @@ use crate::graph::registry::SourceInfo;
 use crate::graph::{Item, Micros, Reading, Value, ValueKind};
 use crate::plugins::params::{Reader, as_text, describe, int_in, positive_dur};
 use crate::plugins::{Kind, Make, Param, ParamsBox, Produced, Role, Unavailable, params_of};
-use crate::plugins::{Setup, Source, SourceCtx, Task};
+use crate::plugins::{Setup, Source, SourceCtx, Task, Woke};
 
 /// The default bound on a response body (`max_body_kb`); a larger one is a failed poll
 /// (`too_large`).
@@ -664,27 +664,10 @@ impl HttpSource {
                 if wait == 0 {
                     break;
                 }
-                let woken = smol::future::or(
-                    async {
-                        ctx.shutdown.wait().await;
-                        None
-                    },
-                    smol::future::or(
-                        async {
-                            let _ = self.wake_rx.recv().await;
-                            Some(false)
-                        },
-                        async {
-                            smol::Timer::after(Duration::from_micros(wait)).await;
-                            Some(true)
-                        },
-                    ),
-                )
-                .await;
-                match woken {
-                    None => return,
-                    Some(true) => break,
-                    Some(false) => {} // recompute the due time
+                match ctx.wait(Some(due), &self.wake_rx).await {
+                    Woke::Shutdown => return,
+                    Woke::Due => break,
+                    Woke::Interval => {} // recompute the due time
                 }
             }
         }

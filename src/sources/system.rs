@@ -17,12 +17,11 @@ use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::Duration;
 
 use crate::clock::now_us;
 use crate::graph::registry::{Registry, SourceInfo};
 use crate::graph::{Item, Micros, Reading, Value, ValueKind};
-use crate::plugins::SourceCtx;
+use crate::plugins::{SourceCtx, Woke};
 
 /// The metrics this source knows. Ids and units follow the original where it had them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -498,12 +497,6 @@ pub struct SystemSource {
     wake_rx: async_channel::Receiver<()>,
 }
 
-enum Wake {
-    Due,
-    Interval,
-    Shutdown,
-}
-
 impl SystemSource {
     /// Intern `system:<metric>` for each metric, probe availability (logged once at info
     /// for each unavailable metric) and set every metric's interval to `every`.
@@ -574,28 +567,10 @@ impl SystemSource {
                 continue;
             }
             let next = self.slots.iter().filter_map(Slot::due).min();
-            let timer = async {
-                match next {
-                    Some(due) => {
-                        let wait = (due - now_us()).max(0) as u64;
-                        smol::Timer::after(Duration::from_micros(wait)).await;
-                    }
-                    None => std::future::pending::<()>().await,
-                }
-                Wake::Due
-            };
-            let woken = async {
-                let _ = self.wake_rx.recv().await;
-                Wake::Interval
-            };
-            let shutdown = async {
-                ctx.shutdown.wait().await;
-                Wake::Shutdown
-            };
-            match smol::future::or(shutdown, smol::future::or(woken, timer)).await {
-                Wake::Shutdown => return,
-                Wake::Due | Wake::Interval => {} // recompute due times at the top
+            if ctx.wait(next, &self.wake_rx).await == Woke::Shutdown {
+                return;
             }
+            // Due, or a new interval: recompute the due times at the top.
         }
     }
 
@@ -770,6 +745,7 @@ impl crate::plugins::Source for SystemSource {
 mod tests {
     use super::*;
     use crate::graph::edge::{Inbox, Output};
+    use std::time::Duration;
 
     const MEMINFO_PI: &[u8] = b"MemTotal:         948304 kB
 MemFree:          512340 kB
