@@ -145,7 +145,14 @@ struct AskCmd {
 /// run the agent in the foreground (the default)
 #[argh(subcommand, name = "run")]
 #[argh(help_triggers("-h", "--help", "help"))]
-struct RunCmd {}
+struct RunCmd {
+    /// listen for HTTP on this address instead of [http] bind's (e.g. 0.0.0.0)
+    #[argh(option)]
+    host: Option<String>,
+    /// listen for HTTP on this port instead of [http] bind's
+    #[argh(option)]
+    port: Option<u16>,
+}
 
 #[derive(FromArgs)]
 /// show a running agent's live state, or what can be checked offline
@@ -250,7 +257,14 @@ fn main() -> ExitCode {
     };
     logging::init(cli.log_level.as_deref(), settings.log.level.as_deref());
     match cli.cmd {
-        None | Some(Cmd::Run(_)) => run(settings),
+        None => run(settings),
+        Some(Cmd::Run(r)) => match bind_override(settings, r) {
+            Ok(settings) => run(settings),
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::from(2)
+            }
+        },
         Some(Cmd::Status(s)) => status(&settings, s.json),
         Some(Cmd::Pipeline(PipelineCmd {
             cmd: PipelineSub::Check(c),
@@ -435,6 +449,33 @@ fn run(settings: Settings) -> ExitCode {
             ExitCode::from(1)
         }
     }
+}
+
+/// `run --host/--port`: they replace the address or port of `[http] bind` (the other
+/// part stays as configured), shown as set on the command line by `config check`.
+fn bind_override(mut settings: Settings, r: RunCmd) -> Result<Settings, String> {
+    if r.host.is_none() && r.port.is_none() {
+        return Ok(settings);
+    }
+    let mut bind = settings.http.bind;
+    if let Some(h) = &r.host {
+        let ip = h.parse::<std::net::IpAddr>().map_err(|_| {
+            format!(
+                "--host '{h}' is not an IP address; use 127.0.0.1 (this machine only) or 0.0.0.0 (every interface)"
+            )
+        })?;
+        bind.set_ip(ip);
+    }
+    if let Some(p) = r.port {
+        bind.set_port(p);
+    }
+    settings.http.bind = bind;
+    settings.set_origin(
+        "http",
+        "bind",
+        smollama::config::settings::Origin::CommandLine,
+    );
+    Ok(settings)
 }
 
 fn pipeline_check(mut settings: Settings, files: Vec<PathBuf>) -> ExitCode {

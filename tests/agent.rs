@@ -430,3 +430,40 @@ from = ["quiet"]
     let (st, _, _) = agent.terminate();
     assert!(st.success());
 }
+
+/// `run --host/--port` replace the configured `[http] bind` (the original's quick win):
+/// the agent answers on the port given on the command line, not on the configured one,
+/// and a host that is no address is refused with what to write instead.
+#[test]
+fn run_host_and_port_override_the_configured_bind() {
+    let dir = TempDir::new("bind-override");
+    let configured = free_port();
+    let cfg = write_config(dir.path(), configured, FAST_PIPELINE);
+    let given = free_port();
+    let p = given.to_string();
+    let agent = Agent::start(&cfg, given, &["run", "--host", "127.0.0.1", "--port", &p]);
+    let (code, health) = get(&agent.url("/api/health")).unwrap();
+    assert_eq!(code, 200, "{health}");
+    assert!(
+        std::net::TcpStream::connect(("127.0.0.1", configured)).is_err(),
+        "the configured port {configured} is listening too"
+    );
+    let (exit, _, log) = agent.terminate();
+    assert!(exit.success(), "{log}");
+
+    let (code, _, err) = run_cli(
+        &[
+            "--config",
+            cfg.to_str().unwrap(),
+            "run",
+            "--host",
+            "localhost",
+        ],
+        &[],
+    );
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("--host 'localhost' is not an IP address") && err.contains("0.0.0.0"),
+        "{err}"
+    );
+}

@@ -95,7 +95,7 @@ pub enum Origin {
     File { path: PathBuf, line: usize },
     /// A `SMOLLAMA_*` environment variable.
     Env(String),
-    /// The command line (the files given to `smollama pipeline check`).
+    /// The command line (`run --host/--port`, the files given to `smollama pipeline check`).
     CommandLine,
 }
 
