@@ -313,3 +313,32 @@ fn rss_kib(pid: u32) -> u64 {
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
         .expect("VmRSS in /proc/PID/status")
 }
+
+/// The program never sees the agent's secrets (`SMOLLAMA_*`, which may hold the HTTP
+/// token or the MQTT password) nor its systemd socket: it reports how many of those
+/// variables it was given.
+#[test]
+fn the_program_gets_none_of_the_agents_secrets() {
+    let dir = TempDir::new("exec-env");
+    let prog = script(
+        dir.path(),
+        "env-count.sh",
+        "#!/bin/sh\nn=$(env | grep -c -e '^SMOLLAMA_' -e '^NOTIFY_SOCKET=')\necho \"{\\\"source\\\":\\\"leaks\\\",\\\"value\\\":$n}\"\nsleep 60\n",
+    );
+    let port = free_port();
+    let cfg = write_config(
+        dir.path(),
+        port,
+        &pipeline("env", &[prog.to_str().unwrap()], ""),
+    );
+    let agent = Agent::start_env(
+        &cfg,
+        port,
+        &[],
+        &[("SMOLLAMA_MQTT_PASSWORD", "hunter2-secret")],
+    );
+    let r = eventually(10, "the leaks reading", || latest(&agent, "exec:env:leaks"));
+    assert_eq!(r["value"].as_f64(), Some(0.0), "{r}");
+    let (exit, _, log) = agent.terminate();
+    assert!(exit.success(), "{log}");
+}

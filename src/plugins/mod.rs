@@ -12,6 +12,7 @@
 pub mod list;
 pub mod manifest;
 pub mod params;
+pub mod program;
 pub mod registry;
 mod roles;
 

@@ -28,7 +28,7 @@
 use std::borrow::Cow;
 use std::io::Read;
 use std::os::unix::process::CommandExt;
-use std::process::{Child, ChildStderr, ChildStdout, Command, ExitStatus, Stdio};
+use std::process::{Child, ChildStderr, ChildStdout, ExitStatus, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -510,9 +510,9 @@ struct ExecSource {
 
 impl ExecSource {
     fn spawn(&self) -> std::io::Result<Child> {
-        let mut cmd = Command::new(&self.params.command[0]);
-        cmd.args(&self.params.command[1..])
-            .stdin(Stdio::null())
+        // Without the agent's secrets and systemd socket, as the exec tool.
+        let mut cmd = crate::plugins::program::command(&self.params.command);
+        cmd.stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         // SAFETY: prctl is async-signal-safe and touches no memory of the parent.

@@ -6,7 +6,7 @@
 //! further), stderr kept as a short tail and logged at warn with the tool's name.
 
 use std::io::{Read, Write};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -124,21 +124,11 @@ fn run(
     stopping: &AtomicBool,
 ) -> Result<Json, String> {
     let name = &spec.name;
-    let mut cmd = Command::new(&spec.command[0]);
-    cmd.args(&spec.command[1..])
-        .stdin(Stdio::piped())
+    // Without the agent's secrets and systemd socket (`plugins::program`).
+    let mut cmd = crate::plugins::program::command(&spec.command);
+    cmd.stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-    // The agent's own secrets and its systemd socket are not the program's business
-    // ([http] token, [mqtt] password may come from the environment).
-    for (k, _) in std::env::vars_os() {
-        if k.to_string_lossy().starts_with("SMOLLAMA_") {
-            cmd.env_remove(&k);
-        }
-    }
-    cmd.env_remove("NOTIFY_SOCKET")
-        .env_remove("WATCHDOG_USEC")
-        .env_remove("WATCHDOG_PID");
     // Its own process group, so the timeout kills what it started too (a script's
     // `sleep` would otherwise hold the pipes open).
     #[cfg(unix)]
