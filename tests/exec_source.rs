@@ -190,7 +190,7 @@ fn a_flooding_program_is_paced_and_the_agent_stays_responsive() {
         let u = source_count(&s, "system:uptime")?;
         (c > 0).then_some((c, u, Instant::now()))
     });
-    let rss0 = rss_kib(agent.child.id());
+    let rss0 = rss_kb(agent.child.id());
     // Health throughout: every answer within 50 ms.
     let mut slowest = Duration::ZERO;
     for _ in 0..40 {
@@ -206,7 +206,7 @@ fn a_flooding_program_is_paced_and_the_agent_stays_responsive() {
     );
     // The flood waits in the program's pipe, not in the agent: its memory stays flat
     // (allocator noise aside) while `yes` writes as fast as it can.
-    let rss1 = rss_kib(agent.child.id());
+    let rss1 = rss_kb(agent.child.id());
     assert!(
         rss1 < rss0 + 2048,
         "RSS grew from {rss0} to {rss1} KiB during the flood"
@@ -302,16 +302,6 @@ fn pipeline_check_names_bad_exec_parameters() {
         err.contains("bad.toml:5: max_lines of source 'plug': 0 is out of range"),
         "{err}"
     );
-}
-
-/// The agent's resident memory, from /proc.
-fn rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap()
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("VmRSS in /proc/PID/status")
 }
 
 /// The program never sees the agent's secrets (`SMOLLAMA_*`, which may hold the HTTP

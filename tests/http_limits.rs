@@ -7,6 +7,8 @@
 //! Latency bounds: the issue asks for health under 10 ms; the median is held to that and
 //! the worst case to 1 s, far below the 5 s a blocking handler takes, so a loaded CI
 //! machine does not fail them by chance. Measured figures are printed (`--nocapture`).
+//! The tests here run one at a time (`serial`): their latency figures mean something only
+//! when seven other attacks are not competing for the same two cores.
 
 mod common;
 
@@ -19,6 +21,13 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use serde_json::Value;
+
+/// Held for the whole of each test, so only one agent here is under attack at a time.
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    // A failed test poisons the lock; the next one still runs.
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
 
 /// A response read off a raw socket.
 #[derive(Debug)]
@@ -146,18 +155,6 @@ fn send_and_read(port: u16, raw: Vec<u8>) -> Resp {
     r
 }
 
-fn proc_status(pid: u32, field: &str) -> u64 {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    text.lines()
-        .find_map(|l| l.strip_prefix(field))
-        .and_then(|v| v.trim().split(' ').next()?.parse().ok())
-        .unwrap_or_else(|| panic!("no {field} in /proc/{pid}/status"))
-}
-
-fn rss_kb(pid: u32) -> u64 {
-    proc_status(pid, "VmRSS:")
-}
-
 fn threads(pid: u32) -> u64 {
     proc_status(pid, "Threads:")
 }
@@ -278,6 +275,7 @@ fn raise_fd_limit(want: u64) -> u64 {
 
 #[test]
 fn oversized_requests_are_refused_at_their_bound_without_growing_the_process() {
+    let _serial = serial();
     let dir = TempDir::new("http-big");
     let port = free_port();
     let cfg = write_config(dir.path(), port, FAST_PIPELINE);
@@ -354,6 +352,7 @@ fn oversized_requests_are_refused_at_their_bound_without_growing_the_process() {
 
 #[test]
 fn thousands_of_idle_connections_cost_no_threads_and_time_out() {
+    let _serial = serial();
     let want = raise_fd_limit(3000);
     let dir = TempDir::new("http-idle");
     let port = free_port();
@@ -375,6 +374,8 @@ fn thousands_of_idle_connections_cost_no_threads_and_time_out() {
         .collect();
     eprintln!("opened {want} idle connections in {:?}", t0.elapsed());
     let h = http_status(port);
+    // Keep checking while the idle sockets are still held open.
+    std::thread::sleep(Duration::from_secs(1));
     probe.finish("idle connections");
     let (rss1, threads1) = (rss_kb(pid), threads(pid));
     eprintln!("idle connections: RSS {rss0} -> {rss1} KiB, threads {threads0} -> {threads1}; {h}");
@@ -405,6 +406,7 @@ fn thousands_of_idle_connections_cost_no_threads_and_time_out() {
 
 #[test]
 fn slow_clients_time_out_and_at_the_cap_newcomers_get_a_fast_503() {
+    let _serial = serial();
     let dir = TempDir::new("http-slow");
     let port = free_port();
     let cfg = write_config_http(
@@ -584,6 +586,7 @@ fn recall(port: u16) -> JoinHandle<(u16, Value, Duration)> {
 #[cfg(feature = "agent")]
 #[test]
 fn health_and_reads_answer_while_recall_waits_on_a_silent_embedding_model() {
+    let _serial = serial();
     let mut ollama = SilentServer::start();
     let dir = TempDir::new("http-recall");
     let port = free_port();
@@ -645,6 +648,7 @@ fn health_and_reads_answer_while_recall_waits_on_a_silent_embedding_model() {
 
 #[test]
 fn keep_alive_responses_of_several_kb_have_no_delayed_ack_stall() {
+    let _serial = serial();
     let dir = TempDir::new("http-nagle");
     let port = free_port();
     let cfg = write_config(dir.path(), port, FAST_PIPELINE);
@@ -687,6 +691,7 @@ fn keep_alive_responses_of_several_kb_have_no_delayed_ack_stall() {
 
 #[test]
 fn unknown_paths_404_wrong_methods_405_head_and_unknown_query_parameters_400() {
+    let _serial = serial();
     let dir = TempDir::new("http-codes");
     let port = free_port();
     let cfg = write_config(dir.path(), port, FAST_PIPELINE);
@@ -775,6 +780,7 @@ fn unknown_paths_404_wrong_methods_405_head_and_unknown_query_parameters_400() {
 
 #[test]
 fn a_taken_port_fails_start_up_naming_the_setting() {
+    let _serial = serial();
     let dir = TempDir::new("http-taken");
     let taken = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = taken.local_addr().unwrap().port();
@@ -794,6 +800,7 @@ fn a_taken_port_fails_start_up_naming_the_setting() {
 
 #[test]
 fn a_burst_of_health_checks_shares_one_ping_and_all_get_200() {
+    let _serial = serial();
     let dir = TempDir::new("http-burst");
     let port = free_port();
     let cfg = write_config(dir.path(), port, FAST_PIPELINE);

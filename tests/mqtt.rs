@@ -9,12 +9,6 @@ use common::broker::{Broker, Relay, Subscriber};
 use common::*;
 use serde_json::Value;
 
-fn mqtt_section(port: u16, extra: &str) -> String {
-    format!(
-        "[mqtt]\nbroker = \"127.0.0.1\"\nport = {port}\nreconnect_min = \"200ms\"\nreconnect_max = \"1s\"\n{extra}"
-    )
-}
-
 /// System readings every 100 ms, stored and published: one batch message per reading
 /// (QoS 1) and retained state messages.
 const PUBLISHING: &str = r#"

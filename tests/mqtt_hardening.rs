@@ -10,12 +10,6 @@ use common::broker::{Broker, Subscriber};
 use common::*;
 use serde_json::Value;
 
-fn mqtt_section(port: u16, extra: &str) -> String {
-    format!(
-        "[mqtt]\nbroker = \"127.0.0.1\"\nport = {port}\nreconnect_min = \"200ms\"\nreconnect_max = \"1s\"\n{extra}"
-    )
-}
-
 /// Everything other nodes and devices publish goes into the store; nothing goes out.
 const INGEST: &str = r#"
 [[source]]
@@ -47,15 +41,6 @@ fn connected(agent: &Agent) {
 fn latest(agent: &Agent, id: &str) -> Option<Value> {
     let (code, r) = get(&agent.url(&format!("/api/readings/{}", id.replace('/', "%2F")))).ok()?;
     (code == 200).then_some(r)
-}
-
-/// Resident set size of a process, KiB, from /proc/<pid>/status.
-fn rss_kb(pid: u32) -> u64 {
-    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    s.lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap()
 }
 
 #[test]

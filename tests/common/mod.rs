@@ -396,3 +396,24 @@ pub fn run_cli_within(
         err.join().unwrap(),
     )
 }
+
+/// A number field of /proc/<pid>/status (`"VmRSS:"` in KiB, `"Threads:"`).
+pub fn proc_status(pid: u32, field: &str) -> u64 {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix(field))
+        .and_then(|v| v.trim().split(' ').next()?.parse().ok())
+        .unwrap_or_else(|| panic!("no {field} in /proc/{pid}/status"))
+}
+
+/// A process's resident memory, KiB.
+pub fn rss_kb(pid: u32) -> u64 {
+    proc_status(pid, "VmRSS:")
+}
+
+/// The `[mqtt]` section for a test broker on `port`, reconnecting quickly, plus `extra`.
+pub fn mqtt_section(port: u16, extra: &str) -> String {
+    format!(
+        "[mqtt]\nbroker = \"127.0.0.1\"\nport = {port}\nreconnect_min = \"200ms\"\nreconnect_max = \"1s\"\n{extra}"
+    )
+}
