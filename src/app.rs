@@ -53,6 +53,7 @@ pub fn tool_context(
     store: &Arc<Store>,
     registry: &Arc<Registry>,
     gpio: &Arc<dyn GpioBackend>,
+    hardware: &Arc<crate::edges::hw::Hardware>,
     retention: Option<crate::stages::retention_policy::RetentionParams>,
     mqtt: Option<MqttTools>,
 ) -> ToolContext {
@@ -61,6 +62,7 @@ pub fn tool_context(
         store: store.clone(),
         registry: registry.clone(),
         gpio: gpio.clone(),
+        hardware: hardware.clone(),
         retention,
         mqtt,
         embedder: Some(Arc::new(Ollama::new(OllamaConfig {
@@ -82,6 +84,7 @@ fn start_agent(
     store: &Arc<Store>,
     registry: &Arc<Registry>,
     gpio: &Arc<dyn GpioBackend>,
+    hardware: &Arc<crate::edges::hw::Hardware>,
     graph: &GraphStatus,
     mqtt_on: bool,
     publish: &async_channel::Sender<Publish>,
@@ -106,6 +109,7 @@ fn start_agent(
         store,
         registry,
         gpio,
+        hardware,
         graph.retention.clone(),
         tools,
     );
@@ -120,7 +124,7 @@ fn start_agent(
     );
     worker::start(Agent {
         ollama: Ollama::new(ollama_config(settings)),
-        tools: ToolRegistry::with_plugins(settings),
+        tools: ToolRegistry::with_plugins(settings, &hardware.devices),
         ctx,
         publish: mqtt_on.then(|| publish.clone()),
         stats,
@@ -267,12 +271,14 @@ pub fn run(settings: Settings, spec: PipelineSpec) -> Result<(), String> {
     let observer = Some(&change_tx);
     #[cfg(not(feature = "agent"))]
     let observer = None;
+    let hardware = Arc::new(crate::edges::hw::Hardware::new(&settings.hardware));
     let built = runner::build(
         &spec,
         Parts {
             settings: &settings,
             registry: &registry,
             gpio: &gpio,
+            hardware: &hardware,
             writer: Some(&writer),
             mqtt: graph_mqtt,
             observer,
@@ -287,6 +293,7 @@ pub fn run(settings: Settings, spec: PipelineSpec) -> Result<(), String> {
         &store,
         &registry,
         &gpio,
+        &hardware,
         &built.status,
         mqtt_on,
         &publish_tx,
@@ -333,6 +340,7 @@ pub fn run(settings: Settings, spec: PipelineSpec) -> Result<(), String> {
         store: store.clone(),
         writer: writer_stats,
         gpio,
+        hardware: hardware.clone(),
         graph: built.status,
         http: Arc::new(HttpStats::default()),
         #[cfg(feature = "mqtt")]

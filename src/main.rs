@@ -536,8 +536,10 @@ fn offline_context(settings: &Settings) -> Result<smollama::agent::tools::ToolCo
     let retention = PipelineSpec::load(settings)
         .ok()
         .and_then(|spec| spec.retention());
+    // Devices belong to the running agent's pipeline: none here, so no device tools.
+    let hardware = std::sync::Arc::new(smollama::edges::hw::Hardware::new(&settings.hardware));
     Ok(smollama::app::tool_context(
-        settings, &store, &registry, &gpio, retention, None,
+        settings, &store, &registry, &gpio, &hardware, retention, None,
     ))
 }
 
@@ -637,7 +639,7 @@ fn ask(settings: &Settings, question: &str) -> ExitCode {
     let t0 = std::time::Instant::now();
     match tool_loop::run(
         &ollama,
-        &ToolRegistry::with_plugins(settings),
+        &ToolRegistry::with_plugins(settings, &ctx.hardware.devices),
         &ctx,
         &settings.agent.system_prompt,
         question,

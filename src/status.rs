@@ -35,6 +35,8 @@ pub struct StatusView {
     pub store: Arc<Store>,
     pub writer: Arc<WriterStats>,
     pub gpio: Arc<dyn GpioBackend>,
+    /// Buses, mock device models and attached devices.
+    pub hardware: Arc<crate::edges::hw::Hardware>,
     pub graph: GraphStatus,
     /// The HTTP edge's counters (connections, timeouts, refusals), for `/api/status`.
     pub http: Arc<HttpStats>,
@@ -172,12 +174,26 @@ pub fn live(shared: &StatusView) -> Json {
         "edges": edges,
         "store": store,
         "gpio": gpio(shared),
+        "hardware": hardware(shared),
         "connections": {
             "http": http(shared),
             "mqtt": mqtt(shared),
             "ollama": llm(shared),
         },
     })
+}
+
+/// Buses in use (mocks with their models' state), the mock GPIO's device models, and the
+/// attached output devices with what they show.
+fn hardware(shared: &StatusView) -> Json {
+    let mut j = shared.hardware.json();
+    let pin_models = shared
+        .gpio
+        .mock()
+        .map(|m| m.models_json())
+        .unwrap_or_default();
+    j["pin_models"] = Json::from(pin_models);
+    j
 }
 
 /// The HTTP edge: its connections and every bound that refused a client.

@@ -289,7 +289,10 @@ impl Worker {
                     // Questions waiting for the server come first; a look can wait.
                     if self.queue.is_empty() {
                         super::memory_work::compact_if_low(&self.a);
+                        // Devices with an observation hook (the LED) show the cycle.
+                        self.a.ctx.hardware.devices.observing(true);
                         super::memory_work::observe(&self.a);
+                        self.a.ctx.hardware.devices.observing(false);
                         self.reembed.plan(&self.a);
                     }
                 }

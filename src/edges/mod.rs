@@ -6,6 +6,7 @@
 
 pub mod gpio;
 pub mod http;
+pub mod hw;
 pub mod mqtt;
 #[cfg(feature = "agent")]
 pub mod ollama;

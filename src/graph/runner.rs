@@ -434,6 +434,22 @@ mod tests {
         fn set_input(&self, _: u8, _: bool) -> Result<(), GpioError> {
             Err(GpioError::NotSimulated)
         }
+        fn claim_output(
+            &self,
+            _: u8,
+            _: &str,
+            _: bool,
+        ) -> Result<Box<dyn crate::edges::gpio::OutputLine>, GpioError> {
+            Err(GpioError::NotSimulated)
+        }
+        fn claim_input(
+            &self,
+            _: u8,
+            _: &str,
+            _: Pull,
+        ) -> Result<Box<dyn crate::edges::gpio::InputLine>, GpioError> {
+            Err(GpioError::NotSimulated)
+        }
     }
 
     const PIPELINE: &str = r#"
@@ -474,12 +490,14 @@ from = ["quiet"]
         let spec = PipelineSpec::parse("p.toml", PIPELINE, &settings).unwrap();
         let registry = Arc::new(Registry::new());
         let gpio: Arc<dyn GpioBackend> = Arc::new(backend);
+        let hardware = Arc::new(crate::edges::hw::Hardware::new(&settings.hardware));
         build(
             &spec,
             Parts {
                 settings: &settings,
                 registry: &registry,
                 gpio: &gpio,
+                hardware: &hardware,
                 writer: None,
                 mqtt: None,
                 observer: None,

@@ -31,6 +31,8 @@ pub struct Parts<'a> {
     pub settings: &'a Settings,
     pub registry: &'a Arc<Registry>,
     pub gpio: &'a Arc<dyn GpioBackend>,
+    /// I2C/SPI buses, the `hw` thread and the attached output devices.
+    pub hardware: &'a Arc<crate::edges::hw::Hardware>,
     /// The store writer; `None` when the pipeline has no store sink (then a store sink
     /// is unavailable).
     pub writer: Option<&'a WriterHandle>,

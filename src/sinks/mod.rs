@@ -14,3 +14,4 @@ pub mod mqtt;
 pub mod mqtt_params;
 pub mod observer;
 pub mod store;
+pub mod template;

@@ -50,6 +50,8 @@ pub struct ToolContext {
     pub store: Arc<Store>,
     pub registry: Arc<Registry>,
     pub gpio: Arc<dyn GpioBackend>,
+    /// The attached devices (displays, LEDs) the device tools drive.
+    pub hardware: Arc<crate::edges::hw::Hardware>,
     /// The pipeline's retention windows (raw vs rollups for history).
     pub retention: Option<RetentionParams>,
     pub mqtt: Option<MqttTools>,
@@ -143,6 +145,12 @@ pub trait Tool: Send + Sync {
     /// runs it only when `ctx.trusted` (exec tools declared with `writes = true`).
     fn writes(&self) -> bool {
         false
+    }
+    /// The device kind it drives (`"lcd1602"` for `lcd_write`): offered to the model only
+    /// while a device of that kind is attached, as the original lists a plugin's tools
+    /// only after its setup.
+    fn device(&self) -> Option<&'static str> {
+        None
     }
 }
 

@@ -29,10 +29,15 @@ impl ToolRegistry {
         r
     }
 
-    /// The core tools, then the exec tools of `[plugins] dir`'s valid manifests (invalid
-    /// ones are logged and skipped).
-    pub fn with_plugins(settings: &crate::config::Settings) -> ToolRegistry {
+    /// The core tools whose device (if any) is attached, then the exec tools of
+    /// `[plugins] dir`'s valid manifests (invalid ones are logged and skipped).
+    pub fn with_plugins(
+        settings: &crate::config::Settings,
+        devices: &crate::edges::hw::Devices,
+    ) -> ToolRegistry {
         let mut r = ToolRegistry::with_core_tools();
+        r.tools
+            .retain(|t| t.device().is_none_or(|d| devices.has(d)));
         super::exec::register_manifests(&mut r, settings);
         r
     }

@@ -31,10 +31,11 @@ impl Fixture {
         settings.gpio = crate::edges::gpio::mock::tests::settings();
         let gpio = Arc::new(MockGpio::new(&settings.gpio));
         let ctx = ToolContext {
-            settings,
+            settings: settings.clone(),
             store: store.clone(),
             registry: registry.clone(),
             gpio: gpio.clone(),
+            hardware: Arc::new(crate::edges::hw::Hardware::new(&settings.hardware)),
             retention: None,
             mqtt: None,
             embedder: None,

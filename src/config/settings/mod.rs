@@ -18,6 +18,7 @@ mod agent;
 mod env;
 mod file;
 mod gpio;
+mod hardware;
 mod http;
 mod key;
 mod log;
@@ -34,6 +35,7 @@ use std::path::{Path, PathBuf};
 
 pub use agent::{AgentSettings, DEFAULT_SYSTEM_PROMPT, FallbackMode};
 pub use gpio::{GpioBackendChoice, GpioSettings, PinConfig, PinMode, Pull};
+pub use hardware::{BusChoice, HardwareSettings};
 pub use http::HttpSettings;
 pub use log::LogSettings;
 pub use memory::MemorySettings;
@@ -61,6 +63,7 @@ pub(crate) const SECTIONS: &[Section] = &[
     agent::SECTION,
     memory::SECTION,
     gpio::SECTION,
+    hardware::SECTION,
     pipeline::SECTION,
     plugins::SECTION,
 ];
@@ -82,6 +85,7 @@ pub struct Settings {
     pub agent: AgentSettings,
     pub memory: MemorySettings,
     pub gpio: GpioSettings,
+    pub hardware: HardwareSettings,
     pub pipeline: PipelineSettings,
     pub plugins: PluginsSettings,
 }
@@ -220,6 +224,10 @@ impl Settings {
                 backend: GpioBackendChoice::Auto,
                 pins: Vec::new(),
                 simulate: false,
+            },
+            hardware: HardwareSettings {
+                backend: BusChoice::Auto,
+                mock_scene: PathBuf::new(),
             },
             pipeline: PipelineSettings { files: Vec::new() },
             plugins: PluginsSettings {

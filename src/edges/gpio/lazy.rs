@@ -4,8 +4,8 @@
 
 use std::sync::{Arc, OnceLock};
 
-use super::{GpioBackend, GpioError, PinEvent};
-use crate::config::settings::GpioSettings;
+use super::{GpioBackend, GpioError, InputLine, OutputLine, PinEvent};
+use crate::config::settings::{GpioSettings, Pull};
 
 /// Opens the configured backend (as [`super::open`]) the first time it is used; an open
 /// failure is kept and returned by every call.
@@ -49,6 +49,28 @@ impl GpioBackend for LazyGpio {
 
     fn set_input(&self, pin: u8, level: bool) -> Result<(), GpioError> {
         self.get()?.set_input(pin, level)
+    }
+
+    fn claim_output(
+        &self,
+        pin: u8,
+        owner: &str,
+        initial: bool,
+    ) -> Result<Box<dyn OutputLine>, GpioError> {
+        self.get()?.claim_output(pin, owner, initial)
+    }
+
+    fn claim_input(
+        &self,
+        pin: u8,
+        owner: &str,
+        pull: Pull,
+    ) -> Result<Box<dyn InputLine>, GpioError> {
+        self.get()?.claim_input(pin, owner, pull)
+    }
+
+    fn mock(&self) -> Option<&super::mock::MockGpio> {
+        self.get().ok()?.mock()
     }
 }
 

@@ -1,10 +1,15 @@
 //! The mock GPIO backend: pins hold state in memory; tests and the API set input levels.
 //! With `simulate = true` a `gpio-sim` thread toggles each input now and then (demos).
+//! Devices' lines (`claim_output`, `claim_input`) talk to the device models attached to
+//! the mock (`attach`): an HC-SR04 model answers a trigger pulse with an echo pulse as
+//! long as the sound takes, a display model decodes which segments are lit.
 
 use std::sync::{Arc, Mutex, Weak};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use super::{GpioBackend, GpioError, PinEvent};
+use serde_json::{Value as Json, json};
+
+use super::{Edge, GpioBackend, GpioError, InputLine, OutputLine, PinEvent, PinModel};
 use crate::clock::now_us;
 use crate::config::settings::{GpioSettings, PinMode, Pull};
 
@@ -19,6 +24,20 @@ struct MockPin {
 struct Shared {
     pins: Mutex<Vec<MockPin>>,
     subscribers: Mutex<Vec<async_channel::Sender<PinEvent>>>,
+    bench: Mutex<Bench>,
+}
+
+/// The devices' side of the mock: who owns which pin, and the models on them.
+#[derive(Default)]
+struct Bench {
+    claimed: Vec<(u8, String)>,
+    models: Vec<Box<dyn PinModel>>,
+}
+
+/// The mock's clock for device lines: time since the process's first use of it.
+fn mock_now() -> Duration {
+    static EPOCH: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    EPOCH.get_or_init(Instant::now).elapsed()
 }
 
 impl Shared {
@@ -81,6 +100,7 @@ impl MockGpio {
         let shared = Arc::new(Shared {
             pins: Mutex::new(pins),
             subscribers: Mutex::new(Vec::new()),
+            bench: Mutex::new(Bench::default()),
         });
         let inputs: Vec<u8> = settings
             .pins
@@ -99,6 +119,148 @@ impl MockGpio {
             }
         }
         MockGpio { shared }
+    }
+
+    /// Put a device model on the lines it uses.
+    pub fn attach(&self, model: Box<dyn PinModel>) {
+        self.shared.bench.lock().unwrap().models.push(model);
+    }
+
+    /// The mock's clock, as device models timestamp edges.
+    pub fn now() -> Duration {
+        mock_now()
+    }
+
+    /// Run `f` on the first attached model called `model` (tests inspect a display).
+    pub fn with_model<T>(&self, model: &str, f: impl FnOnce(&mut dyn PinModel) -> T) -> Option<T> {
+        let mut bench = self.shared.bench.lock().unwrap();
+        bench
+            .models
+            .iter_mut()
+            .find(|m| m.model() == model)
+            .map(|m| f(m.as_mut()))
+    }
+
+    /// Every attached model with its state, for status.
+    pub fn models_json(&self) -> Vec<Json> {
+        let bench = self.shared.bench.lock().unwrap();
+        bench
+            .models
+            .iter()
+            .map(|m| json!({ "model": m.model(), "state": m.state() }))
+            .collect()
+    }
+
+    fn claim(&self, pin: u8, owner: &str) -> Result<(), GpioError> {
+        if let Some(p) = self
+            .shared
+            .pins
+            .lock()
+            .unwrap()
+            .iter()
+            .find(|p| p.pin == pin)
+        {
+            return Err(GpioError::Busy {
+                pin,
+                owner: format!("[gpio] pins '{}'", p.name),
+            });
+        }
+        let mut bench = self.shared.bench.lock().unwrap();
+        if let Some((_, o)) = bench.claimed.iter().find(|(p, _)| *p == pin) {
+            return Err(GpioError::Busy {
+                pin,
+                owner: o.clone(),
+            });
+        }
+        bench.claimed.push((pin, owner.to_string()));
+        Ok(())
+    }
+}
+
+/// A device's output line on the mock: each level change goes to the models watching it.
+struct MockOutput {
+    pin: u8,
+    level: bool,
+    shared: Arc<Shared>,
+}
+
+impl OutputLine for MockOutput {
+    fn set(&mut self, high: bool) {
+        if self.level == high {
+            return;
+        }
+        self.level = high;
+        let at = mock_now();
+        let mut bench = self.shared.bench.lock().unwrap();
+        for m in bench.models.iter_mut().filter(|m| m.uses(self.pin)) {
+            m.on_write(self.pin, high, at);
+        }
+    }
+}
+
+/// A device's input line on the mock: edges the models drive, delivered at their
+/// timestamps (the wait sleeps until then, as a real echo takes its time).
+struct MockInput {
+    pin: u8,
+    pull_up: bool,
+    pending: std::collections::VecDeque<Edge>,
+    scratch: Vec<Edge>,
+    shared: Arc<Shared>,
+}
+
+impl MockInput {
+    fn collect(&mut self) {
+        let mut bench = self.shared.bench.lock().unwrap();
+        for m in bench.models.iter_mut().filter(|m| m.uses(self.pin)) {
+            m.drain_edges(self.pin, &mut self.scratch);
+        }
+        drop(bench);
+        self.scratch.sort_by_key(|e| e.at);
+        self.pending.extend(self.scratch.drain(..));
+    }
+}
+
+impl InputLine for MockInput {
+    fn is_high(&mut self) -> bool {
+        let now = mock_now();
+        let bench = self.shared.bench.lock().unwrap();
+        bench
+            .models
+            .iter()
+            .filter(|m| m.uses(self.pin))
+            .find_map(|m| m.level(self.pin, now))
+            .unwrap_or(self.pull_up)
+    }
+
+    fn clear(&mut self) -> Result<(), GpioError> {
+        self.collect();
+        let now = mock_now();
+        // Edges still to come stay: they belong to a pulse in flight.
+        self.pending.retain(|e| e.at > now);
+        Ok(())
+    }
+
+    fn wait_edge(&mut self, timeout: Duration) -> Result<Option<Edge>, GpioError> {
+        let deadline = mock_now() + timeout;
+        loop {
+            self.collect();
+            if let Some(&e) = self.pending.front() {
+                if e.at > deadline {
+                    std::thread::sleep(deadline.saturating_sub(mock_now()));
+                    return Ok(None);
+                }
+                std::thread::sleep(e.at.saturating_sub(mock_now()));
+                self.pending.pop_front();
+                return Ok(Some(e));
+            }
+            let now = mock_now();
+            if now >= deadline {
+                return Ok(None);
+            }
+            // Nothing scheduled yet: look again shortly (a model may schedule edges
+            // only when another line is written).
+            std::thread::sleep((deadline - now).min(Duration::from_micros(500)));
+        }
     }
 }
 
@@ -198,6 +360,42 @@ impl GpioBackend for MockGpio {
     fn set_input(&self, pin: u8, level: bool) -> Result<(), GpioError> {
         self.shared.set_input(pin, level)
     }
+
+    fn claim_output(
+        &self,
+        pin: u8,
+        owner: &str,
+        initial: bool,
+    ) -> Result<Box<dyn OutputLine>, GpioError> {
+        self.claim(pin, owner)?;
+        let mut line = MockOutput {
+            pin,
+            level: !initial,
+            shared: self.shared.clone(),
+        };
+        line.set(initial);
+        Ok(Box::new(line))
+    }
+
+    fn claim_input(
+        &self,
+        pin: u8,
+        owner: &str,
+        pull: Pull,
+    ) -> Result<Box<dyn InputLine>, GpioError> {
+        self.claim(pin, owner)?;
+        Ok(Box::new(MockInput {
+            pin,
+            pull_up: pull == Pull::Up,
+            pending: Default::default(),
+            scratch: Vec::new(),
+            shared: self.shared.clone(),
+        }))
+    }
+
+    fn mock(&self) -> Option<&MockGpio> {
+        Some(self)
+    }
 }
 
 #[cfg(test)]
@@ -295,6 +493,66 @@ pub(crate) mod tests {
         g.set_input(17, false).unwrap();
         assert_eq!(rx.len(), 1);
         assert!(rx.try_recv().unwrap().level);
+    }
+
+    /// Echoes each trigger pulse on pin 6 with one on pin 24 after 100 µs, 1 ms long (a stand-in model).
+    struct Echo(Vec<Edge>);
+    impl PinModel for Echo {
+        fn model(&self) -> &'static str {
+            "echo"
+        }
+        fn uses(&self, pin: u8) -> bool {
+            pin == 6 || pin == 24
+        }
+        fn on_write(&mut self, pin: u8, high: bool, at: Duration) {
+            if pin == 6 && !high {
+                let up = at + Duration::from_micros(100);
+                self.0.push(Edge {
+                    rising: true,
+                    at: up,
+                });
+                self.0.push(Edge {
+                    rising: false,
+                    at: up + Duration::from_millis(1),
+                });
+            }
+        }
+        fn drain_edges(&mut self, _pin: u8, out: &mut Vec<Edge>) {
+            out.append(&mut self.0);
+        }
+    }
+
+    #[test]
+    fn device_lines_reach_their_models_and_are_owned_once() {
+        let g = MockGpio::new(&settings());
+        g.attach(Box::new(Echo(Vec::new())));
+        let mut trig = g.claim_output(5, "hcsr04 'range'", false).unwrap();
+        let mut echo = g.claim_input(24, "hcsr04 'range'", Pull::Down).unwrap();
+        assert_eq!(
+            g.claim_output(5, "led 'x'", false)
+                .err()
+                .unwrap()
+                .to_string(),
+            "pin 5 is already used by hcsr04 'range'; give each device its own pins"
+        );
+        assert!(matches!(
+            g.claim_output(17, "led 'x'", false),
+            Err(GpioError::Busy { .. })
+        ));
+        // Pin 5 is not the model's trigger (6): no echo.
+        trig.set(true);
+        trig.set(false);
+        assert_eq!(echo.wait_edge(Duration::from_millis(3)).unwrap(), None);
+        let mut trig = g.claim_output(6, "hcsr04 'range'", false).unwrap();
+        echo.clear().unwrap();
+        trig.set(true);
+        trig.set(false);
+        let up = echo.wait_edge(Duration::from_millis(50)).unwrap().unwrap();
+        let down = echo.wait_edge(Duration::from_millis(50)).unwrap().unwrap();
+        assert!(up.rising && !down.rising);
+        assert_eq!(down.at - up.at, Duration::from_millis(1));
+        // Delivered no earlier than the model's timestamp.
+        assert!(MockGpio::now() >= down.at);
     }
 
     #[test]

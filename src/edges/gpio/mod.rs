@@ -1,6 +1,7 @@
 //! GPIO backends behind one interface: rppal on a Raspberry Pi, a mock everywhere else.
 
 pub mod lazy;
+pub mod lines;
 pub mod mock;
 #[cfg(feature = "rpi")]
 pub mod rppal;
@@ -9,8 +10,9 @@ use std::sync::Arc;
 
 use serde_json::{Value as Json, json};
 
-use crate::config::settings::{GpioBackendChoice, GpioSettings, PinConfig, PinMode};
+use crate::config::settings::{GpioBackendChoice, GpioSettings, PinConfig, PinMode, Pull};
 use crate::graph::Micros;
+pub use lines::{Edge, InputLine, OutputLine, PinModel};
 
 /// A level change on a pin (an input's edge or an output's write), as the backend saw it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -28,6 +30,11 @@ pub enum GpioError {
     NotAnInput(u8),
     /// Only the mock can simulate an input level.
     NotSimulated,
+    /// A device already owns the pin (or it is one of `[gpio] pins`).
+    Busy {
+        pin: u8,
+        owner: String,
+    },
     Backend(String),
 }
 
@@ -47,6 +54,10 @@ impl std::fmt::Display for GpioError {
             GpioError::NotSimulated => {
                 write!(f, "input levels can only be set on the mock backend")
             }
+            GpioError::Busy { pin, owner } => write!(
+                f,
+                "pin {pin} is already used by {owner}; give each device its own pins"
+            ),
             GpioError::Backend(e) => write!(f, "gpio: {e}"),
         }
     }
@@ -70,6 +81,25 @@ pub trait GpioBackend: Send + Sync {
     fn subscribe(&self, tx: async_channel::Sender<PinEvent>) -> Result<(), GpioError>;
     /// Mock only: set the level an input pin reads (tests, demos).
     fn set_input(&self, pin: u8, level: bool) -> Result<(), GpioError>;
+    /// Take `pin` for one device (`owner` names it in errors: `"sh5461as 'clock'"`), as an
+    /// output starting at `initial`. Refused for a pin of `[gpio] pins` or another device.
+    fn claim_output(
+        &self,
+        pin: u8,
+        owner: &str,
+        initial: bool,
+    ) -> Result<Box<dyn OutputLine>, GpioError>;
+    /// Take `pin` for one device as an input with both edges timestamped.
+    fn claim_input(
+        &self,
+        pin: u8,
+        owner: &str,
+        pull: Pull,
+    ) -> Result<Box<dyn InputLine>, GpioError>;
+    /// The mock behind this backend, for a kind to attach its device model to.
+    fn mock(&self) -> Option<&mock::MockGpio> {
+        None
+    }
 }
 
 /// The configured pins and their levels now, as `/api/gpio` and status show them: a pin

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 
 use rppal::gpio::{Event, Gpio, InputPin, OutputPin, Trigger};
 
-use super::{GpioBackend, GpioError, PinEvent};
+use super::{Edge, GpioBackend, GpioError, InputLine, OutputLine, PinEvent};
 use crate::clock::now_us;
 use crate::config::settings::{GpioSettings, PinMode, Pull};
 
@@ -26,6 +26,9 @@ struct Pin {
 type Subscribers = Arc<Mutex<Vec<async_channel::Sender<PinEvent>>>>;
 
 pub struct RppalGpio {
+    gpio: Gpio,
+    /// Pins devices own (`claim_output`, `claim_input`), with their owner.
+    claimed: Mutex<Vec<(u8, String)>>,
     pins: Mutex<Vec<Pin>>,
     subscribers: Subscribers,
     /// Interrupts are installed on the first `subscribe`.
@@ -74,6 +77,8 @@ impl RppalGpio {
             });
         }
         Ok(RppalGpio {
+            gpio,
+            claimed: Mutex::new(Vec::new()),
             pins: Mutex::new(pins),
             subscribers: Arc::default(),
             interrupts_on: Mutex::new(false),
@@ -163,5 +168,97 @@ impl GpioBackend for RppalGpio {
 
     fn set_input(&self, _pin: u8, _level: bool) -> Result<(), GpioError> {
         Err(GpioError::NotSimulated)
+    }
+
+    fn claim_output(
+        &self,
+        pin: u8,
+        owner: &str,
+        initial: bool,
+    ) -> Result<Box<dyn OutputLine>, GpioError> {
+        let p = self.claim(pin, owner)?;
+        Ok(Box::new(if initial {
+            p.into_output_high()
+        } else {
+            p.into_output_low()
+        }))
+    }
+
+    fn claim_input(
+        &self,
+        pin: u8,
+        owner: &str,
+        pull: Pull,
+    ) -> Result<Box<dyn InputLine>, GpioError> {
+        let p = self.claim(pin, owner)?;
+        let mut input = match pull {
+            Pull::Down => p.into_input_pulldown(),
+            Pull::Up => p.into_input_pullup(),
+            Pull::Off => p.into_input(),
+        };
+        // Synchronous interrupts on both edges: the kernel timestamps each one, which is
+        // what an echo's width is measured from.
+        input
+            .set_interrupt(Trigger::Both, None)
+            .map_err(|e| GpioError::Backend(format!("pin {pin} interrupt: {e}")))?;
+        Ok(Box::new(input))
+    }
+}
+
+impl RppalGpio {
+    fn claim(&self, pin: u8, owner: &str) -> Result<rppal::gpio::Pin, GpioError> {
+        if let Some(p) = self.pins.lock().unwrap().iter().find(|p| p.pin == pin) {
+            return Err(GpioError::Busy {
+                pin,
+                owner: format!("[gpio] pins '{}'", p.name),
+            });
+        }
+        let mut claimed = self.claimed.lock().unwrap();
+        if let Some((_, o)) = claimed.iter().find(|(p, _)| *p == pin) {
+            return Err(GpioError::Busy {
+                pin,
+                owner: o.clone(),
+            });
+        }
+        let p = self
+            .gpio
+            .get(pin)
+            .map_err(|e| GpioError::Backend(format!("pin {pin}: {e}")))?;
+        claimed.push((pin, owner.to_string()));
+        Ok(p)
+    }
+}
+
+impl OutputLine for OutputPin {
+    fn set(&mut self, high: bool) {
+        if high {
+            self.set_high();
+        } else {
+            self.set_low();
+        }
+    }
+}
+
+impl InputLine for InputPin {
+    fn is_high(&mut self) -> bool {
+        InputPin::is_high(self)
+    }
+
+    fn clear(&mut self) -> Result<(), GpioError> {
+        // `reset` drops whatever edges are queued; a zero timeout returns at once.
+        self.poll_interrupt(true, Some(std::time::Duration::ZERO))
+            .map(|_| ())
+            .map_err(|e| GpioError::Backend(e.to_string()))
+    }
+
+    fn wait_edge(&mut self, timeout: std::time::Duration) -> Result<Option<Edge>, GpioError> {
+        match self.poll_interrupt(false, Some(timeout)) {
+            Ok(Some(ev)) => Ok(Some(Edge {
+                rising: matches!(ev.trigger, Trigger::RisingEdge),
+                at: ev.timestamp,
+            })),
+            Ok(None) => Ok(None),
+            Err(e) => Err(GpioError::Backend(e.to_string())),
+        }
     }
 }
