@@ -4,7 +4,7 @@
 # Idempotent: a second run changes nothing that is already right. Every destructive step
 # asks first unless --yes. --dry-run prints every action without doing it. --root DIR
 # lays the files down under DIR instead of / (for tests; implies --force and skips
-# anything that needs a live system: users, systemctl, raspi-config).
+# anything that needs a live system: users, systemctl, modprobe).
 set -euo pipefail
 
 usage() {
@@ -12,8 +12,9 @@ usage() {
 Usage: setup-pi.sh [options] [BINARY_OR_DEB]
 
 Installs smollama as a systemd service: the binary, a system user, the default config
-(an edited one is kept), a journald size cap, and the unit; enables I2C/SPI when
-raspi-config is present; starts the service and waits for it to report ready.
+(an edited one is kept), a journald size cap, and the unit; enables in config.txt
+the I2C, SPI, 1-wire and DHT interfaces the configured pipeline uses (and only those);
+starts the service and waits for it to report ready.
 
 BINARY_OR_DEB   a smollama binary, a release .tar.gz holding one, or a .deb.
                 Default: build with cargo when it is present.
@@ -171,13 +172,7 @@ else
   say "skipped under --root: user smollama (a system user in groups gpio i2c spi on a live system)"
 fi
 
-# 3. I2C and SPI (0 = enable in raspi-config's non-interactive mode).
-if [ "$LIVE" = 1 ] && command -v raspi-config >/dev/null 2>&1; then
-  run raspi-config nonint do_i2c 0
-  run raspi-config nonint do_spi 0
-fi
-
-# 4. The config: the default one, never over an edited one.
+# 3. The config: the default one, never over an edited one.
 if [ -f "$CONF_DIR/smollama.toml" ]; then
   say "kept: $CONF_DIR/smollama.toml (already there)"
 else
@@ -187,6 +182,63 @@ fi
 if [ "$LIVE" = 1 ] && [ -f "$CONF_DIR/smollama.toml" ] && [ "$(stat -c %G "$CONF_DIR/smollama.toml")" != smollama ]; then
   run chgrp smollama "$CONF_DIR/smollama.toml"
   did changed change "$CONF_DIR/smollama.toml group smollama (the service reads it)"
+fi
+
+# 4. I2C, SPI, 1-wire and DHT: only what the configured pipeline uses, as the binary
+#    reports it (`smollama pipeline needs`), written to config.txt the way raspi-config
+#    does (dtparam lines, overlays, the i2c-dev module). A change needs a reboot.
+BOOT_CONFIG=""
+for c in "$ROOT/boot/firmware/config.txt" "$ROOT/boot/config.txt"; do
+  if [ -f "$c" ]; then BOOT_CONFIG="$c"; break; fi
+done
+NEEDS=""
+NEEDS_BIN="$BIN"
+[ "$DRY" = 1 ] && NEEDS_BIN="$SRC"
+if [ -x "$NEEDS_BIN" ] && [ -f "$CONF_DIR/smollama.toml" ]; then
+  if ! NEEDS="$("$NEEDS_BIN" --config "$CONF_DIR/smollama.toml" pipeline needs 2>"$TMP/needs.err")"; then
+    say "warning: cannot tell what the pipeline needs ($(head -c 300 "$TMP/needs.err")); enabling no bus"
+    NEEDS=""
+  fi
+fi
+REBOOT=0
+# Add LINE to config.txt unless it is there already.
+boot_line() {
+  local line="$1"
+  if [ -z "$BOOT_CONFIG" ]; then
+    say "warning: the pipeline needs '$line' but there is no /boot/firmware/config.txt here; add it yourself"
+    return
+  fi
+  if grep -qxF "$line" "$BOOT_CONFIG"; then
+    say "unchanged: $line in $BOOT_CONFIG"
+    return
+  fi
+  if [ "$DRY" = 0 ]; then printf '%s\n' "$line" >> "$BOOT_CONFIG"; fi
+  did added add "$line to $BOOT_CONFIG"
+  REBOOT=1
+}
+if [ -z "$NEEDS" ]; then
+  say "unchanged: no I2C, SPI, 1-wire or DHT in the pipeline, so none enabled"
+fi
+for need in $NEEDS; do
+  case "$need" in
+    i2c)
+      boot_line "dtparam=i2c_arm=on"
+      MODULES="$ROOT/etc/modules"
+      if [ -f "$MODULES" ] && grep -qx "i2c-dev" "$MODULES"; then
+        say "unchanged: i2c-dev in $MODULES"
+      else
+        if [ "$DRY" = 0 ]; then mkdir -p "$(dirname "$MODULES")"; printf 'i2c-dev\n' >> "$MODULES"; fi
+        did added add "i2c-dev to $MODULES"
+        [ "$LIVE" = 1 ] && run modprobe i2c-dev
+      fi
+      ;;
+    spi) boot_line "dtparam=spi=on" ;;
+    dtoverlay=*) boot_line "$need" ;;
+    *) say "warning: unknown need '$need' from smollama pipeline needs; skipped" ;;
+  esac
+done
+if [ "$REBOOT" = 1 ]; then
+  say "reboot for the new config.txt lines to take effect (sudo reboot)"
 fi
 
 # 5. A journald cap for small SD cards.

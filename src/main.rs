@@ -177,6 +177,19 @@ struct PipelineCmd {
 #[argh(subcommand)]
 enum PipelineSub {
     Check(CheckCmd),
+    Needs(NeedsCmd),
+}
+
+#[derive(FromArgs)]
+/// print the board interfaces the pipeline needs enabled, one per line (`i2c`, `spi`,
+/// or a config.txt overlay line such as dtoverlay=w1-gpio,gpiopin=4); nothing when none.
+/// setup-pi.sh enables exactly these
+#[argh(subcommand, name = "needs")]
+#[argh(help_triggers("-h", "--help", "help"))]
+struct NeedsCmd {
+    /// pipeline files to read together as one graph (default: the configured ones)
+    #[argh(positional)]
+    files: Vec<PathBuf>,
 }
 
 #[derive(FromArgs)]
@@ -269,6 +282,9 @@ fn main() -> ExitCode {
         Some(Cmd::Pipeline(PipelineCmd {
             cmd: PipelineSub::Check(c),
         })) => pipeline_check(settings, c.files),
+        Some(Cmd::Pipeline(PipelineCmd {
+            cmd: PipelineSub::Needs(c),
+        })) => pipeline_needs(settings, c.files),
         Some(Cmd::Plugins(PluginsCmd {
             cmd: PluginsSub::List(l),
         })) => {
@@ -478,6 +494,22 @@ fn bind_override(mut settings: Settings, r: RunCmd) -> Result<Settings, String> 
     Ok(settings)
 }
 
+/// `pipeline needs`: what the pipeline's kinds need enabled on the board.
+fn pipeline_needs(mut settings: Settings, files: Vec<PathBuf>) -> ExitCode {
+    if !files.is_empty() {
+        settings.pipeline.files = files;
+    }
+    match PipelineSpec::load(&settings) {
+        Ok(spec) => {
+            for n in &spec.needs {
+                println!("{}", n.line());
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => config_failure(&e),
+    }
+}
+
 fn pipeline_check(mut settings: Settings, files: Vec<PathBuf>) -> ExitCode {
     if !files.is_empty() {
         settings.pipeline.files = files;
@@ -506,6 +538,13 @@ fn pipeline_check(mut settings: Settings, files: Vec<PathBuf>) -> ExitCode {
                 spec.stages.len(),
                 spec.sinks.len()
             );
+            if !spec.needs.is_empty() {
+                let needs: Vec<String> = spec.needs.iter().map(|n| n.line()).collect();
+                println!(
+                    "needs on the board: {} (setup-pi.sh enables them; see docs/hardware.md)",
+                    needs.join(", ")
+                );
+            }
             ExitCode::SUCCESS
         }
         Err(e) => config_failure(&e),

@@ -26,6 +26,8 @@ pub struct PipelineSpec {
     pub sources: Vec<SourceSpec>,
     pub stages: Vec<StageSpec>,
     pub sinks: Vec<SinkSpec>,
+    /// The board interfaces its nodes need enabled, sorted, each once.
+    pub needs: Vec<crate::plugins::params::Need>,
 }
 
 #[derive(Clone, Debug)]
@@ -189,10 +191,12 @@ impl Node {
     }
 }
 
-/// Collected errors; files by index.
+/// What validation collects beside the spec: errors (files by index), and the board
+/// interfaces the nodes' kinds said they need.
 struct Errs<'a> {
     files: &'a [(String, String)],
     list: Vec<ConfigError>,
+    needs: Vec<crate::plugins::params::Need>,
 }
 
 impl Errs<'_> {
@@ -216,6 +220,7 @@ fn parse_many(
     let mut errs = Errs {
         files,
         list: Vec::new(),
+        needs: Vec::new(),
     };
     let mut nodes: Vec<Node> = Vec::new();
     let mut unparsed = false;
@@ -665,10 +670,13 @@ fn validate(nodes: &[Node], settings: &Settings, errs: &mut Errs) -> PipelineSpe
         }
     }
 
+    let mut needs = std::mem::take(&mut errs.needs);
+    needs.sort();
     PipelineSpec {
         sources,
         stages,
         sinks,
+        needs,
     }
 }
 
@@ -870,10 +878,16 @@ fn build_node(
         reach,
         settings,
         problems: Vec::new(),
+        needs: Vec::new(),
     };
     let params = parse(&mut reader);
     for (line, msg, hint) in reader.problems {
         errs.push(n.file, Some(line), msg, hint);
+    }
+    for need in reader.needs {
+        if !errs.needs.contains(&need) {
+            errs.needs.push(need);
+        }
     }
     (errs.list.len() == before).then_some((every, params))
 }

@@ -57,6 +57,33 @@ impl Reach {
     }
 }
 
+/// A board interface a node needs enabled (in `config.txt`), so `setup-pi.sh` enables
+/// only what the pipeline uses: `smollama pipeline needs` prints one line each.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Need {
+    /// The I2C bus on header pins 3/5 (`dtparam=i2c_arm=on`, and the `i2c-dev` module).
+    I2c,
+    /// SPI0 (`dtparam=spi=on`).
+    Spi,
+    /// The kernel's 1-wire master on a pin (`dtoverlay=w1-gpio,gpiopin=N`).
+    OneWire { pin: u8 },
+    /// The kernel's DHT11/DHT22 driver on a pin (`dtoverlay=dht11,gpiopin=N`).
+    Dht { pin: u8 },
+}
+
+impl Need {
+    /// The line `smollama pipeline needs` prints: `i2c`, `spi`, or the `config.txt`
+    /// overlay line.
+    pub fn line(&self) -> String {
+        match self {
+            Need::I2c => "i2c".into(),
+            Need::Spi => "spi".into(),
+            Need::OneWire { pin } => format!("dtoverlay=w1-gpio,gpiopin={pin}"),
+            Need::Dht { pin } => format!("dtoverlay=dht11,gpiopin={pin}"),
+        }
+    }
+}
+
 /// What a kind's `parse` works with: its node's parameters (only keys the kind declares;
 /// the loader reports the others), the graph around it and the settings. Problems are
 /// collected, not returned, so one pass reports every error of the node.
@@ -70,11 +97,20 @@ pub struct Reader<'a> {
     pub settings: &'a Settings,
     /// (line, message, hint).
     pub problems: Vec<(usize, String, Option<String>)>,
+    /// The board interfaces this node needs (`need`).
+    pub needs: Vec<Need>,
 }
 
 impl<'a> Reader<'a> {
     fn role(&self) -> &'static str {
         self.kind.role.as_str()
+    }
+
+    /// Say that this node needs `need` enabled on the board (an I2C sensor: `Need::I2c`).
+    pub fn need(&mut self, need: Need) {
+        if !self.needs.contains(&need) {
+            self.needs.push(need);
+        }
     }
 
     /// The parameters given, in file order.
