@@ -4,6 +4,7 @@
 
 use std::io::Write;
 
+use crate::config::settings::LogFormat;
 use crate::config::suggest;
 
 /// The levels `--log-level` and `[log] level` take.
@@ -100,10 +101,15 @@ fn known_module(path: &str) -> bool {
 }
 
 /// Install the logger. `flag` is `--log-level` (already checked), `config_level` is
-/// `[log] level`. Under systemd (`JOURNAL_STREAM` set) lines carry a syslog priority
-/// prefix instead of a timestamp, so `journalctl -p warning` works.
-pub fn init(flag: Option<&str>, config_level: Option<&str>) {
-    let journald = std::env::var_os("JOURNAL_STREAM").is_some();
+/// `[log] level`; `format` is `--log-format`, else `[log] format`. `auto` is journald's
+/// form under systemd (`JOURNAL_STREAM` set: a syslog priority prefix instead of a
+/// timestamp, so `journalctl -p warning` works), text elsewhere.
+pub fn init(flag: Option<&str>, config_level: Option<&str>, format: LogFormat) {
+    let format = match format {
+        LogFormat::Auto if std::env::var_os("JOURNAL_STREAM").is_some() => LogFormat::Journald,
+        LogFormat::Auto => LogFormat::Text,
+        f => f,
+    };
     let mut b = env_logger::Builder::new();
     let env = std::env::var("RUST_LOG")
         .ok()
@@ -122,27 +128,104 @@ pub fn init(flag: Option<&str>, config_level: Option<&str>) {
         }
         (None, None) => our_level(&mut b, config_level.unwrap_or("info")),
     };
-    b.format(move |buf, rec| writeln!(buf, "{}", line(journald, rec.level(), rec.args())));
+    b.format(move |buf, rec| {
+        let fields = Fields(rec.key_values());
+        writeln!(
+            buf,
+            "{}",
+            line(format, rec.level(), rec.target(), rec.args(), &fields)
+        )
+    });
     b.init();
     // Straight to stderr: the filter being reported on may hide smollama's own warnings.
+    let none: &[(&str, &str)] = &[];
     for w in warnings {
-        eprintln!("{}", line(journald, log::Level::Warn, &w));
+        eprintln!(
+            "{}",
+            line(
+                format,
+                log::Level::Warn,
+                "smollama::logging",
+                &w,
+                &Fields(&none)
+            )
+        );
     }
 }
 
-/// One log line as written: `<4>text` for journald, else `timestamp LEVEL text`.
-fn line(journald: bool, level: log::Level, text: &dyn std::fmt::Display) -> String {
-    if journald {
-        let prio = match level {
-            log::Level::Error => 3,
-            log::Level::Warn => 4,
-            log::Level::Info => 6,
-            log::Level::Debug | log::Level::Trace => 7,
-        };
-        format!("<{prio}>{text}")
-    } else {
-        let ts = crate::clock::iso8601(crate::clock::now_us());
-        format!("{ts} {level:<5} {text}")
+/// A record's structured fields (`log::info!(tool = name, ms = 12; "...")`).
+struct Fields<'a>(&'a dyn log::kv::Source);
+
+impl Fields<'_> {
+    /// The fields as a JSON object: numbers and booleans as such, the rest as text.
+    fn json(&self) -> serde_json::Map<String, serde_json::Value> {
+        struct Collect(serde_json::Map<String, serde_json::Value>);
+        impl<'kvs> log::kv::VisitSource<'kvs> for Collect {
+            fn visit_pair(
+                &mut self,
+                key: log::kv::Key<'kvs>,
+                value: log::kv::Value<'kvs>,
+            ) -> Result<(), log::kv::Error> {
+                let v = if let Some(b) = value.to_bool() {
+                    serde_json::Value::Bool(b)
+                } else if let Some(i) = value.to_i64() {
+                    serde_json::Value::from(i)
+                } else if let Some(u) = value.to_u64() {
+                    serde_json::Value::from(u)
+                } else if let Some(f) = value.to_f64() {
+                    serde_json::Value::from(f)
+                } else {
+                    serde_json::Value::String(value.to_string())
+                };
+                self.0.insert(key.as_str().to_string(), v);
+                Ok(())
+            }
+        }
+        let mut c = Collect(serde_json::Map::new());
+        let _ = self.0.visit(&mut c);
+        c.0
+    }
+}
+
+/// One log line as written: `<4>text` for journald, `timestamp LEVEL text` for text, a
+/// JSON object for json. Structured fields go under `fields` in JSON only: the message
+/// already says the same in words, for people.
+fn line(
+    format: LogFormat,
+    level: log::Level,
+    target: &str,
+    text: &dyn std::fmt::Display,
+    fields: &Fields<'_>,
+) -> String {
+    match format {
+        LogFormat::Journald => {
+            let prio = match level {
+                log::Level::Error => 3,
+                log::Level::Warn => 4,
+                log::Level::Info => 6,
+                log::Level::Debug | log::Level::Trace => 7,
+            };
+            format!("<{prio}>{text}")
+        }
+        LogFormat::Json => {
+            let mut o = serde_json::Map::new();
+            o.insert(
+                "ts".into(),
+                crate::clock::iso8601(crate::clock::now_us()).into(),
+            );
+            o.insert("level".into(), level.as_str().to_ascii_lowercase().into());
+            o.insert("target".into(), target.into());
+            o.insert("msg".into(), text.to_string().into());
+            let f = fields.json();
+            if !f.is_empty() {
+                o.insert("fields".into(), serde_json::Value::Object(f));
+            }
+            serde_json::Value::Object(o).to_string()
+        }
+        LogFormat::Text | LogFormat::Auto => {
+            let ts = crate::clock::iso8601(crate::clock::now_us());
+            format!("{ts} {level:<5} {text}")
+        }
     }
 }
 
@@ -156,6 +239,34 @@ fn our_level<'a>(b: &'a mut env_logger::Builder, level: &str) -> &'a mut env_log
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn json_lines_are_one_object_with_fields_typed() {
+        let kvs: &[(&str, log::kv::Value)] = &[
+            ("tool", log::kv::Value::from("read_source")),
+            ("ms", log::kv::Value::from(12u64)),
+            ("ok", log::kv::Value::from(true)),
+        ];
+        let fields = Fields(&kvs);
+        let l = line(
+            LogFormat::Json,
+            log::Level::Warn,
+            "smollama::agent",
+            &"a \"quoted\"\nline",
+            &fields,
+        );
+        assert!(!l.contains('\n'), "one line: {l}");
+        let v: serde_json::Value = serde_json::from_str(&l).unwrap();
+        assert_eq!(v["level"], "warn");
+        assert_eq!(v["target"], "smollama::agent");
+        assert_eq!(v["msg"], "a \"quoted\"\nline");
+        assert_eq!(v["fields"]["tool"], "read_source");
+        assert_eq!(v["fields"]["ms"], 12);
+        assert_eq!(v["fields"]["ok"], true);
+        assert!(v["ts"].as_str().unwrap().ends_with('Z'));
+        let t = line(LogFormat::Journald, log::Level::Warn, "x", &"hi", &fields);
+        assert_eq!(t, "<4>hi");
+    }
 
     #[test]
     fn levels_in_any_case() {

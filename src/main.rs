@@ -26,6 +26,10 @@ struct Cli {
     #[argh(option)]
     log_level: Option<String>,
 
+    /// log line format: auto, text, journald or json (overrides [log] format)
+    #[argh(option)]
+    log_format: Option<String>,
+
     /// print the version and exit
     #[argh(switch, short = 'V')]
     version: bool,
@@ -256,6 +260,19 @@ fn main() -> ExitCode {
         );
         return ExitCode::from(2);
     }
+    let flag_format = match cli.log_format.as_deref() {
+        None => None,
+        Some(f) => match smollama::config::settings::LogFormat::parse(f) {
+            Some(f) => Some(f),
+            None => {
+                eprintln!(
+                    "error: --log-format '{f}' is not one of {}",
+                    smollama::config::settings::LogFormat::NAMES.join(", ")
+                );
+                return ExitCode::from(2);
+            }
+        },
+    };
     // The default file is the same whatever is configured (or broken) here.
     if let Some(Cmd::Config(ConfigCmd {
         cmd: ConfigSub::Default(_),
@@ -268,7 +285,12 @@ fn main() -> ExitCode {
         Ok(s) => s,
         Err(e) => return config_failure(&e),
     };
-    logging::init(cli.log_level.as_deref(), settings.log.level.as_deref());
+    let format = flag_format.unwrap_or(settings.log.format);
+    logging::init(
+        cli.log_level.as_deref(),
+        settings.log.level.as_deref(),
+        format,
+    );
     match cli.cmd {
         None => run(settings),
         Some(Cmd::Run(r)) => match bind_override(settings, r) {
@@ -325,7 +347,7 @@ fn main() -> ExitCode {
 /// too (`smollama run --log-level debug`), so move them to the front first.
 mod argh_glue {
     /// Global options that take a value.
-    const GLOBALS: [&str; 2] = ["--config", "--log-level"];
+    const GLOBALS: [&str; 3] = ["--config", "--log-level", "--log-format"];
 
     pub fn hoist_globals(args: &[String]) -> Vec<String> {
         let mut front = vec![args[0].clone()];

@@ -364,6 +364,12 @@ impl Worker {
                     .call_us
                     .fetch_add(elapsed.as_micros() as u64, Ordering::Relaxed);
                 self.a.stats.answered.fetch_add(1, Ordering::Relaxed);
+                log::info!(
+                    question = q.id.as_str(), rounds = out.rounds, ms = elapsed.as_millis() as u64,
+                    tools = out.tools_used.join(",").as_str(), complete = out.answer.is_some();
+                    "agent: answered question {} in {} ms ({} round(s))",
+                    q.id, elapsed.as_millis(), out.rounds
+                );
                 let body = json!({
                     "id": q.id,
                     "question": q.text,

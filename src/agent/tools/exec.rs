@@ -66,8 +66,14 @@ impl Tool for ExecTool {
         }
         let ms = t0.elapsed().as_millis();
         match &result {
-            Ok(_) => log::info!("agent: exec tool {} ok in {ms} ms", self.name),
-            Err(e) => log::info!("agent: exec tool {} failed in {ms} ms: {e}", self.name),
+            Ok(_) => log::info!(
+                tool = self.name, ms = ms as u64, ok = true;
+                "agent: exec tool {} ok in {ms} ms", self.name
+            ),
+            Err(e) => log::info!(
+                tool = self.name, ms = ms as u64, ok = false;
+                "agent: exec tool {} failed in {ms} ms: {e}", self.name
+            ),
         }
         result
     }

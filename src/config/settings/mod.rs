@@ -37,7 +37,7 @@ pub use agent::{AgentSettings, DEFAULT_SYSTEM_PROMPT, FallbackMode};
 pub use gpio::{GpioBackendChoice, GpioSettings, PinConfig, PinMode, Pull};
 pub use hardware::{BusChoice, HardwareSettings};
 pub use http::HttpSettings;
-pub use log::LogSettings;
+pub use log::{LogFormat, LogSettings};
 pub use memory::MemorySettings;
 pub use mqtt::{MqttSettings, Secret};
 pub use node::NodeSettings;
@@ -161,7 +161,10 @@ impl Settings {
                 max_headers: 0,
                 max_body_kb: 0,
             },
-            log: LogSettings { level: None },
+            log: LogSettings {
+                level: None,
+                format: LogFormat::Auto,
+            },
             mqtt: MqttSettings {
                 broker: None,
                 port: 0,
