@@ -48,6 +48,8 @@ pub struct LlmStats {
     /// Model calls (rounds) and their total time, for the mean latency.
     pub calls: AtomicU64,
     pub call_us: AtomicU64,
+    /// Seconds from a question's start to its answer (tool rounds included).
+    pub answer_latency: crate::graph::histogram::Histogram,
     pub queued: AtomicU64,
     /// Questions dropped because the queue was full (oldest first).
     pub queue_dropped: AtomicU64,
@@ -364,6 +366,7 @@ impl Worker {
                     .call_us
                     .fetch_add(elapsed.as_micros() as u64, Ordering::Relaxed);
                 self.a.stats.answered.fetch_add(1, Ordering::Relaxed);
+                self.a.stats.answer_latency.observe(elapsed);
                 log::info!(
                     question = q.id.as_str(), rounds = out.rounds, ms = elapsed.as_millis() as u64,
                     tools = out.tools_used.join(",").as_str(), complete = out.answer.is_some();

@@ -95,6 +95,8 @@ pub struct MqttStats {
     /// QoS 1 messages the broker acknowledged with an error (e.g. not authorised); they
     /// leave the outbox, since sending them again would fail again.
     pub refused_by_broker: AtomicU64,
+    /// Seconds from a QoS 1 message leaving the client to its PUBACK.
+    pub ack_latency: crate::graph::histogram::Histogram,
     pub last_error: Mutex<Option<String>>,
     /// Malformed payloads (and batch items) per topic (bounded to `MAX_TRACKED_TOPICS`
     /// topics, keys cut to `MAX_TOPIC_KEY` bytes).
@@ -433,8 +435,8 @@ struct Worker {
     /// Publishes handed to rumqttc, waiting for their packet id, in order
     /// (`None`: not from the outbox, e.g. status or discovery).
     awaiting_pkid: VecDeque<Option<u64>>,
-    /// Packet id -> outbox sequence, waiting for PUBACK.
-    inflight: HashMap<u16, u64>,
+    /// Packet id -> outbox sequence and when it was sent, waiting for PUBACK.
+    inflight: HashMap<u16, (u64, std::time::Instant)>,
     /// Packet ids of direct publishes (status, discovery) waiting for PUBACK.
     direct_inflight: Vec<u16>,
     /// The broker's Maximum Packet Size (CONNACK), if it has one.
@@ -813,7 +815,7 @@ impl Worker {
                 if pkid != 0 {
                     match self.awaiting_pkid.pop_front() {
                         Some(Some(seq)) => {
-                            self.inflight.insert(pkid, seq);
+                            self.inflight.insert(pkid, (seq, std::time::Instant::now()));
                         }
                         Some(None) => self.direct_inflight.push(pkid),
                         None => {}
@@ -822,7 +824,8 @@ impl Worker {
             }
             Ev::Acked(pkid, ok) => {
                 self.stats.acked.fetch_add(1, Ordering::Relaxed);
-                if let Some(seq) = self.inflight.remove(&pkid) {
+                if let Some((seq, sent)) = self.inflight.remove(&pkid) {
+                    self.stats.ack_latency.observe(sent.elapsed());
                     if !ok {
                         self.stats.refused_by_broker.fetch_add(1, Ordering::Relaxed);
                         log::warn!(

@@ -25,6 +25,8 @@ use crate::process;
 use crate::store::Store;
 use crate::store::writer::WriterStats;
 
+pub mod prometheus;
+
 /// What status reads while the loop runs ([`live()`], [`line()`]): the whole picture, which
 /// only app (which builds it) and status see. Edges get narrow views instead (HTTP's
 /// `HttpView`, systemd's status-line closure).
@@ -84,6 +86,7 @@ pub fn live(shared: &StatusView) -> Json {
                 "per_minute": if uptime_s > 0.0 { ((count as f64 / uptime_s * 60.0) * 100.0).round() / 100.0 } else { 0.0 },
                 "drops": i.live.drops.load(Ordering::Relaxed),
                 "interval": if interval > 0 { Json::from(format_duration(interval)) } else { Json::from("events") },
+                "interval_s": if interval > 0 { Json::from(interval as f64 / 1e6) } else { Json::Null },
             })
         })
         .collect();
@@ -256,6 +259,7 @@ fn llm(shared: &StatusView) -> Json {
         "queue_dropped": n(&st.queue_dropped),
         "model_calls": n(&st.calls),
         "mean_answer_ms": if calls > 0 { (n(&st.call_us) as f64 / calls as f64 / 1000.0 * 10.0).round() / 10.0 } else { 0.0 },
+        "answer_seconds": st.answer_latency.json(),
         "tools": {
             "exec_calls": n(&st.tools.exec_calls),
             "exec_failed": n(&st.tools.exec_failed),
@@ -328,6 +332,7 @@ fn mqtt(shared: &StatusView) -> Json {
         "ts_replaced": n(&st.ts_replaced),
         "refused_out": n(&st.refused_out),
         "refused_by_broker": n(&st.refused_by_broker),
+        "ack_seconds": st.ack_latency.json(),
         // The agent's intake counts what came over MQTT (0 with the agent off).
         "questions": questions,
         "questions_ignored": ignored,

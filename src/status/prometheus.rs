@@ -1,0 +1,686 @@
+//! `GET /metrics`: the Prometheus text exposition format (0.0.4), rendered from the same
+//! snapshot `/api/status` returns (`status::live`), so the two never disagree: one
+//! registry, two views. Names follow Prometheus's conventions: the `smollama_` prefix,
+//! base units (seconds, bytes), `_total` on counters, and labels only from bounded sets
+//! (this node's own sources, pipeline nodes and edges, fixed reason names).
+//!
+//! Hand-written rather than a client crate: the format is a few lines per family, and
+//! `prometheus-client` would bring its own registry beside ours (which is exactly the
+//! disagreement this avoids) and about 60 KB; `promtool check metrics` checks the output
+//! in the tests.
+
+use std::fmt::Write as _;
+
+use serde_json::Value as Json;
+
+/// One family being written: its samples follow its `# HELP` and `# TYPE` lines.
+struct Out {
+    text: String,
+}
+
+impl Out {
+    fn family(&mut self, name: &str, kind: &str, help: &str) {
+        let _ = writeln!(self.text, "# HELP {name} {help}");
+        let _ = writeln!(self.text, "# TYPE {name} {kind}");
+    }
+
+    /// One sample; `labels` as (name, value) pairs, values escaped.
+    fn sample(&mut self, name: &str, labels: &[(&str, &str)], value: f64) {
+        self.text.push_str(name);
+        if !labels.is_empty() {
+            self.text.push('{');
+            for (i, (k, v)) in labels.iter().enumerate() {
+                if i > 0 {
+                    self.text.push(',');
+                }
+                let _ = write!(self.text, "{k}=\"");
+                for c in v.chars() {
+                    match c {
+                        '\\' => self.text.push_str("\\\\"),
+                        '"' => self.text.push_str("\\\""),
+                        '\n' => self.text.push_str("\\n"),
+                        c => self.text.push(c),
+                    }
+                }
+                self.text.push('"');
+            }
+            self.text.push('}');
+        }
+        self.text.push(' ');
+        if value.is_nan() {
+            self.text.push_str("NaN");
+        } else if value.is_infinite() {
+            self.text
+                .push_str(if value > 0.0 { "+Inf" } else { "-Inf" });
+        } else {
+            let _ = write!(self.text, "{value}");
+        }
+        self.text.push('\n');
+    }
+
+    /// A family with one unlabelled sample, when the value is there.
+    fn single(&mut self, name: &str, kind: &str, help: &str, value: Option<f64>) {
+        if let Some(v) = value {
+            self.family(name, kind, help);
+            self.sample(name, &[], v);
+        }
+    }
+
+    /// A histogram from status's `{count, sum_s, buckets: [[le, cumulative]]}`.
+    fn histogram(&mut self, name: &str, help: &str, h: &Json) {
+        let Some(buckets) = h["buckets"].as_array() else {
+            return;
+        };
+        self.family(name, "histogram", help);
+        let bucket = format!("{name}_bucket");
+        for b in buckets {
+            let le = match &b[0] {
+                Json::String(s) => s.clone(),
+                v => v.as_f64().map(|f| f.to_string()).unwrap_or_default(),
+            };
+            self.sample(&bucket, &[("le", &le)], num(&b[1]).unwrap_or(0.0));
+        }
+        self.sample(&format!("{name}_sum"), &[], num(&h["sum_s"]).unwrap_or(0.0));
+        self.sample(
+            &format!("{name}_count"),
+            &[],
+            num(&h["count"]).unwrap_or(0.0),
+        );
+    }
+}
+
+fn num(v: &Json) -> Option<f64> {
+    match v {
+        Json::Number(n) => n.as_f64(),
+        Json::Bool(b) => Some(if *b { 1.0 } else { 0.0 }),
+        _ => None,
+    }
+}
+
+fn text(v: &Json) -> &str {
+    v.as_str().unwrap_or("")
+}
+
+/// The exposition of `status` (what `status::live` returned).
+pub fn render(status: &Json) -> String {
+    let mut o = Out {
+        text: String::with_capacity(16 * 1024),
+    };
+    o.family(
+        "smollama_info",
+        "gauge",
+        "This node: its name and version (always 1).",
+    );
+    o.sample(
+        "smollama_info",
+        &[
+            ("node", text(&status["node"])),
+            ("version", text(&status["version"])),
+        ],
+        1.0,
+    );
+    o.single(
+        "smollama_uptime_seconds",
+        "gauge",
+        "Seconds since the agent started.",
+        num(&status["uptime_s"]),
+    );
+    process(&mut o, &status["process"]);
+    sources(&mut o, status["sources"].as_array().map_or(&[], |v| v));
+    nodes(&mut o, status["nodes"].as_array().map_or(&[], |v| v));
+    edges(&mut o, status["edges"].as_array().map_or(&[], |v| v));
+    store(&mut o, &status["store"]);
+    http(&mut o, &status["connections"]["http"]);
+    mqtt(&mut o, &status["connections"]["mqtt"]);
+    llm(&mut o, &status["connections"]["ollama"]);
+    o.text
+}
+
+fn process(o: &mut Out, p: &Json) {
+    o.single(
+        "smollama_process_resident_memory_bytes",
+        "gauge",
+        "Resident set size of the agent process.",
+        num(&p["rss_kb"]).map(|k| k * 1024.0),
+    );
+    o.single(
+        "smollama_process_resident_memory_max_bytes",
+        "gauge",
+        "Peak resident set size of the agent process.",
+        num(&p["hwm_kb"]).map(|k| k * 1024.0),
+    );
+    if let (Some(u), Some(s)) = (num(&p["cpu_user_s"]), num(&p["cpu_system_s"])) {
+        o.family(
+            "smollama_process_cpu_seconds_total",
+            "counter",
+            "CPU time the agent used, by mode.",
+        );
+        o.sample("smollama_process_cpu_seconds_total", &[("mode", "user")], u);
+        o.sample(
+            "smollama_process_cpu_seconds_total",
+            &[("mode", "system")],
+            s,
+        );
+    }
+    o.single(
+        "smollama_process_threads",
+        "gauge",
+        "Threads of the agent process.",
+        num(&p["threads"]),
+    );
+}
+
+fn sources(o: &mut Out, list: &[Json]) {
+    type Pick = fn(&Json) -> Option<f64>;
+    let families: [(&str, &str, &str, Pick); 5] = [
+        (
+            "smollama_source_value",
+            "gauge",
+            "The last value of a numeric or boolean source (booleans as 0/1), in its unit.",
+            |s| num(&s["last_value"]),
+        ),
+        (
+            "smollama_source_readings_total",
+            "counter",
+            "Readings the source produced since start.",
+            |s| num(&s["readings"]),
+        ),
+        (
+            "smollama_source_drops_total",
+            "counter",
+            "Readings of the source dropped by a full inbox.",
+            |s| num(&s["drops"]),
+        ),
+        (
+            "smollama_source_interval_seconds",
+            "gauge",
+            "The source's current sampling interval (the adaptive stage moves it).",
+            |s| num(&s["interval_s"]),
+        ),
+        (
+            "smollama_source_available",
+            "gauge",
+            "Whether the source can be read here (1) or is unavailable (0).",
+            |s| num(&s["available"]),
+        ),
+    ];
+    for (name, kind, help, pick) in families {
+        let mut first = true;
+        for s in list {
+            let Some(v) = pick(s) else { continue };
+            if first {
+                o.family(name, kind, help);
+                first = false;
+            }
+            o.sample(
+                name,
+                &[("source", text(&s["id"])), ("unit", text(&s["unit"]))],
+                v,
+            );
+        }
+    }
+}
+
+fn nodes(o: &mut Out, list: &[Json]) {
+    if list.is_empty() {
+        return;
+    }
+    o.family(
+        "smollama_node_up",
+        "gauge",
+        "Whether a pipeline node runs (1: running or degraded) or not (0: starting, stopped, unavailable).",
+    );
+    for n in list {
+        let up = matches!(text(&n["state"]), "running" | "degraded");
+        let labels = [
+            ("node", text(&n["name"])),
+            ("role", text(&n["role"])),
+            ("kind", text(&n["kind"])),
+        ];
+        o.sample("smollama_node_up", &labels, if up { 1.0 } else { 0.0 });
+    }
+    o.family(
+        "smollama_node_degraded",
+        "gauge",
+        "Whether a running node runs with less than it should (its reason is in /api/status).",
+    );
+    for n in list {
+        let d = text(&n["state"]) == "degraded";
+        o.sample(
+            "smollama_node_degraded",
+            &[("node", text(&n["name"]))],
+            if d { 1.0 } else { 0.0 },
+        );
+    }
+    o.family(
+        "smollama_node_events_total",
+        "counter",
+        "A node's own counters (a filter's passed and dropped readings, a sink's writes), by name.",
+    );
+    for n in list {
+        if let Some(c) = n["counters"].as_object() {
+            for (k, v) in c {
+                if let Some(v) = num(v) {
+                    o.sample(
+                        "smollama_node_events_total",
+                        &[("node", text(&n["name"])), ("counter", k)],
+                        v,
+                    );
+                }
+            }
+        }
+    }
+    let queued: Vec<&Json> = list.iter().filter(|n| n["queue"].is_object()).collect();
+    if !queued.is_empty() {
+        o.family(
+            "smollama_node_queue_depth",
+            "gauge",
+            "Items waiting in a node's inbox.",
+        );
+        for n in &queued {
+            o.sample(
+                "smollama_node_queue_depth",
+                &[("node", text(&n["name"]))],
+                num(&n["queue"]["depth"]).unwrap_or(0.0),
+            );
+        }
+        o.family(
+            "smollama_node_queue_capacity",
+            "gauge",
+            "The size of a node's inbox.",
+        );
+        for n in &queued {
+            o.sample(
+                "smollama_node_queue_capacity",
+                &[("node", text(&n["name"]))],
+                num(&n["queue"]["capacity"]).unwrap_or(0.0),
+            );
+        }
+    }
+}
+
+fn edges(o: &mut Out, list: &[Json]) {
+    if list.is_empty() {
+        return;
+    }
+    o.family(
+        "smollama_edge_queue_depth",
+        "gauge",
+        "Items waiting on a graph edge.",
+    );
+    for e in list {
+        o.sample(
+            "smollama_edge_queue_depth",
+            &[("from", text(&e["from"])), ("to", text(&e["to"]))],
+            num(&e["depth"]).unwrap_or(0.0),
+        );
+    }
+    o.family(
+        "smollama_edge_drops_total",
+        "counter",
+        "Items a lossy edge dropped (its oldest) because its inbox was full.",
+    );
+    for e in list {
+        o.sample(
+            "smollama_edge_drops_total",
+            &[("from", text(&e["from"])), ("to", text(&e["to"]))],
+            num(&e["drops"]).unwrap_or(0.0),
+        );
+    }
+}
+
+fn store(o: &mut Out, s: &Json) {
+    o.single(
+        "smollama_store_ok",
+        "gauge",
+        "Whether the store accepts writes (1) or is failing (0).",
+        s.get("state").map(|st| if st == "ok" { 1.0 } else { 0.0 }),
+    );
+    o.single(
+        "smollama_store_file_bytes",
+        "gauge",
+        "Size of the LMDB file on disk.",
+        num(&s["file_bytes"]),
+    );
+    o.single(
+        "smollama_store_used_bytes",
+        "gauge",
+        "Bytes of the LMDB map in use.",
+        num(&s["used_bytes"]),
+    );
+    o.single(
+        "smollama_store_map_bytes",
+        "gauge",
+        "The LMDB map size (the most the store can hold).",
+        num(&s["map_bytes"]),
+    );
+    o.single(
+        "smollama_store_readings",
+        "gauge",
+        "Raw readings stored.",
+        num(&s["readings"]),
+    );
+    o.single(
+        "smollama_store_rollups",
+        "gauge",
+        "Rollups stored.",
+        num(&s["rollups"]),
+    );
+    o.single(
+        "smollama_store_sources",
+        "gauge",
+        "Sources known to the store.",
+        num(&s["sources"]),
+    );
+    o.single(
+        "smollama_store_commits_total",
+        "counter",
+        "Write transactions committed.",
+        num(&s["commits"]),
+    );
+    o.single(
+        "smollama_store_readings_written_total",
+        "counter",
+        "Readings written since start.",
+        num(&s["readings_written"]),
+    );
+    o.single(
+        "smollama_store_failures_total",
+        "counter",
+        "Write transactions that failed.",
+        num(&s["failures"]),
+    );
+    o.single(
+        "smollama_store_evicted_total",
+        "counter",
+        "Oldest readings evicted to stay within the map.",
+        num(&s["evicted_oldest"]),
+    );
+    o.single(
+        "smollama_store_last_commit_seconds",
+        "gauge",
+        "How long the last commit took.",
+        num(&s["last_commit_us"]).map(|u| u / 1e6),
+    );
+}
+
+fn http(o: &mut Out, h: &Json) {
+    o.single(
+        "smollama_http_connections_open",
+        "gauge",
+        "HTTP connections open now.",
+        num(&h["open"]),
+    );
+    o.single(
+        "smollama_http_connections_max",
+        "gauge",
+        "The HTTP connection cap ([http] max_connections).",
+        num(&h["max_connections"]),
+    );
+    o.single(
+        "smollama_http_connections_accepted_total",
+        "counter",
+        "HTTP connections accepted.",
+        num(&h["accepted"]),
+    );
+    o.single(
+        "smollama_http_requests_total",
+        "counter",
+        "HTTP requests answered.",
+        num(&h["requests"]),
+    );
+    o.single(
+        "smollama_http_connections_evicted_total",
+        "counter",
+        "Idle connections closed to make room for a new one.",
+        num(&h["evicted_idle"]),
+    );
+    if let Some(r) = h["refused"].as_object() {
+        o.family(
+            "smollama_http_refused_total",
+            "counter",
+            "HTTP requests refused by a bound, by reason.",
+        );
+        for (k, v) in r {
+            o.sample(
+                "smollama_http_refused_total",
+                &[("reason", k)],
+                num(v).unwrap_or(0.0),
+            );
+        }
+    }
+    if let Some(t) = h["timed_out"].as_object() {
+        o.family(
+            "smollama_http_timeouts_total",
+            "counter",
+            "HTTP connections closed by a timeout, by which.",
+        );
+        for (k, v) in t {
+            o.sample(
+                "smollama_http_timeouts_total",
+                &[("timeout", k)],
+                num(v).unwrap_or(0.0),
+            );
+        }
+    }
+}
+
+fn mqtt(o: &mut Out, m: &Json) {
+    let state = text(&m["state"]);
+    o.single(
+        "smollama_mqtt_connected",
+        "gauge",
+        "Whether the broker connection is up (1) or not (0, or no broker configured).",
+        Some(if state == "connected" { 1.0 } else { 0.0 }),
+    );
+    type Counter = (&'static str, &'static str, &'static str);
+    const COUNTERS: [Counter; 12] = [
+        (
+            "connects",
+            "smollama_mqtt_connects_total",
+            "Connections to the broker made.",
+        ),
+        (
+            "reconnects",
+            "smollama_mqtt_reconnects_total",
+            "Reconnections after a lost connection.",
+        ),
+        (
+            "messages_in",
+            "smollama_mqtt_messages_received_total",
+            "Messages received.",
+        ),
+        (
+            "messages_out",
+            "smollama_mqtt_messages_sent_total",
+            "Messages sent.",
+        ),
+        ("acked", "smollama_mqtt_acks_total", "PUBACKs received."),
+        (
+            "republished",
+            "smollama_mqtt_republished_total",
+            "Outbox messages sent again after a reconnect.",
+        ),
+        (
+            "dropped_qos0",
+            "smollama_mqtt_dropped_qos0_total",
+            "QoS 0 messages dropped while the broker was away.",
+        ),
+        (
+            "readings_in",
+            "smollama_mqtt_readings_received_total",
+            "Readings received from other nodes.",
+        ),
+        (
+            "malformed",
+            "smollama_mqtt_malformed_total",
+            "Received messages refused as malformed or too large.",
+        ),
+        (
+            "refused_out",
+            "smollama_mqtt_refused_out_total",
+            "Outgoing messages refused (too large, invalid topic).",
+        ),
+        (
+            "refused_by_broker",
+            "smollama_mqtt_refused_by_broker_total",
+            "QoS 1 messages the broker acknowledged with an error.",
+        ),
+        (
+            "ts_replaced",
+            "smollama_mqtt_timestamps_replaced_total",
+            "Remote readings whose implausible timestamp was replaced.",
+        ),
+    ];
+    for (key, name, help) in COUNTERS {
+        o.single(name, "counter", help, num(&m[key]));
+    }
+    o.single(
+        "smollama_mqtt_outbox_messages",
+        "gauge",
+        "QoS 1 messages waiting in the outbox for the broker.",
+        num(&m["outbox"]["messages"]),
+    );
+    o.single(
+        "smollama_mqtt_outbox_bytes",
+        "gauge",
+        "Bytes waiting in the outbox.",
+        num(&m["outbox"]["bytes"]),
+    );
+    o.single(
+        "smollama_mqtt_outbox_dropped_total",
+        "counter",
+        "Oldest outbox messages dropped to stay within its bounds.",
+        num(&m["outbox"]["dropped"]),
+    );
+    o.single(
+        "smollama_mqtt_remote_sources",
+        "gauge",
+        "Sources admitted from other nodes.",
+        num(&m["remote_sources"]["sources"]),
+    );
+    if m["ack_seconds"].is_object() {
+        o.histogram(
+            "smollama_mqtt_ack_seconds",
+            "Seconds from a QoS 1 message leaving to its PUBACK.",
+            &m["ack_seconds"],
+        );
+    }
+}
+
+fn llm(o: &mut Out, l: &Json) {
+    // The agent off (or not in this build): no LLM families at all.
+    if l["questions"].is_null() {
+        return;
+    }
+    let state = text(&l["state"]);
+    o.single(
+        "smollama_llm_reachable",
+        "gauge",
+        "Whether the model server answered the last call (1) or not (0).",
+        Some(if state == "reachable" { 1.0 } else { 0.0 }),
+    );
+    o.single(
+        "smollama_llm_questions_total",
+        "counter",
+        "Questions the agent took.",
+        num(&l["questions"]),
+    );
+    o.single(
+        "smollama_llm_answered_total",
+        "counter",
+        "Questions answered.",
+        num(&l["answered"]),
+    );
+    o.single(
+        "smollama_llm_failed_total",
+        "counter",
+        "Questions answered with an error.",
+        num(&l["failed"]),
+    );
+    o.single(
+        "smollama_llm_model_calls_total",
+        "counter",
+        "Calls to the model (tool rounds).",
+        num(&l["model_calls"]),
+    );
+    o.single(
+        "smollama_llm_queued",
+        "gauge",
+        "Questions waiting for the model server.",
+        num(&l["queued"]),
+    );
+    o.single(
+        "smollama_llm_queue_dropped_total",
+        "counter",
+        "Questions dropped because the queue was full.",
+        num(&l["queue_dropped"]),
+    );
+    if let Some(t) = l["tools"].as_object() {
+        o.family("smollama_llm_tool_events_total", "counter", "Tool calls by outcome (exec tools run, failed, timed out, over the output cap; writes refused).");
+        for (k, v) in t {
+            o.sample(
+                "smollama_llm_tool_events_total",
+                &[("event", k)],
+                num(v).unwrap_or(0.0),
+            );
+        }
+    }
+    if l["answer_seconds"].is_object() {
+        o.histogram(
+            "smollama_llm_answer_seconds",
+            "Seconds from a question's start to its answer, tool rounds included.",
+            &l["answer_seconds"],
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn families_have_help_type_and_escaped_labels() {
+        let status = json!({
+            "node": "n\"1", "version": "0.1.0", "uptime_s": 12.0,
+            "process": { "rss_kb": 4096, "hwm_kb": 5000, "cpu_user_s": 0.5, "cpu_system_s": 0.25, "threads": 7 },
+            "sources": [
+                { "id": "system:cpu_temp", "unit": "celsius", "last_value": 48.5, "readings": 3, "drops": 0, "interval_s": 10.0, "available": true },
+                { "id": "gpio:17", "unit": "boolean", "last_value": true, "readings": 1, "drops": 0, "interval_s": null, "available": true },
+            ],
+            "nodes": [], "edges": [], "store": {}, "connections": { "http": {}, "mqtt": { "state": "not configured" }, "ollama": { "state": null } },
+        });
+        let t = render(&status);
+        assert!(
+            t.contains("smollama_info{node=\"n\\\"1\",version=\"0.1.0\"} 1\n"),
+            "{t}"
+        );
+        assert!(t.contains("smollama_process_resident_memory_bytes 4194304\n"));
+        assert!(t.contains("smollama_source_value{source=\"gpio:17\",unit=\"boolean\"} 1\n"));
+        assert!(t.contains(
+            "smollama_source_interval_seconds{source=\"system:cpu_temp\",unit=\"celsius\"} 10\n"
+        ));
+        assert!(
+            !t.contains("smollama_source_interval_seconds{source=\"gpio:17\""),
+            "an event source has no interval"
+        );
+        // Every sample's family was announced first.
+        let mut typed = std::collections::HashSet::new();
+        for l in t.lines() {
+            if let Some(rest) = l.strip_prefix("# TYPE ") {
+                typed.insert(rest.split(' ').next().unwrap().to_string());
+            } else if !l.starts_with('#') {
+                let name = l.split(['{', ' ']).next().unwrap();
+                let family = name
+                    .trim_end_matches("_bucket")
+                    .trim_end_matches("_sum")
+                    .trim_end_matches("_count");
+                assert!(
+                    typed.contains(name) || typed.contains(family),
+                    "{l} before its TYPE"
+                );
+            }
+        }
+    }
+}
