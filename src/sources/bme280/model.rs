@@ -101,11 +101,6 @@ impl Bme280Model {
         self
     }
 
-    #[cfg(test)]
-    pub fn early_reads(&self) -> u64 {
-        self.early_reads
-    }
-
     fn power_on(&mut self) {
         let (tp, h) = CALIB.to_registers();
         self.regs = [0; 256];
