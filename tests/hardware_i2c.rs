@@ -116,13 +116,19 @@ fn bme280_readings_follow_the_scene_and_an_unplugged_sensor_degrades_and_recover
     assert_eq!(p["unit"], "hPa");
     reads(&agent, "bme280:attic_temperature", 30.0, 0.011);
     reads(&agent, "bme280:attic_pressure", 1001.5, 0.01);
-    assert!(stored(&agent, "bme280:attic_humidity").is_none(), "a BMP280 has no humidity");
+    assert!(
+        stored(&agent, "bme280:attic_humidity").is_none(),
+        "a BMP280 has no humidity"
+    );
     let m = model(&agent, "i2c-1:0x76").unwrap();
     assert_eq!(m["model"], "bme280");
     assert_eq!(model(&agent, "i2c-1:0x77").unwrap()["model"], "bmp280");
 
     // The room warms: the reading follows.
-    scene(&scene_file, "temperature = 25.25\nhumidity = 55.5\npressure = 1003.0\n");
+    scene(
+        &scene_file,
+        "temperature = 25.25\nhumidity = 55.5\npressure = 1003.0\n",
+    );
     reads(&agent, "bme280:temperature", 25.25, 0.011);
     reads(&agent, "bme280:humidity", 55.5, 0.01);
 
@@ -144,10 +150,14 @@ fn bme280_readings_follow_the_scene_and_an_unplugged_sensor_degrades_and_recover
     assert!(agent.log().contains("no device answers at 0x76"));
 
     // Plugged back, but another chip answers at the address: degraded with that reason.
-    scene(&scene_file, "temperature = 19.0\n[\"i2c-1:0x76\"]\nchip_id = 0x55\n");
+    scene(
+        &scene_file,
+        "temperature = 19.0\n[\"i2c-1:0x76\"]\nchip_id = 0x55\n",
+    );
     eventually(15, "the wrong chip named", || {
         let n = node(&agent, "room")?;
-        (n["reason"] == "unavailable: i2c-1:0x76: chip id 0x55 is not a BME280 (0x60) or BMP280 (0x58)")
+        (n["reason"]
+            == "unavailable: i2c-1:0x76: chip id 0x55 is not a BME280 (0x60) or BMP280 (0x58)")
             .then_some(())
     });
 
@@ -238,7 +248,10 @@ fn the_lcd_shows_live_values_and_what_the_agent_writes() {
         .iter()
         .map(|t| t["function"]["name"].as_str().unwrap())
         .collect();
-    assert!(offered.contains(&"lcd_write") && offered.contains(&"lcd_clear"), "{offered:?}");
+    assert!(
+        offered.contains(&"lcd_write") && offered.contains(&"lcd_clear"),
+        "{offered:?}"
+    );
     let tool_result = chats[1]["messages"]
         .as_array()
         .unwrap()
@@ -249,11 +262,17 @@ fn the_lcd_shows_live_values_and_what_the_agent_writes() {
         .unwrap()
         .to_string();
     assert!(tool_result.contains("Warm in here tod"), "{tool_result}");
-    assert_eq!(glass(&agent).unwrap(), json!(["Hello!", "Warm in here tod"]));
+    assert_eq!(
+        glass(&agent).unwrap(),
+        json!(["Hello!", "Warm in here tod"])
+    );
     // The value changes while held: the tool's text stays...
     scene(&scene_file, "temperature = 24.0\npressure = 1012.4\n");
     std::thread::sleep(std::time::Duration::from_millis(1000));
-    assert_eq!(glass(&agent).unwrap(), json!(["Hello!", "Warm in here tod"]));
+    assert_eq!(
+        glass(&agent).unwrap(),
+        json!(["Hello!", "Warm in here tod"])
+    );
     // ...until the hold ends and the template shows the value as it is now.
     eventually(10, "the template back", || {
         (glass(&agent)? == json!(["T 24.0°C", "P 1012 hPa"])).then_some(())

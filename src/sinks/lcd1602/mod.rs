@@ -228,7 +228,30 @@ fn parse(r: &mut Reader) -> ParamsBox {
         }
         for row in rows {
             match Template::parse(row) {
-                Ok(t) => p.template.push(t),
+                Ok(t) => {
+                    // An id nothing upstream produces would show `-` for ever.
+                    for id in t.ids() {
+                        if !r.reach.remote && !r.reach.ids.iter().any(|(i, _)| i == id) {
+                            let known: Vec<&str> =
+                                r.reach.ids.iter().map(|(i, _)| i.as_str()).collect();
+                            r.bad(
+                                raw,
+                                (
+                                    format!("no source in `from` produces {id}"),
+                                    Some(if known.is_empty() {
+                                        "add the source that produces it to `from`".to_string()
+                                    } else {
+                                        format!(
+                                            "the sources in `from` produce {}",
+                                            known.join(", ")
+                                        )
+                                    }),
+                                ),
+                            );
+                        }
+                    }
+                    p.template.push(t);
+                }
                 Err(e) => r.bad(raw, (e, hint("template"))),
             }
         }

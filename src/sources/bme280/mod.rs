@@ -154,14 +154,7 @@ fn parse(r: &mut Reader) -> ParamsBox {
         let choice = |p: &crate::plugins::params::RawParam, of: &[&str]| match &p.value {
             Toml::String(s) if of.contains(&s.as_str()) => Ok(s.clone()),
             other => Err((
-                format!(
-                    "expected {}, found {}",
-                    of.iter()
-                        .map(|c| format!("\"{c}\""))
-                        .collect::<Vec<_>>()
-                        .join(" or "),
-                    describe(other)
-                ),
+                format!("expected {}, found {}", or_list(of), describe(other)),
                 hint(&p.key),
             )),
         };
@@ -264,6 +257,15 @@ fn parse(r: &mut Reader) -> ParamsBox {
         id,
         osrs,
     })
+}
+
+/// `"a", "b" or "c"`.
+fn or_list(of: &[&str]) -> String {
+    let quoted: Vec<String> = of.iter().map(|c| format!("\"{c}\"")).collect();
+    match quoted.split_last() {
+        Some((last, rest)) if !rest.is_empty() => format!("{} or {last}", rest.join(", ")),
+        _ => quoted.join(""),
+    }
 }
 
 fn valid_id(s: &str) -> bool {
