@@ -57,7 +57,7 @@ impl Calib {
     }
 
     /// The inverse of [`Calib::from_registers`], for the mock chip.
-    pub fn to_registers(&self) -> ([u8; 26], [u8; 7]) {
+    pub fn to_registers(self) -> ([u8; 26], [u8; 7]) {
         let mut tp = [0u8; 26];
         let words = [
             self.t1,

@@ -199,7 +199,7 @@ pub(crate) fn adc_p_for(t_fine: i32, hpa: f64) -> i32 {
     search(0, 1 << 20, |a| {
         CALIB
             .pressure(t_fine, a)
-            .map_or(true, |p| (p as i64) <= target)
+            .is_none_or(|p| (p as i64) <= target)
     })
 }
 
