@@ -89,10 +89,20 @@ address = 0x77
 id = "attic"
 every = "300ms"
 
+# A BME280 on SPI (CE0).
+[[source]]
+name = "shed"
+kind = "bme280"
+bus = "spi"
+spi_bus = 0
+spi_cs = 0
+id = "shed"
+every = "300ms"
+
 [[sink]]
 name = "store"
 kind = "store"
-from = ["room", "attic"]
+from = ["room", "attic", "shed"]
 "#;
 
 #[test]
@@ -101,7 +111,7 @@ fn bme280_readings_follow_the_scene_and_an_unplugged_sensor_degrades_and_recover
     let scene_file = dir.path().join("scene.toml");
     scene(
         &scene_file,
-        "temperature = 22.5\nhumidity = 40.0\npressure = 1001.5\n[\"i2c-1:0x77\"]\ntemperature = 30.0\n",
+        "temperature = 22.5\nhumidity = 40.0\npressure = 1001.5\n[\"i2c-1:0x77\"]\ntemperature = 30.0\n[\"spi-0.0\"]\nhumidity = 80.0\n",
     );
     let port = free_port();
     let cfg = write_config_extra(dir.path(), port, SENSORS, &hardware(&scene_file));

@@ -368,6 +368,18 @@ fn setup(spec: &SourceSpec, s: &mut Setup) -> Result<Box<dyn Source>, Unavailabl
     }))
 }
 
+/// The wait before the next attempt after a failure, `prev` the last one (0: the first
+/// failure): from the sampling interval (at least 1 s), doubling, capped at 60 s (or at
+/// the interval when that is longer: a retry never comes later than a sample would).
+fn next_backoff(prev: Micros, interval: Micros) -> Micros {
+    let start = interval.max(1_000_000);
+    if prev == 0 {
+        start
+    } else {
+        (prev * 2).min(MAX_BACKOFF.max(start))
+    }
+}
+
 /// A set-up bme280 source: where the chip is, the `hw` thread, the three registry
 /// entries (temperature, humidity, pressure).
 struct Bme280Source {
@@ -451,12 +463,7 @@ impl Bme280Source {
                     for i in &self.info {
                         i.live.available.store(false, Ordering::Relaxed);
                     }
-                    let interval = self.info[0].live.interval().max(1_000_000);
-                    backoff = if backoff == 0 {
-                        interval
-                    } else {
-                        (backoff * 2).min(MAX_BACKOFF.max(interval))
-                    };
+                    backoff = next_backoff(backoff, self.info[0].live.interval());
                 }
             }
             loop {
@@ -482,5 +489,43 @@ impl Source for Bme280Source {
 
     fn counters(&self) -> Option<Arc<Counters>> {
         Some(self.counters.clone())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_starts_at_the_interval_doubles_and_is_capped() {
+        let s = 1_000_000;
+        let mut b = 0;
+        let mut seen = Vec::new();
+        for _ in 0..9 {
+            b = next_backoff(b, 300_000);
+            seen.push(b / s);
+        }
+        assert_eq!(seen, [1, 2, 4, 8, 16, 32, 60, 60, 60]);
+        assert_eq!(next_backoff(0, 30 * s), 30 * s);
+        assert_eq!(next_backoff(30 * s, 30 * s), 60 * s);
+        // A sensor sampled every 5 minutes is retried every 5 minutes at most.
+        assert_eq!(next_backoff(300 * s, 300 * s), 300 * s);
+    }
+
+    #[test]
+    fn ids_follow_the_id_parameter() {
+        assert_eq!(
+            ids(None),
+            ["bme280:temperature", "bme280:humidity", "bme280:pressure"]
+        );
+        let p = Bme280Params {
+            chip: Chip::Auto,
+            wiring: Wiring::I2c { bus: 1, addr: 0x77 },
+            id: "attic".into(),
+            osrs: 1,
+        };
+        assert_eq!(ids(Some(&p))[2], "bme280:attic_pressure");
+        assert_eq!(or_list(&["i2c", "spi"]), "\"i2c\" or \"spi\"");
+        assert_eq!(or_list(&["a", "b", "c"]), "\"a\", \"b\" or \"c\"");
     }
 }
