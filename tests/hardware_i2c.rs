@@ -204,7 +204,7 @@ name = "lcd"
 kind = "lcd1602"
 from = ["room"]
 template = "T {bme280:temperature|.1}°C\nP {bme280:pressure|.0} hPa"
-hold = "3s"
+hold = "5s"
 "#
 }
 
