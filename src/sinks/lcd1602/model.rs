@@ -5,8 +5,14 @@
 //! nibble first) make a byte. Instructions (clear, home, entry mode, display control,
 //! function set, DDRAM/CGRAM address) and data writes update DDRAM and the address
 //! counter as the datasheet says, so status shows the rows as a person would read them,
-//! and the backlight (P3). A driver that skips the init sequence, sends nibbles in the
-//! wrong order or mis-strobes E shows garbage here as it would on the glass.
+//! and the backlight (P3). Clear and home keep the controller busy for 1.52 ms: a strobe
+//! meanwhile is lost, as on the chip (counted as `lost_while_busy`; the bus itself is
+//! instant here, so the 37 µs of other instructions, shorter than one I2C byte, are not
+//! modelled). A driver that skips the init sequence, sends nibbles in the wrong order,
+//! mis-strobes E or does not wait after a clear shows garbage here as it would on the
+//! glass.
+
+use std::time::{Duration, Instant};
 
 use serde_json::{Value as Json, json};
 
@@ -17,6 +23,9 @@ use crate::edges::hw::scene::SceneData;
 
 /// P1: read/write. The backpack's driver holds it low; a strobe with it high is a read.
 const RW: u8 = 0x02;
+
+/// Clear and home: the datasheet's execution time.
+const SLOW: Duration = Duration::from_micros(1520);
 
 pub(crate) struct Lcd1602Model {
     cols: usize,
@@ -34,6 +43,10 @@ pub(crate) struct Lcd1602Model {
     display_on: bool,
     two_lines: bool,
     instructions: u64,
+    /// How long clear and home keep it busy (the datasheet's 1.52 ms; tests stretch it).
+    slow: Duration,
+    busy_until: Option<Instant>,
+    lost_while_busy: u64,
 }
 
 impl Lcd1602Model {
@@ -52,7 +65,18 @@ impl Lcd1602Model {
             display_on: false,
             two_lines: false,
             instructions: 0,
+            slow: SLOW,
+            busy_until: None,
+            lost_while_busy: 0,
         }
+    }
+
+    /// Clear and home take `d` (so a test of what a busy controller loses does not
+    /// depend on the machine's speed).
+    #[cfg(test)]
+    pub fn slow_clear(mut self, d: Duration) -> Lcd1602Model {
+        self.slow = d;
+        self
     }
 
     /// What each row shows, trailing spaces left out.
@@ -83,6 +107,13 @@ impl Lcd1602Model {
     }
 
     fn strobe(&mut self, nibble: u8, rs: bool) {
+        if let Some(until) = self.busy_until {
+            if Instant::now() < until {
+                self.lost_while_busy += 1;
+                return;
+            }
+            self.busy_until = None;
+        }
         if !self.four_bit {
             self.high = None;
             self.execute(nibble << 4, rs);
@@ -119,11 +150,13 @@ impl Lcd1602Model {
             self.increment = b & 0x02 != 0;
         } else if b & 0x02 != 0 {
             self.ac = 0;
+            self.busy_until = Some(Instant::now() + self.slow);
         } else if b & 0x01 != 0 {
             self.ddram = [0x20; 128];
             self.ac = 0;
             self.increment = true;
             self.cgram = false;
+            self.busy_until = Some(Instant::now() + self.slow);
         }
     }
 
@@ -171,6 +204,7 @@ impl I2cModel for Lcd1602Model {
             "display_on": self.display_on,
             "four_bit": self.four_bit,
             "instructions": self.instructions,
+            "lost_while_busy": self.lost_while_busy,
         })
     }
 }

@@ -99,7 +99,34 @@ fn init_and_write_send_the_datasheet_bytes_and_the_model_reads_hi() {
     let s = model_state(&bus);
     assert_eq!(s["lines"], serde_json::json!(["Hi", ""]));
     assert_eq!(s["backlight"], true);
+    // The driver waited out each clear: nothing reached a busy controller.
+    assert_eq!(s["lost_while_busy"], 0);
     assert_eq!(lcd.state()["lines"], serde_json::json!(["Hi", ""]));
+}
+
+/// The model loses what a busy controller would: a write right after a clear, without
+/// the driver's wait, does not show (so the driver's wait is what the test above checks).
+#[test]
+fn a_strobe_right_after_a_clear_is_lost() {
+    let mut m = Lcd1602Model::new(16, 2).slow_clear(std::time::Duration::from_secs(600));
+    let scene = crate::edges::hw::scene::SceneData::default();
+    let nib = |n: u8, rs: u8| {
+        [
+            (n << 4) | 0x08 | rs,
+            (n << 4) | 0x0c | rs,
+            (n << 4) | 0x08 | rs,
+        ]
+    };
+    for n in [0x3, 0x3, 0x3, 0x2, 0x2, 0x8, 0x0, 0xc] {
+        m.write(&nib(n, 0), &scene).unwrap();
+    }
+    // Clear, then 'A' at once.
+    m.write(&[nib(0x0, 0), nib(0x1, 0)].concat(), &scene)
+        .unwrap();
+    m.write(&[nib(0x4, 1), nib(0x1, 1)].concat(), &scene)
+        .unwrap();
+    assert_eq!(m.state()["lost_while_busy"], 2);
+    assert_eq!(m.state()["lines"][0], "");
 }
 
 #[test]
