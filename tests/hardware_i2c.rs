@@ -290,6 +290,49 @@ fn the_lcd_shows_live_values_and_what_the_agent_writes() {
     eventually(10, "the template back", || {
         (glass(&agent)? == json!(["T 24.0°C", "P 1012 hPa"])).then_some(())
     });
+
+    // The backpack unplugged: the tool says why, status shows the device's error.
+    scene(
+        &scene_file,
+        "temperature = 24.0\npressure = 1012.4\nabsent = [\"i2c-1:0x27\"]\n",
+    );
+    ollama.push(Step::ToolCalls(vec![(
+        "lcd_write".into(),
+        json!({"line1": "anyone?"}),
+    )]));
+    ollama.push(Step::Text("The display does not answer.".into()));
+    let (code, _) = post_auth(
+        &agent.url("/api/ask"),
+        r#"{"id": "l2", "question": "Write on the display"}"#,
+        Some(TOKEN),
+        20,
+    );
+    assert_eq!(code, 200);
+    let chats = ollama.bodies("/api/chat");
+    let result = chats.last().unwrap()["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .rev()
+        .find(|m| m["role"] == "tool")
+        .unwrap()["content"]
+        .to_string();
+    assert!(
+        result.contains("lcd1602 'lcd': i2c-1: no device answers at 0x27 (NACK)"),
+        "{result}"
+    );
+    let devices = status(&agent).unwrap()["hardware"]["devices"].clone();
+    assert_eq!(
+        devices[0]["state"]["error"],
+        "i2c-1: no device answers at 0x27 (NACK)"
+    );
+    // Plugged back: the next value is shown (the display initialised again).
+    scene(&scene_file, "temperature = 26.0\npressure = 1012.4\n");
+    eventually(10, "the display back", || {
+        (glass(&agent)? == json!(["T 26.0°C", "P 1012 hPa"])).then_some(())
+    });
+    let devices = status(&agent).unwrap()["hardware"]["devices"].clone();
+    assert!(devices[0]["state"].get("error").is_none(), "{devices}");
     let (status, _, log) = agent.terminate();
     assert!(status.success(), "{log}");
 }
