@@ -105,16 +105,16 @@ pub const KIND: Kind = Kind {
         }),
         Param::new(Spec {
             default: "0",
-            range: Some((0.0, 6.0)),
-            doc: "with bus = \"spi\": the SPI bus (0 is /dev/spidev0.*)",
-            hint: "spi_bus = 0",
+            range: Some((0.0, 1.0)),
+            doc: "with bus = \"spi\": the SPI bus, 0 or 1 (0 is /dev/spidev0.*, pins 19, 21, 23)",
+            hint: "spi_bus = 0 (or 1, the auxiliary SPI)",
             ..Spec::new("spi_bus", Want::WholeNumber)
         }),
         Param::new(Spec {
             default: "0",
-            range: Some((0.0, 3.0)),
-            doc: "with bus = \"spi\": the chip select (0 is CE0, pin 24)",
-            hint: "spi_cs = 0 (CE0) or 1 (CE1)",
+            range: Some((0.0, 2.0)),
+            doc: "with bus = \"spi\": the chip select, 0 to 2 (0 is CE0, pin 24; 1 is CE1, pin 26)",
+            hint: "spi_cs = 0 (CE0, pin 24) or 1 (CE1, pin 26)",
             ..Spec::new("spi_cs", Want::WholeNumber)
         }),
         Param::new(Spec {
