@@ -130,6 +130,8 @@ fn bme280_readings_follow_the_scene_and_an_unplugged_sensor_degrades_and_recover
         stored(&agent, "bme280:attic_humidity").is_none(),
         "a BMP280 has no humidity"
     );
+    let (code, _) = get(&agent.url("/api/readings/bme280:attic_humidity")).unwrap();
+    assert_eq!(code, 404, "not even an id");
     reads(&agent, "bme280:shed_humidity", 80.0, 0.01);
     reads(&agent, "bme280:shed_temperature", 22.5, 0.011);
     assert_eq!(model(&agent, "spi-0.0").unwrap()["model"], "bme280");

@@ -7,6 +7,9 @@
 //! with `id = "attic"`, `bme280:attic_temperature` and so on, so two sensors (0x76 and
 //! 0x77) can run side by side. A BMP280 emits no humidity.
 //!
+//! One measurement gives all three, so the node samples at the shortest interval the
+//! adaptive stage sets for any of them.
+//!
 //! Every bus transaction runs on the `hw` thread (`driver.rs` sleeps for the conversion).
 //! A bus error or a wrong chip marks the node degraded (`unavailable: <reason>`), logged
 //! once per reason; the source retries with capped exponential backoff (from the sampling
@@ -344,18 +347,25 @@ fn setup(spec: &SourceSpec, s: &mut Setup) -> Result<Box<dyn Source>, Unavailabl
     };
     let [t, h, pr] = ids(Some(p));
     let reg = s.parts.registry;
+    let temperature = reg.intern(&t, "celsius", ValueKind::Number);
+    // A BMP280 has no humidity id at all (its slot, never fed, repeats the temperature).
+    let humidity = if p.chip == Chip::Bmp280 {
+        temperature.clone()
+    } else {
+        reg.intern(&h, "%", ValueKind::Number)
+    };
     let info = [
-        reg.intern(&t, "celsius", ValueKind::Number),
-        reg.intern(&h, "%", ValueKind::Number),
+        temperature,
+        humidity,
         reg.intern(&pr, "hPa", ValueKind::Number),
     ];
     let (wake_tx, wake_rx) = async_channel::bounded(1);
-    // The temperature's interval is the node's: the adaptive stage moves it.
-    info[0]
-        .live
-        .interval_us
-        .store(spec.every, Ordering::Relaxed);
-    info[0].live.set_waker(wake_tx.clone());
+    // One measurement gives all three: the node samples at the shortest of their
+    // intervals, which the adaptive stage moves per id.
+    for i in &info {
+        i.live.interval_us.store(spec.every, Ordering::Relaxed);
+        i.live.set_waker(wake_tx.clone());
+    }
     Ok(Box::new(Bme280Source {
         name: spec.name.clone(),
         params: p.clone(),
@@ -419,6 +429,18 @@ impl Bme280Source {
         })
     }
 
+    /// The shortest interval the adaptive stage asks of the ids the chip has (a BMP280's
+    /// humidity id, never fed, would pin it at `every`).
+    fn interval(&self, humidity: bool) -> Micros {
+        self.info
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| *i != 1 || humidity)
+            .map(|(_, info)| info.live.interval())
+            .min()
+            .unwrap_or(0)
+    }
+
     fn emit_one(&self, i: usize, now: Micros, x: f64) -> Item {
         let info = &self.info[i];
         info.live.available.store(true, Ordering::Relaxed);
@@ -432,6 +454,8 @@ impl Bme280Source {
         let mut chip: Option<Bme280> = None;
         let mut fault: Option<String> = None;
         let mut backoff: Micros = 0;
+        // Whether the chip has humidity: a BMP280 found by `chip = "auto"` has not.
+        let mut humid = self.params.chip != Chip::Bmp280;
         loop {
             let (open, result) = self.measure(chip.take()).await;
             chip = open;
@@ -443,6 +467,7 @@ impl Bme280Source {
                         ctx.health.set_recovered();
                     }
                     backoff = 0;
+                    humid = m.humidity.is_some();
                     let t = self.emit_one(0, now, m.temperature);
                     ctx.out.send(t).await;
                     if let Some(h) = m.humidity {
@@ -463,14 +488,14 @@ impl Bme280Source {
                     for i in &self.info {
                         i.live.available.store(false, Ordering::Relaxed);
                     }
-                    backoff = next_backoff(backoff, self.info[0].live.interval());
+                    backoff = next_backoff(backoff, self.interval(humid));
                 }
             }
             loop {
                 let wait = if fault.is_some() {
                     backoff
                 } else {
-                    self.info[0].live.interval().max(100_000)
+                    self.interval(humid).max(100_000)
                 };
                 match ctx.wait(Some(now + wait), &self.wake_rx).await {
                     Woke::Interval => continue,
