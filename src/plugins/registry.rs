@@ -16,6 +16,7 @@ pub const KINDS: &[&Kind] = &[
     &sources::file::KIND,
     &sources::exec::KIND,
     &sources::http::KIND,
+    &sources::bme280::KIND,
     #[cfg(feature = "test-kinds")]
     &sources::counter::KIND,
     &stages::filter::KIND,
@@ -25,6 +26,7 @@ pub const KINDS: &[&Kind] = &[
     &sinks::log::KIND,
     &sinks::mqtt_params::KIND,
     &sinks::observer::KIND,
+    &sinks::lcd1602::KIND,
     #[cfg(feature = "agent")]
     &tools::readings::READ_SOURCE,
     #[cfg(feature = "agent")]
@@ -41,6 +43,10 @@ pub const KINDS: &[&Kind] = &[
     &tools::gpio::LIST_GPIO,
     #[cfg(feature = "agent")]
     &tools::gpio::WRITE_GPIO,
+    #[cfg(feature = "agent")]
+    &tools::lcd1602::LCD_WRITE,
+    #[cfg(feature = "agent")]
+    &tools::lcd1602::LCD_CLEAR,
     #[cfg(feature = "agent")]
     &tools::memory::RECALL,
     #[cfg(feature = "agent")]

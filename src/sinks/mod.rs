@@ -5,8 +5,10 @@
 //! - `log`: one log line per item.
 //! - `mqtt` (`mqtt_params.rs` holds its kind, `mqtt.rs` the running part): batches or
 //!   states to the broker.
+//! - `lcd1602`: an HD44780 display on a PCF8574 backpack (template and tools).
 //! - `observer`: the adaptive stage's volatile/calm events to the observation loop.
 
+pub mod lcd1602;
 pub mod log;
 #[cfg(feature = "mqtt")]
 pub mod mqtt;

@@ -2,6 +2,7 @@
 //! `plugins`); each runs as one task on the event loop and sends into its node's
 //! [`Output`](crate::graph::edge::Output).
 
+pub mod bme280;
 #[cfg(feature = "test-kinds")]
 pub mod counter;
 pub mod exec;
