@@ -33,7 +33,7 @@ use crate::edges::hw::Worker;
 use crate::graph::counters::Counters;
 use crate::graph::registry::Registry;
 use crate::graph::{Item, Micros, Value};
-use crate::plugins::params::{Reader, as_dur, as_int, as_text};
+use crate::plugins::params::{Need, Reader, as_dur, as_int, as_text};
 use crate::plugins::{Kind, Make, Param, ParamsBox, Role, Unavailable, params_of};
 use crate::plugins::{Setup, Task};
 use crate::sinks::template::Template;
@@ -256,6 +256,7 @@ fn parse(r: &mut Reader) -> ParamsBox {
             }
         }
     }
+    r.need(Need::I2c);
     Arc::new(p)
 }
 

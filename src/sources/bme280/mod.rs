@@ -35,7 +35,7 @@ use crate::edges::hw::{BusError, I2cBus, Registers, SpiDevice, Worker};
 use crate::graph::counters::Counters;
 use crate::graph::registry::SourceInfo;
 use crate::graph::{Item, Micros, Reading, Value, ValueKind};
-use crate::plugins::params::{Reader, as_int, as_text, describe};
+use crate::plugins::params::{Need, Reader, as_int, as_text, describe};
 use crate::plugins::{Kind, Make, Param, ParamsBox, Produced, Role, Unavailable, params_of};
 use crate::plugins::{Setup, Task};
 use crate::plugins::{Source, SourceCtx, Woke};
@@ -250,8 +250,10 @@ fn parse(r: &mut Reader) -> ParamsBox {
         );
     }
     let wiring = if spi {
+        r.need(Need::Spi);
         Wiring::Spi { bus: spi_bus, cs }
     } else {
+        r.need(Need::I2c);
         Wiring::I2c { bus: i2c_bus, addr }
     };
     Arc::new(Bme280Params {
