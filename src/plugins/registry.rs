@@ -16,6 +16,8 @@ pub const KINDS: &[&Kind] = &[
     &sources::file::KIND,
     &sources::exec::KIND,
     &sources::http::KIND,
+    &sources::dht::DHT11,
+    &sources::dht::DHT22,
     #[cfg(feature = "test-kinds")]
     &sources::counter::KIND,
     &stages::filter::KIND,

@@ -4,11 +4,16 @@
 
 #[cfg(feature = "test-kinds")]
 pub mod counter;
+pub mod contract_file;
+pub mod dht;
+pub mod ds18b20;
 pub mod exec;
 pub mod file;
 pub mod gpio;
 pub mod http;
+pub mod iio;
 // Always built: its parameters are validated in every build (it is unavailable without
 // the mqtt feature).
 pub mod mqtt;
 pub mod system;
+mod sysfs;
