@@ -18,6 +18,7 @@ pub const KINDS: &[&Kind] = &[
     &sources::http::KIND,
     &sources::dht::DHT11,
     &sources::dht::DHT22,
+    &sources::ds18b20::KIND,
     #[cfg(feature = "test-kinds")]
     &sources::counter::KIND,
     &stages::filter::KIND,

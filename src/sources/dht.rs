@@ -302,9 +302,7 @@ impl Probe {
         if !(TEMP_RANGE.0..=TEMP_RANGE.1).contains(&temp)
             || !(HUMIDITY_RANGE.0..=HUMIDITY_RANGE.1).contains(&hum)
         {
-            return Sample::Transient(format!(
-                "implausible values {temp} °C, {hum} % (a misread)"
-            ));
+            return Sample::Transient(format!("implausible values {temp} °C, {hum} % (a misread)"));
         }
         Sample::Good(temp, hum)
     }
@@ -312,9 +310,8 @@ impl Probe {
     /// One attribute's number, or the sample's outcome when there is none.
     fn attr(&mut self, dir: &Path, path: &Path) -> Result<f64, Sample> {
         match (self.read)(path, &mut self.buf) {
-            Ok(n) => sysfs::number(&self.buf[..n]).ok_or_else(|| {
-                Sample::Transient(format!("{} holds no number", path.display()))
-            }),
+            Ok(n) => sysfs::number(&self.buf[..n])
+                .ok_or_else(|| Sample::Transient(format!("{} holds no number", path.display()))),
             Err(e) if sysfs::is_gone(&e) || !dir.is_dir() => Err(Sample::Missing(format!(
                 "{} went away ({e}); {}",
                 dir.display(),
@@ -332,7 +329,11 @@ impl Probe {
 #[derive(Clone, Debug, PartialEq)]
 enum Step {
     /// Emit these (rounded); `recovered` if the node was degraded.
-    Emit { temp: f64, hum: f64, recovered: bool },
+    Emit {
+        temp: f64,
+        hum: f64,
+        recovered: bool,
+    },
     /// A transient failure under the threshold: keep the last values, stay running.
     Keep,
     /// Degraded now with this reason (log and show it once).
@@ -506,7 +507,10 @@ mod tests {
             Tree(p)
         }
         fn device(&self, n: u32, name: &str, milli_c: i64, milli_rh: i64) -> PathBuf {
-            let d = self.0.join(sysfs::IIO_DEVICES).join(format!("iio:device{n}"));
+            let d = self
+                .0
+                .join(sysfs::IIO_DEVICES)
+                .join(format!("iio:device{n}"));
             std::fs::create_dir_all(&d).unwrap();
             std::fs::write(d.join("name"), format!("{name}\n")).unwrap();
             std::fs::write(d.join("in_temp_input"), format!("{milli_c}\n")).unwrap();
@@ -555,7 +559,11 @@ mod tests {
         let mut k = Keeper::new(3);
         assert_eq!(
             k.step(probe.sample()),
-            Step::Emit { temp: 23.5, hum: 41.0, recovered: false }
+            Step::Emit {
+                temp: 23.5,
+                hum: 41.0,
+                recovered: false
+            }
         );
         // Picked by its iio:deviceN too; a DHT22 below zero (the kernel's sign handling).
         tree.device(1, "dht11@4", -10_200, 99_900);
@@ -573,19 +581,34 @@ mod tests {
         // One EIO: nothing emitted, no degradation (the last values stay the latest).
         FAIL_EIO.store(1, Ordering::Relaxed);
         let s = probe.sample();
-        assert!(matches!(&s, Sample::Transient(w) if w.contains("Input/output error")), "{s:?}");
+        assert!(
+            matches!(&s, Sample::Transient(w) if w.contains("Input/output error")),
+            "{s:?}"
+        );
         assert_eq!(k.step(s), Step::Keep);
-        assert!(matches!(k.step(probe.sample()), Step::Emit { temp: 21.0, .. }));
+        assert!(matches!(
+            k.step(probe.sample()),
+            Step::Emit { temp: 21.0, .. }
+        ));
         // Three in a row: degraded once, with the error; then back at the next good read.
         FAIL_EIO.store(4, Ordering::Relaxed);
         assert_eq!(k.step(probe.sample()), Step::Keep);
         assert_eq!(k.step(probe.sample()), Step::Keep);
-        let Step::Degrade(why) = k.step(probe.sample()) else { panic!() };
-        assert!(why.starts_with("not answering: reading ") && why.contains("(3 reads in a row)"), "{why}");
+        let Step::Degrade(why) = k.step(probe.sample()) else {
+            panic!()
+        };
+        assert!(
+            why.starts_with("not answering: reading ") && why.contains("(3 reads in a row)"),
+            "{why}"
+        );
         assert_eq!(k.step(probe.sample()), Step::StillDegraded);
         assert_eq!(
             k.step(probe.sample()),
-            Step::Emit { temp: 21.0, hum: 50.0, recovered: true }
+            Step::Emit {
+                temp: 21.0,
+                hum: 50.0,
+                recovered: true
+            }
         );
     }
 
@@ -596,7 +619,9 @@ mod tests {
         p.pin = 17;
         let mut probe = Probe::new(&p, sysfs::read_attr);
         let mut k = Keeper::new(3);
-        let Step::Degrade(why) = k.step(probe.sample()) else { panic!() };
+        let Step::Degrade(why) = k.step(probe.sample()) else {
+            panic!()
+        };
         assert_eq!(
             why,
             format!(
@@ -605,14 +630,31 @@ mod tests {
             )
         );
         let dir = tree.device(0, "dht11@11", 20_000, 40_000);
-        assert!(matches!(k.step(probe.sample()), Step::Emit { recovered: true, .. }));
+        assert!(matches!(
+            k.step(probe.sample()),
+            Step::Emit {
+                recovered: true,
+                ..
+            }
+        ));
         // Gone (overlay removed): degraded at once, not after three reads.
         std::fs::remove_dir_all(&dir).unwrap();
-        let Step::Degrade(why) = k.step(probe.sample()) else { panic!() };
-        assert!(why.starts_with("unavailable: ") && why.contains("went away"), "{why}");
+        let Step::Degrade(why) = k.step(probe.sample()) else {
+            panic!()
+        };
+        assert!(
+            why.starts_with("unavailable: ") && why.contains("went away"),
+            "{why}"
+        );
         // Back under another number.
         tree.device(3, "dht11@11", 20_000, 40_000);
-        assert!(matches!(k.step(probe.sample()), Step::Emit { recovered: true, .. }));
+        assert!(matches!(
+            k.step(probe.sample()),
+            Step::Emit {
+                recovered: true,
+                ..
+            }
+        ));
     }
 
     #[test]

@@ -2,9 +2,9 @@
 //! `plugins`); each runs as one task on the event loop and sends into its node's
 //! [`Output`](crate::graph::edge::Output).
 
+pub mod contract_file;
 #[cfg(feature = "test-kinds")]
 pub mod counter;
-pub mod contract_file;
 pub mod dht;
 pub mod ds18b20;
 pub mod exec;
@@ -15,5 +15,5 @@ pub mod iio;
 // Always built: its parameters are validated in every build (it is unavailable without
 // the mqtt feature).
 pub mod mqtt;
-pub mod system;
 mod sysfs;
+pub mod system;

@@ -126,7 +126,11 @@ pub(crate) fn iio_devices(root: &Path) -> Vec<IioDevice> {
     };
     let mut out: Vec<IioDevice> = dir
         .flatten()
-        .filter(|e| e.file_name().to_str().is_some_and(|n| n.starts_with("iio:device")))
+        .filter(|e| {
+            e.file_name()
+                .to_str()
+                .is_some_and(|n| n.starts_with("iio:device"))
+        })
         .filter_map(|e| {
             let dir = e.path();
             let mut buf = [0u8; 128];
@@ -220,7 +224,11 @@ mod tests {
         assert_eq!(got, [10, 20, 40, 60, 60]);
         b.reset();
         assert_eq!(b.next_delay(), 10_000_000);
-        assert_eq!(Backoff::new(100_000).next_delay(), 1_000_000, "at least 1 s");
+        assert_eq!(
+            Backoff::new(100_000).next_delay(),
+            1_000_000,
+            "at least 1 s"
+        );
     }
 
     #[test]
