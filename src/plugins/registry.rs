@@ -19,6 +19,7 @@ pub const KINDS: &[&Kind] = &[
     &sources::dht::DHT11,
     &sources::dht::DHT22,
     &sources::ds18b20::KIND,
+    &sources::iio::KIND,
     #[cfg(feature = "test-kinds")]
     &sources::counter::KIND,
     &stages::filter::KIND,
