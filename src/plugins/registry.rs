@@ -20,6 +20,7 @@ pub const KINDS: &[&Kind] = &[
     &sources::dht::DHT22,
     &sources::ds18b20::KIND,
     &sources::iio::KIND,
+    &sources::contract_file::KIND,
     #[cfg(feature = "test-kinds")]
     &sources::counter::KIND,
     &stages::filter::KIND,
