@@ -86,7 +86,10 @@ fn dht22_through_a_fake_iio_tree_reads_degrades_when_removed_and_recovers() {
         &root,
         1,
         "dht11@4",
-        &[("in_temp_input", "21460"), ("in_humidityrelative_input", "48710")],
+        &[
+            ("in_temp_input", "21460"),
+            ("in_humidityrelative_input", "48710"),
+        ],
     );
     let pipeline = format!(
         r#"[[source]]
@@ -119,12 +122,18 @@ root = "{}"
         &root,
         2,
         "dht11@4",
-        &[("in_temp_input", "19000"), ("in_humidityrelative_input", "55000")],
+        &[
+            ("in_temp_input", "19000"),
+            ("in_humidityrelative_input", "55000"),
+        ],
     );
     stored_value(&agent, "dht22:temperature", 19.0);
     running(&agent, "climate");
     let n = node(&agent, "climate").unwrap();
-    assert!(n["counters"]["device_missing"].as_u64().unwrap() >= 1, "{n}");
+    assert!(
+        n["counters"]["device_missing"].as_u64().unwrap() >= 1,
+        "{n}"
+    );
 
     // The history is in the store.
     let (_, hist) = get(&agent.url("/api/readings/dht22:humidity/history?minutes=5")).unwrap();
@@ -145,8 +154,7 @@ const W1_GOOD: &str =
 const W1_OTHER: &str =
     "91 01 4b 46 7f ff 0f 10 25 : crc=25 YES\n91 01 4b 46 7f ff 0f 10 25 t=25062\n";
 /// A read whose CRC the kernel rejected: NO, the last good bytes, the bad temperature.
-const W1_NO: &str =
-    "72 01 4b 46 7f ff 0e 10 58 : crc=57 NO\n72 01 4b 46 7f ff 0e 10 57 t=40000\n";
+const W1_NO: &str = "72 01 4b 46 7f ff 0e 10 58 : crc=57 NO\n72 01 4b 46 7f ff 0e 10 57 t=40000\n";
 
 #[test]
 fn ds18b20_sensors_each_have_an_id_keep_their_value_on_crc_errors_and_come_back() {
@@ -187,15 +195,24 @@ root = "{}"
         stored(&agent, "ds18b20:28-0316a2795aff").unwrap()["value"],
         23.125
     );
-    put(&w1.join("28-0416b3a1c2ff/w1_slave"), &W1_OTHER.replace("t=25062", "t=25125"));
+    put(
+        &w1.join("28-0416b3a1c2ff/w1_slave"),
+        &W1_OTHER.replace("t=25062", "t=25125"),
+    );
     stored_value(&agent, "ds18b20:28-0416b3a1c2ff", 25.125);
     assert_eq!(node(&agent, "probes").unwrap()["state"], "running");
 
     // Unplugged (the kernel removes its directory): degraded at once, with the reason.
     std::fs::remove_dir_all(w1.join("28-0316a2795aff")).unwrap();
     let n = degraded(&agent, "probes", "28-0316a2795aff is not there");
-    assert!(n["reason"].as_str().unwrap().starts_with("unavailable: "), "{n}");
-    put(&w1.join("28-0316a2795aff/w1_slave"), &W1_GOOD.replace("t=23125", "t=22500"));
+    assert!(
+        n["reason"].as_str().unwrap().starts_with("unavailable: "),
+        "{n}"
+    );
+    put(
+        &w1.join("28-0316a2795aff/w1_slave"),
+        &W1_GOOD.replace("t=23125", "t=22500"),
+    );
     stored_value(&agent, "ds18b20:28-0316a2795aff", 22.5);
     running(&agent, "probes");
 
@@ -295,7 +312,9 @@ max_age = "3s"
     put(&path, &contract(ts, 2.0));
     let p = stored_value(&agent, "jetson_inference:person", 2.0);
     assert_eq!(p["unit"], "count", "{p}");
-    let door = eventually(10, "door_open stored", || stored(&agent, "jetson_inference:door_open"));
+    let door = eventually(10, "door_open stored", || {
+        stored(&agent, "jetson_inference:door_open")
+    });
     assert_eq!(door["value"], true, "{door}");
     running(&agent, "camera");
 

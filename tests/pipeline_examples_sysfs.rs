@@ -26,9 +26,15 @@ fn every_example_passes_pipeline_check_and_uses_its_kind() {
         let path = example(file);
         let text = std::fs::read_to_string(&path).unwrap();
         for k in *kinds {
-            assert!(text.contains(&format!("kind = \"{k}\"")), "{file} does not use {k}");
+            assert!(
+                text.contains(&format!("kind = \"{k}\"")),
+                "{file} does not use {k}"
+            );
         }
-        assert!(text.contains("smollama pipeline check"), "{file}: say how to check it");
+        assert!(
+            text.contains("smollama pipeline check"),
+            "{file}: say how to check it"
+        );
         let (code, out, err) = run_cli(&["pipeline", "check", path.to_str().unwrap()], &[]);
         assert_eq!(code, 0, "{file}: {out}{err}");
         assert!(out.starts_with("ok:"), "{file}: {out}");
@@ -39,16 +45,56 @@ fn every_example_passes_pipeline_check_and_uses_its_kind() {
 fn a_wrong_parameter_of_each_kind_is_named_with_its_line_and_a_hint() {
     let dir = TempDir::new("examples-sysfs-bad");
     let cases: &[(&str, &str, &str)] = &[
-        ("kind = \"dht22\"\nmin_interval = \"500ms\"", "a DHT needs at least 1s between reads", "at least 1s"),
-        ("kind = \"dht11\"\npin = 40", "40 is out of range", "BCM GPIO number 0-27"),
-        ("kind = \"dht11\"\nroot = \"sys\"", "'sys' is not an absolute path", "root = \"/sys\""),
-        ("kind = \"ds18b20\"\ndevice = \"0316a2795aff\"", "is not a 1-wire id", "ls /sys/bus/w1/devices/"),
-        ("kind = \"iio\"\ndevice = \"bmp280\"\nchannels = [\"in_pressure_raw\"]", "without _raw or _input", "write \"in_pressure\""),
-        ("kind = \"iio\"\ndevice = \"bmp280\"\nchannels = [\"in_pressure\"]\nunits = [\"kPa\", \"x\"]", "2 units for 1 channels", "one unit per channel"),
-        ("kind = \"iio\"\nchannels = [\"in_pressure\"]", "has no device", "add device = \"bmp280\""),
-        ("kind = \"contract_file\"\nsource_type = \"system\"", "built-in system source", "a type of its own"),
-        ("kind = \"contract_file\"\npath = \"contract.json\"", "neither absolute nor under ~/", "path ="),
-        ("kind = \"contract_file\"\nmax_kb = 0", "0 is out of range", "1-16384"),
+        (
+            "kind = \"dht22\"\nmin_interval = \"500ms\"",
+            "a DHT needs at least 1s between reads",
+            "at least 1s",
+        ),
+        (
+            "kind = \"dht11\"\npin = 40",
+            "40 is out of range",
+            "BCM GPIO number 0-27",
+        ),
+        (
+            "kind = \"dht11\"\nroot = \"sys\"",
+            "'sys' is not an absolute path",
+            "root = \"/sys\"",
+        ),
+        (
+            "kind = \"ds18b20\"\ndevice = \"0316a2795aff\"",
+            "is not a 1-wire id",
+            "ls /sys/bus/w1/devices/",
+        ),
+        (
+            "kind = \"iio\"\ndevice = \"bmp280\"\nchannels = [\"in_pressure_raw\"]",
+            "without _raw or _input",
+            "write \"in_pressure\"",
+        ),
+        (
+            "kind = \"iio\"\ndevice = \"bmp280\"\nchannels = [\"in_pressure\"]\nunits = [\"kPa\", \"x\"]",
+            "2 units for 1 channels",
+            "one unit per channel",
+        ),
+        (
+            "kind = \"iio\"\nchannels = [\"in_pressure\"]",
+            "has no device",
+            "add device = \"bmp280\"",
+        ),
+        (
+            "kind = \"contract_file\"\nsource_type = \"system\"",
+            "built-in system source",
+            "a type of its own",
+        ),
+        (
+            "kind = \"contract_file\"\npath = \"contract.json\"",
+            "neither absolute nor under ~/",
+            "path =",
+        ),
+        (
+            "kind = \"contract_file\"\nmax_kb = 0",
+            "0 is out of range",
+            "1-16384",
+        ),
     ];
     for (i, (params, msg, hint)) in cases.iter().enumerate() {
         let path = dir.path().join(format!("bad{i}.toml"));
@@ -64,8 +110,14 @@ fn a_wrong_parameter_of_each_kind_is_named_with_its_line_and_a_hint() {
         // The line of the wrong key (or of the node, for a missing one).
         let line = params.lines().count() + 2;
         let want_line = if msg.starts_with("has no") { 1 } else { line };
-        assert!(err.contains(&format!("bad{i}.toml:{want_line}:")), "{params}: {err}");
+        assert!(
+            err.contains(&format!("bad{i}.toml:{want_line}:")),
+            "{params}: {err}"
+        );
         assert!(err.contains(msg), "{params}: {err}");
-        assert!(err.contains("hint:") && err.contains(hint), "{params}: {err}");
+        assert!(
+            err.contains("hint:") && err.contains(hint),
+            "{params}: {err}"
+        );
     }
 }
