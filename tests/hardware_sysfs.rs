@@ -95,7 +95,7 @@ fn dht22_through_a_fake_iio_tree_reads_degrades_when_removed_and_recovers() {
         r#"[[source]]
 name = "climate"
 kind = "dht22"
-every = "1s"
+every = "100ms"
 min_interval = "1s"
 root = "{}"
 {}"#,
@@ -111,6 +111,16 @@ root = "{}"
     let h = stored_value(&agent, "dht22:humidity", 48.7);
     assert_eq!(h["unit"], "%", "{h}");
     running(&agent, "climate");
+    // every = 100ms, but the sensor is read at most once per min_interval (1s).
+    let reads = |a: &Agent| {
+        node(a, "climate").unwrap()["counters"]["readings"]
+            .as_u64()
+            .unwrap()
+    };
+    let before = reads(&agent);
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    let during = reads(&agent) - before;
+    assert!((2..=5).contains(&during), "{during} reads in 3 s");
 
     // The overlay is gone (driver unloaded): degraded with what to add.
     std::fs::remove_dir_all(&dev).unwrap();

@@ -71,7 +71,8 @@ const MAX_UNIT: usize = 32;
 /// How far ahead of the clock a `ts` may be (clocks of two processes on one board agree;
 /// this only forgives rounding and a writer's own clock step).
 const MAX_AHEAD: Micros = 60_000_000;
-/// The id types of the built-in sources, which a contract may not feed.
+/// The id types of the built-in sources, which a contract may not feed (refused by
+/// `pipeline check`; setup also refuses any other kind's type, see [`own_type`]).
 const RESERVED_TYPES: &[&str] = &[
     "system", "gpio", "mqtt", "file", "exec", "http", "dht11", "dht22", "ds18b20", "iio",
 ];
@@ -227,10 +228,22 @@ fn resolve(path: &str, home: Option<&str>) -> Result<PathBuf, String> {
     }
 }
 
+/// Refuse a `source_type` that another kind's ids have (a kind added after
+/// `RESERVED_TYPES` was written): its readings would mix with that kind's.
+fn own_type(registry: &Registry, source_type: &str) -> Result<(), String> {
+    if source_type != "jetson_inference" && registry.is_local(&format!("{source_type}:x")) {
+        return Err(format!(
+            "source_type '{source_type}' is the type of another source kind's ids; use a type of its own"
+        ));
+    }
+    Ok(())
+}
+
 fn setup(spec: &SourceSpec, s: &mut Setup) -> Result<Box<dyn Source>, Unavailable> {
     let p = params_of::<ContractParams>(&spec.params)
         .ok_or_else(|| Unavailable::Failed("parameters of another kind".into()))?
         .clone();
+    own_type(s.parts.registry, &p.source_type).map_err(Unavailable::Failed)?;
     let home = std::env::var("HOME").ok();
     let path = resolve(&p.path, home.as_deref()).map_err(Unavailable::Failed)?;
     let (wake_tx, wake_rx) = async_channel::bounded(1);
@@ -706,6 +719,18 @@ mod tests {
         assert_eq!(look(&mut s, &mut out), None);
         assert_eq!(out.len(), 1);
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_source_type_of_another_kind_is_refused_at_setup() {
+        let reg = Registry::with_local_types(vec!["jetson_inference", "bme280"]);
+        assert!(
+            own_type(&reg, "bme280")
+                .unwrap_err()
+                .contains("another source kind's ids")
+        );
+        assert_eq!(own_type(&reg, "camera"), Ok(()));
+        assert_eq!(own_type(&reg, "jetson_inference"), Ok(()));
     }
 
     #[test]
