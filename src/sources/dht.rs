@@ -203,9 +203,11 @@ fn setup(spec: &SourceSpec, s: &mut Setup) -> Result<Box<dyn Source>, Unavailabl
     let registry = &s.parts.registry;
     let temp = registry.intern(&t, "celsius", ValueKind::Number);
     let hum = registry.intern(&h, "%", ValueKind::Number);
-    temp.live.interval_us.store(spec.every, Ordering::Relaxed);
     let (wake_tx, wake_rx) = async_channel::bounded(1);
-    temp.live.set_waker(wake_tx.clone());
+    for info in [&temp, &hum] {
+        info.live.interval_us.store(spec.every, Ordering::Relaxed);
+        info.live.set_waker(wake_tx.clone());
+    }
     let probe = Probe::new(&p, sysfs::read_attr);
     Ok(Box::new(DhtSource {
         name: spec.name.clone(),
@@ -414,6 +416,11 @@ struct DhtSource {
 }
 
 impl DhtSource {
+    /// `dht11` or `dht22`, from its ids (for log lines).
+    fn kind(&self) -> &str {
+        crate::graph::registry::source_type(&self.temp.name)
+    }
+
     async fn run(mut self, ctx: SourceCtx) {
         let _keep_open = self.wake_tx.clone();
         let mut backoff = Backoff::new(self.temp.live.interval());
@@ -438,7 +445,7 @@ impl DhtSource {
                     recovered,
                 } => {
                     if recovered {
-                        log::info!("{} source '{}': reading again", ctx_kind(&self), self.name);
+                        log::info!("{} source '{}': reading again", self.kind(), self.name);
                         ctx.health.set_recovered();
                     }
                     self.counters.inc(C_READINGS);
@@ -452,7 +459,7 @@ impl DhtSource {
                 }
                 Step::Keep | Step::StillDegraded => {}
                 Step::Degrade(why) => {
-                    log::warn!("{} source '{}': {why}", ctx_kind(&self), self.name);
+                    log::warn!("{} source '{}': {why}", self.kind(), self.name);
                     ctx.health.set_degraded(why);
                     self.temp.live.available.store(false, Ordering::Relaxed);
                     self.hum.live.available.store(false, Ordering::Relaxed);
@@ -462,7 +469,9 @@ impl DhtSource {
                 backoff.next_delay()
             } else {
                 backoff.reset();
-                self.temp.live.interval().max(self.params.min_interval)
+                // The faster of the two ids' intervals (the adaptive stage moves each).
+                let every = self.temp.live.interval().min(self.hum.live.interval());
+                every.max(self.params.min_interval)
             };
             loop {
                 match ctx.wait(Some(now + wait), &self.wake_rx).await {
@@ -474,11 +483,6 @@ impl DhtSource {
             }
         }
     }
-}
-
-/// `dht11` or `dht22`, from the source's ids.
-fn ctx_kind(s: &DhtSource) -> &str {
-    crate::graph::registry::source_type(&s.temp.name)
 }
 
 impl Source for DhtSource {

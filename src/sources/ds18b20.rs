@@ -571,15 +571,17 @@ impl DsSource {
             for r in &self.readings {
                 ctx.out.send(Item::Reading(*r)).await;
             }
-            // The interval from the adaptive stage is per id; the first sensor's paces the bus.
+            // The fastest of the ids' intervals (the adaptive stage moves each).
             let every = self
                 .core
                 .sensors
-                .first()
+                .iter()
                 .map(|s| s.info.live.interval())
                 .filter(|&i| i > 0)
+                .min()
                 .unwrap_or(self.every);
-            let wait = if self.core.missing() {
+            // Back off only when nothing answered: a missing sensor must not slow the rest.
+            let wait = if self.core.missing() && self.readings.is_empty() {
                 backoff.next_delay()
             } else {
                 backoff.reset();

@@ -607,12 +607,14 @@ impl IioSource {
             for r in &self.readings {
                 ctx.out.send(Item::Reading(*r)).await;
             }
+            // The fastest of the ids' intervals (the adaptive stage moves each).
             let every = self
                 .core
                 .channels
-                .first()
+                .iter()
                 .map(|c| c.info.live.interval())
                 .filter(|&i| i > 0)
+                .min()
                 .unwrap_or(self.every);
             let wait = if self.core.missing() {
                 backoff.next_delay()
