@@ -85,7 +85,7 @@ fn dht22_through_a_fake_iio_tree_reads_degrades_when_removed_and_recovers() {
     let dev = iio_device(
         &root,
         1,
-        "dht11@4",
+        "dht11@0",
         &[
             ("in_temp_input", "21460"),
             ("in_humidityrelative_input", "48710"),
@@ -131,7 +131,7 @@ root = "{}"
     iio_device(
         &root,
         2,
-        "dht11@4",
+        "dht11@0",
         &[
             ("in_temp_input", "19000"),
             ("in_humidityrelative_input", "55000"),

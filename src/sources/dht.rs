@@ -2,13 +2,14 @@
 //! sensor read through the kernel's IIO driver (`drivers/iio/humidity/dht11.c`, loaded by
 //! `dtoverlay=dht11,gpiopin=4`; one driver for both models, it tells them apart by the
 //! data). The kernel bit-bangs the sensor and answers under
-//! `<root>/bus/iio/devices/iio:deviceN/`: `name` (the device tree node, `dht11@4` on a
-//! Pi), `in_temp_input` (millidegrees Celsius) and `in_humidityrelative_input`
+//! `<root>/bus/iio/devices/iio:deviceN/`: `name` (the driver takes the device tree node's:
+//! `dht11@0` from the Pi overlay, whatever the pin; `dht11@4` where the firmware renames
+//! it), `in_temp_input` (millidegrees Celsius) and `in_humidityrelative_input`
 //! (milli-percent). Readings are the original's: `<kind>:temperature` in `celsius` and
 //! `<kind>:humidity` in `%`, rounded to one decimal.
 //!
 //! The device is found by its name (`device`, default `dht11`: the driver's name for
-//! either model, with or without the `@4`; or `iio:deviceN`), again whenever it went away
+//! either model, with or without the `@…`; or `iio:deviceN`), again whenever it went away
 //! (the number can change). Each sample reads both attributes on the `hw` thread, since a
 //! read can block for the ~20 ms the kernel needs to talk to the sensor. The device is
 //! never read more often than `min_interval` (default 2 s, at least 1 s: the sensor
@@ -63,8 +64,8 @@ const PARAMS: &[Param] = &[
     }),
     Param::new(Spec {
         default: "\"dht11\"",
-        doc: "which IIO device: its name (\"dht11\", \"dht11@4\": the kernel's name for a DHT11 or DHT22) or \"iio:deviceN\"",
-        hint: "e.g. device = \"dht11@4\" (cat /sys/bus/iio/devices/iio:device*/name shows the names)",
+        doc: "which IIO device: its name (\"dht11\", \"dht11@0\": the kernel's name for a DHT11 or DHT22) or \"iio:deviceN\"",
+        hint: "e.g. device = \"dht11@0\" (cat /sys/bus/iio/devices/iio:device*/name shows the names)",
         ..Spec::new("device", Want::Text)
     }),
     Param::new(Spec {

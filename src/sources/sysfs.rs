@@ -8,7 +8,7 @@
 //! (`Documentation/ABI/testing/sysfs-bus-iio`, `drivers/w1/slaves/w1_therm.c`):
 //!
 //! ```text
-//! <root>/bus/iio/devices/iio:deviceN/name                  "dht11@4\n" (the driver's device name)
+//! <root>/bus/iio/devices/iio:deviceN/name                  "dht11@0\n" (the driver's device name)
 //! <root>/bus/iio/devices/iio:deviceN/in_temp_input         millidegrees Celsius
 //! <root>/bus/iio/devices/iio:deviceN/in_humidityrelative_input   milli-percent RH
 //! <root>/bus/iio/devices/iio:deviceN/in_<type>[N]_raw, _offset, _scale, _input
@@ -112,7 +112,7 @@ impl IioDevice {
 }
 
 /// A device name without a bus prefix or `@unit-address`: `dht11` of `dht11@4` (the name
-/// a Pi's overlay gives) or of `soc:dht11@4`.
+/// a Pi's overlay gives, `dht11@0` or `dht11@4`) or of `soc:dht11@4`.
 pub(crate) fn base_name(name: &str) -> &str {
     let tail = name.rsplit(':').next().unwrap_or(name);
     tail.split('@').next().unwrap_or(tail)
