@@ -6,12 +6,25 @@ mod common;
 
 use common::*;
 
-/// Each example and the kinds it must use.
-const EXAMPLES: &[(&str, &[&str])] = &[
-    ("dht22.toml", &["dht22"]),
-    ("ds18b20.toml", &["ds18b20"]),
-    ("iio.toml", &["iio"]),
-    ("contract_file.toml", &["contract_file"]),
+/// Each example, the kinds it must use and what its comments must tell a user (the
+/// overlay line and the resistor; the contract's shape).
+const EXAMPLES: &[(&str, &[&str], &[&str])] = &[
+    (
+        "dht22.toml",
+        &["dht22"],
+        &["dtoverlay=dht11,gpiopin=4", "10 kΩ pull-up"],
+    ),
+    (
+        "ds18b20.toml",
+        &["ds18b20"],
+        &["dtoverlay=w1-gpio,gpiopin=4", "4.7 kΩ pull-up"],
+    ),
+    ("iio.toml", &["iio"], &["dtoverlay=i2c-sensor,bmp280"]),
+    (
+        "contract_file.toml",
+        &["contract_file"],
+        &["\"readings\": [{\"name\""],
+    ),
 ];
 
 fn example(name: &str) -> std::path::PathBuf {
@@ -22,7 +35,7 @@ fn example(name: &str) -> std::path::PathBuf {
 
 #[test]
 fn every_example_passes_pipeline_check_and_uses_its_kind() {
-    for (file, kinds) in EXAMPLES {
+    for (file, kinds, says) in EXAMPLES {
         let path = example(file);
         let text = std::fs::read_to_string(&path).unwrap();
         for k in *kinds {
@@ -30,6 +43,9 @@ fn every_example_passes_pipeline_check_and_uses_its_kind() {
                 text.contains(&format!("kind = \"{k}\"")),
                 "{file} does not use {k}"
             );
+        }
+        for phrase in *says {
+            assert!(text.contains(phrase), "{file} should say {phrase}");
         }
         assert!(
             text.contains("smollama pipeline check"),
