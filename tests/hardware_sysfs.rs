@@ -157,6 +157,12 @@ root = "{}"
 
     let (exit, _, log) = agent.terminate();
     assert!(exit.success(), "{log}");
+    // Degraded once in the log, however many looks found no device.
+    assert_eq!(
+        log.matches("dht22 source 'climate': unavailable").count(),
+        1,
+        "{log}"
+    );
 }
 
 const W1_GOOD: &str =
@@ -228,6 +234,11 @@ root = "{}"
 
     let (exit, _, log) = agent.terminate();
     assert!(exit.success(), "{log}");
+    assert_eq!(
+        log.matches("28-0316a2795aff is not there").count(),
+        1,
+        "{log}"
+    );
 }
 
 #[test]
@@ -275,6 +286,11 @@ root = "{}"
 
     let (exit, _, log) = agent.terminate();
     assert!(exit.success(), "{log}");
+    assert_eq!(
+        log.matches("no IIO device named ads1015").count(),
+        1,
+        "{log}"
+    );
 }
 
 fn now_s() -> f64 {
@@ -314,7 +330,7 @@ max_age = "3s"
     let cfg = write_config(dir.path(), port, &pipeline);
     let agent = Agent::start(&cfg, port, &[]);
 
-    degraded(&agent, "camera", "stale: the contract's ts is 1h");
+    degraded(&agent, "camera", "is older than max_age 3s");
     assert!(stored(&agent, "jetson_inference:person").is_none());
 
     // A fresh contract: both entries, at the contract's ts, with their units.
@@ -343,4 +359,6 @@ max_age = "3s"
 
     let (exit, _, log) = agent.terminate();
     assert!(exit.success(), "{log}");
+    // Each stale contract said once in the log, however many looks found it stale.
+    assert_eq!(log.matches("is older than max_age").count(), 2, "{log}");
 }

@@ -479,7 +479,13 @@ impl Core {
                     };
                     self.counters.inc(c);
                     s.failed_in_row += 1;
-                    if s.failed_in_row >= self.degrade_after {
+                    // Said once when it starts counting (the count in the text stays as
+                    // it was then, so status and the log do not change with every read).
+                    let said = s
+                        .problem
+                        .as_deref()
+                        .is_some_and(|p| p.contains("not answering"));
+                    if s.failed_in_row >= self.degrade_after && !said {
                         s.problem = Some(format!(
                             "{}: not answering: {why} ({} reads in a row)",
                             io.id, s.failed_in_row
@@ -740,6 +746,11 @@ mod tests {
             "{why}"
         );
         assert_eq!(c.counters.by_name("reset_values"), 1);
+        assert_eq!(
+            cycle(&mut c, &reg, &mut out),
+            None,
+            "said once, not with every read"
+        );
         assert_eq!(
             info.live.last().map(|(_, v)| v),
             Some(Value::Number(23.125))

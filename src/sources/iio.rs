@@ -480,6 +480,8 @@ impl Device {
 struct Channel {
     info: Arc<SourceInfo>,
     failed_in_row: u32,
+    /// Why it is failing, once it counts (missing, or `degrade_after` reads in a row).
+    problem: Option<String>,
 }
 
 /// The source's logic between samples (testable without the event loop).
@@ -508,6 +510,7 @@ impl Core {
                 .map(|info| Channel {
                     info,
                     failed_in_row: 0,
+                    problem: None,
                 })
                 .collect(),
             degrade_after: p.degrade_after.max(1),
@@ -526,6 +529,7 @@ impl Core {
             match o {
                 Outcome::Value(x) => {
                     c.failed_in_row = 0;
+                    c.problem = None;
                     let v = Value::Number(*x);
                     c.info.live.available.store(true, Ordering::Relaxed);
                     c.info.live.record(now, v);
@@ -535,8 +539,14 @@ impl Core {
                 Outcome::Transient(why) => {
                     self.counters.inc(C_TRANSIENT);
                     c.failed_in_row += 1;
-                    if c.failed_in_row >= self.degrade_after && worst.is_none() {
-                        worst = Some(format!(
+                    // Said once when it starts counting, so the reason does not change
+                    // with every read.
+                    let said = c
+                        .problem
+                        .as_deref()
+                        .is_some_and(|p| p.starts_with("not answering"));
+                    if c.failed_in_row >= self.degrade_after && !said {
+                        c.problem = Some(format!(
                             "not answering: {why} ({} reads in a row)",
                             c.failed_in_row
                         ));
@@ -544,13 +554,17 @@ impl Core {
                 }
                 Outcome::Missing(why) => {
                     c.failed_in_row = 0;
-                    if worst.is_none() {
-                        worst = Some(format!("unavailable: {why}"));
+                    let p = format!("unavailable: {why}");
+                    if c.problem.as_deref() != Some(&p) {
+                        c.problem = Some(p);
                     }
                 }
             }
-            if worst.is_some() && !matches!(o, Outcome::Value(_)) {
+            if c.problem.is_some() {
                 c.info.live.available.store(false, Ordering::Relaxed);
+                if worst.is_none() {
+                    worst = c.problem.clone();
+                }
             }
         }
         drop(dev);
@@ -778,6 +792,11 @@ mod tests {
         let Some(Some(why)) = cycle(&mut c, &mut out) else {
             panic!()
         };
+        assert_eq!(
+            cycle(&mut c, &mut out),
+            None,
+            "said once, not with every read"
+        );
         assert!(
             why.starts_with("not answering: ") && why.contains("holds no number"),
             "{why}"
