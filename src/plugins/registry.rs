@@ -17,6 +17,11 @@ pub const KINDS: &[&Kind] = &[
     &sources::exec::KIND,
     &sources::http::KIND,
     &sources::bme280::KIND,
+    &sources::dht::DHT11,
+    &sources::dht::DHT22,
+    &sources::ds18b20::KIND,
+    &sources::iio::KIND,
+    &sources::contract_file::KIND,
     #[cfg(feature = "test-kinds")]
     &sources::counter::KIND,
     &stages::filter::KIND,

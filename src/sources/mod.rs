@@ -3,13 +3,18 @@
 //! [`Output`](crate::graph::edge::Output).
 
 pub mod bme280;
+pub mod contract_file;
 #[cfg(feature = "test-kinds")]
 pub mod counter;
+pub mod dht;
+pub mod ds18b20;
 pub mod exec;
 pub mod file;
 pub mod gpio;
 pub mod http;
+pub mod iio;
 // Always built: its parameters are validated in every build (it is unavailable without
 // the mqtt feature).
 pub mod mqtt;
+mod sysfs;
 pub mod system;
