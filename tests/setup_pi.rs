@@ -192,3 +192,78 @@ fn the_unit_passes_systemd_analyze_verify() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// setup-pi.sh enables in config.txt what the pipeline's hardware needs (as `smollama
+/// pipeline needs` says), nothing for a pipeline without hardware, and nothing twice.
+#[test]
+fn enables_only_the_interfaces_the_pipeline_uses() {
+    let dir = TempDir::new("setup-pi-needs");
+    let root = dir.path().join("root");
+    let r = root.to_str().unwrap();
+    let boot = root.join("boot/firmware/config.txt");
+    std::fs::create_dir_all(boot.parent().unwrap()).unwrap();
+    std::fs::write(&boot, "# the Pi's own lines\narm_64bit=1\n").unwrap();
+
+    // The default config: no hardware, config.txt untouched.
+    let (code, out, err) = setup(&["--root", r, "--yes", BIN]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("none enabled"), "{out}");
+    assert_eq!(
+        std::fs::read_to_string(&boot).unwrap(),
+        "# the Pi's own lines\narm_64bit=1\n"
+    );
+
+    // A pipeline with a BME280 (I2C) and DS18B20s on GPIO 17 (1-wire).
+    let pipeline = dir.path().join("hw.toml");
+    std::fs::write(
+        &pipeline,
+        r#"
+[[source]]
+name = "room"
+kind = "bme280"
+
+[[source]]
+name = "probes"
+kind = "ds18b20"
+pin = 17
+
+[[sink]]
+name = "store"
+kind = "store"
+from = ["room", "probes"]
+"#,
+    )
+    .unwrap();
+    let conf = root.join("etc/smollama/smollama.toml");
+    std::fs::write(
+        &conf,
+        format!("[pipeline]\nfiles = [\"{}\"]\n", pipeline.display()),
+    )
+    .unwrap();
+    let (code, out, err) = setup(&["--root", r, "--yes", "--dry-run", BIN]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("would add: dtparam=i2c_arm=on"), "{out}");
+    assert_eq!(
+        std::fs::read_to_string(&boot).unwrap(),
+        "# the Pi's own lines\narm_64bit=1\n",
+        "a dry run changes nothing"
+    );
+    let (code, out, err) = setup(&["--root", r, "--yes", BIN]);
+    assert_eq!(code, 0, "{out}{err}");
+    let text = std::fs::read_to_string(&boot).unwrap();
+    assert_eq!(
+        text,
+        "# the Pi's own lines\narm_64bit=1\ndtparam=i2c_arm=on\ndtoverlay=w1-gpio,gpiopin=17\n"
+    );
+    assert!(!text.contains("spi"), "SPI is not used: {text}");
+    let modules = std::fs::read_to_string(root.join("etc/modules")).unwrap();
+    assert_eq!(modules, "i2c-dev\n");
+    assert!(out.contains("reboot"), "{out}");
+
+    // Again: nothing added twice, no reboot asked for.
+    let (code, out, _) = setup(&["--root", r, "--yes", BIN]);
+    assert_eq!(code, 0);
+    assert_eq!(std::fs::read_to_string(&boot).unwrap(), text);
+    assert!(out.contains("unchanged: dtparam=i2c_arm=on"), "{out}");
+    assert!(!out.contains("reboot for"), "{out}");
+}
