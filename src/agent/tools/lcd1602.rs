@@ -142,6 +142,7 @@ mod tests {
             reach: &reach,
             settings: &fx.ctx.settings,
             problems: Vec::new(),
+            needs: Vec::new(),
         };
         let params = kind.parse_fn().unwrap()(&mut r);
         let spec = SinkSpec {
