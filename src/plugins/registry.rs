@@ -16,6 +16,7 @@ pub const KINDS: &[&Kind] = &[
     &sources::file::KIND,
     &sources::exec::KIND,
     &sources::http::KIND,
+    &sources::hcsr04::KIND,
     #[cfg(feature = "test-kinds")]
     &sources::counter::KIND,
     &stages::filter::KIND,

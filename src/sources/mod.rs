@@ -7,6 +7,7 @@ pub mod counter;
 pub mod exec;
 pub mod file;
 pub mod gpio;
+pub mod hcsr04;
 pub mod http;
 // Always built: its parameters are validated in every build (it is unavailable without
 // the mqtt feature).
