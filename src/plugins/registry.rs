@@ -26,6 +26,7 @@ pub const KINDS: &[&Kind] = &[
     &sinks::log::KIND,
     &sinks::mqtt_params::KIND,
     &sinks::observer::KIND,
+    &sinks::led::KIND,
     #[cfg(feature = "agent")]
     &tools::readings::READ_SOURCE,
     #[cfg(feature = "agent")]
@@ -48,6 +49,8 @@ pub const KINDS: &[&Kind] = &[
     &tools::memory::REMEMBER,
     #[cfg(feature = "agent")]
     &tools::memory::OBSERVE,
+    #[cfg(feature = "agent")]
+    &tools::led::SET_LED,
 ];
 
 /// Every built-in kind.

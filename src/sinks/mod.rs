@@ -7,6 +7,7 @@
 //!   states to the broker.
 //! - `observer`: the adaptive stage's volatile/calm events to the observation loop.
 
+pub mod led;
 pub mod log;
 #[cfg(feature = "mqtt")]
 pub mod mqtt;

@@ -156,6 +156,7 @@ pub trait Tool: Send + Sync {
 
 pub mod exec;
 pub mod gpio;
+pub mod led;
 pub mod memory;
 pub mod mqtt;
 pub mod readings;
