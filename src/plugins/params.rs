@@ -326,7 +326,10 @@ pub fn device_pin(v: &Value, settings: &Settings) -> Result<u8, Problem> {
     if !(0..=27).contains(&i) {
         return Err((
             format!("{i} is not a GPIO pin"),
-            Some("use a BCM number from 0 to 27 (BCM numbering, not the physical header position)".into()),
+            Some(
+                "use a BCM number from 0 to 27 (BCM numbering, not the physical header position)"
+                    .into(),
+            ),
         ));
     }
     let pin = i as u8;

@@ -27,6 +27,8 @@ pub const KINDS: &[&Kind] = &[
     &sinks::mqtt_params::KIND,
     &sinks::observer::KIND,
     &sinks::led::KIND,
+    &sinks::seven_segment::s5161as::KIND,
+    &sinks::seven_segment::sh5461as::KIND,
     #[cfg(feature = "agent")]
     &tools::readings::READ_SOURCE,
     #[cfg(feature = "agent")]
@@ -51,6 +53,10 @@ pub const KINDS: &[&Kind] = &[
     &tools::memory::OBSERVE,
     #[cfg(feature = "agent")]
     &tools::led::SET_LED,
+    #[cfg(feature = "agent")]
+    &tools::seven_segment::DISPLAY_DIGIT,
+    #[cfg(feature = "agent")]
+    &tools::seven_segment::DISPLAY_VALUE,
 ];
 
 /// Every built-in kind.

@@ -26,8 +26,8 @@ use crate::graph::counters::Counters;
 use crate::graph::registry::Registry;
 use crate::graph::{Item, MICROS_PER_SEC, Micros, SourceId, Value, ValueKind};
 use crate::plugins::params::{Reader, as_num, as_text, device_pin, positive_dur};
-use crate::plugins::{Kind, Make, Param, ParamsBox, Role, Setup, Sink, Task, Unavailable};
 use crate::plugins::params_of;
+use crate::plugins::{Kind, Make, Param, ParamsBox, Role, Setup, Sink, Task, Unavailable};
 
 /// The kind's name, which `set_led` looks for among the attached devices.
 pub const DEVICE: &str = "led";
@@ -163,7 +163,10 @@ fn check_source(r: &mut Reader, p: &LedParams) {
                 r.name,
                 r.reach.list()
             ),
-            Some("write a full id of a source in this sink's `from`, e.g. source = \"gpio:17\"".into()),
+            Some(
+                "write a full id of a source in this sink's `from`, e.g. source = \"gpio:17\""
+                    .into(),
+            ),
         )),
     };
     if let Some(e) = problem {

@@ -14,5 +14,6 @@ pub mod mqtt;
 // The mqtt sink's kind: validated in every build (unavailable without `mqtt`).
 pub mod mqtt_params;
 pub mod observer;
+pub mod seven_segment;
 pub mod store;
 pub mod template;

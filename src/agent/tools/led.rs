@@ -61,7 +61,11 @@ impl Tool for SetLed {
             .ok_or_else(|| match want {
                 Some(w) => format!(
                     "no LED called '{w}'; LEDs: {}",
-                    devices.iter().map(|d| d.name()).collect::<Vec<_>>().join(", ")
+                    devices
+                        .iter()
+                        .map(|d| d.name())
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 ),
                 None => "no LED is attached (a led sink in the pipeline)".into(),
             })?;
@@ -84,10 +88,11 @@ impl Tool for SetLed {
     }
 }
 
-pub const SET_LED: crate::plugins::Kind =
-    crate::plugins::tool("set_led", "switch the attached LED on, off or toggle it", || {
-        Box::new(SetLed)
-    });
+pub const SET_LED: crate::plugins::Kind = crate::plugins::tool(
+    "set_led",
+    "switch the attached LED on, off or toggle it",
+    || Box::new(SetLed),
+);
 
 #[cfg(test)]
 mod tests {
@@ -110,14 +115,21 @@ mod tests {
         let mut fx = super::super::testutil::Fixture::new("set-led");
         let line = fx.gpio.claim_output(18, "led 'status'", false).unwrap();
         let led = std::sync::Arc::new(Led::new("status", 18, line, true, 1_000_000));
-        let r = super::super::ToolRegistry::with_plugins(&fx.ctx.settings, &fx.ctx.hardware.devices);
+        let r =
+            super::super::ToolRegistry::with_plugins(&fx.ctx.settings, &fx.ctx.hardware.devices);
         assert!(r.get("set_led").is_none(), "not offered without an LED");
         fx.ctx.hardware.devices.attach(led.clone());
-        let r = super::super::ToolRegistry::with_plugins(&fx.ctx.settings, &fx.ctx.hardware.devices);
+        let r =
+            super::super::ToolRegistry::with_plugins(&fx.ctx.settings, &fx.ctx.hardware.devices);
         let call = |fx: &super::super::testutil::Fixture, s: &str| {
             r.execute("set_led", &json!({ "state": s }), &fx.ctx)
         };
-        assert!(call(&fx, "on")["error"].as_str().unwrap().contains("not trusted"));
+        assert!(
+            call(&fx, "on")["error"]
+                .as_str()
+                .unwrap()
+                .contains("not trusted")
+        );
         assert!(!led.lit());
         fx.ctx.trusted = true;
         assert_eq!(call(&fx, "ON"), json!("LED is now ON"));
@@ -129,7 +141,11 @@ mod tests {
             json!({"error": "Unknown state 'blink'. Use 'on', 'off' or 'toggle'."})
         );
         assert!(led.lit(), "an unknown state changes nothing");
-        let e = r.execute("set_led", &json!({"state": "off", "name": "porch"}), &fx.ctx);
+        let e = r.execute(
+            "set_led",
+            &json!({"state": "off", "name": "porch"}),
+            &fx.ctx,
+        );
         assert_eq!(e, json!({"error": "no LED called 'porch'; LEDs: status"}));
     }
 }

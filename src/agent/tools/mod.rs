@@ -162,6 +162,7 @@ pub mod mqtt;
 pub mod readings;
 pub mod registry;
 pub mod schema;
+pub mod seven_segment;
 #[cfg(test)]
 pub(crate) mod testutil;
 

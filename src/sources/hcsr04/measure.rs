@@ -52,7 +52,12 @@ pub(crate) fn measure(lines: &mut Lines, max_distance: f64) -> Result<Echo, Stri
     if lines.echo.is_high() {
         let until = Instant::now() + STALE_PULSE;
         while lines.echo.is_high() && Instant::now() < until {
-            if lines.echo.wait_edge(until - Instant::now()).map_err(gpio)?.is_none() {
+            if lines
+                .echo
+                .wait_edge(until - Instant::now())
+                .map_err(gpio)?
+                .is_none()
+            {
                 break;
             }
         }
@@ -70,12 +75,11 @@ pub(crate) fn measure(lines: &mut Lines, max_distance: f64) -> Result<Echo, Stri
             ));
         }
     };
-    let fall = match next_edge(lines.echo.as_mut(), false, fall_timeout(max_distance))
-        .map_err(gpio)?
-    {
-        Some(at) => at,
-        None => return Ok(Echo::OutOfRange),
-    };
+    let fall =
+        match next_edge(lines.echo.as_mut(), false, fall_timeout(max_distance)).map_err(gpio)? {
+            Some(at) => at,
+            None => return Ok(Echo::OutOfRange),
+        };
     let metres = fall.saturating_sub(rise).as_secs_f64() * SOUND_M_PER_S / 2.0;
     Ok(if metres > max_distance {
         Echo::OutOfRange

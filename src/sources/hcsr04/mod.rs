@@ -172,7 +172,9 @@ fn setup(spec: &SourceSpec, s: &mut Setup) -> Result<Box<dyn Source>, Unavailabl
     let owner = format!("hcsr04 '{}'", spec.name);
     let failed = |e: crate::edges::gpio::GpioError| Unavailable::Failed(e.to_string());
     let trig = gpio.claim_output(p.trig, &owner, false).map_err(failed)?;
-    let echo = gpio.claim_input(p.echo, &owner, Pull::Down).map_err(failed)?;
+    let echo = gpio
+        .claim_input(p.echo, &owner, Pull::Down)
+        .map_err(failed)?;
     if let Some(mock) = gpio.mock() {
         mock.attach(Box::new(model::Hcsr04Model::new(
             p.trig,
@@ -301,12 +303,17 @@ mod tests {
 
     /// A mock GPIO with a modelled HC-SR04 on pins 23/24 in a scene of `text`.
     fn sensor(tag: &str, scene: &str) -> (Lines, std::path::PathBuf) {
-        let dir = std::env::temp_dir().join(format!("smollama-hcsr04-{tag}-{}", std::process::id()));
+        let dir =
+            std::env::temp_dir().join(format!("smollama-hcsr04-{tag}-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("scene.toml");
         std::fs::write(&path, scene).unwrap();
         let gpio = MockGpio::new(&crate::config::Settings::defaults().gpio);
-        gpio.attach(Box::new(Hcsr04Model::new(23, 24, Arc::new(Scene::new(&path)))));
+        gpio.attach(Box::new(Hcsr04Model::new(
+            23,
+            24,
+            Arc::new(Scene::new(&path)),
+        )));
         let lines = Lines {
             trig: gpio.claim_output(23, "hcsr04 't'", false).unwrap(),
             echo: gpio.claim_input(24, "hcsr04 't'", Pull::Down).unwrap(),

@@ -110,8 +110,10 @@ impl PinModel for Hcsr04Model {
     }
 
     fn level(&self, pin: u8, now: Duration) -> Option<bool> {
-        (pin == self.echo)
-            .then(|| self.pulse.is_some_and(|(rise, fall)| rise <= now && now < fall))
+        (pin == self.echo).then(|| {
+            self.pulse
+                .is_some_and(|(rise, fall)| rise <= now && now < fall)
+        })
     }
 
     fn state(&self) -> Json {
