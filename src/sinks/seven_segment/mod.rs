@@ -154,3 +154,53 @@ impl Device for Display {
         self
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use super::glyphs::glyph;
+    use super::*;
+    use crate::graph::MICROS_PER_SEC;
+
+    /// Lines that remember what they were given.
+    struct Recorded(Arc<Mutex<Vec<u8>>>);
+    impl Segments for Recorded {
+        fn put(&mut self, masks: &[u8]) {
+            *self.0.lock().unwrap() = masks.to_vec();
+        }
+        fn stop(&mut self) {
+            self.0.lock().unwrap().clear();
+        }
+    }
+
+    #[test]
+    fn a_tool_write_holds_the_template_off_for_hold() {
+        let got = Arc::new(Mutex::new(Vec::new()));
+        let d = Display::new(
+            "sh5461as",
+            "d",
+            4,
+            60 * MICROS_PER_SEC,
+            Box::new(Recorded(got.clone())),
+        );
+        assert!(d.follow("21.5", now_us()));
+        assert_eq!(d.state()["text"], "21.5");
+        d.write("Hi").unwrap();
+        assert_eq!(*got.lock().unwrap(), [0, 0, glyph('H'), 0]);
+        assert!(!d.follow("21.6", now_us()), "held");
+        assert_eq!(d.state()["text"], "H");
+        assert_eq!(d.state()["held"], true);
+        assert!(
+            d.follow("21.6", now_us() + 61 * MICROS_PER_SEC),
+            "the hold is over"
+        );
+        assert_eq!(d.state()["text"], "21.6");
+        // A rendering too long for the display loses decimals, or shows dashes.
+        assert!(d.follow("1013.25", now_us() + 61 * MICROS_PER_SEC));
+        assert_eq!(d.state()["text"], "1013.");
+        d.stop();
+        assert!(got.lock().unwrap().is_empty());
+        assert_eq!(d.state()["text"], "");
+    }
+}
