@@ -188,17 +188,11 @@ pub(crate) struct Lines {
 }
 
 impl Lines {
-    fn dark(&mut self) {
-        for d in &mut self.digits {
-            d.set(false);
-        }
-    }
-
-    /// Light digit `i` with `mask`: the others off first, then its segments, then it
-    /// (so no digit ever shows another's segments: no ghosting). A blank digit is
-    /// selected too, with no segment lit, so every digit's turn lasts the same.
-    fn light(&mut self, i: usize, mask: u8) {
-        self.dark();
+    /// Light digit `i` with `mask`: the digit lit before off first, then the segments,
+    /// then digit `i` (so no digit ever shows another's segments: no ghosting). A blank
+    /// digit is selected too, with no segment lit, so every digit's turn lasts the same.
+    fn light(&mut self, before: usize, i: usize, mask: u8) {
+        self.digits[before].set(false);
         for (bit, s) in self.segments.iter_mut().enumerate() {
             s.set(mask & (1 << bit) == 0);
         }
@@ -207,7 +201,9 @@ impl Lines {
 
     /// Every digit off, every segment dark.
     fn blank(&mut self) {
-        self.dark();
+        for d in &mut self.digits {
+            d.set(false);
+        }
         for s in &mut self.segments {
             s.set(true);
         }
@@ -239,6 +235,7 @@ impl Multiplexer {
 }
 
 fn multiplex(mut lines: Lines, masks: &AtomicU32, stop: &AtomicBool) {
+    let mut lit = 0;
     loop {
         if stop.load(Ordering::Acquire) {
             lines.blank();
@@ -252,7 +249,8 @@ fn multiplex(mut lines: Lines, masks: &AtomicU32, stop: &AtomicBool) {
             continue;
         }
         for i in 0..MAX_DIGITS {
-            lines.light(i, (m >> (8 * i)) as u8);
+            lines.light(lit, i, (m >> (8 * i)) as u8);
+            lit = i;
             std::thread::sleep(SLOT);
         }
     }
