@@ -54,7 +54,8 @@ pub const KIND: Kind = Kind {
             doc: "the BCM pin the LED is on, through a ~330 Ω resistor (required)",
             hint: "e.g. pin = 18 (a BCM number from 0 to 27, not one of [gpio] pins)",
             ..Spec::new("pin", Want::WholeNumber)
-        }),
+        })
+        .taking("a BCM pin number (0 to 27)"),
         Param::new(Spec {
             default: "true",
             doc: "true: the pin high lights the LED (LED to ground); false: low does (LED to 3.3 V)",

@@ -42,7 +42,8 @@ pub const KIND: Kind = Kind {
             range: Some((0.0, 27.0)),
             doc: "a GPIO the common cathode is on (driven low); leave it out with the common wired to ground",
             ..Spec::new("common_pin", Want::WholeNumber)
-        }),
+        })
+        .taking("a BCM pin number (0 to 27)"),
         params::TEMPLATE,
         params::HOLD,
     ],

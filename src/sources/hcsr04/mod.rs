@@ -68,14 +68,16 @@ pub const KIND: Kind = Kind {
             doc: "the BCM pin wired to the sensor's Trig",
             hint: "a BCM number from 0 to 27, not one of [gpio] pins",
             ..Spec::new("trig_pin", Want::WholeNumber)
-        }),
+        })
+        .taking("a BCM pin number (0 to 27)"),
         Param::new(Spec {
             default: "24",
             range: Some((0.0, 27.0)),
             doc: "the BCM pin wired to the sensor's Echo, through a divider to 3.3 V (1 kΩ/2 kΩ)",
             hint: "a BCM number from 0 to 27, not one of [gpio] pins",
             ..Spec::new("echo_pin", Want::WholeNumber)
-        }),
+        })
+        .taking("a BCM pin number (0 to 27)"),
         Param::new(Spec {
             default: "4.0",
             range: Some((0.1, 10.0)),
