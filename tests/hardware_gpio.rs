@@ -2,8 +2,9 @@
 //! "mock"`), where device models stand in for the hardware: an HC-SR04 model answers
 //! each trigger with the echo pulse the chip would give for the `distance` in the
 //! `[hardware] mock_scene` file (no pulse while the scene lists it `absent`: unplugged),
-//! and LED-digit models decode which segments a person would see lit (the 4-digit one by
-//! persistence of vision over the multiplexed lines). The scripted Ollama stand-in
+//! LED-digit models decode which segments a person would see lit (the 4-digit one by
+//! persistence of vision over the multiplexed lines), and an LED model says whether its
+//! pin's level lights it. The scripted Ollama stand-in
 //! (`common/fake_ollama.rs`) plays the model calling the tools; a real LLM cannot run here.
 
 mod common;
@@ -204,6 +205,7 @@ name = "lamp"
 kind = "led"
 from = ["system"]
 pin = 23
+active_high = false
 "#
     );
     let port = free_port();
@@ -213,6 +215,7 @@ pin = 23
     );
     let agent = Agent::start(&config(dir.path(), port, &pipeline, &extra), port, &[]);
     assert_eq!(device(&agent, "led").unwrap()["on"], false, "off at setup");
+    assert_eq!(pin_model(&agent, "led", "lamp").unwrap()["lit"], false);
 
     ollama.push(Step::ToolCalls(vec![(
         "display_value".into(),
@@ -256,6 +259,8 @@ pin = 23
     assert_eq!(a["tools_used"], json!(["set_led"]));
     let led = device(&agent, "led").unwrap();
     assert_eq!(led["on"], true, "{led}");
+    // The line is driven: the LED model on pin 23 sees it lit (active-low here).
+    assert_eq!(pin_model(&agent, "led", "lamp").unwrap()["lit"], true);
     // The tool's result told the model the new state.
     let chats = ollama.bodies("/api/chat");
     let last = chats.last().unwrap()["messages"].to_string();
@@ -303,6 +308,14 @@ kind = "s5161as"
 from = ["tank"]
 template = "{{file:tank}}"
 {DIGIT_PINS}
+
+[[sink]]
+name = "far"
+kind = "led"
+from = ["distance"]
+pin = 3
+source = "hcsr04:distance"
+above = 100
 "#,
         level.display()
     );
@@ -314,12 +327,19 @@ template = "{{file:tank}}"
             (s["text"] == text).then_some(())
         })
     };
+    let lit = |want: bool| {
+        eventually(10, &format!("the LED lit: {want}"), || {
+            (pin_model(&agent, "led", "far")?["lit"] == want).then_some(())
+        })
+    };
     shows("sh5461as", "range", "42");
     shows("s5161as", "gauge", "7");
+    lit(false);
     scene(&scene_file, "distance = 1.23\n");
     std::fs::write(&level, "3\n").unwrap();
     shows("sh5461as", "range", "123");
     shows("s5161as", "gauge", "3");
+    lit(true);
     let (exit, _, log) = agent.terminate();
     assert!(exit.success(), "{log}");
 }

@@ -184,6 +184,14 @@ fn setup(spec: &SinkSpec, s: &mut Setup) -> Result<Box<dyn Sink>, Unavailable> {
         .gpio
         .claim_output(p.pin, &owner, !p.active_high)
         .map_err(|e| Unavailable::Failed(e.to_string()))?;
+    if let Some(mock) = s.parts.gpio.mock() {
+        mock.attach(Box::new(LedModel {
+            name: spec.name.clone(),
+            pin: p.pin,
+            active_high: p.active_high,
+            high: !p.active_high,
+        }));
+    }
     let device = Arc::new(Led::new(&spec.name, p.pin, line, p.active_high, p.hold));
     s.parts.hardware.devices.attach(device.clone());
     Ok(Box::new(LedSink {
@@ -324,6 +332,33 @@ impl Device for Led {
 
     fn as_any(&self) -> &dyn std::any::Any {
         self
+    }
+}
+
+/// The LED on the mock GPIO: whether its pin's level lights it (status
+/// `hardware.pin_models`), so a test sees the line driven, not only the device's word.
+struct LedModel {
+    name: String,
+    pin: u8,
+    active_high: bool,
+    high: bool,
+}
+
+impl crate::edges::gpio::PinModel for LedModel {
+    fn model(&self) -> &'static str {
+        "led"
+    }
+
+    fn uses(&self, pin: u8) -> bool {
+        pin == self.pin
+    }
+
+    fn on_write(&mut self, _pin: u8, high: bool, _at: std::time::Duration) {
+        self.high = high;
+    }
+
+    fn state(&self) -> Json {
+        json!({ "name": self.name, "pin": self.pin, "lit": self.high == self.active_high })
     }
 }
 

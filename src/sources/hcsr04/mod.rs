@@ -37,6 +37,9 @@ const COUNTERS: &[&str] = &["out_of_range", "failed"];
 const C_OUT_OF_RANGE: usize = 0;
 const C_FAILED: usize = 1;
 
+/// The shortest time between two triggers (the datasheet's measurement cycle).
+const MIN_CYCLE: Micros = 60_000;
+
 /// Retries after a failure wait at most this long.
 const BACKOFF_CAP: Micros = 60 * MICROS_PER_SEC;
 
@@ -272,7 +275,9 @@ impl Hcsr04Source {
             }
             // Sleep one interval (or the backoff); an interval change restarts it.
             loop {
-                let wait = backoff.unwrap_or_else(|| self.info.live.interval().max(50_000));
+                // The datasheet asks for 60 ms between triggers (an echo of the last
+                // one could still be on its way).
+                let wait = backoff.unwrap_or_else(|| self.info.live.interval().max(MIN_CYCLE));
                 match ctx.wait(Some(now_us() + wait), &self.wake_rx).await {
                     Woke::Interval => continue,
                     Woke::Due => break,
