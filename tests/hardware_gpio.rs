@@ -181,6 +181,8 @@ from = ["distance"]
 fn the_agent_writes_the_display_and_switches_the_led() {
     let dir = TempDir::new("gpio-tools");
     let ollama = FakeOllama::start(&[MODEL]);
+    let level = dir.path().join("level");
+    std::fs::write(&level, "7\n").unwrap();
     let pipeline = format!(
         r#"
 [[source]]
@@ -189,15 +191,23 @@ kind = "system"
 every = "200ms"
 metrics = ["uptime"]
 
+[[source]]
+name = "level"
+kind = "file"
+every = "100ms"
+path = "{}"
+
 [[sink]]
 name = "store"
 kind = "store"
-from = ["system"]
+from = ["system", "level"]
 
 [[sink]]
 name = "clock"
 kind = "sh5461as"
-from = ["system"]
+from = ["level"]
+template = "{{file:level}}"
+hold = "3s"
 {MUX_PINS}
 
 [[sink]]
@@ -206,7 +216,8 @@ kind = "led"
 from = ["system"]
 pin = 23
 active_high = false
-"#
+"#,
+        level.display()
     );
     let port = free_port();
     let extra = format!(
@@ -216,6 +227,13 @@ active_high = false
     let agent = Agent::start(&config(dir.path(), port, &pipeline, &extra), port, &[]);
     assert_eq!(device(&agent, "led").unwrap()["on"], false, "off at setup");
     assert_eq!(pin_model(&agent, "led", "lamp").unwrap()["lit"], false);
+    let shows = |text: &str| {
+        eventually(10, &format!("{text} on the digits"), || {
+            let s = pin_model(&agent, "sh5461as", "clock")?;
+            (s["text"] == text).then_some(s)
+        })
+    };
+    shows("7");
 
     ollama.push(Step::ToolCalls(vec![(
         "display_value".into(),
@@ -239,15 +257,14 @@ active_high = false
     );
     assert!(!tools.contains("display_digit"), "{tools}");
     // What the eye sees on the multiplexed digits, and what the device says it shows.
-    let seen = eventually(10, "12.3 on the digits", || {
-        let s = pin_model(&agent, "sh5461as", "clock")?;
-        (s["text"] == "12.3").then_some(s)
-    });
+    let seen = shows("12.3");
     assert_eq!(
         seen["masks"][0], 0,
         "right-aligned: the first digit is dark: {seen}"
     );
     assert_eq!(device(&agent, "sh5461as").unwrap()["text"], "12.3");
+    // The template's value (unchanged all along) shows again when the hold is over.
+    shows("7");
 
     ollama.push(Step::ToolCalls(vec![(
         "set_led".into(),

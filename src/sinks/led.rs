@@ -5,7 +5,7 @@
 //!   what it showed before again.
 //! - With `source = "<id>"` it follows that reading: a boolean as it is, a number with
 //!   `above = N` (on while the value is above N). A tool write holds the LED for `hold`
-//!   (default 60 s) before the source takes over again. Without `source` only the tool
+//!   (default 60 s); then the source's latest value shows again at once. Without `source` only the tool
 //!   (and the observation hook) drives it; the sink still needs `from`, like every sink.
 //!
 //! The LED is off at setup and when the node stops (the original drives it low; with
@@ -28,6 +28,7 @@ use crate::graph::{Item, MICROS_PER_SEC, Micros, SourceId, Value, ValueKind};
 use crate::plugins::params::{Reader, as_num, as_text, device_pin, positive_dur};
 use crate::plugins::params_of;
 use crate::plugins::{Kind, Make, Param, ParamsBox, Role, Setup, Sink, Task, Unavailable};
+use crate::sinks::seven_segment::sink::{Next, next};
 
 /// The kind's name, which `set_led` looks for among the attached devices.
 pub const DEVICE: &str = "led";
@@ -210,6 +211,8 @@ pub struct Led {
     active_high: bool,
     hold: Micros,
     inner: Mutex<Inner>,
+    /// Told of each tool write, so the sink knows a hold began.
+    written: (async_channel::Sender<()>, async_channel::Receiver<()>),
 }
 
 struct Inner {
@@ -255,6 +258,7 @@ impl Led {
                 observing: false,
                 held_until: 0,
             }),
+            written: async_channel::bounded(1),
         }
     }
 
@@ -272,6 +276,7 @@ impl Led {
         };
         i.held_until = now_us() + self.hold;
         i.apply(self.active_high);
+        let _ = self.written.0.try_send(());
         i.on
     }
 
@@ -408,37 +413,27 @@ impl LedSink {
 
     async fn run(self, rx: Receiver<Item>) {
         let mut seen = Vec::new();
-        // The source's latest wish while a tool write holds the LED.
-        let mut pending: Option<bool> = None;
+        // The source's latest wish, shown again when a tool write's hold ends.
+        let mut latest: Option<bool> = None;
+        let written = self.device.written.1.clone();
         loop {
-            let until = self.device.held_until();
-            let got = match pending {
-                Some(_) if until > now_us() => {
-                    let wait = std::time::Duration::from_micros((until - now_us()).max(0) as u64);
-                    smol::future::or(async { Some(rx.recv().await) }, async {
-                        smol::Timer::after(wait).await;
-                        None
-                    })
-                    .await
-                }
-                _ => Some(rx.recv().await),
-            };
-            match got {
-                None => {
-                    if let Some(on) = pending.take() {
+            match next(&rx, &written, self.device.held_until()).await {
+                Next::HoldOver => {
+                    if let Some(on) = latest {
                         self.device.follow(on, now_us());
                     }
                 }
-                Some(Err(_)) => break,
-                Some(Ok(Item::Reading(r))) if self.is_followed(r.source, &mut seen) => {
+                Next::Written => {}
+                Next::Item(None) => break,
+                Next::Item(Some(Item::Reading(r))) if self.is_followed(r.source, &mut seen) => {
                     self.counters.inc(0);
-                    if let Some(on) = self.wanted(r.value)
-                        && !self.device.follow(on, now_us())
-                    {
-                        pending = Some(on);
+                    if let Some(on) = self.wanted(r.value) {
+                        latest = Some(on);
+                        // Refused while a tool write holds the LED.
+                        self.device.follow(on, now_us());
                     }
                 }
-                Some(Ok(_)) => {}
+                Next::Item(Some(_)) => {}
             }
         }
         self.device.off();

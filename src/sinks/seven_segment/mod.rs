@@ -2,8 +2,8 @@
 //! driven directly) and `sh5461as` (four digits multiplexed from a thread of its own).
 //! Each is a sink and an attached device: the agent's `display_digit` / `display_value`
 //! tools (`agent/tools/seven_segment.rs`) write text, and with a `template` the sink
-//! shows a live pipeline value (a tool write holds the display for `hold`, default 60 s,
-//! before the template shows again). Without a template only the tools write it; the
+//! shows a live pipeline value (a tool write holds the display for `hold`, default 60 s;
+//! then the template's latest rendering shows again at once). Without a template only the tools write it; the
 //! sink still needs `from`, like every sink.
 //!
 //! `glyphs.rs` holds the characters both show; `model.rs` the LED digits on the mock
@@ -14,7 +14,7 @@ pub(crate) mod model;
 mod params;
 pub mod s5161as;
 pub mod sh5461as;
-mod sink;
+pub(crate) mod sink;
 
 use std::sync::Mutex;
 
@@ -43,6 +43,8 @@ pub struct Display {
     width: usize,
     hold: Micros,
     inner: Mutex<Inner>,
+    /// Told of each tool write, so the sink knows a hold began.
+    written: (async_channel::Sender<()>, async_channel::Receiver<()>),
 }
 
 struct Inner {
@@ -72,6 +74,7 @@ impl Display {
                 out,
                 stopped: false,
             }),
+            written: async_channel::bounded(1),
         }
     }
 
@@ -92,7 +95,13 @@ impl Display {
         let mut i = self.lock();
         i.held_until = now_us() + self.hold;
         Self::show(&mut i, masks, self.width);
+        let _ = self.written.0.try_send(());
         Ok(())
+    }
+
+    /// Where the sink hears of tool writes.
+    fn written(&self) -> async_channel::Receiver<()> {
+        self.written.1.clone()
     }
 
     /// The template's rendering, unless a tool write holds the display; whether shown.

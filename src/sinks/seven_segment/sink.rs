@@ -1,6 +1,8 @@
 //! The display sinks' task (both kinds): the latest value of each id the template shows,
 //! rendered when one of them changed, onto the display unless a tool write holds it;
-//! when the hold ends, the template's rendering shows again at once. No allocation per
+//! when the hold ends, the template's rendering shows again at once (the sink wakes for
+//! a tool's write, then for the end of its hold). `next` is that wait, which the `led`
+//! sink shares. No allocation per
 //! reading: the values and the rendering buffer are reused.
 
 use std::sync::Arc;
@@ -11,7 +13,7 @@ use super::Display;
 use crate::clock::now_us;
 use crate::graph::counters::Counters;
 use crate::graph::registry::Registry;
-use crate::graph::{Item, SourceId, Value};
+use crate::graph::{Item, Micros, SourceId, Value};
 use crate::plugins::{Sink, Task};
 use crate::sinks::template::Template;
 
@@ -70,56 +72,77 @@ impl DisplaySink {
         let mut values: Vec<Option<Value>> = vec![None; ids.len()];
         let mut seen = Vec::new();
         let mut text = String::new();
-        // A rendering the hold kept off the display.
-        let mut pending = false;
+        let written = self.display.written();
         // Show the template's dashes from the start.
         t.render(|_| None, &mut text);
         self.display.follow(&text, now_us());
         loop {
-            let until = self.display.held_until();
-            let got = if pending && until > now_us() {
-                let wait = std::time::Duration::from_micros((until - now_us()).max(0) as u64);
-                smol::future::or(async { Some(rx.recv().await) }, async {
-                    smol::Timer::after(wait).await;
-                    None
-                })
-                .await
-            } else {
-                Some(rx.recv().await)
-            };
-            let changed = match got {
-                // The hold ended: show the template's rendering again.
-                None => false,
-                Some(Err(_)) => break,
-                Some(Ok(Item::Reading(r))) => match self.slot(&t, r.source, &mut seen) {
-                    Some(n) if values[n] != Some(r.value) => {
-                        self.counters.inc(0);
-                        values[n] = Some(r.value);
-                        true
+            let changed = match next(&rx, &written, self.display.held_until()).await {
+                // The hold ended: the template's rendering shows again.
+                Next::HoldOver => {
+                    if self.display.follow(&text, now_us()) {
+                        self.counters.inc(1);
                     }
-                    Some(_) => {
+                    false
+                }
+                // A tool wrote: the next turn waits for the end of its hold too.
+                Next::Written => false,
+                Next::Item(None) => break,
+                Next::Item(Some(Item::Reading(r))) => match self.slot(&t, r.source, &mut seen) {
+                    Some(n) => {
                         self.counters.inc(0);
-                        false
+                        let new = values[n] != Some(r.value);
+                        values[n] = Some(r.value);
+                        new
                     }
                     None => false,
                 },
-                Some(Ok(_)) => false,
+                Next::Item(Some(_)) => false,
             };
             if changed {
                 t.render(
                     |id| ids.iter().position(|s| *s == id).and_then(|n| values[n]),
                     &mut text,
                 );
-            }
-            if changed || pending {
-                pending = !self.display.follow(&text, now_us());
-                if !pending {
+                // Refused while a tool write holds the display; shown when it ends.
+                if self.display.follow(&text, now_us()) {
                     self.counters.inc(1);
                 }
             }
         }
         self.display.stop();
     }
+}
+
+/// What woke a display or LED sink.
+pub(crate) enum Next {
+    /// An item from upstream; `None`: the inbox closed (the node stops).
+    Item(Option<Item>),
+    /// A tool wrote the device (its hold starts now).
+    Written,
+    /// The hold of the last tool write is over.
+    HoldOver,
+}
+
+/// The next of: an item, a tool's write, the end of the hold lasting `until` (µs since
+/// the epoch; past: no hold).
+pub(crate) async fn next(rx: &Receiver<Item>, written: &Receiver<()>, until: Micros) -> Next {
+    let item = async { Next::Item(rx.recv().await.ok()) };
+    let wrote = async {
+        match written.recv().await {
+            Ok(()) => Next::Written,
+            Err(_) => std::future::pending().await,
+        }
+    };
+    let over = async {
+        let left = until - now_us();
+        if left <= 0 {
+            return std::future::pending().await;
+        }
+        smol::Timer::after(std::time::Duration::from_micros(left as u64)).await;
+        Next::HoldOver
+    };
+    smol::future::or(item, smol::future::or(wrote, over)).await
 }
 
 impl Sink for DisplaySink {
