@@ -221,11 +221,13 @@ struct Inner {
     observing: bool,
     /// A tool write holds the LED until then (µs since the epoch; 0: not held).
     held_until: Micros,
+    /// The node stopped: the LED stays off (a late observation cycle lights nothing).
+    stopped: bool,
 }
 
 impl Inner {
     fn apply(&mut self, active_high: bool) {
-        let lit = self.on || self.observing;
+        let lit = !self.stopped && (self.on || self.observing);
         self.line.set(lit == active_high);
     }
 }
@@ -257,6 +259,7 @@ impl Led {
                 on: false,
                 observing: false,
                 held_until: 0,
+                stopped: false,
             }),
             written: async_channel::bounded(1),
         }
@@ -295,18 +298,19 @@ impl Led {
         self.lock().held_until
     }
 
-    /// Off (setup and stop).
+    /// Off for good (the node stops).
     fn off(&self) {
         let mut i = self.lock();
         i.on = false;
         i.observing = false;
+        i.stopped = true;
         i.apply(self.active_high);
     }
 
     /// Whether it is lit now.
     pub fn lit(&self) -> bool {
         let i = self.lock();
-        i.on || i.observing
+        !i.stopped && (i.on || i.observing)
     }
 }
 
@@ -323,7 +327,7 @@ impl Device for Led {
         let i = self.lock();
         json!({
             "pin": self.pin,
-            "on": i.on || i.observing,
+            "on": !i.stopped && (i.on || i.observing),
             "observing": i.observing,
             "held": i.held_until > now_us(),
         })
@@ -490,5 +494,7 @@ mod tests {
         assert!(l.lit());
         l.off();
         assert!(!l.lit());
+        l.observing(true);
+        assert!(!l.lit(), "stopped: stays off");
     }
 }
