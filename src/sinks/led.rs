@@ -33,6 +33,7 @@ use crate::sinks::seven_segment::sink::{Next, next};
 /// The kind's name, which `set_led` looks for among the attached devices.
 pub const DEVICE: &str = "led";
 
+/// A led sink's parameters, checked (`source` reaches the sink, `above` with a number).
 #[derive(Clone, Debug)]
 struct LedParams {
     pin: u8,
@@ -215,6 +216,7 @@ pub struct Led {
     written: (async_channel::Sender<()>, async_channel::Receiver<()>),
 }
 
+/// What the LED shows and why; the line is set whenever one of them changes.
 struct Inner {
     line: Box<dyn OutputLine>,
     on: bool,

@@ -7,6 +7,7 @@ use super::schema::{args_obj, str_arg};
 use super::{Tool, ToolContext};
 use crate::sinks::led::{DEVICE, Led, Switch};
 
+/// `set_led {state}`: switches the attached LED; the result says its new state.
 pub struct SetLed;
 
 /// `on`, `off` or `toggle`, any case.

@@ -67,6 +67,7 @@ fn show(ctx: &ToolContext, args: &Json, kind: &str, tool: &str) -> Result<Json, 
     }))
 }
 
+/// `display_digit {text}`: one character (and its point) on the attached s5161as.
 pub struct DisplayDigit;
 
 impl Tool for DisplayDigit {
@@ -108,6 +109,7 @@ impl Tool for DisplayDigit {
     }
 }
 
+/// `display_value {text}`: up to four characters on the attached sh5461as.
 pub struct DisplayValue;
 
 impl Tool for DisplayValue {

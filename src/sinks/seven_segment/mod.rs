@@ -47,6 +47,7 @@ pub struct Display {
     written: (async_channel::Sender<()>, async_channel::Receiver<()>),
 }
 
+/// What the display shows (the masks its lines were last given) and whether a write holds it.
 struct Inner {
     masks: [u8; MAX_DIGITS],
     /// A tool write holds the display until then (µs since the epoch; 0: not held).

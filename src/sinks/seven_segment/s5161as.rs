@@ -19,6 +19,7 @@ pub const DEVICE: &str = "s5161as";
 /// The original's pins for a..g, dp.
 const SEGMENTS: [u8; 8] = [27, 22, 11, 8, 10, 17, 4, 9];
 
+/// An s5161as sink's parameters, checked (eight distinct pins, none of [gpio] pins).
 #[derive(Clone, Debug)]
 struct DigitParams {
     segments: [u8; 8],

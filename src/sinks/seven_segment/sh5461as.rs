@@ -32,6 +32,7 @@ const SEGMENTS: [u8; 8] = [6, 13, 19, 26, 21, 20, 16, 12];
 /// How long each digit is lit per turn (the original's ~1 ms: 250 Hz per digit).
 pub(crate) const SLOT: Duration = Duration::from_millis(1);
 
+/// An sh5461as sink's parameters, checked (twelve distinct pins, none of [gpio] pins).
 #[derive(Clone, Debug)]
 struct MuxParams {
     digits: [u8; MAX_DIGITS],

@@ -23,6 +23,8 @@ const COUNTERS: &[&str] = &["readings", "shown"];
 const UNSEEN: u8 = u8::MAX;
 const NOT_SHOWN: u8 = u8::MAX - 1;
 
+/// A display sink: its display, its template (none: the tools alone write it), and the
+/// registry to name the sources it sees.
 pub(crate) struct DisplaySink {
     display: Arc<Display>,
     template: Option<Template>,
