@@ -3,7 +3,7 @@
 //!
 //! - `StaticModel` (s5161as): the segments lit now (active-high; with a common pin, only
 //!   while it is low).
-//! - `MuxModel` (sh5461as, persistence of vision): per digit, every segment lit at any
+//! - `MuxModel` (sh5461as, common anode or cathode; persistence of vision): per digit, every segment lit at any
 //!   moment while that digit was selected (so a multiplexer that changes segments with
 //!   a digit still on shows the ghost), kept as seen for 100 ms after the digit was
 //!   last selected; a digit not refreshed for longer is dark, as the eye sees it.
@@ -77,9 +77,11 @@ impl PinModel for StaticModel {
     }
 }
 
-/// Four digits multiplexed: segments active-low, digits active-high.
+/// Four digits multiplexed: common anode (segments active-low, digits active-high, as
+/// the original drives them) or common cathode (both the other way).
 pub(crate) struct MuxModel {
     name: String,
+    cathode: bool,
     digits: [u8; MAX_DIGITS],
     segments: [u8; 8],
     levels: Levels,
@@ -93,14 +95,23 @@ pub(crate) struct MuxModel {
 }
 
 impl MuxModel {
-    /// Segments start high (dark) and digits low (off), as the display's setup claims them.
-    pub(crate) fn new(name: &str, digits: [u8; MAX_DIGITS], segments: [u8; 8]) -> MuxModel {
+    /// Segments start dark and digits off, as the display's setup claims them.
+    pub(crate) fn new(
+        name: &str,
+        digits: [u8; MAX_DIGITS],
+        segments: [u8; 8],
+        cathode: bool,
+    ) -> MuxModel {
         let mut levels = [false; 28];
         for s in segments {
-            levels[s as usize] = true;
+            levels[s as usize] = !cathode;
+        }
+        for d in digits {
+            levels[d as usize] = cathode;
         }
         MuxModel {
             name: name.to_string(),
+            cathode,
             digits,
             segments,
             levels,
@@ -139,9 +150,9 @@ impl PinModel for MuxModel {
 
     fn on_write(&mut self, pin: u8, high: bool, at: Duration) {
         self.levels[pin as usize] = high;
-        let lit = mask_of(&self.levels, &self.segments, false);
+        let lit = mask_of(&self.levels, &self.segments, self.cathode);
         for i in 0..MAX_DIGITS {
-            let on = self.levels[self.digits[i] as usize];
+            let on = self.levels[self.digits[i] as usize] != self.cathode;
             match (self.selected[i], on) {
                 (false, true) => {
                     self.selected[i] = true;

@@ -1,6 +1,7 @@
-//! The `sh5461as` sink: a 4-digit multiplexed 7-segment display (SH5461AS, common
-//! anode): eight segment lines shared by the digits (active-low) and one line per digit
-//! (active-high), as the original drives them. Only one digit is lit at a time; the
+//! The `sh5461as` sink: a 4-digit multiplexed 7-segment display: eight segment lines
+//! shared by the digits and one line per digit's common. `common = "anode"` (the
+//! default) drives them as the original does: segments active-low, digits active-high;
+//! `common = "cathode"` (a 5461AS part: common cathode) drives both the other way. Only one digit is lit at a time; the
 //! multiplexer thread `7seg-<name>` lights each for ~1 ms in turn, so the eye sees all
 //! four. It sleeps between digits (no busy-wait) and parks while the display is blank;
 //! the event loop never drives the lines. The agent's `display_value` writes up to four
@@ -35,6 +36,8 @@ pub(crate) const SLOT: Duration = Duration::from_millis(1);
 /// An sh5461as sink's parameters, checked (twelve distinct pins, none of [gpio] pins).
 #[derive(Clone, Debug)]
 struct MuxParams {
+    /// Common cathode (segments active-high, digits active-low) instead of anode.
+    cathode: bool,
     digits: [u8; MAX_DIGITS],
     segments: [u8; 8],
     showing: Showing,
@@ -48,16 +51,22 @@ pub const KIND: Kind = Kind {
     params: &[
         Param::new(Spec {
             default: "[17, 27, 22, 5]",
-            doc: "the BCM pins of the four digits' commons, left to right (driven high to light a digit)",
+            doc: "the BCM pins of the four digits' commons, left to right",
             ..Spec::new("digit_pins", Want::Tables)
         })
         .taking("a list of four pin numbers such as [17, 27, 22, 5]"),
         Param::new(Spec {
             default: "{ a = 6, b = 13, c = 19, d = 26, e = 21, f = 20, g = 16, dp = 12 }",
-            doc: "the BCM pin of each segment (a to g, dp; driven low to light it), each through its own resistor (~330 Ω)",
+            doc: "the BCM pin of each segment (a to g, dp), shared by the digits, each through its own resistor (1 kΩ when the GPIOs drive the commons directly)",
             ..Spec::new("segment_pins", Want::Tables)
         })
         .taking("a table of pins { a = 6, ..., dp = 12 }"),
+        Param::new(Spec {
+            default: "\"anode\"",
+            doc: "\"anode\": digits driven high, segments low (the original's drive); \"cathode\": the other way (a common-cathode 5461AS)",
+            hint: "common = \"anode\" or common = \"cathode\"",
+            ..Spec::new("common", Want::Text)
+        }),
         params::TEMPLATE,
         params::HOLD,
     ],
@@ -70,6 +79,7 @@ pub const KIND: Kind = Kind {
 
 fn parse(r: &mut Reader) -> ParamsBox {
     let mut p = MuxParams {
+        cathode: false,
         digits: DIGITS,
         segments: SEGMENTS,
         showing: Showing::default(),
@@ -77,6 +87,16 @@ fn parse(r: &mut Reader) -> ParamsBox {
     for raw in r.params() {
         match raw.key.as_str() {
             "segment_pins" => params::segment_pins(r, raw, &mut p.segments),
+            "common" => match &raw.value {
+                Toml::String(s) if s == "anode" || s == "cathode" => p.cathode = s == "cathode",
+                other => r.bad(
+                    raw,
+                    (
+                        format!("expected \"anode\" or \"cathode\", found {}", describe(other)),
+                        Some("common = \"anode\" (digits high, segments low) or common = \"cathode\"".into()),
+                    ),
+                ),
+            },
             "digit_pins" => {
                 let hint = Some(
                     "write four pins, left to right, e.g. digit_pins = [17, 27, 22, 5]".to_string(),
@@ -154,18 +174,24 @@ fn setup(spec: &SinkSpec, s: &mut Setup) -> Result<Box<dyn Sink>, Unavailable> {
     let failed = |e: crate::edges::gpio::GpioError| Unavailable::Failed(e.to_string());
     let mut segments = Vec::with_capacity(8);
     for pin in p.segments {
-        segments.push(gpio.claim_output(pin, &owner, true).map_err(failed)?);
+        // Dark: a segment's line at the level that does not light it.
+        segments.push(gpio.claim_output(pin, &owner, !p.cathode).map_err(failed)?);
     }
     let mut digits = Vec::with_capacity(MAX_DIGITS);
     for pin in p.digits {
-        digits.push(gpio.claim_output(pin, &owner, false).map_err(failed)?);
+        digits.push(gpio.claim_output(pin, &owner, p.cathode).map_err(failed)?);
     }
     if let Some(mock) = gpio.mock() {
         mock.attach(Box::new(super::model::MuxModel::new(
-            &spec.name, p.digits, p.segments,
+            &spec.name, p.digits, p.segments, p.cathode,
         )));
     }
-    let mux = Multiplexer::start(&spec.name, Lines { segments, digits })
+    let lines = Lines {
+        segments,
+        digits,
+        cathode: p.cathode,
+    };
+    let mux = Multiplexer::start(&spec.name, lines)
         .map_err(|e| Unavailable::Failed(format!("cannot start the multiplexer thread: {e}")))?;
     let display = Arc::new(Display::new(
         DEVICE,
@@ -186,6 +212,8 @@ fn setup(spec: &SinkSpec, s: &mut Setup) -> Result<Box<dyn Sink>, Unavailable> {
 pub(crate) struct Lines {
     pub segments: Vec<Box<dyn OutputLine>>,
     pub digits: Vec<Box<dyn OutputLine>>,
+    /// Common cathode: a segment lights high, a digit is on low (anode: the other way).
+    pub cathode: bool,
 }
 
 impl Lines {
@@ -193,20 +221,21 @@ impl Lines {
     /// then digit `i` (so no digit ever shows another's segments: no ghosting). A blank
     /// digit is selected too, with no segment lit, so every digit's turn lasts the same.
     fn light(&mut self, before: usize, i: usize, mask: u8) {
-        self.digits[before].set(false);
+        let k = self.cathode;
+        self.digits[before].set(k);
         for (bit, s) in self.segments.iter_mut().enumerate() {
-            s.set(mask & (1 << bit) == 0);
+            s.set((mask & (1 << bit) != 0) == k);
         }
-        self.digits[i].set(true);
+        self.digits[i].set(!k);
     }
 
     /// Every digit off, every segment dark.
     fn blank(&mut self) {
         for d in &mut self.digits {
-            d.set(false);
+            d.set(self.cathode);
         }
         for s in &mut self.segments {
-            s.set(true);
+            s.set(!self.cathode);
         }
     }
 }
@@ -292,13 +321,14 @@ mod tests {
     use crate::sinks::seven_segment::glyphs::{DP, glyph};
     use crate::sinks::seven_segment::model::MuxModel;
 
-    fn display(gpio: &MockGpio) -> Display {
+    fn display(gpio: &MockGpio, cathode: bool) -> Display {
         let claim = |p: u8, initial| gpio.claim_output(p, "sh5461as 'd'", initial).unwrap();
         let lines = Lines {
-            segments: SEGMENTS.iter().map(|&p| claim(p, true)).collect(),
-            digits: DIGITS.iter().map(|&p| claim(p, false)).collect(),
+            segments: SEGMENTS.iter().map(|&p| claim(p, !cathode)).collect(),
+            digits: DIGITS.iter().map(|&p| claim(p, cathode)).collect(),
+            cathode,
         };
-        gpio.attach(Box::new(MuxModel::new("d", DIGITS, SEGMENTS)));
+        gpio.attach(Box::new(MuxModel::new("d", DIGITS, SEGMENTS, cathode)));
         let mux = Multiplexer::start("d", lines).unwrap();
         Display::new(DEVICE, "d", MAX_DIGITS, 1_000_000, Box::new(mux))
     }
@@ -329,8 +359,14 @@ mod tests {
 
     #[test]
     fn twelve_point_three_lights_the_right_segments_on_the_right_digit() {
+        for cathode in [false, true] {
+            shows_twelve_point_three(cathode);
+        }
+    }
+
+    fn shows_twelve_point_three(cathode: bool) {
         let gpio = MockGpio::new(&crate::config::Settings::defaults().gpio);
-        let d = display(&gpio);
+        let d = display(&gpio, cathode);
         d.write("12.3").unwrap();
         let seen = seen_after(&gpio, 3);
         assert_eq!(masks(&seen), [0, glyph('1'), glyph('2') | DP, glyph('3')]);
