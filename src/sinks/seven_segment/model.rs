@@ -1,8 +1,8 @@
 //! The LED digits on the mock GPIO: models that watch the display's lines and decode
 //! what a person would see, shown in status (`hardware.pin_models[].state`).
 //!
-//! - `StaticModel` (s5161as): the segments lit now (active-high; with a common pin, only
-//!   while it is low).
+//! - `StaticModel` (s5161as): the segments lit now (with a common pin, only while it
+//!   enables the digit).
 //! - `MuxModel` (sh5461as, common anode or cathode; persistence of vision): per digit, every segment lit at any
 //!   moment while that digit was selected (so a multiplexer that changes segments with
 //!   a digit still on shows the ghost), kept as seen for 100 ms after the digit was
@@ -31,31 +31,46 @@ fn mask_of(levels: &Levels, segments: &[u8; 8], lit_when_high: bool) -> u8 {
         .fold(0, |m, (bit, _)| m | 1 << bit)
 }
 
-/// A single digit driven directly (segments active-high).
+/// A single digit driven directly: common cathode (segments active-high, the common
+/// low while enabled, as the original drives it) or common anode (the other way).
 pub(crate) struct StaticModel {
     name: String,
+    anode: bool,
     segments: [u8; 8],
     common: Option<u8>,
     levels: Levels,
 }
 
 impl StaticModel {
-    /// Every line starts low (as the display's setup claims them).
-    pub(crate) fn new(name: &str, segments: [u8; 8], common: Option<u8>) -> StaticModel {
+    /// Segments start dark and the common enabled, as the display's setup claims them.
+    pub(crate) fn new(
+        name: &str,
+        segments: [u8; 8],
+        common: Option<u8>,
+        anode: bool,
+    ) -> StaticModel {
+        let mut levels = [false; 28];
+        for p in segments.iter().chain(common.as_ref()) {
+            levels[*p as usize] = anode;
+        }
         StaticModel {
             name: name.to_string(),
+            anode,
             segments,
             common,
-            levels: [false; 28],
+            levels,
         }
     }
 
     /// The segments lit now.
     pub(crate) fn lit(&self) -> u8 {
-        if self.common.is_some_and(|c| self.levels[c as usize]) {
+        if self
+            .common
+            .is_some_and(|c| self.levels[c as usize] != self.anode)
+        {
             return 0;
         }
-        mask_of(&self.levels, &self.segments, true)
+        mask_of(&self.levels, &self.segments, !self.anode)
     }
 }
 
