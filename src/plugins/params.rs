@@ -354,3 +354,26 @@ pub fn range_pair(v: &Value) -> Result<(f64, f64), Problem> {
     }
     Ok((lo, hi))
 }
+
+/// A BCM pin number (0 to 27) for a device's own line, refused when `[gpio] pins` has it
+/// (those are shared with the API and the agent; a device owns its pins alone).
+pub fn device_pin(v: &Value, settings: &Settings) -> Result<u8, Problem> {
+    let i = as_int(v)?;
+    if !(0..=27).contains(&i) {
+        return Err((
+            format!("{i} is not a GPIO pin"),
+            Some(
+                "use a BCM number from 0 to 27 (BCM numbering, not the physical header position)"
+                    .into(),
+            ),
+        ));
+    }
+    let pin = i as u8;
+    if let Some(c) = settings.gpio.pins.iter().find(|c| c.pin == pin) {
+        return Err((
+            format!("pin {pin} is one of [gpio] pins ('{}')", c.name),
+            Some("a device owns its pins: remove it from [[gpio.pins]] or wire the device to another pin".into()),
+        ));
+    }
+    Ok(pin)
+}

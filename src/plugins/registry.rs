@@ -22,6 +22,7 @@ pub const KINDS: &[&Kind] = &[
     &sources::ds18b20::KIND,
     &sources::iio::KIND,
     &sources::contract_file::KIND,
+    &sources::hcsr04::KIND,
     #[cfg(feature = "test-kinds")]
     &sources::counter::KIND,
     &stages::filter::KIND,
@@ -32,6 +33,9 @@ pub const KINDS: &[&Kind] = &[
     &sinks::mqtt_params::KIND,
     &sinks::observer::KIND,
     &sinks::lcd1602::KIND,
+    &sinks::led::KIND,
+    &sinks::seven_segment::s5161as::KIND,
+    &sinks::seven_segment::sh5461as::KIND,
     #[cfg(feature = "agent")]
     &tools::readings::READ_SOURCE,
     #[cfg(feature = "agent")]
@@ -49,15 +53,22 @@ pub const KINDS: &[&Kind] = &[
     #[cfg(feature = "agent")]
     &tools::gpio::WRITE_GPIO,
     #[cfg(feature = "agent")]
-    &tools::lcd1602::LCD_WRITE,
-    #[cfg(feature = "agent")]
-    &tools::lcd1602::LCD_CLEAR,
-    #[cfg(feature = "agent")]
     &tools::memory::RECALL,
     #[cfg(feature = "agent")]
     &tools::memory::REMEMBER,
     #[cfg(feature = "agent")]
     &tools::memory::OBSERVE,
+    // Device tools: offered only while their device is attached, after the core ones.
+    #[cfg(feature = "agent")]
+    &tools::lcd1602::LCD_WRITE,
+    #[cfg(feature = "agent")]
+    &tools::lcd1602::LCD_CLEAR,
+    #[cfg(feature = "agent")]
+    &tools::led::SET_LED,
+    #[cfg(feature = "agent")]
+    &tools::seven_segment::DISPLAY_DIGIT,
+    #[cfg(feature = "agent")]
+    &tools::seven_segment::DISPLAY_VALUE,
 ];
 
 /// Every built-in kind.

@@ -9,11 +9,13 @@
 //! - `observer`: the adaptive stage's volatile/calm events to the observation loop.
 
 pub mod lcd1602;
+pub mod led;
 pub mod log;
 #[cfg(feature = "mqtt")]
 pub mod mqtt;
 // The mqtt sink's kind: validated in every build (unavailable without `mqtt`).
 pub mod mqtt_params;
 pub mod observer;
+pub mod seven_segment;
 pub mod store;
 pub mod template;

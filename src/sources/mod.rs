@@ -11,6 +11,7 @@ pub mod ds18b20;
 pub mod exec;
 pub mod file;
 pub mod gpio;
+pub mod hcsr04;
 pub mod http;
 pub mod iio;
 // Always built: its parameters are validated in every build (it is unavailable without

@@ -182,7 +182,14 @@ mod tests {
     #[test]
     fn write_and_clear_reach_the_display() {
         let mut fx = Fixture::new("lcd");
-        let r = ToolRegistry::with_core_tools();
+        // Both tools registered directly: `with_plugins` would offer them only once a
+        // display is attached, and this also checks what they say when none is.
+        let mut r = ToolRegistry::new();
+        for kind in [&LCD_WRITE, &LCD_CLEAR] {
+            if let crate::plugins::Make::Tool { make } = kind.make {
+                r.register(make());
+            }
+        }
         let e = r.execute("lcd_write", &json!({"line1": "x"}), &fx.ctx);
         assert!(e["error"].as_str().unwrap().contains("write tool"), "{e}");
         fx.ctx.trusted = true;

@@ -157,11 +157,13 @@ pub trait Tool: Send + Sync {
 pub mod exec;
 pub mod gpio;
 pub mod lcd1602;
+pub mod led;
 pub mod memory;
 pub mod mqtt;
 pub mod readings;
 pub mod registry;
 pub mod schema;
+pub mod seven_segment;
 #[cfg(test)]
 pub(crate) mod testutil;
 

@@ -17,27 +17,34 @@ impl ToolRegistry {
         ToolRegistry::default()
     }
 
-    /// Every tool kind of `plugins::registry`, in its order (the original's eight core
-    /// tools first, then the memory tools).
+    /// Every tool kind of `plugins::registry` that drives no device, in its order (the
+    /// original's eight core tools first, then the memory tools).
     pub fn with_core_tools() -> ToolRegistry {
+        ToolRegistry::with_tools(|device| device.is_none())
+    }
+
+    /// The tool kinds of `plugins::registry` that `keep` keeps by their device.
+    fn with_tools(keep: impl Fn(Option<&'static str>) -> bool) -> ToolRegistry {
         let mut r = ToolRegistry::new();
         for kind in crate::plugins::registry::all() {
             if let crate::plugins::Make::Tool { make } = kind.make {
-                r.register(make());
+                let tool = make();
+                if keep(tool.device()) {
+                    r.register(tool);
+                }
             }
         }
         r
     }
 
-    /// The core tools whose device (if any) is attached, then the exec tools of
-    /// `[plugins] dir`'s valid manifests (invalid ones are logged and skipped).
+    /// The core tools, the device tools whose device is attached (after the core tools,
+    /// as the original registers a plugin's tools), then the exec tools of `[plugins]
+    /// dir`'s valid manifests (invalid ones are logged and skipped).
     pub fn with_plugins(
         settings: &crate::config::Settings,
         devices: &crate::edges::hw::Devices,
     ) -> ToolRegistry {
-        let mut r = ToolRegistry::with_core_tools();
-        r.tools
-            .retain(|t| t.device().is_none_or(|d| devices.has(d)));
+        let mut r = ToolRegistry::with_tools(|d| d.is_none_or(|d| devices.has(d)));
         super::exec::register_manifests(&mut r, settings);
         r
     }
