@@ -25,6 +25,7 @@ pub const KINDS: &[&Kind] = &[
     &sinks::log::KIND,
     &sinks::mqtt_params::KIND,
     &sinks::observer::KIND,
+    &sinks::events::KIND,
     #[cfg(feature = "agent")]
     &tools::readings::READ_SOURCE,
     #[cfg(feature = "agent")]

@@ -6,7 +6,9 @@
 //! - `mqtt` (`mqtt_params.rs` holds its kind, `mqtt.rs` the running part): batches or
 //!   states to the broker.
 //! - `observer`: the adaptive stage's volatile/calm events to the observation loop.
+//! - `events`: readings to the live event stream (`/api/events`).
 
+pub mod events;
 pub mod log;
 #[cfg(feature = "mqtt")]
 pub mod mqtt;

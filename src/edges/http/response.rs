@@ -2,6 +2,8 @@
 //! that go on the wire (`Response`), written in one piece so that no part of a response
 //! waits for an ACK.
 
+use std::borrow::Cow;
+
 use serde_json::{Value as Json, json};
 
 use crate::clock::{civil_from_days, now_us};
@@ -45,7 +47,7 @@ impl Reply {
         Response {
             code: self.code,
             content_type: "application/json",
-            body: self.body.to_string().into_bytes(),
+            body: Cow::Owned(self.body.to_string().into_bytes()),
             headers,
             close: false,
         }
@@ -53,12 +55,13 @@ impl Reply {
 }
 
 /// A response ready to encode. `close` asks the server to close the connection after it
-/// (set for refusals, where the rest of the request is not read).
+/// (set for refusals, where the rest of the request is not read). The body is borrowed
+/// for assets compiled into the binary, owned otherwise.
 #[derive(Debug)]
 pub(crate) struct Response {
     pub code: u16,
     pub content_type: &'static str,
-    pub body: Vec<u8>,
+    pub body: Cow<'static, [u8]>,
     pub headers: Vec<(&'static str, String)>,
     pub close: bool,
 }
@@ -99,6 +102,7 @@ impl Response {
 pub(crate) fn reason(code: u16) -> &'static str {
     match code {
         200 => "OK",
+        304 => "Not Modified",
         400 => "Bad Request",
         401 => "Unauthorized",
         403 => "Forbidden",
@@ -165,7 +169,7 @@ mod tests {
         assert!(head.contains("Allow: GET, HEAD\r\n"));
         assert!(head.ends_with("Connection: close\r\n\r\n"), "{head}");
         for code in [
-            200, 400, 401, 403, 404, 405, 408, 409, 411, 413, 414, 431, 500, 503,
+            200, 304, 400, 401, 403, 404, 405, 408, 409, 411, 413, 414, 431, 500, 503,
         ] {
             assert!(!reason(code).is_empty(), "{code}");
         }
