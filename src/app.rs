@@ -25,11 +25,11 @@ use crate::graph::registry::Registry;
 use crate::graph::runner;
 #[cfg(feature = "agent")]
 use crate::graph::runner::GraphStatus;
+use crate::messages::EventHub;
 #[cfg(feature = "agent")]
 use crate::messages::QuestionIntake;
 #[cfg(feature = "mqtt")]
 use crate::messages::{Publish, Recent};
-use crate::messages::EventHub;
 use crate::plugins::Parts;
 use crate::shutdown;
 #[cfg(feature = "mqtt")]

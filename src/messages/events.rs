@@ -387,7 +387,15 @@ mod tests {
             ring.slots.back().unwrap().frame.as_ptr()
         };
         // The next publish evicts the oldest and writes into its buffer.
-        let oldest = hub.ring.lock().unwrap().slots.front().unwrap().frame.as_ptr();
+        let oldest = hub
+            .ring
+            .lock()
+            .unwrap()
+            .slots
+            .front()
+            .unwrap()
+            .frame
+            .as_ptr();
         hub.publish(EventKind::Reading, &[b'2'; 100]);
         assert_eq!(ptr(&hub), oldest);
     }

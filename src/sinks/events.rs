@@ -64,9 +64,7 @@ fn setup(_: &SinkSpec, s: &mut Setup) -> Result<Box<dyn crate::plugins::Sink>, U
 fn write_reading(out: &mut Vec<u8>, registry: &Registry, r: &Reading) {
     out.clear();
     let info = registry.get(r.source);
-    let (name, unit) = info
-        .as_ref()
-        .map_or(("?", ""), |i| (&*i.name, &*i.unit));
+    let (name, unit) = info.as_ref().map_or(("?", ""), |i| (&*i.name, &*i.unit));
     out.extend_from_slice(b"{\"source\":");
     let _ = serde_json::to_writer(&mut *out, name);
     out.extend_from_slice(b",\"value\":");

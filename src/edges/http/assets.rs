@@ -84,7 +84,11 @@ mod tests {
         let packed = serve(&INDEX_HTML, &gz);
         assert_eq!(&packed.body[..2], &[0x1f, 0x8b], "a gzip member");
         assert!(packed.body.len() < plain.body.len());
-        assert!(packed.headers.contains(&("Content-Encoding", "gzip".into())));
+        assert!(
+            packed
+                .headers
+                .contains(&("Content-Encoding", "gzip".into()))
+        );
         let revalidate = |tag: &str, gzip: bool| {
             serve(
                 &APP_JS,
@@ -99,7 +103,11 @@ mod tests {
         assert_eq!((r.code, r.body.len()), (304, 0));
         assert_eq!(revalidate(APP_JS.etag_gzip, true).code, 304);
         assert_eq!(revalidate(&format!("W/{}", APP_JS.etag), true).code, 304);
-        assert_eq!(revalidate(APP_CSS.etag, false).code, 200, "another file's tag");
+        assert_eq!(
+            revalidate(APP_CSS.etag, false).code,
+            200,
+            "another file's tag"
+        );
         assert_ne!(APP_JS.etag, APP_CSS.etag);
     }
 }

@@ -631,7 +631,9 @@ mod tests {
             assert_eq!(accepts_gzip(value), gzip, "{value}");
         }
         assert_eq!(
-            parse_head(b"GET / HTTP/1.1\r\n\r\n", &l).unwrap().conditions,
+            parse_head(b"GET / HTTP/1.1\r\n\r\n", &l)
+                .unwrap()
+                .conditions,
             Conditions::default()
         );
     }

@@ -249,7 +249,10 @@ impl Drop for StreamSlot<'_> {
     fn drop(&mut self) {
         let n = self.srv.streams.get() - 1;
         self.srv.streams.set(n);
-        self.srv.stats().streams_open.store(n as u64, std::sync::atomic::Ordering::Relaxed);
+        self.srv
+            .stats()
+            .streams_open
+            .store(n as u64, std::sync::atomic::Ordering::Relaxed);
     }
 }
 

@@ -47,7 +47,8 @@ use crate::edges::gpio::GpioBackend;
 use crate::graph::registry::Registry;
 use crate::graph::{Item, Micros, Reading};
 use crate::messages::{
-    Arrival, EventHub, EventKind, MAX_TRACKED_TOPICS, Publish, QuestionIntake, Recent, Subscription, topic_key,
+    Arrival, EventHub, EventKind, MAX_TRACKED_TOPICS, Publish, QuestionIntake, Recent,
+    Subscription, topic_key,
 };
 use crate::store::Store;
 use crate::store::outbox::OutboxLimits;
