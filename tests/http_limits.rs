@@ -2,8 +2,8 @@
 //! requests, thousands of idle connections, slow clients, a blocking handler in flight.
 //! Each gets its status (or a timeout close), the process's RSS stays within a bound,
 //! and `/api/health` keeps answering quickly throughout, with 50 event streams open too.
-//! Also: no delayed-ACK stall on
-//! keep-alive, the status codes of the route table, and a taken port.
+//! Also: no delayed-ACK stall on keep-alive, the status codes of the route table, and a
+//! taken port.
 //!
 //! Latency bounds: the issue asks for health under 10 ms; the median is held to that and
 //! the worst case to 1 s, far below the 5 s a blocking handler takes, so a loaded CI
