@@ -50,7 +50,7 @@ struct Slot {
 /// has id `front_id + i`.
 struct Ring {
     slots: VecDeque<Slot>,
-    /// Bytes of frames held (what `max_bytes` bounds).
+    /// Capacity of the frames' buffers held (what `max_bytes` bounds).
     bytes: usize,
     /// The id the next event gets.
     next_id: u64,
@@ -101,9 +101,9 @@ pub struct Got {
     pub lost: u64,
 }
 
-/// The shared ring of live events. Guarantees: at most `max_events` events and
-/// `max_bytes` bytes of frames are held, whatever the number of clients and however
-/// slow they are; ids increase by one per event and begin, per process, at the Unix
+/// The shared ring of live events. Guarantees: at most `max_events` events in buffers of
+/// at most `max_bytes` in all (capacity, not length: the memory held, plus one spare
+/// buffer kept for reuse), whatever the number of clients and however slow they are; ids increase by one per event and begin, per process, at the Unix
 /// time in milliseconds when it started (so a browser resuming after a restart with an
 /// id of the previous run is not mistaken for one ahead of this run: see
 /// [`EventHub::start_cursor`]); publishing takes the lock for a copy of one frame and
@@ -152,28 +152,37 @@ impl EventHub {
         }
         let id = {
             let mut ring = self.ring.lock().unwrap_or_else(|e| e.into_inner());
-            let mut evicted = 0;
-            while ring.slots.len() >= self.max_events || ring.bytes + len > self.max_bytes {
-                let Some(old) = ring.slots.pop_front() else {
-                    break;
-                };
-                ring.bytes -= old.frame.len();
-                evicted += 1;
-                // Keep one buffer for reuse; a far larger one (a long answer) goes.
-                if old.frame.capacity() <= 4 * len.max(256) {
-                    ring.spare = Some(old.frame);
-                }
-            }
-            let mut frame = ring.spare.take().unwrap_or_default();
+            // A reused buffer much larger than this event (a long answer's) is let go,
+            // so what the ring counts stays close to what it needs.
+            let mut frame = ring
+                .spare
+                .take()
+                .filter(|b| b.capacity() <= 2 * len.max(256))
+                .unwrap_or_default();
             frame.clear();
+            frame.reserve_exact(len);
             frame.extend_from_slice(b"event: ");
             frame.extend_from_slice(name.as_bytes());
             frame.extend_from_slice(b"\ndata: ");
             frame.extend_from_slice(json);
             frame.extend_from_slice(b"\n\n");
+            // The bound is on the buffers' capacity: the memory the ring holds.
+            let cost = frame.capacity();
+            let mut evicted = 0;
+            while !ring.slots.is_empty()
+                && (ring.slots.len() >= self.max_events || ring.bytes + cost > self.max_bytes)
+            {
+                if let Some(old) = ring.slots.pop_front() {
+                    ring.bytes -= old.frame.capacity();
+                    evicted += 1;
+                    if ring.spare.is_none() {
+                        ring.spare = Some(old.frame);
+                    }
+                }
+            }
             let id = ring.next_id;
             ring.next_id += 1;
-            ring.bytes += frame.len();
+            ring.bytes += cost;
             ring.slots.push_back(Slot { id, frame });
             if evicted > 0 {
                 self.stats.evicted.fetch_add(evicted, Ordering::Relaxed);
@@ -383,25 +392,40 @@ mod tests {
     #[test]
     fn evicted_buffers_are_reused() {
         let hub = EventHub::new(2, 4096, 1);
-        for _ in 0..3 {
+        for _ in 0..2 {
             hub.publish(EventKind::Reading, &[b'1'; 100]);
         }
-        let ptr = |hub: &EventHub| {
-            let ring = hub.ring.lock().unwrap();
-            ring.slots.back().unwrap().frame.as_ptr()
+        let front = |hub: &EventHub| {
+            hub.ring
+                .lock()
+                .unwrap()
+                .slots
+                .front()
+                .unwrap()
+                .frame
+                .as_ptr()
         };
-        // The next publish evicts the oldest and writes into its buffer.
-        let oldest = hub
-            .ring
-            .lock()
-            .unwrap()
-            .slots
-            .front()
-            .unwrap()
-            .frame
-            .as_ptr();
+        let back = |hub: &EventHub| {
+            hub.ring
+                .lock()
+                .unwrap()
+                .slots
+                .back()
+                .unwrap()
+                .frame
+                .as_ptr()
+        };
+        // The third evicts the first, whose buffer the fourth is written into.
+        let first = front(&hub);
         hub.publish(EventKind::Reading, &[b'2'; 100]);
-        assert_eq!(ptr(&hub), oldest);
+        hub.publish(EventKind::Reading, &[b'3'; 100]);
+        assert_eq!(back(&hub), first);
+        let (n, bytes) = hub.held();
+        assert_eq!(n, 2);
+        assert!(
+            bytes < 2 * 150,
+            "{bytes} bytes of capacity for two 120-byte frames"
+        );
     }
 
     #[test]
