@@ -3,12 +3,16 @@
 //! second, a reconnect with `Last-Event-ID` resumes without a gap or a duplicate, 50
 //! clients at once all get events while `/api/health` stays fast and no thread is added,
 //! a client that stops reading costs no memory past the ring and its losses are counted,
-//! and a quiet stream outlives the idle timeout on keep-alives.
+//! a quiet stream outlives the idle timeout on keep-alives; the agent's answers and
+//! memories and the MQTT connection's state are events too.
 //!
 //! Latency bounds are generous (as in `http_limits.rs`): a loaded CI machine must not
 //! fail them by chance; figures are printed (`--nocapture`).
 
 mod common;
+#[cfg(feature = "agent")]
+#[path = "common/fake_ollama.rs"]
+mod fake_ollama;
 
 use std::time::{Duration, Instant};
 
@@ -344,4 +348,101 @@ from = ["quiet"]
     // An ordinary connection idle as long was closed meanwhile.
     let h = events_status(&agent);
     assert_eq!(h["streams"]["open"], 1, "{h}");
+}
+
+#[cfg(feature = "agent")]
+#[test]
+fn an_answer_and_a_memory_the_agent_stores_are_events() {
+    use fake_ollama::{FakeOllama, Step};
+    use serde_json::json;
+    let _s = serial();
+    let dir = TempDir::new("sse-agent");
+    let ollama = FakeOllama::start(&["gemma4:e2b"]);
+    let port = free_port();
+    let cfg = write_config_extra(
+        dir.path(),
+        port,
+        &pipeline(),
+        &format!(
+            "[ollama]\nhost = \"127.0.0.1\"\nport = {}\nmodel = \"gemma4:e2b\"\nretries = 0\n",
+            ollama.port()
+        ),
+    );
+    let agent = Agent::start(&cfg, port, &[]);
+    let mut c = SseClient::open(port, "/api/events", "");
+    ollama.push(Step::ToolCalls(vec![(
+        "remember".into(),
+        json!({"fact": "The greenhouse fan is on pin 22"}),
+    )]));
+    ollama.push(Step::Text("Noted.".into()));
+    let (code, body) = post_auth(
+        &agent.url("/api/ask"),
+        r#"{"question": "remember where the fan is", "id": "q-sse"}"#,
+        Some(TOKEN),
+        30,
+    );
+    assert_eq!(code, 200, "{body}");
+    let seen = c
+        .until(10 * SEC, |e| e.event == "answer")
+        .expect("the answer as an event");
+    let answer = seen.last().unwrap().json();
+    assert_eq!(
+        (answer["id"].as_str(), answer["answer"].as_str()),
+        (Some("q-sse"), Some("Noted."))
+    );
+    let memory = seen
+        .iter()
+        .find(|e| e.event == "memory")
+        .expect("the stored memory, before the answer")
+        .json();
+    assert_eq!(memory["fact"], "The greenhouse fan is on pin 22");
+    assert_eq!(memory["reinforced"], false);
+}
+
+#[cfg(feature = "mqtt")]
+#[test]
+fn the_mqtt_connection_going_down_and_up_is_an_edge_event() {
+    use common::broker::Broker;
+    let _s = serial();
+    let dir = TempDir::new("sse-mqtt");
+    let mut broker = Broker::start(dir.path());
+    let port = free_port();
+    let cfg = write_config_extra(
+        dir.path(),
+        port,
+        &pipeline(),
+        &mqtt_section(broker.port, ""),
+    );
+    let agent = Agent::start(&cfg, port, &[]);
+    let edge = |e: &common::raw_http::Event| e.event == "edge";
+    // From the start of the run (`last_event_id=0`): the first connect is buffered.
+    let mut c = SseClient::open(port, "/api/events?last_event_id=0", "");
+    let up = c
+        .until(10 * SEC, edge)
+        .expect("connected")
+        .pop()
+        .unwrap()
+        .json();
+    assert_eq!(
+        (up["edge"].as_str(), up["state"].as_str()),
+        (Some("mqtt"), Some("connected"))
+    );
+    broker.stop();
+    let down = c
+        .until(10 * SEC, edge)
+        .expect("disconnected")
+        .pop()
+        .unwrap()
+        .json();
+    assert_eq!(down["state"], "disconnected", "{down}");
+    assert!(down["error"].is_string(), "{down}");
+    broker.resume();
+    let again = c
+        .until(10 * SEC, edge)
+        .expect("reconnected")
+        .pop()
+        .unwrap()
+        .json();
+    assert_eq!(again["state"], "connected");
+    drop(agent);
 }
