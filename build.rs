@@ -29,7 +29,7 @@ fn main() {
         let name = file.replace(['.', '-'], "_").to_uppercase();
         let _ = writeln!(
             code,
-            "pub(crate) static {name}: Asset = Asset {{ name: {file:?}, content_type: {content_type:?}, identity: include_bytes!({src:?}), gzip: include_bytes!({gz:?}), etag: \"\\\"{hash:016x}\\\"\", etag_gzip: \"\\\"{hash:016x}-gz\\\"\" }};",
+            "pub(crate) static {name}: Asset = Asset {{ content_type: {content_type:?}, identity: include_bytes!({src:?}), gzip: include_bytes!({gz:?}), etag: \"\\\"{hash:016x}\\\"\", etag_gzip: \"\\\"{hash:016x}-gz\\\"\" }};",
             src = src.display().to_string(),
             gz = gz_path.display().to_string(),
             hash = fnv1a(&data),

@@ -13,9 +13,6 @@ use super::response::Response;
 /// content hash validates either.
 #[derive(Debug)]
 pub(crate) struct Asset {
-    /// The file's name under `dashboard/` (for tests and log lines).
-    #[allow(dead_code)]
-    pub name: &'static str,
     pub content_type: &'static str,
     pub identity: &'static [u8],
     pub gzip: &'static [u8],
