@@ -392,6 +392,9 @@ impl Server {
         let response = match self.dispatch(&req, body).await {
             Dispatched::Response(r) => r,
             Dispatched::Stream(body) => {
+                // A stream reads no more requests: let the read buffer (8 KiB once a
+                // head was read into it) go for as long as it runs.
+                *buf = Vec::new();
                 return self
                     .serve_stream(stream, id, body, req.method == Method::Head)
                     .await;
