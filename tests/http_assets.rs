@@ -63,6 +63,7 @@ fn the_page_is_served_gzip_when_accepted_with_an_etag_that_revalidates() {
         let again = request(port, "GET", "/", &format!("{enc}If-None-Match: {tag}\r\n"));
         assert_eq!(again.code, 304, "{tag}");
         assert!(again.body.is_empty());
+        assert_eq!(again.header("Content-Length"), None, "a 304 has no length");
         assert_eq!(again.header("ETag"), Some(tag));
     }
     assert_ne!(plain.header("ETag"), packed.header("ETag"));

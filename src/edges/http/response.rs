@@ -71,19 +71,22 @@ pub(crate) const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
 
 impl Response {
     /// Status line, headers and (unless `head_only`, for HEAD) the body, in one buffer.
-    /// `Content-Length` is the body's length either way, as HEAD requires.
+    /// `Content-Length` is the body's length either way, as HEAD requires; a 304 has
+    /// none (RFC 9110 allows only the length the 200 would have had).
     pub(crate) fn encode(&self, head_only: bool, close: bool) -> Vec<u8> {
         use std::io::Write;
         let mut out = Vec::with_capacity(160 + if head_only { 0 } else { self.body.len() });
         let _ = write!(
             out,
-            "HTTP/1.1 {} {}\r\nDate: {}\r\nContent-Type: {}\r\nContent-Length: {}\r\n",
+            "HTTP/1.1 {} {}\r\nDate: {}\r\nContent-Type: {}\r\n",
             self.code,
             reason(self.code),
             http_date(now_us()),
             self.content_type,
-            self.body.len()
         );
+        if self.code != 304 {
+            let _ = write!(out, "Content-Length: {}\r\n", self.body.len());
+        }
         for (name, value) in &self.headers {
             let _ = write!(out, "{name}: {value}\r\n");
         }
@@ -168,6 +171,16 @@ mod tests {
         assert!(head.contains("Content-Length: 14\r\n"), "{head}");
         assert!(head.contains("Allow: GET, HEAD\r\n"));
         assert!(head.ends_with("Connection: close\r\n\r\n"), "{head}");
+        let not_modified = Response {
+            code: 304,
+            content_type: "text/html",
+            body: Cow::Borrowed(&[]),
+            headers: vec![("ETag", "\"x\"".into())],
+            close: false,
+        };
+        let head = String::from_utf8(not_modified.encode(false, false)).unwrap();
+        assert!(!head.contains("Content-Length"), "{head}");
+        assert!(head.ends_with("ETag: \"x\"\r\n\r\n"), "{head}");
         for code in [
             200, 304, 400, 401, 403, 404, 405, 408, 409, 411, 413, 414, 431, 500, 503,
         ] {
