@@ -392,6 +392,11 @@ impl Server {
         let response = match self.dispatch(&req, body).await {
             Dispatched::Response(r) => r,
             Dispatched::Stream(body) => {
+                log::debug!(
+                    "http {} {} -> stream",
+                    req.method.as_str(),
+                    short(&req.path)
+                );
                 // A stream reads no more requests: let the read buffer (8 KiB once a
                 // head was read into it) go for as long as it runs.
                 *buf = Vec::new();
@@ -499,6 +504,7 @@ impl Server {
             return Next::Close;
         }
         let mut out = Vec::new();
+        let opened = Instant::now();
         loop {
             out.clear();
             let more = smol::future::or(async { Some(body.next(&mut out).await) }, async {
@@ -522,6 +528,7 @@ impl Server {
                 out = Vec::new();
             }
         }
+        log::debug!("http: a stream closed after {:?}", opened.elapsed());
         let _ = stream.get_ref().shutdown(Shutdown::Both);
         Next::Close
     }
