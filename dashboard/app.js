@@ -1,9 +1,11 @@
 // The live view: readings from /api/readings, then live from /api/events (Server-Sent
 // Events); when the event stream cannot be opened or keeps failing (a proxy that
-// buffers), it polls /api/readings every 5 s instead.
+// buffers, no stream free), it polls /api/readings every 5 s instead, and tries the
+// stream again after a minute.
 "use strict";
 
 const POLL_MS = 5000;
+const RETRY_LIVE_MS = 60000;
 const rows = new Map(); // source -> <tr>
 const body = document.querySelector("#readings tbody");
 const link = document.getElementById("link");
@@ -68,6 +70,12 @@ function startPolling() {
   polling = setInterval(async () => {
     if (await poll()) show("polling every 5 s", false);
   }, POLL_MS);
+  // Try the live stream again now and then (the node may have had no stream free).
+  setTimeout(() => {
+    clearInterval(polling);
+    polling = null;
+    live();
+  }, RETRY_LIVE_MS);
 }
 
 function live() {
