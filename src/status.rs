@@ -663,6 +663,15 @@ pub fn human(r: &Json) -> String {
                     timed_out,
                     refused
                 );
+                if !v["streams"].is_null() {
+                    let _ = write!(
+                        s,
+                        "; {} of {} event streams open, {} events lost by slow clients",
+                        str_of(&v["streams"]["open"]),
+                        str_of(&v["streams"]["max_streams"]),
+                        str_of(&v["events"]["lost"])
+                    );
+                }
             }
             if k == "mqtt" && !v["broker"].is_null() {
                 let _ = write!(
