@@ -132,7 +132,7 @@ impl EventHub {
                 spare: None,
             }),
             max_events: max_events.max(1),
-            max_bytes: max_bytes.max(64),
+            max_bytes: max_bytes.max(1024),
             wake: event_listener::Event::new(),
             stats: EventStats::default(),
             clients: Mutex::new(Vec::new()),
@@ -152,15 +152,17 @@ impl EventHub {
         }
         let id = {
             let mut ring = self.ring.lock().unwrap_or_else(|e| e.into_inner());
-            // A reused buffer much larger than this event (a long answer's) is let go,
-            // so what the ring counts stays close to what it needs.
+            // Buffers come in power-of-two sizes (256 bytes at least), so a reused one
+            // fits the next event of about the same size without growing; one much
+            // larger than this event (a long answer's) is let go.
+            let size = len.max(256).next_power_of_two().min(self.max_bytes);
             let mut frame = ring
                 .spare
                 .take()
-                .filter(|b| b.capacity() <= 2 * len.max(256))
+                .filter(|b| b.capacity() <= (2 * size).min(self.max_bytes))
                 .unwrap_or_default();
             frame.clear();
-            frame.reserve_exact(len);
+            frame.reserve_exact(size);
             frame.extend_from_slice(b"event: ");
             frame.extend_from_slice(name.as_bytes());
             frame.extend_from_slice(b"\ndata: ");
@@ -361,17 +363,21 @@ mod tests {
             "3 to 6 are gone"
         );
         assert_eq!(ids(&out), [7, 8, 9, 10]);
-        // Bytes: each frame is ~32 bytes here; 100 bytes hold 3 of them.
-        let hub = EventHub::new(1000, 100, 1);
+        // Bytes: each small frame takes a 256-byte buffer; 2000 bytes hold 7 of them.
+        let hub = EventHub::new(1000, 2000, 1);
         for _ in 0..50 {
             hub.publish(EventKind::Edge, b"{\"x\":1}");
         }
         let (n, bytes) = hub.held();
-        assert!(bytes <= 100 && n == 3, "{n} events, {bytes} bytes");
+        assert!(bytes <= 2000 && n == 7, "{n} events, {bytes} bytes");
+        // One almost as large as the bound pushes out all the others and stays within it.
+        hub.publish(EventKind::Answer, &[b'a'; 1900]);
+        let (n, bytes) = hub.held();
+        assert!(bytes <= 2000 && n == 1, "{n} events, {bytes} bytes");
         // One larger than the whole bound is refused and counted, and takes no id.
-        assert_eq!(hub.publish(EventKind::Answer, &[b'a'; 200]), None);
+        assert_eq!(hub.publish(EventKind::Answer, &[b'a'; 3000]), None);
         assert_eq!(hub.stats.oversized.load(Ordering::Relaxed), 1);
-        assert_eq!(hub.publish(EventKind::Edge, b"{}"), Some(51));
+        assert_eq!(hub.publish(EventKind::Edge, b"{}"), Some(52));
     }
 
     #[test]
@@ -422,9 +428,10 @@ mod tests {
         assert_eq!(back(&hub), first);
         let (n, bytes) = hub.held();
         assert_eq!(n, 2);
-        assert!(
-            bytes < 2 * 150,
-            "{bytes} bytes of capacity for two 120-byte frames"
+        assert_eq!(
+            bytes,
+            2 * 256,
+            "two 256-byte buffers for two 123-byte frames"
         );
     }
 

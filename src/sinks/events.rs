@@ -60,8 +60,10 @@ fn setup(_: &SinkSpec, s: &mut Setup) -> Result<Box<dyn crate::plugins::Sink>, U
     }))
 }
 
-/// `r` as the event's JSON, into `out` (cleared first).
-fn write_reading(out: &mut Vec<u8>, registry: &Registry, r: &Reading) {
+/// `r` as the event's JSON, into `out` (cleared first). Public for
+/// `tests/events_alloc.rs`, which checks that this and the hub allocate nothing per
+/// reading.
+pub fn write_reading(out: &mut Vec<u8>, registry: &Registry, r: &Reading) {
     out.clear();
     let info = registry.get(r.source);
     let (name, unit) = info.as_ref().map_or(("?", ""), |i| (&*i.name, &*i.unit));
