@@ -53,8 +53,8 @@ fn serialising_and_publishing_a_reading_allocates_nothing_once_warm() {
     let hub = EventHub::new(64, 64 * 1024, 1);
     let mut buf = Vec::with_capacity(256);
     let reading = |i: u64| {
-        if i % 3 == 0 {
-            Reading::new(pin.id, i as i64 * 1000, Value::Bool(i % 2 == 0))
+        if i.is_multiple_of(3) {
+            Reading::new(pin.id, i as i64 * 1000, Value::Bool(i.is_multiple_of(2)))
         } else {
             Reading::new(
                 temp.id,
