@@ -347,9 +347,17 @@ from = ["quiet"]
         j["source"] == "gpio:17" && j["value"] == true
     })
     .expect("the pin's change on the stream");
-    // An ordinary connection idle as long was closed meanwhile.
     let h = events_status(&agent);
     assert_eq!(h["streams"]["open"], 1, "{h}");
+    // A stream does not hold up the agent's stop: it ends, and the client sees the end.
+    let (st, took, _) = agent.terminate();
+    assert!(st.success(), "{st:?}");
+    assert!(took < 5 * SEC, "stopping took {took:?} with a stream open");
+    let mut rest = 0;
+    while let Some(said) = c.next(5 * SEC) {
+        rest += 1;
+        assert!(rest < 100, "still streaming after the stop: {said:?}");
+    }
 }
 
 #[cfg(feature = "agent")]
