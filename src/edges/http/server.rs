@@ -20,7 +20,9 @@
 //!   503. The idle timeout does not apply to it; each write must be taken within
 //!   `request_timeout` (else it closes: the browser reconnects and resumes), and its
 //!   socket's send buffer is kept small (`STREAM_SNDBUF`), so a client that stops
-//!   reading holds little in the kernel and soon falls behind the ring instead.
+//!   reading holds little in the kernel and soon falls behind the ring instead; one
+//!   that vanished from the network is closed by the kernel once what was sent stays
+//!   unacknowledged for `request_timeout` (`TCP_USER_TIMEOUT`).
 
 use std::cell::{Cell, RefCell};
 use std::net::{Shutdown, TcpListener, TcpStream};
@@ -497,6 +499,7 @@ impl Server {
             .store(n as u64, std::sync::atomic::Ordering::Relaxed);
         HttpStats::bump(&self.stats().streams_opened);
         set_send_buffer(stream.get_ref(), STREAM_SNDBUF);
+        set_user_timeout(stream.get_ref(), self.request_timeout);
         let mut deadline = Timer::after(self.request_timeout);
         let head = stream::head(body.content_type());
         if write_all(stream, &head, &mut deadline).await != Some(true) || head_only {
@@ -601,6 +604,25 @@ fn set_send_buffer(stream: &TcpStream, bytes: libc::c_int) {
             libc::SO_SNDBUF,
             (&bytes as *const libc::c_int).cast(),
             std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        );
+    }
+}
+
+/// Have the kernel close a socket whose sent data stays unacknowledged for `after`
+/// (`TCP_USER_TIMEOUT`): a phone that dropped off the network without closing frees
+/// its stream within a keep-alive and `after`, rather than the ~15 minutes of TCP's
+/// retransmissions. A failure leaves the default.
+fn set_user_timeout(stream: &TcpStream, after: Duration) {
+    use std::os::fd::AsRawFd;
+    let ms = after.as_millis().min(u32::MAX as u128) as libc::c_uint;
+    // SAFETY: setsockopt on a socket we own, with a pointer to a local uint and its size.
+    unsafe {
+        libc::setsockopt(
+            stream.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_USER_TIMEOUT,
+            (&ms as *const libc::c_uint).cast(),
+            std::mem::size_of::<libc::c_uint>() as libc::socklen_t,
         );
     }
 }
