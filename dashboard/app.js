@@ -6,6 +6,7 @@
 
 const POLL_MS = 5000;
 const RETRY_LIVE_MS = 60000;
+const HELLO_MS = 5000;
 const rows = new Map(); // source -> <tr>
 const body = document.querySelector("#readings tbody");
 const link = document.getElementById("link");
@@ -82,10 +83,20 @@ function live() {
   if (!("EventSource" in window)) return startPolling();
   const es = new EventSource("/api/events");
   let failures = 0;
-  es.onopen = () => {
+  // The stream's first event; a proxy that buffers holds it back, and then we poll.
+  let greeted = false;
+  es.addEventListener("hello", () => {
+    greeted = true;
     failures = 0;
     show("live", true);
-  };
+  });
+  // Counted from the start: a proxy that buffers holds back the response head too.
+  setTimeout(() => {
+    if (!greeted && es.readyState !== EventSource.CLOSED) {
+      es.close();
+      startPolling();
+    }
+  }, HELLO_MS);
   es.addEventListener("reading", (e) => update(JSON.parse(e.data), true));
   es.onerror = () => {
     // EventSource reconnects by itself (resuming from the last id); after a few

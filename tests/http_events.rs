@@ -65,6 +65,15 @@ fn readings_arrive_as_events_with_increasing_ids_and_a_gpio_input_within_a_secon
         "{:?}",
         c.headers
     );
+    // First a `hello` without an id (it must not move the browser's Last-Event-ID).
+    match c.next(5 * SEC) {
+        Some(Said::Event(e)) => {
+            assert_eq!((e.event.as_str(), e.id), ("hello", None), "{e:?}");
+            assert_eq!(e.json()["keepalive_ms"], 15_000);
+            assert!(e.json()["newest_id"].as_u64().unwrap() > 0);
+        }
+        other => panic!("{other:?}"),
+    }
     let mut events = Vec::new();
     while events.len() < 8 {
         events.push(c.next_event(10 * SEC).expect("reading events keep coming"));

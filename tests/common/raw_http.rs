@@ -190,12 +190,14 @@ impl SseClient {
         }
     }
 
-    /// The next event (skipping comments) within `within`.
+    /// The next event (skipping comments and the stream's opening `hello`) within
+    /// `within`.
     pub fn next_event(&mut self, within: Duration) -> Option<Event> {
         let deadline = Instant::now() + within;
         loop {
             let left = deadline.checked_duration_since(Instant::now())?;
             match self.next(left)? {
+                Said::Event(e) if e.event == "hello" && e.id.is_none() => {}
                 Said::Event(e) => return Some(e),
                 Said::Comment(_) => {}
             }

@@ -3,8 +3,11 @@
 //! else of the events; it resumes after `Last-Event-ID` (or `?last_event_id=`, for
 //! EventSource polyfills that cannot set the header), sends `: keep-alive` when idle for
 //! `[http] events_keepalive`, and says `: lost N events` when it fell behind the ring.
+//! Its first event is `hello` (no id: `{newest_id, keepalive_ms}`), so a page can tell
+//! a stream that works from one a buffering proxy holds back.
 
 use std::future::Future;
+use std::io::Write;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
@@ -79,9 +82,16 @@ impl StreamBody for Sse {
     fn next<'a>(&'a mut self, out: &'a mut Vec<u8>) -> Pin<Box<dyn Future<Output = bool> + 'a>> {
         Box::pin(async move {
             if !self.started {
-                // The reconnect delay, and a first line so the client sees it is open.
+                // The reconnect delay, and a first event (without an id, so it does not
+                // move the browser's Last-Event-ID): a page that does not see it soon
+                // is behind a proxy that buffers, and polls instead.
                 self.started = true;
-                out.extend_from_slice(format!("retry: {RETRY_MS}\n: open\n\n").as_bytes());
+                let _ = write!(
+                    out,
+                    "retry: {RETRY_MS}\nevent: hello\ndata: {{\"newest_id\":{},\"keepalive_ms\":{}}}\n\n",
+                    self.hub.newest(),
+                    self.keepalive.as_millis()
+                );
                 return true;
             }
             loop {
