@@ -103,9 +103,10 @@ pub struct Got {
 
 /// The shared ring of live events. Guarantees: at most `max_events` events in buffers of
 /// at most `max_bytes` in all (capacity, not length: the memory held, plus one spare
-/// buffer kept for reuse), whatever the number of clients and however slow they are; ids increase by one per event and begin, per process, at the Unix
-/// time in milliseconds when it started (so a browser resuming after a restart with an
-/// id of the previous run is not mistaken for one ahead of this run: see
+/// buffer kept for reuse), whatever the number of clients and however slow they are;
+/// ids increase by one per event and begin, per process, at the Unix time in
+/// milliseconds when it started (so a browser resuming after a restart with an id of
+/// the previous run is not mistaken for one ahead of this run: see
 /// [`EventHub::start_cursor`]); publishing takes the lock for a copy of one frame and
 /// never waits for a reader.
 pub struct EventHub {
