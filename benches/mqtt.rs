@@ -65,6 +65,7 @@ fn run(qos: u8, n: u64, port: u16, dir: &std::path::Path) -> f64 {
             discovery: Vec::new(),
             questions: None,
             recent: Default::default(),
+            events: None,
         },
         (tx.clone(), rx),
     )

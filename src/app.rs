@@ -25,6 +25,7 @@ use crate::graph::registry::Registry;
 use crate::graph::runner;
 #[cfg(feature = "agent")]
 use crate::graph::runner::GraphStatus;
+use crate::messages::EventHub;
 #[cfg(feature = "agent")]
 use crate::messages::QuestionIntake;
 #[cfg(feature = "mqtt")]
@@ -73,6 +74,7 @@ pub fn tool_context(
         trusted: false,
         stats: Default::default(),
         stopping: Default::default(),
+        events: None,
     }
 }
 
@@ -90,6 +92,7 @@ fn start_agent(
     publish: &async_channel::Sender<Publish>,
     recent: &Arc<std::sync::Mutex<Recent>>,
     changes: async_channel::Receiver<crate::graph::Change>,
+    events: Option<&Arc<EventHub>>,
 ) -> Option<AgentHandle> {
     if !settings.agent.enabled {
         return None;
@@ -115,6 +118,7 @@ fn start_agent(
     );
     let stats = Arc::new(LlmStats::default());
     ctx.stats = stats.tools.clone();
+    ctx.events = events.cloned();
     log::info!(
         "agent: model {} at {} (keep_alive {}), questions on {}",
         settings.ollama.model,
@@ -272,6 +276,15 @@ pub fn run(settings: Settings, spec: PipelineSpec) -> Result<(), String> {
     #[cfg(not(feature = "agent"))]
     let observer = None;
     let hardware = Arc::new(crate::edges::hw::Hardware::new(&settings.hardware));
+    // The live events for `/api/events`: only HTTP streams them. Ids begin at the start
+    // time in milliseconds, so they grow across restarts (see `EventHub`).
+    let events = settings.http.enabled.then(|| {
+        Arc::new(EventHub::new(
+            settings.http.events_buffer as usize,
+            settings.http.events_buffer_kb as usize * 1024,
+            (started / 1000).max(1) as u64,
+        ))
+    });
     let built = runner::build(
         &spec,
         Parts {
@@ -282,6 +295,7 @@ pub fn run(settings: Settings, spec: PipelineSpec) -> Result<(), String> {
             writer: Some(&writer),
             mqtt: graph_mqtt,
             observer,
+            events: events.as_ref(),
             shutdown: &shutdown,
         },
     )?;
@@ -299,6 +313,7 @@ pub fn run(settings: Settings, spec: PipelineSpec) -> Result<(), String> {
         &publish_tx,
         &recent,
         change_rx,
+        events.as_ref(),
     );
     // Questions from every edge come in through the agent's intake.
     #[cfg(feature = "agent")]
@@ -324,6 +339,7 @@ pub fn run(settings: Settings, spec: PipelineSpec) -> Result<(), String> {
                 #[cfg(not(feature = "agent"))]
                 questions: None,
                 recent: recent.clone(),
+                events: events.clone(),
             },
             (publish_tx, publish_rx),
         )
@@ -343,6 +359,7 @@ pub fn run(settings: Settings, spec: PipelineSpec) -> Result<(), String> {
         hardware: hardware.clone(),
         graph: built.status,
         http: Arc::new(HttpStats::default()),
+        events: events.clone(),
         #[cfg(feature = "mqtt")]
         mqtt: mqtt.as_ref().map(|m| MqttView {
             broker: m.broker.clone(),
@@ -354,8 +371,9 @@ pub fn run(settings: Settings, spec: PipelineSpec) -> Result<(), String> {
         intake: intake.clone(),
     });
 
-    let http = if settings.http.enabled {
+    let http = if let Some(events) = events {
         let view = HttpView {
+            events,
             settings: settings.clone(),
             started,
             registry: registry.clone(),

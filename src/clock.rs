@@ -10,17 +10,28 @@ pub fn now_us() -> Micros {
 
 /// RFC 3339 UTC with millisecond precision, e.g. `2026-11-27T09:28:43.123Z`.
 pub fn iso8601(ts: Micros) -> String {
-    let secs = ts.div_euclid(1_000_000);
-    let millis = ts.rem_euclid(1_000_000) / 1000;
-    let days = secs.div_euclid(86_400);
-    let sod = secs.rem_euclid(86_400);
-    let (y, m, d) = civil_from_days(days);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{millis:03}Z",
-        sod / 3600,
-        (sod % 3600) / 60,
-        sod % 60
-    )
+    Iso8601(ts).to_string()
+}
+
+/// [`iso8601`] as `Display`, to write into a reused buffer without a `String`.
+pub struct Iso8601(pub Micros);
+
+impl std::fmt::Display for Iso8601 {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let ts = self.0;
+        let secs = ts.div_euclid(1_000_000);
+        let millis = ts.rem_euclid(1_000_000) / 1000;
+        let days = secs.div_euclid(86_400);
+        let sod = secs.rem_euclid(86_400);
+        let (y, m, d) = civil_from_days(days);
+        write!(
+            f,
+            "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{millis:03}Z",
+            sod / 3600,
+            (sod % 3600) / 60,
+            sod % 60
+        )
+    }
 }
 
 /// Howard Hinnant's civil-to-days algorithm (proleptic Gregorian).

@@ -1,8 +1,9 @@
 //! The messages that cross subsystems, and nothing else: what the graph's sinks and the
 //! agent hand to the MQTT edge ([`Publish`]), what the graph asks the MQTT edge to route
 //! in ([`Subscription`]), what the MQTT edge keeps for the agent's tools ([`Recent`]),
-//! and a question's way into the agent and its answer's way back ([`QuestionIntake`],
-//! [`Question`], [`Origin`], [`Answer`]).
+//! a question's way into the agent and its answer's way back ([`QuestionIntake`],
+//! [`Question`], [`Origin`], [`Answer`]), and the live events the dashboard follows
+//! ([`EventHub`], in `messages/events.rs`).
 //!
 //! Edges and the agent both import this module and never each other: an edge offers a
 //! question through [`QuestionIntake`] (the agent implements it, app hands it over), and
@@ -14,6 +15,9 @@ use std::collections::{HashMap, VecDeque};
 use serde_json::{Value as Json, json};
 
 use crate::graph::{Item, Micros};
+
+mod events;
+pub use events::{ClientStats, EventHub, EventKind, EventStats, Got};
 
 /// One message for the broker, from a sink, a tool or an answer. QoS 1 messages go
 /// through the store's outbox (`store/outbox.rs`), which persists exactly these fields.

@@ -216,10 +216,17 @@ fn all_errors_are_reported_not_only_the_first() {
 #[test]
 fn default_pipeline_validates() {
     let spec = PipelineSpec::load(&Settings::defaults()).unwrap_or_else(|e| panic!("{e}"));
-    // system, pins, nodes (mqtt); filter, adaptive, retention; store, observer, mqtt batch, mqtt state
+    // system, pins, nodes (mqtt); filter, adaptive, retention; store, observer, live
+    // (events), mqtt batch, mqtt state
     assert_eq!(spec.sources.len(), 3);
     assert_eq!(spec.stages.len(), 3);
-    assert_eq!(spec.sinks.len(), 4);
+    assert_eq!(spec.sinks.len(), 5);
+    assert!(
+        spec.sinks
+            .iter()
+            .any(|s| s.kind.name == "events" && s.from == ["quiet"]),
+        "the dashboard's events come from the filter"
+    );
     let spec = PipelineSpec::load(&pin_settings()).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(spec.stages.len(), 3);
 }

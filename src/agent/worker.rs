@@ -23,7 +23,7 @@ use crate::clock::{iso8601, now_us};
 use crate::config::settings::FallbackMode;
 use crate::edges::ollama::{Ollama, OllamaError};
 use crate::graph::Micros;
-use crate::messages::{Answer, Publish, Question, Undelivered};
+use crate::messages::{Answer, EventKind, Publish, Question, Undelivered};
 
 pub const LLM_UNKNOWN: u8 = 0;
 pub const LLM_REACHABLE: u8 = 1;
@@ -465,8 +465,11 @@ impl Worker {
         }
     }
 
-    /// Send `body` back where `q` came from.
+    /// Send `body` back where `q` came from (and to the live events, whatever the origin).
     fn reply(&self, q: &Question, body: Json) {
+        if let Some(hub) = &self.a.ctx.events {
+            hub.publish_json(EventKind::Answer, &body);
+        }
         let answer = Answer {
             origin: q.origin.clone(),
             body: body.clone(),

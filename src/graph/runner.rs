@@ -501,6 +501,7 @@ from = ["quiet"]
                 writer: None,
                 mqtt: None,
                 observer: None,
+                events: None,
                 shutdown,
             },
         )

@@ -42,6 +42,8 @@ pub struct Parts<'a> {
     pub mqtt: Option<&'a async_channel::Sender<Publish>>,
     /// Where observer sinks send change events (the agent's observation loop).
     pub observer: Option<&'a async_channel::Sender<Change>>,
+    /// The live events (`/api/events`) the events sink feeds; `None` when HTTP is off.
+    pub events: Option<&'a Arc<crate::messages::EventHub>>,
     pub shutdown: &'a Shutdown,
 }
 

@@ -7,7 +7,9 @@
 //!   states to the broker.
 //! - `lcd1602`: an HD44780 display on a PCF8574 backpack (template and tools).
 //! - `observer`: the adaptive stage's volatile/calm events to the observation loop.
+//! - `events`: readings to the live event stream (`/api/events`).
 
+pub mod events;
 pub mod lcd1602;
 pub mod led;
 pub mod log;

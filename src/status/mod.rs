@@ -21,6 +21,7 @@ use crate::graph::Micros;
 use crate::graph::reading::value_json;
 use crate::graph::registry::Registry;
 use crate::graph::runner::GraphStatus;
+use crate::messages::EventHub;
 use crate::process;
 use crate::store::Store;
 use crate::store::writer::WriterStats;
@@ -42,6 +43,8 @@ pub struct StatusView {
     pub graph: GraphStatus,
     /// The HTTP edge's counters (connections, timeouts, refusals), for `/api/status`.
     pub http: Arc<HttpStats>,
+    /// The live events (`/api/events`); `None` when HTTP is off.
+    pub events: Option<Arc<EventHub>>,
     /// The MQTT edge's numbers (`None` when no broker is configured).
     #[cfg(feature = "mqtt")]
     pub mqtt: Option<MqttView>,
@@ -236,6 +239,46 @@ fn http(shared: &StatusView) -> Json {
             "busy": n(&st.busy),
         },
         "ask": { "questions": questions, "ignored": ignored, "refused": refused },
+        "streams": {
+            "open": n(&st.streams_open),
+            "max_streams": h.max_streams,
+            "opened": n(&st.streams_opened),
+            "refused_at_cap": n(&st.streams_refused_at_cap),
+            "write_timeouts": n(&st.stream_write_timeouts),
+        },
+        "events": shared.events.as_deref().map(events),
+    })
+}
+
+/// The live events' ring and its streams: what is held against its bounds, what
+/// was evicted, and per client what it was sent and lost by falling behind.
+fn events(hub: &EventHub) -> Json {
+    let n = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+    let (held, bytes) = hub.held();
+    let clients: Vec<Json> = hub
+        .clients()
+        .iter()
+        .map(|c| {
+            json!({
+                "id": c.id,
+                "since": iso8601(c.since),
+                "sent": n(&c.sent),
+                "lost": n(&c.lost),
+            })
+        })
+        .collect();
+    json!({
+        "newest_id": hub.newest(),
+        "buffered": held,
+        "buffered_bytes": bytes,
+        "max_events": hub.max_events(),
+        "max_bytes": hub.max_bytes(),
+        "published": n(&hub.stats.published),
+        "evicted": n(&hub.stats.evicted),
+        "oversized": n(&hub.stats.oversized),
+        "sent": n(&hub.stats.sent),
+        "lost": n(&hub.stats.lost),
+        "clients": clients,
     })
 }
 
@@ -625,6 +668,15 @@ pub fn human(r: &Json) -> String {
                     timed_out,
                     refused
                 );
+                if !v["streams"].is_null() {
+                    let _ = write!(
+                        s,
+                        "; {} of {} event streams open, {} events lost by slow clients",
+                        str_of(&v["streams"]["open"]),
+                        str_of(&v["streams"]["max_streams"]),
+                        str_of(&v["events"]["lost"])
+                    );
+                }
             }
             if k == "mqtt" && !v["broker"].is_null() {
                 let _ = write!(

@@ -9,7 +9,7 @@ use serde_json::Value as Json;
 use crate::config::settings::Settings;
 use crate::edges::gpio::GpioBackend;
 use crate::graph::registry::Registry;
-use crate::messages::{Publish, Recent};
+use crate::messages::{EventHub, EventKind, Publish, Recent};
 use crate::stages::retention_policy::RetentionParams;
 use crate::store::Store;
 
@@ -66,6 +66,9 @@ pub struct ToolContext {
     /// Set when the agent stops: a running exec tool is killed rather than waited for
     /// (its timeout may be minutes; systemd allows 10 s to stop).
     pub stopping: Arc<AtomicBool>,
+    /// The live events (`/api/events`): stored observations and memories are published
+    /// there. `None` without HTTP, and for CLI commands.
+    pub events: Option<Arc<EventHub>>,
 }
 
 impl ToolContext {
@@ -107,13 +110,34 @@ impl ToolContext {
     ) -> Result<crate::memory::recall::Recorded, crate::memory::store::MemoryError> {
         let m = &self.settings.memory;
         let v = self.embed(&obs.text);
-        crate::memory::recall::record_observation(
+        let recorded = crate::memory::recall::record_observation(
             &self.store,
             obs,
             v.as_deref(),
             m.merge_similarity as f32,
             m.merge_window,
-        )
+        )?;
+        if let Some(hub) = &self.events {
+            use crate::memory::recall::Recorded;
+            let (id, merged) = match recorded {
+                Recorded::New(id) => (id, false),
+                Recorded::Merged { id, .. } => (id, true),
+            };
+            hub.publish_json(
+                EventKind::Observation,
+                &serde_json::json!({
+                    "id": id,
+                    "merged": merged,
+                    "text": obs.text,
+                    "type": obs.kind.as_str(),
+                    "confidence": obs.confidence,
+                    "related_sources": obs.related_sources,
+                    "node": obs.node,
+                    "ts": obs.ts,
+                }),
+            );
+        }
+        Ok(recorded)
     }
 
     /// Store a fact as `[memory]` says: embedded, reinforcing an active memory at least
@@ -123,13 +147,32 @@ impl ToolContext {
         mem: &crate::memory::Memory,
     ) -> Result<crate::memory::recall::Remembered, crate::memory::store::MemoryError> {
         let v = self.embed(&mem.fact);
-        crate::memory::recall::remember(
+        let remembered = crate::memory::recall::remember(
             &self.store,
             mem,
             v.as_deref(),
             self.settings.memory.reinforce_similarity as f32,
             crate::memory::recall::REINFORCE_STEP,
-        )
+        )?;
+        if let Some(hub) = &self.events {
+            use crate::memory::recall::Remembered;
+            let (id, reinforced) = match remembered {
+                Remembered::New(id) => (id, false),
+                Remembered::Reinforced { id, .. } => (id, true),
+            };
+            hub.publish_json(
+                EventKind::Memory,
+                &serde_json::json!({
+                    "id": id,
+                    "reinforced": reinforced,
+                    "fact": mem.fact,
+                    "confidence": mem.confidence,
+                    "node": mem.node,
+                    "ts": mem.last_seen,
+                }),
+            );
+        }
+        Ok(remembered)
     }
 }
 

@@ -42,6 +42,7 @@ impl Fixture {
             trusted: false,
             stats: Default::default(),
             stopping: Default::default(),
+            events: None,
         };
         Fixture {
             ctx,

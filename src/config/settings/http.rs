@@ -31,6 +31,16 @@ pub struct HttpSettings {
     pub max_headers: u32,
     /// Largest request body in KiB; past it 413. Default 64.
     pub max_body_kb: u32,
+    /// Event streams (`/api/events`) open at once, beside `max_connections`; past it 503.
+    /// Default 32.
+    pub max_streams: u32,
+    /// Live events kept for streams to catch up from (and resume with `Last-Event-ID`).
+    /// Default 256.
+    pub events_buffer: u32,
+    /// ...and at most this many KiB of them. Default 128.
+    pub events_buffer_kb: u32,
+    /// A stream with nothing to send writes a keep-alive comment this often. Default 15 s.
+    pub events_keepalive: Micros,
 }
 
 /// The placeholder before the defaults are applied (`Settings::defaults`).
@@ -193,6 +203,61 @@ pub(crate) const SECTION: Section = Section {
                 Ok(())
             },
             |s| number(s.http.max_body_kb),
+        ),
+        Key::new(
+            Spec {
+                range: Some((1.0, 1024.0)),
+                default: "32",
+                doc: "Event streams (GET /api/events, Server-Sent Events) open at once. They are counted apart from max_connections, so open streams never take the room of ordinary requests; past it a new stream gets 503. Each costs its socket and a cursor into the shared event buffer, and no thread.",
+                hint: "streams open at once, e.g. 32",
+                ..Spec::new("max_streams", Want::WholeNumber)
+            },
+            |s, v, _| {
+                s.http.max_streams = v.int()? as u32;
+                Ok(())
+            },
+            |s| number(s.http.max_streams),
+        ),
+        Key::new(
+            Spec {
+                range: Some((1.0, 65_536.0)),
+                default: "256",
+                doc: "Live events (readings, answers, observations, memories, edge changes) kept for event streams: a client that falls further behind, or reconnects after more, loses the oldest (counted in /api/status). Shared by all clients.",
+                hint: "events, e.g. 256",
+                ..Spec::new("events_buffer", Want::WholeNumber)
+            },
+            |s, v, _| {
+                s.http.events_buffer = v.int()? as u32;
+                Ok(())
+            },
+            |s| number(s.http.events_buffer),
+        ),
+        Key::new(
+            Spec {
+                range: Some((1.0, 65_536.0)),
+                default: "128",
+                doc: "At most this many KiB of live events are kept (whichever of this and events_buffer is reached first); an event larger than the whole buffer is not sent (counted).",
+                hint: "KiB, e.g. 128",
+                ..Spec::new("events_buffer_kb", Want::WholeNumber)
+            },
+            |s, v, _| {
+                s.http.events_buffer_kb = v.int()? as u32;
+                Ok(())
+            },
+            |s| number(s.http.events_buffer_kb),
+        ),
+        Key::new(
+            Spec {
+                range: Some((0.1, 3600.0)),
+                default: "\"15s\"",
+                doc: "An event stream with nothing to send writes a keep-alive comment this often, so proxies and browsers keep it open (idle_timeout does not apply to streams).",
+                ..Spec::new("events_keepalive", Want::Duration)
+            },
+            |s, v, _| {
+                s.http.events_keepalive = v.dur()?;
+                Ok(())
+            },
+            |s| duration(s.http.events_keepalive),
         ),
     ],
 };

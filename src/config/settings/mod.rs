@@ -160,6 +160,10 @@ impl Settings {
                 max_header_kb: 0,
                 max_headers: 0,
                 max_body_kb: 0,
+                max_streams: 0,
+                events_buffer: 0,
+                events_buffer_kb: 0,
+                events_keepalive: 0,
             },
             log: LogSettings {
                 level: None,

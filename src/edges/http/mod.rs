@@ -1,6 +1,7 @@
-//! HTTP: health, status, readings, GPIO, the agent's memory and questions for it, served by a small
-//! server of our own on the `http` thread (one smol executor, httparse for request
-//! heads) with blocking handlers on two worker threads.
+//! HTTP: health, status, readings, GPIO, the agent's memory and questions for it, the
+//! live event stream and the dashboard's files, served by a small server of our own on
+//! the `http` thread (one smol executor, httparse for request heads) with blocking
+//! handlers on two worker threads.
 //!
 //! - `server.rs`: accepting, connection limits and timeouts, dispatch;
 //! - `request.rs`: bounded head reading, the head itself, queries, and what a handler
@@ -9,6 +10,9 @@
 //! - `routes.rs`: the one table of method + path → handler, with each route's query
 //!   parameters and where it runs;
 //! - `workers.rs`: the `http-work` and `http-slow` threads and their bounded queues;
+//! - `stream.rs`: long-lived responses (a `Handler::Stream` route), written by the
+//!   connection's task on the `http` thread; `events.rs`: `/api/events` (SSE);
+//! - `assets.rs`: the dashboard's files, compiled in and compressed by `build.rs`;
 //! - handlers by topic: `health.rs` (health, status), `readings.rs`, `gpio.rs`,
 //!   `memory.rs`, `ask.rs` (questions for the agent); `auth.rs` (the bearer token);
 //!   counters in `stats.rs`.
@@ -18,7 +22,9 @@
 
 #[cfg(feature = "agent")]
 mod ask;
+mod assets;
 mod auth;
+mod events;
 mod gpio;
 mod health;
 #[cfg(feature = "agent")]
@@ -29,6 +35,7 @@ mod response;
 mod routes;
 mod server;
 mod stats;
+mod stream;
 mod workers;
 
 use std::net::{SocketAddr, TcpListener};
@@ -42,7 +49,7 @@ use crate::config::Settings;
 use crate::edges::gpio::GpioBackend;
 use crate::graph::Micros;
 use crate::graph::registry::Registry;
-use crate::messages::QuestionIntake;
+use crate::messages::{EventHub, QuestionIntake};
 use crate::stages::retention_policy::RetentionParams;
 use crate::store::Store;
 
@@ -67,6 +74,8 @@ pub struct HttpView {
     pub status: Box<dyn Fn() -> Json + Send + Sync>,
     /// Where `POST /api/ask` offers questions; `None` when the agent is off.
     pub ask: Option<Arc<dyn QuestionIntake>>,
+    /// The live events `/api/events` streams.
+    pub events: Arc<EventHub>,
 }
 
 /// Connections the kernel may hold for `accept` (see `start`). A client on the LAN opens

@@ -233,6 +233,34 @@ pub(crate) struct Request {
     /// `Expect: 100-continue`: the client waits for a go-ahead before sending the body.
     pub expect_continue: bool,
     pub auth: Option<String>,
+    /// The headers some handlers read (assets, event streams).
+    pub conditions: Conditions,
+}
+
+/// The request headers that assets and event streams read, each bounded by
+/// `max_header_kb` like every header.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Conditions {
+    /// `Accept-Encoding` names gzip (and not with `q=0`).
+    pub accept_gzip: bool,
+    /// `If-None-Match`, as sent.
+    pub if_none_match: Option<String>,
+    /// `Last-Event-ID`, as sent (an event stream resumes after it).
+    pub last_event_id: Option<String>,
+}
+
+/// Whether an `Accept-Encoding` value accepts gzip: `gzip` or `*` listed, not with `q=0`.
+fn accepts_gzip(value: &str) -> bool {
+    value.split(',').any(|part| {
+        let mut it = part.split(';').map(str::trim);
+        let coding = it.next().unwrap_or("");
+        let refused = it.any(|p| {
+            p.strip_prefix("q=")
+                .and_then(|q| q.parse::<f32>().ok())
+                .is_some_and(|q| q == 0.0)
+        });
+        (coding.eq_ignore_ascii_case("gzip") || coding == "*") && !refused
+    })
 }
 
 /// Parse a complete head (as `HeadScan` delimited it) and check what it declares.
@@ -257,6 +285,7 @@ pub(crate) fn parse_head(head: &[u8], limits: &Limits) -> Result<Request, Refusa
     let mut content_length: Option<u64> = None;
     let mut expect_continue = false;
     let mut auth = None;
+    let mut conditions = Conditions::default();
     for h in req.headers.iter() {
         let value = std::str::from_utf8(h.value).unwrap_or("").trim();
         if h.name.eq_ignore_ascii_case("content-length") {
@@ -283,6 +312,12 @@ pub(crate) fn parse_head(head: &[u8], limits: &Limits) -> Result<Request, Refusa
             expect_continue = value.eq_ignore_ascii_case("100-continue");
         } else if h.name.eq_ignore_ascii_case("authorization") {
             auth = Some(value.to_string());
+        } else if h.name.eq_ignore_ascii_case("accept-encoding") {
+            conditions.accept_gzip |= accepts_gzip(value);
+        } else if h.name.eq_ignore_ascii_case("if-none-match") {
+            conditions.if_none_match = Some(value.to_string());
+        } else if h.name.eq_ignore_ascii_case("last-event-id") {
+            conditions.last_event_id = Some(value.to_string());
         }
     }
     let content_length = content_length.unwrap_or(0);
@@ -303,6 +338,7 @@ pub(crate) fn parse_head(head: &[u8], limits: &Limits) -> Result<Request, Refusa
         content_length: content_length as usize,
         expect_continue,
         auth,
+        conditions,
     })
 }
 
@@ -439,6 +475,7 @@ pub(crate) struct Call {
     pub query: Query,
     pub body: Vec<u8>,
     pub auth: Option<String>,
+    pub conditions: Conditions,
 }
 
 impl Call {
@@ -569,6 +606,36 @@ mod tests {
             refused(b"G T / HTTP/1.1\r\n\r\n"),
             Refusal::Malformed(_)
         ));
+    }
+
+    #[test]
+    fn reads_the_conditional_and_resume_headers() {
+        let l = limits();
+        let r = parse_head(
+            b"GET / HTTP/1.1\r\nAccept-Encoding: br, gzip;q=0.8\r\nIf-None-Match: \"ab\"\r\nLast-Event-ID: 42\r\n\r\n",
+            &l,
+        )
+        .unwrap();
+        assert!(r.conditions.accept_gzip);
+        assert_eq!(r.conditions.if_none_match.as_deref(), Some("\"ab\""));
+        assert_eq!(r.conditions.last_event_id.as_deref(), Some("42"));
+        for (value, gzip) in [
+            ("gzip", true),
+            ("deflate, GZIP", true),
+            ("*", true),
+            ("gzip;q=0", false),
+            ("gzip; q=0.0", false),
+            ("br", false),
+            ("identity", false),
+        ] {
+            assert_eq!(accepts_gzip(value), gzip, "{value}");
+        }
+        assert_eq!(
+            parse_head(b"GET / HTTP/1.1\r\n\r\n", &l)
+                .unwrap()
+                .conditions,
+            Conditions::default()
+        );
     }
 
     #[test]

@@ -2,6 +2,8 @@
 //! that go on the wire (`Response`), written in one piece so that no part of a response
 //! waits for an ACK.
 
+use std::borrow::Cow;
+
 use serde_json::{Value as Json, json};
 
 use crate::clock::{civil_from_days, now_us};
@@ -45,7 +47,7 @@ impl Reply {
         Response {
             code: self.code,
             content_type: "application/json",
-            body: self.body.to_string().into_bytes(),
+            body: Cow::Owned(self.body.to_string().into_bytes()),
             headers,
             close: false,
         }
@@ -53,12 +55,13 @@ impl Reply {
 }
 
 /// A response ready to encode. `close` asks the server to close the connection after it
-/// (set for refusals, where the rest of the request is not read).
+/// (set for refusals, where the rest of the request is not read). The body is borrowed
+/// for assets compiled into the binary, owned otherwise.
 #[derive(Debug)]
 pub(crate) struct Response {
     pub code: u16,
     pub content_type: &'static str,
-    pub body: Vec<u8>,
+    pub body: Cow<'static, [u8]>,
     pub headers: Vec<(&'static str, String)>,
     pub close: bool,
 }
@@ -68,19 +71,22 @@ pub(crate) const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
 
 impl Response {
     /// Status line, headers and (unless `head_only`, for HEAD) the body, in one buffer.
-    /// `Content-Length` is the body's length either way, as HEAD requires.
+    /// `Content-Length` is the body's length either way, as HEAD requires; a 304 has
+    /// none (RFC 9110 allows only the length the 200 would have had).
     pub(crate) fn encode(&self, head_only: bool, close: bool) -> Vec<u8> {
         use std::io::Write;
         let mut out = Vec::with_capacity(160 + if head_only { 0 } else { self.body.len() });
         let _ = write!(
             out,
-            "HTTP/1.1 {} {}\r\nDate: {}\r\nContent-Type: {}\r\nContent-Length: {}\r\n",
+            "HTTP/1.1 {} {}\r\nDate: {}\r\nContent-Type: {}\r\n",
             self.code,
             reason(self.code),
             http_date(now_us()),
             self.content_type,
-            self.body.len()
         );
+        if self.code != 304 {
+            let _ = write!(out, "Content-Length: {}\r\n", self.body.len());
+        }
         for (name, value) in &self.headers {
             let _ = write!(out, "{name}: {value}\r\n");
         }
@@ -99,6 +105,7 @@ impl Response {
 pub(crate) fn reason(code: u16) -> &'static str {
     match code {
         200 => "OK",
+        304 => "Not Modified",
         400 => "Bad Request",
         401 => "Unauthorized",
         403 => "Forbidden",
@@ -164,8 +171,18 @@ mod tests {
         assert!(head.contains("Content-Length: 14\r\n"), "{head}");
         assert!(head.contains("Allow: GET, HEAD\r\n"));
         assert!(head.ends_with("Connection: close\r\n\r\n"), "{head}");
+        let not_modified = Response {
+            code: 304,
+            content_type: "text/html",
+            body: Cow::Borrowed(&[]),
+            headers: vec![("ETag", "\"x\"".into())],
+            close: false,
+        };
+        let head = String::from_utf8(not_modified.encode(false, false)).unwrap();
+        assert!(!head.contains("Content-Length"), "{head}");
+        assert!(head.ends_with("ETag: \"x\"\r\n\r\n"), "{head}");
         for code in [
-            200, 400, 401, 403, 404, 405, 408, 409, 411, 413, 414, 431, 500, 503,
+            200, 304, 400, 401, 403, 404, 405, 408, 409, 411, 413, 414, 431, 500, 503,
         ] {
             assert!(!reason(code).is_empty(), "{code}");
         }

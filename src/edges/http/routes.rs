@@ -7,6 +7,8 @@
 //! and the server drops the body.
 
 use super::HttpView;
+use super::assets::{self, Asset};
+use super::events;
 use super::gpio;
 use super::health;
 #[cfg(feature = "agent")]
@@ -14,6 +16,7 @@ use super::memory;
 use super::readings;
 use super::request::{Call, Method, Query, percent_decode, short};
 use super::response::{Reply, err};
+use super::stream::Streaming;
 
 /// A handler that may block (LMDB reads, the network, hardware). It runs on a worker
 /// thread and returns its answer.
@@ -34,6 +37,12 @@ pub(crate) enum Handler {
     /// On `http-slow`: handlers that can wait seconds on the network or hardware (the
     /// recall embedding call, GPIO writes), so they never hold up the others.
     Slow(Blocking),
+    /// A long-lived response (`/api/events`): opened on the `http` thread and written by
+    /// the connection's task there until the client leaves. Counted against
+    /// `[http] max_streams`, not `max_connections`.
+    Stream(Streaming),
+    /// A file compiled into the binary, answered on the `http` thread from memory.
+    Asset(&'static Asset),
 }
 
 /// One endpoint.
@@ -65,7 +74,7 @@ const fn route(
     }
 }
 
-use Handler::{Health, Slow, Work};
+use Handler::{Health, Slow, Stream, Work};
 use Method::{Get, Post, Put};
 
 pub(crate) static ROUTES: &[Route] = &[
@@ -80,6 +89,11 @@ pub(crate) static ROUTES: &[Route] = &[
         Work(readings::history),
     ),
     route(Get, "api/gpio", &[], Work(gpio::pins)),
+    route(Get, "api/events", events::QUERY, Stream(events::open)),
+    route(Get, "", &[], Handler::Asset(&assets::INDEX_HTML)),
+    route(Get, "index.html", &[], Handler::Asset(&assets::INDEX_HTML)),
+    route(Get, "app.js", &[], Handler::Asset(&assets::APP_JS)),
+    route(Get, "app.css", &[], Handler::Asset(&assets::APP_CSS)),
     route(Put, "api/gpio/{pin}", &[], Slow(gpio::write)),
     route(Post, "api/gpio/{pin}", &[], Slow(gpio::write)),
     #[cfg(feature = "agent")]

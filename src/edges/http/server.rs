@@ -13,7 +13,16 @@
 //!   and a response not taken within it closes the connection;
 //! - Nagle is off, and each response goes out in one write;
 //! - after a refusal the connection reads (and drops) what the client still sends for a
-//!   moment before closing, so the client sees the answer rather than a reset.
+//!   moment before closing, so the client sees the answer rather than a reset;
+//! - an event stream leaves the connection table when it starts (it is neither idle nor
+//!   counted against `max_connections`) and counts against `max_streams` instead, so
+//!   streams never take the room of ordinary requests; at that cap a new stream gets a
+//!   503. The idle timeout does not apply to it; each write must be taken within
+//!   `request_timeout` (else it closes: the browser reconnects and resumes), and its
+//!   socket's send buffer is kept small (`STREAM_SNDBUF`), so a client that stops
+//!   reading holds little in the kernel and soon falls behind the ring instead; one
+//!   that vanished from the network is closed by the kernel once what was sent stays
+//!   unacknowledged for `request_timeout` (`TCP_USER_TIMEOUT`).
 
 use std::cell::{Cell, RefCell};
 use std::net::{Shutdown, TcpListener, TcpStream};
@@ -25,12 +34,14 @@ use smol::io::{AsyncReadExt, AsyncWriteExt};
 use smol::{Async, LocalExecutor, Timer};
 
 use super::HttpView;
+use super::assets;
 use super::health;
 use super::request::Call;
 use super::request::{self, HeadScan, Limits, Method, Refusal, Request, short};
 use super::response::{CONTINUE, Response, err};
 use super::routes::{self, Blocking, Handler};
 use super::stats::HttpStats;
+use super::stream::{self, StreamBody};
 use super::workers::{Job, Lanes};
 
 /// Bytes read from a socket at a time.
@@ -44,6 +55,11 @@ const ACCEPT_RETRY: Duration = Duration::from_millis(100);
 const ACCEPT_LOG_EVERY: Duration = Duration::from_secs(10);
 /// Connections accepted before the other tasks get a turn.
 const ACCEPT_BATCH: usize = 16;
+/// A stream socket's send buffer (the kernel doubles it): what a stalled client can
+/// hold of its stream in the kernel before it starts to fall behind the ring.
+const STREAM_SNDBUF: libc::c_int = 16 * 1024;
+/// A stream's write buffer above this capacity (after a long answer) is let go.
+const STREAM_BUF_KEEP: usize = 64 * 1024;
 
 /// One open connection, as the admission check sees it.
 struct Conn {
@@ -59,6 +75,9 @@ struct Server {
     lanes: Lanes,
     limits: Limits,
     max_connections: usize,
+    max_streams: usize,
+    /// Streams open now.
+    streams: Cell<usize>,
     idle_timeout: Duration,
     request_timeout: Duration,
     conns: RefCell<Vec<Conn>>,
@@ -78,6 +97,8 @@ pub(crate) fn run(
     let server = Rc::new(Server {
         limits: Limits::from_settings(h),
         max_connections: h.max_connections.max(1) as usize,
+        max_streams: h.max_streams.max(1) as usize,
+        streams: Cell::new(0),
         idle_timeout: micros(h.idle_timeout),
         request_timeout: micros(h.request_timeout),
         view: view.clone(),
@@ -215,6 +236,41 @@ enum Next {
     Close,
 }
 
+/// What a request turned into: a response to write, or a stream to run.
+enum Dispatched {
+    Response(Response),
+    Stream(Box<dyn StreamBody>),
+}
+
+/// Holds a stream's place under `max_streams` while it runs.
+struct StreamSlot<'a> {
+    srv: &'a Server,
+}
+
+impl Drop for StreamSlot<'_> {
+    fn drop(&mut self) {
+        let n = self.srv.streams.get() - 1;
+        self.srv.streams.set(n);
+        self.srv
+            .stats()
+            .streams_open
+            .store(n as u64, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+/// Resolves when the client closes its end (or the socket fails); whatever it sends on
+/// a stream's connection meanwhile is read and dropped.
+async fn peer_gone(stream: &Async<TcpStream>) {
+    let mut scratch = [0u8; 512];
+    let mut reader = stream;
+    loop {
+        match reader.read(&mut scratch).await {
+            Ok(0) | Err(_) => return,
+            Ok(_) => {}
+        }
+    }
+}
+
 impl Server {
     fn stats(&self) -> &HttpStats {
         &self.view.stats
@@ -335,7 +391,22 @@ impl Server {
             }
         }
         let body: Vec<u8> = buf.drain(..want).collect();
-        let response = self.dispatch(&req, body).await;
+        let response = match self.dispatch(&req, body).await {
+            Dispatched::Response(r) => r,
+            Dispatched::Stream(body) => {
+                log::debug!(
+                    "http {} {} -> stream",
+                    req.method.as_str(),
+                    short(&req.path)
+                );
+                // A stream reads no more requests: let the read buffer (8 KiB once a
+                // head was read into it) go for as long as it runs.
+                *buf = Vec::new();
+                return self
+                    .serve_stream(stream, id, body, req.method == Method::Head)
+                    .await;
+            }
+        };
         log::debug!(
             "http {} {} -> {}",
             req.method.as_str(),
@@ -364,15 +435,16 @@ impl Server {
         Next::KeepAlive
     }
 
-    /// Route the request: health here, the rest on a worker lane.
-    async fn dispatch(&self, req: &Request, body: Vec<u8>) -> Response {
+    /// Route the request: health, assets and streams here, the rest on a worker lane.
+    async fn dispatch(&self, req: &Request, body: Vec<u8>) -> Dispatched {
         let (route, mut call) = match routes::resolve(req.method, &req.path, &req.query) {
             Ok(found) => found,
-            Err(reply) => return reply.into_response(),
+            Err(reply) => return Dispatched::Response(reply.into_response()),
         };
         call.body = body;
         call.auth = req.auth.clone();
-        match route.handler {
+        call.conditions = req.conditions.clone();
+        Dispatched::Response(match route.handler {
             Handler::Health => health::health(&self.view, &self.pinger)
                 .await
                 .into_response(),
@@ -380,7 +452,88 @@ impl Server {
             Handler::Ask => super::ask::ask(&self.view, &call).await.into_response(),
             Handler::Work(f) => self.hand_off(&self.lanes.work, "http-work", f, call).await,
             Handler::Slow(f) => self.hand_off(&self.lanes.slow, "http-slow", f, call).await,
+            Handler::Asset(asset) => assets::serve(asset, &call.conditions),
+            Handler::Stream(open) => {
+                if self.streams.get() >= self.max_streams {
+                    HttpStats::bump(&self.stats().streams_refused_at_cap);
+                    let mut r = err(
+                        503,
+                        format!(
+                            "too many event streams ({} open, [http] max_streams); try again",
+                            self.max_streams
+                        ),
+                    )
+                    .into_response();
+                    r.close = true;
+                    r
+                } else {
+                    match open(&self.view, &call) {
+                        Ok(body) => return Dispatched::Stream(body),
+                        Err(reply) => reply.into_response(),
+                    }
+                }
+            }
+        })
+    }
+
+    /// Run an opened stream on this connection until the client leaves, a write is not
+    /// taken in time, or the stream ends; then close.
+    async fn serve_stream(
+        &self,
+        stream: &Async<TcpStream>,
+        id: u64,
+        mut body: Box<dyn StreamBody>,
+        head_only: bool,
+    ) -> Next {
+        // Out of the connection table: not idle, not under max_connections.
+        {
+            let mut conns = self.conns.borrow_mut();
+            conns.retain(|c| c.id != id);
+            self.stats().set_open(conns.len());
         }
+        let n = self.streams.get() + 1;
+        self.streams.set(n);
+        let _slot = StreamSlot { srv: self };
+        self.stats()
+            .streams_open
+            .store(n as u64, std::sync::atomic::Ordering::Relaxed);
+        HttpStats::bump(&self.stats().streams_opened);
+        set_send_buffer(stream.get_ref(), STREAM_SNDBUF);
+        set_user_timeout(stream.get_ref(), self.request_timeout);
+        let mut deadline = Timer::after(self.request_timeout);
+        let head = stream::head(body.content_type());
+        if write_all(stream, &head, &mut deadline).await != Some(true) || head_only {
+            let _ = stream.get_ref().shutdown(Shutdown::Write);
+            return Next::Close;
+        }
+        let mut out = Vec::new();
+        let opened = Instant::now();
+        loop {
+            out.clear();
+            let more = smol::future::or(async { Some(body.next(&mut out).await) }, async {
+                peer_gone(stream).await;
+                None
+            })
+            .await;
+            if more != Some(true) {
+                break;
+            }
+            let mut deadline = Timer::after(self.request_timeout);
+            match write_all(stream, &out, &mut deadline).await {
+                Some(true) => {}
+                Some(false) => break,
+                None => {
+                    HttpStats::bump(&self.stats().stream_write_timeouts);
+                    break;
+                }
+            }
+            if out.capacity() > STREAM_BUF_KEEP {
+                out = Vec::new();
+            }
+        }
+        log::debug!("http: a stream closed after {:?}", opened.elapsed());
+        let _ = stream.get_ref().shutdown(Shutdown::Both);
+        Next::Close
     }
 
     async fn hand_off(
@@ -437,6 +590,40 @@ impl Server {
             }
         }
         Next::Close
+    }
+}
+
+/// Set a socket's send buffer (`SO_SNDBUF`); a failure leaves the default.
+fn set_send_buffer(stream: &TcpStream, bytes: libc::c_int) {
+    use std::os::fd::AsRawFd;
+    // SAFETY: setsockopt on a socket we own, with a pointer to a local int and its size.
+    unsafe {
+        libc::setsockopt(
+            stream.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_SNDBUF,
+            (&bytes as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        );
+    }
+}
+
+/// Have the kernel close a socket whose sent data stays unacknowledged for `after`
+/// (`TCP_USER_TIMEOUT`): a phone that dropped off the network without closing frees
+/// its stream within a keep-alive and `after`, rather than the ~15 minutes of TCP's
+/// retransmissions. A failure leaves the default.
+fn set_user_timeout(stream: &TcpStream, after: Duration) {
+    use std::os::fd::AsRawFd;
+    let ms = after.as_millis().min(u32::MAX as u128) as libc::c_uint;
+    // SAFETY: setsockopt on a socket we own, with a pointer to a local uint and its size.
+    unsafe {
+        libc::setsockopt(
+            stream.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_USER_TIMEOUT,
+            (&ms as *const libc::c_uint).cast(),
+            std::mem::size_of::<libc::c_uint>() as libc::socklen_t,
+        );
     }
 }
 

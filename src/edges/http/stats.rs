@@ -38,6 +38,14 @@ pub struct HttpStats {
     pub malformed: AtomicU64,
     /// 503: the worker queue for the request's handler was full.
     pub busy: AtomicU64,
+    /// Event streams open now (at most `[http] max_streams`; not in `open`).
+    pub streams_open: AtomicU64,
+    /// Event streams opened since start.
+    pub streams_opened: AtomicU64,
+    /// 503: a stream asked for while `max_streams` were open.
+    pub streams_refused_at_cap: AtomicU64,
+    /// Streams closed because the client took none of a write within `request_timeout`.
+    pub stream_write_timeouts: AtomicU64,
 }
 
 impl HttpStats {

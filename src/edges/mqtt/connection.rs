@@ -47,7 +47,8 @@ use crate::edges::gpio::GpioBackend;
 use crate::graph::registry::Registry;
 use crate::graph::{Item, Micros, Reading};
 use crate::messages::{
-    Arrival, MAX_TRACKED_TOPICS, Publish, QuestionIntake, Recent, Subscription, topic_key,
+    Arrival, EventHub, EventKind, MAX_TRACKED_TOPICS, Publish, QuestionIntake, Recent,
+    Subscription, topic_key,
 };
 use crate::store::Store;
 use crate::store::outbox::OutboxLimits;
@@ -193,6 +194,9 @@ pub struct Parts {
     pub questions: Option<Arc<dyn QuestionIntake>>,
     /// The last messages per topic, shared with the agent's tools.
     pub recent: Arc<Mutex<Recent>>,
+    /// The live events (`/api/events`): connected and disconnected go there. `None`
+    /// without HTTP.
+    pub events: Option<Arc<EventHub>>,
 }
 
 /// Messages that may wait between the sinks and the worker.
@@ -783,10 +787,21 @@ impl Worker {
         }
     }
 
+    /// Tell the live events (the dashboard) that the connection changed state.
+    fn edge_event(&self, state: &str, error: Option<&str>) {
+        if let Some(hub) = &self.parts.events {
+            hub.publish_json(
+                EventKind::Edge,
+                &serde_json::json!({"edge": "mqtt", "state": state, "error": error}),
+            );
+        }
+    }
+
     fn on_event(&mut self, e: Ev) {
         match e {
             Ev::Connected(session_present, broker_max_packet) => {
                 self.connected = true;
+                self.edge_event("connected", None);
                 self.broker_max_packet = broker_max_packet;
                 self.stats.state.store(STATE_CONNECTED, Ordering::Relaxed);
                 self.stats.connects.fetch_add(1, Ordering::Relaxed);
@@ -858,6 +873,9 @@ impl Worker {
                     log::warn!(
                         "mqtt: connection to the broker lost or refused: {err}; retrying with backoff"
                     );
+                }
+                if self.connected {
+                    self.edge_event("disconnected", Some(&err));
                 }
                 self.connected = false;
                 self.stats

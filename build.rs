@@ -1,0 +1,75 @@
+//! Compiles the dashboard's files (`dashboard/`) into the binary: each is gzip-compressed
+//! here, once, and given an ETag (a hash of its content), so the server only picks the
+//! bytes to send. Generates `$OUT_DIR/assets.rs`, one `Asset` static per file, which
+//! `src/edges/http/assets.rs` includes.
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+/// The files served, as (file under `dashboard/`, content type).
+const FILES: &[(&str, &str)] = &[
+    ("index.html", "text/html; charset=utf-8"),
+    ("app.js", "text/javascript; charset=utf-8"),
+    ("app.css", "text/css; charset=utf-8"),
+];
+
+fn main() {
+    println!("cargo:rerun-if-changed=dashboard");
+    println!("cargo:rerun-if-changed=build.rs");
+    let out_dir = std::env::var("OUT_DIR").expect("OUT_DIR");
+    let root = std::env::var("CARGO_MANIFEST_DIR").expect("CARGO_MANIFEST_DIR");
+    let mut code = String::new();
+    for (file, content_type) in FILES {
+        let src = Path::new(&root).join("dashboard").join(file);
+        println!("cargo:rerun-if-changed={}", src.display());
+        let data = std::fs::read(&src).unwrap_or_else(|e| panic!("{}: {e}", src.display()));
+        let gz = gzip(&data);
+        let gz_path = Path::new(&out_dir).join(format!("{file}.gz"));
+        std::fs::write(&gz_path, &gz).expect("write the compressed asset");
+        let name = file.replace(['.', '-'], "_").to_uppercase();
+        let _ = writeln!(
+            code,
+            "pub(crate) static {name}: Asset = Asset {{ content_type: {content_type:?}, identity: include_bytes!({src:?}), gzip: include_bytes!({gz:?}), etag: \"\\\"{hash:016x}\\\"\", etag_gzip: \"\\\"{hash:016x}-gz\\\"\" }};",
+            src = src.display().to_string(),
+            gz = gz_path.display().to_string(),
+            hash = fnv1a(&data),
+        );
+    }
+    std::fs::write(Path::new(&out_dir).join("assets.rs"), code).expect("write assets.rs");
+}
+
+/// A gzip member (RFC 1952) around miniz_oxide's deflate at its best level.
+fn gzip(data: &[u8]) -> Vec<u8> {
+    // Magic, deflate, no flags, no mtime (reproducible builds), max compression, Unix.
+    let mut out = vec![0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 2, 3];
+    out.extend_from_slice(&miniz_oxide::deflate::compress_to_vec(data, 10));
+    out.extend_from_slice(&crc32(data).to_le_bytes());
+    out.extend_from_slice(&(data.len() as u32).to_le_bytes());
+    out
+}
+
+/// CRC-32 (IEEE), bit by bit: a few KiB of assets, once per build.
+fn crc32(data: &[u8]) -> u32 {
+    let mut crc = !0u32;
+    for &b in data {
+        crc ^= u32::from(b);
+        for _ in 0..8 {
+            crc = if crc & 1 != 0 {
+                (crc >> 1) ^ 0xEDB8_8320
+            } else {
+                crc >> 1
+            };
+        }
+    }
+    !crc
+}
+
+/// FNV-1a, 64 bits: the ETag only has to change when the content does.
+fn fnv1a(data: &[u8]) -> u64 {
+    let mut h = 0xcbf2_9ce4_8422_2325u64;
+    for &b in data {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h
+}
