@@ -386,6 +386,11 @@ pub fn run(settings: Settings, spec: PipelineSpec) -> Result<(), String> {
                 let shared = shared.clone();
                 move || crate::status::live(&shared)
             }),
+            // The same snapshot as /api/status, in Prometheus's format: they cannot disagree.
+            metrics: Box::new({
+                let shared = shared.clone();
+                move || crate::status::prometheus::render(&crate::status::live(&shared))
+            }),
             #[cfg(feature = "agent")]
             ask: intake.map(|i| i as Arc<dyn QuestionIntake>),
             #[cfg(not(feature = "agent"))]

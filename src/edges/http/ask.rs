@@ -92,6 +92,7 @@ pub(crate) async fn ask(view: &HttpView, call: &Call) -> Reply {
             code: 503,
             body: a,
             allow: None,
+            raw: None,
         },
         Some(Ok(a)) => ok(a),
         Some(Err(_)) => err(503, "the agent stopped before answering"),
@@ -102,6 +103,7 @@ pub(crate) async fn ask(view: &HttpView, call: &Call) -> Reply {
                 "id": id,
             }),
             allow: None,
+            raw: None,
         },
     }
 }

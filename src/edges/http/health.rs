@@ -8,7 +8,7 @@ use serde_json::json;
 
 use super::HttpView;
 use super::request::Call;
-use super::response::{Reply, ok};
+use super::response::{Reply, ok, text};
 use crate::clock::{iso8601, now_us};
 
 /// How long health waits for the event loop before calling it stalled.
@@ -73,10 +73,16 @@ pub(crate) async fn health(view: &HttpView, pinger: &Pinger) -> Reply {
         code: if alive { 200 } else { 503 },
         body,
         allow: None,
+        raw: None,
     }
 }
 
 /// `GET /api/status`.
 pub(crate) fn status(view: &HttpView, _: &Call) -> Reply {
     ok((view.status)())
+}
+
+/// `GET /metrics`: the Prometheus text exposition format, version 0.0.4.
+pub(crate) fn metrics(view: &HttpView, _: &Call) -> Reply {
+    text("text/plain; version=0.0.4; charset=utf-8", (view.metrics)())
 }

@@ -72,6 +72,9 @@ pub struct HttpView {
     /// Renders `/api/status` (app passes the status module's live report). Runs on
     /// `http-work`.
     pub status: Box<dyn Fn() -> Json + Send + Sync>,
+    /// Renders `/metrics` (Prometheus text, from the same snapshot as `status`). Runs on
+    /// `http-work`.
+    pub metrics: Box<dyn Fn() -> String + Send + Sync>,
     /// Where `POST /api/ask` offers questions; `None` when the agent is off.
     pub ask: Option<Arc<dyn QuestionIntake>>,
     /// The live events `/api/events` streams.

@@ -53,6 +53,7 @@ fn unknown_source(view: &HttpView, id: &str) -> Reply {
         code: 404,
         body: json!({ "error": format!("unknown source '{}'", short(id)), "available": known }),
         allow: None,
+        raw: None,
     }
 }
 

@@ -425,6 +425,7 @@ impl Query {
         Err(Reply {
             code: 400,
             body: json!({ "error": msg, "valid": allowed }),
+            raw: None,
             allow: None,
         })
     }

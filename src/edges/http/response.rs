@@ -9,13 +9,27 @@ use serde_json::{Value as Json, json};
 use crate::clock::{civil_from_days, now_us};
 use crate::graph::Micros;
 
-/// A handler's answer: status code, JSON body, and for 405 the methods the path allows.
+/// A handler's answer: status code, JSON body, and for 405 the methods the path allows;
+/// or, for the few endpoints whose clients want another format (`/metrics`), a text
+/// body with its content type instead of the JSON.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Reply {
     pub code: u16,
     pub body: Json,
     /// The `Allow` header (405 only).
     pub allow: Option<String>,
+    /// A body in another format, sent instead of `body`: (content type, text).
+    pub raw: Option<(&'static str, String)>,
+}
+
+/// 200 with a text body of `content_type`.
+pub(crate) fn text(content_type: &'static str, text: String) -> Reply {
+    Reply {
+        code: 200,
+        body: Json::Null,
+        allow: None,
+        raw: Some((content_type, text)),
+    }
 }
 
 pub(crate) fn ok(body: Json) -> Reply {
@@ -23,6 +37,7 @@ pub(crate) fn ok(body: Json) -> Reply {
         code: 200,
         body,
         allow: None,
+        raw: None,
     }
 }
 
@@ -31,6 +46,7 @@ pub(crate) fn err(code: u16, msg: impl Into<String>) -> Reply {
         code,
         body: json!({ "error": msg.into() }),
         allow: None,
+        raw: None,
     }
 }
 
@@ -44,10 +60,14 @@ impl Reply {
         if self.code == 503 {
             headers.push(("Retry-After", "1".to_string()));
         }
+        let (content_type, body) = match self.raw {
+            Some((t, text)) => (t, text.into_bytes()),
+            None => ("application/json", self.body.to_string().into_bytes()),
+        };
         Response {
             code: self.code,
-            content_type: "application/json",
-            body: Cow::Owned(self.body.to_string().into_bytes()),
+            content_type,
+            body: Cow::Owned(body),
             headers,
             close: false,
         }

@@ -80,6 +80,7 @@ use Method::{Get, Post, Put};
 pub(crate) static ROUTES: &[Route] = &[
     route(Get, "api/health", &[], Health),
     route(Get, "api/status", &[], Work(health::status)),
+    route(Get, "metrics", &[], Work(health::metrics)),
     route(Get, "api/readings", &[], Work(readings::all)),
     route(Get, "api/readings/{id}", &[], Work(readings::one)),
     route(
