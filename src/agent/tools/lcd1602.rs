@@ -164,6 +164,7 @@ mod tests {
             writer: None,
             mqtt: None,
             observer: None,
+            events: None,
             shutdown: &shutdown,
         };
         let mut s = crate::plugins::Setup {
