@@ -107,7 +107,7 @@ class TimeChart {
     g.textBaseline = "middle";
     for (let v = Math.ceil(lo / step) * step; v <= hi; v += step) {
       g.beginPath(); g.moveTo(L, Y(v)); g.lineTo(L + w, Y(v)); g.stroke();
-      g.fillText(fmtNum(v), L - 4, Y(v));
+      g.fillText(fmtNum(v, step), L - 4, Y(v));
     }
     // Time axis.
     const tstep = timeStep((x1 - x0) / Math.max(2, Math.floor(w / 90)));
@@ -160,11 +160,10 @@ function timeStep(raw) {
   return TIME_STEPS.find((s) => s >= raw) || TIME_STEPS[TIME_STEPS.length - 1];
 }
 
-function fmtNum(v) {
-  const a = Math.abs(v);
-  if (a >= 1e6) return (v / 1e6).toFixed(1) + "M";
-  if (a >= 1e4) return (v / 1e3).toFixed(0) + "k";
-  return String(Math.round(v * 100) / 100);
+// A tick's value with as many decimals as its step needs.
+function fmtNum(v, step) {
+  if (step >= 1e5 && Math.abs(v) >= 1e6) return (v / 1e6).toFixed(step >= 1e6 ? 0 : 1) + "M";
+  return v.toFixed(Math.min(6, Math.max(0, -Math.floor(Math.log10(step)))));
 }
 
 function fmtTime(t, span) {
@@ -173,21 +172,20 @@ function fmtTime(t, span) {
   return d.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
 }
 
-// A sparkline: an SVG polyline of [[ms, value]] in a small box.
+// A sparkline: an SVG polyline of [[ms, value]] in a small box (made by the HTML
+// parser, which puts <svg> in its namespace).
 function sparkline(points, w = 120, h = 24) {
-  const svg = document.createElementNS("http://www.w3.org/2000/svg", "svg");
-  svg.setAttribute("viewBox", `0 0 ${w} ${h}`);
-  svg.setAttribute("class", "spark");
   const nums = points.filter((p) => typeof p[1] === "number");
+  let line = "";
   if (nums.length > 1) {
     const t0 = nums[0][0], t1 = nums[nums.length - 1][0] || t0 + 1;
-    let lo = Math.min(...nums.map((p) => p[1])), hi = Math.max(...nums.map((p) => p[1]));
+    let lo = Infinity, hi = -Infinity;
+    for (const p of nums) { lo = Math.min(lo, p[1]); hi = Math.max(hi, p[1]); }
     if (lo === hi) { lo -= 1; hi += 1; }
-    const pl = document.createElementNS(svg.namespaceURI, "polyline");
-    pl.setAttribute("points", nums.map(([t, v]) =>
-      `${(((t - t0) / (t1 - t0 || 1)) * w).toFixed(1)},${(h - 1 - ((v - lo) / (hi - lo)) * (h - 2)).toFixed(1)}`).join(" "));
-    svg.appendChild(pl);
+    line = nums.map(([t, v]) =>
+      `${(((t - t0) / (t1 - t0 || 1)) * w).toFixed(1)},${(h - 1 - ((v - lo) / (hi - lo)) * (h - 2)).toFixed(1)}`).join(" ");
   }
-  svg.dataset.points = String(nums.length);
-  return svg;
+  const box = document.createElement("span");
+  box.innerHTML = `<svg class="spark" viewBox="0 0 ${w} ${h}" data-points="${nums.length}"><polyline points="${line}"/></svg>`;
+  return box.firstChild;
 }

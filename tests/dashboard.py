@@ -153,7 +153,7 @@ def main():
         js(f"{toggle}.click(); 1")
         after = until(
             f"fetch('/api/gpio').then(r => r.json()).then(g => g.pins.find(p => p.pin === {a.pin_out}).value !== {json.dumps(before)})", 3)
-        ok(after, f"the toggle set pin {a.pin_out} from {before} to {not before}")
+        ok(after, f"the toggle set pin {a.pin_out} from {json.dumps(before)} to {json.dumps(not before)}")
         until(f"document.querySelector('tr[data-pin=\"{a.pin_out}\"] td.level')?.textContent === '{'low' if before else 'high'}'", 3)
         shot("gpio-logged-in")
         code = js(f"fetch('/api/gpio/{a.pin_out}', {{method: 'PUT', body: '{{\"value\": false}}'}}).then(r => r.status)")

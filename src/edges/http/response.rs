@@ -20,8 +20,9 @@ pub(crate) struct Reply {
     pub allow: Option<String>,
     /// A body in another format, sent instead of `body`: (content type, text).
     pub raw: Option<(&'static str, String)>,
-    /// A `Set-Cookie` header (the dashboard's login and logout).
-    pub set_cookie: Option<String>,
+    /// A `Set-Cookie` header (the dashboard's login and logout). Boxed: a `Reply` is
+    /// returned as an `Err` in many places, and stays under clippy's 128 bytes.
+    pub set_cookie: Option<Box<str>>,
 }
 
 /// 200 with a text body of `content_type`.
@@ -66,7 +67,7 @@ impl Reply {
             headers.push(("Retry-After", "1".to_string()));
         }
         if let Some(cookie) = self.set_cookie {
-            headers.push(("Set-Cookie", cookie));
+            headers.push(("Set-Cookie", cookie.into()));
             headers.push(("Cache-Control", "no-store".to_string()));
         }
         let (content_type, body) = match self.raw {

@@ -14,9 +14,9 @@ use super::health;
 #[cfg(feature = "agent")]
 use super::memory;
 use super::readings;
-use super::session;
 use super::request::{Call, Method, Query, percent_decode, short};
 use super::response::{Reply, err};
+use super::session;
 use super::stream::Streaming;
 
 /// A handler that may block (LMDB reads, the network, hardware). It runs on a worker

@@ -96,13 +96,8 @@ fn random_hex() -> std::io::Result<String> {
     let mut filled = 0;
     while filled < buf.len() {
         // SAFETY: writes at most the remaining length into our own buffer.
-        let n = unsafe {
-            libc::getrandom(
-                buf[filled..].as_mut_ptr().cast(),
-                buf.len() - filled,
-                0,
-            )
-        };
+        let n =
+            unsafe { libc::getrandom(buf[filled..].as_mut_ptr().cast(), buf.len() - filled, 0) };
         if n < 0 {
             let e = std::io::Error::last_os_error();
             if e.kind() == std::io::ErrorKind::Interrupted {
@@ -190,11 +185,14 @@ pub(crate) fn login(view: &HttpView, call: &Call) -> Reply {
         "csrf": s.csrf,
         "expires": iso8601(s.expires),
     }));
-    reply.set_cookie = Some(format!(
-        "{COOKIE}={}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}",
-        s.id,
-        h.session_ttl / 1_000_000
-    ));
+    reply.set_cookie = Some(
+        format!(
+            "{COOKIE}={}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}",
+            s.id,
+            h.session_ttl / 1_000_000
+        )
+        .into(),
+    );
     reply
 }
 
@@ -212,9 +210,8 @@ pub(crate) fn logout(view: &HttpView, call: &Call) -> Reply {
     set_gauge(view);
     log::info!("http: dashboard logout");
     let mut reply = ok(json!({ "logged_in": false }));
-    reply.set_cookie = Some(format!(
-        "{COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0"
-    ));
+    reply.set_cookie =
+        Some(format!("{COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0").into());
     reply
 }
 
@@ -271,10 +268,7 @@ mod tests {
 
     #[test]
     fn the_cookie_is_found_among_others() {
-        assert_eq!(
-            cookie_value("a=1; smollama_session=abc; b=2"),
-            Some("abc")
-        );
+        assert_eq!(cookie_value("a=1; smollama_session=abc; b=2"), Some("abc"));
         assert_eq!(cookie_value("smollama_session="), None);
         assert_eq!(cookie_value("xsmollama_session=abc"), None);
     }
