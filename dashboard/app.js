@@ -407,7 +407,8 @@ function searchView(main, kind) {
       if (q) {
         // By meaning when the embedding model answers, else by words: the node says which.
         const r = await api("/api/memory/recall", { method: "POST", body: JSON.stringify({ query: q, limit: 50 }) });
-        mode.textContent = `search by ${r.mode === "words" ? "words (the embedding model is not available)" : r.mode}`;
+        mode.textContent = r.mode === "vector" ? "search by meaning (embeddings)"
+          : "search by words (BM25: the embedding model is not available or has no vectors yet)";
         items = r[kind];
         if (kind === "observations" && hours) items = items.filter((x) => Date.parse(x.timestamp) > Date.now() - hours * 3600e3);
       } else {

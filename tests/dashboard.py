@@ -63,6 +63,7 @@ def main():
     ap.add_argument("--source", required=True)
     ap.add_argument("--answer", required=True)
     ap.add_argument("--shots", required=True)
+    ap.add_argument("--agent-pid", type=int, required=True, help="killed at the end: the banner must show")
     a = ap.parse_args()
     os.makedirs(a.shots, exist_ok=True)
     failed = []
@@ -117,9 +118,25 @@ def main():
             shot(name)
         ok(True, f"{len(pages)} pages loaded, screenshots in {a.shots}")
 
-        # The chart draws the source's history.
+        # The chart draws the source's history, and the observation about it as a marker.
         points = until("Number(document.querySelector('#chart')?.dataset.points || 0)", 5)
         ok((points or 0) > 1, f"the chart of {a.source} draws its history ({points} points)")
+        marks = until("Number(document.querySelector('#chart')?.dataset.marks || 0)", 5)
+        ok(marks == 1, f"the observation about {a.source} is a marker on its chart ({marks})")
+        js("document.querySelector('.bar button[data-minutes=\"1440\"]').click(); 1")
+        span = until("/raw|rollups/.test(document.querySelector('#page p.dim')?.textContent) && document.querySelector('.bar .on')?.textContent", 5)
+        ok(span == "24 h", f"the 24 h range loads ({span!r})")
+
+        # Observations: the imported one with its type badge; a search says its mode.
+        go("#/observations")
+        badge = until("document.querySelector('.item .badge')?.textContent", 5)
+        ok(badge == "pattern", f"the observation is listed with its type badge ({badge!r})")
+        js("const s = document.querySelector('input[type=search]'); s.value = 'uptime'; s.dispatchEvent(new Event('input')); 1")
+        mode = until("(t => t.startsWith('search by') && t)(document.getElementById('mode').textContent)", 5)
+        ok(bool(mode) and "words" in mode, f"a search shows its mode: {mode!r}")
+        found = until("document.querySelectorAll('.item').length", 5)
+        ok(found == 1, f"and finds the observation ({found})")
+        shot("observations-search")
 
         # A GPIO input set through the API shows on the open overview within a second.
         go("#/")
@@ -135,6 +152,23 @@ def main():
         dt = time.time() - t0
         ok(seen and dt <= 1.0, f"{src} {now} -> {want} on the open overview after {dt * 1000:.0f} ms (no reload)")
         shot("overview-live")
+        # On a phone's width (the layout folds; no horizontal scrolling).
+        cdp.call("Emulation.setDeviceMetricsOverride",
+                 {"width": 390, "height": 800, "deviceScaleFactor": 2, "mobile": True})
+        cdp.pump(0.5)
+        wide = js("document.documentElement.scrollWidth")
+        ok(wide is not None and wide <= 390, f"on a 390 px phone the page is {wide} px wide")
+        shot("overview-phone")
+        cdp.call("Emulation.clearDeviceMetricsOverride")
+
+        # Paused, the page holds still; resumed, it shows what changed meanwhile.
+        js("document.getElementById('pause').click(); 1")
+        api("PUT", f"/api/gpio/{a.pin_in}", want != "true")
+        time.sleep(1.0)
+        held = js(cell)
+        js("document.getElementById('pause').click(); 1")
+        back = until(f"{cell} === '{now}'", 3)
+        ok(held == want and back, f"paused it still shows {held}; resumed, {now}")
 
         # Logged out: the toggle is there but disabled; a write with no cookie is refused.
         go("#/gpio")
@@ -195,6 +229,13 @@ def main():
                     outside.append(u)
         ok(not errors, f"no console errors {errors or ''}")
         ok(not outside, f"no request leaves {a.url} {outside or ''}")
+
+        # The node goes away: a banner says so.
+        go("#/")
+        cdp.notes.clear()
+        os.kill(a.agent_pid, 9)
+        ok(until("!document.getElementById('banner').hidden", 5), "with the node gone, the banner shows")
+        shot("connection-lost")
     finally:
         chrome.terminate()
         chrome.wait()

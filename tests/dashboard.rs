@@ -20,6 +20,8 @@ use fake_ollama::{FakeOllama, Step};
 use serde_json::Value;
 
 const MODEL: &str = "gemma4:e2b";
+const OBSERVATION: &str = r#"{"kind": "observation", "text": "Uptime climbs steadily since the boot", "type": "pattern", "confidence": 0.8, "related_sources": ["system:uptime"]}
+"#;
 
 /// The test pipeline with an events sink, so readings reach open pages live.
 fn pipeline() -> String {
@@ -38,6 +40,21 @@ fn start(tag: &str, ollama: &FakeOllama) -> (TempDir, Agent) {
             ollama.port()
         ),
     );
+    // An observation about the source (as the observation loop would store one), for
+    // the chart's markers and the observations page.
+    let notes = dir.path().join("notes.jsonl");
+    std::fs::write(&notes, OBSERVATION).unwrap();
+    let (code, out, err) = run_cli(
+        &[
+            "--config",
+            cfg.to_str().unwrap(),
+            "memory",
+            "import",
+            notes.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert_eq!(code, 0, "{out}{err}");
     let agent = Agent::start(&cfg, port, &[]);
     eventually(10, "a reading of system:uptime", || {
         (get(&agent.url("/api/readings/system:uptime")).ok()?.0 == 200).then_some(())
@@ -210,6 +227,7 @@ fn the_dashboard_works_in_a_real_browser() {
         .args(["--url", &agent.url("")])
         .args(["--token", TOKEN, "--pin-in", "17", "--pin-out", "22"])
         .args(["--source", "system:uptime", "--answer", answer])
+        .args(["--agent-pid", &agent.child.id().to_string()])
         .arg("--shots")
         .arg(&shots)
         .output()
