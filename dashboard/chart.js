@@ -31,6 +31,7 @@ class TimeChart {
     this.view = null;
     this.c.dataset.points = String(line.length);
     this.c.dataset.marks = String(this.marks.length);
+    this.c.dataset.band = String(this.band.length);
     this.draw();
   }
 
@@ -87,6 +88,8 @@ class TimeChart {
     const fg = css.color, accent = css.getPropertyValue("--accent") || "#37c";
     const L = 48, R = 8, T = 8, B = 22, w = W - L - R, h = H - T - B;
     const [x0, x1] = this.range();
+    c.dataset.from = String(Math.round(x0));
+    c.dataset.spanMs = String(Math.round(x1 - x0));
     const inView = (t) => t >= x0 && t <= x1;
     let lo = Infinity, hi = -Infinity;
     for (const [t, v] of this.line) if (inView(t)) { lo = Math.min(lo, v); hi = Math.max(hi, v); }

@@ -23,9 +23,17 @@ const MODEL: &str = "gemma4:e2b";
 const OBSERVATION: &str = r#"{"kind": "observation", "text": "Uptime climbs steadily since the boot", "type": "pattern", "confidence": 0.8, "related_sources": ["system:uptime"]}
 "#;
 
-/// The test pipeline with an events sink, so readings reach open pages live.
+/// The test pipeline with an events sink, so readings reach open pages live, and
+/// rollups every second beyond an hour of raw readings, so a 24 h chart has its
+/// min–max band within seconds.
 fn pipeline() -> String {
-    format!("{FAST_PIPELINE}\n[[sink]]\nname = \"live\"\nkind = \"events\"\nfrom = [\"quiet\"]\n")
+    let raw = "raw_for = \"1d\"\nrollups = [{ every = \"1m\", keep = \"30d\" }]";
+    assert!(FAST_PIPELINE.contains(raw));
+    let p = FAST_PIPELINE.replace(
+        raw,
+        "raw_for = \"1h\"\nrollups = [{ every = \"1s\", keep = \"30d\" }]",
+    );
+    format!("{p}\n[[sink]]\nname = \"live\"\nkind = \"events\"\nfrom = [\"quiet\"]\n")
 }
 
 fn start(tag: &str, ollama: &FakeOllama) -> (TempDir, Agent) {
