@@ -353,8 +353,9 @@ views.readings = (main, _, params) => {
   const filter = params.get("node") || "";
   const local = state.status ? state.status.node : $("#node").textContent;
   const bar = el("div", { class: "bar", id: "nodes" });
+  const about = el("p", { id: "about" });
   const grid = el("section", { class: "grid" });
-  main.append(el("h2", {}, "Readings across nodes"), bar, grid);
+  main.append(el("h2", {}, "Readings across nodes"), bar, about, grid);
   const draw = () => {
     const nodes = new Map(); // node -> newest ms
     for (const [s, r] of state.latest) {
@@ -377,6 +378,13 @@ views.readings = (main, _, params) => {
         el("small", {}, n ? n : "Local", " · ", ago(r.t))));
     }
     grid.replaceChildren(...(cards.length ? cards : [el("p", { class: "dim" }, "No readings.")]));
+    // A node's page: its state, when it was last heard of, how many sources.
+    const newest = filter === "local"
+      ? Math.max(0, ...[...state.latest].filter(([s]) => !nodeOf(s)).map(([, r]) => r.t))
+      : nodes.get(filter);
+    about.replaceChildren(...(filter && newest ? [
+      el("span", { class: `dot ${nodeState(newest)}` }), `${filter === "local" ? `${local} (this node)` : filter} · `,
+      nodeState(newest), " · last seen ", ago(newest), ` · ${cards.length} sources`] : []));
   };
   draw();
   return { onReading: draw };

@@ -118,6 +118,13 @@ def main():
             shot(name)
         ok(True, f"{len(pages)} pages loaded, screenshots in {a.shots}")
 
+        # This node's page: the filter bar's Local, with its state.
+        go("#/readings?node=local")
+        about = until("document.getElementById('about')?.textContent", 5)
+        ok(bool(about) and "this node" in about and "active" in about, f"the node page: {about!r}")
+        shot("node-local")
+        go(f"#/source/{a.source}")
+
         # The chart draws the source's history, and the observation about it as a marker.
         points = until("Number(document.querySelector('#chart')?.dataset.points || 0)", 5)
         ok((points or 0) > 1, f"the chart of {a.source} draws its history ({points} points)")
