@@ -10,6 +10,7 @@ use std::path::Path;
 const FILES: &[(&str, &str)] = &[
     ("index.html", "text/html; charset=utf-8"),
     ("app.js", "text/javascript; charset=utf-8"),
+    ("chart.js", "text/javascript; charset=utf-8"),
     ("app.css", "text/css; charset=utf-8"),
 ];
 

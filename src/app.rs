@@ -374,6 +374,7 @@ pub fn run(settings: Settings, spec: PipelineSpec) -> Result<(), String> {
     let http = if let Some(events) = events {
         let view = HttpView {
             events,
+            sessions: Default::default(),
             settings: settings.clone(),
             started,
             registry: registry.clone(),

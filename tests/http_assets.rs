@@ -45,7 +45,9 @@ fn the_page_is_served_gzip_when_accepted_with_an_etag_that_revalidates() {
     assert_eq!(plain.header("Cache-Control"), Some("no-cache"));
     let html = String::from_utf8(plain.body.clone()).unwrap();
     assert!(
-        html.contains("<table id=\"readings\">") && html.contains("/app.js"),
+        html.contains("<main id=\"page\">")
+            && html.contains("/app.js")
+            && html.contains("/chart.js"),
         "{html}"
     );
     assert_eq!(request(port, "GET", "/index.html", "").body, plain.body);
@@ -88,7 +90,7 @@ fn the_live_view_uses_the_event_stream_and_nothing_from_outside() {
     let js = String::from_utf8(js.body).unwrap();
     assert!(js.contains("new EventSource(\"/api/events\")"), "{js}");
     assert!(js.contains("/api/readings"), "the polling fallback");
-    for path in ["/", "/app.js", "/app.css"] {
+    for path in ["/", "/app.js", "/chart.js", "/app.css"] {
         let body = String::from_utf8(request(agent.port, "GET", path, "").body).unwrap();
         for outside in ["http://", "https://", "//cdn", "@import", "fonts."] {
             assert!(!body.contains(outside), "{path} refers outside: {outside}");

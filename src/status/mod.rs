@@ -246,6 +246,13 @@ fn http(shared: &StatusView) -> Json {
             "refused_at_cap": n(&st.streams_refused_at_cap),
             "write_timeouts": n(&st.stream_write_timeouts),
         },
+        "sessions": {
+            "open": n(&st.sessions_open),
+            "max_sessions": h.max_sessions,
+            "logins": n(&st.logins),
+            "logins_refused": n(&st.logins_refused),
+            "evicted": n(&st.sessions_evicted),
+        },
         "events": shared.events.as_deref().map(events),
     })
 }

@@ -405,6 +405,31 @@ fn store(o: &mut Out, s: &Json) {
 }
 
 fn http(o: &mut Out, h: &Json) {
+    let s = &h["sessions"];
+    o.single(
+        "smollama_http_sessions_open",
+        "gauge",
+        "Dashboard sessions held ([http] max_sessions at most).",
+        num(&s["open"]),
+    );
+    o.single(
+        "smollama_http_logins_total",
+        "counter",
+        "Dashboard logins with the right token.",
+        num(&s["logins"]),
+    );
+    o.single(
+        "smollama_http_logins_refused_total",
+        "counter",
+        "Dashboard logins refused for a wrong token.",
+        num(&s["logins_refused"]),
+    );
+    o.single(
+        "smollama_http_sessions_evicted_total",
+        "counter",
+        "Dashboard sessions ended early by a login past max_sessions.",
+        num(&s["evicted"]),
+    );
     o.single(
         "smollama_http_connections_open",
         "gauge",

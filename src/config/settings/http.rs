@@ -41,6 +41,11 @@ pub struct HttpSettings {
     pub events_buffer_kb: u32,
     /// A stream with nothing to send writes a keep-alive comment this often. Default 15 s.
     pub events_keepalive: Micros,
+    /// Dashboard sessions (login cookies) held at once; a new login past it ends the
+    /// oldest. Default 8.
+    pub max_sessions: u32,
+    /// A dashboard session ends this long after its login. Default 12 h.
+    pub session_ttl: Micros,
 }
 
 /// The placeholder before the defaults are applied (`Settings::defaults`).
@@ -258,6 +263,33 @@ pub(crate) const SECTION: Section = Section {
                 Ok(())
             },
             |s| duration(s.http.events_keepalive),
+        ),
+        Key::new(
+            Spec {
+                range: Some((1.0, 1024.0)),
+                default: "8",
+                doc: "Dashboard sessions (a login with the token sets an HttpOnly cookie) held at once; a login past it ends the oldest session (counted in /api/status). Each costs about 100 bytes.",
+                hint: "sessions, e.g. 8",
+                ..Spec::new("max_sessions", Want::WholeNumber)
+            },
+            |s, v, _| {
+                s.http.max_sessions = v.int()? as u32;
+                Ok(())
+            },
+            |s| number(s.http.max_sessions),
+        ),
+        Key::new(
+            Spec {
+                range: Some((60.0, 2_592_000.0)),
+                default: "\"12h\"",
+                doc: "A dashboard session ends this long after its login (the browser is then read-only until the next login).",
+                ..Spec::new("session_ttl", Want::Duration)
+            },
+            |s, v, _| {
+                s.http.session_ttl = v.dur()?;
+                Ok(())
+            },
+            |s| duration(s.http.session_ttl),
         ),
     ],
 };

@@ -164,6 +164,8 @@ impl Settings {
                 events_buffer: 0,
                 events_buffer_kb: 0,
                 events_keepalive: 0,
+                max_sessions: 0,
+                session_ttl: 0,
             },
             log: LogSettings {
                 level: None,

@@ -45,7 +45,7 @@ fn wait_of(body: &str) -> Result<Duration, Reply> {
 /// as plain text): 200 with the answer (`docs/mqtt.md`'s answer payload), 503 with it
 /// when the model could not answer, 504 when it did not within `timeout_s`.
 pub(crate) async fn ask(view: &HttpView, call: &Call) -> Reply {
-    if let Err(refused) = require_token(view, call.auth.as_deref()) {
+    if let Err(refused) = require_token(view, call) {
         return refused;
     }
     let Some(intake) = &view.ask else {
@@ -93,6 +93,7 @@ pub(crate) async fn ask(view: &HttpView, call: &Call) -> Reply {
             body: a,
             allow: None,
             raw: None,
+            set_cookie: None,
         },
         Some(Ok(a)) => ok(a),
         Some(Err(_)) => err(503, "the agent stopped before answering"),
@@ -104,6 +105,7 @@ pub(crate) async fn ask(view: &HttpView, call: &Call) -> Reply {
             }),
             allow: None,
             raw: None,
+            set_cookie: None,
         },
     }
 }

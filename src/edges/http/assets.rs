@@ -22,7 +22,7 @@ pub(crate) struct Asset {
     pub etag_gzip: &'static str,
 }
 
-// `INDEX_HTML`, `APP_JS`, `APP_CSS`: one static per file of `build.rs`'s list.
+// `INDEX_HTML`, `APP_JS`, `CHART_JS`, `APP_CSS`: one static per file of `build.rs`'s list.
 include!(concat!(env!("OUT_DIR"), "/assets.rs"));
 
 /// Whether `If-None-Match` names either of the asset's tags (or is `*`).

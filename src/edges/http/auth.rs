@@ -1,19 +1,43 @@
-//! The bearer token that endpoints which change the world (GPIO writes, questions that
-//! may run write tools) require.
+//! Who may change the world (GPIO writes, questions that may run write tools): API
+//! clients with the bearer token, and dashboard sessions (`session.rs`) whose write
+//! carries the session's CSRF token.
 
 use super::HttpView;
+use super::request::Call;
 use super::response::{Reply, err};
+use super::session::{self, Presented};
 
-/// `Ok` when `auth` is `Bearer <[http] token>`; else the 403 (no token set: such
-/// endpoints are off) or 401 to answer. Compared in constant time.
-pub(crate) fn require_token(view: &HttpView, auth: Option<&str>) -> Result<(), Reply> {
+/// `Ok` when the request has `Authorization: Bearer <[http] token>`, or, without an
+/// `Authorization` header, a live session cookie and that session's `X-CSRF-Token`;
+/// else the 403 (no token set: such endpoints are off; or the CSRF token is missing) or
+/// 401 to answer. Compared in constant time.
+pub(crate) fn require_token(view: &HttpView, call: &Call) -> Result<(), Reply> {
     let Some(token) = view.settings.http.token.as_deref() else {
         return Err(err(
             403,
             "write endpoints are disabled: set [http] token (or SMOLLAMA_HTTP_TOKEN) to enable them",
         ));
     };
-    let presented = auth.and_then(|a| a.strip_prefix("Bearer ")).unwrap_or("");
+    if call.auth.is_none() {
+        match session::check(view, call) {
+            Presented::Valid => return Ok(()),
+            Presented::NoCsrf => {
+                return Err(err(
+                    403,
+                    "missing or wrong X-CSRF-Token header (a write with the session cookie needs the token GET /api/session gives)",
+                ));
+            }
+            Presented::Unknown => {
+                return Err(err(401, "session expired or ended: log in again"));
+            }
+            Presented::None => {}
+        }
+    }
+    let presented = call
+        .auth
+        .as_deref()
+        .and_then(|a| a.strip_prefix("Bearer "))
+        .unwrap_or("");
     if !constant_time_eq(presented.as_bytes(), token.as_bytes()) {
         return Err(err(
             401,
@@ -23,7 +47,7 @@ pub(crate) fn require_token(view: &HttpView, auth: Option<&str>) -> Result<(), R
     Ok(())
 }
 
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     if a.len() != b.len() {
         return false;
     }

@@ -21,7 +21,7 @@ pub(crate) fn pins(view: &HttpView, _: &Call) -> Reply {
 /// input). Needs the bearer token. Runs on `http-slow`: hardware may take its time.
 pub(crate) fn write(view: &HttpView, call: &Call) -> Reply {
     let pin = call.params[0].as_str();
-    if let Err(refused) = require_token(view, call.auth.as_deref()) {
+    if let Err(refused) = require_token(view, call) {
         return refused;
     }
     let Ok(pin_no) = pin.parse::<u8>() else {

@@ -74,6 +74,7 @@ pub(crate) async fn health(view: &HttpView, pinger: &Pinger) -> Reply {
         body,
         allow: None,
         raw: None,
+        set_cookie: None,
     }
 }
 

@@ -14,7 +14,8 @@
 //!   connection's task on the `http` thread; `events.rs`: `/api/events` (SSE);
 //! - `assets.rs`: the dashboard's files, compiled in and compressed by `build.rs`;
 //! - handlers by topic: `health.rs` (health, status), `readings.rs`, `gpio.rs`,
-//!   `memory.rs`, `ask.rs` (questions for the agent); `auth.rs` (the bearer token);
+//!   `memory.rs`, `ask.rs` (questions for the agent); `auth.rs` (who may write: the
+//!   bearer token, or a dashboard session with its CSRF token, `session.rs`);
 //!   counters in `stats.rs`.
 //!
 //! Every bound on what a client sends is a `[http]` setting and a counter in
@@ -34,6 +35,7 @@ mod request;
 mod response;
 mod routes;
 mod server;
+mod session;
 mod stats;
 mod stream;
 mod workers;
@@ -79,6 +81,8 @@ pub struct HttpView {
     pub ask: Option<Arc<dyn QuestionIntake>>,
     /// The live events `/api/events` streams.
     pub events: Arc<EventHub>,
+    /// Dashboard logins (start empty: `Default::default()`).
+    pub(crate) sessions: session::Sessions,
 }
 
 /// Connections the kernel may hold for `accept` (see `start`). A client on the LAN opens

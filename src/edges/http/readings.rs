@@ -54,6 +54,7 @@ fn unknown_source(view: &HttpView, id: &str) -> Reply {
         body: json!({ "error": format!("unknown source '{}'", short(id)), "available": known }),
         allow: None,
         raw: None,
+        set_cookie: None,
     }
 }
 

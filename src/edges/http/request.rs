@@ -233,6 +233,10 @@ pub(crate) struct Request {
     /// `Expect: 100-continue`: the client waits for a go-ahead before sending the body.
     pub expect_continue: bool,
     pub auth: Option<String>,
+    /// The dashboard's session cookie (`session::COOKIE`), if sent.
+    pub session: Option<String>,
+    /// `X-CSRF-Token`, as sent.
+    pub csrf: Option<String>,
     /// The headers some handlers read (assets, event streams).
     pub conditions: Conditions,
 }
@@ -285,6 +289,8 @@ pub(crate) fn parse_head(head: &[u8], limits: &Limits) -> Result<Request, Refusa
     let mut content_length: Option<u64> = None;
     let mut expect_continue = false;
     let mut auth = None;
+    let mut session = None;
+    let mut csrf = None;
     let mut conditions = Conditions::default();
     for h in req.headers.iter() {
         let value = std::str::from_utf8(h.value).unwrap_or("").trim();
@@ -312,6 +318,12 @@ pub(crate) fn parse_head(head: &[u8], limits: &Limits) -> Result<Request, Refusa
             expect_continue = value.eq_ignore_ascii_case("100-continue");
         } else if h.name.eq_ignore_ascii_case("authorization") {
             auth = Some(value.to_string());
+        } else if h.name.eq_ignore_ascii_case("cookie") {
+            if let Some(v) = super::session::cookie_value(value) {
+                session = Some(v.to_string());
+            }
+        } else if h.name.eq_ignore_ascii_case(super::session::CSRF_HEADER) {
+            csrf = Some(value.to_string());
         } else if h.name.eq_ignore_ascii_case("accept-encoding") {
             conditions.accept_gzip |= accepts_gzip(value);
         } else if h.name.eq_ignore_ascii_case("if-none-match") {
@@ -338,6 +350,8 @@ pub(crate) fn parse_head(head: &[u8], limits: &Limits) -> Result<Request, Refusa
         content_length: content_length as usize,
         expect_continue,
         auth,
+        session,
+        csrf,
         conditions,
     })
 }
@@ -427,6 +441,7 @@ impl Query {
             body: json!({ "error": msg, "valid": allowed }),
             raw: None,
             allow: None,
+            set_cookie: None,
         })
     }
 }
@@ -476,6 +491,9 @@ pub(crate) struct Call {
     pub query: Query,
     pub body: Vec<u8>,
     pub auth: Option<String>,
+    /// The session cookie's value and `X-CSRF-Token` (`session.rs` checks them).
+    pub session: Option<String>,
+    pub csrf: Option<String>,
     pub conditions: Conditions,
 }
 

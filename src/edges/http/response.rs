@@ -20,6 +20,9 @@ pub(crate) struct Reply {
     pub allow: Option<String>,
     /// A body in another format, sent instead of `body`: (content type, text).
     pub raw: Option<(&'static str, String)>,
+    /// A `Set-Cookie` header (the dashboard's login and logout). Boxed: a `Reply` is
+    /// returned as an `Err` in many places, and stays under clippy's 128 bytes.
+    pub set_cookie: Option<Box<str>>,
 }
 
 /// 200 with a text body of `content_type`.
@@ -29,6 +32,7 @@ pub(crate) fn text(content_type: &'static str, text: String) -> Reply {
         body: Json::Null,
         allow: None,
         raw: Some((content_type, text)),
+        set_cookie: None,
     }
 }
 
@@ -38,6 +42,7 @@ pub(crate) fn ok(body: Json) -> Reply {
         body,
         allow: None,
         raw: None,
+        set_cookie: None,
     }
 }
 
@@ -47,6 +52,7 @@ pub(crate) fn err(code: u16, msg: impl Into<String>) -> Reply {
         body: json!({ "error": msg.into() }),
         allow: None,
         raw: None,
+        set_cookie: None,
     }
 }
 
@@ -59,6 +65,10 @@ impl Reply {
         }
         if self.code == 503 {
             headers.push(("Retry-After", "1".to_string()));
+        }
+        if let Some(cookie) = self.set_cookie {
+            headers.push(("Set-Cookie", cookie.into()));
+            headers.push(("Cache-Control", "no-store".to_string()));
         }
         let (content_type, body) = match self.raw {
             Some((t, text)) => (t, text.into_bytes()),

@@ -16,6 +16,7 @@ use super::memory;
 use super::readings;
 use super::request::{Call, Method, Query, percent_decode, short};
 use super::response::{Reply, err};
+use super::session;
 use super::stream::Streaming;
 
 /// A handler that may block (LMDB reads, the network, hardware). It runs on a worker
@@ -95,6 +96,10 @@ pub(crate) static ROUTES: &[Route] = &[
     route(Get, "index.html", &[], Handler::Asset(&assets::INDEX_HTML)),
     route(Get, "app.js", &[], Handler::Asset(&assets::APP_JS)),
     route(Get, "app.css", &[], Handler::Asset(&assets::APP_CSS)),
+    route(Get, "chart.js", &[], Handler::Asset(&assets::CHART_JS)),
+    route(Get, "api/session", &[], Work(session::current)),
+    route(Post, "api/login", &[], Work(session::login)),
+    route(Post, "api/logout", &[], Work(session::logout)),
     route(Put, "api/gpio/{pin}", &[], Slow(gpio::write)),
     route(Post, "api/gpio/{pin}", &[], Slow(gpio::write)),
     #[cfg(feature = "agent")]

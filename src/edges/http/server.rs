@@ -443,6 +443,8 @@ impl Server {
         };
         call.body = body;
         call.auth = req.auth.clone();
+        call.session = req.session.clone();
+        call.csrf = req.csrf.clone();
         call.conditions = req.conditions.clone();
         Dispatched::Response(match route.handler {
             Handler::Health => health::health(&self.view, &self.pinger)

@@ -46,6 +46,14 @@ pub struct HttpStats {
     pub streams_refused_at_cap: AtomicU64,
     /// Streams closed because the client took none of a write within `request_timeout`.
     pub stream_write_timeouts: AtomicU64,
+    /// Dashboard sessions held now (at most `[http] max_sessions`; as last counted).
+    pub sessions_open: AtomicU64,
+    /// Dashboard logins with the right token.
+    pub logins: AtomicU64,
+    /// Dashboard logins refused for a wrong token.
+    pub logins_refused: AtomicU64,
+    /// Sessions ended early because a login found `max_sessions` held.
+    pub sessions_evicted: AtomicU64,
 }
 
 impl HttpStats {
