@@ -6,6 +6,7 @@ pub mod jsonl;
 pub mod lexical;
 pub mod observe;
 pub mod recall;
+pub mod replica;
 pub mod reembed;
 pub mod schedule;
 pub mod store;

@@ -36,6 +36,8 @@ mod routes;
 mod server;
 mod stats;
 mod stream;
+#[cfg(feature = "agent")]
+mod sync;
 mod workers;
 
 use std::net::{SocketAddr, TcpListener};

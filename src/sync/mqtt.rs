@@ -1,0 +1,157 @@
+//! The replicated log over MQTT (see `docs/mqtt.md`, "Sync"): own entries broadcast on
+//! `<prefix>/sync` (by `worker.rs`), everyone's consumed from `smollama/+/sync`, and a
+//! request/response pair for catching up, `smollama/<node>/sync/request` and
+//! `smollama/<node>/sync/response`, so nothing depends on the broker keeping messages.
+//!
+//! Per node we keep `seen:<node>`, the highest Lamport time of its own entries received
+//! without a gap: a broadcast carries `prev` (the sender's last own entry published
+//! before it), an answer carries `since`; when either is above `seen`, something was
+//! missed and we ask for entries since `seen`.
+
+use std::sync::Arc;
+
+use serde_json::{Value as Json, json};
+
+use super::apply;
+use super::stats::{STATS, SyncStats};
+use crate::messages::{Publish, SyncPeer};
+use crate::store::Store;
+use crate::store::sync_log::Entry;
+
+/// The broadcast filter every node consumes.
+pub const BROADCAST: &str = "smollama/+/sync";
+
+/// `messages::SyncPeer` for this node.
+pub struct MqttSync {
+    pub store: Arc<Store>,
+    pub node: String,
+    pub batch: usize,
+}
+
+fn publish(topic: String, body: Json) -> Publish {
+    Publish {
+        topic,
+        payload: body.to_string().into_bytes(),
+        qos: 1,
+        retain: false,
+    }
+}
+
+impl MqttSync {
+    /// A catch-up request to `peer` for its entries after what we have.
+    pub fn request(&self, peer: &str) -> Publish {
+        let since = self.store.sync_cursor(&format!("seen:{peer}")).unwrap_or(0);
+        SyncStats::add(&STATS.catchup_sent, 1);
+        publish(
+            format!("smollama/{peer}/sync/request"),
+            json!({ "node_id": self.node, "since": since, "limit": self.batch }),
+        )
+    }
+
+    /// Requests to every node we have heard from.
+    pub fn requests(&self) -> Vec<Publish> {
+        let peers = self.store.sync_cursors("seen:").unwrap_or_default();
+        peers
+            .iter()
+            .filter(|(p, _)| *p != self.node)
+            .map(|(p, _)| self.request(p))
+            .collect()
+    }
+
+    /// Answer `from`'s request: our own entries after `since`.
+    fn answer(&self, body: &Json) -> Vec<Publish> {
+        let Some(from) = body.get("node_id").and_then(Json::as_str) else {
+            return Vec::new();
+        };
+        if from == self.node || from.contains(['/', '+', '#']) || from.len() > 128 {
+            return Vec::new();
+        }
+        let since = body.get("since").and_then(Json::as_u64).unwrap_or(0);
+        let limit = body
+            .get("limit")
+            .and_then(Json::as_u64)
+            .map_or(self.batch, |l| (l as usize).clamp(1, self.batch));
+        // A request since N says it has everything of ours up to N: retention's ack.
+        let _ = self.store.sync_raise_cursor(&format!("acked:{from}"), since);
+        let entries = match self.store.sync_since(since, limit, Some(&self.node)) {
+            Ok(e) => e,
+            Err(e) => {
+                log::warn!("sync: cannot read the log to answer {from}: {e}");
+                return Vec::new();
+            }
+        };
+        SyncStats::add(&STATS.catchup_answered, 1);
+        let more = entries.len() == limit;
+        let list: Vec<Json> = entries.iter().map(Entry::to_json).collect();
+        vec![publish(
+            format!("smollama/{from}/sync/response"),
+            json!({ "node_id": self.node, "since": since, "entries": list, "more": more }),
+        )]
+    }
+
+    /// A broadcast (`base` = its `prev`) or an answer (`base` = its `since`).
+    fn take(&self, body: &Json, base_key: &str, answer: bool) -> Vec<Publish> {
+        let Some(sender) = body.get("node_id").and_then(Json::as_str) else {
+            SyncStats::add(&STATS.malformed, 1);
+            return Vec::new();
+        };
+        if sender == self.node || sender.contains(['/', '+', '#']) || sender.len() > 128 {
+            return Vec::new();
+        }
+        let entries = apply::entries_of(body.get("entries"));
+        if let Err(e) = apply::merge(&self.store, &entries) {
+            log::warn!("sync: cannot merge {} entries from {sender}: {e}", entries.len());
+            return Vec::new();
+        }
+        let key = format!("seen:{sender}");
+        let seen = self.store.sync_cursor(&key).unwrap_or(0);
+        let base = body.get(base_key).and_then(Json::as_u64).unwrap_or(0);
+        let top = entries
+            .iter()
+            .filter(|e| e.node_id == sender)
+            .map(|e| e.lamport_ts)
+            .max()
+            .unwrap_or(base);
+        // Known from now on: asked on every connect.
+        let _ = self.store.sync_put_known(&key);
+        if base <= seen {
+            let _ = self.store.sync_raise_cursor(&key, top.max(seen));
+            if answer && body.get("more").and_then(Json::as_bool) == Some(true) {
+                return vec![self.request(sender)];
+            }
+            Vec::new()
+        } else {
+            // A gap: entries between `seen` and `base` never reached us.
+            log::debug!("sync: missed entries of {sender} after {seen}; asking");
+            vec![self.request(sender)]
+        }
+    }
+}
+
+impl SyncPeer for MqttSync {
+    fn filters(&self) -> Vec<String> {
+        vec![
+            BROADCAST.to_string(),
+            format!("smollama/{}/sync/request", self.node),
+            format!("smollama/{}/sync/response", self.node),
+        ]
+    }
+
+    fn on_message(&self, topic: &str, payload: &[u8]) -> Vec<Publish> {
+        let Ok(body) = serde_json::from_slice::<Json>(payload) else {
+            SyncStats::add(&STATS.malformed, 1);
+            return Vec::new();
+        };
+        if topic.ends_with("/sync/request") {
+            self.answer(&body)
+        } else if topic.ends_with("/sync/response") {
+            self.take(&body, "since", true)
+        } else {
+            self.take(&body, "prev", false)
+        }
+    }
+
+    fn on_connect(&self) -> Vec<Publish> {
+        self.requests()
+    }
+}

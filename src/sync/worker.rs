@@ -1,0 +1,183 @@
+//! The `sync` thread: publishes this node's new entries on `<prefix>/sync` (QoS 1,
+//! through the outbox), asks every known node for what it missed every
+//! `catchup_interval`, syncs the HTTP peers when due, and trims the log. It sleeps
+//! `publish_interval` between turns and wakes at once to stop.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use serde_json::{Value as Json, json};
+
+use super::client::Client;
+use super::mqtt::MqttSync;
+use super::stats::{STATS, SyncStats};
+use crate::clock::now_us;
+use crate::config::settings::Settings;
+use crate::graph::Micros;
+use crate::messages::Publish;
+use crate::store::Store;
+use crate::store::sync_log::Entry;
+
+/// How often the log is trimmed.
+const TRIM_EVERY: Micros = 60_000_000;
+/// Entries looked at per trim.
+const TRIM_SCAN: usize = 10_000;
+/// Broadcast batches per turn, at most (a backlog drains over a few turns).
+const PUBLISH_ROUNDS: usize = 10;
+
+/// The running thread; `stop` ends it.
+pub struct SyncHandle {
+    stop: std::sync::mpsc::Sender<()>,
+    stopping: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl SyncHandle {
+    pub fn stop(mut self) {
+        self.stopping.store(true, Ordering::Relaxed);
+        let _ = self.stop.send(());
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// What the thread needs.
+pub struct SyncParts {
+    pub store: Arc<Store>,
+    pub settings: Settings,
+    /// The MQTT edge's publish channel and the MQTT side of sync, when a broker is set.
+    pub mqtt: Option<(async_channel::Sender<Publish>, Arc<MqttSync>)>,
+}
+
+/// Start the thread (None if it could not be spawned).
+pub fn start(parts: SyncParts) -> Option<SyncHandle> {
+    let (tx, rx) = std::sync::mpsc::channel::<()>();
+    let stopping = Arc::new(AtomicBool::new(false));
+    let st = stopping.clone();
+    let thread = std::thread::Builder::new()
+        .name("sync".into())
+        .spawn(move || run(parts, &rx, st))
+        .ok()?;
+    Some(SyncHandle {
+        stop: tx,
+        stopping,
+        thread: Some(thread),
+    })
+}
+
+fn run(parts: SyncParts, stop: &std::sync::mpsc::Receiver<()>, stopping: Arc<AtomicBool>) {
+    let s = &parts.settings.sync;
+    let node = parts.settings.node.name.clone();
+    let prefix = parts.settings.mqtt_prefix();
+    let mut client =
+        (!s.peers.is_empty()).then(|| Client::new(parts.store.clone(), &node, s, stopping));
+    let mut next_catchup = now_us() + s.catchup_interval;
+    let mut next_trim = now_us();
+    loop {
+        let now = now_us();
+        if let Some((tx, peer)) = &parts.mqtt {
+            publish_own(&parts.store, &node, &prefix, s.batch as usize, tx);
+            if now >= next_catchup {
+                for p in peer.requests() {
+                    let _ = tx.send_blocking(p);
+                }
+                next_catchup = now + s.catchup_interval;
+            }
+        }
+        if let Some(c) = client.as_mut() {
+            c.run_due(now);
+        }
+        if now >= next_trim {
+            trim(&parts.store, &node, &parts.settings);
+            next_trim = now + TRIM_EVERY;
+        }
+        match stop.recv_timeout(Duration::from_micros(s.publish_interval.max(1000) as u64)) {
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+            _ => return,
+        }
+    }
+}
+
+/// Own entries not yet broadcast, in batches carrying `prev` (the last one before).
+fn publish_own(
+    store: &Store,
+    node: &str,
+    prefix: &str,
+    batch: usize,
+    tx: &async_channel::Sender<Publish>,
+) {
+    for _ in 0..PUBLISH_ROUNDS {
+        let prev = store.sync_cursor("published").unwrap_or(0);
+        let entries = match store.sync_since(prev, batch, Some(node)) {
+            Ok(e) => e,
+            Err(e) => {
+                log::warn!("sync: cannot read the log: {e}");
+                return;
+            }
+        };
+        let Some(last) = entries.last().map(|e| e.lamport_ts) else {
+            return;
+        };
+        let list: Vec<Json> = entries.iter().map(Entry::to_json).collect();
+        let body = json!({ "node_id": node, "prev": prev, "entries": list });
+        let msg = Publish {
+            topic: format!("{prefix}/sync"),
+            payload: body.to_string().into_bytes(),
+            qos: 1,
+            retain: false,
+        };
+        if tx.send_blocking(msg).is_err() {
+            return;
+        }
+        SyncStats::add(&STATS.published, entries.len() as u64);
+        let _ = store.sync_raise_cursor("published", last);
+        if entries.len() < batch {
+            return;
+        }
+    }
+}
+
+/// Retention: own entries stay until every known peer acknowledged them and `retention`
+/// passed; others' once `retention` passed; everything oldest first past `max_log_mb`.
+pub fn trim(store: &Store, node: &str, settings: &Settings) {
+    let s = &settings.sync;
+    let acked = store.sync_cursors("acked:").unwrap_or_default();
+    let mut peers: Vec<String> = store
+        .sync_cursors("seen:")
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(p, _)| p)
+        .collect();
+    peers.extend(s.peers.iter().cloned());
+    let floor = peers
+        .iter()
+        .map(|p| {
+            acked
+                .iter()
+                .find(|(a, _)| a == p)
+                .map_or(0, |(_, v)| *v)
+        })
+        .min()
+        .unwrap_or(u64::MAX);
+    let kept = |n: &str, lamport: u64| n == node && lamport > floor;
+    match store.sync_trim(
+        now_us() - s.retention,
+        s.max_log_mb << 20,
+        &kept,
+        TRIM_SCAN,
+    ) {
+        Ok((age, size)) => {
+            SyncStats::add(&STATS.trimmed_age, age);
+            SyncStats::add(&STATS.trimmed_size, size);
+            if size > 0 {
+                log::warn!(
+                    "sync: the log is over max_log_mb ({}): deleted the {size} oldest entries",
+                    s.max_log_mb
+                );
+            }
+        }
+        Err(e) => log::warn!("sync: cannot trim the log: {e}"),
+    }
+}
