@@ -243,7 +243,10 @@ fn three_nodes_on_one_broker_converge_catch_up_and_ignore_duplicates() {
     assert!(st["catchup_sent"].as_u64().unwrap() > 0, "{st}");
 
     // A memory reinforced on two nodes at once ends the same everywhere. b needs the
-    // vector of a's memory to find it similar: its re-embedding job fills it in.
+    // vector of a's memory to find it similar (entries carry no vectors).
+    // b's re-embedding job looks for items without vectors after a question.
+    b.ollama.push(Step::Text("hello".into()));
+    assert_eq!(ask(b.agent.port).join().unwrap(), 200);
     eventually(30, "b has vectors for what it received", || {
         let (_, s) = get(&b.agent.url("/api/stats")).unwrap();
         (s["vectors"].as_u64().unwrap_or(0) >= 10).then_some(())
