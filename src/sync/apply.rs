@@ -175,3 +175,153 @@ fn apply_memory(
         Some(_) => Ok(false),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::memory::ObservationType;
+    use crate::store::StoreOptions;
+    use crate::store::tests::TempDir;
+
+    fn node(dir: &TempDir, name: &str) -> Store {
+        let s = Store::open(&dir.0.join(name), &StoreOptions { map_size: 16 << 20 }).unwrap();
+        s.set_sync_node(name);
+        s
+    }
+
+    fn mem(fact: &str, node: &str) -> Memory {
+        Memory {
+            id: 0,
+            fact: fact.into(),
+            confidence: 0.5,
+            times_confirmed: 1,
+            active: true,
+            first_seen: 100,
+            last_seen: 200,
+            node: node.into(),
+        }
+    }
+
+    fn all(s: &Store) -> Vec<Entry> {
+        s.sync_since(0, 1000, None).unwrap()
+    }
+
+    fn memories(s: &Store) -> Vec<(String, u32, bool, String)> {
+        let mut v: Vec<_> = s
+            .memory()
+            .memories(false, 100)
+            .unwrap()
+            .into_iter()
+            .map(|m| (m.fact, m.times_confirmed, m.active, m.node))
+            .collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn lamport_rules_are_the_originals() {
+        let dir = TempDir::new("sync-lamport");
+        let a = node(&dir, "a");
+        a.memory().add_memory(&mem("x", "a"), None).unwrap();
+        assert_eq!(all(&a)[0].lamport_ts, 1, "a local append stamps clock + 1");
+        let mut remote = all(&a)[0].clone();
+        remote.id = "remote-1".into();
+        remote.node_id = "b".into();
+        remote.lamport_ts = 10;
+        remote.payload["ref"] = "remote-ref".into();
+        let m = merge(&a, std::slice::from_ref(&remote)).unwrap();
+        assert_eq!((m.new, m.duplicates, m.applied), (1, 0, 1));
+        assert_eq!(a.sync_counts().unwrap().2, 11, "max(clock, remote) + 1");
+        let m = merge(&a, std::slice::from_ref(&remote)).unwrap();
+        assert_eq!((m.new, m.duplicates), (0, 1), "an id seen twice is skipped");
+        assert_eq!(a.sync_counts().unwrap().2, 12, "duplicates move the clock too");
+        assert_eq!(memories(&a).len(), 2, "the duplicate added nothing");
+        a.memory().add_memory(&mem("y", "a"), None).unwrap();
+        assert_eq!(all(&a).last().unwrap().lamport_ts, 13);
+    }
+
+    #[test]
+    fn concurrent_changes_end_the_same_in_every_order() {
+        let dir = TempDir::new("sync-lww");
+        let (a, b) = (node(&dir, "a"), node(&dir, "b"));
+        let id = a.memory().add_memory(&mem("fan on pin 22", "a"), None).unwrap();
+        merge(&b, &all(&a)).unwrap();
+        let bid = b.memory().memories(false, 10).unwrap()[0].id;
+        // At once: a reinforces, b deactivates (neither has seen the other's change).
+        a.memory().reinforce_memory(id, 0.1).unwrap();
+        b.memory().deactivate_memory(bid).unwrap();
+        let ea = all(&a).pop().unwrap();
+        let eb = all(&b).pop().unwrap();
+        let mut ends = Vec::new();
+        for (n, order) in [vec![&ea, &eb], vec![&eb, &ea]].into_iter().enumerate() {
+            let c = node(&dir, &format!("c{n}"));
+            merge(&c, &all(&a)[..1]).unwrap();
+            for e in order {
+                merge(&c, std::slice::from_ref(e)).unwrap();
+            }
+            ends.push(memories(&c));
+        }
+        merge(&a, &[eb.clone()]).unwrap();
+        merge(&b, &[ea.clone()]).unwrap();
+        ends.push(memories(&a));
+        ends.push(memories(&b));
+        assert!(ends.iter().all(|e| *e == ends[0]), "{ends:?}");
+        // The higher (lamport_ts, node_id) wins: b's clock moved past a's when it
+        // merged a's memory, so b's deactivation.
+        assert!((eb.lamport_ts, "b") > (ea.lamport_ts, "a"));
+        assert!(!ends[0][0].2, "b's deactivation won: {ends:?}");
+    }
+
+    #[test]
+    fn a_summary_removes_what_it_replaces_for_good() {
+        let dir = TempDir::new("sync-summary");
+        let (a, b) = (node(&dir, "a"), node(&dir, "b"));
+        let obs = Observation {
+            id: 0,
+            ts: 1,
+            text: "warm".into(),
+            kind: ObservationType::Status,
+            confidence: 0.5,
+            related_sources: vec![],
+            node: "a".into(),
+        };
+        let id = a.memory().add_observation(&obs, None).unwrap();
+        let summary = Observation {
+            text: "it was warm".into(),
+            kind: ObservationType::Summary,
+            ..obs.clone()
+        };
+        a.memory().replace_with_summary(&[id], &summary, None).unwrap();
+        let log = all(&a);
+        // The summary first, the original after: the original stays gone.
+        merge(&b, &log[1..]).unwrap();
+        merge(&b, &log[..1]).unwrap();
+        let texts: Vec<String> = b
+            .memory()
+            .observations(i64::MIN, None, 10)
+            .unwrap()
+            .into_iter()
+            .map(|o| o.text)
+            .collect();
+        assert_eq!(texts, ["it was warm"]);
+    }
+
+    #[test]
+    fn retention_keeps_what_a_peer_lacks_and_the_size_bound_wins() {
+        let dir = TempDir::new("sync-trim");
+        let a = node(&dir, "a");
+        for f in ["one", "two", "three"] {
+            a.memory().add_memory(&mem(f, "a"), None).unwrap();
+        }
+        let later = crate::clock::now_us() + 1;
+        // A peer has everything up to lamport 2: only entry 3 must stay.
+        let kept = |n: &str, l: u64| n == "a" && l > 2;
+        assert_eq!(a.sync_trim(later, u64::MAX, &kept, 100).unwrap(), (2, 0));
+        assert_eq!(all(&a).len(), 1);
+        // Not old enough: nothing goes, whoever has it.
+        assert_eq!(a.sync_trim(0, u64::MAX, &|_, _| false, 100).unwrap(), (0, 0));
+        // Over the byte bound: the oldest goes whatever the peers.
+        assert_eq!(a.sync_trim(0, 0, &kept, 100).unwrap(), (0, 1));
+        assert_eq!(a.sync_counts().unwrap(), (0, 0, 3));
+    }
+}
