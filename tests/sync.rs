@@ -179,9 +179,21 @@ fn three_nodes_on_one_broker_converge_catch_up_and_ignore_duplicates() {
 
     // All three write at once, through the agent's tools.
     // Texts far apart, so no node takes another's for a near-duplicate.
-    script_write(&a.ollama, A_FACT, "Kitchen temperature climbs every morning");
-    script_write(&b.ollama, "Garage door sensor is on pin 17", "Garage humidity spikes after rain");
-    script_write(&c.ollama, "Backups run at three at night", "CPU load peaks during backups");
+    script_write(
+        &a.ollama,
+        A_FACT,
+        "Kitchen temperature climbs every morning",
+    );
+    script_write(
+        &b.ollama,
+        "Garage door sensor is on pin 17",
+        "Garage humidity spikes after rain",
+    );
+    script_write(
+        &c.ollama,
+        "Backups run at three at night",
+        "CPU load peaks during backups",
+    );
     let asks: Vec<_> = [&a, &b, &c].iter().map(|n| ask(n.agent.port)).collect();
     for h in asks {
         assert_eq!(h.join().unwrap(), 200);
@@ -225,8 +237,16 @@ fn three_nodes_on_one_broker_converge_catch_up_and_ignore_duplicates() {
     // c is cut off while a and b write; it has none of it until it is back.
     relay.cut();
     std::thread::sleep(Duration::from_millis(500));
-    script_write(&a.ollama, "Fridge compressor cycles hourly", "Evening light levels drop quickly");
-    script_write(&b.ollama, "Solar panel output peaks at noon", "Workshop saw draws high current");
+    script_write(
+        &a.ollama,
+        "Fridge compressor cycles hourly",
+        "Evening light levels drop quickly",
+    );
+    script_write(
+        &b.ollama,
+        "Solar panel output peaks at noon",
+        "Workshop saw draws high current",
+    );
     let asks = [ask(a.agent.port), ask(b.agent.port)];
     for h in asks {
         assert_eq!(h.join().unwrap(), 200);
@@ -279,8 +299,16 @@ fn two_nodes_without_a_broker_sync_over_http_push_and_pull() {
         a.agent.port
     );
     let b = start_node(dir.path(), "b", None, &peer);
-    script_write(&a.ollama, A_FACT, "Kitchen temperature climbs every morning");
-    script_write(&b.ollama, "Garage door sensor is on pin 17", "Garage humidity spikes after rain");
+    script_write(
+        &a.ollama,
+        A_FACT,
+        "Kitchen temperature climbs every morning",
+    );
+    script_write(
+        &b.ollama,
+        "Garage door sensor is on pin 17",
+        "Garage humidity spikes after rain",
+    );
     let asks = [ask(a.agent.port), ask(b.agent.port)];
     for h in asks {
         assert_eq!(h.join().unwrap(), 200);

@@ -234,7 +234,11 @@ mod tests {
         assert_eq!(a.sync_counts().unwrap().2, 11, "max(clock, remote) + 1");
         let m = merge(&a, std::slice::from_ref(&remote)).unwrap();
         assert_eq!((m.new, m.duplicates), (0, 1), "an id seen twice is skipped");
-        assert_eq!(a.sync_counts().unwrap().2, 12, "duplicates move the clock too");
+        assert_eq!(
+            a.sync_counts().unwrap().2,
+            12,
+            "duplicates move the clock too"
+        );
         assert_eq!(memories(&a).len(), 2, "the duplicate added nothing");
         a.memory().add_memory(&mem("y", "a"), None).unwrap();
         assert_eq!(all(&a).last().unwrap().lamport_ts, 13);
@@ -244,7 +248,10 @@ mod tests {
     fn concurrent_changes_end_the_same_in_every_order() {
         let dir = TempDir::new("sync-lww");
         let (a, b) = (node(&dir, "a"), node(&dir, "b"));
-        let id = a.memory().add_memory(&mem("fan on pin 22", "a"), None).unwrap();
+        let id = a
+            .memory()
+            .add_memory(&mem("fan on pin 22", "a"), None)
+            .unwrap();
         merge(&b, &all(&a)).unwrap();
         let bid = b.memory().memories(false, 10).unwrap()[0].id;
         // At once: a reinforces, b deactivates (neither has seen the other's change).
@@ -261,8 +268,8 @@ mod tests {
             }
             ends.push(memories(&c));
         }
-        merge(&a, &[eb.clone()]).unwrap();
-        merge(&b, &[ea.clone()]).unwrap();
+        merge(&a, std::slice::from_ref(&eb)).unwrap();
+        merge(&b, std::slice::from_ref(&ea)).unwrap();
         ends.push(memories(&a));
         ends.push(memories(&b));
         assert!(ends.iter().all(|e| *e == ends[0]), "{ends:?}");
@@ -291,7 +298,9 @@ mod tests {
             kind: ObservationType::Summary,
             ..obs.clone()
         };
-        a.memory().replace_with_summary(&[id], &summary, None).unwrap();
+        a.memory()
+            .replace_with_summary(&[id], &summary, None)
+            .unwrap();
         let log = all(&a);
         // The summary first, the original after: the original stays gone.
         merge(&b, &log[1..]).unwrap();
@@ -319,7 +328,10 @@ mod tests {
         assert_eq!(a.sync_trim(later, u64::MAX, &kept, 100).unwrap(), (2, 0));
         assert_eq!(all(&a).len(), 1);
         // Not old enough: nothing goes, whoever has it.
-        assert_eq!(a.sync_trim(0, u64::MAX, &|_, _| false, 100).unwrap(), (0, 0));
+        assert_eq!(
+            a.sync_trim(0, u64::MAX, &|_, _| false, 100).unwrap(),
+            (0, 0)
+        );
         // Over the byte bound: the oldest goes whatever the peers.
         assert_eq!(a.sync_trim(0, 0, &kept, 100).unwrap(), (0, 1));
         assert_eq!(a.sync_counts().unwrap(), (0, 0, 3));

@@ -72,7 +72,9 @@ impl MqttSync {
             .and_then(Json::as_u64)
             .map_or(self.batch, |l| (l as usize).clamp(1, self.batch));
         // A request since N says it has everything of ours up to N: retention's ack.
-        let _ = self.store.sync_raise_cursor(&format!("acked:{from}"), since);
+        let _ = self
+            .store
+            .sync_raise_cursor(&format!("acked:{from}"), since);
         let entries = match self.store.sync_since(since, limit, Some(&self.node)) {
             Ok(e) => e,
             Err(e) => {
@@ -100,7 +102,10 @@ impl MqttSync {
         }
         let entries = apply::entries_of(body.get("entries"));
         if let Err(e) = apply::merge(&self.store, &entries) {
-            log::warn!("sync: cannot merge {} entries from {sender}: {e}", entries.len());
+            log::warn!(
+                "sync: cannot merge {} entries from {sender}: {e}",
+                entries.len()
+            );
             return Vec::new();
         }
         let key = format!("seen:{sender}");

@@ -62,7 +62,10 @@ pub static STATS: SyncStats = SyncStats {
 
 /// The `sync` object of `/api/status`: the log's size and clock, per-node cursors, and
 /// every counter.
-pub fn status_json(store: &crate::store::Store, settings: &crate::config::settings::Settings) -> serde_json::Value {
+pub fn status_json(
+    store: &crate::store::Store,
+    settings: &crate::config::settings::Settings,
+) -> serde_json::Value {
     let (entries, bytes, lamport) = store.sync_counts().unwrap_or_default();
     let cursors = |p: &str| -> serde_json::Map<String, serde_json::Value> {
         store

@@ -153,21 +153,11 @@ pub fn trim(store: &Store, node: &str, settings: &Settings) {
     peers.extend(s.peers.iter().cloned());
     let floor = peers
         .iter()
-        .map(|p| {
-            acked
-                .iter()
-                .find(|(a, _)| a == p)
-                .map_or(0, |(_, v)| *v)
-        })
+        .map(|p| acked.iter().find(|(a, _)| a == p).map_or(0, |(_, v)| *v))
         .min()
         .unwrap_or(u64::MAX);
     let kept = |n: &str, lamport: u64| n == node && lamport > floor;
-    match store.sync_trim(
-        now_us() - s.retention,
-        s.max_log_mb << 20,
-        &kept,
-        TRIM_SCAN,
-    ) {
+    match store.sync_trim(now_us() - s.retention, s.max_log_mb << 20, &kept, TRIM_SCAN) {
         Ok((age, size)) => {
             SyncStats::add(&STATS.trimmed_age, age);
             SyncStats::add(&STATS.trimmed_size, size);

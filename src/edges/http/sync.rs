@@ -44,7 +44,10 @@ pub(crate) fn push(view: &HttpView, call: &Call) -> Reply {
         );
     }
     let Ok(body) = serde_json::from_slice::<Json>(&call.body) else {
-        return err(400, "body must be JSON: {\"node_id\": ..., \"entries\": [...]}");
+        return err(
+            400,
+            "body must be JSON: {\"node_id\": ..., \"entries\": [...]}",
+        );
     };
     let entries = apply::entries_of(body.get("entries"));
     if let Some(from) = body.get("node_id").and_then(Json::as_str)
