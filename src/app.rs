@@ -335,6 +335,8 @@ pub fn run(settings: Settings, spec: PipelineSpec) -> Result<(), String> {
             store: store.clone(),
             node: settings.node.name.clone(),
             batch: settings.sync.batch as usize,
+            // Half the payload bound: the envelope and JSON escaping stay well inside it.
+            max_bytes: (settings.mqtt.max_payload_kb as usize) * 512,
         })
     });
     #[cfg(feature = "agent")]

@@ -377,3 +377,46 @@ fn ureq_metrics(agent: &Agent) -> String {
     let mut r = ureq::get(&agent.url("/metrics")).call().unwrap();
     r.body_mut().read_to_string().unwrap()
 }
+
+#[test]
+fn a_node_stopped_while_the_other_writes_catches_up_after_its_restart() {
+    let dir = TempDir::new("sync-restart");
+    let broker = Broker::start(dir.path());
+    let a = start_node(dir.path(), "a", Some(broker.port), "");
+    let b = start_node(dir.path(), "b", Some(broker.port), "");
+    script_write(
+        &a.ollama,
+        A_FACT,
+        "Kitchen temperature climbs every morning",
+    );
+    assert_eq!(ask(a.agent.port).join().unwrap(), 200);
+    eventually(20, "b has a's first two items", || {
+        (export(&b.cfg).len() == 2).then_some(())
+    });
+    // b stops (SIGTERM); a writes meanwhile; the broker keeps nothing for b (clean
+    // sessions), so only b's catch-up request on its restart can bring these.
+    let port = b.agent.port;
+    let (st, _, log) = b.agent.terminate();
+    assert!(st.success(), "{log}");
+    script_write(
+        &a.ollama,
+        "Fridge compressor cycles hourly",
+        "Evening light levels drop quickly",
+    );
+    assert_eq!(ask(a.agent.port).join().unwrap(), 200);
+    eventually(10, "a holds four items", || {
+        (export(&a.cfg).len() == 4).then_some(())
+    });
+    let b_again = Agent::start(&b.cfg, port, &["run"]);
+    let set = eventually(30, "b caught up after its restart", || {
+        let (x, y) = (export(&a.cfg), export(&b.cfg));
+        (y.len() == 4 && x == y).then_some(y)
+    });
+    assert!(texts(&set).contains(&"Fridge compressor cycles hourly".to_string()));
+    let st = get(&b_again.url("/api/status")).unwrap().1["sync"].clone();
+    assert!(st["catchup_sent"].as_u64().unwrap() > 0, "{st}");
+    assert!(
+        st["duplicates"].as_u64().unwrap() == 0 || st["merged"].as_u64().unwrap() >= 2,
+        "{st}"
+    );
+}

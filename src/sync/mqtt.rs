@@ -26,6 +26,24 @@ pub struct MqttSync {
     pub store: Arc<Store>,
     pub node: String,
     pub batch: usize,
+    /// Payload bytes per message, at most (`[mqtt] max_payload_kb`, with room to spare).
+    pub max_bytes: usize,
+}
+
+/// The entries' wire forms, as many from the start as fit in `max_bytes` (at least one:
+/// a single entry is far below any sane payload bound).
+pub fn fitting(entries: &[Entry], max_bytes: usize) -> Vec<Json> {
+    let mut out = Vec::with_capacity(entries.len());
+    let mut used = 0;
+    for e in entries {
+        let j = e.to_json();
+        used += j.to_string().len() + 1;
+        if used > max_bytes && !out.is_empty() {
+            break;
+        }
+        out.push(j);
+    }
+    out
 }
 
 fn publish(topic: String, body: Json) -> Publish {
@@ -83,8 +101,8 @@ impl MqttSync {
             }
         };
         SyncStats::add(&STATS.catchup_answered, 1);
-        let more = entries.len() == limit;
-        let list: Vec<Json> = entries.iter().map(Entry::to_json).collect();
+        let list = fitting(&entries, self.max_bytes);
+        let more = list.len() < entries.len() || entries.len() == limit;
         vec![publish(
             format!("smollama/{from}/sync/response"),
             json!({ "node_id": self.node, "since": since, "entries": list, "more": more }),

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use serde_json::{Value as Json, json};
+use serde_json::json;
 
 use super::client::Client;
 use super::mqtt::MqttSync;
@@ -17,7 +17,6 @@ use crate::config::settings::Settings;
 use crate::graph::Micros;
 use crate::messages::Publish;
 use crate::store::Store;
-use crate::store::sync_log::Entry;
 
 /// How often the log is trimmed.
 const TRIM_EVERY: Micros = 60_000_000;
@@ -78,7 +77,14 @@ fn run(parts: SyncParts, stop: &std::sync::mpsc::Receiver<()>, stopping: Arc<Ato
     loop {
         let now = now_us();
         if let Some((tx, peer)) = &parts.mqtt {
-            publish_own(&parts.store, &node, &prefix, s.batch as usize, tx);
+            publish_own(
+                &parts.store,
+                &node,
+                &prefix,
+                s.batch as usize,
+                peer.max_bytes,
+                tx,
+            );
             if now >= next_catchup {
                 for p in peer.requests() {
                     let _ = tx.send_blocking(p);
@@ -106,6 +112,7 @@ fn publish_own(
     node: &str,
     prefix: &str,
     batch: usize,
+    max_bytes: usize,
     tx: &async_channel::Sender<Publish>,
 ) {
     for _ in 0..PUBLISH_ROUNDS {
@@ -117,10 +124,13 @@ fn publish_own(
                 return;
             }
         };
-        let Some(last) = entries.last().map(|e| e.lamport_ts) else {
+        let list = super::mqtt::fitting(&entries, max_bytes);
+        let Some(last) = entries
+            .get(list.len().wrapping_sub(1))
+            .map(|e| e.lamport_ts)
+        else {
             return;
         };
-        let list: Vec<Json> = entries.iter().map(Entry::to_json).collect();
         let body = json!({ "node_id": node, "prev": prev, "entries": list });
         let msg = Publish {
             topic: format!("{prefix}/sync"),
@@ -131,9 +141,10 @@ fn publish_own(
         if tx.send_blocking(msg).is_err() {
             return;
         }
-        SyncStats::add(&STATS.published, entries.len() as u64);
+        SyncStats::add(&STATS.published, list.len() as u64);
         let _ = store.sync_raise_cursor("published", last);
-        if entries.len() < batch {
+        // Cut by bytes: the rest goes in the next message.
+        if list.len() == entries.len() && entries.len() < batch {
             return;
         }
     }
