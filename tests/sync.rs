@@ -415,8 +415,4 @@ fn a_node_stopped_while_the_other_writes_catches_up_after_its_restart() {
     assert!(texts(&set).contains(&"Fridge compressor cycles hourly".to_string()));
     let st = get(&b_again.url("/api/status")).unwrap().1["sync"].clone();
     assert!(st["catchup_sent"].as_u64().unwrap() > 0, "{st}");
-    assert!(
-        st["duplicates"].as_u64().unwrap() == 0 || st["merged"].as_u64().unwrap() >= 2,
-        "{st}"
-    );
 }
