@@ -706,6 +706,54 @@ impl<'a> MemoryStore<'a> {
         Ok(self.store.sync_put_ref(wtxn, &r, &state)?)
     }
 
+    /// Log every observation and memory that has no ref yet (stored before sync was on,
+    /// or by an earlier version), `chunk` per transaction, so what a node knew before
+    /// joining is shared too. Returns how many were logged. Nothing without a sync node.
+    pub fn log_unlogged(&self, chunk: usize) -> Result<u64, MemoryError> {
+        if self.store.sync_node().is_none() {
+            return Ok(0);
+        }
+        let mut n = 0;
+        for kind in [VectorKind::Observation, VectorKind::Memory] {
+            let db = match kind {
+                VectorKind::Observation => self.observations_db(),
+                VectorKind::Memory => self.memories_db(),
+            };
+            let ids: Vec<u64> = {
+                let rtxn = self.read_txn()?;
+                let mut ids = Vec::new();
+                for kv in db.iter(&rtxn)? {
+                    let id = id_of(kv?.0)?;
+                    if self.store.sync_local_ref(&rtxn, kind as u8, id)?.is_none() {
+                        ids.push(id);
+                    }
+                }
+                ids
+            };
+            for part in ids.chunks(chunk.max(1)) {
+                let mut wtxn = self.store.env().write_txn()?;
+                for &id in part {
+                    let Some(v) = db.get(&wtxn, &id.to_be_bytes())? else {
+                        continue;
+                    };
+                    match kind {
+                        VectorKind::Observation => {
+                            let o = decode_observation(id, v)?;
+                            self.log_observation(&mut wtxn, replica::OBSERVATION, id, &o, &[])?;
+                        }
+                        VectorKind::Memory => {
+                            let m = decode_memory(id, v)?;
+                            self.log_memory(&mut wtxn, replica::MEMORY, id, &m)?;
+                        }
+                    }
+                    n += 1;
+                }
+                wtxn.commit()?;
+            }
+        }
+        Ok(n)
+    }
+
     /// Mark ref `r` replaced: a late entry for it never brings it back.
     pub(crate) fn tombstone(&self, wtxn: &mut RwTxn, r: &str) -> Result<(), MemoryError> {
         let state = RefState {

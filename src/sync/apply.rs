@@ -336,4 +336,18 @@ mod tests {
         assert_eq!(a.sync_trim(0, 0, &kept, 100).unwrap(), (0, 1));
         assert_eq!(a.sync_counts().unwrap(), (0, 0, 3));
     }
+
+    #[test]
+    fn items_stored_before_sync_was_on_are_logged_once() {
+        let dir = TempDir::new("sync-backfill");
+        let a = Store::open(&dir.0.join("a"), &StoreOptions { map_size: 16 << 20 }).unwrap();
+        a.memory().add_memory(&mem("old fact", "a"), None).unwrap();
+        assert!(all(&a).is_empty(), "sync off: nothing logged");
+        a.set_sync_node("a");
+        assert_eq!(a.memory().log_unlogged(1).unwrap(), 1);
+        assert_eq!(a.memory().log_unlogged(1).unwrap(), 0, "logged once");
+        let b = node(&dir, "b");
+        merge(&b, &all(&a)).unwrap();
+        assert_eq!(memories(&b), memories(&a));
+    }
 }

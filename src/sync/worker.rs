@@ -72,6 +72,12 @@ fn run(parts: SyncParts, stop: &std::sync::mpsc::Receiver<()>, stopping: Arc<Ato
     let prefix = parts.settings.mqtt_prefix();
     let mut client =
         (!s.peers.is_empty()).then(|| Client::new(parts.store.clone(), &node, s, stopping));
+    // What this node knew before sync was on (or before this version) is shared too.
+    match parts.store.memory().log_unlogged(500) {
+        Ok(0) => {}
+        Ok(n) => log::info!("sync: logged {n} observations and memories stored before sync was on"),
+        Err(e) => log::warn!("sync: cannot log the items stored before sync was on: {e}"),
+    }
     let mut next_catchup = now_us() + s.catchup_interval;
     let mut next_trim = now_us();
     loop {
