@@ -28,6 +28,8 @@ pub struct MqttSync {
     pub batch: usize,
     /// Payload bytes per message, at most (`[mqtt] max_payload_kb`, with room to spare).
     pub max_bytes: usize,
+    /// Where this node broadcasts: `<[mqtt] topic_prefix>/sync`.
+    pub topic: String,
 }
 
 /// The entries' wire forms, as many from the start as fit in `max_bytes` (at least one:
@@ -63,6 +65,17 @@ impl MqttSync {
         publish(
             format!("smollama/{peer}/sync/request"),
             json!({ "node_id": self.node, "since": since, "limit": self.batch }),
+        )
+    }
+
+    /// An empty broadcast: "I am here, my last own entry is `prev`". Sent on connect and
+    /// to a node heard from for the first time, so two nodes that never wrote while the
+    /// other listened still find each other and catch up.
+    pub fn hello(&self) -> Publish {
+        let prev = self.store.sync_cursor("published").unwrap_or(0);
+        publish(
+            self.topic.clone(),
+            json!({ "node_id": self.node, "prev": prev, "entries": [] }),
         )
     }
 
@@ -135,19 +148,30 @@ impl MqttSync {
             .map(|e| e.lamport_ts)
             .max()
             .unwrap_or(base);
+        let first_contact = !answer
+            && !self
+                .store
+                .sync_cursors(&key)
+                .unwrap_or_default()
+                .iter()
+                .any(|(rest, _)| rest.is_empty());
         // Known from now on: asked on every connect.
         let _ = self.store.sync_put_known(&key);
+        let mut out = Vec::new();
+        if first_contact {
+            out.push(self.hello());
+        }
         if base <= seen {
             let _ = self.store.sync_raise_cursor(&key, top.max(seen));
             if answer && body.get("more").and_then(Json::as_bool) == Some(true) {
-                return vec![self.request(sender)];
+                out.push(self.request(sender));
             }
-            Vec::new()
         } else {
             // A gap: entries between `seen` and `base` never reached us.
             log::debug!("sync: missed entries of {sender} after {seen}; asking");
-            vec![self.request(sender)]
+            out.push(self.request(sender));
         }
+        out
     }
 }
 
@@ -175,6 +199,8 @@ impl SyncPeer for MqttSync {
     }
 
     fn on_connect(&self) -> Vec<Publish> {
-        self.requests()
+        let mut out = self.requests();
+        out.push(self.hello());
+        out
     }
 }
