@@ -338,6 +338,7 @@ pub fn run(settings: Settings, spec: PipelineSpec) -> Result<(), String> {
             // Half the payload bound: the envelope and JSON escaping stay well inside it.
             max_bytes: (settings.mqtt.max_payload_kb as usize) * 512,
             topic: format!("{}/sync", settings.mqtt_prefix()),
+            pending: Default::default(),
         })
     });
     #[cfg(feature = "agent")]

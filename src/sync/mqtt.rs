@@ -8,7 +8,9 @@
 //! before it), an answer carries `since`; when either is above `seen`, something was
 //! missed and we ask for entries since `seen`.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use serde_json::{Value as Json, json};
 
@@ -30,7 +32,13 @@ pub struct MqttSync {
     pub max_bytes: usize,
     /// Where this node broadcasts: `<[mqtt] topic_prefix>/sync`.
     pub topic: String,
+    /// Requests sent and not answered yet, per peer, with when: at most one at a time
+    /// per peer (a node far behind would otherwise ask again for every batch it sees).
+    pub pending: Mutex<HashMap<String, Instant>>,
 }
+
+/// A request unanswered this long is given up (lost with a connection), and may go again.
+const PENDING_FOR: Duration = Duration::from_secs(10);
 
 /// The entries' wire forms, as many from the start as fit in `max_bytes` (at least one:
 /// a single entry is far below any sane payload bound).
@@ -59,13 +67,21 @@ fn publish(topic: String, body: Json) -> Publish {
 
 impl MqttSync {
     /// A catch-up request to `peer` for its entries after what we have.
-    pub fn request(&self, peer: &str) -> Publish {
+    pub fn request(&self, peer: &str) -> Option<Publish> {
+        if let Ok(mut p) = self.pending.lock() {
+            if p.get(peer).is_some_and(|t| t.elapsed() < PENDING_FOR) {
+                return None;
+            }
+            if p.len() < 1024 || p.contains_key(peer) {
+                p.insert(peer.to_string(), Instant::now());
+            }
+        }
         let since = self.store.sync_cursor(&format!("seen:{peer}")).unwrap_or(0);
         SyncStats::add(&STATS.catchup_sent, 1);
-        publish(
+        Some(publish(
             format!("smollama/{peer}/sync/request"),
             json!({ "node_id": self.node, "since": since, "limit": self.batch }),
-        )
+        ))
     }
 
     /// An empty broadcast: "I am here, my last own entry is `prev`". Sent on connect and
@@ -85,7 +101,7 @@ impl MqttSync {
         peers
             .iter()
             .filter(|(p, _)| *p != self.node)
-            .map(|(p, _)| self.request(p))
+            .filter_map(|(p, _)| self.request(p))
             .collect()
     }
 
@@ -131,6 +147,9 @@ impl MqttSync {
         if sender == self.node || sender.contains(['/', '+', '#']) || sender.len() > 128 {
             return Vec::new();
         }
+        if answer && let Ok(mut p) = self.pending.lock() {
+            p.remove(sender);
+        }
         let entries = apply::entries_of(body.get("entries"));
         if let Err(e) = apply::merge(&self.store, &entries) {
             log::warn!(
@@ -164,12 +183,12 @@ impl MqttSync {
         if base <= seen {
             let _ = self.store.sync_raise_cursor(&key, top.max(seen));
             if answer && body.get("more").and_then(Json::as_bool) == Some(true) {
-                out.push(self.request(sender));
+                out.extend(self.request(sender));
             }
         } else {
             // A gap: entries between `seen` and `base` never reached us.
             log::debug!("sync: missed entries of {sender} after {seen}; asking");
-            out.push(self.request(sender));
+            out.extend(self.request(sender));
         }
         out
     }
@@ -199,6 +218,10 @@ impl SyncPeer for MqttSync {
     }
 
     fn on_connect(&self) -> Vec<Publish> {
+        // What was asked on the old connection may never be answered.
+        if let Ok(mut p) = self.pending.lock() {
+            p.clear();
+        }
         let mut out = self.requests();
         out.push(self.hello());
         out
