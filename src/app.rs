@@ -339,6 +339,7 @@ pub fn run(settings: Settings, spec: PipelineSpec) -> Result<(), String> {
             max_bytes: (settings.mqtt.max_payload_kb as usize) * 512,
             topic: format!("{}/sync", settings.mqtt_prefix()),
             pending: Default::default(),
+            max_items: settings.sync.max_remote_items,
         })
     });
     #[cfg(feature = "agent")]

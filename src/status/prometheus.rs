@@ -621,6 +621,11 @@ fn sync(o: &mut Out, s: &Json) {
             "Sync messages or entries refused as malformed.",
         ),
         (
+            "smollama_sync_refused_items_total",
+            "refused_items",
+            "New items from other nodes not applied: [sync] max_remote_items reached.",
+        ),
+        (
             "smollama_sync_published_total",
             "published",
             "Own entries published on the sync topic.",

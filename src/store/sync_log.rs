@@ -273,6 +273,11 @@ impl Store {
         self.sync_meta_u64(&rtxn, &cursor_key(name))
     }
 
+    /// A named cursor inside a transaction (0 when unset).
+    pub fn sync_cursor_in(&self, txn: &RoTxn, name: &str) -> Result<u64, StoreError> {
+        self.sync_meta_u64(txn, &cursor_key(name))
+    }
+
     /// Raise a named cursor to `v` (never lowers it).
     pub fn sync_raise_cursor(&self, name: &str, v: u64) -> Result<(), StoreError> {
         let mut wtxn = self.env.write_txn()?;
@@ -298,6 +303,14 @@ impl Store {
             wtxn.commit()?;
         }
         Ok(())
+    }
+
+    /// Add `delta` to counter `name` inside the caller's transaction; the new value.
+    pub fn sync_count(&self, wtxn: &mut RwTxn, name: &str, delta: u64) -> Result<u64, StoreError> {
+        let k = cursor_key(name);
+        let v = self.sync_meta_u64(wtxn, &k)?.saturating_add(delta);
+        self.meta.put(wtxn, &k, &v.to_be_bytes())?;
+        Ok(v)
     }
 
     /// Cursors whose name starts with `prefix`, as `(rest of the name, value)`.

@@ -39,9 +39,13 @@ pub fn entries_of(list: Option<&Json>) -> Vec<Entry> {
     out
 }
 
+/// Items other nodes' entries created here (`[sync] max_remote_items` bounds them).
+const REMOTE_ITEMS: &str = "remote_items";
+
 /// Merge `entries` in one transaction (idempotent: a known id changes nothing but the
-/// clock).
-pub fn merge(store: &Store, entries: &[Entry]) -> Result<Merged, MemoryError> {
+/// clock). New items past `max_items` created by other nodes are not applied (the entry
+/// stays in the log; counted in `refused_items`).
+pub fn merge(store: &Store, entries: &[Entry], max_items: u64) -> Result<Merged, MemoryError> {
     let mut m = Merged::default();
     if entries.is_empty() {
         return Ok(m);
@@ -53,7 +57,7 @@ pub fn merge(store: &Store, entries: &[Entry]) -> Result<Merged, MemoryError> {
             continue;
         }
         m.new += 1;
-        if apply(store, &mut wtxn, e)? {
+        if apply(store, &mut wtxn, e, max_items)? {
             m.applied += 1;
         }
     }
@@ -70,11 +74,23 @@ fn newer(e: &Entry, s: &RefState) -> bool {
 }
 
 /// Apply one new entry; false when it changed nothing here.
-fn apply(store: &Store, wtxn: &mut heed::RwTxn, e: &Entry) -> Result<bool, MemoryError> {
+fn apply(
+    store: &Store,
+    wtxn: &mut heed::RwTxn,
+    e: &Entry,
+    max_items: u64,
+) -> Result<bool, MemoryError> {
     let ms = store.memory();
     let Some(r) = replica::payload_ref(&e.payload) else {
         return Ok(false);
     };
+    if store.sync_ref(wtxn, r)?.is_none() {
+        if store.sync_cursor_in(wtxn, REMOTE_ITEMS)? >= max_items {
+            SyncStats::add(&STATS.refused_items, 1);
+            return Ok(false);
+        }
+        store.sync_count(wtxn, REMOTE_ITEMS, 1)?;
+    }
     match e.event_type.as_str() {
         replica::OBSERVATION | replica::OBSERVATION_SUMMARY => {
             let Some(o) = replica::observation_of(&e.payload, &e.node_id) else {
@@ -229,10 +245,10 @@ mod tests {
         remote.node_id = "b".into();
         remote.lamport_ts = 10;
         remote.payload["ref"] = "remote-ref".into();
-        let m = merge(&a, std::slice::from_ref(&remote)).unwrap();
+        let m = merge(&a, std::slice::from_ref(&remote), u64::MAX).unwrap();
         assert_eq!((m.new, m.duplicates, m.applied), (1, 0, 1));
         assert_eq!(a.sync_counts().unwrap().2, 11, "max(clock, remote) + 1");
-        let m = merge(&a, std::slice::from_ref(&remote)).unwrap();
+        let m = merge(&a, std::slice::from_ref(&remote), u64::MAX).unwrap();
         assert_eq!((m.new, m.duplicates), (0, 1), "an id seen twice is skipped");
         assert_eq!(
             a.sync_counts().unwrap().2,
@@ -252,7 +268,7 @@ mod tests {
             .memory()
             .add_memory(&mem("fan on pin 22", "a"), None)
             .unwrap();
-        merge(&b, &all(&a)).unwrap();
+        merge(&b, &all(&a), u64::MAX).unwrap();
         let bid = b.memory().memories(false, 10).unwrap()[0].id;
         // At once: a reinforces, b deactivates (neither has seen the other's change).
         a.memory().reinforce_memory(id, 0.1).unwrap();
@@ -262,14 +278,14 @@ mod tests {
         let mut ends = Vec::new();
         for (n, order) in [vec![&ea, &eb], vec![&eb, &ea]].into_iter().enumerate() {
             let c = node(&dir, &format!("c{n}"));
-            merge(&c, &all(&a)[..1]).unwrap();
+            merge(&c, &all(&a)[..1], u64::MAX).unwrap();
             for e in order {
-                merge(&c, std::slice::from_ref(e)).unwrap();
+                merge(&c, std::slice::from_ref(e), u64::MAX).unwrap();
             }
             ends.push(memories(&c));
         }
-        merge(&a, std::slice::from_ref(&eb)).unwrap();
-        merge(&b, std::slice::from_ref(&ea)).unwrap();
+        merge(&a, std::slice::from_ref(&eb), u64::MAX).unwrap();
+        merge(&b, std::slice::from_ref(&ea), u64::MAX).unwrap();
         ends.push(memories(&a));
         ends.push(memories(&b));
         assert!(ends.iter().all(|e| *e == ends[0]), "{ends:?}");
@@ -303,8 +319,8 @@ mod tests {
             .unwrap();
         let log = all(&a);
         // The summary first, the original after: the original stays gone.
-        merge(&b, &log[1..]).unwrap();
-        merge(&b, &log[..1]).unwrap();
+        merge(&b, &log[1..], u64::MAX).unwrap();
+        merge(&b, &log[..1], u64::MAX).unwrap();
         let texts: Vec<String> = b
             .memory()
             .observations(i64::MIN, None, 10)
@@ -347,7 +363,25 @@ mod tests {
         assert_eq!(a.memory().log_unlogged(1).unwrap(), 1);
         assert_eq!(a.memory().log_unlogged(1).unwrap(), 0, "logged once");
         let b = node(&dir, "b");
-        merge(&b, &all(&a)).unwrap();
+        merge(&b, &all(&a), u64::MAX).unwrap();
         assert_eq!(memories(&b), memories(&a));
+    }
+
+    #[test]
+    fn items_from_other_nodes_are_bounded() {
+        let dir = TempDir::new("sync-bound");
+        let (a, b) = (node(&dir, "a"), node(&dir, "b"));
+        for f in ["one", "two", "three"] {
+            a.memory().add_memory(&mem(f, "a"), None).unwrap();
+        }
+        let m = merge(&b, &all(&a), 2).unwrap();
+        assert_eq!((m.new, m.applied), (3, 2), "the third new item is past the bound");
+        assert_eq!(memories(&b).len(), 2);
+        assert_eq!(all(&b).len(), 3, "its entry stays in the log");
+        // Changes to items already here still apply.
+        let id = a.memory().memories(false, 10).unwrap()[2].id;
+        a.memory().deactivate_memory(id).unwrap();
+        let last = all(&a).pop().unwrap();
+        assert_eq!(merge(&b, &[last], 2).unwrap().applied, 1);
     }
 }

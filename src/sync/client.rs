@@ -153,7 +153,8 @@ impl Client {
             let Some(top) = entries.iter().map(|e| e.lamport_ts).max() else {
                 break;
             };
-            let m = apply::merge(&self.store, &entries).map_err(|e| e.to_string())?;
+            let m = apply::merge(&self.store, &entries, self.settings.max_remote_items)
+                .map_err(|e| e.to_string())?;
             pulled += m.new;
             self.store
                 .sync_raise_cursor(&key, top)

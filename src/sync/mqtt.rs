@@ -30,6 +30,8 @@ pub struct MqttSync {
     pub batch: usize,
     /// Payload bytes per message, at most (`[mqtt] max_payload_kb`, with room to spare).
     pub max_bytes: usize,
+    /// `[sync] max_remote_items`.
+    pub max_items: u64,
     /// Where this node broadcasts: `<[mqtt] topic_prefix>/sync`.
     pub topic: String,
     /// Requests sent and not answered yet, per peer, with when: at most one at a time
@@ -151,7 +153,7 @@ impl MqttSync {
             p.remove(sender);
         }
         let entries = apply::entries_of(body.get("entries"));
-        if let Err(e) = apply::merge(&self.store, &entries) {
+        if let Err(e) = apply::merge(&self.store, &entries, self.max_items) {
             log::warn!(
                 "sync: cannot merge {} entries from {sender}: {e}",
                 entries.len()

@@ -17,6 +17,8 @@ pub struct SyncStats {
     pub not_applied: AtomicU64,
     /// Entries refused as malformed (no id, no object payload, ...).
     pub malformed: AtomicU64,
+    /// New items from other nodes not applied: `[sync] max_remote_items` reached.
+    pub refused_items: AtomicU64,
     /// Own entries handed to the outbox on `<prefix>/sync`.
     pub published: AtomicU64,
     /// Catch-up requests sent, and answered for others.
@@ -48,6 +50,7 @@ pub static STATS: SyncStats = SyncStats {
     applied: AtomicU64::new(0),
     not_applied: AtomicU64::new(0),
     malformed: AtomicU64::new(0),
+    refused_items: AtomicU64::new(0),
     published: AtomicU64::new(0),
     catchup_sent: AtomicU64::new(0),
     catchup_answered: AtomicU64::new(0),
@@ -93,6 +96,9 @@ pub fn status_json(
         "applied": c(&s.applied),
         "not_applied": c(&s.not_applied),
         "malformed": c(&s.malformed),
+        "refused_items": c(&s.refused_items),
+        "remote_items": store.sync_cursor("remote_items").unwrap_or(0),
+        "max_remote_items": settings.sync.max_remote_items,
         "published": c(&s.published),
         "catchup_sent": c(&s.catchup_sent),
         "catchup_answered": c(&s.catchup_answered),

@@ -235,6 +235,7 @@ impl Settings {
                 enabled: false,
                 retention: 0,
                 max_log_mb: 0,
+                max_remote_items: 0,
                 batch: 0,
                 publish_interval: 0,
                 catchup_interval: 0,

@@ -17,6 +17,9 @@ pub struct SyncSettings {
     pub retention: Micros,
     /// The log's size bound: past it the oldest entries go (counted), whatever the peers.
     pub max_log_mb: u64,
+    /// Observations and memories other nodes' entries may create here, at most; past it
+    /// their new items are not applied (counted).
+    pub max_remote_items: u64,
     /// Entries per MQTT message, catch-up answer or HTTP push/pull, at most.
     pub batch: u32,
     /// How often new local entries are published, and peers asked what we missed.
@@ -76,6 +79,19 @@ pub(crate) const SECTION: Section = Section {
                 Ok(())
             },
             |s| number(s.sync.max_log_mb),
+        ),
+        Key::new(
+            Spec {
+                range: Some((0.0, 1e9)),
+                default: "100000",
+                doc: "Observations and memories other nodes' entries may create on this node, at most (outside input is bounded); past it their new items are kept in the log but not applied, counted in status (sync.refused_items).",
+                ..Spec::new("max_remote_items", Want::WholeNumber)
+            },
+            |s, v, _| {
+                s.sync.max_remote_items = v.int()? as u64;
+                Ok(())
+            },
+            |s| number(s.sync.max_remote_items),
         ),
         Key::new(
             Spec {

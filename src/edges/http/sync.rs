@@ -55,7 +55,7 @@ pub(crate) fn push(view: &HttpView, call: &Call) -> Reply {
     {
         return err(400, "these entries come from this node's own id");
     }
-    match apply::merge(&view.store, &entries) {
+    match apply::merge(&view.store, &entries, view.settings.sync.max_remote_items) {
         Ok(m) => {
             SyncStats::add(&STATS.push_accepted, entries.len() as u64);
             let ids: Vec<&str> = entries.iter().map(|e| e.id.as_str()).collect();
