@@ -375,7 +375,11 @@ mod tests {
             a.memory().add_memory(&mem(f, "a"), None).unwrap();
         }
         let m = merge(&b, &all(&a), 2).unwrap();
-        assert_eq!((m.new, m.applied), (3, 2), "the third new item is past the bound");
+        assert_eq!(
+            (m.new, m.applied),
+            (3, 2),
+            "the third new item is past the bound"
+        );
         assert_eq!(memories(&b).len(), 2);
         assert_eq!(all(&b).len(), 3, "its entry stays in the log");
         // Changes to items already here still apply.
