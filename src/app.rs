@@ -337,7 +337,8 @@ pub fn run(settings: Settings, spec: PipelineSpec) -> Result<(), String> {
             batch: settings.sync.batch as usize,
             // Half the payload bound: the envelope and JSON escaping stay well inside it.
             max_bytes: (settings.mqtt.max_payload_kb as usize) * 512,
-            topic: format!("{}/sync", settings.mqtt_prefix()),
+            topic: format!("{}/sync", settings.mqtt_state_prefix()),
+            root: crate::sync::mqtt::root_of(&settings.mqtt_state_prefix()),
             pending: Default::default(),
             max_items: settings.sync.max_remote_items,
         })

@@ -1,7 +1,11 @@
 //! The replicated log over MQTT (see `docs/mqtt.md`, "Sync"): own entries broadcast on
-//! `<prefix>/sync` (by `worker.rs`), everyone's consumed from `smollama/+/sync`, and a
-//! request/response pair for catching up, `smollama/<node>/sync/request` and
-//! `smollama/<node>/sync/response`, so nothing depends on the broker keeping messages.
+//! `<state prefix>/sync` (by `worker.rs`), everyone's consumed from `<root>/+/sync`, and a
+//! request/response pair for catching up, `<root>/<node>/sync/request` and
+//! `<root>/<node>/sync/response`, so nothing depends on the broker keeping messages. The
+//! root is the state prefix without its last level: `smollama` by default, so the
+//! topics are `smollama/<node>/sync` and `smollama/+/sync`; with `state_prefix =
+//! "nodes/greenhouse"` (a Python master on the broker) they move under `nodes/` with the
+//! rest, off the master's `smollama/#`.
 //!
 //! Per node we keep `seen:<node>`, the highest Lamport time of its own entries received
 //! without a gap: a broadcast carries `prev` (the sender's last own entry published
@@ -20,9 +24,6 @@ use crate::messages::{Publish, SyncPeer};
 use crate::store::Store;
 use crate::store::sync_log::Entry;
 
-/// The broadcast filter every node consumes.
-pub const BROADCAST: &str = "smollama/+/sync";
-
 /// `messages::SyncPeer` for this node.
 pub struct MqttSync {
     pub store: Arc<Store>,
@@ -32,8 +33,10 @@ pub struct MqttSync {
     pub max_bytes: usize,
     /// `[sync] max_remote_items`.
     pub max_items: u64,
-    /// Where this node broadcasts: `<[mqtt] topic_prefix>/sync`.
+    /// Where this node broadcasts: `<[mqtt] state_prefix>/sync`.
     pub topic: String,
+    /// The level above every node's state prefix (`smollama` by default).
+    pub root: String,
     /// Requests sent and not answered yet, per peer, with when: at most one at a time
     /// per peer (a node far behind would otherwise ask again for every batch it sees).
     pub pending: Mutex<HashMap<String, Instant>>,
@@ -58,13 +61,22 @@ pub fn fitting(entries: &[Entry], max_bytes: usize) -> Vec<Json> {
     out
 }
 
-fn publish(topic: String, body: Json) -> Publish {
+/// QoS 1 (through the outbox) for entries; QoS 0 for hellos and requests, which mean
+/// something only on this connection (a lost request is asked again).
+fn publish(topic: String, body: Json, qos: u8) -> Publish {
     Publish {
         topic,
         payload: body.to_string().into_bytes(),
-        qos: 1,
+        qos,
         retain: false,
     }
+}
+
+/// The root of a state prefix: everything before its last level.
+pub fn root_of(state_prefix: &str) -> String {
+    state_prefix
+        .rsplit_once('/')
+        .map_or(String::new(), |(r, _)| r.to_string())
 }
 
 impl MqttSync {
@@ -81,9 +93,19 @@ impl MqttSync {
         let since = self.store.sync_cursor(&format!("seen:{peer}")).unwrap_or(0);
         SyncStats::add(&STATS.catchup_sent, 1);
         Some(publish(
-            format!("smollama/{peer}/sync/request"),
+            self.at(peer, "sync/request"),
             json!({ "node_id": self.node, "since": since, "limit": self.batch }),
+            0,
         ))
+    }
+
+    /// `<root>/<node>/<rest>`.
+    fn at(&self, node: &str, rest: &str) -> String {
+        if self.root.is_empty() {
+            format!("{node}/{rest}")
+        } else {
+            format!("{}/{node}/{rest}", self.root)
+        }
     }
 
     /// An empty broadcast: "I am here, my last own entry is `prev`". Sent on connect and
@@ -94,6 +116,7 @@ impl MqttSync {
         publish(
             self.topic.clone(),
             json!({ "node_id": self.node, "prev": prev, "entries": [] }),
+            0,
         )
     }
 
@@ -135,8 +158,9 @@ impl MqttSync {
         let list = fitting(&entries, self.max_bytes);
         let more = list.len() < entries.len() || entries.len() == limit;
         vec![publish(
-            format!("smollama/{from}/sync/response"),
+            self.at(from, "sync/response"),
             json!({ "node_id": self.node, "since": since, "entries": list, "more": more }),
+            1,
         )]
     }
 
@@ -199,9 +223,9 @@ impl MqttSync {
 impl SyncPeer for MqttSync {
     fn filters(&self) -> Vec<String> {
         vec![
-            BROADCAST.to_string(),
-            format!("smollama/{}/sync/request", self.node),
-            format!("smollama/{}/sync/response", self.node),
+            self.at("+", "sync"),
+            self.at(&self.node, "sync/request"),
+            self.at(&self.node, "sync/response"),
         ]
     }
 

@@ -1,4 +1,4 @@
-//! The `sync` thread: publishes this node's new entries on `<prefix>/sync` (QoS 1,
+//! The `sync` thread: publishes this node's new entries on `<state prefix>/sync` (QoS 1,
 //! through the outbox), asks every known node for what it missed every
 //! `catchup_interval`, syncs the HTTP peers when due, and trims the log. It sleeps
 //! `publish_interval` between turns and wakes at once to stop.
@@ -69,7 +69,6 @@ pub fn start(parts: SyncParts) -> Option<SyncHandle> {
 fn run(parts: SyncParts, stop: &std::sync::mpsc::Receiver<()>, stopping: Arc<AtomicBool>) {
     let s = &parts.settings.sync;
     let node = parts.settings.node.name.clone();
-    let prefix = parts.settings.mqtt_prefix();
     let mut client =
         (!s.peers.is_empty()).then(|| Client::new(parts.store.clone(), &node, s, stopping));
     // What this node knew before sync was on (or before this version) is shared too.
@@ -86,7 +85,7 @@ fn run(parts: SyncParts, stop: &std::sync::mpsc::Receiver<()>, stopping: Arc<Ato
             publish_own(
                 &parts.store,
                 &node,
-                &prefix,
+                &peer.topic,
                 s.batch as usize,
                 peer.max_bytes,
                 tx,
@@ -116,7 +115,7 @@ fn run(parts: SyncParts, stop: &std::sync::mpsc::Receiver<()>, stopping: Arc<Ato
 fn publish_own(
     store: &Store,
     node: &str,
-    prefix: &str,
+    topic: &str,
     batch: usize,
     max_bytes: usize,
     tx: &async_channel::Sender<Publish>,
@@ -139,7 +138,7 @@ fn publish_own(
         };
         let body = json!({ "node_id": node, "prev": prev, "entries": list });
         let msg = Publish {
-            topic: format!("{prefix}/sync"),
+            topic: topic.to_string(),
             payload: body.to_string().into_bytes(),
             qos: 1,
             retain: false,
