@@ -66,6 +66,7 @@ fn run(qos: u8, n: u64, port: u16, dir: &std::path::Path) -> f64 {
             questions: None,
             recent: Default::default(),
             events: None,
+            sync: None,
         },
         (tx.clone(), rx),
     )

@@ -246,6 +246,11 @@ pub fn run(settings: Settings, spec: PipelineSpec) -> Result<(), String> {
         )
         .map_err(|e| e.to_string())?,
     );
+    // Sync on: every observation, memory and memory change from now on is a log entry.
+    #[cfg(feature = "agent")]
+    if settings.sync.enabled {
+        store.set_sync_node(&settings.node.name);
+    }
     let registry = Arc::new(Registry::with_local_types(
         crate::plugins::registry::local_id_types(),
     ));
@@ -324,6 +329,28 @@ pub fn run(settings: Settings, spec: PipelineSpec) -> Result<(), String> {
             a.questions.clone(),
         ))
     });
+    #[cfg(feature = "agent")]
+    let sync_peer = settings.sync.enabled.then(|| {
+        Arc::new(crate::sync::mqtt::MqttSync {
+            store: store.clone(),
+            node: settings.node.name.clone(),
+            batch: settings.sync.batch as usize,
+            // Half the payload bound: the envelope and JSON escaping stay well inside it.
+            max_bytes: (settings.mqtt.max_payload_kb as usize) * 512,
+            topic: format!("{}/sync", settings.mqtt_state_prefix()),
+            root: crate::sync::mqtt::root_of(&settings.mqtt_state_prefix()),
+            pending: Default::default(),
+            max_items: settings.sync.max_remote_items,
+        })
+    });
+    #[cfg(feature = "agent")]
+    let sync = sync_peer.as_ref().and_then(|peer| {
+        crate::sync::worker::start(crate::sync::worker::SyncParts {
+            store: store.clone(),
+            settings: settings.clone(),
+            mqtt: mqtt_on.then(|| (publish_tx.clone(), peer.clone())),
+        })
+    });
     #[cfg(feature = "mqtt")]
     let mqtt = if mqtt_on {
         connection::start(
@@ -340,6 +367,10 @@ pub fn run(settings: Settings, spec: PipelineSpec) -> Result<(), String> {
                 questions: None,
                 recent: recent.clone(),
                 events: events.clone(),
+                #[cfg(feature = "agent")]
+                sync: sync_peer.map(|p| p as Arc<dyn crate::messages::SyncPeer>),
+                #[cfg(not(feature = "agent"))]
+                sync: None,
             },
             (publish_tx, publish_rx),
         )
@@ -463,7 +494,11 @@ pub fn run(settings: Settings, spec: PipelineSpec) -> Result<(), String> {
     }));
 
     // Every node has returned. MQTT first (its outbox lives in the store), then the store
-    // writer's last commit.
+    // writer's last commit. Sync before MQTT: it publishes into MQTT's channel.
+    #[cfg(feature = "agent")]
+    if let Some(s) = sync {
+        s.stop();
+    }
     #[cfg(feature = "mqtt")]
     if let Some(m) = mqtt {
         m.stop();

@@ -23,3 +23,5 @@ pub mod sources;
 pub mod stages;
 pub mod status;
 pub mod store;
+#[cfg(feature = "agent")]
+pub mod sync;

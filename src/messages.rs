@@ -30,6 +30,20 @@ pub struct Publish {
     pub retain: bool,
 }
 
+/// The replicated log's side of MQTT (`crate::sync::mqtt` implements it; app hands it
+/// to the MQTT edge, which knows nothing else of sync): which topics it takes, what it
+/// answers to a message on them, and what it sends on every (re)connect. What it returns
+/// is published QoS 1 through the outbox.
+pub trait SyncPeer: Send + Sync {
+    /// Topic filters to subscribe to.
+    fn filters(&self) -> Vec<String>;
+    /// A message on one of them (merged into the log here, on the MQTT worker's
+    /// thread: one LMDB write transaction); returns messages to publish.
+    fn on_message(&self, topic: &str, payload: &[u8]) -> Vec<Publish>;
+    /// Connected (again): catch-up requests to every known node.
+    fn on_connect(&self) -> Vec<Publish>;
+}
+
 /// An mqtt source's subscription, built by the graph runner for the MQTT edge: messages
 /// on `filters` are parsed (a JSON pointer for non-batch payloads, a default unit) and
 /// their readings go to `tx`, the source's channel.

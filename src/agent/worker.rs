@@ -305,6 +305,8 @@ impl Worker {
                     // with the error if the server is still away.
                     if self.queue.is_empty() || !q.origin.can_wait() {
                         self.answer(q);
+                        // Items other nodes sent (sync) arrive without vectors.
+                        self.reembed.plan(&self.a);
                     } else {
                         // Keep the order: it waits behind the others.
                         self.enqueue(q);

@@ -74,6 +74,10 @@ pub fn import(ctx: &ToolContext, path: &Path) -> Result<Imported, String> {
             Item::Memory(m) => new_mem.push(m),
         }
     }
+    // Imported items are this node's entries in the replicated log, as if learned here.
+    if ctx.settings.sync.enabled {
+        ctx.store.set_sync_node(&ctx.settings.node.name);
+    }
     (out.observations, out.memories) = ms.add_all(&new_obs, &new_mem).map_err(|e| e.to_string())?;
     if out.observations + out.memories > 0 {
         match reembed(ctx, false) {

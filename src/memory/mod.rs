@@ -7,6 +7,7 @@ pub mod lexical;
 pub mod observe;
 pub mod recall;
 pub mod reembed;
+pub mod replica;
 pub mod schedule;
 pub mod store;
 pub mod vectors;

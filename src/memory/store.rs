@@ -29,10 +29,12 @@ use std::ops::Bound;
 use heed::types::Bytes;
 use heed::{Database, MdbError, PutFlags, RoTxn, RwTxn};
 
+use super::replica;
 use super::vectors::{self, VectorError};
 use super::{Memory, Observation, ObservationType};
 use crate::graph::Micros;
 use crate::store::codec::Corrupt;
+use crate::store::sync_log::{self, RefState, TOMBSTONE};
 use crate::store::{Store, StoreError};
 
 type Db = Database<'static, Bytes, Bytes>;
@@ -351,6 +353,13 @@ fn put_appending(db: &Db, wtxn: &mut RwTxn, key: &[u8], value: &[u8]) -> Result<
     }
 }
 
+/// An item another node sent, for `insert_remote` and `replace_remote`.
+#[derive(Clone, Copy)]
+pub(crate) enum Remote<'a> {
+    Observation(&'a Observation),
+    Memory(&'a Memory),
+}
+
 /// Observations, memories and vectors of a `Store`.
 #[derive(Clone, Copy)]
 pub struct MemoryStore<'a> {
@@ -467,9 +476,11 @@ impl<'a> MemoryStore<'a> {
             if let Some(v) = vector {
                 self.put_vector(&mut wtxn, VectorKind::Observation, id, v, &mut buf)?;
             }
+            self.log_observation(&mut wtxn, replica::OBSERVATION, id, obs, &[])?;
             ids.push(id);
         }
         wtxn.commit()?;
+        self.store.sync_committed();
         Ok(ids)
     }
 
@@ -486,13 +497,16 @@ impl<'a> MemoryStore<'a> {
             let id = self.next_id(&mut wtxn, self.observations_db(), META_NEXT_OBS)?;
             encode_observation(o, &mut buf)?;
             put_appending(self.observations_db(), &mut wtxn, &id.to_be_bytes(), &buf)?;
+            self.log_observation(&mut wtxn, replica::OBSERVATION, id, o, &[])?;
         }
         for m in memories {
             let id = self.next_id(&mut wtxn, self.memories_db(), META_NEXT_MEM)?;
             encode_memory(m, &mut buf)?;
             put_appending(self.memories_db(), &mut wtxn, &id.to_be_bytes(), &buf)?;
+            self.log_memory(&mut wtxn, replica::MEMORY, id, m)?;
         }
         wtxn.commit()?;
+        self.store.sync_committed();
         Ok((observations.len() as u64, memories.len() as u64))
     }
 
@@ -506,7 +520,9 @@ impl<'a> MemoryStore<'a> {
         if let Some(v) = vector {
             self.put_vector(&mut wtxn, VectorKind::Memory, id, v, &mut buf)?;
         }
+        self.log_memory(&mut wtxn, replica::MEMORY, id, mem)?;
         wtxn.commit()?;
+        self.store.sync_committed();
         Ok(id)
     }
 
@@ -523,6 +539,7 @@ impl<'a> MemoryStore<'a> {
         }
         self.put_vector(&mut wtxn, kind, id, v, &mut Vec::new())?;
         wtxn.commit()?;
+        self.store.sync_committed();
         Ok(true)
     }
 
@@ -534,6 +551,7 @@ impl<'a> MemoryStore<'a> {
         self.vectors_db().clear(&mut wtxn)?;
         self.store.meta_db().delete(&mut wtxn, META_DIM)?;
         wtxn.commit()?;
+        self.store.sync_committed();
         Ok(n)
     }
 
@@ -597,7 +615,13 @@ impl<'a> MemoryStore<'a> {
     }
 
     /// Change a stored memory in one transaction; false if there is none.
-    fn update_memory(&self, id: u64, f: impl FnOnce(&mut Memory)) -> Result<bool, MemoryError> {
+    /// Logged as `event` (sync on).
+    fn update_memory(
+        &self,
+        id: u64,
+        event: &str,
+        f: impl FnOnce(&mut Memory),
+    ) -> Result<bool, MemoryError> {
         let mut wtxn = self.store.env().write_txn()?;
         let key = id.to_be_bytes();
         let Some(v) = self.memories_db().get(&wtxn, &key)? else {
@@ -608,24 +632,212 @@ impl<'a> MemoryStore<'a> {
         let mut buf = Vec::new();
         encode_memory(&m, &mut buf)?;
         self.memories_db().put(&mut wtxn, &key, &buf)?;
+        self.log_memory(&mut wtxn, event, id, &m)?;
         wtxn.commit()?;
+        self.store.sync_committed();
         Ok(true)
     }
 
     /// Mark a memory inactive (kept, no longer recalled). False if there is no such memory.
     pub fn deactivate_memory(&self, id: u64) -> Result<bool, MemoryError> {
-        self.update_memory(id, |m| m.active = false)
+        self.update_memory(id, replica::MEMORY_DEACTIVATED, |m| m.active = false)
     }
 
     /// Seen again: times_confirmed + 1, confidence + `step` (capped at 1.0), last_seen =
     /// now. False if there is no such memory.
     pub fn reinforce_memory(&self, id: u64, confidence_step: f32) -> Result<bool, MemoryError> {
         let now = crate::clock::now_us();
-        self.update_memory(id, |m| {
+        self.update_memory(id, replica::MEMORY_REINFORCED, |m| {
             m.times_confirmed = m.times_confirmed.saturating_add(1);
             m.confidence = (m.confidence + confidence_step).clamp(0.0, 1.0);
             m.last_seen = now.max(m.last_seen);
         })
+    }
+
+    /// Log a new or changed observation `id` (sync on), under its ref (a new one the
+    /// first time), and record the ref's version.
+    fn log_observation(
+        &self,
+        wtxn: &mut RwTxn,
+        event: &str,
+        id: u64,
+        o: &Observation,
+        replaces: &[String],
+    ) -> Result<(), MemoryError> {
+        let Some(node) = self.store.sync_node() else {
+            return Ok(());
+        };
+        let r = match self.store.sync_local_ref(wtxn, 0, id)? {
+            Some(r) => r,
+            None => sync_log::new_id(node, id),
+        };
+        let mut p = replica::observation_payload(&r, o);
+        if !replaces.is_empty() {
+            p["replaces"] = serde_json::json!(replaces);
+        }
+        let e = self.store.sync_append(wtxn, node, event, p)?;
+        let state = RefState {
+            kind: VectorKind::Observation as u8,
+            local_id: id,
+            lamport: e.lamport_ts,
+            node: node.to_string(),
+        };
+        Ok(self.store.sync_put_ref(wtxn, &r, &state)?)
+    }
+
+    /// Log a new or changed memory `id` (sync on), as `log_observation`.
+    fn log_memory(
+        &self,
+        wtxn: &mut RwTxn,
+        event: &str,
+        id: u64,
+        m: &Memory,
+    ) -> Result<(), MemoryError> {
+        let Some(node) = self.store.sync_node() else {
+            return Ok(());
+        };
+        let r = match self.store.sync_local_ref(wtxn, 1, id)? {
+            Some(r) => r,
+            None => sync_log::new_id(node, id),
+        };
+        let e = self
+            .store
+            .sync_append(wtxn, node, event, replica::memory_payload(&r, m))?;
+        let state = RefState {
+            kind: VectorKind::Memory as u8,
+            local_id: id,
+            lamport: e.lamport_ts,
+            node: node.to_string(),
+        };
+        Ok(self.store.sync_put_ref(wtxn, &r, &state)?)
+    }
+
+    /// Log every observation and memory that has no ref yet (stored before sync was on,
+    /// or by an earlier version), `chunk` per transaction, so what a node knew before
+    /// joining is shared too. Returns how many were logged. Nothing without a sync node.
+    pub fn log_unlogged(&self, chunk: usize) -> Result<u64, MemoryError> {
+        if self.store.sync_node().is_none() {
+            return Ok(0);
+        }
+        let mut n = 0;
+        for kind in [VectorKind::Observation, VectorKind::Memory] {
+            let db = match kind {
+                VectorKind::Observation => self.observations_db(),
+                VectorKind::Memory => self.memories_db(),
+            };
+            let ids: Vec<u64> = {
+                let rtxn = self.read_txn()?;
+                let mut ids = Vec::new();
+                for kv in db.iter(&rtxn)? {
+                    let id = id_of(kv?.0)?;
+                    if self.store.sync_local_ref(&rtxn, kind as u8, id)?.is_none() {
+                        ids.push(id);
+                    }
+                }
+                ids
+            };
+            for part in ids.chunks(chunk.max(1)) {
+                let mut wtxn = self.store.env().write_txn()?;
+                for &id in part {
+                    let Some(v) = db.get(&wtxn, &id.to_be_bytes())? else {
+                        continue;
+                    };
+                    match kind {
+                        VectorKind::Observation => {
+                            let o = decode_observation(id, v)?;
+                            self.log_observation(&mut wtxn, replica::OBSERVATION, id, &o, &[])?;
+                        }
+                        VectorKind::Memory => {
+                            let m = decode_memory(id, v)?;
+                            self.log_memory(&mut wtxn, replica::MEMORY, id, &m)?;
+                        }
+                    }
+                    n += 1;
+                }
+                wtxn.commit()?;
+                self.store.sync_committed();
+            }
+        }
+        Ok(n)
+    }
+
+    /// Mark ref `r` replaced: a late entry for it never brings it back.
+    pub(crate) fn tombstone(&self, wtxn: &mut RwTxn, r: &str) -> Result<(), MemoryError> {
+        let state = RefState {
+            kind: TOMBSTONE,
+            local_id: 0,
+            lamport: u64::MAX,
+            node: String::new(),
+        };
+        Ok(self.store.sync_put_ref(wtxn, r, &state)?)
+    }
+
+    /// A remote observation or memory stored in the caller's transaction (applying a
+    /// log entry): a new id, no vector (the re-embedding job adds it), nothing logged
+    /// (the entry is in the log already). Returns the id.
+    pub(crate) fn insert_remote(
+        &self,
+        wtxn: &mut RwTxn,
+        item: Remote<'_>,
+    ) -> Result<u64, MemoryError> {
+        let mut buf = Vec::new();
+        match item {
+            Remote::Observation(o) => {
+                let id = self.next_id(wtxn, self.observations_db(), META_NEXT_OBS)?;
+                encode_observation(o, &mut buf)?;
+                put_appending(self.observations_db(), wtxn, &id.to_be_bytes(), &buf)?;
+                Ok(id)
+            }
+            Remote::Memory(m) => {
+                let id = self.next_id(wtxn, self.memories_db(), META_NEXT_MEM)?;
+                encode_memory(m, &mut buf)?;
+                put_appending(self.memories_db(), wtxn, &id.to_be_bytes(), &buf)?;
+                Ok(id)
+            }
+        }
+    }
+
+    /// Overwrite stored item `id` in the caller's transaction (its vector stays when the
+    /// text did not change, and goes when it did). False if it is gone.
+    pub(crate) fn replace_remote(
+        &self,
+        wtxn: &mut RwTxn,
+        id: u64,
+        item: Remote<'_>,
+    ) -> Result<bool, MemoryError> {
+        let key = id.to_be_bytes();
+        let mut buf = Vec::new();
+        let (db, kind, same_text) = match item {
+            Remote::Observation(o) => {
+                let Some(v) = self.observations_db().get(wtxn, &key)? else {
+                    return Ok(false);
+                };
+                let same = decode_observation_ref(v)?.text == o.text;
+                encode_observation(o, &mut buf)?;
+                (self.observations_db(), VectorKind::Observation, same)
+            }
+            Remote::Memory(m) => {
+                let Some(v) = self.memories_db().get(wtxn, &key)? else {
+                    return Ok(false);
+                };
+                let same = memory_fact(v)? == m.fact;
+                encode_memory(m, &mut buf)?;
+                (self.memories_db(), VectorKind::Memory, same)
+            }
+        };
+        db.put(wtxn, &key, &buf)?;
+        if !same_text {
+            self.vectors_db().delete(wtxn, &vector_key(kind, id))?;
+        }
+        Ok(true)
+    }
+
+    /// Delete observation `id` and its vector in the caller's transaction.
+    pub(crate) fn delete_remote(&self, wtxn: &mut RwTxn, id: u64) -> Result<(), MemoryError> {
+        self.observations_db().delete(wtxn, &id.to_be_bytes())?;
+        self.vectors_db()
+            .delete(wtxn, &vector_key(VectorKind::Observation, id))?;
+        Ok(())
     }
 
     /// The embedding model recorded with the vectors, if any.
@@ -661,6 +873,7 @@ impl<'a> MemoryStore<'a> {
             .meta_db()
             .put(&mut wtxn, META_MODEL, model.as_bytes())?;
         wtxn.commit()?;
+        self.store.sync_committed();
         Ok(n)
     }
 
@@ -694,6 +907,7 @@ impl<'a> MemoryStore<'a> {
             }
         }
         wtxn.commit()?;
+        self.store.sync_committed();
         Ok(n)
     }
 
@@ -713,17 +927,19 @@ impl<'a> MemoryStore<'a> {
             return Ok(false);
         };
         let mut o = decode_observation(id, v)?;
-        o.ts = o.ts.max(ts);
-        o.confidence = o.confidence.max(confidence).clamp(0.0, 1.0);
-        for r in related_sources {
-            if !o.related_sources.contains(r) {
-                o.related_sources.push(r.clone());
-            }
-        }
+        let seen = Observation {
+            ts,
+            confidence,
+            related_sources: related_sources.to_vec(),
+            ..o.clone()
+        };
+        replica::join_observation(&mut o, &seen);
         let mut buf = Vec::new();
         encode_observation(&o, &mut buf)?;
         self.observations_db().put(&mut wtxn, &key, &buf)?;
+        self.log_observation(&mut wtxn, replica::OBSERVATION, id, &o, &[])?;
         wtxn.commit()?;
+        self.store.sync_committed();
         Ok(true)
     }
 
@@ -754,11 +970,16 @@ impl<'a> MemoryStore<'a> {
         vector: Option<&[f32]>,
     ) -> Result<u64, MemoryError> {
         let mut wtxn = self.store.env().write_txn()?;
+        let mut replaces = Vec::new();
         for &id in originals {
             self.observations_db()
                 .delete(&mut wtxn, &id.to_be_bytes())?;
             self.vectors_db()
                 .delete(&mut wtxn, &vector_key(VectorKind::Observation, id))?;
+            if let Some(r) = self.store.sync_local_ref(&wtxn, 0, id)? {
+                self.tombstone(&mut wtxn, &r)?;
+                replaces.push(r);
+            }
         }
         let mut buf = Vec::new();
         let id = self.next_id(&mut wtxn, self.observations_db(), META_NEXT_OBS)?;
@@ -767,7 +988,10 @@ impl<'a> MemoryStore<'a> {
         if let Some(v) = vector {
             self.put_vector(&mut wtxn, VectorKind::Observation, id, v, &mut buf)?;
         }
+        let event = replica::OBSERVATION_SUMMARY;
+        self.log_observation(&mut wtxn, event, id, summary, &replaces)?;
         wtxn.commit()?;
+        self.store.sync_committed();
         Ok(id)
     }
 
@@ -786,6 +1010,7 @@ impl<'a> MemoryStore<'a> {
                 .delete(&mut wtxn, &vector_key(VectorKind::Observation, id))?;
         }
         wtxn.commit()?;
+        self.store.sync_committed();
         Ok(n)
     }
 
@@ -816,6 +1041,7 @@ impl<'a> MemoryStore<'a> {
                 .delete(&mut wtxn, &vector_key(VectorKind::Observation, id))?;
         }
         wtxn.commit()?;
+        self.store.sync_committed();
         Ok(doomed.len() as u64)
     }
 

@@ -181,12 +181,24 @@ pub fn live(shared: &StatusView) -> Json {
         "store": store,
         "gpio": gpio(shared),
         "hardware": hardware(shared),
+        "sync": sync(shared),
         "connections": {
             "http": http(shared),
             "mqtt": mqtt(shared),
             "ollama": llm(shared),
         },
     })
+}
+
+/// The replicated log (`crate::sync`); null in a build without the agent.
+fn sync(shared: &StatusView) -> Json {
+    #[cfg(feature = "agent")]
+    return crate::sync::stats::status_json(&shared.store, &shared.settings);
+    #[cfg(not(feature = "agent"))]
+    {
+        let _ = shared;
+        Json::Null
+    }
 }
 
 /// Buses in use (mocks with their models' state), the mock GPIO's device models, and the

@@ -133,6 +133,7 @@ pub fn render(status: &Json) -> String {
     http(&mut o, &status["connections"]["http"]);
     mqtt(&mut o, &status["connections"]["mqtt"]);
     llm(&mut o, &status["connections"]["ollama"]);
+    sync(&mut o, &status["sync"]);
     o.text
 }
 
@@ -590,6 +591,118 @@ fn mqtt(o: &mut Out, m: &Json) {
             "Seconds from a QoS 1 message leaving to its PUBACK.",
             &m["ack_seconds"],
         );
+    }
+}
+
+/// The replicated log: its size and clock, and its counters.
+fn sync(o: &mut Out, s: &Json) {
+    if s["log_entries"].is_null() {
+        return;
+    }
+    let gauges = [
+        (
+            "smollama_sync_lamport_clock",
+            "lamport_clock",
+            "The node's Lamport clock.",
+        ),
+        (
+            "smollama_sync_log_entries",
+            "log_entries",
+            "Entries in the replicated log.",
+        ),
+        (
+            "smollama_sync_log_bytes",
+            "log_bytes",
+            "Bytes of the replicated log.",
+        ),
+    ];
+    for (name, key, help) in gauges {
+        o.single(name, "gauge", help, num(&s[key]));
+    }
+    let counters = [
+        (
+            "smollama_sync_merged_total",
+            "merged",
+            "Remote entries merged (new ids).",
+        ),
+        (
+            "smollama_sync_duplicates_total",
+            "duplicates",
+            "Remote entries skipped: their id was known.",
+        ),
+        (
+            "smollama_sync_applied_total",
+            "applied",
+            "Merged entries that changed local observations or memories.",
+        ),
+        (
+            "smollama_sync_not_applied_total",
+            "not_applied",
+            "Merged entries kept without a local change (older state, deleted item, unknown type).",
+        ),
+        (
+            "smollama_sync_malformed_total",
+            "malformed",
+            "Sync messages or entries refused as malformed.",
+        ),
+        (
+            "smollama_sync_refused_items_total",
+            "refused_items",
+            "New items from other nodes not applied: [sync] max_remote_items reached.",
+        ),
+        (
+            "smollama_sync_published_total",
+            "published",
+            "Own entries published on the sync topic.",
+        ),
+        (
+            "smollama_sync_catchup_sent_total",
+            "catchup_sent",
+            "Catch-up requests sent.",
+        ),
+        (
+            "smollama_sync_catchup_answered_total",
+            "catchup_answered",
+            "Catch-up requests answered.",
+        ),
+        (
+            "smollama_sync_push_accepted_total",
+            "push_accepted",
+            "Entries accepted by POST /api/sync/push.",
+        ),
+        (
+            "smollama_sync_push_refused_total",
+            "push_refused",
+            "Pushes refused past [sync] max_push_kb.",
+        ),
+        (
+            "smollama_sync_pulls_served_total",
+            "pulls_served",
+            "GET /api/sync/pull requests answered.",
+        ),
+        (
+            "smollama_sync_peer_ok_total",
+            "peer_ok",
+            "HTTP sync rounds with peers that succeeded.",
+        ),
+        (
+            "smollama_sync_peer_failed_total",
+            "peer_failed",
+            "HTTP sync rounds with peers that failed after retries.",
+        ),
+        (
+            "smollama_sync_trimmed_age_total",
+            "trimmed_age",
+            "Log entries deleted by retention (age, every peer had them).",
+        ),
+        (
+            "smollama_sync_trimmed_size_total",
+            "trimmed_size",
+            "Log entries deleted for [sync] max_log_mb.",
+        ),
+    ];
+    for (name, key, help) in counters {
+        o.single(name, "counter", help, num(&s[key]));
     }
 }
 

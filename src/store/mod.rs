@@ -12,6 +12,8 @@
 pub mod codec;
 pub mod outbox;
 pub mod query;
+#[cfg(feature = "agent")]
+pub mod sync_log;
 pub mod writer;
 
 use std::ops::Bound;
@@ -146,6 +148,22 @@ pub struct Store {
     pub(crate) memories: Db,
     /// Memory: kind u8 ++ id u64 BE -> quantised embedding.
     pub(crate) vectors: Db,
+    /// The replicated log (see `sync_log`): entries, their ids, refs.
+    #[cfg(feature = "agent")]
+    pub(crate) sync: sync_log::SyncDbs,
+    /// This node's id in the replicated log, once sync is on (`set_sync_node`): until
+    /// then memory changes are not logged.
+    #[cfg(feature = "agent")]
+    sync_node: std::sync::OnceLock<String>,
+    /// Set by `sync_append`, taken by `sync_committed`: the write transaction now open
+    /// appended to the log (LMDB runs one write transaction at a time, so the flag
+    /// belongs to it; one that aborted only makes the next wake-up spurious).
+    #[cfg(feature = "agent")]
+    pub(crate) sync_appended: std::sync::atomic::AtomicBool,
+    /// Wakes the sync thread once an append is committed, so it sleeps while nothing is
+    /// new instead of looking every second.
+    #[cfg(feature = "agent")]
+    sync_wake: std::sync::OnceLock<Box<dyn Fn() + Send + Sync>>,
 }
 
 impl Store {
@@ -168,7 +186,7 @@ impl Store {
             EnvOpenOptions::new()
                 .read_txn_without_tls()
                 .map_size(map_size)
-                .max_dbs(12)
+                .max_dbs(16)
                 .open(dir)
         }
         .map_err(|e| match e {
@@ -188,6 +206,13 @@ impl Store {
                     dbo.create_database::<Bytes, Bytes>(wtxn, Some("observations"))?;
                 let memories = dbo.create_database::<Bytes, Bytes>(wtxn, Some("memories"))?;
                 let vectors = dbo.create_database::<Bytes, Bytes>(wtxn, Some("vectors"))?;
+                // The replicated log's tables; a store of the previous version simply
+                // gains them (empty), nothing else changes.
+                let sync_dbs = [
+                    dbo.create_database::<Bytes, Bytes>(wtxn, Some("sync_log"))?,
+                    dbo.create_database::<Bytes, Bytes>(wtxn, Some("sync_ids"))?,
+                    dbo.create_database::<Bytes, Bytes>(wtxn, Some("sync_refs"))?,
+                ];
                 match meta.get(wtxn, META_SCHEMA_VERSION)? {
                     Some(v) => {
                         let found = u32::from_be_bytes(
@@ -217,13 +242,14 @@ impl Store {
                     observations,
                     memories,
                     vectors,
+                    sync_dbs,
                 )))
             })
             .map_err(|e| match e {
                 StoreError::Lmdb(reason) => open_err(reason),
                 e => e,
             })?;
-        let (readings, rollups, sources, meta, outbox, observations, memories, vectors) =
+        let (readings, rollups, sources, meta, outbox, observations, memories, vectors, sync_dbs) =
             match opened {
                 CommitOrAbort::Commit(dbs) => dbs,
                 CommitOrAbort::Abort(found) => {
@@ -234,6 +260,8 @@ impl Store {
                     });
                 }
             };
+        #[cfg(not(feature = "agent"))]
+        let _ = sync_dbs;
         // Reader slots of a crashed process would otherwise pin old pages forever.
         match env.clear_stale_readers() {
             Ok(0) => {}
@@ -251,7 +279,50 @@ impl Store {
             observations,
             memories,
             vectors,
+            #[cfg(feature = "agent")]
+            sync: {
+                let [log, ids, refs] = sync_dbs;
+                sync_log::SyncDbs { log, ids, refs }
+            },
+            #[cfg(feature = "agent")]
+            sync_node: std::sync::OnceLock::new(),
+            #[cfg(feature = "agent")]
+            sync_appended: std::sync::atomic::AtomicBool::new(false),
+            #[cfg(feature = "agent")]
+            sync_wake: std::sync::OnceLock::new(),
         })
+    }
+
+    /// Call `wake` whenever a transaction that appended to the log has committed (the
+    /// sync thread's doorbell). Set once.
+    #[cfg(feature = "agent")]
+    pub fn set_sync_wake(&self, wake: Box<dyn Fn() + Send + Sync>) {
+        let _ = self.sync_wake.set(wake);
+    }
+
+    /// After a commit: ring the doorbell if the transaction appended to the log.
+    #[cfg(feature = "agent")]
+    pub fn sync_committed(&self) {
+        if self
+            .sync_appended
+            .swap(false, std::sync::atomic::Ordering::AcqRel)
+            && let Some(wake) = self.sync_wake.get()
+        {
+            wake();
+        }
+    }
+
+    /// Log every later observation, memory and memory change as entries of node `node`
+    /// (sync on). Set once; a second call is ignored.
+    #[cfg(feature = "agent")]
+    pub fn set_sync_node(&self, node: &str) {
+        let _ = self.sync_node.set(node.to_string());
+    }
+
+    /// This node's id in the log, when sync is on.
+    #[cfg(feature = "agent")]
+    pub fn sync_node(&self) -> Option<&str> {
+        self.sync_node.get().map(String::as_str)
     }
 
     /// The environment, for the memory tables (`crate::memory::store`).

@@ -61,6 +61,7 @@ impl Tool for Recall {
                     "type": o.kind.as_str(),
                     "confidence": round2(o.confidence),
                     "relevance": round2(*r),
+                    "node": o.node,
                 })
             })
             .collect();
@@ -73,6 +74,7 @@ impl Tool for Recall {
                     "confidence": round2(m.confidence),
                     "times_confirmed": m.times_confirmed,
                     "relevance": round2(*r),
+                    "node": m.node,
                 })
             })
             .collect();

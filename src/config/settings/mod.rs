@@ -30,6 +30,7 @@ mod pipeline;
 mod plugins;
 pub mod render;
 mod store;
+mod sync;
 
 use std::path::{Path, PathBuf};
 
@@ -45,6 +46,7 @@ pub use ollama::{OllamaSettings, valid_keep_alive};
 pub use pipeline::PipelineSettings;
 pub use plugins::PluginsSettings;
 pub use store::StoreSettings;
+pub use sync::SyncSettings;
 
 use super::error::{ConfigError, ConfigErrors};
 use crate::graph::Micros;
@@ -62,6 +64,7 @@ pub(crate) const SECTIONS: &[Section] = &[
     ollama::SECTION,
     agent::SECTION,
     memory::SECTION,
+    sync::SECTION,
     gpio::SECTION,
     hardware::SECTION,
     pipeline::SECTION,
@@ -84,6 +87,7 @@ pub struct Settings {
     pub ollama: OllamaSettings,
     pub agent: AgentSettings,
     pub memory: MemorySettings,
+    pub sync: SyncSettings,
     pub gpio: GpioSettings,
     pub hardware: HardwareSettings,
     pub pipeline: PipelineSettings,
@@ -228,6 +232,20 @@ impl Settings {
                 merge_window: 0,
                 compact_below_mb: 0,
                 compact_batch: 0,
+            },
+            sync: SyncSettings {
+                enabled: false,
+                retention: 0,
+                max_log_mb: 0,
+                max_remote_items: 0,
+                batch: 0,
+                publish_interval: 0,
+                catchup_interval: 0,
+                max_push_kb: 0,
+                peers: Vec::new(),
+                peer_token: None,
+                interval: 0,
+                retry_max_attempts: 0,
             },
             gpio: GpioSettings {
                 backend: GpioBackendChoice::Auto,

@@ -19,6 +19,7 @@ fn observation_json(o: &crate::memory::Observation, similarity: Option<f32>) -> 
         "text": o.text,
         "confidence": round2(f64::from(o.confidence)),
         "type": o.kind.as_str(),
+        "node": o.node,
         "related_sources": if o.related_sources.is_empty() { Json::Null } else { json!(o.related_sources) },
         "similarity": similarity.map(|s| round2(f64::from(s))),
     })
@@ -31,6 +32,7 @@ fn memory_json(m: &crate::memory::Memory, similarity: Option<f32>) -> Json {
         "confidence": round2(f64::from(m.confidence)),
         "times_confirmed": m.times_confirmed,
         "active": m.active,
+        "node": m.node,
         "created_at": iso8601(m.first_seen),
         "updated_at": iso8601(m.last_seen),
         "similarity": similarity.map(|s| round2(f64::from(s))),

@@ -38,6 +38,8 @@ mod server;
 mod session;
 mod stats;
 mod stream;
+#[cfg(feature = "agent")]
+mod sync;
 mod workers;
 
 use std::net::{SocketAddr, TcpListener};

@@ -18,6 +18,8 @@ use super::request::{Call, Method, Query, percent_decode, short};
 use super::response::{Reply, err};
 use super::session;
 use super::stream::Streaming;
+#[cfg(feature = "agent")]
+use super::sync;
 
 /// A handler that may block (LMDB reads, the network, hardware). It runs on a worker
 /// thread and returns its answer.
@@ -117,6 +119,10 @@ pub(crate) static ROUTES: &[Route] = &[
     route(Get, "api/stats", &[], Work(memory::stats)),
     #[cfg(feature = "agent")]
     route(Post, "api/ask", &[], Handler::Ask),
+    #[cfg(feature = "agent")]
+    route(Post, "api/sync/push", &[], Work(sync::push)),
+    #[cfg(feature = "agent")]
+    route(Get, "api/sync/pull", sync::PULL_QUERY, Work(sync::pull)),
     // A lean build says why the agent's endpoints are absent.
     #[cfg(not(feature = "agent"))]
     route(Get, "api/observations", OBSERVATIONS_QUERY, Work(no_agent)),

@@ -48,7 +48,7 @@ use crate::graph::registry::Registry;
 use crate::graph::{Item, Micros, Reading};
 use crate::messages::{
     Arrival, EventHub, EventKind, MAX_TRACKED_TOPICS, Publish, QuestionIntake, Recent,
-    Subscription, topic_key,
+    Subscription, SyncPeer, topic_key,
 };
 use crate::store::Store;
 use crate::store::outbox::OutboxLimits;
@@ -194,6 +194,8 @@ pub struct Parts {
     pub questions: Option<Arc<dyn QuestionIntake>>,
     /// The last messages per topic, shared with the agent's tools.
     pub recent: Arc<Mutex<Recent>>,
+    /// The replicated log's topics (`None`: sync off).
+    pub sync: Option<Arc<dyn SyncPeer>>,
     /// The live events (`/api/events`): connected and disconnected go there. `None`
     /// without HTTP.
     pub events: Option<Arc<EventHub>>,
@@ -824,6 +826,11 @@ impl Worker {
                 let status = self.status_topic.clone();
                 self.publish_direct(&status, b"online".to_vec(), true);
                 self.publish_discovery();
+                if let Some(sync) = self.parts.sync.clone() {
+                    for p in sync.on_connect() {
+                        self.queue(p);
+                    }
+                }
             }
             Ev::Sent(pkid) => {
                 // pkid 0 is a QoS 0 publish: it takes no place in the queue.
@@ -908,6 +915,9 @@ impl Worker {
                     filters.push(t);
                 }
             }
+        }
+        if let Some(sync) = &self.parts.sync {
+            filters.extend(sync.filters());
         }
         if !self.parts.discovery.is_empty() {
             filters.push(format!(
@@ -1011,6 +1021,16 @@ impl Worker {
             // whether this node published the very message itself.
             let own = self.own.contains(&message_hash(&topic, &payload));
             let _ = intake.offer(Arrival::Mqtt { topic: &topic, own }, &payload);
+            return;
+        }
+        // Cheap test first: no allocation for the readings that are most messages.
+        if let Some(sync) = self.parts.sync.clone()
+            && topic.contains("/sync")
+            && sync.filters().iter().any(|f| topic::matches(f, &topic))
+        {
+            for p in sync.on_message(&topic, &payload) {
+                self.queue(p);
+            }
             return;
         }
         // Echo guard: our own publications never come back in as readings.

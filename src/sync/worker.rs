@@ -1,0 +1,227 @@
+//! The `sync` thread: publishes this node's new entries on `<state prefix>/sync` (QoS 1,
+//! through the outbox), asks every known node for what it missed every
+//! `catchup_interval`, syncs the HTTP peers when due, and trims the log. It sleeps
+//! `publish_interval` between turns and wakes at once to stop.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use serde_json::json;
+
+use super::client::Client;
+use super::mqtt::MqttSync;
+use super::stats::{STATS, SyncStats};
+use crate::clock::now_us;
+use crate::config::settings::Settings;
+use crate::graph::Micros;
+use crate::messages::Publish;
+use crate::store::Store;
+
+/// How often the log is trimmed.
+const TRIM_EVERY: Micros = 60_000_000;
+/// Entries looked at per trim.
+const TRIM_SCAN: usize = 10_000;
+/// Broadcast batches per turn, at most (a backlog drains over a few turns).
+const PUBLISH_ROUNDS: usize = 10;
+
+/// The running thread; `stop` ends it.
+pub struct SyncHandle {
+    doorbell: std::sync::mpsc::SyncSender<Ring>,
+    stopping: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+/// Why the thread wakes before its next due time.
+enum Ring {
+    /// A transaction that appended own entries committed: publish them.
+    Appended,
+    Stop,
+}
+
+impl SyncHandle {
+    pub fn stop(mut self) {
+        self.stopping.store(true, Ordering::Relaxed);
+        let _ = self.doorbell.send(Ring::Stop);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// What the thread needs.
+pub struct SyncParts {
+    pub store: Arc<Store>,
+    pub settings: Settings,
+    /// The MQTT edge's publish channel and the MQTT side of sync, when a broker is set.
+    pub mqtt: Option<(async_channel::Sender<Publish>, Arc<MqttSync>)>,
+}
+
+/// Start the thread (None if it could not be spawned). It sleeps until something is due
+/// (a catch-up request, an HTTP peer, the hourly trim) or the store rings: an idle node
+/// does not wake every `publish_interval`.
+pub fn start(parts: SyncParts) -> Option<SyncHandle> {
+    // Room for a ring and the stop: a full doorbell already means "look".
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Ring>(2);
+    let ring = tx.clone();
+    parts.store.set_sync_wake(Box::new(move || {
+        let _ = ring.try_send(Ring::Appended);
+    }));
+    let stopping = Arc::new(AtomicBool::new(false));
+    let st = stopping.clone();
+    let thread = std::thread::Builder::new()
+        .name("sync".into())
+        .spawn(move || run(parts, &rx, st))
+        .ok()?;
+    Some(SyncHandle {
+        doorbell: tx,
+        stopping,
+        thread: Some(thread),
+    })
+}
+
+fn run(parts: SyncParts, rx: &std::sync::mpsc::Receiver<Ring>, stopping: Arc<AtomicBool>) {
+    let s = &parts.settings.sync;
+    let node = parts.settings.node.name.clone();
+    let mut client =
+        (!s.peers.is_empty()).then(|| Client::new(parts.store.clone(), &node, s, stopping));
+    // What this node knew before sync was on (or before this version) is shared too.
+    match parts.store.memory().log_unlogged(500) {
+        Ok(0) => {}
+        Ok(n) => log::info!("sync: logged {n} observations and memories stored before sync was on"),
+        Err(e) => log::warn!("sync: cannot log the items stored before sync was on: {e}"),
+    }
+    let mut next_catchup = now_us() + s.catchup_interval;
+    let mut next_trim = now_us();
+    let mut next_peer: Option<Micros> = None;
+    // Publish at start: entries committed while the node was down, or logged just now.
+    let mut publish = true;
+    loop {
+        let now = now_us();
+        // A batch that did not fit one round is continued after publish_interval.
+        let mut more = false;
+        if let Some((tx, peer)) = &parts.mqtt {
+            if publish {
+                more = publish_own(
+                    &parts.store,
+                    &node,
+                    &peer.topic,
+                    s.batch as usize,
+                    peer.max_bytes,
+                    tx,
+                );
+            }
+            if now >= next_catchup {
+                for p in peer.requests() {
+                    let _ = tx.send_blocking(p);
+                }
+                next_catchup = now + s.catchup_interval;
+            }
+        }
+        if let Some(c) = client.as_mut()
+            && next_peer.is_none_or(|t| now >= t)
+        {
+            next_peer = c.run_due(now);
+        }
+        if now >= next_trim {
+            trim(&parts.store, &node, &parts.settings);
+            next_trim = now + TRIM_EVERY;
+        }
+        let mut due = next_trim;
+        if parts.mqtt.is_some() {
+            due = due.min(next_catchup);
+        }
+        if let Some(t) = next_peer {
+            due = due.min(t);
+        }
+        if more {
+            due = due.min(now_us() + s.publish_interval.max(1000));
+        }
+        let wait = Duration::from_micros((due - now_us()).max(0) as u64);
+        publish = more;
+        match rx.recv_timeout(wait) {
+            Ok(Ring::Appended) => publish = true,
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+            Ok(Ring::Stop) | Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => return,
+        }
+    }
+}
+
+/// Own entries not yet broadcast, in batches carrying `prev` (the last one before).
+/// True when more are left after this round's batches.
+fn publish_own(
+    store: &Store,
+    node: &str,
+    topic: &str,
+    batch: usize,
+    max_bytes: usize,
+    tx: &async_channel::Sender<Publish>,
+) -> bool {
+    for _ in 0..PUBLISH_ROUNDS {
+        let prev = store.sync_cursor("published").unwrap_or(0);
+        let entries = match store.sync_since(prev, batch, Some(node)) {
+            Ok(e) => e,
+            Err(e) => {
+                log::warn!("sync: cannot read the log: {e}");
+                return true;
+            }
+        };
+        let list = super::mqtt::fitting(&entries, max_bytes);
+        let Some(last) = entries
+            .get(list.len().wrapping_sub(1))
+            .map(|e| e.lamport_ts)
+        else {
+            return false;
+        };
+        let body = json!({ "node_id": node, "prev": prev, "entries": list });
+        let msg = Publish {
+            topic: topic.to_string(),
+            payload: body.to_string().into_bytes(),
+            qos: 1,
+            retain: false,
+        };
+        if tx.send_blocking(msg).is_err() {
+            return false;
+        }
+        SyncStats::add(&STATS.published, list.len() as u64);
+        let _ = store.sync_raise_cursor("published", last);
+        // Cut by bytes: the rest goes in the next message.
+        if list.len() == entries.len() && entries.len() < batch {
+            return false;
+        }
+    }
+    true
+}
+
+/// Retention: own entries stay until every known peer acknowledged them and `retention`
+/// passed; others' once `retention` passed; everything oldest first past `max_log_mb`.
+pub fn trim(store: &Store, node: &str, settings: &Settings) {
+    let s = &settings.sync;
+    let acked = store.sync_cursors("acked:").unwrap_or_default();
+    let mut peers: Vec<String> = store
+        .sync_cursors("seen:")
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(p, _)| p)
+        .collect();
+    peers.extend(s.peers.iter().cloned());
+    let floor = peers
+        .iter()
+        .map(|p| acked.iter().find(|(a, _)| a == p).map_or(0, |(_, v)| *v))
+        .min()
+        .unwrap_or(u64::MAX);
+    let kept = |n: &str, lamport: u64| n == node && lamport > floor;
+    match store.sync_trim(now_us() - s.retention, s.max_log_mb << 20, &kept, TRIM_SCAN) {
+        Ok((age, size)) => {
+            SyncStats::add(&STATS.trimmed_age, age);
+            SyncStats::add(&STATS.trimmed_size, size);
+            if size > 0 {
+                log::warn!(
+                    "sync: the log is over max_log_mb ({}): deleted the {size} oldest entries",
+                    s.max_log_mb
+                );
+            }
+        }
+        Err(e) => log::warn!("sync: cannot trim the log: {e}"),
+    }
+}
