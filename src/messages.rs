@@ -32,13 +32,20 @@ pub struct Publish {
 
 /// An mqtt source's subscription, built by the graph runner for the MQTT edge: messages
 /// on `filters` are parsed (a JSON pointer for non-batch payloads, a default unit) and
-/// their readings go to `tx`, the source's channel.
+/// their readings go to `tx`, the source's channel, one batch per message.
+///
+/// The batches are a fixed pool of buffers: the source sends each one back on `spare`
+/// once it has forwarded its readings, and the MQTT worker fills only a buffer it holds.
+/// So the hand-off can never be full when the worker sends (nothing is dropped there),
+/// and a graph slower than the network holds the worker back instead: it waits for a
+/// buffer before it takes the next message, and the socket and the broker hold the rest.
 pub struct Subscription {
     pub source: String,
     pub filters: Vec<String>,
     pub pointer: Option<String>,
     pub unit: Option<String>,
-    pub tx: async_channel::Sender<Item>,
+    pub tx: async_channel::Sender<Vec<Item>>,
+    pub spare: async_channel::Receiver<Vec<Item>>,
 }
 
 /// Topics tracked per topic (recent messages, malformed counts, question rate limits) at

@@ -474,7 +474,7 @@ fn mqtt(o: &mut Out, m: &Json) {
         Some(if state == "connected" { 1.0 } else { 0.0 }),
     );
     type Counter = (&'static str, &'static str, &'static str);
-    const COUNTERS: [Counter; 12] = [
+    const COUNTERS: [Counter; 13] = [
         (
             "connects",
             "smollama_mqtt_connects_total",
@@ -510,6 +510,11 @@ fn mqtt(o: &mut Out, m: &Json) {
             "readings_in",
             "smollama_mqtt_readings_received_total",
             "Readings received from other nodes.",
+        ),
+        (
+            "held_back",
+            "smollama_mqtt_held_back_total",
+            "Times the MQTT worker waited for the graph before taking the next message (backpressure).",
         ),
         (
             "malformed",

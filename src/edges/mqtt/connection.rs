@@ -83,6 +83,10 @@ pub struct MqttStats {
     /// Oldest outbox messages dropped to stay within its bounds (this run).
     pub outbox_dropped: AtomicU64,
     pub readings_in: AtomicU64,
+    /// Times the worker waited for the graph before taking the next message (every
+    /// batch buffer of a source was still in the graph): backpressure, the broker and the
+    /// socket holding what comes, where there used to be drops.
+    pub held_back: AtomicU64,
     pub malformed: AtomicU64,
     /// Inbound messages over `max_payload_kb` (also counted in `malformed` and per topic).
     pub too_large: AtomicU64,
@@ -454,6 +458,10 @@ struct Worker {
     /// Hashes of (topic, payload) this node published lately: a message that comes back
     /// on an ask topic is our own and never starts the agent.
     own: VecDeque<u64>,
+    /// One empty batch buffer per subscription (by index), from its source's pool. The
+    /// worker takes a message only while it holds one for every subscription: a graph
+    /// that is behind holds it back (see `messages::Subscription`).
+    spares: Vec<Option<Vec<Item>>>,
 }
 
 fn message_hash(topic: &str, payload: &[u8]) -> u64 {
@@ -482,7 +490,9 @@ impl Worker {
             total: m.max_remote_sources,
             per_node: m.max_sources_per_node,
         };
+        let spares = parts.subscriptions.iter().map(|_| None).collect();
         Worker {
+            spares,
             command_prefix: format!("{state_prefix}/gpio/"),
             parts,
             client,
@@ -518,6 +528,8 @@ impl Worker {
         enum Wake {
             Publish(Publish),
             Event(Ev),
+            /// A batch buffer came back from the source of subscription `.0`.
+            Spare(usize, Vec<Item>),
             Flush,
             Stop,
         }
@@ -531,6 +543,12 @@ impl Worker {
             // wait, and their lossy inboxes keep the newest readings.
             let accepting = self.qos0.len() < QOS0_QUEUE;
             let retry = self.qos0_blocked;
+            // While a source has all its buffers in the graph, wait for one back instead
+            // of taking events: `mqtt-io` then stops reading the socket once its channel
+            // is full. Publishes from the sinks are still taken meanwhile (they go to the
+            // outbox), so nothing the graph waits on waits on this.
+            let held = self.missing_spare();
+            let spare = held.map(|i| (i, self.parts.subscriptions[i].spare.clone()));
             let wake = smol::future::or(
                 async {
                     let _ = stop.recv().await;
@@ -567,6 +585,11 @@ impl Worker {
                     },
                     smol::future::or(
                         async {
+                            if let Some((i, spare)) = &spare {
+                                // Closed: the source has stopped; its readings are
+                                // counted as dropped from here on (`hand_over`).
+                                return Wake::Spare(*i, spare.recv().await.unwrap_or_default());
+                            }
                             match events.recv().await {
                                 Ok(e) => Wake::Event(e),
                                 Err(_) => Wake::Stop,
@@ -600,9 +623,15 @@ impl Worker {
                 }
                 Wake::Event(e) => {
                     self.on_event(e);
-                    while let Ok(e) = events.try_recv() {
+                    while self.missing_spare().is_none()
+                        && let Ok(e) = events.try_recv()
+                    {
                         self.on_event(e);
                     }
+                }
+                Wake::Spare(i, buf) => {
+                    self.stats.held_back.fetch_add(1, Ordering::Relaxed);
+                    self.spares[i] = Some(buf);
                 }
                 Wake::Flush => {
                     if flush_armed && !self.acked.is_empty() {
@@ -621,6 +650,21 @@ impl Worker {
             }
             self.pump();
         }
+    }
+
+    /// Take back the buffers the sources have returned; the first subscription still
+    /// without one, if any.
+    fn missing_spare(&mut self) -> Option<usize> {
+        let mut missing = None;
+        for (i, slot) in self.spares.iter_mut().enumerate() {
+            if slot.is_none() {
+                *slot = self.parts.subscriptions[i].spare.try_recv().ok();
+            }
+            if slot.is_none() && missing.is_none() {
+                missing = Some(i);
+            }
+        }
+        missing
     }
 
     /// QoS 0 goes straight out (or is dropped while away); QoS 1 waits for the outbox.
@@ -1026,10 +1070,19 @@ impl Worker {
             match payload::parse_inbound(&topic, &payload, sub.pointer.as_deref(), max) {
                 Ok(parsed) => {
                     let unit = sub.unit.clone();
-                    let tx = sub.tx.clone();
                     let now = now_us();
+                    // Taken before this message (`run`); missing only while stopping.
+                    let mut batch = self.spares[i].take();
                     for r in parsed.readings {
-                        self.forward(r, unit.as_deref(), &tx, now);
+                        if let Some(reading) = self.forward(r, unit.as_deref(), now) {
+                            match &mut batch {
+                                Some(b) => b.push(Item::Reading(reading)),
+                                None => self.parts.registry.count_drop(reading.source),
+                            }
+                        }
+                    }
+                    if let Some(b) = batch {
+                        self.hand_over(i, b);
                     }
                     if parsed.malformed_items > 0 {
                         let n = u64::from(parsed.malformed_items);
@@ -1050,15 +1103,28 @@ impl Worker {
         }
     }
 
-    /// One remote reading into the graph, if its name is admitted (see `remote`); an
+    /// A message's readings to subscription `i`'s source. The channel holds the whole
+    /// pool, so it is never full; it is closed once the source has stopped, and then the
+    /// readings are dropped and counted.
+    fn hand_over(&mut self, i: usize, batch: Vec<Item>) {
+        if batch.is_empty() {
+            self.spares[i] = Some(batch);
+            return;
+        }
+        if let Err(e) = self.parts.subscriptions[i].tx.try_send(batch) {
+            let mut batch = e.into_inner();
+            for item in batch.drain(..) {
+                if let Item::Reading(r) = item {
+                    self.parts.registry.count_drop(r.source);
+                }
+            }
+            self.spares[i] = Some(batch);
+        }
+    }
+
+    /// One remote reading for the graph, if its name is admitted (see `remote`); an
     /// implausible timestamp becomes the arrival time.
-    fn forward(
-        &self,
-        r: Inbound,
-        unit: Option<&str>,
-        tx: &async_channel::Sender<Item>,
-        now: Micros,
-    ) {
+    fn forward(&self, r: Inbound, unit: Option<&str>, now: Micros) -> Option<Reading> {
         let unit = if r.unit.is_empty() {
             unit.unwrap_or("")
         } else {
@@ -1066,13 +1132,13 @@ impl Worker {
         };
         let admitted = match self.stats.remote.lock() {
             Ok(mut t) => t.admit(&self.parts.registry, &r, unit, self.remote_limits),
-            Err(_) => return,
+            Err(_) => return None,
         };
         let info = match admitted {
             Ok(info) => info,
             Err(why) => {
                 log::debug!("mqtt: refused a reading of '{}': {why:?}", r.name);
-                return;
+                return None;
             }
         };
         let m = &self.parts.settings.mqtt;
@@ -1091,10 +1157,7 @@ impl Worker {
         };
         info.live.record(ts, r.value);
         self.stats.readings_in.fetch_add(1, Ordering::Relaxed);
-        let reading = Reading::new(info.id, ts, r.value);
-        if let Ok(Some(Item::Reading(old))) = tx.force_send(Item::Reading(reading)) {
-            self.parts.registry.count_drop(old.source);
-        }
+        Some(Reading::new(info.id, ts, r.value))
     }
 
     fn on_gpio_command(&mut self, rest: &str, payload: &[u8]) {
