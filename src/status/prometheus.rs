@@ -564,6 +564,12 @@ fn mqtt(o: &mut Out, m: &Json) {
         "Sources admitted from other nodes.",
         num(&m["remote_sources"]["sources"]),
     );
+    o.single(
+        "smollama_mqtt_recent_bytes",
+        "gauge",
+        "Payload bytes of the recent messages kept for the agent.",
+        num(&m["recent_bytes"]),
+    );
     if m["ack_seconds"].is_object() {
         o.histogram(
             "smollama_mqtt_ack_seconds",

@@ -87,6 +87,8 @@ pub struct MqttStats {
     /// batch buffer of a source was still in the graph): backpressure, the broker and the
     /// socket holding what comes, where there used to be drops.
     pub held_back: AtomicU64,
+    /// Payload bytes the recent messages for the agent hold now (`[mqtt] recent_max_kb`).
+    pub recent_bytes: AtomicU64,
     pub malformed: AtomicU64,
     /// Inbound messages over `max_payload_kb` (also counted in `malformed` and per topic).
     pub too_large: AtomicU64,
@@ -1192,10 +1194,14 @@ impl Worker {
 
     fn remember(&self, topic: &str, payload: &[u8]) {
         let keep = self.parts.settings.mqtt.recent_per_topic;
+        let max = self.parts.settings.mqtt.recent_max_kb << 10;
         if keep > 0
             && let Ok(mut r) = self.recent.lock()
         {
-            r.push(topic, now_us(), payload, keep);
+            r.push(topic, now_us(), payload, keep, max);
+            self.stats
+                .recent_bytes
+                .store(r.bytes() as u64, Ordering::Relaxed);
         }
     }
 
