@@ -11,7 +11,7 @@ use serde_json::{Value as Json, json};
 use super::HttpView;
 use super::request::Call;
 use super::request::short;
-use super::response::{Reply, err, ok};
+use super::response::{Reply, err, ok, text};
 use super::stream::StreamBody;
 use crate::clock::{Iso8601, iso8601, now_us};
 use crate::config::duration::format_duration;
@@ -92,7 +92,8 @@ pub(crate) const MAX_HISTORY_ROWS: i64 = 1_000_000;
 
 /// `GET /api/readings/{id}/history`: raw rows while the window fits the raw retention,
 /// else the finest rollup level that covers it; newest first. Streamed a page at a time
-/// (`HistoryStream`), so an answer of 100,000 rows never exists whole in memory.
+/// (`HistoryStream`), so an answer of 100,000 rows never exists whole in memory; an
+/// answer that fits in one page is sent whole, with its length.
 pub(crate) fn history(view: &HttpView, call: &Call) -> Result<Box<dyn StreamBody>, Reply> {
     let id = call.params[0].as_str();
     let Some(info) = view.registry.lookup(id) else {
@@ -127,18 +128,34 @@ pub(crate) fn history(view: &HttpView, call: &Call) -> Result<Box<dyn StreamBody
             "readings"
         }
     );
-    Ok(Box::new(HistoryStream {
+    let mut stream = HistoryStream {
         store: view.store.clone(),
         source: info.id,
         from: now - window,
         to: now + 1,
         left: limit,
         level: level.map(|(lv, _)| lv),
-        head: Some(head),
+        pending: None,
         count: 0,
         stats: Stats::default(),
         done: false,
-    }))
+        failed: None,
+    };
+    // The opening and the first page; if that is all, it is answered at once, with a
+    // length (and kept alive), like the other reads.
+    let mut out = head;
+    stream.step(&mut out);
+    if !stream.done {
+        stream.pending = Some(out);
+        return Ok(Box::new(stream));
+    }
+    if let Some(e) = stream.failed {
+        return Err(err(503, e));
+    }
+    Err(text(
+        "application/json",
+        String::from_utf8(out).unwrap_or_default(),
+    ))
 }
 
 /// One history answer being written: a cursor into the store (rows older than `to`),
@@ -152,11 +169,13 @@ struct HistoryStream {
     left: usize,
     /// `None`: raw readings; else the rollup level.
     level: Option<u8>,
-    /// The opening of the object, until written.
-    head: Option<Vec<u8>>,
+    /// What was written before the stream started (the opening and the first page).
+    pending: Option<Vec<u8>>,
     count: u64,
     stats: Stats,
     done: bool,
+    /// A store read failed (the answer was cut short there).
+    failed: Option<String>,
 }
 
 /// Running min, max and mean (readings: numeric values; rollups: their min, max, sum
@@ -265,33 +284,41 @@ impl StreamBody for HistoryStream {
     }
 
     fn next<'a>(&'a mut self, out: &'a mut Vec<u8>) -> Pin<Box<dyn Future<Output = bool> + 'a>> {
-        Box::pin(async move {
-            if self.done {
-                return false;
+        Box::pin(async move { self.step(out) })
+    }
+}
+
+impl HistoryStream {
+    /// Append the next piece (what was pending, a page, or the last page and the closing
+    /// with the statistics); `false` once everything was written.
+    fn step(&mut self, out: &mut Vec<u8>) -> bool {
+        if self.done {
+            return false;
+        }
+        if let Some(first) = self.pending.take() {
+            out.extend_from_slice(&first);
+            return true;
+        }
+        match self.page(out) {
+            Ok(true) => return true,
+            Ok(false) => {}
+            Err(e) => {
+                // The status line is gone: end the body short, so the client sees a
+                // truncated answer rather than a complete-looking one.
+                log::warn!("http: history read failed mid-answer: {e}");
+                self.failed = Some(e.to_string());
+                self.done = true;
+                return true;
             }
-            if let Some(head) = self.head.take() {
-                out.extend_from_slice(&head);
-            }
-            match self.page(out) {
-                Ok(true) => return true,
-                Ok(false) => {}
-                Err(e) => {
-                    // The status line is gone: end the body short, so the client sees a
-                    // truncated answer rather than a complete-looking one.
-                    log::warn!("http: history read failed mid-answer: {e}");
-                    self.done = true;
-                    return true;
-                }
-            }
-            let _ = write!(
-                out,
-                "],\"count\":{},\"statistics\":{}}}",
-                self.count,
-                self.stats.json(self.level.is_some())
-            );
-            self.done = true;
-            true
-        })
+        }
+        let _ = write!(
+            out,
+            "],\"count\":{},\"statistics\":{}}}",
+            self.count,
+            self.stats.json(self.level.is_some())
+        );
+        self.done = true;
+        true
     }
 }
 
