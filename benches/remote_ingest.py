@@ -90,16 +90,22 @@ def publish_packet(topic, payload, pkid):
     return bytes([0x32]) + varint(len(body)) + body
 
 
-def node(port, i, size, rate, stop, sent):
-    """One simulated node: a batch of `size` readings every size/rate seconds."""
+def node(port, i, size, rate, go, stop, sent):
+    """One simulated node: one batch (so every name is known before measuring), then on
+    `go` a batch of `size` readings every size/rate seconds."""
     name = f"bench{i}"
     topic = f"smollama/{name}/readings"
     items = ",".join(f'{{"source":"r{k}","value":{k}.5,"unit":"u"}}' for k in range(size))
     payload = f'{{"node":"{name}","readings":[{items}]}}'.encode()
     s = connect(port, name)
+    s.setblocking(True)
+    s.sendall(publish_packet(topic, payload, 1))
+    s.setblocking(False)
+    sent[i] += size
+    go.wait()
     period = size / rate
     nxt = time.monotonic() + (i % 100) / 100.0 * period  # spread the nodes' phases
-    pkid = 0
+    pkid = 1
     while not stop.is_set():
         now = time.monotonic()
         if now < nxt:
@@ -135,6 +141,16 @@ def cpu_seconds(pid):
     return total / 1e9
 
 
+def rss(pid):
+    out = {}
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            k, _, v = line.partition(":")
+            if k in ("VmRSS", "RssAnon"):
+                out[k] = int(v.split()[0])
+    return (out["VmRSS"], out["RssAnon"])
+
+
 def drops(s):
     return (sum(x.get("drops", 0) for x in s.get("sources", []))
             + sum(e.get("drops", 0) for e in s.get("edges", [])))
@@ -147,6 +163,8 @@ def main():
     ap.add_argument("--rate", type=float, default=50000.0, help="readings per second, all nodes")
     ap.add_argument("--seconds", type=float, default=30.0)
     ap.add_argument("--sizes", default="1,10,100,1000,5000")
+    ap.add_argument("--settle", type=float, default=60.0,
+                    help="seconds to wait after the flood before reading RSS again")
     args = ap.parse_args()
     sizes = [int(x) for x in args.sizes.split(",")]
     tmp = tempfile.mkdtemp(prefix="smollama-ingest-")
@@ -175,14 +193,20 @@ def main():
             pass
         time.sleep(0.1)
     pid = agent.pid
-    stop = threading.Event()
+    stop, go = threading.Event(), threading.Event()
     sent = [0] * args.nodes
     per_node = args.rate / args.nodes
-    threads = [threading.Thread(target=node, args=(mport, i, sizes[i % len(sizes)], per_node, stop, sent),
+    threads = [threading.Thread(target=node, args=(mport, i, sizes[i % len(sizes)], per_node, go, stop, sent),
                                 daemon=True) for i in range(args.nodes)]
     for t in threads:
         t.start()
-    time.sleep(3)  # warm-up: every node connected and sending
+    # Every node's first batch stored: every name known, the store's pages touched.
+    while status(hport)["store"]["readings_written"] < names:
+        time.sleep(0.2)
+    time.sleep(3)
+    rss_before = rss(pid)
+    go.set()
+    time.sleep(3)  # warm-up: every node sending
     s0, c0, t0, n0 = status(hport), cpu_seconds(pid), time.monotonic(), sum(sent)
     time.sleep(args.seconds)
     s1, c1, t1, n1 = status(hport), cpu_seconds(pid), time.monotonic(), sum(sent)
@@ -198,6 +222,9 @@ def main():
                 s2["store"]["readings_written"] >= s2["connections"]["mqtt"]["readings_in"]:
             break
         time.sleep(0.5)
+    rss_end = rss(pid)
+    time.sleep(args.settle)
+    rss_settled = rss(pid)
     dt = t1 - t0
     stored = s1["store"]["readings_written"] - s0["store"]["readings_written"]
     cpu = c1 - c0
@@ -209,6 +236,7 @@ def main():
     print(f"cpu_us_per_reading: {cpu / max(stored, 1) * 1e6:.2f}")
     print(f"rss_kb: {s1['process']['rss_kb']}")
     print(f"sent_total: {total_sent}, received: {m['readings_in']}, stored_total: {s2['store']['readings_written']}")
+    print(f"rss_kb (VmRSS, RssAnon): before {rss_before}, after the flood {rss_end}, {args.settle:.0f} s later {rss_settled}")
     print(f"drops: {drops(s2)}, held_back: {m['held_back']}, reconnects: {m['reconnects']}, refused names: {m['remote_sources']['names_refused']}")
     agent.send_signal(signal.SIGTERM)
     agent.wait(timeout=30)

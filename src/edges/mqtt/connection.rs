@@ -38,6 +38,7 @@ use rumqttc::v5::mqttbytes::QoS;
 use rumqttc::v5::mqttbytes::v5::{Filter, LastWill, Packet, PubAckReason};
 use rumqttc::v5::{Client, Connection, Event, MqttOptions};
 
+use super::give_back::GiveBack;
 use super::payload::{self, Inbound};
 use super::remote::{self, Limits, RemoteTally};
 use super::topic;
@@ -464,6 +465,10 @@ struct Worker {
     /// worker takes a message only while it holds one for every subscription: a graph
     /// that is behind holds it back (see `messages::Subscription`).
     spares: Vec<Option<Vec<Item>>>,
+    /// When a burst of inbound bytes is over, give the memory it took back.
+    give_back: GiveBack,
+    /// A burst began: arm the give-back timer.
+    give_back_due: bool,
 }
 
 fn message_hash(topic: &str, payload: &[u8]) -> u64 {
@@ -495,6 +500,8 @@ impl Worker {
         let spares = parts.subscriptions.iter().map(|_| None).collect();
         Worker {
             spares,
+            give_back: GiveBack::new(),
+            give_back_due: false,
             command_prefix: format!("{state_prefix}/gpio/"),
             parts,
             client,
@@ -533,6 +540,7 @@ impl Worker {
             /// A batch buffer came back from the source of subscription `.0`.
             Spare(usize, Vec<Item>),
             Flush,
+            GiveBack,
             Stop,
         }
         // Acknowledged messages leave the outbox in batches (one write transaction, one
@@ -540,6 +548,7 @@ impl Worker {
         // A crash in between only means those few are sent again.
         let mut flush = smol::Timer::never();
         let mut flush_armed = false;
+        let mut give_back = smol::Timer::never();
         loop {
             // Stop taking QoS 0 messages while the client cannot take them: the sinks
             // wait, and their lossy inboxes keep the newest readings.
@@ -597,10 +606,16 @@ impl Worker {
                                 Err(_) => Wake::Stop,
                             }
                         },
-                        async {
-                            (&mut flush).await;
-                            Wake::Flush
-                        },
+                        smol::future::or(
+                            async {
+                                (&mut flush).await;
+                                Wake::Flush
+                            },
+                            async {
+                                (&mut give_back).await;
+                                Wake::GiveBack
+                            },
+                        ),
                     ),
                 ),
             )
@@ -631,6 +646,12 @@ impl Worker {
                         self.on_event(e);
                     }
                 }
+                Wake::GiveBack => match self.give_back.check() {
+                    Some(wait) => {
+                        give_back.set_after(wait);
+                    }
+                    None => give_back = smol::Timer::never(),
+                },
                 Wake::Spare(i, buf) => {
                     self.stats.held_back.fetch_add(1, Ordering::Relaxed);
                     self.spares[i] = Some(buf);
@@ -642,6 +663,9 @@ impl Worker {
                         self.remove_acked();
                     }
                 }
+            }
+            if std::mem::take(&mut self.give_back_due) {
+                give_back.set_after(super::give_back::QUIET);
             }
             self.store_pending();
             if self.acked.len() >= ACK_BATCH {
@@ -901,6 +925,9 @@ impl Worker {
             Ev::DisconnectSent => {}
             Ev::Message(topic, payload) => {
                 let len = payload.len() as u64;
+                if self.give_back.message(len) {
+                    self.give_back_due = true;
+                }
                 self.on_message(topic, payload);
                 self.stats.inbound_waiting.fetch_sub(len, Ordering::Relaxed);
             }
