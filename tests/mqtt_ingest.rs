@@ -153,12 +153,53 @@ fn thousand_reading_batches_and_a_sustained_flood_are_stored_whole() {
     assert_eq!(keep["queue"]["policy"], "backpressure", "{keep}");
 }
 
+/// Each remote reading three times into the store, through three stages: the graph does
+/// three times the store's work per reading the worker parses, so it is the slower side
+/// whatever the build, and the worker must wait for it.
+const SLOW_GRAPH: &str = r#"
+[[source]]
+name = "nodes"
+kind = "mqtt"
+topics = ["smollama/+/readings"]
+
+[[stage]]
+name = "keep"
+kind = "retention"
+from = ["nodes"]
+raw_for = "1d"
+rollups = [{ every = "1m", keep = "30d" }]
+
+[[stage]]
+name = "again"
+kind = "retention"
+from = ["nodes"]
+raw_for = "1d"
+rollups = [{ every = "1m", keep = "30d" }]
+
+[[stage]]
+name = "thrice"
+kind = "retention"
+from = ["nodes"]
+raw_for = "1d"
+rollups = [{ every = "1m", keep = "30d" }]
+
+[[sink]]
+name = "store"
+kind = "store"
+from = ["keep", "again", "thrice"]
+"#;
+
 #[test]
 fn a_full_graph_holds_qos1_traffic_back_instead_of_dropping_it() {
     let dir = TempDir::new("mqtt-ingest-backpressure");
     let broker = Broker::start(dir.path());
     let port = free_port();
-    let cfg = write_config_extra(dir.path(), port, INGEST, &mqtt_section(broker.port, MANY));
+    let cfg = write_config_extra(
+        dir.path(),
+        port,
+        SLOW_GRAPH,
+        &mqtt_section(broker.port, MANY),
+    );
     let agent = Agent::start(&cfg, port, &[]);
     connected(&agent);
     let other = Subscriber::new(broker.port, "burst", &["nothing/here"]);
@@ -169,18 +210,19 @@ fn a_full_graph_holds_qos1_traffic_back_instead_of_dropping_it() {
     for _ in 0..40 {
         other.publish("smollama/burst/readings", &b, false);
     }
-    stored(&agent, 200_000, 120);
+    stored(&agent, 600_000, 120);
     std::thread::sleep(Duration::from_millis(300));
     let s = status(&agent);
     let m = &s["connections"]["mqtt"];
-    assert_eq!(s["store"]["readings_written"], 200_000, "{}", s["store"]);
+    assert_eq!(s["store"]["readings_written"], 600_000, "{}", s["store"]);
     assert_eq!(m["readings_in"], 200_000, "{m}");
     assert!(m["held_back"].as_u64().unwrap() > 0, "no backpressure: {m}");
     // The wait never cost the connection.
     assert_eq!(m["connects"], 1, "{m}");
     assert_eq!(m["state"], "connected", "{m}");
     assert_no_drops(&s);
-    assert_eq!(rows_of(&agent, "burst:b4999"), 40);
+    // Every message's reading, three times (one per stage: the store keeps each).
+    assert_eq!(rows_of(&agent, "burst:b4999"), 3 * 40);
     eprintln!(
         "backpressure: held back {} times for 200,000 readings",
         m["held_back"]
