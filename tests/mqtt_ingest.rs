@@ -277,4 +277,5 @@ fn a_lossy_edge_logs_its_drops_once_a_minute_with_the_count() {
     assert_eq!(lines.len(), 1, "one line within the minute:\n{log}");
     assert!(lines[0].contains("WARN"), "{}", lines[0]);
     assert!(lines[0].contains("in all"), "{}", lines[0]);
+    eprintln!("lossy edge: {}", lines[0]);
 }

@@ -66,7 +66,7 @@ impl EdgeTx {
         );
         if let Some(n) = self.stats.warned.note(crate::clock::now_us()) {
             log::warn!(
-                "edge {} -> {} full: dropped {n} items (the oldest queued) since the last such line, {} in all (its inbox holds {})",
+                "edge {} -> {} full, dropping the oldest queued items: {n} since the last such line, {} in all (inbox of {}; this line comes at most once a minute)",
                 self.stats.from,
                 self.stats.to,
                 self.stats.drops.load(Ordering::Relaxed),
