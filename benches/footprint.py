@@ -5,8 +5,12 @@ Reports: time from spawn to the first 200 from /api/health, RSS and VmHWM after 
 window, CPU seconds used during the idle window, thread count, time from SIGTERM to exit,
 and the binary's size.
 
-Usage: python3 benches/footprint.py [--binary target/release/smollama] [--seconds 60]
+Usage: python3 benches/footprint.py [--binary target/release/smollama] [--seconds 60] [--broker]
 Build first: cargo build --release
+
+--broker starts a mosquitto (Debian's) and connects the agent to it, as a node with MQTT
+on. Each thread's CPU time and wake-ups (schedstat's timeslices) over the window are
+printed, so a thread that wakes when it need not shows.
 
 With collectd installed (Debian: apt-get install collectd-core), collectd runs alongside
 during the same window, sampling the same kind of metrics every 10 s into CSV files, and
@@ -63,6 +67,21 @@ def cpu_seconds(pid):
     return total / 1e9
 
 
+def per_thread(pid):
+    """{tid: (name, cpu ns, timeslices)} from schedstat."""
+    out = {}
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{tid}/comm") as f:
+                name = f.read().strip()
+            with open(f"/proc/{pid}/task/{tid}/schedstat") as f:
+                ns, _, slices = (int(x) for x in f.read().split())
+        except OSError:
+            continue
+        out[tid] = (name, ns, slices)
+    return out
+
+
 def thread_names(pid):
     names = []
     for tid in os.listdir(f"/proc/{pid}/task"):
@@ -106,6 +125,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--binary", default="target/release/smollama")
     ap.add_argument("--seconds", type=float, default=60.0)
+    ap.add_argument("--broker", action="store_true", help="connect the agent to a local mosquitto")
     args = ap.parse_args()
 
     tmp = tempfile.mkdtemp(prefix="smollama-footprint-")
@@ -117,6 +137,16 @@ def main():
         "SMOLLAMA_NODE_DATA_DIR": os.path.join(tmp, "data"),
         "SMOLLAMA_HTTP_BIND": f"127.0.0.1:{port}",
     })
+    broker = None
+    if args.broker:
+        mport = free_port()
+        conf = os.path.join(tmp, "mosquitto.conf")
+        with open(conf, "w") as f:
+            f.write(f"listener {mport} 127.0.0.1\nallow_anonymous true\n")
+        broker = subprocess.Popen(["/usr/sbin/mosquitto", "-c", conf],
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(0.3)
+        env.update({"SMOLLAMA_MQTT_BROKER": "127.0.0.1", "SMOLLAMA_MQTT_PORT": str(mport)})
     t0 = time.perf_counter()
     p = subprocess.Popen([args.binary], env=env, stderr=subprocess.DEVNULL)
     while not health(port):
@@ -130,9 +160,11 @@ def main():
     # Let start-up work settle, then measure an idle window.
     time.sleep(min(5.0, args.seconds / 4))
     cpu0 = cpu_seconds(p.pid)
+    t_before = per_thread(p.pid)
     ccpu0 = cpu_seconds(c.pid) if c else 0
     time.sleep(args.seconds)
     cpu1 = cpu_seconds(p.pid)
+    t_after = per_thread(p.pid)
     st = proc_status(p.pid)
     names = thread_names(p.pid)
     if c:
@@ -145,6 +177,9 @@ def main():
     p.send_signal(signal.SIGTERM)
     code = p.wait(timeout=30)
     stop_ms = (time.perf_counter() - t1) * 1000
+    if broker:
+        broker.terminate()
+        broker.wait(timeout=10)
     size = os.path.getsize(args.binary)
     shutil.rmtree(tmp, ignore_errors=True)
 
@@ -153,6 +188,9 @@ def main():
     print(f"vmhwm_kib: {st['VmHWM']}")
     print(f"cpu_s_over_{args.seconds:.0f}s_idle: {cpu1 - cpu0:.5f}")
     print(f"threads: {st['Threads']} ({', '.join(names)})")
+    for tid, (name, ns, slices) in sorted(t_after.items(), key=lambda kv: kv[1][0]):
+        b = t_before.get(tid, (name, 0, 0))
+        print(f"  thread {name:<12} cpu_ms {(ns - b[1]) / 1e6:8.3f}  wakeups {slices - b[2]}")
     print(f"sigterm_to_exit_ms: {stop_ms:.1f} (exit code {code})")
     print(f"binary_bytes: {size}")
     if c:

@@ -46,13 +46,20 @@ pub trait SyncPeer: Send + Sync {
 
 /// An mqtt source's subscription, built by the graph runner for the MQTT edge: messages
 /// on `filters` are parsed (a JSON pointer for non-batch payloads, a default unit) and
-/// their readings go to `tx`, the source's channel.
+/// their readings go to `tx`, the source's channel, one batch per message.
+///
+/// The batches are a fixed pool of buffers: the source sends each one back on `spare`
+/// once it has forwarded its readings, and the MQTT worker fills only a buffer it holds.
+/// So the hand-off can never be full when the worker sends (nothing is dropped there),
+/// and a graph slower than the network holds the worker back instead: it waits for a
+/// buffer before it takes the next message, and the socket and the broker hold the rest.
 pub struct Subscription {
     pub source: String,
     pub filters: Vec<String>,
     pub pointer: Option<String>,
     pub unit: Option<String>,
-    pub tx: async_channel::Sender<Item>,
+    pub tx: async_channel::Sender<Vec<Item>>,
+    pub spare: async_channel::Receiver<Vec<Item>>,
 }
 
 /// Topics tracked per topic (recent messages, malformed counts, question rate limits) at
@@ -60,10 +67,9 @@ pub struct Subscription {
 pub(crate) const MAX_TRACKED_TOPICS: usize = 256;
 /// Topics longer than this are tracked under their first `MAX_TOPIC_KEY` bytes.
 pub(crate) const MAX_TOPIC_KEY: usize = 200;
-/// Recent messages are kept for the agent cut to this many bytes each...
+/// Recent messages are kept for the agent cut to this many bytes each (and in all to
+/// `[mqtt] recent_max_kb`, the oldest going first).
 const RECENT_MAX_PAYLOAD: usize = 2048;
-/// ...and in all to this many bytes (the oldest go first).
-const RECENT_MAX_BYTES: usize = 1 << 20;
 
 /// `topic` cut to `MAX_TOPIC_KEY` bytes (at a character boundary), for map keys.
 pub(crate) fn topic_key(topic: &str) -> &str {
@@ -76,7 +82,7 @@ pub(crate) fn topic_key(topic: &str) -> &str {
 
 /// The last messages the MQTT edge saw per topic, for the agent's `get_recent_messages`
 /// tool: at most `MAX_TRACKED_TOPICS` topics, each payload cut to `RECENT_MAX_PAYLOAD`
-/// bytes, `RECENT_MAX_BYTES` in all.
+/// bytes, the payloads `max_bytes` in all (`[mqtt] recent_max_kb`).
 #[derive(Default)]
 pub struct Recent {
     pub by_topic: HashMap<String, VecDeque<(Micros, String)>>,
@@ -85,9 +91,15 @@ pub struct Recent {
 }
 
 impl Recent {
-    /// Keep `payload` as the newest message of `topic`, at most `keep` per topic.
-    pub fn push(&mut self, topic: &str, ts: Micros, payload: &[u8], keep: usize) {
-        if keep == 0 {
+    /// Payload bytes held now (for status).
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+
+    /// Keep `payload` as the newest message of `topic`, at most `keep` per topic and
+    /// `max_bytes` of payloads in all.
+    pub fn push(&mut self, topic: &str, ts: Micros, payload: &[u8], keep: usize, max_bytes: usize) {
+        if keep == 0 || max_bytes == 0 {
             return;
         }
         let topic = topic_key(topic);
@@ -110,15 +122,21 @@ impl Recent {
         }
         q.push_back((ts, text));
         // Over budget: drop the oldest messages, this topic's first (it is the busy one),
-        // then any other's.
-        while self.bytes > RECENT_MAX_BYTES {
+        // then any other's; a last message alone over the budget goes too.
+        while self.bytes > max_bytes {
             let busy = self.by_topic.get(topic).is_some_and(|q| q.len() > 1);
             let q = if busy {
                 self.by_topic.get_mut(topic)
             } else {
                 self.by_topic.values_mut().find(|q| q.len() > 1)
             };
-            let Some(q) = q else { break };
+            let q = match q {
+                Some(q) => q,
+                None => match self.by_topic.values_mut().find(|q| !q.is_empty()) {
+                    Some(q) => q,
+                    None => break,
+                },
+            };
             if let Some((_, old)) = q.pop_front() {
                 self.bytes -= old.len();
             }
@@ -300,30 +318,36 @@ mod tests {
     fn recent_messages_are_bounded_in_count_topics_and_bytes() {
         let mut r = Recent::default();
         for i in 0..5 {
-            r.push("a", i, format!("{i}").as_bytes(), 3);
+            r.push("a", i, format!("{i}").as_bytes(), 3, 1 << 20);
         }
         let a: Vec<&str> = r.by_topic["a"].iter().map(|(_, p)| p.as_str()).collect();
         assert_eq!(a, ["2", "3", "4"], "the newest `keep` per topic");
         // A big payload is cut.
-        r.push("big", 0, &[b'x'; 10_000], 3);
+        r.push("big", 0, &[b'x'; 10_000], 3, 1 << 20);
         let big = &r.by_topic["big"][0].1;
         assert!(big.len() < RECENT_MAX_PAYLOAD + 16 && big.ends_with("[cut]"));
         // Topics beyond the limit are not tracked; long topics are tracked cut.
         for t in 0..MAX_TRACKED_TOPICS + 10 {
-            r.push(&format!("t/{t}"), 0, b"1", 3);
+            r.push(&format!("t/{t}"), 0, b"1", 3, 1 << 20);
         }
         assert_eq!(r.by_topic.len(), MAX_TRACKED_TOPICS);
         let mut r = Recent::default();
-        r.push(&"l".repeat(1000), 0, b"1", 3);
+        r.push(&"l".repeat(1000), 0, b"1", 3, 1 << 20);
         assert_eq!(r.by_topic.keys().next().unwrap().len(), MAX_TOPIC_KEY);
         // The byte budget holds with many big messages; the oldest go first.
         let mut r = Recent::default();
         for i in 0..2000u32 {
-            r.push(&format!("t/{}", i % 8), i64::from(i), &[b'y'; 4096], 1000);
+            r.push(
+                &format!("t/{}", i % 8),
+                i64::from(i),
+                &[b'y'; 4096],
+                1000,
+                100_000,
+            );
         }
         let held: usize = r.by_topic.values().flatten().map(|(_, p)| p.len()).sum();
         assert_eq!(held, r.bytes);
-        assert!(r.bytes <= RECENT_MAX_BYTES, "{}", r.bytes);
+        assert!(r.bytes <= 100_000, "{}", r.bytes);
         let newest = r.by_topic["t/7"].back().unwrap().0;
         assert_eq!(newest, 1999);
     }

@@ -1,14 +1,16 @@
 //! Edges: bounded channels between nodes, with the drop policy made explicit.
 //!
 //! A lossy edge keeps the newest readings: when full it drops the oldest queued item and
-//! counts it (per edge and against the reading's source). A lossless edge (into a durable
-//! sink) applies backpressure instead and never drops.
+//! counts it (per edge and against the reading's source), and says so at warn at most once
+//! a minute per edge with the count. A lossless edge (into a durable sink, or on a
+//! held-back source's way to one) applies backpressure instead and never drops.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use async_channel::{Receiver, Sender};
 
+use super::every_minute::EveryMinute;
 use super::reading::Item;
 use super::registry::Registry;
 
@@ -19,6 +21,8 @@ pub struct EdgeStats {
     pub lossy: bool,
     pub capacity: usize,
     pub drops: AtomicU64,
+    /// Drops not yet in a log line (one a minute at most).
+    warned: EveryMinute,
     /// A receiver clone, kept only to read the queue depth.
     depth_probe: Receiver<Item>,
 }
@@ -60,6 +64,15 @@ impl EdgeTx {
             self.stats.to,
             dropped
         );
+        if let Some(n) = self.stats.warned.note(crate::clock::now_us()) {
+            log::warn!(
+                "edge {} -> {} full, dropping the oldest queued items: {n} since the last such line, {} in all (inbox of {}; this line comes at most once a minute)",
+                self.stats.from,
+                self.stats.to,
+                self.stats.drops.load(Ordering::Relaxed),
+                self.stats.capacity
+            );
+        }
     }
 
     pub fn stats(&self) -> &Arc<EdgeStats> {
@@ -100,6 +113,7 @@ impl Inbox {
                 lossy: self.lossy,
                 capacity: self.capacity,
                 drops: AtomicU64::new(0),
+                warned: EveryMinute::default(),
                 depth_probe: self.rx.clone(),
             }),
             registry: registry.clone(),

@@ -3,6 +3,7 @@
 
 pub mod counters;
 pub mod edge;
+pub mod every_minute;
 pub mod histogram;
 pub mod reading;
 pub mod registry;

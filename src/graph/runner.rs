@@ -4,7 +4,10 @@
 //! inbox that all its upstream edges send into. Inboxes are lossy (drop oldest, counted)
 //! except in front of durable sinks, which apply backpressure instead; since a lossless
 //! inbox always has a lossy one upstream, a slow disk makes the graph drop old readings
-//! rather than stall a source or grow memory.
+//! rather than stall a source or grow memory. The exception is a source that asks for
+//! backpressure (`Source::lossless`, the mqtt source): the stages between it and a
+//! durable sink get lossless inboxes too, so it is held back (and the broker holds the
+//! rest) instead of losing readings.
 //!
 //! Shutdown needs no extra protocol: sources return when the shutdown signal fires,
 //! dropping their senders; each downstream task sees its inbox close once all upstream
@@ -191,11 +194,14 @@ pub fn build(spec: &PipelineSpec, parts: Parts<'_>) -> Result<Built, String> {
         up(upstream) && from.iter().any(|f| f == upstream)
     };
 
+    let held = held_back(&ready, &reads);
+
     // One inbox per stage and sink, keyed by node name.
     let mut inboxes: Vec<(String, Inbox, usize, bool)> = Vec::new();
-    for (name, _, _, r) in &ready {
+    for (i, (name, _, _, r)) in ready.iter().enumerate() {
         let (cap, lossy) = match r {
             Ready::Source(_) => continue,
+            Ready::Stage(_) if held[i] => (STAGE_QUEUE, false),
             Ready::Stage(_) => (STAGE_QUEUE, true),
             Ready::Sink(_, true) => (SINK_QUEUE, false),
             Ready::Sink(_, false) => (STAGE_QUEUE, true),
@@ -287,6 +293,49 @@ pub fn build(spec: &PipelineSpec, parts: Parts<'_>) -> Result<Built, String> {
         #[cfg(feature = "mqtt")]
         subscriptions: setup.subscriptions,
     })
+}
+
+/// Which stages get a lossless inbox: those between a source that asks for backpressure
+/// (`Source::lossless`: the mqtt source, whose broker holds what waits) and a durable sink.
+/// Their other upstreams then wait too when the stage is behind; a stage's inbox upstream
+/// of them stays lossy, so local sources behind a stage still never stall.
+fn held_back(
+    ready: &[(&str, &'static Kind, Node, Ready)],
+    reads: &dyn Fn(&Node, &str) -> bool,
+) -> Vec<bool> {
+    let n = ready.len();
+    let mut durable: Vec<bool> = ready
+        .iter()
+        .map(|(.., r)| matches!(r, Ready::Sink(_, true)))
+        .collect();
+    let mut fed: Vec<bool> = ready
+        .iter()
+        .map(|(.., r)| matches!(r, Ready::Source(s) if s.lossless()))
+        .collect();
+    // Fixpoints over the (acyclic, validated) graph: at most n rounds each.
+    for _ in 0..n {
+        let mut changed = false;
+        for i in 0..n {
+            for j in 0..n {
+                if reads(&ready[j].2, ready[i].0) {
+                    if durable[j] && !durable[i] {
+                        durable[i] = true;
+                        changed = true;
+                    }
+                    if fed[i] && !fed[j] && matches!(ready[j].3, Ready::Stage(_)) {
+                        fed[j] = true;
+                        changed = true;
+                    }
+                }
+            }
+        }
+        if !changed {
+            break;
+        }
+    }
+    (0..n)
+        .map(|i| matches!(ready[i].3, Ready::Stage(_)) && durable[i] && fed[i])
+        .collect()
 }
 
 /// The task with its health kept: running once polled, stopped once returned.

@@ -112,6 +112,14 @@ pub trait Source {
     fn counters(&self) -> Option<Arc<Counters>> {
         None
     }
+
+    /// True for a source whose readings can wait upstream (the broker holds what the
+    /// network brings): the runner makes its path to a durable sink lossless, so a slow
+    /// graph holds it back instead of dropping what it sends. Local sources sample: for
+    /// them the newest reading matters and an old one may go.
+    fn lossless(&self) -> bool {
+        false
+    }
 }
 
 /// A sink that has been set up. `start` turns it into its task, which returns once its

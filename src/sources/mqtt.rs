@@ -1,6 +1,8 @@
 //! The `mqtt` source: readings other nodes and devices publish, parsed by the MQTT
-//! worker thread (see `edges::mqtt::connection`) and handed over through a bounded
-//! channel. On the event loop this is only a forwarder.
+//! worker thread (see `edges::mqtt::connection`) and handed over one batch per message
+//! from a fixed pool of buffers (`messages::Subscription`). On the event loop this is only
+//! a forwarder. It asks for backpressure (`Source::lossless`): what the broker holds can
+//! wait, so the runner makes its path to a durable sink lossless.
 //!
 //! The kind (parameters, validation) is in every build; without the mqtt feature, or
 //! without a broker, a node of it is unavailable and the rest runs.
@@ -139,39 +141,51 @@ fn setup(spec: &SourceSpec, s: &mut Setup) -> Result<Box<dyn crate::plugins::Sou
     }
     let p = crate::plugins::params_of::<MqttSourceParams>(&spec.params)
         .ok_or_else(|| Unavailable::Failed("parameters of another kind".into()))?;
-    let (tx, rx) = async_channel::bounded(QUEUE);
+    // Both channels hold the whole pool, so neither side ever finds one full.
+    let (tx, rx) = async_channel::bounded(running::BATCHES);
+    let (back, spare) = async_channel::bounded(running::BATCHES);
+    for _ in 0..running::BATCHES {
+        let _ = back.try_send(Vec::new());
+    }
     s.subscriptions.push(crate::messages::Subscription {
         source: spec.name.clone(),
         filters: p.topics.clone(),
         pointer: p.pointer.clone(),
         unit: p.unit.clone(),
         tx,
+        spare,
     });
-    Ok(Box::new(MqttSource::new(rx)))
+    Ok(Box::new(MqttSource::new(rx, back)))
 }
 
 #[cfg(feature = "mqtt")]
-pub use running::{MqttSource, QUEUE};
+pub use running::MqttSource;
 
 #[cfg(feature = "mqtt")]
 mod running {
-    use async_channel::Receiver;
+    use async_channel::{Receiver, Sender};
 
     use crate::graph::Item;
     use crate::plugins::SourceCtx;
     use crate::plugins::Task;
 
+    /// Forwards each batch the MQTT worker hands over and sends the emptied buffer back:
+    /// at most `BATCHES` messages' readings wait between the worker and the graph.
     pub struct MqttSource {
-        rx: Receiver<Item>,
+        rx: Receiver<Vec<Item>>,
+        back: Sender<Vec<Item>>,
     }
 
-    /// Readings waiting between the worker and this source; when full the oldest is dropped
-    /// (and counted against its source).
-    pub const QUEUE: usize = 256;
+    /// Buffers in the pool between the worker and this source: a few, so the worker parses
+    /// the next message while the graph takes the last.
+    pub const BATCHES: usize = 4;
+    /// A buffer returned with room for more readings than this is shrunk: one huge batch
+    /// does not keep its memory for good (a batch this size or smaller costs nothing).
+    pub const KEEP_CAPACITY: usize = 1024;
 
     impl MqttSource {
-        pub fn new(rx: Receiver<Item>) -> MqttSource {
-            MqttSource { rx }
+        pub fn new(rx: Receiver<Vec<Item>>, back: Sender<Vec<Item>>) -> MqttSource {
+            MqttSource { rx, back }
         }
 
         pub async fn run(self, ctx: SourceCtx) {
@@ -181,10 +195,15 @@ mod running {
                     None
                 })
                 .await;
-                match next {
-                    Some(item) => ctx.out.send(item).await,
-                    None => return,
+                let Some(mut batch) = next else { return };
+                for item in batch.drain(..) {
+                    ctx.out.send(item).await;
                 }
+                if batch.capacity() > KEEP_CAPACITY {
+                    batch.shrink_to(KEEP_CAPACITY);
+                }
+                // The worker is gone only when the edge is stopping.
+                let _ = self.back.try_send(batch);
             }
         }
     }
@@ -192,6 +211,10 @@ mod running {
     impl crate::plugins::Source for MqttSource {
         fn start(self: Box<Self>, ctx: SourceCtx) -> Task {
             Box::pin((*self).run(ctx))
+        }
+
+        fn lossless(&self) -> bool {
+            true
         }
     }
 }

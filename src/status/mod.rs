@@ -388,6 +388,8 @@ fn mqtt(shared: &StatusView) -> Json {
         "republished": n(&st.republished),
         "dropped_qos0": n(&st.dropped_qos0),
         "readings_in": n(&st.readings_in),
+        "held_back": n(&st.held_back),
+        "recent_bytes": n(&st.recent_bytes),
         "malformed": n(&st.malformed),
         "too_large": n(&st.too_large),
         "malformed_items": n(&st.malformed_items),

@@ -500,7 +500,7 @@ fn mqtt(o: &mut Out, m: &Json) {
         Some(if state == "connected" { 1.0 } else { 0.0 }),
     );
     type Counter = (&'static str, &'static str, &'static str);
-    const COUNTERS: [Counter; 12] = [
+    const COUNTERS: [Counter; 13] = [
         (
             "connects",
             "smollama_mqtt_connects_total",
@@ -536,6 +536,11 @@ fn mqtt(o: &mut Out, m: &Json) {
             "readings_in",
             "smollama_mqtt_readings_received_total",
             "Readings received from other nodes.",
+        ),
+        (
+            "held_back",
+            "smollama_mqtt_held_back_total",
+            "Times the MQTT worker waited for the graph before taking the next message (backpressure).",
         ),
         (
             "malformed",
@@ -584,6 +589,12 @@ fn mqtt(o: &mut Out, m: &Json) {
         "gauge",
         "Sources admitted from other nodes.",
         num(&m["remote_sources"]["sources"]),
+    );
+    o.single(
+        "smollama_mqtt_recent_bytes",
+        "gauge",
+        "Payload bytes of the recent messages kept for the agent.",
+        num(&m["recent_bytes"]),
     );
     if m["ack_seconds"].is_object() {
         o.histogram(

@@ -196,6 +196,7 @@ impl Settings {
                 max_clock_ahead: 0,
                 inflight: 0,
                 recent_per_topic: 0,
+                recent_max_kb: 0,
                 discovery: false,
                 discovery_prefix: String::new(),
                 ca_file: None,

@@ -59,6 +59,8 @@ pub struct MqttSettings {
     pub inflight: u16,
     /// Messages kept per topic for the agent's `get_recent_messages` tool.
     pub recent_per_topic: usize,
+    /// Bytes of payloads those recent messages may hold in all, KiB.
+    pub recent_max_kb: usize,
     /// Home Assistant MQTT discovery (on by default when a broker is configured).
     pub discovery: bool,
     pub discovery_prefix: String,
@@ -365,7 +367,7 @@ pub(crate) const SECTION: Section = Section {
             Spec {
                 range: Some((0.0, 10_000.0)),
                 default: "100",
-                doc: "Messages kept per topic in memory for the agent (256 topics at most, each message cut to 2 KiB, 1 MiB in all).",
+                doc: "Messages kept per topic in memory for the agent (256 topics at most, each message cut to 2 KiB, recent_max_kb in all).",
                 hint: "messages kept per topic for the agent, e.g. 100",
                 ..Spec::new("recent_per_topic", Want::WholeNumber)
             },
@@ -374,6 +376,20 @@ pub(crate) const SECTION: Section = Section {
                 Ok(())
             },
             |s| number(s.mqtt.recent_per_topic),
+        ),
+        Key::new(
+            Spec {
+                range: Some((0.0, 65_536.0)),
+                default: "1024",
+                doc: "KiB the recent messages kept for the agent may hold in all (their payloads; the oldest go first). 0 keeps none.",
+                hint: "KiB of recent messages for the agent, e.g. 1024",
+                ..Spec::new("recent_max_kb", Want::WholeNumber)
+            },
+            |s, v, _| {
+                s.mqtt.recent_max_kb = v.int()? as usize;
+                Ok(())
+            },
+            |s| number(s.mqtt.recent_max_kb),
         ),
         Key::new(
             Spec {

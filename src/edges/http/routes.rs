@@ -90,7 +90,7 @@ pub(crate) static ROUTES: &[Route] = &[
         Get,
         "api/readings/{id}/history",
         HISTORY_QUERY,
-        Work(readings::history),
+        Stream(readings::history),
     ),
     route(Get, "api/gpio", &[], Work(gpio::pins)),
     route(Get, "api/events", events::QUERY, Stream(events::open)),

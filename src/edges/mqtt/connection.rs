@@ -38,6 +38,7 @@ use rumqttc::v5::mqttbytes::QoS;
 use rumqttc::v5::mqttbytes::v5::{Filter, LastWill, Packet, PubAckReason};
 use rumqttc::v5::{Client, Connection, Event, MqttOptions};
 
+use super::give_back::GiveBack;
 use super::payload::{self, Inbound};
 use super::remote::{self, Limits, RemoteTally};
 use super::topic;
@@ -83,6 +84,12 @@ pub struct MqttStats {
     /// Oldest outbox messages dropped to stay within its bounds (this run).
     pub outbox_dropped: AtomicU64,
     pub readings_in: AtomicU64,
+    /// Times the worker waited for the graph before taking the next message (every
+    /// batch buffer of a source was still in the graph): backpressure, the broker and the
+    /// socket holding what comes, where there used to be drops.
+    pub held_back: AtomicU64,
+    /// Payload bytes the recent messages for the agent hold now (`[mqtt] recent_max_kb`).
+    pub recent_bytes: AtomicU64,
     pub malformed: AtomicU64,
     /// Inbound messages over `max_payload_kb` (also counted in `malformed` and per topic).
     pub too_large: AtomicU64,
@@ -456,6 +463,14 @@ struct Worker {
     /// Hashes of (topic, payload) this node published lately: a message that comes back
     /// on an ask topic is our own and never starts the agent.
     own: VecDeque<u64>,
+    /// One empty batch buffer per subscription (by index), from its source's pool. The
+    /// worker takes a message only while it holds one for every subscription: a graph
+    /// that is behind holds it back (see `messages::Subscription`).
+    spares: Vec<Option<Vec<Item>>>,
+    /// When a burst of inbound bytes is over, give the memory it took back.
+    give_back: GiveBack,
+    /// A burst began: arm the give-back timer.
+    give_back_due: bool,
 }
 
 fn message_hash(topic: &str, payload: &[u8]) -> u64 {
@@ -484,7 +499,11 @@ impl Worker {
             total: m.max_remote_sources,
             per_node: m.max_sources_per_node,
         };
+        let spares = parts.subscriptions.iter().map(|_| None).collect();
         Worker {
+            spares,
+            give_back: GiveBack::new(),
+            give_back_due: false,
             command_prefix: format!("{state_prefix}/gpio/"),
             parts,
             client,
@@ -520,7 +539,10 @@ impl Worker {
         enum Wake {
             Publish(Publish),
             Event(Ev),
+            /// A batch buffer came back from the source of subscription `.0`.
+            Spare(usize, Vec<Item>),
             Flush,
+            GiveBack,
             Stop,
         }
         // Acknowledged messages leave the outbox in batches (one write transaction, one
@@ -528,11 +550,18 @@ impl Worker {
         // A crash in between only means those few are sent again.
         let mut flush = smol::Timer::never();
         let mut flush_armed = false;
+        let mut give_back = smol::Timer::never();
         loop {
             // Stop taking QoS 0 messages while the client cannot take them: the sinks
             // wait, and their lossy inboxes keep the newest readings.
             let accepting = self.qos0.len() < QOS0_QUEUE;
             let retry = self.qos0_blocked;
+            // While a source has all its buffers in the graph, wait for one back instead
+            // of taking events: `mqtt-io` then stops reading the socket once its channel
+            // is full. Publishes from the sinks are still taken meanwhile (they go to the
+            // outbox), so nothing the graph waits on waits on this.
+            let held = self.missing_spare();
+            let spare = held.map(|i| (i, self.parts.subscriptions[i].spare.clone()));
             let wake = smol::future::or(
                 async {
                     let _ = stop.recv().await;
@@ -569,15 +598,26 @@ impl Worker {
                     },
                     smol::future::or(
                         async {
+                            if let Some((i, spare)) = &spare {
+                                // Closed: the source has stopped; its readings are
+                                // counted as dropped from here on (`hand_over`).
+                                return Wake::Spare(*i, spare.recv().await.unwrap_or_default());
+                            }
                             match events.recv().await {
                                 Ok(e) => Wake::Event(e),
                                 Err(_) => Wake::Stop,
                             }
                         },
-                        async {
-                            (&mut flush).await;
-                            Wake::Flush
-                        },
+                        smol::future::or(
+                            async {
+                                (&mut flush).await;
+                                Wake::Flush
+                            },
+                            async {
+                                (&mut give_back).await;
+                                Wake::GiveBack
+                            },
+                        ),
                     ),
                 ),
             )
@@ -602,9 +642,21 @@ impl Worker {
                 }
                 Wake::Event(e) => {
                     self.on_event(e);
-                    while let Ok(e) = events.try_recv() {
+                    while self.missing_spare().is_none()
+                        && let Ok(e) = events.try_recv()
+                    {
                         self.on_event(e);
                     }
+                }
+                Wake::GiveBack => match self.give_back.check() {
+                    Some(wait) => {
+                        give_back.set_after(wait);
+                    }
+                    None => give_back = smol::Timer::never(),
+                },
+                Wake::Spare(i, buf) => {
+                    self.stats.held_back.fetch_add(1, Ordering::Relaxed);
+                    self.spares[i] = Some(buf);
                 }
                 Wake::Flush => {
                     if flush_armed && !self.acked.is_empty() {
@@ -613,6 +665,9 @@ impl Worker {
                         self.remove_acked();
                     }
                 }
+            }
+            if std::mem::take(&mut self.give_back_due) {
+                give_back.set_after(super::give_back::QUIET);
             }
             self.store_pending();
             if self.acked.len() >= ACK_BATCH {
@@ -623,6 +678,21 @@ impl Worker {
             }
             self.pump();
         }
+    }
+
+    /// Take back the buffers the sources have returned; the first subscription still
+    /// without one, if any.
+    fn missing_spare(&mut self) -> Option<usize> {
+        let mut missing = None;
+        for (i, slot) in self.spares.iter_mut().enumerate() {
+            if slot.is_none() {
+                *slot = self.parts.subscriptions[i].spare.try_recv().ok();
+            }
+            if slot.is_none() && missing.is_none() {
+                missing = Some(i);
+            }
+        }
+        missing
     }
 
     /// QoS 0 goes straight out (or is dropped while away); QoS 1 waits for the outbox.
@@ -862,6 +932,9 @@ impl Worker {
             Ev::DisconnectSent => {}
             Ev::Message(topic, payload) => {
                 let len = payload.len() as u64;
+                if self.give_back.message(len) {
+                    self.give_back_due = true;
+                }
                 self.on_message(topic, payload);
                 self.stats.inbound_waiting.fetch_sub(len, Ordering::Relaxed);
             }
@@ -1046,10 +1119,19 @@ impl Worker {
             match payload::parse_inbound(&topic, &payload, sub.pointer.as_deref(), max) {
                 Ok(parsed) => {
                     let unit = sub.unit.clone();
-                    let tx = sub.tx.clone();
                     let now = now_us();
+                    // Taken before this message (`run`); missing only while stopping.
+                    let mut batch = self.spares[i].take();
                     for r in parsed.readings {
-                        self.forward(r, unit.as_deref(), &tx, now);
+                        if let Some(reading) = self.forward(r, unit.as_deref(), now) {
+                            match &mut batch {
+                                Some(b) => b.push(Item::Reading(reading)),
+                                None => self.parts.registry.count_drop(reading.source),
+                            }
+                        }
+                    }
+                    if let Some(b) = batch {
+                        self.hand_over(i, b);
                     }
                     if parsed.malformed_items > 0 {
                         let n = u64::from(parsed.malformed_items);
@@ -1070,15 +1152,28 @@ impl Worker {
         }
     }
 
-    /// One remote reading into the graph, if its name is admitted (see `remote`); an
+    /// A message's readings to subscription `i`'s source. The channel holds the whole
+    /// pool, so it is never full; it is closed once the source has stopped, and then the
+    /// readings are dropped and counted.
+    fn hand_over(&mut self, i: usize, batch: Vec<Item>) {
+        if batch.is_empty() {
+            self.spares[i] = Some(batch);
+            return;
+        }
+        if let Err(e) = self.parts.subscriptions[i].tx.try_send(batch) {
+            let mut batch = e.into_inner();
+            for item in batch.drain(..) {
+                if let Item::Reading(r) = item {
+                    self.parts.registry.count_drop(r.source);
+                }
+            }
+            self.spares[i] = Some(batch);
+        }
+    }
+
+    /// One remote reading for the graph, if its name is admitted (see `remote`); an
     /// implausible timestamp becomes the arrival time.
-    fn forward(
-        &self,
-        r: Inbound,
-        unit: Option<&str>,
-        tx: &async_channel::Sender<Item>,
-        now: Micros,
-    ) {
+    fn forward(&self, r: Inbound, unit: Option<&str>, now: Micros) -> Option<Reading> {
         let unit = if r.unit.is_empty() {
             unit.unwrap_or("")
         } else {
@@ -1086,13 +1181,13 @@ impl Worker {
         };
         let admitted = match self.stats.remote.lock() {
             Ok(mut t) => t.admit(&self.parts.registry, &r, unit, self.remote_limits),
-            Err(_) => return,
+            Err(_) => return None,
         };
         let info = match admitted {
             Ok(info) => info,
             Err(why) => {
                 log::debug!("mqtt: refused a reading of '{}': {why:?}", r.name);
-                return;
+                return None;
             }
         };
         let m = &self.parts.settings.mqtt;
@@ -1111,10 +1206,7 @@ impl Worker {
         };
         info.live.record(ts, r.value);
         self.stats.readings_in.fetch_add(1, Ordering::Relaxed);
-        let reading = Reading::new(info.id, ts, r.value);
-        if let Ok(Some(Item::Reading(old))) = tx.force_send(Item::Reading(reading)) {
-            self.parts.registry.count_drop(old.source);
-        }
+        Some(Reading::new(info.id, ts, r.value))
     }
 
     fn on_gpio_command(&mut self, rest: &str, payload: &[u8]) {
@@ -1149,10 +1241,14 @@ impl Worker {
 
     fn remember(&self, topic: &str, payload: &[u8]) {
         let keep = self.parts.settings.mqtt.recent_per_topic;
+        let max = self.parts.settings.mqtt.recent_max_kb << 10;
         if keep > 0
             && let Ok(mut r) = self.recent.lock()
         {
-            r.push(topic, now_us(), payload, keep);
+            r.push(topic, now_us(), payload, keep, max);
+            self.stats
+                .recent_bytes
+                .store(r.bytes() as u64, Ordering::Relaxed);
         }
     }
 

@@ -6,11 +6,14 @@
 //!   `docs/mqtt.md`).
 //! - `discovery`: Home Assistant MQTT discovery payloads.
 //! - `remote`: limits on the sources learned from other nodes, and plausible timestamps.
+//! - `give_back`: memory taken for a burst of big messages returned once it is over.
 
 #[cfg(feature = "mqtt")]
 pub mod connection;
 #[cfg(feature = "mqtt")]
 pub mod discovery;
+#[cfg(feature = "mqtt")]
+mod give_back;
 #[cfg(feature = "mqtt")]
 pub mod payload;
 #[cfg(feature = "mqtt")]
