@@ -190,7 +190,7 @@ function live() {
     }
   }, HELLO_MS);
   es.addEventListener("reading", (e) => onReading(JSON.parse(e.data)));
-  for (const kind of ["answer", "observation", "memory", "edge"]) {
+  for (const kind of ["answer", "answer_part", "observation", "memory", "edge"]) {
     es.addEventListener(kind, (e) => onEvent(kind, JSON.parse(e.data)));
   }
   es.onerror = () => {
@@ -511,8 +511,17 @@ views.ask = (main) => {
   main.append(el("h2", {}, "Ask"), form, out);
   applySession();
   return {
-    // The stream may bring the answer before the response does.
-    onEvent: (kind, a) => { if (kind === "answer" && a.id === waiting) showAnswer(a, 0); },
+    // The stream brings the answer as the model writes it, and may bring the whole
+    // answer before the response does.
+    onEvent: (kind, a) => {
+      if (a.id !== waiting) return;
+      if (kind === "answer") showAnswer(a, 0);
+      else if (kind === "answer_part") {
+        let p = out.querySelector(".answer-text");
+        if (!p) { p = el("p", { class: "answer-text partial" }, ""); out.replaceChildren(p); }
+        p.textContent += a.text;
+      }
+    },
   };
 };
 

@@ -418,6 +418,58 @@ fn an_answer_and_a_memory_the_agent_stores_are_events() {
     assert_eq!(memory["reinforced"], false);
 }
 
+/// The answer's text arrives on the stream as the model writes it (`answer_part`, a few
+/// pieces per event), then the whole `answer`; the stand-in streams NDJSON as Ollama does.
+#[cfg(feature = "agent")]
+#[test]
+fn an_answer_streams_in_parts_before_the_whole() {
+    use fake_ollama::{FakeOllama, Step};
+    let _s = serial();
+    let dir = TempDir::new("sse-parts");
+    let ollama = FakeOllama::start(&["gemma4:e2b"]);
+    let port = free_port();
+    let cfg = write_config_extra(
+        dir.path(),
+        port,
+        &pipeline(),
+        &format!(
+            "[ollama]\nhost = \"127.0.0.1\"\nport = {}\nmodel = \"gemma4:e2b\"\nretries = 0\n",
+            ollama.port()
+        ),
+    );
+    let agent = Agent::start(&cfg, port, &[]);
+    let mut c = SseClient::open(port, "/api/events", "");
+    let pieces: Vec<String> = (0..10)
+        .map(|i| format!("piece {i} of the answer; "))
+        .collect();
+    let whole: String = pieces.concat();
+    ollama.push(Step::StreamText(pieces));
+    let (code, body) = post_auth(
+        &agent.url("/api/ask"),
+        r#"{"question": "say it in pieces", "id": "q-parts"}"#,
+        Some(TOKEN),
+        30,
+    );
+    assert_eq!(code, 200, "{body}");
+    let seen = c
+        .until(10 * SEC, |e| e.event == "answer")
+        .expect("the answer as an event");
+    let parts: Vec<String> = seen
+        .iter()
+        .filter(|e| e.event == "answer_part")
+        .map(|e| {
+            let j = e.json();
+            assert_eq!(j["id"], "q-parts");
+            j["text"].as_str().unwrap().to_string()
+        })
+        .collect();
+    assert!(parts.len() >= 2, "the text came in parts: {parts:?}");
+    assert_eq!(parts.concat(), whole, "the parts make the answer");
+    assert_eq!(seen.last().unwrap().json()["answer"], whole.as_str());
+    // The request to the model streamed (Ollama's NDJSON), and the HTTP answer is whole.
+    assert_eq!(body["answer"], whole.as_str());
+}
+
 #[cfg(feature = "mqtt")]
 #[test]
 fn the_mqtt_connection_going_down_and_up_is_an_edge_event() {

@@ -10,11 +10,34 @@ use crate::edges::ollama::{ChatReply, Message, Ollama, OllamaError};
 /// The model behind the loop (Ollama in the agent; a script in tests).
 pub trait ChatModel {
     fn chat(&self, messages: &[Message], tools: &Json) -> Result<ChatReply, OllamaError>;
+    /// The same, passing the text to `on_text` piece by piece as it arrives. A model
+    /// that cannot stream passes it whole once it has it.
+    fn chat_streamed(
+        &self,
+        messages: &[Message],
+        tools: &Json,
+        on_text: &mut dyn FnMut(&str),
+    ) -> Result<ChatReply, OllamaError> {
+        let reply = self.chat(messages, tools)?;
+        if !reply.content.is_empty() {
+            on_text(&reply.content);
+        }
+        Ok(reply)
+    }
 }
 
 impl ChatModel for Ollama {
     fn chat(&self, messages: &[Message], tools: &Json) -> Result<ChatReply, OllamaError> {
         Ollama::chat(self, messages, tools, None)
+    }
+
+    fn chat_streamed(
+        &self,
+        messages: &[Message],
+        tools: &Json,
+        on_text: &mut dyn FnMut(&str),
+    ) -> Result<ChatReply, OllamaError> {
+        Ollama::chat_stream(self, messages, tools, on_text)
     }
 }
 
@@ -39,12 +62,49 @@ pub fn run(
     question: &str,
     max_rounds: u32,
 ) -> Result<Outcome, OllamaError> {
+    run_with(model, tools, ctx, system_prompt, question, max_rounds, None)
+}
+
+/// The same, with the model's text passed to `on_text` as it arrives (the dashboard's
+/// ask box shows the answer growing).
+pub fn run_streamed(
+    model: &dyn ChatModel,
+    tools: &ToolRegistry,
+    ctx: &ToolContext,
+    system_prompt: &str,
+    question: &str,
+    max_rounds: u32,
+    on_text: &mut dyn FnMut(&str),
+) -> Result<Outcome, OllamaError> {
+    run_with(
+        model,
+        tools,
+        ctx,
+        system_prompt,
+        question,
+        max_rounds,
+        Some(on_text),
+    )
+}
+
+fn run_with(
+    model: &dyn ChatModel,
+    tools: &ToolRegistry,
+    ctx: &ToolContext,
+    system_prompt: &str,
+    question: &str,
+    max_rounds: u32,
+    mut on_text: Option<&mut dyn FnMut(&str)>,
+) -> Result<Outcome, OllamaError> {
     let schema = tools.ollama_tools();
     let mut messages = vec![Message::system(system_prompt), Message::user(question)];
     let mut out = Outcome::default();
     for _ in 0..max_rounds.max(1) {
         let t0 = std::time::Instant::now();
-        let reply = model.chat(&messages, &schema)?;
+        let reply = match on_text.as_deref_mut() {
+            Some(f) => model.chat_streamed(&messages, &schema, f)?,
+            None => model.chat(&messages, &schema)?,
+        };
         out.model_us += t0.elapsed().as_micros() as u64;
         out.rounds += 1;
         if reply.tool_calls.is_empty() {

@@ -346,14 +346,32 @@ impl Worker {
         let t0 = Instant::now();
         // For this question only: the observation loop on this thread is not trusted.
         self.a.ctx.trusted = q.origin.trusted(self.a.ctx.settings.agent.trust_mqtt);
-        let result = tool_loop::run(
-            &self.a.ollama,
-            &self.a.tools,
-            &self.a.ctx,
-            &self.a.ctx.settings.agent.system_prompt,
-            &q.text,
-            self.a.ctx.settings.agent.max_tool_iterations,
-        );
+        let result = match self.a.ctx.events.clone() {
+            // With the live events on, the answer's text goes out as it arrives
+            // (`answer_part`), a few pieces at a time, before the whole `answer`.
+            Some(hub) => {
+                let mut parts = AnswerParts::new(&q.id, &hub);
+                let r = tool_loop::run_streamed(
+                    &self.a.ollama,
+                    &self.a.tools,
+                    &self.a.ctx,
+                    &self.a.ctx.settings.agent.system_prompt,
+                    &q.text,
+                    self.a.ctx.settings.agent.max_tool_iterations,
+                    &mut |piece| parts.push(piece),
+                );
+                parts.flush();
+                r
+            }
+            None => tool_loop::run(
+                &self.a.ollama,
+                &self.a.tools,
+                &self.a.ctx,
+                &self.a.ctx.settings.agent.system_prompt,
+                &q.text,
+                self.a.ctx.settings.agent.max_tool_iterations,
+            ),
+        };
         self.a.ctx.trusted = false;
         let elapsed = t0.elapsed();
         match result {
@@ -492,5 +510,47 @@ impl Worker {
                 q.origin.describe()
             ),
         }
+    }
+}
+
+/// An answer's text on its way to the live events: pieces gathered until there are
+/// `PART_BYTES` of them or `PART_EVERY` passed, so a model writing a token at a time
+/// costs a handful of events a second, not one per token.
+struct AnswerParts<'a> {
+    id: &'a str,
+    hub: &'a crate::messages::EventHub,
+    text: String,
+    since: Instant,
+}
+
+const PART_BYTES: usize = 64;
+const PART_EVERY: std::time::Duration = std::time::Duration::from_millis(150);
+
+impl<'a> AnswerParts<'a> {
+    fn new(id: &'a str, hub: &'a crate::messages::EventHub) -> AnswerParts<'a> {
+        AnswerParts {
+            id,
+            hub,
+            text: String::new(),
+            since: Instant::now(),
+        }
+    }
+
+    fn push(&mut self, piece: &str) {
+        self.text.push_str(piece);
+        if self.text.len() >= PART_BYTES || self.since.elapsed() >= PART_EVERY {
+            self.flush();
+        }
+    }
+
+    fn flush(&mut self) {
+        if !self.text.is_empty() {
+            self.hub.publish_json(
+                crate::messages::EventKind::AnswerPart,
+                &json!({ "id": self.id, "text": self.text }),
+            );
+            self.text.clear();
+        }
+        self.since = Instant::now();
     }
 }

@@ -22,6 +22,8 @@ use crate::graph::Micros;
 pub enum EventKind {
     Reading,
     Answer,
+    /// A piece of an answer still being written (`{id, text}`), before its `answer`.
+    AnswerPart,
     Observation,
     Memory,
     Edge,
@@ -32,6 +34,7 @@ impl EventKind {
         match self {
             EventKind::Reading => "reading",
             EventKind::Answer => "answer",
+            EventKind::AnswerPart => "answer_part",
             EventKind::Observation => "observation",
             EventKind::Memory => "memory",
             EventKind::Edge => "edge",
