@@ -467,3 +467,28 @@ fn run_host_and_port_override_the_configured_bind() {
         "{err}"
     );
 }
+
+/// `http-slow` (recall's embedding call, GPIO writes) starts with the first such request:
+/// an idle node has one thread less, and the first write still works.
+#[test]
+fn the_slow_http_worker_starts_with_its_first_request() {
+    let dir = TempDir::new("slow-lazy");
+    let port = free_port();
+    let cfg = write_config(dir.path(), port, FAST_PIPELINE);
+    let agent = Agent::start(&cfg, port, &[]);
+    let threads = |pid: u32| -> Vec<String> {
+        std::fs::read_dir(format!("/proc/{pid}/task"))
+            .unwrap()
+            .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
+            .map(|n| n.trim().to_string())
+            .collect()
+    };
+    let pid = agent.child.id();
+    let before = threads(pid);
+    assert!(before.iter().any(|t| t == "http-work"), "{before:?}");
+    assert!(!before.iter().any(|t| t == "http-slow"), "{before:?}");
+    let (code, _) = put(&agent.url("/api/gpio/22"), r#"{"value": 1}"#, Some(TOKEN));
+    assert_eq!(code, 200);
+    let after = threads(pid);
+    assert!(after.iter().any(|t| t == "http-slow"), "{after:?}");
+}

@@ -453,7 +453,7 @@ impl Server {
             #[cfg(feature = "agent")]
             Handler::Ask => super::ask::ask(&self.view, &call).await.into_response(),
             Handler::Work(f) => self.hand_off(&self.lanes.work, "http-work", f, call).await,
-            Handler::Slow(f) => self.hand_off(&self.lanes.slow, "http-slow", f, call).await,
+            Handler::Slow(f) => self.hand_off(self.lanes.slow(), "http-slow", f, call).await,
             Handler::Asset(asset) => assets::serve(asset, &call.conditions),
             Handler::Stream(open) => {
                 if self.streams.get() >= self.max_streams {

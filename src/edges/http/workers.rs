@@ -1,7 +1,9 @@
 //! The named threads that run blocking handlers, fed by bounded queues: `http-work`
 //! (store reads, status; milliseconds) and `http-slow` (the recall embedding call, up to
-//! 5 s, and GPIO writes). A slow handler holds up at most the requests queued behind it
-//! on its own lane; a full queue is answered 503 at once by the server.
+//! 5 s, and GPIO writes; started by the first such request, so a node nobody asks to
+//! recall or switch a pin has one thread less). A slow handler holds up at most the
+//! requests queued behind it on its own lane; a full queue is answered 503 at once by
+//! the server.
 
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -27,14 +29,29 @@ pub(crate) struct Job {
 /// The senders of both queues (held by the server; dropping them stops the workers).
 pub(crate) struct Lanes {
     pub work: async_channel::Sender<Job>,
-    pub slow: async_channel::Sender<Job>,
+    slow: async_channel::Sender<Job>,
+    /// `http-slow`'s queue and view until its first job starts it.
+    slow_start: std::sync::Mutex<Option<(async_channel::Receiver<Job>, Arc<HttpView>)>>,
 }
 
-/// The worker threads, to wait for at shutdown.
+impl Lanes {
+    /// `http-slow`'s queue, starting the thread the first time. Should it fail to start,
+    /// jobs wait in the queue until it is full and the server answers 503.
+    pub(crate) fn slow(&self) -> &async_channel::Sender<Job> {
+        let mut start = self.slow_start.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((rx, view)) = start.take()
+            && let Err(e) = spawn("http-slow", rx, view)
+        {
+            log::error!("http: cannot start http-slow: {e}");
+        }
+        &self.slow
+    }
+}
+
+/// The worker threads, to wait for at shutdown (`http-slow`, started on demand, is not
+/// joined: it may be inside a 5 s embedding call, and it only reads).
 pub(crate) struct Workers {
     work: JoinHandle<()>,
-    /// Not joined: it may be inside a 5 s embedding call, and it only reads.
-    _slow: JoinHandle<()>,
 }
 
 impl Workers {
@@ -50,13 +67,13 @@ pub(crate) fn start(view: &Arc<HttpView>) -> std::io::Result<(Lanes, Workers)> {
     let (work_tx, work_rx) = async_channel::bounded(work_queue);
     let (slow_tx, slow_rx) = async_channel::bounded(SLOW_QUEUE);
     let work = spawn("http-work", work_rx, view.clone())?;
-    let slow = spawn("http-slow", slow_rx, view.clone())?;
     Ok((
         Lanes {
             work: work_tx,
             slow: slow_tx,
+            slow_start: std::sync::Mutex::new(Some((slow_rx, view.clone()))),
         },
-        Workers { work, _slow: slow },
+        Workers { work },
     ))
 }
 
