@@ -9,6 +9,7 @@
 //! shown in status), stop (sources return on the shutdown signal; every other node when
 //! its inbox closes: shutdown is channel closure, see ARCHITECTURE.md).
 
+pub mod backoff;
 pub mod list;
 pub mod manifest;
 pub mod params;
@@ -16,6 +17,7 @@ pub mod program;
 pub mod registry;
 mod roles;
 
+pub use backoff::Backoff;
 pub use roles::{Parts, Setup, Sink, Source, SourceCtx, Task, Woke};
 
 use std::any::Any;

@@ -48,7 +48,7 @@ use crate::plugins::params::{Reader, as_text, int_in, positive_dur};
 use crate::plugins::{Flow, Kind, Make, Param, ParamsBox, Produced, Role, Unavailable, params_of};
 use crate::plugins::{Setup, Source, SourceCtx, Task, Woke};
 
-use super::sysfs::Backoff;
+use crate::plugins::Backoff;
 
 const COUNTERS: &[&str] = &[
     "contracts",

@@ -41,7 +41,8 @@ use crate::plugins::params::{Need, Reader, as_text, int_in};
 use crate::plugins::{Flow, Kind, Make, Param, ParamsBox, Produced, Role, Unavailable, params_of};
 use crate::plugins::{Setup, Source, SourceCtx, Task, Woke};
 
-use super::sysfs::{self, Backoff};
+use super::sysfs;
+use crate::plugins::Backoff;
 
 /// The counters shown in status.
 const COUNTERS: &[&str] = &[

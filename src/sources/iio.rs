@@ -38,7 +38,8 @@ use crate::plugins::params::{Reader, as_text, int_in};
 use crate::plugins::{Kind, Make, Param, ParamsBox, Produced, Role, Unavailable, params_of};
 use crate::plugins::{Setup, Source, SourceCtx, Task, Woke};
 
-use super::sysfs::{self, Backoff};
+use super::sysfs;
+use crate::plugins::Backoff;
 
 const COUNTERS: &[&str] = &["readings", "transient_errors"];
 const C_READINGS: usize = 0;

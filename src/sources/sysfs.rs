@@ -22,7 +22,6 @@ use std::path::{Path, PathBuf};
 
 use crate::config::expect::Want;
 use crate::config::spec::Spec;
-use crate::graph::Micros;
 use crate::plugins::Param;
 use crate::plugins::params::{Problem, as_text};
 
@@ -34,9 +33,6 @@ pub(crate) const IIO_DEVICES: &str = "bus/iio/devices";
 
 /// Where the kernel lists 1-wire slaves, under the root.
 pub(crate) const W1_DEVICES: &str = "bus/w1/devices";
-
-/// Longest backoff between looks for a missing device.
-pub(crate) const BACKOFF_MAX: Micros = 60_000_000;
 
 /// The `root` parameter every sysfs kind declares.
 pub(crate) const ROOT_PARAM: Param = Param::new(Spec {
@@ -171,33 +167,6 @@ pub(crate) fn find_iio(root: &Path, want: &str) -> Result<IioDevice, String> {
     })
 }
 
-/// Capped exponential backoff while a device is missing: the first retry after `start`,
-/// doubling up to [`BACKOFF_MAX`]; `reset` when the device answers again.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct Backoff {
-    start: Micros,
-    next: Micros,
-}
-
-impl Backoff {
-    /// Starting at `start` (at least 1 s and at most the cap).
-    pub fn new(start: Micros) -> Backoff {
-        let start = start.clamp(1_000_000, BACKOFF_MAX);
-        Backoff { start, next: start }
-    }
-
-    /// The wait before the next look; the one after is twice as long (capped).
-    pub fn next_delay(&mut self) -> Micros {
-        let d = self.next;
-        self.next = (self.next * 2).min(BACKOFF_MAX);
-        d
-    }
-
-    pub fn reset(&mut self) {
-        self.next = self.start;
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -215,20 +184,6 @@ mod tests {
         assert!(!d.answers_to("iio:device1"));
         assert_eq!(base_name("soc:dht11@4"), "dht11");
         assert_eq!(base_name("bme280"), "bme280");
-    }
-
-    #[test]
-    fn backoff_doubles_up_to_a_minute_and_resets() {
-        let mut b = Backoff::new(10_000_000);
-        let got: Vec<Micros> = (0..5).map(|_| b.next_delay() / 1_000_000).collect();
-        assert_eq!(got, [10, 20, 40, 60, 60]);
-        b.reset();
-        assert_eq!(b.next_delay(), 10_000_000);
-        assert_eq!(
-            Backoff::new(100_000).next_delay(),
-            1_000_000,
-            "at least 1 s"
-        );
     }
 
     #[test]

@@ -36,8 +36,8 @@ use crate::graph::counters::Counters;
 use crate::graph::registry::SourceInfo;
 use crate::graph::{Item, Micros, Reading, Value, ValueKind};
 use crate::plugins::params::{Need, Reader, as_int, as_text, describe};
+use crate::plugins::{Backoff, Setup, Task};
 use crate::plugins::{Kind, Make, Param, ParamsBox, Produced, Role, Unavailable, params_of};
-use crate::plugins::{Setup, Task};
 use crate::plugins::{Source, SourceCtx, Woke};
 use driver::{Bme280, Chip, Measured};
 use model::Bme280Model;
@@ -46,8 +46,6 @@ use model::Bme280Model;
 const SPI_HZ: u32 = 1_000_000;
 /// Longest `id`.
 const MAX_ID: usize = 48;
-/// Backoff cap after bus errors.
-const MAX_BACKOFF: Micros = 60_000_000;
 
 const COUNTERS: &[&str] = &["samples_failed"];
 const C_FAILED: usize = 0;
@@ -380,18 +378,6 @@ fn setup(spec: &SourceSpec, s: &mut Setup) -> Result<Box<dyn Source>, Unavailabl
     }))
 }
 
-/// The wait before the next attempt after a failure, `prev` the last one (0: the first
-/// failure): from the sampling interval (at least 1 s), doubling, capped at 60 s (or at
-/// the interval when that is longer: a retry never comes later than a sample would).
-fn next_backoff(prev: Micros, interval: Micros) -> Micros {
-    let start = interval.max(1_000_000);
-    if prev == 0 {
-        start
-    } else {
-        (prev * 2).min(MAX_BACKOFF.max(start))
-    }
-}
-
 /// A set-up bme280 source: where the chip is, the `hw` thread, the three registry
 /// entries (temperature, humidity, pressure).
 struct Bme280Source {
@@ -455,9 +441,10 @@ impl Bme280Source {
         let _keep_open = self.wake_tx.clone();
         let mut chip: Option<Bme280> = None;
         let mut fault: Option<String> = None;
-        let mut backoff: Micros = 0;
         // Whether the chip has humidity: a BMP280 found by `chip = "auto"` has not.
         let mut humid = self.params.chip != Chip::Bmp280;
+        let mut backoff = Backoff::new(self.interval(humid));
+        let mut retry_in: Micros = 0;
         loop {
             let (open, result) = self.measure(chip.take()).await;
             chip = open;
@@ -468,7 +455,7 @@ impl Bme280Source {
                         log::info!("bme280 source '{}': the sensor answers again", self.name);
                         ctx.health.set_recovered();
                     }
-                    backoff = 0;
+                    backoff.restart(self.interval(humid));
                     humid = m.humidity.is_some();
                     let t = self.emit_one(0, now, m.temperature);
                     ctx.out.send(t).await;
@@ -490,12 +477,12 @@ impl Bme280Source {
                     for i in &self.info {
                         i.live.available.store(false, Ordering::Relaxed);
                     }
-                    backoff = next_backoff(backoff, self.interval(humid));
+                    retry_in = backoff.next_delay();
                 }
             }
             loop {
                 let wait = if fault.is_some() {
-                    backoff
+                    retry_in
                 } else {
                     self.interval(humid).max(100_000)
                 };
@@ -522,22 +509,6 @@ impl Source for Bme280Source {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn backoff_starts_at_the_interval_doubles_and_is_capped() {
-        let s = 1_000_000;
-        let mut b = 0;
-        let mut seen = Vec::new();
-        for _ in 0..9 {
-            b = next_backoff(b, 300_000);
-            seen.push(b / s);
-        }
-        assert_eq!(seen, [1, 2, 4, 8, 16, 32, 60, 60, 60]);
-        assert_eq!(next_backoff(0, 30 * s), 30 * s);
-        assert_eq!(next_backoff(30 * s, 30 * s), 60 * s);
-        // A sensor sampled every 5 minutes is retried every 5 minutes at most.
-        assert_eq!(next_backoff(300 * s, 300 * s), 300 * s);
-    }
 
     #[test]
     fn ids_follow_the_id_parameter() {

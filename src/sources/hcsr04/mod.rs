@@ -26,10 +26,10 @@ use crate::config::settings::Pull;
 use crate::config::spec::Spec;
 use crate::graph::counters::Counters;
 use crate::graph::registry::SourceInfo;
-use crate::graph::{Item, MICROS_PER_SEC, Micros, Reading, Value, ValueKind};
+use crate::graph::{Item, Micros, Reading, Value, ValueKind};
 use crate::plugins::params::{Reader, as_num, as_text, device_pin};
+use crate::plugins::{Backoff, Setup, Source, SourceCtx, Task, Woke};
 use crate::plugins::{Kind, Make, Param, ParamsBox, Produced, Role, Unavailable, params_of};
-use crate::plugins::{Setup, Source, SourceCtx, Task, Woke};
 use measure::{Echo, Lines};
 
 /// The counters shown in status.
@@ -39,9 +39,6 @@ const C_FAILED: usize = 1;
 
 /// The shortest time between two triggers (the datasheet's measurement cycle).
 const MIN_CYCLE: Micros = 60_000;
-
-/// Retries after a failure wait at most this long.
-const BACKOFF_CAP: Micros = 60 * MICROS_PER_SEC;
 
 /// An hcsr04 source's parameters, checked.
 #[derive(Clone, Debug)]
@@ -223,7 +220,8 @@ impl Hcsr04Source {
     async fn run(self, ctx: SourceCtx) {
         let _keep_open = self.wake_tx.clone();
         // `Some(wait)` while the sensor is failing: the next retry's delay.
-        let mut backoff: Option<Micros> = None;
+        let mut failing: Option<Micros> = None;
+        let mut backoff = Backoff::new(self.info.live.interval());
         loop {
             let lines = self.lines.clone();
             let max = self.params.max_distance;
@@ -238,7 +236,7 @@ impl Hcsr04Source {
             let now = now_us();
             match result {
                 Ok(echo) => {
-                    if backoff.take().is_some() {
+                    if failing.take().is_some() {
                         log::info!("hcsr04 source '{}': the sensor answers again", self.name);
                         ctx.health.set_recovered();
                     }
@@ -256,20 +254,17 @@ impl Hcsr04Source {
                 }
                 Err(why) => {
                     self.counters.inc(C_FAILED);
-                    let start = self.info.live.interval().max(MICROS_PER_SEC);
-                    let next = match backoff {
-                        None => {
-                            let why = format!(
-                                "unavailable: {why} (trig GPIO {}, echo GPIO {}: check 5 V, ground and the wiring)",
-                                self.params.trig, self.params.echo
-                            );
-                            log::warn!("hcsr04 source '{}': {why}; retrying", self.name);
-                            ctx.health.set_degraded(why);
-                            start
-                        }
-                        Some(b) => (b * 2).min(BACKOFF_CAP),
-                    };
-                    backoff = Some(next);
+                    // The first failure: say so once, and back off from the interval.
+                    if failing.is_none() {
+                        backoff.restart(self.info.live.interval());
+                        let why = format!(
+                            "unavailable: {why} (trig GPIO {}, echo GPIO {}: check 5 V, ground and the wiring)",
+                            self.params.trig, self.params.echo
+                        );
+                        log::warn!("hcsr04 source '{}': {why}; retrying", self.name);
+                        ctx.health.set_degraded(why);
+                    }
+                    failing = Some(backoff.next_delay());
                     self.info.live.available.store(false, Ordering::Relaxed);
                 }
             }
@@ -277,7 +272,7 @@ impl Hcsr04Source {
             loop {
                 // The datasheet asks for 60 ms between triggers (an echo of the last
                 // one could still be on its way).
-                let wait = backoff.unwrap_or_else(|| self.info.live.interval().max(MIN_CYCLE));
+                let wait = failing.unwrap_or_else(|| self.info.live.interval().max(MIN_CYCLE));
                 match ctx.wait(Some(now_us() + wait), &self.wake_rx).await {
                     Woke::Interval => continue,
                     Woke::Due => break,
