@@ -1,5 +1,5 @@
-//! The parameters both displays share: `segment_pins`, `template`, `hold`, and the check
-//! that a display's pins are all different.
+//! The parameters both displays share: `segment_pins`, `common`, `template`, `hold`, and
+//! the check that a display's pins are all different.
 
 use toml::Value as Toml;
 
@@ -38,6 +38,27 @@ pub(crate) const HOLD: Param = Param::new(Spec {
     doc: "how long the agent's tool write stays before `template` shows again",
     ..Spec::new("hold", Want::Duration)
 });
+
+/// `common = "anode" | "cathode"`: whether the part is common anode (`Some(true)`), or
+/// `None` after reporting anything else (with `hint`, which says what each drives).
+pub(crate) fn common_anode(r: &mut Reader, raw: &RawParam, hint: &str) -> Option<bool> {
+    match &raw.value {
+        Toml::String(s) if s == "anode" || s == "cathode" => Some(s == "anode"),
+        other => {
+            r.bad(
+                raw,
+                (
+                    format!(
+                        "expected \"anode\" or \"cathode\", found {}",
+                        describe(other)
+                    ),
+                    Some(hint.into()),
+                ),
+            );
+            None
+        }
+    }
+}
 
 /// `template` and `hold`; a template's ids must reach the sink.
 pub(crate) fn showing(r: &mut Reader, raw: &RawParam, out: &mut Showing) {

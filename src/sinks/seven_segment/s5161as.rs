@@ -74,19 +74,12 @@ fn parse(r: &mut Reader) -> ParamsBox {
     for raw in r.params() {
         match raw.key.as_str() {
             "segment_pins" => params::segment_pins(r, raw, &mut p.segments),
-            "common" => match &raw.value {
-                toml::Value::String(s) if s == "anode" || s == "cathode" => p.anode = s == "anode",
-                other => r.bad(
-                    raw,
-                    (
-                        format!(
-                            "expected \"cathode\" or \"anode\", found {}",
-                            crate::plugins::params::describe(other)
-                        ),
-                        Some("common = \"cathode\" (segments high) or common = \"anode\"".into()),
-                    ),
-                ),
-            },
+            "common" => {
+                let hint = "common = \"cathode\" (segments high) or common = \"anode\"";
+                if let Some(anode) = params::common_anode(r, raw, hint) {
+                    p.anode = anode;
+                }
+            }
             "common_pin" => match device_pin(&raw.value, r.settings) {
                 Ok(pin) => p.common = Some(pin),
                 Err(e) => r.bad(raw, e),

@@ -87,16 +87,12 @@ fn parse(r: &mut Reader) -> ParamsBox {
     for raw in r.params() {
         match raw.key.as_str() {
             "segment_pins" => params::segment_pins(r, raw, &mut p.segments),
-            "common" => match &raw.value {
-                Toml::String(s) if s == "anode" || s == "cathode" => p.cathode = s == "cathode",
-                other => r.bad(
-                    raw,
-                    (
-                        format!("expected \"anode\" or \"cathode\", found {}", describe(other)),
-                        Some("common = \"anode\" (digits high, segments low) or common = \"cathode\"".into()),
-                    ),
-                ),
-            },
+            "common" => {
+                let hint = "common = \"anode\" (digits high, segments low) or common = \"cathode\"";
+                if let Some(anode) = params::common_anode(r, raw, hint) {
+                    p.cathode = !anode;
+                }
+            }
             "digit_pins" => {
                 let hint = Some(
                     "write four pins, left to right, e.g. digit_pins = [17, 27, 22, 5]".to_string(),
