@@ -377,17 +377,7 @@ fn an_answer_and_a_memory_the_agent_stores_are_events() {
     let _s = serial();
     let dir = TempDir::new("sse-agent");
     let ollama = FakeOllama::start(&["gemma4:e2b"]);
-    let port = free_port();
-    let cfg = write_config_extra(
-        dir.path(),
-        port,
-        &pipeline(),
-        &format!(
-            "[ollama]\nhost = \"127.0.0.1\"\nport = {}\nmodel = \"gemma4:e2b\"\nretries = 0\n",
-            ollama.port()
-        ),
-    );
-    let agent = Agent::start(&cfg, port, &[]);
+    let (agent, port) = agent_asking(&dir, &ollama);
     let mut c = SseClient::open(port, "/api/events", "");
     ollama.push(Step::ToolCalls(vec![(
         "remember".into(),
@@ -418,15 +408,10 @@ fn an_answer_and_a_memory_the_agent_stores_are_events() {
     assert_eq!(memory["reinforced"], false);
 }
 
-/// The answer's text arrives on the stream as the model writes it (`answer_part`, a few
-/// pieces per event), then the whole `answer`; the stand-in streams NDJSON as Ollama does.
+/// An agent whose model is the scripted Ollama stand-in (it stands in for a model server
+/// answering as scripted), with this file's pipeline; and its port.
 #[cfg(feature = "agent")]
-#[test]
-fn an_answer_streams_in_parts_before_the_whole() {
-    use fake_ollama::{FakeOllama, Step};
-    let _s = serial();
-    let dir = TempDir::new("sse-parts");
-    let ollama = FakeOllama::start(&["gemma4:e2b"]);
+fn agent_asking(dir: &TempDir, ollama: &fake_ollama::FakeOllama) -> (Agent, u16) {
     let port = free_port();
     let cfg = write_config_extra(
         dir.path(),
@@ -437,7 +422,19 @@ fn an_answer_streams_in_parts_before_the_whole() {
             ollama.port()
         ),
     );
-    let agent = Agent::start(&cfg, port, &[]);
+    (Agent::start(&cfg, port, &[]), port)
+}
+
+/// The answer's text arrives on the stream as the model writes it (`answer_part`, a few
+/// pieces per event), then the whole `answer`; the stand-in streams NDJSON as Ollama does.
+#[cfg(feature = "agent")]
+#[test]
+fn an_answer_streams_in_parts_before_the_whole() {
+    use fake_ollama::{FakeOllama, Step};
+    let _s = serial();
+    let dir = TempDir::new("sse-parts");
+    let ollama = FakeOllama::start(&["gemma4:e2b"]);
+    let (agent, port) = agent_asking(&dir, &ollama);
     let mut c = SseClient::open(port, "/api/events", "");
     let pieces: Vec<String> = (0..10)
         .map(|i| format!("piece {i} of the answer; "))
