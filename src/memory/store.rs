@@ -479,8 +479,7 @@ impl<'a> MemoryStore<'a> {
             self.log_observation(&mut wtxn, replica::OBSERVATION, id, obs, &[])?;
             ids.push(id);
         }
-        wtxn.commit()?;
-        self.store.sync_committed();
+        self.store.commit(wtxn)?;
         Ok(ids)
     }
 
@@ -505,8 +504,7 @@ impl<'a> MemoryStore<'a> {
             put_appending(self.memories_db(), &mut wtxn, &id.to_be_bytes(), &buf)?;
             self.log_memory(&mut wtxn, replica::MEMORY, id, m)?;
         }
-        wtxn.commit()?;
-        self.store.sync_committed();
+        self.store.commit(wtxn)?;
         Ok((observations.len() as u64, memories.len() as u64))
     }
 
@@ -521,8 +519,7 @@ impl<'a> MemoryStore<'a> {
             self.put_vector(&mut wtxn, VectorKind::Memory, id, v, &mut buf)?;
         }
         self.log_memory(&mut wtxn, replica::MEMORY, id, mem)?;
-        wtxn.commit()?;
-        self.store.sync_committed();
+        self.store.commit(wtxn)?;
         Ok(id)
     }
 
@@ -538,8 +535,7 @@ impl<'a> MemoryStore<'a> {
             return Ok(false);
         }
         self.put_vector(&mut wtxn, kind, id, v, &mut Vec::new())?;
-        wtxn.commit()?;
-        self.store.sync_committed();
+        self.store.commit(wtxn)?;
         Ok(true)
     }
 
@@ -550,8 +546,7 @@ impl<'a> MemoryStore<'a> {
         let n = self.vectors_db().len(&wtxn)?;
         self.vectors_db().clear(&mut wtxn)?;
         self.store.meta_db().delete(&mut wtxn, META_DIM)?;
-        wtxn.commit()?;
-        self.store.sync_committed();
+        self.store.commit(wtxn)?;
         Ok(n)
     }
 
@@ -633,8 +628,7 @@ impl<'a> MemoryStore<'a> {
         encode_memory(&m, &mut buf)?;
         self.memories_db().put(&mut wtxn, &key, &buf)?;
         self.log_memory(&mut wtxn, event, id, &m)?;
-        wtxn.commit()?;
-        self.store.sync_committed();
+        self.store.commit(wtxn)?;
         Ok(true)
     }
 
@@ -754,8 +748,7 @@ impl<'a> MemoryStore<'a> {
                     }
                     n += 1;
                 }
-                wtxn.commit()?;
-                self.store.sync_committed();
+                self.store.commit(wtxn)?;
             }
         }
         Ok(n)
@@ -872,8 +865,7 @@ impl<'a> MemoryStore<'a> {
         self.store
             .meta_db()
             .put(&mut wtxn, META_MODEL, model.as_bytes())?;
-        wtxn.commit()?;
-        self.store.sync_committed();
+        self.store.commit(wtxn)?;
         Ok(n)
     }
 
@@ -906,8 +898,7 @@ impl<'a> MemoryStore<'a> {
                 n += 1;
             }
         }
-        wtxn.commit()?;
-        self.store.sync_committed();
+        self.store.commit(wtxn)?;
         Ok(n)
     }
 
@@ -938,8 +929,7 @@ impl<'a> MemoryStore<'a> {
         encode_observation(&o, &mut buf)?;
         self.observations_db().put(&mut wtxn, &key, &buf)?;
         self.log_observation(&mut wtxn, replica::OBSERVATION, id, &o, &[])?;
-        wtxn.commit()?;
-        self.store.sync_committed();
+        self.store.commit(wtxn)?;
         Ok(true)
     }
 
@@ -990,8 +980,7 @@ impl<'a> MemoryStore<'a> {
         }
         let event = replica::OBSERVATION_SUMMARY;
         self.log_observation(&mut wtxn, event, id, summary, &replaces)?;
-        wtxn.commit()?;
-        self.store.sync_committed();
+        self.store.commit(wtxn)?;
         Ok(id)
     }
 
@@ -1009,8 +998,7 @@ impl<'a> MemoryStore<'a> {
             self.vectors_db()
                 .delete(&mut wtxn, &vector_key(VectorKind::Observation, id))?;
         }
-        wtxn.commit()?;
-        self.store.sync_committed();
+        self.store.commit(wtxn)?;
         Ok(n)
     }
 
@@ -1040,8 +1028,7 @@ impl<'a> MemoryStore<'a> {
             self.vectors_db()
                 .delete(&mut wtxn, &vector_key(VectorKind::Observation, id))?;
         }
-        wtxn.commit()?;
-        self.store.sync_committed();
+        self.store.commit(wtxn)?;
         Ok(doomed.len() as u64)
     }
 

@@ -300,9 +300,19 @@ impl Store {
         let _ = self.sync_wake.set(wake);
     }
 
+    /// Commit a write transaction of the memory or sync tables, then ring the sync
+    /// thread's doorbell if it appended to the log: every such commit goes through here,
+    /// so none can forget the ring.
+    #[cfg(feature = "agent")]
+    pub fn commit(&self, wtxn: RwTxn) -> Result<(), heed::Error> {
+        wtxn.commit()?;
+        self.sync_committed();
+        Ok(())
+    }
+
     /// After a commit: ring the doorbell if the transaction appended to the log.
     #[cfg(feature = "agent")]
-    pub fn sync_committed(&self) {
+    fn sync_committed(&self) {
         if self
             .sync_appended
             .swap(false, std::sync::atomic::Ordering::AcqRel)

@@ -286,8 +286,7 @@ impl Store {
         let k = cursor_key(name);
         if self.sync_meta_u64(&wtxn, &k)? < v {
             self.meta.put(&mut wtxn, &k, &v.to_be_bytes())?;
-            wtxn.commit()?;
-            self.sync_committed();
+            self.commit(wtxn)?;
         }
         Ok(())
     }
@@ -303,8 +302,7 @@ impl Store {
         let mut wtxn = self.env.write_txn()?;
         if self.meta.get(&wtxn, &k)?.is_none() {
             self.meta.put(&mut wtxn, &k, &0u64.to_be_bytes())?;
-            wtxn.commit()?;
-            self.sync_committed();
+            self.commit(wtxn)?;
         }
         Ok(())
     }
@@ -433,8 +431,7 @@ impl Store {
         if !doomed.is_empty() {
             bytes = bytes.saturating_sub(freed);
             self.meta.put(&mut wtxn, META_BYTES, &bytes.to_be_bytes())?;
-            wtxn.commit()?;
-            self.sync_committed();
+            self.commit(wtxn)?;
         }
         Ok((by_age, by_size))
     }

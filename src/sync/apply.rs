@@ -61,8 +61,7 @@ pub fn merge(store: &Store, entries: &[Entry], max_items: u64) -> Result<Merged,
             m.applied += 1;
         }
     }
-    wtxn.commit()?;
-    store.sync_committed();
+    store.commit(wtxn)?;
     SyncStats::add(&STATS.merged, m.new);
     SyncStats::add(&STATS.duplicates, m.duplicates);
     SyncStats::add(&STATS.applied, m.applied);
