@@ -100,6 +100,17 @@ impl SourceCtx {
         };
         smol::future::or(shutdown, smol::future::or(woken, timer)).await
     }
+    /// Wait until `due` whatever the adaptive stage says meanwhile (a new interval takes
+    /// effect at the next sample); false when the node is stopping.
+    pub async fn sleep_until(&self, due: Micros, wake: &Receiver<()>) -> bool {
+        loop {
+            match self.wait(Some(due), wake).await {
+                Woke::Interval => continue,
+                Woke::Due => return true,
+                Woke::Shutdown => return false,
+            }
+        }
+    }
 }
 
 /// A source that has been set up. `start` turns it into its task, which returns when

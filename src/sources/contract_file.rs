@@ -46,7 +46,7 @@ use crate::graph::registry::{Registry, SourceInfo};
 use crate::graph::{Item, Micros, Reading, ShortText, Value};
 use crate::plugins::params::{Reader, as_text, int_in, positive_dur};
 use crate::plugins::{Flow, Kind, Make, Param, ParamsBox, Produced, Role, Unavailable, params_of};
-use crate::plugins::{Setup, Source, SourceCtx, Task, Woke};
+use crate::plugins::{Setup, Source, SourceCtx, Task};
 
 use crate::plugins::Backoff;
 
@@ -567,12 +567,9 @@ impl ContractSource {
                 backoff.reset();
                 self.every
             };
-            loop {
-                match ctx.wait(Some(now + wait), &self.wake_rx).await {
-                    Woke::Interval => continue,
-                    Woke::Due => break,
-                    Woke::Shutdown => return,
-                }
+            // A new interval from the adaptive stage takes effect at the next read.
+            if !ctx.sleep_until(now + wait, &self.wake_rx).await {
+                return;
             }
         }
     }

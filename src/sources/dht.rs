@@ -39,7 +39,7 @@ use crate::graph::registry::SourceInfo;
 use crate::graph::{Item, Micros, Reading, Value, ValueKind};
 use crate::plugins::params::{Need, Reader, as_dur, as_text, int_in};
 use crate::plugins::{Kind, Make, Param, ParamsBox, Produced, Role, Unavailable, params_of};
-use crate::plugins::{Setup, Source, SourceCtx, Task, Woke};
+use crate::plugins::{Setup, Source, SourceCtx, Task};
 
 use super::sysfs;
 use crate::plugins::Backoff;
@@ -477,13 +477,9 @@ impl DhtSource {
                 let every = self.temp.live.interval().min(self.hum.live.interval());
                 every.max(self.params.min_interval)
             };
-            loop {
-                match ctx.wait(Some(now + wait), &self.wake_rx).await {
-                    // A new interval from the adaptive stage takes effect at the next read.
-                    Woke::Interval => continue,
-                    Woke::Due => break,
-                    Woke::Shutdown => return,
-                }
+            // A new interval from the adaptive stage takes effect at the next read.
+            if !ctx.sleep_until(now + wait, &self.wake_rx).await {
+                return;
             }
         }
     }

@@ -36,7 +36,7 @@ use crate::graph::registry::SourceInfo;
 use crate::graph::{Item, Micros, Reading, Value, ValueKind};
 use crate::plugins::params::{Reader, as_text, int_in};
 use crate::plugins::{Kind, Make, Param, ParamsBox, Produced, Role, Unavailable, params_of};
-use crate::plugins::{Setup, Source, SourceCtx, Task, Woke};
+use crate::plugins::{Setup, Source, SourceCtx, Task};
 
 use super::sysfs;
 use crate::plugins::Backoff;
@@ -637,12 +637,9 @@ impl IioSource {
                 backoff.reset();
                 every
             };
-            loop {
-                match ctx.wait(Some(now + wait), &self.wake_rx).await {
-                    Woke::Interval => continue,
-                    Woke::Due => break,
-                    Woke::Shutdown => return,
-                }
+            // A new interval from the adaptive stage takes effect at the next read.
+            if !ctx.sleep_until(now + wait, &self.wake_rx).await {
+                return;
             }
         }
     }
