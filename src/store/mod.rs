@@ -14,6 +14,8 @@ pub mod outbox;
 pub mod query;
 #[cfg(feature = "agent")]
 pub mod sync_log;
+#[cfg(feature = "agent")]
+pub mod sync_by_node;
 pub mod writer;
 
 use std::ops::Bound;
