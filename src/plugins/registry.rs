@@ -60,7 +60,7 @@ pub const KINDS: &[&Kind] = &[
     #[cfg(feature = "agent")]
     &tools::memory::OBSERVE,
     #[cfg(feature = "agent")]
-        &tools::cross_node::CROSS_NODE_RECALL,tools::cross_node::CROSS_NODE_RECALL,
+    &tools::cross_node::CROSS_NODE_RECALL,
     // Device tools: offered only while their device is attached, after the core ones.
     #[cfg(feature = "agent")]
     &tools::lcd1602::LCD_WRITE,
