@@ -29,6 +29,34 @@ struct Found {
     json: Json,
 }
 
+/// By meaning and by words, merged (an item found both ways keeps its better relevance):
+/// items other nodes sent arrive without vectors, and until this node's re-embedding job
+/// has given them theirs only their words can find them.
+fn recall_both(
+    ctx: &ToolContext,
+    query: &str,
+    pool: usize,
+) -> Result<recall::RecallResult, crate::memory::store::MemoryError> {
+    let mut found = recall::recall(&ctx.store, None, query, pool)?;
+    let Some(v) = ctx.embed(query) else {
+        return Ok(found);
+    };
+    let by_meaning = recall::recall(&ctx.store, Some(&v), query, pool)?;
+    for (o, r) in by_meaning.observations {
+        match found.observations.iter_mut().find(|(x, _)| x.id == o.id) {
+            Some((_, best)) => *best = best.max(r),
+            None => found.observations.push((o, r)),
+        }
+    }
+    for (m, r) in by_meaning.memories {
+        match found.memories.iter_mut().find(|(x, _)| x.id == m.id) {
+            Some((_, best)) => *best = best.max(r),
+            None => found.memories.push((m, r)),
+        }
+    }
+    Ok(found)
+}
+
 pub struct CrossNodeRecall;
 
 impl Tool for CrossNodeRecall {
@@ -74,8 +102,7 @@ impl Tool for CrossNodeRecall {
         } else {
             limit
         };
-        let vector = ctx.embed(&query);
-        let found = match recall::recall(&ctx.store, vector.as_deref(), &query, pool) {
+        let found = match recall_both(ctx, &query, pool) {
             Ok(f) => f,
             Err(e) => return Ok(failed(format!("recall failed: {e}"))),
         };
