@@ -101,7 +101,10 @@ impl BridgedBroker {
             .expect("start mosquitto");
         let deadline = Instant::now() + Duration::from_secs(10);
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "site B's mosquitto did not start");
+            assert!(
+                Instant::now() < deadline,
+                "site B's mosquitto did not start"
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
         BridgedBroker { port, child }
@@ -181,7 +184,10 @@ fn tool_result(ollama: &FakeOllama, tool: &str) -> Value {
 
 /// `other`'s uptime in `node`'s cluster view.
 fn sees_readings_of(node: &Node, other: &str) -> Option<Value> {
-    let (_, r) = get(&node.agent.url(&format!("/api/cluster/readings?node={other}"))).ok()?;
+    let (_, r) = get(&node
+        .agent
+        .url(&format!("/api/cluster/readings?node={other}")))
+    .ok()?;
     r["readings"]
         .as_array()?
         .iter()
@@ -228,9 +234,14 @@ fn readings_status_and_sync_cross_a_bridge_both_ways() {
 
     // Status: each node's `online` reaches the other site's broker.
     let online = |w: &Subscriber, topic: &str| {
-        w.raw(topic).iter().any(|m| m.as_slice() == b"online").then_some(())
+        w.raw(topic)
+            .iter()
+            .any(|m| m.as_slice() == b"online")
+            .then_some(())
     };
-    eventually(20, "house online at site B", || online(&watch_b, "smollama/house/status"));
+    eventually(20, "house online at site B", || {
+        online(&watch_b, "smollama/house/status")
+    });
     eventually(20, "workshop online at site A", || {
         online(&watch_a, "smollama/workshop/status")
     });
@@ -254,7 +265,10 @@ fn readings_status_and_sync_cross_a_bridge_both_ways() {
             if recall_from(node, query, from).iter().any(|t| t == fact) {
                 return;
             }
-            assert!(Instant::now() < deadline, "{fact} never recalled from {from}");
+            assert!(
+                Instant::now() < deadline,
+                "{fact} never recalled from {from}"
+            );
             std::thread::sleep(Duration::from_millis(300));
         }
     };

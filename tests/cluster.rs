@@ -60,7 +60,14 @@ kind = "store"
 from = ["system", "nodes"]
 "#;
 
-fn node_config(dir: &Path, name: &str, port: u16, broker: u16, ollama: u16, pipeline: &str) -> PathBuf {
+fn node_config(
+    dir: &Path,
+    name: &str,
+    port: u16,
+    broker: u16,
+    ollama: u16,
+    pipeline: &str,
+) -> PathBuf {
     std::fs::create_dir_all(dir).unwrap();
     let pipe = dir.join("pipeline.toml");
     std::fs::write(&pipe, pipeline).unwrap();
@@ -161,13 +168,21 @@ fn the_aggregating_node_shows_every_nodes_readings_observations_and_numbers() {
     assert_eq!(code, 200);
     assert_eq!(only["filter"], "kitchen");
     assert!(
-        only["readings"].as_array().unwrap().iter().all(|r| r["node"] == "kitchen")
+        only["readings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["node"] == "kitchen")
             && only["count"].as_u64().unwrap() >= 1,
         "{only}"
     );
     let (_, none) = get(&llm.agent.url("/api/cluster/readings?node=attic")).unwrap();
     assert_eq!(none["count"], 0);
-    assert_eq!(none["nodes"], json!(["kitchen", "llm"]), "the nodes there are");
+    assert_eq!(
+        none["nodes"],
+        json!(["kitchen", "llm"]),
+        "the nodes there are"
+    );
     let (code, _) = get(&llm.agent.url("/api/cluster/readings?nod=kitchen")).unwrap();
     assert_eq!(code, 400, "an unknown parameter is refused");
 
@@ -188,7 +203,11 @@ fn the_aggregating_node_shows_every_nodes_readings_observations_and_numbers() {
     // Numbers per node and in total.
     let stats = eventually(20, "kitchen's memory counted on llm", || {
         let (_, s) = get(&llm.agent.url("/api/cluster/stats")).ok()?;
-        let k = s["nodes"].as_array()?.iter().find(|n| n["node"] == "kitchen")?.clone();
+        let k = s["nodes"]
+            .as_array()?
+            .iter()
+            .find(|n| n["node"] == "kitchen")?
+            .clone();
         (k["memories_count"] == 1).then_some((s, k))
     });
     let (s, k) = stats;
@@ -198,15 +217,33 @@ fn the_aggregating_node_shows_every_nodes_readings_observations_and_numbers() {
     assert_eq!(k["source_count"], 1, "{k}");
     assert!(k["readings_count"].as_u64().unwrap() >= 1, "{k}");
     assert_eq!(k["observations_count"], 1);
-    assert!(k["last_reading"].is_string() && k["last_sync"].is_string(), "{k}");
+    assert!(
+        k["last_reading"].is_string() && k["last_sync"].is_string(),
+        "{k}"
+    );
     assert!(k["last_traffic"].is_string());
-    let l = s["nodes"].as_array().unwrap().iter().find(|n| n["node"] == "llm").unwrap();
+    let l = s["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["node"] == "llm")
+        .unwrap();
     assert_eq!(l["local"], true);
     assert_eq!(l["memories_count"], 0);
     let sum = |key: &str| -> u64 {
-        s["nodes"].as_array().unwrap().iter().map(|n| n[key].as_u64().unwrap()).sum()
+        s["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|n| n[key].as_u64().unwrap())
+            .sum()
     };
-    for key in ["source_count", "readings_count", "observations_count", "memories_count"] {
+    for key in [
+        "source_count",
+        "readings_count",
+        "observations_count",
+        "memories_count",
+    ] {
         assert_eq!(s["totals"][key].as_u64().unwrap(), sum(key), "{key}: {s}");
     }
 
@@ -232,8 +269,14 @@ fn the_aggregating_node_shows_every_nodes_readings_observations_and_numbers() {
         .iter()
         .map(|r| r["text"].as_str().unwrap())
         .collect();
-    assert!(texts.contains(&"The fridge door sensor is on pin 5"), "{found}");
-    assert!(texts.contains(&"Fridge door left open overnight"), "{found}");
+    assert!(
+        texts.contains(&"The fridge door sensor is on pin 5"),
+        "{found}"
+    );
+    assert!(
+        texts.contains(&"Fridge door left open overnight"),
+        "{found}"
+    );
     let read = tool_result(&llm.ollama, "read_source");
     assert_eq!(read["source_id"], "kitchen:system:uptime", "{read}");
     assert!(read["value"].as_f64().unwrap() > 0.0);

@@ -33,14 +33,26 @@ mod tests {
     #[test]
     fn local_bare_topic_and_remote_names() {
         let reg = Registry::with_local_types(vec!["system", "gpio"]);
-        assert_eq!(origin(&reg, "system:cpu_temp", "llm"), ("llm", "system:cpu_temp"));
-        assert_eq!(origin(&reg, "mqtt:sensors/garden", "llm"), ("llm", "mqtt:sensors/garden"));
+        assert_eq!(
+            origin(&reg, "system:cpu_temp", "llm"),
+            ("llm", "system:cpu_temp")
+        );
+        assert_eq!(
+            origin(&reg, "mqtt:sensors/garden", "llm"),
+            ("llm", "mqtt:sensors/garden")
+        );
         assert_eq!(
             origin(&reg, "kitchen:system:cpu_temp", "llm"),
             ("kitchen", "system:cpu_temp")
         );
         assert_eq!(origin(&reg, "plain", "llm"), ("llm", "plain"));
-        assert_eq!(full_name("kitchen", "system:cpu_temp", "llm"), "kitchen:system:cpu_temp");
-        assert_eq!(full_name("llm", "system:cpu_temp", "llm"), "system:cpu_temp");
+        assert_eq!(
+            full_name("kitchen", "system:cpu_temp", "llm"),
+            "kitchen:system:cpu_temp"
+        );
+        assert_eq!(
+            full_name("llm", "system:cpu_temp", "llm"),
+            "system:cpu_temp"
+        );
     }
 }

@@ -4,9 +4,9 @@
 
 use std::collections::BTreeMap;
 
+use super::Observation;
 use super::ObservationType;
 use super::store::{MemoryError, MemoryStore, decode_observation_ref, id_of, memory_is_active};
-use super::Observation;
 use crate::graph::Micros;
 use crate::store::codec::Corrupt;
 
@@ -148,21 +148,45 @@ mod tests {
         let id = ms.add_memory(&gone, None).unwrap();
         ms.deactivate_memory(id).unwrap();
 
-        let k = ms.observations_of(Some("kitchen"), i64::MIN, None, 10).unwrap();
+        let k = ms
+            .observations_of(Some("kitchen"), i64::MIN, None, 10)
+            .unwrap();
         let texts: Vec<&str> = k.iter().map(|o| o.text.as_str()).collect();
         assert_eq!(texts, ["seen 2", "seen 0"], "newest first, kitchen's only");
-        assert_eq!(ms.observations_of(None, i64::MIN, None, 10).unwrap().len(), 3);
-        assert_eq!(ms.observations_of(Some("kitchen"), i64::MIN, None, 1).unwrap().len(), 1);
-        assert!(ms.observations_of(Some("attic"), i64::MIN, None, 10).unwrap().is_empty());
+        assert_eq!(
+            ms.observations_of(None, i64::MIN, None, 10).unwrap().len(),
+            3
+        );
+        assert_eq!(
+            ms.observations_of(Some("kitchen"), i64::MIN, None, 1)
+                .unwrap()
+                .len(),
+            1
+        );
+        assert!(
+            ms.observations_of(Some("attic"), i64::MIN, None, 10)
+                .unwrap()
+                .is_empty()
+        );
 
         let by = ms.items_by_node().unwrap();
         assert_eq!(
             by["kitchen"],
-            NodeItems { observations: 2, memories: 0, newest_observation: 1_002, newest_memory: 0 }
+            NodeItems {
+                observations: 2,
+                memories: 0,
+                newest_observation: 1_002,
+                newest_memory: 0
+            }
         );
         assert_eq!(
             by["garage"],
-            NodeItems { observations: 1, memories: 1, newest_observation: 1_001, newest_memory: 5_000 },
+            NodeItems {
+                observations: 1,
+                memories: 1,
+                newest_observation: 1_001,
+                newest_memory: 5_000
+            },
             "the inactive memory is not counted"
         );
     }

@@ -13,9 +13,9 @@ pub mod codec;
 pub mod outbox;
 pub mod query;
 #[cfg(feature = "agent")]
-pub mod sync_log;
-#[cfg(feature = "agent")]
 pub mod sync_by_node;
+#[cfg(feature = "agent")]
+pub mod sync_log;
 pub mod writer;
 
 use std::ops::Bound;

@@ -18,15 +18,18 @@ struct NodeOf<'a> {
 impl Store {
     /// Per node, the newest arrival time (`received_at`) among the newest `scan` log
     /// entries. A node whose entries are all older than those is absent.
-    pub fn sync_received_by_node(&self, scan: usize) -> Result<BTreeMap<String, Micros>, StoreError> {
+    pub fn sync_received_by_node(
+        &self,
+        scan: usize,
+    ) -> Result<BTreeMap<String, Micros>, StoreError> {
         let rtxn = self.env.read_txn()?;
         let mut out: BTreeMap<String, Micros> = BTreeMap::new();
         for kv in self.sync.log.rev_iter(&rtxn)?.take(scan) {
             let (_, v) = kv?;
             let at = v.get(..8).ok_or(Corrupt("short sync value"))?;
             let at = i64::from_be_bytes(at.try_into().expect("8 bytes"));
-            let e: NodeOf = serde_json::from_slice(&v[8..])
-                .map_err(|_| Corrupt("sync entry is not JSON"))?;
+            let e: NodeOf =
+                serde_json::from_slice(&v[8..]).map_err(|_| Corrupt("sync entry is not JSON"))?;
             match out.get_mut(&*e.node_id) {
                 Some(t) => *t = (*t).max(at),
                 None => {

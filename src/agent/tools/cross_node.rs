@@ -128,23 +128,19 @@ impl Tool for CrossNodeRecall {
             );
         }
         if type_filter != Some("observations") {
-            results.extend(
-                found
-                    .memories
-                    .iter()
-                    .filter(|(m, _)| of_node(&m.node))
-                    .map(|(m, r)| Found {
-                        relevance: *r,
-                        json: json!({
-                            "text": m.fact,
-                            "relevance": round2(*r),
-                            "node": m.node,
-                            "type": "memories",
-                            "confidence": round2(m.confidence),
-                            "timestamp": iso8601(m.first_seen),
-                        }),
+            results.extend(found.memories.iter().filter(|(m, _)| of_node(&m.node)).map(
+                |(m, r)| Found {
+                    relevance: *r,
+                    json: json!({
+                        "text": m.fact,
+                        "relevance": round2(*r),
+                        "node": m.node,
+                        "type": "memories",
+                        "confidence": round2(m.confidence),
+                        "timestamp": iso8601(m.first_seen),
                     }),
-            );
+                },
+            ));
         }
         // Best first across both kinds (stable: observations before memories on a tie).
         results.sort_by(|a, b| b.relevance.total_cmp(&a.relevance));
@@ -190,12 +186,20 @@ mod tests {
             node: node.into(),
         };
         ms.add_observation(
-            &obs("kitchen", "Motion detected near the kitchen door", ObservationType::Anomaly),
+            &obs(
+                "kitchen",
+                "Motion detected near the kitchen door",
+                ObservationType::Anomaly,
+            ),
             None,
         )
         .unwrap();
         ms.add_observation(
-            &obs("garage", "Motion detected in the garage at night", ObservationType::Pattern),
+            &obs(
+                "garage",
+                "Motion detected in the garage at night",
+                ObservationType::Pattern,
+            ),
             None,
         )
         .unwrap();
@@ -226,7 +230,12 @@ mod tests {
             json!(["observations", "memories"])
         );
         assert_eq!(p["properties"]["limit"]["type"], "integer");
-        assert!(CrossNodeRecall.description().to_lowercase().contains("all nodes"));
+        assert!(
+            CrossNodeRecall
+                .description()
+                .to_lowercase()
+                .contains("all nodes")
+        );
     }
 
     #[test]
@@ -241,7 +250,17 @@ mod tests {
         let first = all["results"][0].as_object().unwrap();
         let mut keys: Vec<&str> = first.keys().map(String::as_str).collect();
         keys.sort();
-        assert_eq!(keys, ["confidence", "node", "relevance", "text", "timestamp", "type"]);
+        assert_eq!(
+            keys,
+            [
+                "confidence",
+                "node",
+                "relevance",
+                "text",
+                "timestamp",
+                "type"
+            ]
+        );
 
         let garage = r.execute(
             "cross_node_recall",
@@ -265,11 +284,18 @@ mod tests {
             &f.ctx,
         );
         assert_eq!(mems["total_results"], 1, "{mems}");
-        assert_eq!(mems["results"][0]["text"], "The garage motion sensor is on pin 17");
+        assert_eq!(
+            mems["results"][0]["text"],
+            "The garage motion sensor is on pin 17"
+        );
         assert_eq!(mems["results"][0]["node"], "garage");
         assert_eq!(mems["results"][0]["confidence"], 0.8);
 
-        let one = r.execute("cross_node_recall", &json!({"query": "motion", "limit": 1}), &f.ctx);
+        let one = r.execute(
+            "cross_node_recall",
+            &json!({"query": "motion", "limit": 1}),
+            &f.ctx,
+        );
         assert_eq!(one["results"].as_array().unwrap().len(), 1);
 
         let none = r.execute(

@@ -7,8 +7,8 @@ use serde_json::{Value as Json, json};
 use super::schema::{args_obj, int_arg, str_arg};
 use super::{Tool, ToolContext};
 use crate::clock::{iso8601, now_us};
-use crate::graph::reading::value_json;
 use crate::graph::origin::{full_name, origin};
+use crate::graph::reading::value_json;
 use crate::graph::registry::{Registry, SourceInfo};
 use crate::graph::{MICROS_PER_SEC, Micros};
 
@@ -485,7 +485,10 @@ mod tests {
             "kitchen:system:cpu_temp",
             "celsius",
             ValueKind::Number,
-            &[(now - 2 * min, Value::Number(47.0)), (now - min, Value::Number(48.5))],
+            &[
+                (now - 2 * min, Value::Number(47.0)),
+                (now - min, Value::Number(48.5)),
+            ],
         );
         let r = ToolRegistry::with_core_tools();
         for spelling in [
@@ -495,7 +498,10 @@ mod tests {
             " kitchen:system:cpu_temp ",
         ] {
             let out = r.execute("read_source", &json!({"source_id": spelling}), &fx.ctx);
-            assert_eq!(out["source_id"], "kitchen:system:cpu_temp", "{spelling}: {out}");
+            assert_eq!(
+                out["source_id"], "kitchen:system:cpu_temp",
+                "{spelling}: {out}"
+            );
             assert_eq!(out["value"], json!(48.5));
             assert_eq!(out["unit"], "celsius");
             let h = r.execute(
@@ -510,15 +516,36 @@ mod tests {
         let out = r.execute("read_source", &json!({"source_id": "llm:gpio:17"}), &fx.ctx);
         assert_eq!(out["source_id"], "gpio:17", "{out}");
         // A node without such a source: not found, with where it does exist.
-        let out = r.execute("read_source", &json!({"source_id": "system:cpu_temp@garage"}), &fx.ctx);
+        let out = r.execute(
+            "read_source",
+            &json!({"source_id": "system:cpu_temp@garage"}),
+            &fx.ctx,
+        );
         assert_eq!(out["error"], "Source 'system:cpu_temp@garage' not found");
-        let out = r.execute("read_source", &json!({"source_id": "system:cpu_temp"}), &fx.ctx);
+        let out = r.execute(
+            "read_source",
+            &json!({"source_id": "system:cpu_temp"}),
+            &fx.ctx,
+        );
         assert_eq!(out["value"], json!(51.0), "the local one: {out}");
-        let out = r.execute("get_reading_history", &json!({"source_id": "gpio:cpu_temp"}), &fx.ctx);
+        let out = r.execute(
+            "get_reading_history",
+            &json!({"source_id": "gpio:cpu_temp"}),
+            &fx.ctx,
+        );
         assert!(out.get("on_other_nodes").is_none(), "{out}");
-        fx.registry.intern("kitchen:system:disk_percent", "%", ValueKind::Number);
-        let out = r.execute("read_source", &json!({"source_id": "system:disk_percent"}), &fx.ctx);
-        assert_eq!(out["on_other_nodes"], json!(["kitchen:system:disk_percent"]), "{out}");
+        fx.registry
+            .intern("kitchen:system:disk_percent", "%", ValueKind::Number);
+        let out = r.execute(
+            "read_source",
+            &json!({"source_id": "system:disk_percent"}),
+            &fx.ctx,
+        );
+        assert_eq!(
+            out["on_other_nodes"],
+            json!(["kitchen:system:disk_percent"]),
+            "{out}"
+        );
     }
 
     #[test]

@@ -170,10 +170,7 @@ pub(crate) fn stats(view: &HttpView, _: &Call) -> Reply {
         let (node, _) = origin(&view.registry, &info.name, this);
         let n = by.entry(node.to_string()).or_default();
         n.sources += 1;
-        n.readings += info
-            .live
-            .count
-            .load(std::sync::atomic::Ordering::Relaxed);
+        n.readings += info.live.count.load(std::sync::atomic::Ordering::Relaxed);
         if let Some((t, _)) = info.live.last() {
             n.last_reading = n.last_reading.max(t);
         }

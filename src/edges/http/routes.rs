@@ -94,7 +94,12 @@ pub(crate) static ROUTES: &[Route] = &[
         Stream(readings::history),
     ),
     route(Get, "api/gpio", &[], Work(gpio::pins)),
-    route(Get, "api/cluster/readings", cluster::READINGS_QUERY, Work(cluster::readings)),
+    route(
+        Get,
+        "api/cluster/readings",
+        cluster::READINGS_QUERY,
+        Work(cluster::readings),
+    ),
     route(Get, "api/events", events::QUERY, Stream(events::open)),
     route(Get, "", &[], Handler::Asset(&assets::INDEX_HTML)),
     route(Get, "index.html", &[], Handler::Asset(&assets::INDEX_HTML)),
@@ -126,7 +131,12 @@ pub(crate) static ROUTES: &[Route] = &[
     #[cfg(feature = "agent")]
     route(Get, "api/sync/pull", sync::PULL_QUERY, Work(sync::pull)),
     #[cfg(feature = "agent")]
-    route(Get, "api/cluster/observations", cluster::OBSERVATIONS_QUERY, Work(cluster::observations)),
+    route(
+        Get,
+        "api/cluster/observations",
+        cluster::OBSERVATIONS_QUERY,
+        Work(cluster::observations),
+    ),
     #[cfg(feature = "agent")]
     route(Get, "api/cluster/stats", &[], Work(cluster::stats)),
     // A lean build says why the agent's endpoints are absent.
@@ -141,7 +151,12 @@ pub(crate) static ROUTES: &[Route] = &[
     #[cfg(not(feature = "agent"))]
     route(Post, "api/ask", &[], Work(no_agent)),
     #[cfg(not(feature = "agent"))]
-    route(Get, "api/cluster/observations", &["node", "type", "hours", "limit"], Work(no_agent)),
+    route(
+        Get,
+        "api/cluster/observations",
+        &["node", "type", "hours", "limit"],
+        Work(no_agent),
+    ),
     #[cfg(not(feature = "agent"))]
     route(Get, "api/cluster/stats", &[], Work(no_agent)),
 ];
