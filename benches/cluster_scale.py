@@ -15,7 +15,8 @@ Measured, for each N in --nodes:
   entries (`/api/cluster/stats` totals);
 - RSS (VmRSS) after that, and CPU seconds per minute over a --steady window;
 - the partition: the aggregator's link cut for --cut seconds while every node writes
-  two more observations; seconds from the link's return until it holds them all.
+  two more observations; seconds from the link's return until the aggregator is
+  connected again (its reconnect backoff), and from then until it holds them all.
 - mosquitto's CPU per minute over the steady window.
 
 Usage: python3 benches/cluster_scale.py [--binary target/release/smollama]
@@ -374,6 +375,17 @@ def run(binary, n, steady, cut):
         fleet.write(2, False)
         time.sleep(cut)
         relay.restore()
+        t_restore = time.monotonic()
+        # The aggregator's reconnect backoff (1 s doubling to 60 s by default) decides
+        # when it is back; then the catch-up and the broker's queue do the rest.
+        while time.monotonic() - t_restore < 120:
+            try:
+                if get(hport, "/api/status")["connections"]["mqtt"]["state"] == "connected":
+                    break
+            except OSError:
+                pass
+            time.sleep(0.05)
+        reconnect = time.monotonic() - t_restore
         back = wait_totals(hport, 4 * n, n, 300)
         sync = get(hport, "/api/status").get("sync", {})
         out = {
@@ -384,7 +396,8 @@ def run(binary, n, steady, cut):
             "rss_after_kib": rss_kb(agent.pid),
             "cpu_s_per_min": round(cpu_min, 2),
             "mosquitto_cpu_s_per_min": round(broker_min, 2),
-            "converge_after_cut_s": round(back, 1) if back is not None else None,
+            "reconnect_after_cut_s": round(reconnect, 1),
+            "converge_after_reconnect_s": round(back, 2) if back is not None else None,
             "cluster_nodes": stats["node_count"],
             "sources": stats["totals"]["source_count"],
             "readings_received": readings,
