@@ -4,7 +4,9 @@
 //! scripted stand-in for Ollama, `common/fake_ollama.rs`, since a real model cannot run
 //! here); the aggregating `llm` node, which never asks kitchen anything, shows kitchen's
 //! readings, observations and numbers in `/api/cluster/*` with a node filter, and its
-//! agent reaches them through `cross_node_recall` and `read_source`.
+//! agent reaches them through `cross_node_recall` and `read_source`; the dashboard's
+//! Readings and Observations pages show them with a node filter in a real browser
+//! (Debian's chromium, headless: `tests/cluster_dashboard.py`).
 
 mod common;
 #[path = "common/fake_ollama.rs"]
@@ -280,4 +282,28 @@ fn the_aggregating_node_shows_every_nodes_readings_observations_and_numbers() {
     let read = tool_result(&llm.ollama, "read_source");
     assert_eq!(read["source_id"], "kitchen:system:uptime", "{read}");
     assert!(read["value"].as_f64().unwrap() > 0.0);
+
+    // The dashboard's Readings and Observations pages in a real browser (headless
+    // chromium, tests/cluster_dashboard.py), filtered by node.
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/cluster_dashboard.py");
+    let out = std::process::Command::new("python3")
+        .arg(&script)
+        .args([
+            "--url",
+            &llm.agent.url(""),
+            "--node",
+            "kitchen",
+            "--local",
+            "llm",
+        ])
+        .args(["--observation", "Fridge door left open overnight"])
+        .output()
+        .expect("run python3 tests/cluster_dashboard.py (needs chromium)");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    println!("{stdout}");
+    assert!(
+        out.status.success(),
+        "the browser checks failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
