@@ -239,19 +239,19 @@ fn readings_status_and_sync_cross_a_bridge_both_ways() {
             .any(|m| m.as_slice() == b"online")
             .then_some(())
     };
-    eventually(20, "house online at site B", || {
+    eventually(30, "house online at site B", || {
         online(&watch_b, "smollama/house/status")
     });
-    eventually(20, "workshop online at site A", || {
+    eventually(30, "workshop online at site A", || {
         online(&watch_a, "smollama/workshop/status")
     });
 
     // Readings: each node's in the other's cluster view, marked with its node.
-    let r = eventually(20, "house's readings on workshop", || {
+    let r = eventually(30, "house's readings on workshop", || {
         sees_readings_of(&workshop, "house")
     });
     assert_eq!(r["full_id"], "house:system:uptime");
-    let r = eventually(20, "workshop's readings on house", || {
+    let r = eventually(30, "workshop's readings on house", || {
         sees_readings_of(&house, "workshop")
     });
     assert_eq!(r["node"], "workshop");

@@ -153,7 +153,7 @@ fn the_aggregating_node_shows_every_nodes_readings_observations_and_numbers() {
     assert_eq!(ask(&kitchen), 200);
 
     // Readings: kitchen's, by node, next to llm's own.
-    let all = eventually(20, "kitchen's readings on llm", || {
+    let all = eventually(30, "kitchen's readings on llm", || {
         let (_, r) = get(&llm.agent.url("/api/cluster/readings")).ok()?;
         (r["nodes"] == json!(["kitchen", "llm"])).then_some(r)
     });
@@ -189,7 +189,7 @@ fn the_aggregating_node_shows_every_nodes_readings_observations_and_numbers() {
     assert_eq!(code, 400, "an unknown parameter is refused");
 
     // Observations: kitchen's, marked with its node, arrived by sync.
-    let obs = eventually(20, "kitchen's observation on llm", || {
+    let obs = eventually(30, "kitchen's observation on llm", || {
         let (_, r) = get(&llm.agent.url("/api/cluster/observations?node=kitchen")).ok()?;
         (r["count"] == 1).then_some(r)
     });
@@ -203,7 +203,7 @@ fn the_aggregating_node_shows_every_nodes_readings_observations_and_numbers() {
     assert_eq!(merged["count"], 1);
 
     // Numbers per node and in total.
-    let stats = eventually(20, "kitchen's memory counted on llm", || {
+    let stats = eventually(30, "kitchen's memory counted on llm", || {
         let (_, s) = get(&llm.agent.url("/api/cluster/stats")).ok()?;
         let k = s["nodes"]
             .as_array()?
