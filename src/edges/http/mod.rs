@@ -25,6 +25,7 @@
 mod ask;
 mod assets;
 mod auth;
+mod cluster;
 mod events;
 mod gpio;
 mod health;
