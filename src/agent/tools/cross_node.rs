@@ -29,32 +29,15 @@ struct Found {
     json: Json,
 }
 
-/// By meaning and by words, merged (an item found both ways keeps its better relevance):
-/// items other nodes sent arrive without vectors, and until this node's re-embedding job
-/// has given them theirs only their words can find them.
+/// By meaning where the embedding model answers (recall ranks items still without a
+/// vector, as other nodes' arrive, by their words among them), else by words.
 fn recall_both(
     ctx: &ToolContext,
     query: &str,
     pool: usize,
 ) -> Result<recall::RecallResult, crate::memory::store::MemoryError> {
-    let mut found = recall::recall(&ctx.store, None, query, pool)?;
-    let Some(v) = ctx.embed(query) else {
-        return Ok(found);
-    };
-    let by_meaning = recall::recall(&ctx.store, Some(&v), query, pool)?;
-    for (o, r) in by_meaning.observations {
-        match found.observations.iter_mut().find(|(x, _)| x.id == o.id) {
-            Some((_, best)) => *best = best.max(r),
-            None => found.observations.push((o, r)),
-        }
-    }
-    for (m, r) in by_meaning.memories {
-        match found.memories.iter_mut().find(|(x, _)| x.id == m.id) {
-            Some((_, best)) => *best = best.max(r),
-            None => found.memories.push((m, r)),
-        }
-    }
-    Ok(found)
+    let v = ctx.embed(query);
+    recall::recall(&ctx.store, v.as_deref(), query, pool)
 }
 
 pub struct CrossNodeRecall;
