@@ -391,7 +391,15 @@ pub fn run(settings: Settings, spec: PipelineSpec) -> Result<(), String> {
         &store_path,
         ToolContext {
             events: events.clone(),
-            ..tool_context(&settings, &store, &registry, &gpio, &hardware, built.status.retention.clone(), None)
+            ..tool_context(
+                &settings,
+                &store,
+                &registry,
+                &gpio,
+                &hardware,
+                built.status.retention.clone(),
+                None,
+            )
         },
         intake.clone().map(|i| i as Arc<dyn QuestionIntake>),
         &openclaw_ready,

@@ -55,7 +55,10 @@ impl Bridge {
             let names: Vec<&str> = commands::COMMANDS.iter().map(|c| c.name).collect();
             return Err(InvokeError::new(
                 InvokeError::UNKNOWN_COMMAND,
-                format!("unknown command {command:?}; this node has {}", names.join(", ")),
+                format!(
+                    "unknown command {command:?}; this node has {}",
+                    names.join(", ")
+                ),
             ));
         };
         if cmd.tool.is_some() {
@@ -69,7 +72,10 @@ impl Bridge {
             ));
         }
         let intake = self.intake.as_ref().ok_or_else(|| {
-            InvokeError::new(InvokeError::UNAVAILABLE, "the agent is off ([agent] enabled)")
+            InvokeError::new(
+                InvokeError::UNAVAILABLE,
+                "the agent is off ([agent] enabled)",
+            )
         })?;
         let (reply, answer) = async_channel::bounded(1);
         let payload = json!({ "question": question }).to_string();
@@ -79,16 +85,26 @@ impl Bridge {
                 InvokeError::UNAVAILABLE,
                 "over [agent] rate_per_minute questions from OpenClaw",
             )),
-            Offered::Busy => Err(InvokeError::new(InvokeError::UNAVAILABLE, "the agent is busy")),
+            Offered::Busy => Err(InvokeError::new(
+                InvokeError::UNAVAILABLE,
+                "the agent is busy",
+            )),
             Offered::Ignored => Err(InvokeError::new(InvokeError::INVALID_PARAMS, "no question")),
         }
     }
 
     fn tool(&self, tool: &str, params: &Json) -> Result<Json, InvokeError> {
         let t = self.tools.get(tool).ok_or_else(|| {
-            InvokeError::new(InvokeError::UNAVAILABLE, format!("this build has no {tool} tool"))
+            InvokeError::new(
+                InvokeError::UNAVAILABLE,
+                format!("this build has no {tool} tool"),
+            )
         })?;
-        let params = if params.is_null() { json!({}) } else { params.clone() };
+        let params = if params.is_null() {
+            json!({})
+        } else {
+            params.clone()
+        };
         let args = schema::validate(&t.parameters(), &params)
             .map_err(|e| InvokeError::new(InvokeError::INVALID_PARAMS, e))?;
         match t.call(&Json::Object(args), &self.ctx) {

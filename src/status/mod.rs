@@ -744,7 +744,12 @@ pub fn human(r: &Json) -> String {
                 }
             }
             if k == "openclaw" && !v["url"].is_null() {
-                let _ = write!(s, " ({}, device {})", str_of(&v["url"]), str_of(&v["device_id"]));
+                let _ = write!(
+                    s,
+                    " ({}, device {})",
+                    str_of(&v["url"]),
+                    str_of(&v["device_id"])
+                );
                 if let Some(a) = v["approve_with"].as_str() {
                     let _ = write!(s, "; approve on the gateway: {a}");
                 }

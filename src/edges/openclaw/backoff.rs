@@ -15,7 +15,11 @@ pub(crate) struct Backoff {
 impl Backoff {
     pub(crate) fn new(min: Duration, max: Duration) -> Backoff {
         let max = max.max(min);
-        Backoff { min, max, next: min }
+        Backoff {
+            min,
+            max,
+            next: min,
+        }
     }
 
     /// The delay after a failure; the one after it is twice as long, up to `max`.

@@ -18,6 +18,7 @@ use tungstenite::protocol::frame::CloseFrame;
 use tungstenite::stream::MaybeTlsStream;
 use tungstenite::{Message, WebSocket};
 
+use super::Parts;
 use super::backoff::Backoff;
 use super::commands::{self, InvokeError, Invoked};
 use super::frame::{self, GatewayError, Incoming};
@@ -26,7 +27,6 @@ use super::identity::DeviceFile;
 use super::requests::Requests;
 use super::stats::{OpenclawStats, hit};
 use super::watchdog::TickWatchdog;
-use super::Parts;
 
 type Ws = WebSocket<MaybeTlsStream<TcpStream>>;
 
@@ -83,7 +83,10 @@ impl Client {
                 End::Stop => return,
                 End::Lost(why) => {
                     let wait = backoff.fail();
-                    log::warn!("openclaw: {why}; reconnecting in {:.1}s", wait.as_secs_f64());
+                    log::warn!(
+                        "openclaw: {why}; reconnecting in {:.1}s",
+                        wait.as_secs_f64()
+                    );
                     self.stats.set_error(&why);
                     if self.sleep(wait) {
                         return;
@@ -160,8 +163,12 @@ impl Client {
         let ws = tungstenite::client_tls_with_config(url.as_str(), tcp, Some(config), None)
             .map_err(|e| e.to_string());
         #[cfg(not(feature = "openclaw-tls"))]
-        let ws = tungstenite::client::client_with_config(url.as_str(), MaybeTlsStream::Plain(tcp), Some(config))
-            .map_err(|e| e.to_string());
+        let ws = tungstenite::client::client_with_config(
+            url.as_str(),
+            MaybeTlsStream::Plain(tcp),
+            Some(config),
+        )
+        .map_err(|e| e.to_string());
         let (ws, _) = ws.map_err(|e| format!("WebSocket handshake with {url} failed: {e}"))?;
         Ok(ws)
     }
@@ -189,7 +196,8 @@ impl Client {
         // Before hello-ok the gateway takes at most 64 KiB.
         let text = frame::request("connect", "connect", &params, 64 * 1024)
             .ok_or("the connect request is over 64 KiB")?;
-        ws.send(Message::text(text)).map_err(|e| format!("send: {e}"))?;
+        ws.send(Message::text(text))
+            .map_err(|e| format!("send: {e}"))?;
         let deadline = Instant::now() + self.request_timeout();
         let result = loop {
             if Instant::now() > deadline {
@@ -287,8 +295,12 @@ impl Client {
                             continue;
                         };
                         match frame::parse(&text) {
-                            Ok(Incoming::Event { event, payload }) if event == "node.invoke.request" => {
-                                if let Some(a) = self.invoke(&mut ws, &mut requests, &payload, max_payload) {
+                            Ok(Incoming::Event { event, payload })
+                                if event == "node.invoke.request" =>
+                            {
+                                if let Some(a) =
+                                    self.invoke(&mut ws, &mut requests, &payload, max_payload)
+                                {
                                     asked.push(a);
                                 }
                             }
@@ -325,9 +337,12 @@ impl Client {
                         InvokeError::UNAVAILABLE,
                         "the agent dropped the question",
                     ))),
-                    Err(async_channel::TryRecvError::Empty) if now > a.deadline => Some(Err(
-                        InvokeError::new(InvokeError::UNAVAILABLE, "no answer within the invoke's timeout"),
-                    )),
+                    Err(async_channel::TryRecvError::Empty) if now > a.deadline => {
+                        Some(Err(InvokeError::new(
+                            InvokeError::UNAVAILABLE,
+                            "no answer within the invoke's timeout",
+                        )))
+                    }
                     Err(async_channel::TryRecvError::Empty) => None,
                 };
                 if let Some(r) = result {
@@ -339,7 +354,9 @@ impl Client {
             }
             for method in requests.expired(now) {
                 hit(&self.stats.requests_timed_out);
-                log::warn!("openclaw: no response to our {method} within [openclaw] request_timeout");
+                log::warn!(
+                    "openclaw: no response to our {method} within [openclaw] request_timeout"
+                );
             }
             let now_ms = self.now_ms();
             if dog.expired(now_ms) {
@@ -439,9 +456,7 @@ impl Client {
         result: Result<Json, InvokeError>,
         max_payload: usize,
     ) {
-        let error = |e: &InvokeError| {
-            json!({"id": id, "nodeId": node_id, "ok": false, "error": {"code": e.code, "message": e.message}})
-        };
+        let error = |e: &InvokeError| json!({"id": id, "nodeId": node_id, "ok": false, "error": {"code": e.code, "message": e.message}});
         let params = match &result {
             Ok(v) => json!({"id": id, "nodeId": node_id, "ok": true, "payload": v}),
             Err(e) => {
@@ -449,7 +464,10 @@ impl Client {
                 error(e)
             }
         };
-        let rid = requests.start("node.invoke.result", Instant::now() + self.request_timeout());
+        let rid = requests.start(
+            "node.invoke.result",
+            Instant::now() + self.request_timeout(),
+        );
         let text = frame::request(&rid, "node.invoke.result", &params, max_payload).or_else(|| {
             hit(&self.stats.results_too_large);
             hit(&self.stats.invoke_errors);
@@ -490,7 +508,9 @@ fn read_text(ws: &mut Ws, stats: &OpenclawStats) -> Result<Incoming, String> {
             }
             Err(tungstenite::Error::Capacity(e)) => {
                 hit(&stats.frames_refused);
-                return Err(format!("a frame from the gateway was over [openclaw] max_frame_kb ({e})"));
+                return Err(format!(
+                    "a frame from the gateway was over [openclaw] max_frame_kb ({e})"
+                ));
             }
             Err(e) => return Err(format!("connection lost during the handshake: {e}")),
         }
@@ -531,7 +551,10 @@ fn host_port(url: &str) -> Result<(String, u16), String> {
         return Ok((host.to_string(), port));
     }
     match authority.rsplit_once(':') {
-        Some((h, p)) => Ok((h.to_string(), p.parse().map_err(|_| format!("bad port in {url}"))?)),
+        Some((h, p)) => Ok((
+            h.to_string(),
+            p.parse().map_err(|_| format!("bad port in {url}"))?,
+        )),
         None => Ok((authority.to_string(), default)),
     }
 }
@@ -542,8 +565,14 @@ mod tests {
 
     #[test]
     fn urls_give_host_and_port() {
-        assert_eq!(host_port("ws://127.0.0.1:18789").unwrap(), ("127.0.0.1".into(), 18789));
-        assert_eq!(host_port("ws://gw.local/x").unwrap(), ("gw.local".into(), 80));
+        assert_eq!(
+            host_port("ws://127.0.0.1:18789").unwrap(),
+            ("127.0.0.1".into(), 18789)
+        );
+        assert_eq!(
+            host_port("ws://gw.local/x").unwrap(),
+            ("gw.local".into(), 80)
+        );
         assert_eq!(host_port("ws://[::1]:9").unwrap(), ("::1".into(), 9));
         assert!(host_port("http://x").is_err());
         assert!(host_port("ws://x:notaport").is_err());

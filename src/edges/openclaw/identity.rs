@@ -126,7 +126,8 @@ fn getrandom(buf: &mut [u8]) -> Result<(), String> {
     let mut filled = 0;
     while filled < buf.len() {
         // SAFETY: the pointer and length describe the unfilled rest of `buf`.
-        let n = unsafe { libc::getrandom(buf[filled..].as_mut_ptr().cast(), buf.len() - filled, 0) };
+        let n =
+            unsafe { libc::getrandom(buf[filled..].as_mut_ptr().cast(), buf.len() - filled, 0) };
         if n < 0 {
             let e = std::io::Error::last_os_error();
             if e.kind() != std::io::ErrorKind::Interrupted {
@@ -149,7 +150,10 @@ const B64URL: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz
 pub(crate) fn b64url(bytes: &[u8]) -> String {
     let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
     for chunk in bytes.chunks(3) {
-        let n = chunk.iter().enumerate().fold(0u32, |n, (i, b)| n | u32::from(*b) << (16 - 8 * i));
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |n, (i, b)| n | u32::from(*b) << (16 - 8 * i));
         for i in 0..=chunk.len() {
             out.push(B64URL[(n >> (18 - 6 * i) & 63) as usize] as char);
         }
@@ -200,7 +204,10 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         let mut first = DeviceFile::open(&dir).unwrap();
-        let mode = std::fs::metadata(dir.join(FILE)).unwrap().permissions().mode();
+        let mode = std::fs::metadata(dir.join(FILE))
+            .unwrap()
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o777, 0o600);
         assert_eq!(first.identity.device_id.len(), 64);
         first.set_device_token(Some("dt-1".into())).unwrap();
@@ -208,7 +215,10 @@ mod tests {
         assert_eq!(again.identity.device_id, first.identity.device_id);
         assert_eq!(again.identity.public_key, first.identity.public_key);
         assert_eq!(again.device_token.as_deref(), Some("dt-1"));
-        let mode = std::fs::metadata(dir.join(FILE)).unwrap().permissions().mode();
+        let mode = std::fs::metadata(dir.join(FILE))
+            .unwrap()
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o777, 0o600, "a rewrite keeps the mode");
         std::fs::remove_dir_all(&dir).unwrap();
     }
