@@ -160,4 +160,44 @@ mod tests {
         );
         assert!(parse_hello(&json!({"type": "other"})).is_err());
     }
+
+    /// A handshake captured from a real gateway (`tests/fixtures/openclaw/capture.mjs`:
+    /// the gateway accepted it, and its own `verifyDeviceSignature` and
+    /// `deriveDeviceIdFromPublicKey` checked it): the same key, challenge and token give
+    /// byte for byte the same device id, payload, signature and connect fields here.
+    #[test]
+    fn signing_matches_a_handshake_the_real_gateway_verified() {
+        let fx: Json = serde_json::from_str(include_str!(
+            "../../../tests/fixtures/openclaw/handshake.json"
+        ))
+        .unwrap();
+        let gw = &fx["gateway"];
+        assert_eq!(gw["accepted"], true);
+        assert_eq!(gw["signatureValid"], true);
+        // The capture's key: the seed 1, 2, ..., 32.
+        let seed: [u8; 32] = std::array::from_fn(|i| i as u8 + 1);
+        let id = Identity::from_seed(&seed);
+        let sent = &fx["connect"];
+        assert_eq!(id.device_id, gw["derivedDeviceId"].as_str().unwrap());
+        assert_eq!(id.public_key, sent["device"]["publicKey"].as_str().unwrap());
+        let ch = Challenge::from_payload(&fx["challenge"]).unwrap();
+        let token = sent["auth"]["token"].as_str().unwrap();
+        let payload = signature_payload(&id.device_id, &ch, token);
+        assert_eq!(payload, gw["payloadV3"].as_str().unwrap());
+        assert_eq!(id.sign(&payload), sent["device"]["signature"].as_str().unwrap());
+        let ours = connect_params(
+            &id,
+            &ch,
+            token,
+            &NodeInfo {
+                display_name: sent["client"]["displayName"].as_str().unwrap(),
+                version: sent["client"]["version"].as_str().unwrap(),
+                caps: &[],
+                commands: &[],
+            },
+        );
+        for field in ["device", "auth", "client", "role", "scopes", "minProtocol", "maxProtocol"] {
+            assert_eq!(ours[field], sent[field], "{field}");
+        }
+    }
 }
