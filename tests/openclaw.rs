@@ -141,7 +141,7 @@ fn the_node_is_approved_answers_every_command_and_survives_a_gateway_restart() {
         .invoke(
             &node_id,
             "smollama.history",
-            json!({"source_id": "system:uptime", "hours": 1}),
+            json!({"source_id": "system:uptime", "minutes": 5}),
         )
         .expect("history");
     assert!(history.to_string().contains("uptime"), "{history}");

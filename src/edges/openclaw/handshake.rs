@@ -184,7 +184,10 @@ mod tests {
         let token = sent["auth"]["token"].as_str().unwrap();
         let payload = signature_payload(&id.device_id, &ch, token);
         assert_eq!(payload, gw["payloadV3"].as_str().unwrap());
-        assert_eq!(id.sign(&payload), sent["device"]["signature"].as_str().unwrap());
+        assert_eq!(
+            id.sign(&payload),
+            sent["device"]["signature"].as_str().unwrap()
+        );
         let ours = connect_params(
             &id,
             &ch,
@@ -196,7 +199,15 @@ mod tests {
                 commands: &[],
             },
         );
-        for field in ["device", "auth", "client", "role", "scopes", "minProtocol", "maxProtocol"] {
+        for field in [
+            "device",
+            "auth",
+            "client",
+            "role",
+            "scopes",
+            "minProtocol",
+            "maxProtocol",
+        ] {
             assert_eq!(ours[field], sent[field], "{field}");
         }
     }
