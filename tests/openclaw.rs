@@ -161,6 +161,39 @@ fn the_node_is_approved_answers_every_command_and_survives_a_gateway_restart() {
         )
         .expect("gpio.write");
     assert_eq!(on["state"], "HIGH", "{on}");
+    // A retried invoke (the same idempotency key) is not run twice: the fan, switched off
+    // in between, stays off.
+    let key = "fan-on-once";
+    op.invoke_keyed(
+        &node_id,
+        "smollama.gpio.write",
+        json!({"pin": "fan", "state": "HIGH"}),
+        key,
+    )
+    .expect("gpio.write");
+    op.invoke(
+        &node_id,
+        "smollama.gpio.write",
+        json!({"pin": "fan", "state": "LOW"}),
+    )
+    .expect("gpio.write");
+    let again = op
+        .invoke_keyed(
+            &node_id,
+            "smollama.gpio.write",
+            json!({"pin": "fan", "state": "HIGH"}),
+            key,
+        )
+        .expect("the retry gets the first result");
+    assert_eq!(again["state"], "HIGH", "{again}");
+    let pins = op
+        .invoke(&node_id, "smollama.gpio.list", json!({}))
+        .expect("gpio.list");
+    let fan = pins.to_string();
+    assert!(
+        fan.contains(r#""name":"fan","pin":22,"state":"LOW""#),
+        "{pins}"
+    );
     // An input cannot be written: a structured error comes back through the gateway.
     let refused = op
         .invoke(

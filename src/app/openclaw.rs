@@ -150,3 +150,59 @@ pub(super) fn start(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::agent::tools::testutil::Fixture;
+
+    fn bridge(f: &Fixture, ready: bool) -> Bridge {
+        let mut ctx = f.ctx.clone();
+        ctx.trusted = true;
+        Bridge {
+            tools: ToolRegistry::with_core_tools(),
+            ctx,
+            intake: None,
+            ready: Arc::new(AtomicBool::new(ready)),
+        }
+    }
+
+    fn done(i: Invoked) -> Result<Json, InvokeError> {
+        match i {
+            Invoked::Done(r) => r,
+            Invoked::Later(_) => panic!("a tool command answers at once"),
+        }
+    }
+
+    #[test]
+    fn commands_run_their_tools_with_structured_errors() {
+        let f = Fixture::new("openclaw-bridge");
+        let starting = bridge(&f, false);
+        let e = done(starting.invoke("smollama.gpio.list", &json!({}))).unwrap_err();
+        assert_eq!(e.code, InvokeError::NOT_READY);
+        let b = bridge(&f, true);
+        let pins = done(b.invoke("smollama.gpio.list", &json!({}))).unwrap();
+        assert!(pins.to_string().contains("fan"), "{pins}");
+        let e = done(b.invoke("smollama.nope", &json!({}))).unwrap_err();
+        assert_eq!(e.code, InvokeError::UNKNOWN_COMMAND);
+        assert!(e.message.contains("smollama.gpio.write"), "{}", e.message);
+        let e = done(b.invoke("smollama.source.read", &json!({"source": 1}))).unwrap_err();
+        assert_eq!(e.code, InvokeError::INVALID_PARAMS, "{}", e.message);
+        let on = done(b.invoke(
+            "smollama.gpio.write",
+            &json!({"pin": "led", "state": "HIGH"}),
+        ))
+        .unwrap();
+        assert_eq!(on["state"], "HIGH");
+        let e = done(b.invoke(
+            "smollama.gpio.write",
+            &json!({"pin": "door", "state": "HIGH"}),
+        ))
+        .unwrap_err();
+        assert_eq!(e.code, InvokeError::FAILED);
+        let e = done(b.invoke("smollama.ask", &json!({"question": "hi"}))).unwrap_err();
+        assert_eq!(e.code, InvokeError::UNAVAILABLE, "no agent: {}", e.message);
+        let e = done(b.invoke("smollama.ask", &json!({}))).unwrap_err();
+        assert_eq!(e.code, InvokeError::INVALID_PARAMS);
+    }
+}

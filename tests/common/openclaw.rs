@@ -252,6 +252,17 @@ impl Operator {
     pub fn invoke(&mut self, node_id: &str, command: &str, params: Json) -> Result<Json, Json> {
         self.next += 1;
         let key = format!("idem-{}-{}", std::process::id(), self.next);
+        self.invoke_keyed(node_id, command, params, &key)
+    }
+
+    /// The same with a given idempotency key (a retry sends the same one).
+    pub fn invoke_keyed(
+        &mut self,
+        node_id: &str,
+        command: &str,
+        params: Json,
+        key: &str,
+    ) -> Result<Json, Json> {
         self.request(
             "node.invoke",
             json!({"nodeId": node_id, "command": command, "params": params,

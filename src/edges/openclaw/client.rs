@@ -40,6 +40,9 @@ const ANSWER_POLL: Duration = Duration::from_millis(50);
 /// A gateway close while pending tells the operator something; its code and reason
 /// are kept short in status.
 const MAX_REASON: usize = 200;
+/// Results remembered by the invoke's idempotency key, so an invoke the gateway sends
+/// again (a retry) is answered again without running twice (a GPIO write, say).
+const REMEMBERED: usize = 32;
 
 /// Why a session ended.
 enum End {
@@ -61,6 +64,8 @@ pub(crate) struct Client {
     pub device: DeviceFile,
     pub stop: UnixStream,
     pub started: Instant,
+    /// The last results by idempotency key, newest last (at most `REMEMBERED`).
+    pub recent: std::collections::VecDeque<(String, Result<Json, InvokeError>)>,
 }
 
 impl Client {
@@ -421,6 +426,17 @@ impl Client {
         let id = p["id"].as_str().unwrap_or("").to_string();
         let node_id = p["nodeId"].as_str().unwrap_or("").to_string();
         let command = p["command"].as_str().unwrap_or("");
+        let key = p["idempotencyKey"].as_str().unwrap_or("");
+        if let Some((_, r)) = self
+            .recent
+            .iter()
+            .find(|(k, _)| !key.is_empty() && k == key)
+        {
+            log::debug!("openclaw: {command} again with the same idempotency key; not run twice");
+            let r = r.clone();
+            self.send_result(ws, requests, &id, &node_id, r, max_payload);
+            return None;
+        }
         let params = match p.get("paramsJSON").and_then(Json::as_str) {
             Some(text) => serde_json::from_str(text),
             None => Ok(p.get("params").cloned().unwrap_or(json!({}))),
@@ -443,6 +459,14 @@ impl Client {
                 }
             },
         };
+        // A command that did not run (NODE_NOT_READY) may run when the gateway retries.
+        let ran = !matches!(&result, Err(e) if e.code == InvokeError::NOT_READY);
+        if ran && !key.is_empty() {
+            if self.recent.len() >= REMEMBERED {
+                self.recent.pop_front();
+            }
+            self.recent.push_back((key.to_string(), result.clone()));
+        }
         self.send_result(ws, requests, &id, &node_id, result, max_payload);
         None
     }

@@ -52,7 +52,7 @@ pub fn find(name: &str) -> Option<&'static Command> {
 }
 
 /// A failed invoke as the gateway gets it: `error: {code, message}`.
-#[derive(Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct InvokeError {
     pub code: &'static str,
     pub message: String,

@@ -76,6 +76,7 @@ pub fn start(parts: Parts) -> Result<Handle, String> {
         device,
         stop: stop_rx,
         started: std::time::Instant::now(),
+        recent: Default::default(),
     };
     let thread = std::thread::Builder::new()
         .name("openclaw".into())
