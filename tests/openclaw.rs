@@ -64,6 +64,27 @@ fn node_config(
     )
 }
 
+/// `promtool check metrics` (Debian's prometheus, installed by ./scripts/test) passes.
+fn promtool_accepts(text: &str) {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let mut p = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("promtool (apt-get install prometheus)");
+    p.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
+    let out = p.wait_with_output().unwrap();
+    assert!(
+        out.status.success() && out.stdout.is_empty() && out.stderr.is_empty(),
+        "promtool: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 fn oc_status(agent: &Agent) -> Value {
     get(&agent.url("/api/status")).unwrap().1["connections"]["openclaw"].clone()
 }
@@ -95,6 +116,10 @@ fn the_node_is_approved_answers_every_command_and_survives_a_gateway_restart() {
             .unwrap()
             .contains("openclaw nodes approve")
     );
+    // `smollama status` tells the operator the same.
+    let (_, out, _) = run_cli(&["--config", cfg.to_str().unwrap(), "status"], &[]);
+    assert!(out.contains("openclaw: pending approval"), "{out}");
+    assert!(out.contains("openclaw nodes approve <requestId>"), "{out}");
 
     // The operator sees the node pending, with the commands it declared, and approves it.
     let mut op = Operator::connect(&gw.url(), GATEWAY_TOKEN);
@@ -228,6 +253,22 @@ fn the_node_is_approved_answers_every_command_and_survives_a_gateway_restart() {
     assert_eq!(st["state"], "connected", "{st}");
     assert_eq!(st["approved"], true);
     assert!(st["invokes"].as_u64().unwrap() >= 9, "{st}");
+    // The same in /metrics, which Prometheus's own checker accepts.
+    let metrics = ureq::get(&agent.url("/metrics"))
+        .call()
+        .unwrap()
+        .body_mut()
+        .read_to_string()
+        .unwrap();
+    assert!(
+        metrics.contains("smollama_openclaw_connected 1\n"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("smollama_openclaw_invokes_total "),
+        "{metrics}"
+    );
+    promtool_accepts(&metrics);
 
     // The gateway restarts: the node reconnects with its device token, still approved.
     drop(op);
