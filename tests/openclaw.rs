@@ -320,4 +320,8 @@ fn a_wrong_token_is_reported_and_retried_with_backoff() {
     let attempts = oc_status(&agent)["connect_attempts"].as_u64().unwrap();
     assert!((2..=4).contains(&attempts), "{attempts} attempts in 8 s");
     assert!(!agent.log().contains("not-the-gateway-token"));
+    // Waiting out its backoff, the client still stops at once with the agent.
+    let (status, took, _) = agent.terminate();
+    assert!(status.success(), "{status:?}");
+    assert!(took < Duration::from_secs(5), "stopped after {took:?}");
 }
