@@ -128,7 +128,7 @@ pub(crate) const SECTION: Section = Section {
             Spec {
                 range: Some((1.0, 600.0)),
                 default: "\"30s\"",
-                doc: "A request to the gateway (the handshake, an invoke result, an event) without a response within this has failed (the reference client: 30 s).",
+                doc: "A request to the gateway (the handshake, an invoke's result) without a response within this has failed (the reference client: 30 s).",
                 ..Spec::new("request_timeout", Want::Duration)
             },
             |s, v, _| {
@@ -139,7 +139,8 @@ pub(crate) const SECTION: Section = Section {
         ),
         Key::new(
             Spec {
-                range: Some((64.0, 65536.0)),
+                // hello-ok alone is tens of KiB (the gateway's method list and snapshot).
+                range: Some((256.0, 65536.0)),
                 default: "1024",
                 doc: "Frames from the gateway over this many KiB are refused: the connection is closed and reconnected (counted in /api/status, openclaw.frames_refused). What this node sends stays within the gateway's policy.maxPayload.",
                 ..Spec::new("max_frame_kb", Want::WholeNumber)
