@@ -58,6 +58,9 @@ struct Asked {
     deadline: Instant,
 }
 
+/// The `openclaw` thread's state: its identity file, counters and stop pipe live across
+/// sessions; everything of one connection (socket, watchdog, requests, waiting
+/// questions) lives in `serve` and goes with it.
 pub(crate) struct Client {
     pub parts: Parts,
     pub stats: Arc<OpenclawStats>,
@@ -287,11 +290,8 @@ impl Client {
                         dog.heard(self.now_ms());
                         let Message::Text(text) = msg else {
                             if let Message::Close(c) = msg {
-                                let why = c.map(|c| {
-                                    let mut r = c.reason.to_string();
-                                    r.truncate(MAX_REASON);
-                                    format!("{} {r}", u16::from(c.code))
-                                });
+                                let why = c
+                                    .map(|c| format!("{} {}", u16::from(c.code), short(&c.reason)));
                                 return End::Lost(format!(
                                     "the gateway closed the connection ({})",
                                     why.unwrap_or_default()
@@ -520,7 +520,7 @@ fn read_text(ws: &mut Ws, stats: &OpenclawStats) -> Result<Incoming, String> {
             Ok(Message::Close(c)) => {
                 return Err(format!(
                     "the gateway closed the connection during the handshake ({})",
-                    c.map(|c| format!("{} {}", u16::from(c.code), c.reason))
+                    c.map(|c| format!("{} {}", u16::from(c.code), short(&c.reason)))
                         .unwrap_or_default()
                 ));
             }
@@ -539,6 +539,15 @@ fn read_text(ws: &mut Ws, stats: &OpenclawStats) -> Result<Incoming, String> {
             Err(e) => return Err(format!("connection lost during the handshake: {e}")),
         }
     }
+}
+
+/// A close reason from the gateway cut to `MAX_REASON` bytes (at a character boundary).
+fn short(reason: &str) -> &str {
+    let mut end = reason.len().min(MAX_REASON);
+    while !reason.is_char_boundary(end) {
+        end -= 1;
+    }
+    &reason[..end]
 }
 
 /// `poll(2)`, retried on EINTR; `None` waits forever.
@@ -586,6 +595,14 @@ fn host_port(url: &str) -> Result<(String, u16), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn close_reasons_are_cut_at_a_character_boundary() {
+        let long = "é".repeat(MAX_REASON);
+        let cut = short(&long);
+        assert!(cut.len() <= MAX_REASON && cut.chars().all(|c| c == 'é'));
+        assert_eq!(short("bye"), "bye");
+    }
 
     #[test]
     fn urls_give_host_and_port() {
