@@ -38,6 +38,9 @@ use crate::status::StatusView;
 use crate::store::writer;
 use crate::store::{Store, StoreOptions};
 
+#[cfg(feature = "openclaw")]
+mod openclaw;
+
 /// Batches that may wait for the writer thread before the store sink waits.
 const WRITER_QUEUE: usize = 2;
 
@@ -378,6 +381,29 @@ pub fn run(settings: Settings, spec: PipelineSpec) -> Result<(), String> {
         log::info!("mqtt: no broker configured ([mqtt] broker); running without MQTT");
         None
     };
+    // The OpenClaw gateway's node client: its commands are the tools, answered once the
+    // loop turns (NODE_NOT_READY before).
+    #[cfg(feature = "openclaw")]
+    let openclaw_ready = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    #[cfg(feature = "openclaw")]
+    let openclaw = openclaw::start(
+        &settings,
+        &store_path,
+        ToolContext {
+            events: events.clone(),
+            ..tool_context(
+                &settings,
+                &store,
+                &registry,
+                &gpio,
+                &hardware,
+                built.status.retention.clone(),
+                None,
+            )
+        },
+        intake.clone().map(|i| i as Arc<dyn QuestionIntake>),
+        &openclaw_ready,
+    );
     let (ping_tx, ping_rx) = async_channel::bounded::<async_channel::Sender<()>>(16);
     let writer_stats = writer.stats.clone();
     let shared = Arc::new(StatusView {
@@ -400,6 +426,8 @@ pub fn run(settings: Settings, spec: PipelineSpec) -> Result<(), String> {
         llm: agent.as_ref().map(|a| a.stats.clone()),
         #[cfg(feature = "agent")]
         intake: intake.clone(),
+        #[cfg(feature = "openclaw")]
+        openclaw: openclaw.as_ref().map(|h| h.stats.clone()),
     });
 
     let http = if let Some(events) = events {
@@ -484,6 +512,8 @@ pub fn run(settings: Settings, spec: PipelineSpec) -> Result<(), String> {
         }
     );
     let until = shutdown.clone();
+    #[cfg(feature = "openclaw")]
+    openclaw_ready.store(true, std::sync::atomic::Ordering::Release);
     smol::block_on(ex.run(async {
         // A source may end early (a gpio source with no pins); the agent runs on
         // until told to stop, then waits for every node to drain.
@@ -493,6 +523,8 @@ pub fn run(settings: Settings, spec: PipelineSpec) -> Result<(), String> {
         }
     }));
 
+    #[cfg(feature = "openclaw")]
+    openclaw_ready.store(false, std::sync::atomic::Ordering::Release);
     // Every node has returned. MQTT first (its outbox lives in the store), then the store
     // writer's last commit. Sync before MQTT: it publishes into MQTT's channel.
     #[cfg(feature = "agent")]
@@ -502,6 +534,10 @@ pub fn run(settings: Settings, spec: PipelineSpec) -> Result<(), String> {
     #[cfg(feature = "mqtt")]
     if let Some(m) = mqtt {
         m.stop();
+    }
+    #[cfg(feature = "openclaw")]
+    if let Some(o) = openclaw {
+        o.stop();
     }
     #[cfg(feature = "agent")]
     if let Some(a) = agent {

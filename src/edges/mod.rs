@@ -10,4 +10,6 @@ pub mod hw;
 pub mod mqtt;
 #[cfg(feature = "agent")]
 pub mod ollama;
+#[cfg(feature = "openclaw")]
+pub mod openclaw;
 pub mod systemd;

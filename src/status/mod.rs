@@ -54,6 +54,9 @@ pub struct StatusView {
     /// The agent's intake (its counters per way in); `None` when the agent is off.
     #[cfg(feature = "agent")]
     pub intake: Option<Arc<Intake>>,
+    /// The OpenClaw gateway client (`None` when `[openclaw]` is off).
+    #[cfg(feature = "openclaw")]
+    pub openclaw: Option<Arc<crate::edges::openclaw::OpenclawStats>>,
 }
 
 /// What status needs of the MQTT edge: where it connects, its counters.
@@ -186,8 +189,20 @@ pub fn live(shared: &StatusView) -> Json {
             "http": http(shared),
             "mqtt": mqtt(shared),
             "ollama": llm(shared),
+            "openclaw": openclaw(shared),
         },
     })
+}
+
+/// The OpenClaw gateway connection (`edges/openclaw/stats.rs`); null when it is off.
+fn openclaw(shared: &StatusView) -> Json {
+    #[cfg(feature = "openclaw")]
+    return shared.openclaw.as_ref().map_or(Json::Null, |s| s.to_json());
+    #[cfg(not(feature = "openclaw"))]
+    {
+        let _ = shared;
+        Json::Null
+    }
 }
 
 /// The replicated log (`crate::sync`); null in a build without the agent.
@@ -723,6 +738,20 @@ pub fn human(r: &Json) -> String {
                         ", {} remote sources ({refused} readings refused)",
                         str_of(&rs["sources"])
                     );
+                }
+                if let Some(e) = v["last_error"].as_str() {
+                    let _ = write!(s, "; last error: {e}");
+                }
+            }
+            if k == "openclaw" && !v["url"].is_null() {
+                let _ = write!(
+                    s,
+                    " ({}, device {})",
+                    str_of(&v["url"]),
+                    str_of(&v["device_id"])
+                );
+                if let Some(a) = v["approve_with"].as_str() {
+                    let _ = write!(s, "; approve on the gateway: {a}");
                 }
                 if let Some(e) = v["last_error"].as_str() {
                     let _ = write!(s, "; last error: {e}");

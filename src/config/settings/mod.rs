@@ -26,6 +26,7 @@ mod memory;
 mod mqtt;
 mod node;
 mod ollama;
+mod openclaw;
 mod pipeline;
 mod plugins;
 pub mod render;
@@ -43,6 +44,7 @@ pub use memory::MemorySettings;
 pub use mqtt::{MqttSettings, Secret};
 pub use node::NodeSettings;
 pub use ollama::{OllamaSettings, valid_keep_alive};
+pub use openclaw::OpenclawSettings;
 pub use pipeline::PipelineSettings;
 pub use plugins::PluginsSettings;
 pub use store::StoreSettings;
@@ -65,6 +67,7 @@ pub(crate) const SECTIONS: &[Section] = &[
     agent::SECTION,
     memory::SECTION,
     sync::SECTION,
+    openclaw::SECTION,
     gpio::SECTION,
     hardware::SECTION,
     pipeline::SECTION,
@@ -88,6 +91,7 @@ pub struct Settings {
     pub agent: AgentSettings,
     pub memory: MemorySettings,
     pub sync: SyncSettings,
+    pub openclaw: OpenclawSettings,
     pub gpio: GpioSettings,
     pub hardware: HardwareSettings,
     pub pipeline: PipelineSettings,
@@ -247,6 +251,16 @@ impl Settings {
                 peer_token: None,
                 interval: 0,
                 retry_max_attempts: 0,
+            },
+            openclaw: OpenclawSettings {
+                enabled: false,
+                url: String::new(),
+                token: None,
+                token_file: None,
+                reconnect_min: 0,
+                reconnect_max: 0,
+                request_timeout: 0,
+                max_frame_kb: 0,
             },
             gpio: GpioSettings {
                 backend: GpioBackendChoice::Auto,
@@ -776,6 +790,7 @@ mod declaration_tests {
                 (Want::Text, "bind") => "\"0.0.0.0:9000\"".into(),
                 (Want::Text, "token") => "\"0123456789abcdef0\"".into(),
                 (Want::Text, "keep_alive") => "\"5m\"".into(),
+                (Want::Text, "url") => "\"ws://gateway.local:9\"".into(),
                 (Want::Text, _) => "\"other-value\"".into(),
             };
             let text = format!("[{section}]\n{} = {other}\n", k.spec.name);
