@@ -15,6 +15,7 @@
 //! `docs/configuration.md`, and the declaration tests below check the rest.
 
 mod agent;
+mod discovery;
 mod env;
 mod file;
 mod gpio;
@@ -35,6 +36,7 @@ mod sync;
 use std::path::{Path, PathBuf};
 
 pub use agent::{AgentSettings, DEFAULT_SYSTEM_PROMPT, FallbackMode};
+pub use discovery::DiscoverySettings;
 pub use gpio::{GpioBackendChoice, GpioSettings, PinConfig, PinMode, Pull};
 pub use hardware::{BusChoice, HardwareSettings};
 pub use http::HttpSettings;
@@ -65,6 +67,7 @@ pub(crate) const SECTIONS: &[Section] = &[
     agent::SECTION,
     memory::SECTION,
     sync::SECTION,
+    discovery::SECTION,
     gpio::SECTION,
     hardware::SECTION,
     pipeline::SECTION,
@@ -88,6 +91,7 @@ pub struct Settings {
     pub agent: AgentSettings,
     pub memory: MemorySettings,
     pub sync: SyncSettings,
+    pub discovery: DiscoverySettings,
     pub gpio: GpioSettings,
     pub hardware: HardwareSettings,
     pub pipeline: PipelineSettings,
@@ -247,6 +251,16 @@ impl Settings {
                 peer_token: None,
                 interval: 0,
                 retry_max_attempts: 0,
+            },
+            discovery: DiscoverySettings {
+                enabled: false,
+                announce: false,
+                browse: false,
+                service_type: String::new(),
+                cache_ttl: 0,
+                stale_after: 0,
+                offline_after: 0,
+                max_nodes: 0,
             },
             gpio: GpioSettings {
                 backend: GpioBackendChoice::Auto,
