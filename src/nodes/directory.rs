@@ -255,6 +255,7 @@ impl NodeDirectory {
             Health::Active,
             0,
             true,
+            now,
         )];
         let mut counts = [0u64; 3];
         for e in self.entries() {
@@ -269,6 +270,7 @@ impl NodeDirectory {
                 h,
                 e.messages,
                 false,
+                now,
             ));
         }
         json!({
@@ -315,6 +317,7 @@ fn row(
     health: Health,
     messages: u64,
     me: bool,
+    now: Micros,
 ) -> Json {
     let addresses: Vec<String> = a
         .map(|a| a.addresses.iter().map(|ip| ip.to_string()).collect())
@@ -346,6 +349,7 @@ fn row(
         "health": health.name(),
         "first_seen": iso8601(first),
         "last_seen": iso8601(last),
+        "seen_s_ago": now.saturating_sub(last) / 1_000_000,
         "messages": messages,
     })
 }

@@ -6,7 +6,8 @@
 //! - `entry.rs`: one node (`NodeEntry`), how it was learned (`Via`), what it announced;
 //! - `health.rs`: active, stale or offline, from its status word and last traffic;
 //! - `directory.rs`: the bounded map itself (`NodeDirectory`) and its counters;
-//! - `topics.rs`: which MQTT topics name a node, and which to subscribe to.
+//! - `topics.rs`: which MQTT topics name a node, and which to subscribe to;
+//! - `table.rs`: `smollama nodes`' text table.
 //!
 //! Below the edges: it imports only the graph's time type and the clock, so the MQTT
 //! and mDNS edges and HTTP can all hold it.
@@ -14,9 +15,11 @@
 mod directory;
 mod entry;
 mod health;
+mod table;
 mod topics;
 
 pub use directory::{DirectoryStats, NodeDirectory, Thresholds};
 pub use entry::{Announcement, Capabilities, NodeEntry, Status, Via};
 pub use health::Health;
+pub use table::table;
 pub use topics::NodeTopics;

@@ -54,6 +54,8 @@ pub struct StatusView {
     /// The agent's intake (its counters per way in); `None` when the agent is off.
     #[cfg(feature = "agent")]
     pub intake: Option<Arc<Intake>>,
+    /// The other nodes this one knows (mDNS, MQTT); its bounds and counters.
+    pub directory: Arc<crate::nodes::NodeDirectory>,
 }
 
 /// What status needs of the MQTT edge: where it connects, its counters.
@@ -182,6 +184,7 @@ pub fn live(shared: &StatusView) -> Json {
         "gpio": gpio(shared),
         "hardware": hardware(shared),
         "sync": sync(shared),
+        "node_directory": shared.directory.status_json(),
         "connections": {
             "http": http(shared),
             "mqtt": mqtt(shared),

@@ -11,6 +11,7 @@ use super::assets::{self, Asset};
 use super::events;
 use super::gpio;
 use super::health;
+use super::nodes;
 #[cfg(feature = "agent")]
 use super::memory;
 use super::readings;
@@ -93,6 +94,8 @@ pub(crate) static ROUTES: &[Route] = &[
         Stream(readings::history),
     ),
     route(Get, "api/gpio", &[], Work(gpio::pins)),
+    route(Get, "api/nodes", &[], Work(nodes::list)),
+    route(Get, "api/cluster/nodes", &[], Work(nodes::list)),
     route(Get, "api/events", events::QUERY, Stream(events::open)),
     route(Get, "", &[], Handler::Asset(&assets::INDEX_HTML)),
     route(Get, "index.html", &[], Handler::Asset(&assets::INDEX_HTML)),
