@@ -153,17 +153,21 @@ impl NodeDirectory {
         });
     }
 
-    /// An mDNS announcement resolved (new, or changed).
-    pub fn announced(&self, name: &str, mut a: Announcement, now: Micros) {
+    /// An mDNS announcement resolved; `true` when the node is new to mDNS or announced
+    /// something else than before.
+    pub fn announced(&self, name: &str, mut a: Announcement, now: Micros) -> bool {
         a.addresses.truncate(MAX_ADDRESSES);
         a.node_type = bounded(&a.node_type);
         a.version = bounded(&a.version);
+        let mut news = false;
         self.with(name, now, |e| {
+            news = !e.has(Via::Mdns) || e.announced.as_ref() != Some(&a);
             e.via |= Via::Mdns as u8;
             e.announced = Some(a);
             e.mdns_seen = now;
             e.last_seen = e.last_seen.max(now);
         });
+        news
     }
 
     /// mDNS confirmed the node is still there (it answered a query).

@@ -58,7 +58,7 @@ pub async fn run(b: Browse) {
                     continue;
                 }
                 let a = announce::announcement(&r);
-                log::info!(
+                let line = format!(
                     "discovery: {name} at {} port {} ({}, version {})",
                     a.addresses
                         .iter()
@@ -69,14 +69,26 @@ pub async fn run(b: Browse) {
                     if a.node_type.is_empty() { "unknown type" } else { &a.node_type },
                     a.version
                 );
-                b.directory.announced(name, a, now_us());
+                // Re-resolved unchanged (a record refreshed): only the first or a change is news.
+                if b.directory.announced(name, a, now_us()) {
+                    log::info!("{line}");
+                } else {
+                    log::debug!("{line}");
+                }
             }
             Wake::Event(Some(ServiceEvent::ServiceRemoved(_, fullname))) => {
                 let Some(name) = announce::instance_name(&fullname, &b.ty) else {
                     continue;
                 };
-                // Removed while we were waiting for its answer: it did not answer.
-                let goodbye = asked.remove(name).is_none();
+                // Removed when its time to answer ran out (mdns-sd flushes the records
+                // then): it did not answer. At any other time the removal is a goodbye
+                // (or, rarely, its records' own TTL running out).
+                let within = answer_within.as_micros() as Micros;
+                let silent = asked.remove(name).is_some_and(|at| {
+                    let since = now_us() - at;
+                    since >= within * 3 / 4 && since <= within + 1_500_000
+                });
+                let goodbye = !silent;
                 log::info!(
                     "discovery: {name} {}",
                     if goodbye { "said goodbye" } else { "no longer answers; dropped" }

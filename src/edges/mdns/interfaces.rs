@@ -1,5 +1,5 @@
 //! This machine's LAN addresses, as announced over mDNS: interfaces that are up and can
-//! multicast, never loopback, unicast IPv4/IPv6 only (so never 127.0.1.1, the original's
+//! multicast, never loopback, routable unicast IPv4/IPv6 only (so never 127.0.1.1, the original's
 //! address from resolving the hostname on Debian).
 
 use std::net::IpAddr;
@@ -21,7 +21,14 @@ pub fn lan_unicast(ip: &IpAddr) -> bool {
                 || v4.is_broadcast()
                 || v4.is_link_local())
         }
-        IpAddr::V6(v6) => !(v6.is_loopback() || v6.is_unspecified() || v6.is_multicast()),
+        // Link-local IPv6 (fe80::/10) means nothing without its interface's scope, which
+        // a URL cannot carry; global and unique-local addresses are listed.
+        IpAddr::V6(v6) => {
+            !(v6.is_loopback()
+                || v6.is_unspecified()
+                || v6.is_multicast()
+                || (v6.segments()[0] & 0xffc0) == 0xfe80)
+        }
     }
 }
 
@@ -85,10 +92,10 @@ mod tests {
 
     #[test]
     fn loopback_and_other_unroutable_addresses_are_never_announced() {
-        for bad in ["127.0.0.1", "127.0.1.1", "0.0.0.0", "224.0.0.251", "::1", "ff02::fb"] {
+        for bad in ["127.0.0.1", "127.0.1.1", "0.0.0.0", "224.0.0.251", "::1", "ff02::fb", "fe80::1"] {
             assert!(!lan_unicast(&bad.parse().unwrap()), "{bad}");
         }
-        for good in ["10.77.0.1", "192.168.1.20", "fe80::1", "2001:db8::1"] {
+        for good in ["10.77.0.1", "192.168.1.20", "2001:db8::1", "fd00::7"] {
             assert!(lan_unicast(&good.parse().unwrap()), "{good}");
         }
         // Whatever this machine has, loopback is not among it.
