@@ -241,7 +241,11 @@ fn node_directory(
     #[cfg(not(feature = "mdns"))]
     let addresses = Vec::new();
     #[cfg(feature = "agent")]
-    let tools = if llm { ToolRegistry::with_core_tools().len() } else { 0 };
+    let tools = if llm {
+        ToolRegistry::with_core_tools().len()
+    } else {
+        0
+    };
     #[cfg(not(feature = "agent"))]
     let tools = 0;
     let d = &settings.discovery;
@@ -275,7 +279,10 @@ fn node_directory(
 fn start_mdns(
     settings: &Settings,
     directory: &Arc<crate::nodes::NodeDirectory>,
-) -> Option<(crate::edges::mdns::MdnsHandle, impl std::future::Future<Output = ()> + use<>)> {
+) -> Option<(
+    crate::edges::mdns::MdnsHandle,
+    impl std::future::Future<Output = ()> + use<>,
+)> {
     let have = !directory.me().1.addresses.is_empty();
     if let Some(why) = crate::edges::mdns::unavailable(settings, have) {
         log::info!("discovery: {why}");
@@ -419,7 +426,12 @@ pub fn run(settings: Settings, spec: PipelineSpec) -> Result<(), String> {
     let directory = node_directory(
         &settings,
         started,
-        built.status.nodes.iter().filter(|n| n.role == "source").count(),
+        built
+            .status
+            .nodes
+            .iter()
+            .filter(|n| n.role == "source")
+            .count(),
         llm_on,
     );
     #[cfg(feature = "mqtt")]

@@ -57,11 +57,21 @@ impl Net {
             );
         };
         ip(&["netns", "add", &ns[1]]);
-        ip(&["link", "add", &veth[0], "type", "veth", "peer", "name", &veth[1]]);
+        ip(&[
+            "link", "add", &veth[0], "type", "veth", "peer", "name", &veth[1],
+        ]);
         for i in 0..2 {
             let (n, v) = (&ns[i], &veth[i]);
             ip(&["link", "set", v, "netns", n]);
-            ip(&["-n", n, "addr", "add", &format!("10.77.0.{}/24", i + 1), "dev", v]);
+            ip(&[
+                "-n",
+                n,
+                "addr",
+                "add",
+                &format!("10.77.0.{}/24", i + 1),
+                "dev",
+                v,
+            ]);
             ip(&["-n", n, "link", "set", "lo", "up"]);
             ip(&["-n", n, "link", "set", v, "up", "multicast", "on"]);
             ip(&["-n", n, "route", "add", "224.0.0.0/4", "dev", v]);
@@ -196,7 +206,11 @@ fn nodes_in_two_namespaces_find_each_other_and_notice_when_one_goes() {
 
     // Each finds the other, with its veth address and HTTP port, and its TXT records.
     let seen_by_b = eventually(20, "beta discovers alpha", || b.peer("alpha"));
-    assert_eq!(seen_by_b["addresses"], serde_json::json!(["10.77.0.1"]), "{seen_by_b}");
+    assert_eq!(
+        seen_by_b["addresses"],
+        serde_json::json!(["10.77.0.1"]),
+        "{seen_by_b}"
+    );
     assert_eq!(seen_by_b["port"], pa);
     assert_eq!(seen_by_b["url"], format!("http://10.77.0.1:{pa}"));
     assert_eq!(seen_by_b["via"], serde_json::json!(["mdns"]));
@@ -206,11 +220,18 @@ fn nodes_in_two_namespaces_find_each_other_and_notice_when_one_goes() {
     assert_eq!(seen_by_b["capabilities"]["llm"], false);
     assert_eq!(seen_by_b["health"], "active");
     let seen_by_a = eventually(20, "alpha discovers beta", || a.peer("beta"));
-    assert_eq!(seen_by_a["addresses"], serde_json::json!(["10.77.0.2"]), "{seen_by_a}");
+    assert_eq!(
+        seen_by_a["addresses"],
+        serde_json::json!(["10.77.0.2"]),
+        "{seen_by_a}"
+    );
     assert_eq!(seen_by_a["port"], pb);
     assert_eq!(seen_by_a["node_type"], "llama");
     assert_eq!(seen_by_a["capabilities"]["llm"], true);
-    assert!(seen_by_a["capabilities"]["tools"].as_u64().unwrap() > 0, "{seen_by_a}");
+    assert!(
+        seen_by_a["capabilities"]["tools"].as_u64().unwrap() > 0,
+        "{seen_by_a}"
+    );
     // Each announces its own real address, never loopback.
     let own = a.nodes().unwrap()["nodes"][0].clone();
     assert_eq!(own["self"], true);
@@ -239,11 +260,18 @@ fn nodes_in_two_namespaces_find_each_other_and_notice_when_one_goes() {
     eventually(20, "beta discovers alpha again", || b.peer("alpha"));
     a.signal(libc::SIGKILL);
     let t = Instant::now();
-    eventually(TTL_S + 5, "alpha gone from beta's list after the TTL", || {
-        b.peer("alpha").is_none().then_some(())
-    });
+    eventually(
+        TTL_S + 5,
+        "alpha gone from beta's list after the TTL",
+        || b.peer("alpha").is_none().then_some(()),
+    );
     let took = t.elapsed();
     assert!(took <= Duration::from_secs(TTL_S + 2), "took {took:?}");
-    assert_eq!(b.log().matches("alpha said goodbye").count(), 1, "{}", b.log());
+    assert_eq!(
+        b.log().matches("alpha said goodbye").count(),
+        1,
+        "{}",
+        b.log()
+    );
     eprintln!("kill -9: gone from the peer's list in {took:?} (cache_ttl {TTL_S}s)");
 }

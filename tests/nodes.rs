@@ -10,10 +10,7 @@ use common::*;
 use serde_json::Value;
 
 fn node<'a>(list: &'a Value, name: &str) -> Option<&'a Value> {
-    list["nodes"]
-        .as_array()?
-        .iter()
-        .find(|n| n["name"] == name)
+    list["nodes"].as_array()?.iter().find(|n| n["name"] == name)
 }
 
 #[test]
@@ -34,13 +31,21 @@ fn mqtt_status_topics_make_nodes_active_stale_and_offline() {
     let gcfg = write_config_extra(gdir.path(), gport, FAST_PIPELINE, &extra);
     let garage = Agent::start_env(&gcfg, gport, &[], &[("SMOLLAMA_NODE_NAME", "garage")]);
 
-    let nodes = || get(&main.url("/api/nodes")).map(|(_, v)| v).unwrap_or_default();
-    let g = eventually(15, "garage listed as active through its status topic", || {
-        let v = nodes();
-        node(&v, "garage")
-            .filter(|n| n["health"] == "active" && n["status"] == "online")
-            .cloned()
-    });
+    let nodes = || {
+        get(&main.url("/api/nodes"))
+            .map(|(_, v)| v)
+            .unwrap_or_default()
+    };
+    let g = eventually(
+        15,
+        "garage listed as active through its status topic",
+        || {
+            let v = nodes();
+            node(&v, "garage")
+                .filter(|n| n["health"] == "active" && n["status"] == "online")
+                .cloned()
+        },
+    );
     // Its status topic (mqtt) and, with sync on, its replicated log's broadcasts (sync).
     assert_eq!(g["via"][0], "mqtt", "{g}");
     assert_eq!(g["self"], false);
@@ -105,5 +110,8 @@ fn smollama_nodes_says_so_when_no_agent_runs() {
     let cfg = write_config(dir.path(), free_port(), FAST_PIPELINE);
     let (code, out, err) = run_cli(&["--config", cfg.to_str().unwrap(), "nodes"], &[]);
     assert_eq!(code, 1, "{out}");
-    assert!(err.contains("no agent answered") && err.contains("smollama run"), "{err}");
+    assert!(
+        err.contains("no agent answered") && err.contains("smollama run"),
+        "{err}"
+    );
 }

@@ -389,12 +389,18 @@ mod tests {
         d.on_mqtt("smollama/me/status", b"online", S); // ourselves: not listed
         let e = d.entries();
         assert_eq!(e.len(), 2);
-        assert_eq!((&*e[0].name, e[0].messages, e[0].last_seen), ("a", 2, 2 * S));
+        assert_eq!(
+            (&*e[0].name, e[0].messages, e[0].last_seen),
+            ("a", 2, 2 * S)
+        );
         assert_eq!(e[0].status, Some(Status::Online));
         assert_eq!(e[1].via_names(), ["sync"]);
         assert_eq!(d.stats.refused.load(Ordering::Relaxed), 1);
         d.on_mqtt("smollama/a/status", b"offline", 3 * S);
-        assert_eq!(Health::of(&d.entries()[0], 3 * S, &d.thresholds), Health::Offline);
+        assert_eq!(
+            Health::of(&d.entries()[0], 3 * S, &d.thresholds),
+            Health::Offline
+        );
     }
 
     #[test]

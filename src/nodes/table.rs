@@ -19,7 +19,11 @@ pub fn table(v: &Json) -> String {
         let address = match (n["addresses"].as_array(), n["port"].as_u64()) {
             (Some(a), Some(port)) if !a.is_empty() => {
                 let first = a[0].as_str().unwrap_or("");
-                let more = if a.len() > 1 { format!(" (+{})", a.len() - 1) } else { String::new() };
+                let more = if a.len() > 1 {
+                    format!(" (+{})", a.len() - 1)
+                } else {
+                    String::new()
+                };
                 if first.contains(':') {
                     format!("[{first}]:{port}{more}")
                 } else {
@@ -31,10 +35,27 @@ pub fn table(v: &Json) -> String {
         let seen = n["seen_s_ago"].as_i64().map_or("-".into(), ago);
         let via = n["via"]
             .as_array()
-            .map(|v| v.iter().filter_map(Json::as_str).collect::<Vec<_>>().join(","))
+            .map(|v| {
+                v.iter()
+                    .filter_map(Json::as_str)
+                    .collect::<Vec<_>>()
+                    .join(",")
+            })
             .unwrap_or_default();
-        let name = if n["self"] == true { format!("{} (this node)", s("name")) } else { s("name") };
-        rows.push([name, s("node_type"), s("health"), address, seen, via, s("version")]);
+        let name = if n["self"] == true {
+            format!("{} (this node)", s("name"))
+        } else {
+            s("name")
+        };
+        rows.push([
+            name,
+            s("node_type"),
+            s("health"),
+            address,
+            seen,
+            via,
+            s("version"),
+        ]);
     }
     let mut widths = [0usize; 7];
     for r in &rows {
@@ -92,8 +113,19 @@ mod tests {
         let t = table(&v);
         let lines: Vec<&str> = t.lines().collect();
         assert_eq!(lines.len(), 4, "{t}");
-        assert!(lines[1].starts_with("me (this node)") && lines[1].contains("10.77.0.1:8080"), "{t}");
-        assert!(lines[2].contains("garage") && lines[2].contains("stale") && lines[2].contains("3m ago"), "{t}");
-        assert!(lines[3].contains("1 other nodes known: 0 active, 1 stale"), "{t}");
+        assert!(
+            lines[1].starts_with("me (this node)") && lines[1].contains("10.77.0.1:8080"),
+            "{t}"
+        );
+        assert!(
+            lines[2].contains("garage")
+                && lines[2].contains("stale")
+                && lines[2].contains("3m ago"),
+            "{t}"
+        );
+        assert!(
+            lines[3].contains("1 other nodes known: 0 active, 1 stale"),
+            "{t}"
+        );
     }
 }

@@ -76,7 +76,10 @@ pub(crate) const SECTION: Section = Section {
             },
             |s, v, _| {
                 let t = v.text()?;
-                let t = t.trim_end_matches('.').trim_end_matches(".local").to_string();
+                let t = t
+                    .trim_end_matches('.')
+                    .trim_end_matches(".local")
+                    .to_string();
                 let ok = t.starts_with('_') && (t.ends_with("._tcp") || t.ends_with("._udp"));
                 if !ok {
                     return Err(problem_hint(

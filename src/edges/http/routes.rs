@@ -11,9 +11,9 @@ use super::assets::{self, Asset};
 use super::events;
 use super::gpio;
 use super::health;
-use super::nodes;
 #[cfg(feature = "agent")]
 use super::memory;
+use super::nodes;
 use super::readings;
 use super::request::{Call, Method, Query, percent_decode, short};
 use super::response::{Reply, err};

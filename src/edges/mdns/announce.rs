@@ -72,7 +72,10 @@ mod tests {
         let s = service(&ty, "kitchen", &own).unwrap();
         assert_eq!(s.get_fullname(), "kitchen._smollama._tcp.local.");
         assert_eq!(s.get_hostname(), "kitchen.local.");
-        assert_eq!(s.get_property_val_str("capabilities"), Some("sources=3,tools=0,llm=no"));
+        assert_eq!(
+            s.get_property_val_str("capabilities"),
+            Some("sources=3,tools=0,llm=no")
+        );
         assert_eq!(instance_name(s.get_fullname(), &ty), Some("kitchen"));
         let back = announcement(&s.as_resolved_service());
         assert_eq!(back, own);

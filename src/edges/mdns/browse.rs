@@ -43,10 +43,13 @@ pub async fn run(b: Browse) {
     let mut asked: HashMap<String, Micros> = HashMap::new();
     let mut next = smol::Timer::after(round);
     loop {
-        let wake = smol::future::or(async { Wake::Event(b.events.recv_async().await.ok()) }, async {
-            (&mut next).await;
-            Wake::Round
-        })
+        let wake = smol::future::or(
+            async { Wake::Event(b.events.recv_async().await.ok()) },
+            async {
+                (&mut next).await;
+                Wake::Round
+            },
+        )
         .await;
         match wake {
             Wake::Event(None) => return,
@@ -66,7 +69,11 @@ pub async fn run(b: Browse) {
                         .collect::<Vec<_>>()
                         .join(", "),
                     a.port,
-                    if a.node_type.is_empty() { "unknown type" } else { &a.node_type },
+                    if a.node_type.is_empty() {
+                        "unknown type"
+                    } else {
+                        &a.node_type
+                    },
                     a.version
                 );
                 // Re-resolved unchanged (a record refreshed): only the first or a change is news.
@@ -91,7 +98,11 @@ pub async fn run(b: Browse) {
                 let goodbye = !silent;
                 log::info!(
                     "discovery: {name} {}",
-                    if goodbye { "said goodbye" } else { "no longer answers; dropped" }
+                    if goodbye {
+                        "said goodbye"
+                    } else {
+                        "no longer answers; dropped"
+                    }
                 );
                 b.directory.mdns_gone(name, goodbye);
             }

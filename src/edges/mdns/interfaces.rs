@@ -92,13 +92,25 @@ mod tests {
 
     #[test]
     fn loopback_and_other_unroutable_addresses_are_never_announced() {
-        for bad in ["127.0.0.1", "127.0.1.1", "0.0.0.0", "224.0.0.251", "::1", "ff02::fb", "fe80::1"] {
+        for bad in [
+            "127.0.0.1",
+            "127.0.1.1",
+            "0.0.0.0",
+            "224.0.0.251",
+            "::1",
+            "ff02::fb",
+            "fe80::1",
+        ] {
             assert!(!lan_unicast(&bad.parse().unwrap()), "{bad}");
         }
         for good in ["10.77.0.1", "192.168.1.20", "2001:db8::1", "fd00::7"] {
             assert!(lan_unicast(&good.parse().unwrap()), "{good}");
         }
         // Whatever this machine has, loopback is not among it.
-        assert!(lan_addresses().iter().all(|a| lan_unicast(&a.ip) && a.interface != "lo"));
+        assert!(
+            lan_addresses()
+                .iter()
+                .all(|a| lan_unicast(&a.ip) && a.interface != "lo")
+        );
     }
 }

@@ -58,7 +58,11 @@ pub fn unavailable(settings: &Settings, have_interfaces: bool) -> Option<String>
     if !settings.http.enabled || bind.ip().is_loopback() {
         return Some(format!(
             "off: HTTP listens on {} only, so no other node could reach the announced port; set [http] bind = \"0.0.0.0:{}\" (and a token) to announce and browse",
-            if settings.http.enabled { bind.to_string() } else { "nothing".into() },
+            if settings.http.enabled {
+                bind.to_string()
+            } else {
+                "nothing".into()
+            },
             bind.port()
         ));
     }
@@ -78,7 +82,9 @@ pub fn start(
     let daemon = match ServiceDaemon::new() {
         Ok(daemon) => daemon,
         Err(e) => {
-            log::info!("discovery: off: cannot start mDNS ({e}); nodes are still learned over MQTT");
+            log::info!(
+                "discovery: off: cannot start mDNS ({e}); nodes are still learned over MQTT"
+            );
             return None;
         }
     };
