@@ -274,4 +274,13 @@ fn nodes_in_two_namespaces_find_each_other_and_notice_when_one_goes() {
         b.log()
     );
     eprintln!("kill -9: gone from the peer's list in {took:?} (cache_ttl {TTL_S}s)");
+    let out = Command::new("ip")
+        .args(["netns", "exec", &b.ns, BIN, "--config"])
+        .arg(&b.cfg)
+        .args(["status", "--json"])
+        .output()
+        .unwrap();
+    let status: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let d = &status["node_directory"];
+    assert_eq!((d["mdns_goodbyes"].as_u64(), d["mdns_expired"].as_u64()), (Some(1), Some(1)), "{d}");
 }

@@ -33,7 +33,8 @@ pub struct DirectoryStats {
     pub refused: AtomicU64,
     /// Names refused for their length or characters.
     pub names_refused: AtomicU64,
-    /// mDNS entries dropped after `cache_ttl` without confirmation.
+    /// mDNS entries dropped because the node stopped answering (a verification query
+    /// unanswered, or `cache_ttl` without confirmation).
     pub expired: AtomicU64,
     /// mDNS goodbyes (a peer's clean stop), each dropping its entry at once.
     pub goodbyes: AtomicU64,
@@ -193,9 +194,8 @@ impl NodeDirectory {
         if !e.has(Via::Mdns) {
             return;
         }
-        if goodbye {
-            self.stats.goodbyes.fetch_add(1, Ordering::Relaxed);
-        }
+        let counter = if goodbye { &self.stats.goodbyes } else { &self.stats.expired };
+        counter.fetch_add(1, Ordering::Relaxed);
         e.via &= !(Via::Mdns as u8);
         if e.via == 0 {
             nodes.remove(name);
