@@ -282,5 +282,9 @@ fn nodes_in_two_namespaces_find_each_other_and_notice_when_one_goes() {
         .unwrap();
     let status: Value = serde_json::from_slice(&out.stdout).unwrap();
     let d = &status["node_directory"];
-    assert_eq!((d["mdns_goodbyes"].as_u64(), d["mdns_expired"].as_u64()), (Some(1), Some(1)), "{d}");
+    assert_eq!(
+        (d["mdns_goodbyes"].as_u64(), d["mdns_expired"].as_u64()),
+        (Some(1), Some(1)),
+        "{d}"
+    );
 }

@@ -89,6 +89,17 @@ fn mqtt_status_topics_make_nodes_active_stale_and_offline() {
             .cloned()
     });
 
+    // A node that shares no broker, heard through an HTTP sync push.
+    let (code, body) = post_auth(
+        &main.url("/api/sync/push"),
+        r#"{"node_id":"cabin","entries":[]}"#,
+        Some(TOKEN),
+        5,
+    );
+    assert_eq!(code, 200, "{body}");
+    let c = node(&nodes(), "cabin").cloned().expect("cabin listed");
+    assert_eq!((c["via"][0].as_str(), c["health"].as_str()), (Some("sync"), Some("active")));
+
     // The CLI asks the running agent.
     let (code, out, err) = run_cli(&["--config", cfg.to_str().unwrap(), "nodes"], &[]);
     assert_eq!(code, 0, "{err}");
@@ -100,7 +111,7 @@ fn mqtt_status_topics_make_nodes_active_stale_and_offline() {
     let v: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(v["counts"]["offline"], 2, "{v}");
     let status = get(&main.url("/api/status")).unwrap().1;
-    assert_eq!(status["node_directory"]["known"], 2, "{status}");
+    assert_eq!(status["node_directory"]["known"], 3, "{status}");
     drop(main);
 }
 

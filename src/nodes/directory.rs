@@ -154,6 +154,15 @@ impl NodeDirectory {
         });
     }
 
+    /// A node spoke to us some other way (an HTTP sync push names its `node_id`).
+    pub fn heard(&self, name: &str, via: Via, now: Micros) {
+        self.with(name, now, |e| {
+            e.via |= via as u8;
+            e.messages += 1;
+            e.last_seen = e.last_seen.max(now);
+        });
+    }
+
     /// An mDNS announcement resolved; `true` when the node is new to mDNS or announced
     /// something else than before.
     pub fn announced(&self, name: &str, mut a: Announcement, now: Micros) -> bool {
@@ -194,7 +203,11 @@ impl NodeDirectory {
         if !e.has(Via::Mdns) {
             return;
         }
-        let counter = if goodbye { &self.stats.goodbyes } else { &self.stats.expired };
+        let counter = if goodbye {
+            &self.stats.goodbyes
+        } else {
+            &self.stats.expired
+        };
         counter.fetch_add(1, Ordering::Relaxed);
         e.via &= !(Via::Mdns as u8);
         if e.via == 0 {

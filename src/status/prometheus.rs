@@ -721,7 +721,12 @@ fn sync(o: &mut Out, s: &Json) {
 /// The node directory (`crate::nodes`): nodes known and what it refused or dropped.
 fn directory(o: &mut Out, d: &Json) {
     let rows = [
-        ("smollama_nodes_known", "gauge", "known", "Other nodes in the node directory."),
+        (
+            "smollama_nodes_known",
+            "gauge",
+            "known",
+            "Other nodes in the node directory.",
+        ),
         (
             "smollama_nodes_refused_total",
             "counter",
