@@ -98,7 +98,10 @@ fn mqtt_status_topics_make_nodes_active_stale_and_offline() {
     );
     assert_eq!(code, 200, "{body}");
     let c = node(&nodes(), "cabin").cloned().expect("cabin listed");
-    assert_eq!((c["via"][0].as_str(), c["health"].as_str()), (Some("sync"), Some("active")));
+    assert_eq!(
+        (c["via"][0].as_str(), c["health"].as_str()),
+        (Some("sync"), Some("active"))
+    );
 
     // The CLI asks the running agent.
     let (code, out, err) = run_cli(&["--config", cfg.to_str().unwrap(), "nodes"], &[]);
