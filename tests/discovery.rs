@@ -20,6 +20,8 @@ use serde_json::Value;
 /// Two namespaces and the veth pair between them, removed on drop.
 struct Net {
     ns: [String; 2],
+    /// A third namespace with loopback only: no interface can multicast there.
+    lonely: String,
 }
 
 impl Net {
@@ -27,6 +29,7 @@ impl Net {
     fn new() -> Option<Net> {
         let id = std::process::id() % 100_000;
         let ns = [format!("smd-a-{id}"), format!("smd-b-{id}")];
+        let lonely = format!("smd-c-{id}");
         let veth = [format!("sma{id}"), format!("smb{id}")];
         let ok = Command::new("ip")
             .args(["netns", "add", &ns[0]])
@@ -46,7 +49,10 @@ impl Net {
                 return None;
             }
         }
-        let net = Net { ns: ns.clone() };
+        let net = Net {
+            ns: ns.clone(),
+            lonely: lonely.clone(),
+        };
         let ip = |args: &[&str]| {
             let o = Command::new("ip").args(args).output().unwrap();
             assert!(
@@ -57,6 +63,8 @@ impl Net {
             );
         };
         ip(&["netns", "add", &ns[1]]);
+        ip(&["netns", "add", &lonely]);
+        ip(&["-n", &lonely, "link", "set", "lo", "up"]);
         ip(&[
             "link", "add", &veth[0], "type", "veth", "peer", "name", &veth[1],
         ]);
@@ -82,7 +90,7 @@ impl Net {
 
 impl Drop for Net {
     fn drop(&mut self) {
-        for n in &self.ns {
+        for n in self.ns.iter().chain([&self.lonely]) {
             let _ = Command::new("ip").args(["netns", "del", n]).status();
         }
     }

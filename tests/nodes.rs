@@ -18,7 +18,7 @@ fn mqtt_status_topics_make_nodes_active_stale_and_offline() {
     let dir = TempDir::new("nodes-mqtt");
     let broker = Broker::start(dir.path());
     let extra = format!(
-        "{}\n[discovery]\nstale_after = \"2s\"\noffline_after = \"1h\"\n",
+        "{}\n[discovery]\nstale_after = \"2s\"\noffline_after = \"1h\"\nmax_nodes = 3\n",
         mqtt_section(broker.port, "")
     );
     let port = free_port();
@@ -115,6 +115,25 @@ fn mqtt_status_topics_make_nodes_active_stale_and_offline() {
     assert_eq!(v["counts"]["offline"], 2, "{v}");
     let status = get(&main.url("/api/status")).unwrap().1;
     assert_eq!(status["node_directory"]["known"], 3, "{status}");
+
+    // Full (max_nodes = 3): a fourth node is refused and counted; known ones still update.
+    kitchen.publish("smollama/attic/status", b"online", false);
+    kitchen.publish("smollama/kitchen/status", b"online", true);
+    eventually(10, "kitchen back, attic refused", || {
+        let v = nodes();
+        let s = get(&main.url("/api/status")).unwrap().1;
+        (node(&v, "kitchen").is_some_and(|k| k["health"] == "active")
+            && node(&v, "attic").is_none()
+            && s["node_directory"]["refused"].as_u64() >= Some(1))
+        .then_some(())
+    });
+    // Bound to loopback (the default), mDNS stays off and says why.
+    assert!(
+        main.log()
+            .contains("discovery: off: HTTP listens on 127.0.0.1"),
+        "{}",
+        main.log()
+    );
     drop(main);
 }
 
