@@ -51,18 +51,19 @@ impl MdnsHandle {
 /// Why discovery does not run here, if it does not (logged once by the caller).
 pub fn unavailable(settings: &Settings, have_interfaces: bool) -> Option<String> {
     let d = &settings.discovery;
-    if !d.enabled || !(d.announce || d.browse) {
+    if !d.enabled {
         return Some("off ([discovery] enabled = false)".into());
     }
+    if !(d.announce || d.browse) {
+        return Some("off ([discovery] announce and browse are both false)".into());
+    }
     let bind = settings.http.bind;
-    if !settings.http.enabled || bind.ip().is_loopback() {
+    if !settings.http.enabled {
+        return Some("off: [http] enabled = false, so there is no port to announce".into());
+    }
+    if bind.ip().is_loopback() {
         return Some(format!(
-            "off: HTTP listens on {} only, so no other node could reach the announced port; set [http] bind = \"0.0.0.0:{}\" (and a token) to announce and browse",
-            if settings.http.enabled {
-                bind.to_string()
-            } else {
-                "nothing".into()
-            },
+            "off: HTTP listens on {bind} only, so no other node could reach the announced port; set [http] bind = \"0.0.0.0:{}\" (and a token) to announce and browse",
             bind.port()
         ));
     }
