@@ -24,10 +24,13 @@ pub struct Browse {
     pub directory: Arc<NodeDirectory>,
 }
 
-/// Verification round period and how long a peer has to answer.
+/// Verification round period and how long a peer has to answer (a LAN peer answers in
+/// milliseconds; the shorter the wait, the narrower the window in which a goodbye could
+/// be taken for silence, see `run`).
 fn periods(cache_ttl: Micros) -> (Duration, Duration) {
     let round = Duration::from_micros((cache_ttl / 3).max(1_000_000) as u64);
-    (round, (round / 2).max(Duration::from_millis(500)))
+    let answer = (round / 2).clamp(Duration::from_millis(500), Duration::from_secs(2));
+    (round, answer)
 }
 
 enum Wake {
@@ -88,12 +91,14 @@ pub async fn run(b: Browse) {
                     continue;
                 };
                 // Removed when its time to answer ran out (mdns-sd flushes the records
-                // then): it did not answer. At any other time the removal is a goodbye
-                // (or, rarely, its records' own TTL running out).
+                // then, on its timer): it did not answer. At any other time the removal
+                // is a goodbye (or, rarely, its records' own TTL running out). A goodbye
+                // that lands in that one-second window is counted as silence: the node
+                // is gone either way, only the word differs.
                 let within = answer_within.as_micros() as Micros;
                 let silent = asked.remove(name).is_some_and(|at| {
                     let since = now_us() - at;
-                    since >= within * 3 / 4 && since <= within + 1_500_000
+                    since >= within - 250_000 && since <= within + 750_000
                 });
                 let goodbye = !silent;
                 log::info!(
