@@ -1,5 +1,5 @@
 // The dashboard: one page, its views chosen by the URL's hash (#/, #/source/<id>,
-// #/readings, #/observations, #/memories, #/gpio, #/ask), all from the node's JSON
+// #/readings, #/observations, #/memories, #/gpio, #/ask, #/nodes), all from the node's JSON
 // endpoints and kept current by /api/events (Server-Sent Events). When the stream
 // cannot be opened or its `hello` does not arrive (a proxy that buffers), it polls
 // every 5 s and tries the stream again after a minute. Writes (GPIO, ask, logout) go
@@ -568,6 +568,45 @@ views.ask = (main) => {
       }
     },
   };
+};
+
+// Every node this one knows (GET /api/nodes: mDNS and MQTT), refreshed every 5 s while
+// shown; health from the node's status topic and its last traffic.
+views.nodes = (main, _, params) => {
+  const body = el("tbody");
+  const note = el("p", { class: "dim" });
+  const health = params.get("health") || "";
+  const filter = el("select", {
+    id: "node-health", "aria-label": "health",
+    onchange: (e) => { location.hash = `#/nodes${e.target.value ? `?health=${e.target.value}` : ""}`; },
+  }, ...["", "active", "stale", "offline"].map((h) =>
+    el("option", { value: h, selected: h === health }, h || "any health")));
+  main.append(el("h2", {}, "Nodes"), filter, note,
+    el("table", { id: "nodes" }, el("thead", {}, el("tr", {}, ...["node", "role", "health", "address",
+      "last seen", "via", "version", "offers"].map((h) => el("th", {}, h)))), body));
+  const load = async () => {
+    if (state.paused) return;
+    try {
+      const d = await api("/api/nodes");
+      const c = d.counts;
+      note.textContent = `${c.known} other nodes known: ${c.active} active, ${c.stale} stale, ${c.offline} offline`;
+      body.replaceChildren(...d.nodes.filter((n) => !health || n.health === health).map((n) => {
+        const caps = n.capabilities;
+        return el("tr", { "data-node": n.name, class: `health-${n.health}` },
+          el("td", {}, n.self ? `${n.name} (this node)` : n.name),
+          el("td", {}, n.node_type || "–"),
+          el("td", { class: "health" }, n.health),
+          el("td", {}, n.url && !n.self ? el("a", { href: n.url }, n.addresses.join(", ")) : (n.addresses.join(", ") || "–")),
+          el("td", {}, ago(Date.now() - n.seen_s_ago * 1000)),
+          el("td", {}, n.via.join(", ")),
+          el("td", {}, n.version || "–"),
+          el("td", {}, caps ? `${caps.sources} sources, ${caps.tools} tools${caps.llm ? ", LLM" : ""}` : "–"));
+      }));
+    } catch (e) { note.textContent = e.message; }
+  };
+  load();
+  const timer = setInterval(load, POLL_MS);
+  return { close: () => clearInterval(timer) };
 };
 
 // ---- routing ----

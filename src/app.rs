@@ -226,6 +226,74 @@ fn discovery_messages(
     out
 }
 
+/// The node directory (`crate::nodes`): what this node announces of itself, and the
+/// bounds and thresholds of what it learns of the others.
+fn node_directory(
+    settings: &Settings,
+    started: crate::graph::Micros,
+    sources: usize,
+    llm: bool,
+) -> Arc<crate::nodes::NodeDirectory> {
+    use crate::nodes::{Announcement, Capabilities, NodeDirectory, NodeTopics, Thresholds};
+    #[cfg(feature = "mdns")]
+    let addresses = crate::edges::mdns::interfaces::lan_addresses()
+        .into_iter()
+        .map(|a| a.ip)
+        .filter(|ip| settings.http.bind.ip().is_unspecified() || *ip == settings.http.bind.ip())
+        .collect();
+    #[cfg(not(feature = "mdns"))]
+    let addresses = Vec::new();
+    #[cfg(feature = "agent")]
+    let tools = if llm {
+        ToolRegistry::with_core_tools().len()
+    } else {
+        0
+    };
+    #[cfg(not(feature = "agent"))]
+    let tools = 0;
+    let d = &settings.discovery;
+    Arc::new(NodeDirectory::new(
+        &settings.node.name,
+        Announcement {
+            addresses,
+            port: settings.http.bind.port(),
+            // The original's roles: a llama runs the LLM, an alpaca is an edge node.
+            node_type: if llm { "llama" } else { "alpaca" }.into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            capabilities: Capabilities {
+                sources: sources as u32,
+                tools: tools as u32,
+                llm,
+            },
+        },
+        started,
+        d.max_nodes,
+        Thresholds {
+            stale_after: d.stale_after,
+            offline_after: d.offline_after,
+            cache_ttl: d.cache_ttl,
+        },
+        NodeTopics::new(&[&settings.mqtt_prefix(), &settings.mqtt_state_prefix()]),
+    ))
+}
+
+/// Start mDNS discovery, or say in one line why it does not run here.
+#[cfg(feature = "mdns")]
+fn start_mdns(
+    settings: &Settings,
+    directory: &Arc<crate::nodes::NodeDirectory>,
+) -> Option<(
+    crate::edges::mdns::MdnsHandle,
+    impl std::future::Future<Output = ()> + use<>,
+)> {
+    let have = !directory.me().1.addresses.is_empty();
+    if let Some(why) = crate::edges::mdns::unavailable(settings, have) {
+        log::info!("discovery: {why}");
+        return None;
+    }
+    crate::edges::mdns::start(settings, directory.clone())
+}
+
 /// Where the store lives under the data directory (`data_dir.rs`; here for the CLI).
 pub use crate::data_dir::store_dir;
 
@@ -354,6 +422,21 @@ pub fn run(settings: Settings, spec: PipelineSpec) -> Result<(), String> {
             mqtt: mqtt_on.then(|| (publish_tx.clone(), peer.clone())),
         })
     });
+    #[cfg(feature = "agent")]
+    let llm_on = agent.is_some();
+    #[cfg(not(feature = "agent"))]
+    let llm_on = false;
+    let directory = node_directory(
+        &settings,
+        started,
+        built
+            .status
+            .nodes
+            .iter()
+            .filter(|n| n.role == "source")
+            .count(),
+        llm_on,
+    );
     #[cfg(feature = "mqtt")]
     let mqtt = if mqtt_on {
         connection::start(
@@ -370,6 +453,7 @@ pub fn run(settings: Settings, spec: PipelineSpec) -> Result<(), String> {
                 questions: None,
                 recent: recent.clone(),
                 events: events.clone(),
+                nodes: Some(directory.clone()),
                 #[cfg(feature = "agent")]
                 sync: sync_peer.map(|p| p as Arc<dyn crate::messages::SyncPeer>),
                 #[cfg(not(feature = "agent"))]
@@ -428,6 +512,7 @@ pub fn run(settings: Settings, spec: PipelineSpec) -> Result<(), String> {
         intake: intake.clone(),
         #[cfg(feature = "openclaw")]
         openclaw: openclaw.as_ref().map(|h| h.stats.clone()),
+        directory: directory.clone(),
     });
 
     let http = if let Some(events) = events {
@@ -442,6 +527,7 @@ pub fn run(settings: Settings, spec: PipelineSpec) -> Result<(), String> {
             retention: shared.graph.retention.clone(),
             ping: ping_tx,
             stats: shared.http.clone(),
+            nodes: directory.clone(),
             status: Box::new({
                 let shared = shared.clone();
                 move || crate::status::live(&shared)
@@ -462,6 +548,16 @@ pub fn run(settings: Settings, spec: PipelineSpec) -> Result<(), String> {
     };
 
     let ex = smol::LocalExecutor::new();
+    // mDNS after HTTP is listening: the announced port answers from the first packet.
+    #[cfg(feature = "mdns")]
+    let mdns = start_mdns(&settings, &directory).map(|(handle, task)| {
+        ex.spawn(task).detach();
+        handle
+    });
+    #[cfg(not(feature = "mdns"))]
+    if settings.discovery.enabled {
+        log::info!("discovery: this build has no mdns feature; nodes are learned over MQTT only");
+    }
     let node_tasks: Vec<_> = built.tasks.into_iter().map(|t| ex.spawn(t)).collect();
     // Answer health pings from inside the loop: a reply proves the loop is turning.
     ex.spawn(async move {
@@ -525,6 +621,11 @@ pub fn run(settings: Settings, spec: PipelineSpec) -> Result<(), String> {
 
     #[cfg(feature = "openclaw")]
     openclaw_ready.store(false, std::sync::atomic::Ordering::Release);
+    // The goodbye first: peers drop this node at once, not after its records expire.
+    #[cfg(feature = "mdns")]
+    if let Some(m) = mdns {
+        m.stop();
+    }
     // Every node has returned. MQTT first (its outbox lives in the store), then the store
     // writer's last commit. Sync before MQTT: it publishes into MQTT's channel.
     #[cfg(feature = "agent")]

@@ -7,6 +7,8 @@
 pub mod gpio;
 pub mod http;
 pub mod hw;
+#[cfg(feature = "mdns")]
+pub mod mdns;
 pub mod mqtt;
 #[cfg(feature = "agent")]
 pub mod ollama;

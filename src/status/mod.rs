@@ -57,6 +57,8 @@ pub struct StatusView {
     /// The OpenClaw gateway client (`None` when `[openclaw]` is off).
     #[cfg(feature = "openclaw")]
     pub openclaw: Option<Arc<crate::edges::openclaw::OpenclawStats>>,
+    /// The other nodes this one knows (mDNS, MQTT); its bounds and counters.
+    pub directory: Arc<crate::nodes::NodeDirectory>,
 }
 
 /// What status needs of the MQTT edge: where it connects, its counters.
@@ -185,6 +187,7 @@ pub fn live(shared: &StatusView) -> Json {
         "gpio": gpio(shared),
         "hardware": hardware(shared),
         "sync": sync(shared),
+        "node_directory": shared.directory.status_json(),
         "connections": {
             "http": http(shared),
             "mqtt": mqtt(shared),

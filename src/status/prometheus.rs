@@ -135,6 +135,7 @@ pub fn render(status: &Json) -> String {
     llm(&mut o, &status["connections"]["ollama"]);
     sync(&mut o, &status["sync"]);
     openclaw(&mut o, &status["connections"]["openclaw"]);
+    directory(&mut o, &status["node_directory"]);
     o.text
 }
 
@@ -780,6 +781,45 @@ fn sync(o: &mut Out, s: &Json) {
     ];
     for (name, key, help) in counters {
         o.single(name, "counter", help, num(&s[key]));
+    }
+}
+
+/// The node directory (`crate::nodes`): nodes known and what it refused or dropped.
+fn directory(o: &mut Out, d: &Json) {
+    let rows = [
+        (
+            "smollama_nodes_known",
+            "gauge",
+            "known",
+            "Other nodes in the node directory.",
+        ),
+        (
+            "smollama_nodes_refused_total",
+            "counter",
+            "refused",
+            "New nodes refused: [discovery] max_nodes were known.",
+        ),
+        (
+            "smollama_nodes_names_refused_total",
+            "counter",
+            "names_refused",
+            "Node names refused for their length or characters.",
+        ),
+        (
+            "smollama_nodes_mdns_expired_total",
+            "counter",
+            "mdns_expired",
+            "mDNS-known nodes dropped because they stopped answering (within [discovery] cache_ttl).",
+        ),
+        (
+            "smollama_nodes_mdns_goodbyes_total",
+            "counter",
+            "mdns_goodbyes",
+            "mDNS goodbyes received (a peer's clean stop).",
+        ),
+    ];
+    for (name, kind, key, help) in rows {
+        o.single(name, kind, help, num(&d[key]));
     }
 }
 

@@ -15,6 +15,7 @@
 //! `docs/configuration.md`, and the declaration tests below check the rest.
 
 mod agent;
+mod discovery;
 mod env;
 mod file;
 mod gpio;
@@ -36,6 +37,7 @@ mod sync;
 use std::path::{Path, PathBuf};
 
 pub use agent::{AgentSettings, DEFAULT_SYSTEM_PROMPT, FallbackMode};
+pub use discovery::DiscoverySettings;
 pub use gpio::{GpioBackendChoice, GpioSettings, PinConfig, PinMode, Pull};
 pub use hardware::{BusChoice, HardwareSettings};
 pub use http::HttpSettings;
@@ -68,6 +70,7 @@ pub(crate) const SECTIONS: &[Section] = &[
     memory::SECTION,
     sync::SECTION,
     openclaw::SECTION,
+    discovery::SECTION,
     gpio::SECTION,
     hardware::SECTION,
     pipeline::SECTION,
@@ -92,6 +95,7 @@ pub struct Settings {
     pub memory: MemorySettings,
     pub sync: SyncSettings,
     pub openclaw: OpenclawSettings,
+    pub discovery: DiscoverySettings,
     pub gpio: GpioSettings,
     pub hardware: HardwareSettings,
     pub pipeline: PipelineSettings,
@@ -261,6 +265,16 @@ impl Settings {
                 reconnect_max: 0,
                 request_timeout: 0,
                 max_frame_kb: 0,
+            },
+            discovery: DiscoverySettings {
+                enabled: false,
+                announce: false,
+                browse: false,
+                service_type: String::new(),
+                cache_ttl: 0,
+                stale_after: 0,
+                offline_after: 0,
+                max_nodes: 0,
             },
             gpio: GpioSettings {
                 backend: GpioBackendChoice::Auto,
@@ -791,6 +805,7 @@ mod declaration_tests {
                 (Want::Text, "token") => "\"0123456789abcdef0\"".into(),
                 (Want::Text, "keep_alive") => "\"5m\"".into(),
                 (Want::Text, "url") => "\"ws://gateway.local:9\"".into(),
+                (Want::Text, "service_type") => "\"_other._tcp\"".into(),
                 (Want::Text, _) => "\"other-value\"".into(),
             };
             let text = format!("[{section}]\n{} = {other}\n", k.spec.name);

@@ -14,6 +14,7 @@ use super::gpio;
 use super::health;
 #[cfg(feature = "agent")]
 use super::memory;
+use super::nodes;
 use super::readings;
 use super::request::{Call, Method, Query, percent_decode, short};
 use super::response::{Reply, err};
@@ -100,6 +101,8 @@ pub(crate) static ROUTES: &[Route] = &[
         cluster::READINGS_QUERY,
         Work(cluster::readings),
     ),
+    route(Get, "api/nodes", &[], Work(nodes::list)),
+    route(Get, "api/cluster/nodes", &[], Work(nodes::list)),
     route(Get, "api/events", events::QUERY, Stream(events::open)),
     route(Get, "", &[], Handler::Asset(&assets::INDEX_HTML)),
     route(Get, "index.html", &[], Handler::Asset(&assets::INDEX_HTML)),

@@ -206,6 +206,9 @@ pub struct Parts {
     /// The live events (`/api/events`): connected and disconnected go there. `None`
     /// without HTTP.
     pub events: Option<Arc<EventHub>>,
+    /// The node directory: learns other nodes from their status, readings and sync
+    /// topics (`None`: nobody reads it, e.g. in benches).
+    pub nodes: Option<Arc<crate::nodes::NodeDirectory>>,
 }
 
 /// Messages that may wait between the sinks and the worker.
@@ -992,6 +995,13 @@ impl Worker {
         if let Some(sync) = &self.parts.sync {
             filters.extend(sync.filters());
         }
+        if let Some(nodes) = &self.parts.nodes {
+            for f in nodes.mqtt_filters() {
+                if !filters.contains(&f) {
+                    filters.push(f);
+                }
+            }
+        }
         if !self.parts.discovery.is_empty() {
             filters.push(format!(
                 "{}/status",
@@ -1068,6 +1078,10 @@ impl Worker {
             return;
         }
         self.remember(&topic, &payload);
+        // Other nodes' status, readings and sync messages tell the directory they exist.
+        if let Some(nodes) = &self.parts.nodes {
+            nodes.on_mqtt(&topic, &payload, now_us());
+        }
         // Home Assistant came (back) online: announce our entities again.
         if !self.parts.discovery.is_empty()
             && topic == format!("{}/status", self.parts.settings.mqtt.discovery_prefix)
