@@ -67,6 +67,7 @@ fn run(qos: u8, n: u64, port: u16, dir: &std::path::Path) -> f64 {
             recent: Default::default(),
             events: None,
             sync: None,
+            beside: None,
         },
         (tx.clone(), rx),
     )

@@ -279,3 +279,35 @@ fn a_lossy_edge_logs_its_drops_once_a_minute_with_the_count() {
     assert!(lines[0].contains("in all"), "{}", lines[0]);
     eprintln!("lossy edge: {}", lines[0]);
 }
+
+/// With a broker and the agent on, the node runs on at most eight threads, each named
+/// (issue 14, item 3): sync's turns run on the `mqtt` worker's thread instead of a
+/// `sync` thread of their own (tests/sync.rs shows they still broadcast and catch up).
+#[test]
+fn with_a_broker_and_the_agent_on_the_node_runs_on_eight_named_threads() {
+    let dir = TempDir::new("mqtt-threads");
+    let broker = Broker::start(dir.path());
+    let port = free_port();
+    let cfg = write_config_extra(dir.path(), port, INGEST, &mqtt_section(broker.port, ""));
+    let agent = Agent::start(&cfg, port, &[]);
+    connected(&agent);
+    let ollama = &status(&agent)["connections"]["ollama"];
+    assert!(
+        !ollama["state"].as_str().unwrap().starts_with("agent off"),
+        "{ollama}"
+    );
+    let names: Vec<String> = std::fs::read_dir(format!("/proc/{}/task", agent.child.id()))
+        .unwrap()
+        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
+        .map(|n| n.trim().to_string())
+        .collect();
+    assert!(names.len() <= 8, "{} threads: {names:?}", names.len());
+    for want in ["mqtt", "mqtt-io", "llm", "store", "http"] {
+        assert!(
+            names.iter().any(|n| n == want),
+            "no {want} thread: {names:?}"
+        );
+    }
+    assert!(!names.iter().any(|n| n == "sync"), "{names:?}");
+    assert!(names.iter().all(|n| !n.is_empty()), "{names:?}");
+}

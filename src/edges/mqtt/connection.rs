@@ -113,6 +113,9 @@ pub struct MqttStats {
     pub remote: Mutex<RemoteTally>,
     /// Payload bytes received and waiting for the worker (bounded, see `io_loop`).
     inbound_waiting: AtomicU64,
+    /// Outbox messages the broker acknowledged that are still stored (they leave with
+    /// the next write, see [`ACK_BATCH`]): status does not count them as waiting.
+    pub outbox_acked: AtomicU64,
 }
 
 impl MqttStats {
@@ -145,10 +148,11 @@ pub fn max_packet_size(max_payload_kb: u64) -> u32 {
     (payload * 4).min(payload + (1 << 20)).min(MQTT_MAX) as u32
 }
 
-/// Acknowledged messages removed from the outbox per write transaction, at most...
+/// Acknowledged messages waiting to leave the outbox, at most: they go with the next
+/// push's write transaction (one commit and fsync where two were), on a reconnect and
+/// on a clean stop, or in a transaction of their own once this many wait. A crash before
+/// then sends them once more (QoS 1 allows a duplicate); status counts them as sent.
 const ACK_BATCH: usize = 512;
-/// ...or after this long.
-const ACK_FLUSH: Duration = Duration::from_millis(100);
 /// QoS 0 messages waiting for room in rumqttc's request queue; beyond it the oldest is
 /// dropped (the newest value matters most).
 const QOS0_QUEUE: usize = 1024;
@@ -206,6 +210,9 @@ pub struct Parts {
     /// The live events (`/api/events`): connected and disconnected go there. `None`
     /// without HTTP.
     pub events: Option<Arc<EventHub>>,
+    /// A task that runs on the worker's thread beside it until the worker stops (sync's
+    /// turns, which then need no thread of their own). It must not block for long.
+    pub beside: Option<std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>>,
 }
 
 /// Messages that may wait between the sinks and the worker.
@@ -297,6 +304,8 @@ pub fn start(
         std::thread::Builder::new()
             .name("mqtt".into())
             .spawn(move || {
+                let mut parts = parts;
+                let beside = parts.beside.take();
                 let mut w = Worker::new(
                     parts,
                     client,
@@ -305,7 +314,20 @@ pub fn start(
                     (prefix, state_prefix),
                     status_topic,
                 );
-                smol::block_on(w.run(pub_rx, &ev_rx, stop_rx));
+                smol::block_on(async {
+                    let run = w.run(pub_rx, &ev_rx, stop_rx);
+                    match beside {
+                        // Until the worker stops; the task is dropped with it.
+                        Some(task) => {
+                            smol::future::or(run, async {
+                                task.await;
+                                std::future::pending().await
+                            })
+                            .await
+                        }
+                        None => run.await,
+                    }
+                });
                 smol::block_on(w.finish(&ev_rx, &io_stop));
                 io_stop.store(true, Ordering::Relaxed);
                 drop(w);
@@ -541,15 +563,10 @@ impl Worker {
             Event(Ev),
             /// A batch buffer came back from the source of subscription `.0`.
             Spare(usize, Vec<Item>),
-            Flush,
+            RetryQos0,
             GiveBack,
             Stop,
         }
-        // Acknowledged messages leave the outbox in batches (one write transaction, one
-        // fsync, per batch): at most `ACK_FLUSH` later, or once `ACK_BATCH` are waiting.
-        // A crash in between only means those few are sent again.
-        let mut flush = smol::Timer::never();
-        let mut flush_armed = false;
         let mut give_back = smol::Timer::never();
         loop {
             // Stop taking QoS 0 messages while the client cannot take them: the sinks
@@ -572,7 +589,7 @@ impl Worker {
                         if !accepting {
                             if retry {
                                 smol::Timer::after(Duration::from_millis(2)).await;
-                                return Wake::Flush;
+                                return Wake::RetryQos0;
                             }
                             return std::future::pending().await;
                         }
@@ -586,7 +603,7 @@ impl Worker {
                                 },
                                 async {
                                     smol::Timer::after(Duration::from_millis(2)).await;
-                                    Wake::Flush
+                                    Wake::RetryQos0
                                 },
                             )
                             .await;
@@ -608,16 +625,10 @@ impl Worker {
                                 Err(_) => Wake::Stop,
                             }
                         },
-                        smol::future::or(
-                            async {
-                                (&mut flush).await;
-                                Wake::Flush
-                            },
-                            async {
-                                (&mut give_back).await;
-                                Wake::GiveBack
-                            },
-                        ),
+                        async {
+                            (&mut give_back).await;
+                            Wake::GiveBack
+                        },
                     ),
                 ),
             )
@@ -658,13 +669,8 @@ impl Worker {
                     self.stats.held_back.fetch_add(1, Ordering::Relaxed);
                     self.spares[i] = Some(buf);
                 }
-                Wake::Flush => {
-                    if flush_armed && !self.acked.is_empty() {
-                        flush_armed = false;
-                        flush = smol::Timer::never();
-                        self.remove_acked();
-                    }
-                }
+                // QoS 0 messages to retry: `pump` below.
+                Wake::RetryQos0 => {}
             }
             if std::mem::take(&mut self.give_back_due) {
                 give_back.set_after(super::give_back::QUIET);
@@ -672,10 +678,10 @@ impl Worker {
             self.store_pending();
             if self.acked.len() >= ACK_BATCH {
                 self.remove_acked();
-            } else if !self.acked.is_empty() && !flush_armed {
-                flush.set_after(ACK_FLUSH);
-                flush_armed = true;
             }
+            self.stats
+                .outbox_acked
+                .store(self.acked.len() as u64, Ordering::Relaxed);
             self.pump();
         }
     }
@@ -731,8 +737,13 @@ impl Worker {
         if self.pending.is_empty() {
             return;
         }
-        match self.parts.store.outbox_push(&self.pending, &self.limits) {
+        match self
+            .parts
+            .store
+            .outbox_push_removing(&self.pending, &self.acked, &self.limits)
+        {
             Ok((_, dropped)) => {
+                self.acked.clear();
                 if dropped > 0 {
                     self.stats
                         .outbox_dropped
@@ -769,6 +780,7 @@ impl Worker {
             Ok(_) => self.acked.clear(),
             Err(e) => log::error!("mqtt: cannot remove acknowledged messages from the outbox: {e}"),
         }
+        self.stats.outbox_acked.store(0, Ordering::Relaxed);
     }
 
     /// Hand queued QoS 0 messages and outbox messages to the client while the window has
@@ -890,7 +902,9 @@ impl Worker {
                 self.awaiting_pkid.clear();
                 self.inflight.clear();
                 self.direct_inflight.clear();
-                // Everything unacknowledged goes again, oldest first.
+                // Everything unacknowledged goes again, oldest first (what was
+                // acknowledged leaves first, so it is not sent again).
+                self.remove_acked();
                 self.next_to_send = 0;
                 self.subscribe();
                 let status = self.status_topic.clone();
