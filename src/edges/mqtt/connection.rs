@@ -42,6 +42,7 @@ use super::give_back::GiveBack;
 use super::payload::{self, Inbound};
 use super::remote::{self, Limits, RemoteTally};
 use super::topic;
+use super::waiting::Waiting;
 use crate::clock::now_us;
 use crate::config::settings::Settings;
 use crate::edges::gpio::GpioBackend;
@@ -153,9 +154,12 @@ pub fn max_packet_size(max_payload_kb: u64) -> u32 {
 /// on a clean stop, or in a transaction of their own once this many wait. A crash before
 /// then sends them once more (QoS 1 allows a duplicate); status counts them as sent.
 const ACK_BATCH: usize = 512;
-/// QoS 0 messages waiting for room in rumqttc's request queue; beyond it the oldest is
-/// dropped (the newest value matters most).
+/// QoS 0 messages waiting for room in rumqttc's request queue; beyond it (or beyond
+/// `outbox_max_mb` of them) the oldest is dropped (the newest value matters most).
 const QOS0_QUEUE: usize = 1024;
+/// QoS 1 messages held in memory while the store refuses outbox writes, at most (and at
+/// most `outbox_max_mb` of them); the oldest go first, counted as outbox drops.
+const PENDING_MAX: usize = 10_000;
 
 /// What app holds of the running edge: a sender for more publishers, the counters, the
 /// broker's address, and the stop.
@@ -477,10 +481,13 @@ struct Worker {
     /// The broker's Maximum Packet Size (CONNACK), if it has one.
     broker_max_packet: Option<u32>,
     remote_limits: Limits,
-    pending: Vec<Publish>,
+    /// QoS 1 messages for the outbox's next write (more only while the store refuses
+    /// writes), bounded like the outbox.
+    pending: Waiting,
     acked: Vec<u64>,
-    /// QoS 0 messages waiting for room in rumqttc's request queue.
-    qos0: VecDeque<Publish>,
+    /// QoS 0 messages waiting for room in rumqttc's request queue (`QOS0_QUEUE`, and the
+    /// outbox's bytes).
+    qos0: Waiting,
     qos0_blocked: bool,
     /// Hashes of (topic, payload) this node published lately: a message that comes back
     /// on an ask topic is our own and never starts the agent.
@@ -523,6 +530,7 @@ impl Worker {
         };
         let spares = parts.subscriptions.iter().map(|_| None).collect();
         Worker {
+            limits,
             spares,
             give_back: GiveBack::new(),
             give_back_due: false,
@@ -534,7 +542,6 @@ impl Worker {
             prefix,
             state_prefix,
             status_topic,
-            limits,
             connected: false,
             ever_connected: false,
             next_to_send: 0,
@@ -544,9 +551,9 @@ impl Worker {
             direct_inflight: Vec::new(),
             broker_max_packet: None,
             remote_limits,
-            pending: Vec::new(),
+            pending: Waiting::new(PENDING_MAX, limits.max_bytes as usize),
             acked: Vec::new(),
-            qos0: VecDeque::new(),
+            qos0: Waiting::new(QOS0_QUEUE, limits.max_bytes as usize),
             qos0_blocked: false,
             own: VecDeque::new(),
         }
@@ -571,7 +578,7 @@ impl Worker {
         loop {
             // Stop taking QoS 0 messages while the client cannot take them: the sinks
             // wait, and their lossy inboxes keep the newest readings.
-            let accepting = self.qos0.len() < QOS0_QUEUE;
+            let accepting = !self.qos0.full();
             let retry = self.qos0_blocked;
             // While a source has all its buffers in the graph, wait for one back instead
             // of taking events: `mqtt-io` then stops reading the socket once its channel
@@ -645,7 +652,7 @@ impl Worker {
                 }
                 Wake::Publish(p) => {
                     self.queue(p);
-                    while self.qos0.len() < QOS0_QUEUE
+                    while !self.qos0.full()
                         && let Ok(p) = publish.try_recv()
                     {
                         self.queue(p);
@@ -723,13 +730,15 @@ impl Worker {
                 self.stats.dropped_qos0.fetch_add(1, Ordering::Relaxed);
                 return;
             }
-            if self.qos0.len() >= QOS0_QUEUE {
-                self.qos0.pop_front();
-                self.stats.dropped_qos0.fetch_add(1, Ordering::Relaxed);
-            }
-            self.qos0.push_back(p);
+            let dropped = self.qos0.push(p);
+            self.stats
+                .dropped_qos0
+                .fetch_add(dropped, Ordering::Relaxed);
         } else {
-            self.pending.push(p);
+            let dropped = self.pending.push(p);
+            self.stats
+                .outbox_dropped
+                .fetch_add(dropped, Ordering::Relaxed);
         }
     }
 
@@ -737,11 +746,11 @@ impl Worker {
         if self.pending.is_empty() {
             return;
         }
-        match self
-            .parts
-            .store
-            .outbox_push_removing(&self.pending, &self.acked, &self.limits)
-        {
+        match self.parts.store.outbox_push_removing(
+            self.pending.contiguous(),
+            &self.acked,
+            &self.limits,
+        ) {
             Ok((_, dropped)) => {
                 self.acked.clear();
                 if dropped > 0 {
@@ -757,17 +766,10 @@ impl Worker {
                 self.pending.clear();
             }
             Err(e) => {
-                // Keep them in memory and try again on the next wake-up (bounded: the
-                // sinks' channel is bounded and this vector is cleared on success).
+                // Keep them in memory and try again on the next wake-up (bounded: past
+                // `PENDING_MAX` messages or the outbox's bytes the oldest go, counted).
                 log::error!("mqtt: cannot write the outbox: {e}");
                 self.stats.set_error(format!("outbox: {e}"));
-                if self.pending.len() > 10_000 {
-                    let n = self.pending.len() - 10_000;
-                    self.pending.drain(..n);
-                    self.stats
-                        .outbox_dropped
-                        .fetch_add(n as u64, Ordering::Relaxed);
-                }
             }
         }
     }
@@ -979,10 +981,10 @@ impl Worker {
                 self.awaiting_pkid.clear();
                 self.inflight.clear();
                 self.direct_inflight.clear();
+                let lost = self.qos0.clear();
                 self.stats
                     .dropped_qos0
-                    .fetch_add(self.qos0.len() as u64, Ordering::Relaxed);
-                self.qos0.clear();
+                    .fetch_add(lost as u64, Ordering::Relaxed);
             }
         }
     }
