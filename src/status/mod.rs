@@ -350,6 +350,7 @@ fn mqtt(shared: &StatusView) -> Json {
             "messages": o.messages.saturating_sub(n(&st.outbox_acked)),
             "bytes": o.bytes,
             "dropped": o.dropped,
+            "dropped_in_memory": n(&st.outbox_dropped_in_memory),
         }),
         Err(e) => json!({ "error": e.to_string() }),
     };

@@ -84,6 +84,9 @@ pub struct MqttStats {
     pub dropped_qos0: AtomicU64,
     /// Oldest outbox messages dropped to stay within its bounds (this run).
     pub outbox_dropped: AtomicU64,
+    /// QoS 1 messages dropped from memory while the store refused outbox writes (past
+    /// `PENDING_MAX` or `outbox_max_mb`).
+    pub outbox_dropped_in_memory: AtomicU64,
     pub readings_in: AtomicU64,
     /// Times the worker waited for the graph before taking the next message (every
     /// batch buffer of a source was still in the graph): backpressure, the broker and the
@@ -737,7 +740,7 @@ impl Worker {
         } else {
             let dropped = self.pending.push(p);
             self.stats
-                .outbox_dropped
+                .outbox_dropped_in_memory
                 .fetch_add(dropped, Ordering::Relaxed);
         }
     }
