@@ -68,6 +68,7 @@ fn run(qos: u8, n: u64, port: u16, dir: &std::path::Path) -> f64 {
             events: None,
             sync: None,
             nodes: None,
+            beside: None,
         },
         (tx.clone(), rx),
     )

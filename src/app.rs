@@ -414,14 +414,19 @@ pub fn run(settings: Settings, spec: PipelineSpec) -> Result<(), String> {
             max_items: settings.sync.max_remote_items,
         })
     });
+    // Sync's turns: on the MQTT worker's thread when they can be, else on their own.
     #[cfg(feature = "agent")]
-    let sync = sync_peer.as_ref().and_then(|peer| {
+    let (sync, sync_turns) = match sync_peer.as_ref().and_then(|peer| {
         crate::sync::worker::start(crate::sync::worker::SyncParts {
             store: store.clone(),
             settings: settings.clone(),
             mqtt: mqtt_on.then(|| (publish_tx.clone(), peer.clone())),
         })
-    });
+    }) {
+        Some(crate::sync::worker::Started::Thread(h)) => (Some(h), None),
+        Some(crate::sync::worker::Started::OnMqtt(t)) => (None, Some(t)),
+        None => (None, None),
+    };
     #[cfg(feature = "agent")]
     let llm_on = agent.is_some();
     #[cfg(not(feature = "agent"))]
@@ -458,6 +463,10 @@ pub fn run(settings: Settings, spec: PipelineSpec) -> Result<(), String> {
                 sync: sync_peer.map(|p| p as Arc<dyn crate::messages::SyncPeer>),
                 #[cfg(not(feature = "agent"))]
                 sync: None,
+                #[cfg(feature = "agent")]
+                beside: sync_turns,
+                #[cfg(not(feature = "agent"))]
+                beside: None,
             },
             (publish_tx, publish_rx),
         )

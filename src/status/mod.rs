@@ -363,10 +363,12 @@ fn mqtt(shared: &StatusView) -> Json {
     #[cfg(not(feature = "agent"))]
     let (questions, ignored, rate_limited) = (0, 0, 0);
     let outbox = match shared.store.outbox_stats() {
+        // Acknowledged messages still stored (they leave with the next write) are sent.
         Ok(o) => json!({
-            "messages": o.messages,
+            "messages": o.messages.saturating_sub(n(&st.outbox_acked)),
             "bytes": o.bytes,
             "dropped": o.dropped,
+            "dropped_in_memory": n(&st.outbox_dropped_in_memory),
         }),
         Err(e) => json!({ "error": e.to_string() }),
     };

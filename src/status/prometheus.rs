@@ -652,6 +652,12 @@ fn mqtt(o: &mut Out, m: &Json) {
         num(&m["outbox"]["dropped"]),
     );
     o.single(
+        "smollama_mqtt_outbox_dropped_in_memory_total",
+        "counter",
+        "QoS 1 messages dropped from memory while the store refused outbox writes.",
+        num(&m["outbox"]["dropped_in_memory"]),
+    );
+    o.single(
         "smollama_mqtt_remote_sources",
         "gauge",
         "Sources admitted from other nodes.",
