@@ -66,7 +66,14 @@ fn ready_status_and_watchdog_pings_from_the_event_loop() {
     unsafe {
         libc::kill(agent.child.id() as i32, libc::SIGUSR1);
     }
-    std::thread::sleep(Duration::from_millis(200));
+    // Once health says the loop is stuck the stall is in effect; a ping sent before it
+    // may still wait in the socket (a loaded machine delays the signal), so drain it.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while get(&agent.url("/api/health")).map(|(c, _)| c) != Ok(503) {
+        assert!(Instant::now() < deadline, "health never said the loop stalled");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    messages_for(&sock, Duration::from_millis(100));
     let after = messages_for(&sock, Duration::from_secs(1));
     let pings = after.iter().filter(|m| m.contains("WATCHDOG=1")).count();
     assert_eq!(
