@@ -17,10 +17,11 @@ use crate::edges::gpio;
 #[cfg(feature = "agent")]
 use crate::edges::gpio::GpioBackend;
 use crate::edges::http::{self, HttpStats, HttpView};
+#[cfg(feature = "agent")]
+use crate::edges::llm::Llm;
 #[cfg(feature = "mqtt")]
 use crate::edges::mqtt::connection;
-#[cfg(feature = "agent")]
-use crate::edges::ollama::{Ollama, OllamaConfig};
+use crate::edges::ollama::OllamaConfig;
 use crate::graph::registry::Registry;
 use crate::graph::runner;
 #[cfg(feature = "agent")]
@@ -66,11 +67,7 @@ pub fn tool_context(
         hardware: hardware.clone(),
         retention,
         mqtt,
-        embedder: Some(Arc::new(Ollama::new(OllamaConfig {
-            model: settings.memory.embedding_model.clone(),
-            retries: 0,
-            ..ollama_config(settings)
-        }))),
+        embedder: Some(Arc::new(Llm::embedder(settings, None))),
         trusted: false,
         stats: Default::default(),
         stopping: Default::default(),
@@ -119,15 +116,24 @@ fn start_agent(
     let stats = Arc::new(LlmStats::default());
     ctx.stats = stats.tools.clone();
     ctx.events = events.cloned();
-    log::info!(
-        "agent: model {} at {} (keep_alive {}), questions on {}",
-        settings.ollama.model,
-        settings.ollama.base_url(),
-        settings.ollama.keep_alive,
-        settings.ask_topics().join(", ")
-    );
+    let llm = Llm::from_settings(settings);
+    match llm.backend() {
+        crate::edges::llm::Backend::Ollama => log::info!(
+            "agent: model {} at {} (keep_alive {}), questions on {}",
+            settings.ollama.model,
+            settings.ollama.base_url(),
+            settings.ollama.keep_alive,
+            settings.ask_topics().join(", ")
+        ),
+        crate::edges::llm::Backend::OpenAi => log::info!(
+            "agent: model {} at {} (OpenAI-compatible), questions on {}",
+            llm.model(),
+            llm.server(),
+            settings.ask_topics().join(", ")
+        ),
+    }
     worker::start(Agent {
-        ollama: Ollama::new(ollama_config(settings)),
+        llm,
         tools: ToolRegistry::with_plugins(settings, &hardware.devices),
         ctx,
         publish: mqtt_on.then(|| publish.clone()),

@@ -3,11 +3,16 @@
 //!
 //! - `http`: our own small server (smol + httparse): health, status, readings, GPIO, memory.
 //! - `gpio`: pin backends (rppal on a Pi, a mock elsewhere).
+//! - `llm`: the model server, whichever backend: `ollama` or `openai` (any OpenAI-compatible server).
 
 pub mod gpio;
 pub mod http;
 pub mod hw;
+#[cfg(feature = "agent")]
+pub mod llm;
 pub mod mqtt;
 #[cfg(feature = "agent")]
 pub mod ollama;
+#[cfg(feature = "agent")]
+pub mod openai;
 pub mod systemd;

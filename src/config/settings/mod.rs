@@ -21,6 +21,7 @@ mod gpio;
 mod hardware;
 mod http;
 mod key;
+mod llm;
 mod log;
 mod memory;
 mod mqtt;
@@ -38,6 +39,7 @@ pub use agent::{AgentSettings, DEFAULT_SYSTEM_PROMPT, FallbackMode};
 pub use gpio::{GpioBackendChoice, GpioSettings, PinConfig, PinMode, Pull};
 pub use hardware::{BusChoice, HardwareSettings};
 pub use http::HttpSettings;
+pub use llm::{Backend, LlmSettings, Structured};
 pub use log::{LogFormat, LogSettings};
 pub use memory::MemorySettings;
 pub use mqtt::{MqttSettings, Secret};
@@ -62,6 +64,7 @@ pub(crate) const SECTIONS: &[Section] = &[
     log::SECTION,
     mqtt::SECTION,
     ollama::SECTION,
+    llm::SECTION,
     agent::SECTION,
     memory::SECTION,
     sync::SECTION,
@@ -85,6 +88,7 @@ pub struct Settings {
     pub log: LogSettings,
     pub mqtt: MqttSettings,
     pub ollama: OllamaSettings,
+    pub llm: LlmSettings,
     pub agent: AgentSettings,
     pub memory: MemorySettings,
     pub sync: SyncSettings,
@@ -210,6 +214,23 @@ impl Settings {
                 read_timeout: 0,
                 total_timeout: 0,
                 retries: 0,
+            },
+            llm: LlmSettings {
+                backend: Backend::Ollama,
+                base_url: String::new(),
+                model: String::new(),
+                api_key: None,
+                api_key_file: None,
+                structured_output: Structured::JsonSchema,
+                connect_timeout: 0,
+                read_timeout: 0,
+                total_timeout: 0,
+                retries: 0,
+                tool_choice: String::new(),
+                temperature: None,
+                seed: None,
+                num_ctx: None,
+                max_tokens: None,
             },
             agent: AgentSettings {
                 enabled: false,
@@ -388,6 +409,12 @@ impl Settings {
             errors.push(
                 self.error_at(at, "reconnect_min is longer than reconnect_max")
                     .with_hint("e.g. reconnect_min = \"1s\", reconnect_max = \"60s\""),
+            );
+        }
+        if self.llm.backend == Backend::OpenAi && self.llm.model.is_empty() {
+            errors.push(
+                self.error_at(self.origin("llm", "backend"), "backend = \"openai\" needs [llm] model")
+                    .with_hint("the model id as GET <base_url>/models lists it, e.g. model = \"qwen2.5-0.5b-instruct\""),
             );
         }
         if errors.is_empty() {
