@@ -411,12 +411,6 @@ impl Settings {
                     .with_hint("e.g. reconnect_min = \"1s\", reconnect_max = \"60s\""),
             );
         }
-        if self.llm.backend == Backend::OpenAi && self.llm.model.is_empty() {
-            errors.push(
-                self.error_at(self.origin("llm", "backend"), "backend = \"openai\" needs [llm] model")
-                    .with_hint("the model id as GET <base_url>/models lists it, e.g. model = \"qwen2.5-0.5b-instruct\""),
-            );
-        }
         if errors.is_empty() {
             Ok(())
         } else {
