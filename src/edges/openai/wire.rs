@@ -403,3 +403,201 @@ pub fn parse_models(text: &str) -> Result<Vec<String>, LlmError> {
         .filter_map(|m| m.get("id").and_then(Value::as_str).map(str::to_string))
         .collect())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tools() -> Value {
+        json!([{"type": "function", "function": {"name": "read_sensor", "description": "d",
+            "parameters": {"type": "object", "properties": {"id": {"type": "string"}}}}}])
+    }
+
+    #[test]
+    fn tool_calls_go_out_with_string_arguments_and_results_name_their_call() {
+        let call = |n: &str| ToolCall {
+            name: n.into(),
+            arguments: json!({"id": "t1"}),
+        };
+        let msgs = [
+            Message::system("s"),
+            Message::user("q"),
+            Message::assistant("", vec![call("a"), call("b")]),
+            Message::tool("a", "{\"v\":1}"),
+            Message::tool("b", "{\"v\":2}"),
+            Message::assistant("", vec![call("a")]),
+            Message::tool("a", "{\"v\":3}"),
+        ];
+        let j = messages_json(&msgs);
+        assert_eq!(j[0], json!({"role": "system", "content": "s"}));
+        assert_eq!(
+            j[2],
+            json!({"role": "assistant", "content": null, "tool_calls": [
+                {"id": "call_2_0", "type": "function", "function": {"name": "a", "arguments": "{\"id\":\"t1\"}"}},
+                {"id": "call_2_1", "type": "function", "function": {"name": "b", "arguments": "{\"id\":\"t1\"}"}}
+            ]})
+        );
+        assert_eq!(
+            j[3],
+            json!({"role": "tool", "content": "{\"v\":1}", "tool_call_id": "call_2_0"})
+        );
+        assert_eq!(j[4]["tool_call_id"], "call_2_1");
+        assert_eq!(j[6]["tool_call_id"], "call_5_0");
+    }
+
+    #[test]
+    fn chat_body_carries_tools_choice_sampling_and_the_structured_format() {
+        let forced = Sampling {
+            temperature: Some(0.0),
+            seed: Some(7),
+            num_ctx: Some(4096),
+            max_tokens: Some(32),
+            tool_choice: ToolChoice::Function("read_sensor".into()),
+        };
+        let q = [Message::user("q")];
+        let b = chat_body("m", &q, &tools(), None, &forced, Structured::JsonSchema, true);
+        assert_eq!(b["model"], "m");
+        assert_eq!(b["tools"], tools());
+        assert_eq!(
+            b["tool_choice"],
+            json!({"type": "function", "function": {"name": "read_sensor"}})
+        );
+        assert_eq!(b["temperature"], json!(0.0));
+        assert_eq!(b["seed"], 7);
+        assert_eq!(b["max_tokens"], 32);
+        assert!(b.get("num_ctx").is_none(), "not an OpenAI request field");
+        assert_eq!(b["stream"], true);
+        // After the tool answered the model may answer: auto.
+        let after = [
+            Message::user("q"),
+            Message::assistant("", vec![]),
+            Message::tool("read_sensor", "{}"),
+        ];
+        let b = chat_body("m", &after, &tools(), None, &forced, Structured::JsonSchema, false);
+        assert_eq!(b["tool_choice"], "auto");
+        let none = Sampling {
+            tool_choice: ToolChoice::None,
+            ..Sampling::default()
+        };
+        let b = chat_body("m", &q, &tools(), None, &none, Structured::JsonSchema, false);
+        assert!(b.get("tools").is_none() && b.get("tool_choice").is_none());
+        let plain = chat_body("m", &q, &json!([]), None, &Sampling::default(), Structured::JsonSchema, false);
+        let o = plain.as_object().unwrap();
+        for k in ["tools", "tool_choice", "temperature", "seed", "max_tokens", "response_format"] {
+            assert!(!o.contains_key(k), "{k} sent unset");
+        }
+
+        let schema = json!({"type": "object", "properties": {"a": {"type": "number"}}});
+        let f = |s| chat_body("m", &q, &json!([]), Some(&schema), &Sampling::default(), s, false);
+        assert_eq!(
+            f(Structured::JsonSchema)["response_format"],
+            json!({"type": "json_schema", "json_schema": {"name": "answer", "schema": schema, "strict": true}})
+        );
+        assert_eq!(
+            f(Structured::JsonObject)["response_format"],
+            json!({"type": "json_object", "schema": schema})
+        );
+        assert!(f(Structured::Off).get("response_format").is_none());
+        let j = chat_body("m", &q, &json!([]), Some(&json!("json")), &Sampling::default(), Structured::JsonSchema, false);
+        assert_eq!(j["response_format"], json!({"type": "json_object"}));
+    }
+
+    #[test]
+    fn error_bodies_in_every_shape() {
+        let e = |t: &str| error_message(&serde_json::from_str(t).unwrap());
+        assert_eq!(
+            e(r#"{"error": {"message": "bad key", "type": "invalid_request_error"}}"#),
+            Some("bad key".into())
+        );
+        assert_eq!(e(r#"{"error": "overloaded"}"#), Some("overloaded".into()));
+        assert_eq!(e(r#"{"detail": "Not authenticated"}"#), Some("Not authenticated".into()));
+        assert_eq!(e(r#"{"data": []}"#), None);
+        let nf = serde_json::from_str(
+            r#"{"error": {"message": "The model `x` does not exist", "code": "model_not_found"}}"#,
+        )
+        .unwrap();
+        assert!(is_model_not_found(400, &nf));
+        assert!(!is_model_not_found(404, &json!({"detail": "Not Found"})));
+    }
+
+    #[test]
+    fn arguments_decode_from_strings_objects_or_nothing() {
+        let reply = |args: Value| {
+            json!({"choices": [{"message": {"role": "assistant", "content": null,
+                "tool_calls": [{"id": "x", "type": "function",
+                                "function": {"name": "f", "arguments": args}}]}}]})
+            .to_string()
+        };
+        let r = parse_chat_reply(&reply(json!("{\"a\": 1}"))).unwrap();
+        assert_eq!(r.tool_calls[0].arguments, json!({"a": 1}));
+        assert_eq!(r.content, "");
+        let r = parse_chat_reply(&reply(json!({"a": 2}))).unwrap();
+        assert_eq!(r.tool_calls[0].arguments, json!({"a": 2}));
+        let r = parse_chat_reply(&reply(json!(""))).unwrap();
+        assert_eq!(r.tool_calls[0].arguments, json!({}));
+        for bad in [json!("[1]"), json!("{not json"), json!(3)] {
+            assert!(
+                matches!(parse_chat_reply(&reply(bad.clone())), Err(LlmError::BadResponse(_))),
+                "{bad}"
+            );
+        }
+        assert!(matches!(parse_chat_reply("{}"), Err(LlmError::BadResponse(_))));
+        assert!(matches!(parse_chat_reply("<html>"), Err(LlmError::BadResponse(_))));
+    }
+
+    #[test]
+    fn streamed_tool_calls_assemble_by_index() {
+        let mut a = StreamAssembler::default();
+        for l in [
+            r#"data: {"choices":[{"delta":{"role":"assistant","content":null,"tool_calls":[{"index":0,"id":"c","type":"function","function":{"name":"read_sensor","arguments":""}}]}}]}"#,
+            r#"data: {"choices":[{"delta":{"tool_calls":[{"index":0,"function":{"arguments":"{\"id\":"}}]}}]}"#,
+            r#"data: {"choices":[{"delta":{"tool_calls":[{"index":0,"function":{"arguments":"\"t1\"}"}}]}}]}"#,
+            "",
+            ": keep-alive",
+            r#"data: {"choices":[{"delta":{},"finish_reason":"tool_calls"}]}"#,
+            "data: [DONE]",
+        ] {
+            assert_eq!(a.feed(l).unwrap(), "");
+        }
+        assert!(a.is_done());
+        let r = a.finish().unwrap();
+        assert_eq!(
+            r.tool_calls,
+            vec![ToolCall {
+                name: "read_sensor".into(),
+                arguments: json!({"id": "t1"})
+            }]
+        );
+    }
+
+    #[test]
+    fn a_stream_cut_short_is_the_server_gone_and_errors_mid_stream_are_stream_errors() {
+        let mut a = StreamAssembler::default();
+        a.feed(r#"data: {"choices":[{"delta":{"content":"Hel"}}]}"#).unwrap();
+        assert!(matches!(a.finish(), Err(LlmError::Unreachable(_))));
+        let mut a = StreamAssembler::default();
+        let e = a
+            .feed(r#"data: {"error":{"message":"llama_decode failed","type":"server_error"}}"#)
+            .unwrap_err();
+        assert_eq!(e, LlmError::Stream("llama_decode failed".into()));
+        let mut a = StreamAssembler::default();
+        a.feed("event: error").unwrap();
+        assert!(matches!(a.feed(r#"data: {"message":"boom"}"#), Err(LlmError::Stream(_))));
+        let mut a = StreamAssembler::default();
+        assert!(matches!(a.feed("data: {garbage"), Err(LlmError::Stream(_))));
+    }
+
+    #[test]
+    fn embeddings_come_back_in_input_order() {
+        let text = r#"{"object":"list","data":[
+            {"object":"embedding","index":1,"embedding":[0.5,0.5]},
+            {"object":"embedding","index":0,"embedding":[1.0,0.0]}]}"#;
+        assert_eq!(
+            parse_embed_reply(text, 2).unwrap(),
+            vec![vec![1.0, 0.0], vec![0.5, 0.5]]
+        );
+        assert!(matches!(parse_embed_reply(text, 3), Err(LlmError::BadResponse(_))));
+        assert!(matches!(parse_embed_reply(text, 1), Err(LlmError::BadResponse(_))));
+        assert_eq!(embed_body("e", &["x"]), json!({"model": "e", "input": ["x"]}));
+    }
+}
