@@ -186,15 +186,23 @@ fn an_observation_from_a_json_schema_answer_is_stored_embedded_and_recalled() {
     let broker = Broker::start(dir.path());
     let server = ModelServer::start();
     let port = free_port();
-    let s = settings(broker.port, &server, "max_tokens = 200", "")
-        .replace("observe = false", "observe = true\nobserve_min = \"300ms\"\nobserve_max = \"2s\"");
+    let s = settings(broker.port, &server, "max_tokens = 200", "").replace(
+        "observe = false",
+        "observe = true\nobserve_min = \"300ms\"\nobserve_max = \"2s\"",
+    );
     let cfg = write_config_extra(dir.path(), port, PIPELINE, &s);
     let agent = Agent::start(&cfg, port, &["--log-level", "debug"]);
     let obs = eventually(60, "a stored observation", || {
         let (_, o) = get(&agent.url("/api/observations")).ok()?;
-        o["observations"].as_array().filter(|a| !a.is_empty()).map(|a| a[0].clone())
+        o["observations"]
+            .as_array()
+            .filter(|a| !a.is_empty())
+            .map(|a| a[0].clone())
     });
-    let text = obs["text"].as_str().expect("an observation text").to_string();
+    let text = obs["text"]
+        .as_str()
+        .expect("an observation text")
+        .to_string();
     assert!(!text.is_empty(), "{obs}");
     // It came out of the schema-constrained JSON, not the raw-text fallback.
     assert!(
@@ -211,7 +219,10 @@ fn an_observation_from_a_json_schema_answer_is_stored_embedded_and_recalled() {
     assert_eq!(r["mode"], "vector", "embeddings were stored and used: {r}");
     assert_eq!(r["observations"][0]["text"], text.as_str(), "{r}");
     let (_, stats) = get(&agent.url("/api/stats")).unwrap();
-    assert_eq!(stats["vector_dimension"], 64, "the tiny model's n_embd: {stats}");
+    assert_eq!(
+        stats["vector_dimension"], 64,
+        "the tiny model's n_embd: {stats}"
+    );
 }
 
 #[test]
@@ -226,7 +237,12 @@ fn a_server_killed_mid_stream_leaves_the_question_queued_and_answered_later() {
         dir.path(),
         port,
         PIPELINE,
-        &settings(broker.port, &server, "tool_choice = \"none\"\nmax_tokens = 480", ""),
+        &settings(
+            broker.port,
+            &server,
+            "tool_choice = \"none\"\nmax_tokens = 480",
+            "",
+        ),
     );
     let agent = Agent::start(&cfg, port, &[]);
     wait_mqtt(&agent);
@@ -260,7 +276,9 @@ fn a_server_killed_mid_stream_leaves_the_question_queued_and_answered_later() {
     assert!(sub.on("replies/me").is_empty(), "no answer yet");
     // The server comes back on the same port: the queued question is answered.
     server.spawn();
-    let answer = eventually(90, "the queued question answered", || sub.on("replies/me").pop());
+    let answer = eventually(90, "the queued question answered", || {
+        sub.on("replies/me").pop()
+    });
     assert_eq!(answer["id"], "q-kill", "{answer}");
     assert!(answer["answer"].is_string(), "{answer}");
     assert_eq!(llm_status(&agent)["queued"], 0);
@@ -291,11 +309,15 @@ fn status_shows_the_backend_its_models_and_whether_the_model_is_there() {
     assert_eq!(o["model_present"], true, "{o}");
     let (_, text, _) = run_cli(&["--config", cfg, "status"], &[]);
     assert!(
-        text.contains("llm (openai):") && text.contains("model tiny present") && text.contains("models: tiny"),
+        text.contains("llm (openai):")
+            && text.contains("model tiny present")
+            && text.contains("models: tiny"),
         "{text}"
     );
     // Another model name: reachable, but missing, with what to do.
-    let other = std::fs::read_to_string(cfg).unwrap().replace("model = \"tiny\"", "model = \"qwen\"");
+    let other = std::fs::read_to_string(cfg)
+        .unwrap()
+        .replace("model = \"tiny\"", "model = \"qwen\"");
     std::fs::write(cfg, other).unwrap();
     let (_, text, _) = run_cli(&["--config", cfg, "status"], &[]);
     assert!(text.contains("model qwen MISSING"), "{text}");
@@ -346,14 +368,19 @@ fn garbage_or_an_error_mid_stream_is_a_stream_error() {
     fake.push(Step::StreamThenGarbage(vec!["The ".into(), "temp".into()]));
     let mut seen = String::new();
     let e = client(&fake.url())
-        .chat_stream(&[Message::user("hi")], &json!([]), &mut |p| seen.push_str(p))
+        .chat_stream(&[Message::user("hi")], &json!([]), &mut |p| {
+            seen.push_str(p)
+        })
         .unwrap_err();
     assert!(matches!(e, LlmError::Stream(_)), "{e:?}");
     assert!(e.to_string().contains("not JSON"), "{e}");
     assert_eq!(seen, "The temp");
     assert_eq!(fake.bodies().len(), 1, "not retried");
 
-    fake.push(Step::StreamThenError(vec!["A".into()], "model crashed".into()));
+    fake.push(Step::StreamThenError(
+        vec!["A".into()],
+        "model crashed".into(),
+    ));
     let e = client(&fake.url())
         .chat_stream(&[Message::user("hi")], &json!([]), &mut |_| {})
         .unwrap_err();
@@ -372,7 +399,10 @@ fn the_client_against_the_real_server() {
     let streamed = c
         .chat_stream(&q, &json!([]), &mut |p| pieces.push(p.to_string()))
         .unwrap();
-    assert_eq!(whole.content, streamed.content, "deterministic at temperature 0");
+    assert_eq!(
+        whole.content, streamed.content,
+        "deterministic at temperature 0"
+    );
     assert_eq!(pieces.concat(), streamed.content);
     let v = c.embed(&["one", "two", "one"]).unwrap();
     assert_eq!(v.len(), 3);

@@ -103,14 +103,20 @@ fn serve(mut conn: TcpStream, script: &Mutex<VecDeque<Step>>, bodies: &Mutex<Vec
         );
     };
     if path == "/v1/models" {
-        reply(&mut conn, 200, "application/json", r#"{"object":"list","data":[{"id":"tiny","object":"model"}]}"#);
+        reply(
+            &mut conn,
+            200,
+            "application/json",
+            r#"{"object":"list","data":[{"id":"tiny","object":"model"}]}"#,
+        );
         return;
     }
     let req: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
     bodies.lock().unwrap().push(req.clone());
     let stream = req["stream"] == true;
     let step = script.lock().unwrap().pop_front();
-    let sse_head = "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nConnection: close\r\n\r\n";
+    let sse_head =
+        "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nConnection: close\r\n\r\n";
     match step {
         Some(Step::Status(status, body)) => reply(&mut conn, status, "application/json", &body),
         Some(Step::StreamThenGarbage(pieces)) => {

@@ -797,6 +797,7 @@ mod declaration_tests {
                 (Want::Text, "bind") => "\"0.0.0.0:9000\"".into(),
                 (Want::Text, "token") => "\"0123456789abcdef0\"".into(),
                 (Want::Text, "keep_alive") => "\"5m\"".into(),
+                (Want::Text, "base_url") => "\"http://h:1/v1\"".into(),
                 (Want::Text, _) => "\"other-value\"".into(),
             };
             let text = format!("[{section}]\n{} = {other}\n", k.spec.name);

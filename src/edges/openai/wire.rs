@@ -455,7 +455,15 @@ mod tests {
             tool_choice: ToolChoice::Function("read_sensor".into()),
         };
         let q = [Message::user("q")];
-        let b = chat_body("m", &q, &tools(), None, &forced, Structured::JsonSchema, true);
+        let b = chat_body(
+            "m",
+            &q,
+            &tools(),
+            None,
+            &forced,
+            Structured::JsonSchema,
+            true,
+        );
         assert_eq!(b["model"], "m");
         assert_eq!(b["tools"], tools());
         assert_eq!(
@@ -473,22 +481,63 @@ mod tests {
             Message::assistant("", vec![]),
             Message::tool("read_sensor", "{}"),
         ];
-        let b = chat_body("m", &after, &tools(), None, &forced, Structured::JsonSchema, false);
+        let b = chat_body(
+            "m",
+            &after,
+            &tools(),
+            None,
+            &forced,
+            Structured::JsonSchema,
+            false,
+        );
         assert_eq!(b["tool_choice"], "auto");
         let none = Sampling {
             tool_choice: ToolChoice::None,
             ..Sampling::default()
         };
-        let b = chat_body("m", &q, &tools(), None, &none, Structured::JsonSchema, false);
+        let b = chat_body(
+            "m",
+            &q,
+            &tools(),
+            None,
+            &none,
+            Structured::JsonSchema,
+            false,
+        );
         assert!(b.get("tools").is_none() && b.get("tool_choice").is_none());
-        let plain = chat_body("m", &q, &json!([]), None, &Sampling::default(), Structured::JsonSchema, false);
+        let plain = chat_body(
+            "m",
+            &q,
+            &json!([]),
+            None,
+            &Sampling::default(),
+            Structured::JsonSchema,
+            false,
+        );
         let o = plain.as_object().unwrap();
-        for k in ["tools", "tool_choice", "temperature", "seed", "max_tokens", "response_format"] {
+        for k in [
+            "tools",
+            "tool_choice",
+            "temperature",
+            "seed",
+            "max_tokens",
+            "response_format",
+        ] {
             assert!(!o.contains_key(k), "{k} sent unset");
         }
 
         let schema = json!({"type": "object", "properties": {"a": {"type": "number"}}});
-        let f = |s| chat_body("m", &q, &json!([]), Some(&schema), &Sampling::default(), s, false);
+        let f = |s| {
+            chat_body(
+                "m",
+                &q,
+                &json!([]),
+                Some(&schema),
+                &Sampling::default(),
+                s,
+                false,
+            )
+        };
         assert_eq!(
             f(Structured::JsonSchema)["response_format"],
             json!({"type": "json_schema", "json_schema": {"name": "answer", "schema": schema, "strict": true}})
@@ -498,7 +547,15 @@ mod tests {
             json!({"type": "json_object", "schema": schema})
         );
         assert!(f(Structured::Off).get("response_format").is_none());
-        let j = chat_body("m", &q, &json!([]), Some(&json!("json")), &Sampling::default(), Structured::JsonSchema, false);
+        let j = chat_body(
+            "m",
+            &q,
+            &json!([]),
+            Some(&json!("json")),
+            &Sampling::default(),
+            Structured::JsonSchema,
+            false,
+        );
         assert_eq!(j["response_format"], json!({"type": "json_object"}));
     }
 
@@ -510,7 +567,10 @@ mod tests {
             Some("bad key".into())
         );
         assert_eq!(e(r#"{"error": "overloaded"}"#), Some("overloaded".into()));
-        assert_eq!(e(r#"{"detail": "Not authenticated"}"#), Some("Not authenticated".into()));
+        assert_eq!(
+            e(r#"{"detail": "Not authenticated"}"#),
+            Some("Not authenticated".into())
+        );
         assert_eq!(e(r#"{"data": []}"#), None);
         let nf = serde_json::from_str(
             r#"{"error": {"message": "The model `x` does not exist", "code": "model_not_found"}}"#,
@@ -537,12 +597,21 @@ mod tests {
         assert_eq!(r.tool_calls[0].arguments, json!({}));
         for bad in [json!("[1]"), json!("{not json"), json!(3)] {
             assert!(
-                matches!(parse_chat_reply(&reply(bad.clone())), Err(LlmError::BadResponse(_))),
+                matches!(
+                    parse_chat_reply(&reply(bad.clone())),
+                    Err(LlmError::BadResponse(_))
+                ),
                 "{bad}"
             );
         }
-        assert!(matches!(parse_chat_reply("{}"), Err(LlmError::BadResponse(_))));
-        assert!(matches!(parse_chat_reply("<html>"), Err(LlmError::BadResponse(_))));
+        assert!(matches!(
+            parse_chat_reply("{}"),
+            Err(LlmError::BadResponse(_))
+        ));
+        assert!(matches!(
+            parse_chat_reply("<html>"),
+            Err(LlmError::BadResponse(_))
+        ));
     }
 
     #[test]
@@ -573,7 +642,8 @@ mod tests {
     #[test]
     fn a_stream_cut_short_is_the_server_gone_and_errors_mid_stream_are_stream_errors() {
         let mut a = StreamAssembler::default();
-        a.feed(r#"data: {"choices":[{"delta":{"content":"Hel"}}]}"#).unwrap();
+        a.feed(r#"data: {"choices":[{"delta":{"content":"Hel"}}]}"#)
+            .unwrap();
         assert!(matches!(a.finish(), Err(LlmError::Unreachable(_))));
         let mut a = StreamAssembler::default();
         let e = a
@@ -582,7 +652,10 @@ mod tests {
         assert_eq!(e, LlmError::Stream("llama_decode failed".into()));
         let mut a = StreamAssembler::default();
         a.feed("event: error").unwrap();
-        assert!(matches!(a.feed(r#"data: {"message":"boom"}"#), Err(LlmError::Stream(_))));
+        assert!(matches!(
+            a.feed(r#"data: {"message":"boom"}"#),
+            Err(LlmError::Stream(_))
+        ));
         let mut a = StreamAssembler::default();
         assert!(matches!(a.feed("data: {garbage"), Err(LlmError::Stream(_))));
     }
@@ -596,8 +669,17 @@ mod tests {
             parse_embed_reply(text, 2).unwrap(),
             vec![vec![1.0, 0.0], vec![0.5, 0.5]]
         );
-        assert!(matches!(parse_embed_reply(text, 3), Err(LlmError::BadResponse(_))));
-        assert!(matches!(parse_embed_reply(text, 1), Err(LlmError::BadResponse(_))));
-        assert_eq!(embed_body("e", &["x"]), json!({"model": "e", "input": ["x"]}));
+        assert!(matches!(
+            parse_embed_reply(text, 3),
+            Err(LlmError::BadResponse(_))
+        ));
+        assert!(matches!(
+            parse_embed_reply(text, 1),
+            Err(LlmError::BadResponse(_))
+        ));
+        assert_eq!(
+            embed_body("e", &["x"]),
+            json!({"model": "e", "input": ["x"]})
+        );
     }
 }
