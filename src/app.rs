@@ -21,7 +21,6 @@ use crate::edges::http::{self, HttpStats, HttpView};
 use crate::edges::llm::Llm;
 #[cfg(feature = "mqtt")]
 use crate::edges::mqtt::connection;
-use crate::edges::ollama::OllamaConfig;
 use crate::graph::registry::Registry;
 use crate::graph::runner;
 #[cfg(feature = "agent")]
@@ -41,12 +40,6 @@ use crate::store::{Store, StoreOptions};
 
 /// Batches that may wait for the writer thread before the store sink waits.
 const WRITER_QUEUE: usize = 2;
-
-/// The Ollama client settings from the config.
-#[cfg(feature = "agent")]
-pub fn ollama_config(settings: &Settings) -> OllamaConfig {
-    OllamaConfig::from_settings(settings)
-}
 
 /// The tools' view of the running agent.
 #[cfg(feature = "agent")]

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use super::LlmError;
+use super::error::LlmError;
 
 /// The largest reply body read (embeddings of a big batch can be several MB).
 pub const MAX_BODY: u64 = 64 * 1024 * 1024;

@@ -17,9 +17,10 @@ use std::time::Duration;
 use serde::{Serialize, Serializer};
 use serde_json::Value;
 
-pub use crate::edges::llm::LlmError as OllamaError;
+pub use crate::edges::llm::error::LlmError as OllamaError;
 use crate::edges::llm::http::{MAX_BODY, Timeouts, Transport};
-pub use crate::edges::llm::{ChatReply, Message, Role, Sampling, ToolCall};
+pub use crate::edges::llm::message::{ChatReply, Message, Role, ToolCall};
+pub use crate::edges::llm::sampling::Sampling;
 
 /// How long Ollama keeps the model loaded after a request: whole seconds (negative =
 /// forever, 0 = unload at once), sent as a JSON number, or a duration string with a unit

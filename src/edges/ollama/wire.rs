@@ -7,7 +7,7 @@ use serde_json::{Map, Value, json};
 
 use super::{ChatReply, KeepAlive, Message, OllamaError, ToolCall};
 pub use crate::edges::llm::http::excerpt;
-use crate::edges::llm::{Sampling, ToolChoice};
+use crate::edges::llm::sampling::{Sampling, ToolChoice};
 
 /// One message as Ollama expects it: `role` and `content` always; `tool_calls` only when
 /// there are some, as `[{function:{name, arguments}}]`; `tool_name` only when set.

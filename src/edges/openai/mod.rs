@@ -15,8 +15,10 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::config::settings::Secret;
+use crate::edges::llm::error::LlmError;
 use crate::edges::llm::http::{MAX_BODY, Timeouts, Transport, excerpt};
-use crate::edges::llm::{ChatReply, LlmError, Message, Sampling};
+use crate::edges::llm::message::{ChatReply, Message};
+use crate::edges::llm::sampling::Sampling;
 pub use wire::Structured;
 
 /// Where and how to reach the server.

@@ -10,8 +10,10 @@
 use serde_json::{Map, Value, json};
 
 pub use crate::config::settings::Structured;
+use crate::edges::llm::error::LlmError;
 use crate::edges::llm::http::excerpt;
-use crate::edges::llm::{ChatReply, LlmError, Message, Role, Sampling, ToolCall, ToolChoice};
+use crate::edges::llm::message::{ChatReply, Message, Role, ToolCall};
+use crate::edges::llm::sampling::{Sampling, ToolChoice};
 
 /// The id a tool call gets on the wire: by its position (assistant message `m`, call
 /// `n`), so a result can name it without keeping the server's ids (some send none).
