@@ -27,6 +27,7 @@ install() {
   exec 9>"$CACHE/.lock"
   flock 9
   if [ -f "$VENV/.ready-$LLAMA_VERSION" ] && [ -f "$VOCAB" ]; then
+    exec 9>&- # unlock: a server started after this must not hold the lock
     return 0
   fi
   echo "model-server: building llama-cpp-python $LLAMA_VERSION into $VENV (cold cache, ~7 min)" >&2
@@ -42,6 +43,7 @@ install() {
     CMAKE_BUILD_PARALLEL_LEVEL=${CMAKE_BUILD_PARALLEL_LEVEL:-2} \
     nice -n 10 "$VENV/bin/pip" install -q "llama-cpp-python[server] @ file://$SDIST" "gguf==$GGUF_VERSION" >&2
   touch "$VENV/.ready-$LLAMA_VERSION"
+  exec 9>&-
   echo "model-server: built" >&2
 }
 
@@ -74,6 +76,8 @@ w.add_head_count_kv(n_head)
 w.add_rope_dimension_count(n_embd // n_head)
 w.add_layer_norm_rms_eps(1e-5)
 w.add_file_type(0)
+# Mean pooling: /v1/embeddings gives one vector per text (else one per token).
+w.add_pooling_type(gguf.PoolingType.MEAN)
 w.add_tokenizer_model("llama")
 if "tokenizer.ggml.pre" in f:
     w.add_tokenizer_pre(bytes(f["tokenizer.ggml.pre"].parts[-1]).decode())
@@ -126,7 +130,7 @@ serve() {
     echo "model-server: not ready after 60 s" >&2
   ) &
   exec "$VENV/bin/python" -m llama_cpp.server --model "$dir/tiny.gguf" --model_alias tiny \
-    --host 127.0.0.1 --port "$port" --n_ctx 512 --n_threads 1 --verbose false
+    --host 127.0.0.1 --port "$port" --n_ctx 512 --n_threads 1 --embedding true --verbose false
 }
 
 case ${1:-} in

@@ -151,28 +151,28 @@ fn a_forced_tool_call_runs_over_mqtt_and_the_answer_is_published() {
         dir.path(),
         port,
         PIPELINE,
-        &settings(broker.port, &server, "tool_choice = \"list_sources\"", ""),
+        &settings(broker.port, &server, "tool_choice = \"list_gpio\"", ""),
     );
     let agent = Agent::start(&cfg, port, &["--log-level", "debug"]);
     wait_mqtt(&agent);
     sub.publish(
         "smollama/test-node/ask",
-        br#"{"id": "q1", "question": "Which sources are there?", "reply_to": "replies/me"}"#,
+        br#"{"id": "q1", "question": "Which pins are there?", "reply_to": "replies/me"}"#,
         false,
     );
     let answer = eventually(60, "the answer", || sub.on("replies/me").pop());
     assert_eq!(answer["id"], "q1", "{answer}");
     // The model was made to call the tool; the tool ran and its result went back; then
     // the model (free to choose again) answered in text.
-    assert_eq!(answer["tools_used"], json!(["list_sources"]), "{answer}");
+    assert_eq!(answer["tools_used"], json!(["list_gpio"]), "{answer}");
     assert_eq!(answer["rounds"], 2, "{answer}");
     assert_eq!(answer["complete"], true, "{answer}");
     assert!(answer["answer"].is_string(), "{answer}");
     assert_eq!(answer["model"], "tiny");
     let log = agent.log();
     assert!(
-        log.contains("agent: tool list_sources") && log.contains("system:uptime"),
-        "the tool's result (the node's sources) went back to the model: {log}"
+        log.contains("agent: tool list_gpio") && log.contains("motion"),
+        "the tool ran and its result (the node's pins) went back to the model: {log}"
     );
     let st = llm_status(&agent);
     assert_eq!(st["state"], "reachable", "{st}");

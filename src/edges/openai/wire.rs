@@ -33,13 +33,9 @@ pub fn messages_json(messages: &[Message]) -> Value {
         o.insert("role".into(), Value::String(m.role.as_str().into()));
         match m.role {
             Role::Assistant if !m.tool_calls.is_empty() => {
-                // OpenAI wants null rather than "" beside tool calls.
-                let content = if m.content.is_empty() {
-                    Value::Null
-                } else {
-                    Value::String(m.content.clone())
-                };
-                o.insert("content".into(), content);
+                // A string, even empty: OpenAI takes null or "", llama-cpp-python only a
+                // string (its validation refuses null; tests/fixtures/openai/).
+                o.insert("content".into(), Value::String(m.content.clone()));
                 let calls = m
                     .tool_calls
                     .iter()
@@ -316,7 +312,11 @@ impl StreamAssembler {
                     self.calls.push(PartialCall::default());
                 }
                 let p = &mut self.calls[index];
-                if let Some(n) = c["function"]["name"].as_str() {
+                // OpenAI sends the name once; llama-cpp-python repeats it whole in every
+                // chunk (tests/fixtures/openai/chat_stream_tool_call.sse).
+                if let Some(n) = c["function"]["name"].as_str()
+                    && n != p.name
+                {
                     p.name.push_str(n);
                 }
                 match &c["function"]["arguments"] {
@@ -434,7 +434,7 @@ mod tests {
         assert_eq!(j[0], json!({"role": "system", "content": "s"}));
         assert_eq!(
             j[2],
-            json!({"role": "assistant", "content": null, "tool_calls": [
+            json!({"role": "assistant", "content": "", "tool_calls": [
                 {"id": "call_2_0", "type": "function", "function": {"name": "a", "arguments": "{\"id\":\"t1\"}"}},
                 {"id": "call_2_1", "type": "function", "function": {"name": "b", "arguments": "{\"id\":\"t1\"}"}}
             ]})
