@@ -118,13 +118,13 @@ from = ["system"]
 "#;
 
 /// `[mqtt]` and `[llm]` for the agent against the real server; `llm_extra` adds keys.
-fn settings(broker: u16, server: &ModelServer, llm_extra: &str, rest: &str) -> String {
+fn settings(broker: u16, server: &ModelServer, max_tokens: u32, llm_extra: &str) -> String {
     format!(
         "[mqtt]\nbroker = \"127.0.0.1\"\nport = {broker}\nreconnect_min = \"200ms\"\n\n\
          [llm]\nbackend = \"openai\"\nbase_url = \"{}\"\nmodel = \"tiny\"\n\
-         structured_output = \"json_object\"\ntemperature = 0\nseed = 42\nmax_tokens = 24\n\
+         structured_output = \"json_object\"\ntemperature = 0\nseed = 42\nmax_tokens = {max_tokens}\n\
          retries = 0\nconnect_timeout = \"1s\"\n{llm_extra}\n\n\
-         [memory]\nembedding_model = \"tiny\"\nobserve = false\n\n{rest}\n",
+         [memory]\nembedding_model = \"tiny\"\nobserve = false\n",
         server.url()
     )
 }
@@ -151,7 +151,7 @@ fn a_forced_tool_call_runs_over_mqtt_and_the_answer_is_published() {
         dir.path(),
         port,
         PIPELINE,
-        &settings(broker.port, &server, "tool_choice = \"list_gpio\"", ""),
+        &settings(broker.port, &server, 24, "tool_choice = \"list_gpio\""),
     );
     let agent = Agent::start(&cfg, port, &["--log-level", "debug"]);
     wait_mqtt(&agent);
@@ -180,49 +180,61 @@ fn a_forced_tool_call_runs_over_mqtt_and_the_answer_is_published() {
     assert_eq!(st["answered"], 1, "{st}");
 }
 
+const TEXTS: [&str; 3] = [
+    "The garage door opened at night",
+    "Kitchen humidity is stable around 45 percent",
+    "Greenhouse humidity peaks at dawn",
+];
+
+/// Observations imported without vectors are embedded in the background through the
+/// server's /v1/embeddings, and recall then finds them by vector.
 #[test]
-fn an_observation_from_a_json_schema_answer_is_stored_embedded_and_recalled() {
-    let dir = TempDir::new("openai-observe");
+fn observations_are_embedded_by_the_server_and_recalled_by_vector() {
+    let dir = TempDir::new("openai-embed");
     let broker = Broker::start(dir.path());
     let server = ModelServer::start();
     let port = free_port();
-    let s = settings(broker.port, &server, "max_tokens = 200", "").replace(
-        "observe = false",
-        "observe = true\nobserve_min = \"300ms\"\nobserve_max = \"2s\"",
+    let cfg = write_config_extra(
+        dir.path(),
+        port,
+        PIPELINE,
+        &settings(broker.port, &server, 24, ""),
     );
-    let cfg = write_config_extra(dir.path(), port, PIPELINE, &s);
-    let agent = Agent::start(&cfg, port, &["--log-level", "debug"]);
-    let obs = eventually(60, "a stored observation", || {
-        let (_, o) = get(&agent.url("/api/observations")).ok()?;
-        o["observations"]
-            .as_array()
-            .filter(|a| !a.is_empty())
-            .map(|a| a[0].clone())
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_micros() as i64;
+    let lines: String = TEXTS
+        .iter()
+        .enumerate()
+        .map(|(i, t)| {
+            json!({"kind": "observation", "id": i + 1, "text": t, "type": "pattern",
+                   "confidence": 0.7, "related_sources": [], "node": "test-node",
+                   "ts_us": now - 3_600_000_000 * (3 - i as i64)})
+            .to_string()
+                + "\n"
+        })
+        .collect();
+    let file = dir.path().join("obs.jsonl");
+    std::fs::write(&file, lines).unwrap();
+    let c = cfg.to_str().unwrap();
+    let (code, _, err) = run_cli(
+        &["--config", c, "memory", "import", file.to_str().unwrap()],
+        &[],
+    );
+    assert_eq!(code, 0, "{err}");
+    let agent = Agent::start(&cfg, port, &[]);
+    eventually(60, "the vectors filled in", || {
+        let (_, s) = get(&agent.url("/api/stats")).ok()?;
+        (s["vector_dimension"] == 64).then_some(())
     });
-    let text = obs["text"]
-        .as_str()
-        .expect("an observation text")
-        .to_string();
-    assert!(!text.is_empty(), "{obs}");
-    // It came out of the schema-constrained JSON, not the raw-text fallback.
-    assert!(
-        !agent.log().contains("not JSON"),
-        "the answer was schema-valid JSON: {}",
-        agent.log()
-    );
-    // Its vector came from the same server's /v1/embeddings: recall finds it by vector.
     let (code, r) = common::post(
         &agent.url("/api/memory/recall"),
-        &json!({"query": text, "limit": 3}).to_string(),
+        &json!({"query": TEXTS[1], "limit": 3}).to_string(),
     );
     assert_eq!(code, 200, "{r}");
     assert_eq!(r["mode"], "vector", "embeddings were stored and used: {r}");
-    assert_eq!(r["observations"][0]["text"], text.as_str(), "{r}");
-    let (_, stats) = get(&agent.url("/api/stats")).unwrap();
-    assert_eq!(
-        stats["vector_dimension"], 64,
-        "the tiny model's n_embd: {stats}"
-    );
+    assert_eq!(r["observations"][0]["text"], TEXTS[1], "{r}");
 }
 
 #[test]
@@ -237,12 +249,7 @@ fn a_server_killed_mid_stream_leaves_the_question_queued_and_answered_later() {
         dir.path(),
         port,
         PIPELINE,
-        &settings(
-            broker.port,
-            &server,
-            "tool_choice = \"none\"\nmax_tokens = 480",
-            "",
-        ),
+        &settings(broker.port, &server, 480, "tool_choice = \"none\""),
     );
     let agent = Agent::start(&cfg, port, &[]);
     wait_mqtt(&agent);
