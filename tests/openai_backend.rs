@@ -420,3 +420,50 @@ fn the_client_against_the_real_server() {
     let gone = client(&format!("http://127.0.0.1:{}/v1", free_port()));
     assert!(matches!(gone.models(), Err(LlmError::Unreachable(_))));
 }
+
+/// The figure in docs/benchmarks.md ("OpenAI-compatible backend"): questions over MQTT
+/// one at a time through the real server, two model rounds each (the forced tool call,
+/// then the answer). Not a check: run with `--ignored --nocapture`.
+#[test]
+#[ignore]
+fn measure_question_latency_through_the_real_server() {
+    let dir = TempDir::new("openai-bench");
+    let broker = Broker::start(dir.path());
+    let server = ModelServer::start();
+    let sub = Subscriber::new(broker.port, "asker", &["replies/#"]);
+    let port = free_port();
+    let cfg = write_config_extra(
+        dir.path(),
+        port,
+        PIPELINE,
+        &(settings(broker.port, &server, 8, "tool_choice = \"list_gpio\"")
+            + "\n[agent]\nrate_per_minute = 10000\n"),
+    );
+    let agent = Agent::start(&cfg, port, &[]);
+    wait_mqtt(&agent);
+    let (mut total, mut model, mut overhead) = (Vec::new(), Vec::new(), Vec::new());
+    for i in 0..30 {
+        let t0 = Instant::now();
+        let q = format!(r#"{{"id": "b{i}", "question": "Which pins?", "reply_to": "replies/me"}}"#);
+        sub.publish("smollama/test-node/ask", q.as_bytes(), false);
+        let a = eventually(30, "the answer", || {
+            sub.on("replies/me")
+                .into_iter()
+                .find(|a| a["id"] == format!("b{i}"))
+        });
+        total.push(t0.elapsed().as_secs_f64() * 1000.0);
+        model.push(a["model_ms"].as_f64().unwrap());
+        overhead.push(a["overhead_us_per_round"].as_f64().unwrap());
+        assert_eq!(a["rounds"], 2);
+    }
+    let stat = |v: &mut Vec<f64>| {
+        v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+        (v[v.len() / 2], v[v.len() * 9 / 10])
+    };
+    let (t50, t90) = stat(&mut total);
+    let (m50, m90) = stat(&mut model);
+    let (o50, o90) = stat(&mut overhead);
+    println!(
+        "30 questions: end to end median {t50:.1} ms p90 {t90:.1} ms; model median {m50:.1} ms p90 {m90:.1} ms; agent overhead per round median {o50:.0} us p90 {o90:.0} us"
+    );
+}
