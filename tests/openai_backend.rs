@@ -467,3 +467,31 @@ fn measure_question_latency_through_the_real_server() {
         "30 questions: end to end median {t50:.1} ms p90 {t90:.1} ms; model median {m50:.1} ms p90 {m90:.1} ms; agent overhead per round median {o50:.0} us p90 {o90:.0} us"
     );
 }
+
+/// The API key goes out as a bearer token, and nowhere else: not in the config's debug
+/// form, not in an error.
+#[test]
+fn the_api_key_is_sent_as_a_bearer_token_and_never_shown() {
+    let fake = FakeOpenAi::start();
+    let mut cfg = client(&fake.url()).config().clone();
+    cfg.api_key = Some(smollama::config::settings::Secret("sk-test-secret".into()));
+    assert!(!format!("{cfg:?}").contains("sk-test-secret"));
+    let c = OpenAi::new(cfg);
+    c.models().unwrap();
+    let head = fake.heads().pop().unwrap().to_ascii_lowercase();
+    assert!(
+        head.contains("authorization: bearer sk-test-secret"),
+        "{head}"
+    );
+    fake.push(Step::Status(
+        401,
+        r#"{"error": {"message": "invalid api key"}}"#.into(),
+    ));
+    let e = c
+        .chat(&[Message::user("hi")], &json!([]), None)
+        .unwrap_err();
+    assert!(
+        !e.to_string().contains("sk-test-secret") && e.to_string().contains("401"),
+        "{e}"
+    );
+}

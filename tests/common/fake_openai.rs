@@ -32,6 +32,7 @@ pub struct FakeOpenAi {
     pub port: u16,
     script: Arc<Mutex<VecDeque<Step>>>,
     bodies: Arc<Mutex<Vec<Value>>>,
+    heads: Arc<Mutex<Vec<String>>>,
 }
 
 impl FakeOpenAi {
@@ -40,17 +41,19 @@ impl FakeOpenAi {
         let port = listener.local_addr().unwrap().port();
         let script = Arc::new(Mutex::new(VecDeque::new()));
         let bodies = Arc::new(Mutex::new(Vec::new()));
-        let (s, b) = (script.clone(), bodies.clone());
+        let heads = Arc::new(Mutex::new(Vec::new()));
+        let (s, b, h) = (script.clone(), bodies.clone(), heads.clone());
         std::thread::spawn(move || {
             for conn in listener.incoming().map_while(Result::ok) {
-                let (s, b) = (s.clone(), b.clone());
-                std::thread::spawn(move || serve(conn, &s, &b));
+                let (s, b, h) = (s.clone(), b.clone(), h.clone());
+                std::thread::spawn(move || serve(conn, &s, &b, &h));
             }
         });
         FakeOpenAi {
             port,
             script,
             bodies,
+            heads,
         }
     }
 
@@ -61,6 +64,11 @@ impl FakeOpenAi {
 
     pub fn push(&self, step: Step) {
         self.script.lock().unwrap().push_back(step);
+    }
+
+    /// The request heads (request line and headers) received, in order.
+    pub fn heads(&self) -> Vec<String> {
+        self.heads.lock().unwrap().clone()
     }
 
     /// The chat request bodies received, in order.
@@ -75,7 +83,12 @@ fn chunk(text: &str) -> String {
     format!("data: {c}\n\n")
 }
 
-fn serve(mut conn: TcpStream, script: &Mutex<VecDeque<Step>>, bodies: &Mutex<Vec<Value>>) {
+fn serve(
+    mut conn: TcpStream,
+    script: &Mutex<VecDeque<Step>>,
+    bodies: &Mutex<Vec<Value>>,
+    heads: &Mutex<Vec<String>>,
+) {
     let mut reader = BufReader::new(conn.try_clone().unwrap());
     let mut head = String::new();
     let mut len = 0usize;
@@ -94,6 +107,7 @@ fn serve(mut conn: TcpStream, script: &Mutex<VecDeque<Step>>, bodies: &Mutex<Vec
     }
     let mut body = vec![0; len];
     let _ = reader.read_exact(&mut body);
+    heads.lock().unwrap().push(head.clone());
     let path = head.split_whitespace().nth(1).unwrap_or("").to_string();
     let reply = |conn: &mut TcpStream, status: u16, ctype: &str, body: &str| {
         let _ = write!(
