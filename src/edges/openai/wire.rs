@@ -684,6 +684,14 @@ mod tests {
                 arguments: json!({})
             }]
         );
+        // A JSON-schema answer (response_format json_object): the grammar held its shape,
+        // but the random model never closes its string, so it is cut at max_tokens.
+        let r = parse_chat_reply(&fixture("chat_json_object.json")).unwrap();
+        assert!(
+            r.content.starts_with("{ \"observations\":[{\"text\""),
+            "{}",
+            r.content
+        );
         assert_eq!(parse_models(&fixture("models.json")).unwrap(), vec!["tiny"]);
         let v = parse_embed_reply(&fixture("embeddings.json"), 2).unwrap();
         assert_eq!((v.len(), v[0].len(), v[1].len()), (2, 64, 64));
