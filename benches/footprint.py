@@ -10,7 +10,8 @@ Build first: cargo build --release
 
 --broker starts a mosquitto (Debian's) and connects the agent to it, as a node with MQTT
 on. Each thread's CPU time and wake-ups (schedstat's timeslices) over the window are
-printed, so a thread that wakes when it need not shows.
+printed, so a thread that wakes when it need not shows, and the messages published in
+the window (what passes the default pipeline's filter varies with the machine's load).
 
 With collectd installed (Debian: apt-get install collectd-core), collectd runs alongside
 during the same window, sampling the same kind of metrics every 10 s into CSV files, and
@@ -80,6 +81,21 @@ def per_thread(pid):
             continue
         out[tid] = (name, ns, slices)
     return out
+
+
+def mqtt_out(port):
+    """Messages the agent has published (0 without a broker or HTTP), from /api/status."""
+    import json
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=2) as s:
+            s.sendall(b"GET /api/status HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            data = b""
+            while chunk := s.recv(65536):
+                data += chunk
+        body = json.loads(data.split(b"\r\n\r\n", 1)[1])
+        return body["connections"]["mqtt"].get("messages_out", 0)
+    except (OSError, ValueError, KeyError, IndexError):
+        return 0
 
 
 def thread_names(pid):
@@ -159,12 +175,14 @@ def main():
 
     # Let start-up work settle, then measure an idle window.
     time.sleep(min(5.0, args.seconds / 4))
+    out0 = mqtt_out(port) if broker else 0
     cpu0 = cpu_seconds(p.pid)
     t_before = per_thread(p.pid)
     ccpu0 = cpu_seconds(c.pid) if c else 0
     time.sleep(args.seconds)
     cpu1 = cpu_seconds(p.pid)
     t_after = per_thread(p.pid)
+    out1 = mqtt_out(port) if broker else 0
     st = proc_status(p.pid)
     names = thread_names(p.pid)
     if c:
@@ -187,6 +205,10 @@ def main():
     print(f"rss_kib: {st['VmRSS']} (anon {st.get('RssAnon', 0)}, file {st.get('RssFile', 0)})")
     print(f"vmhwm_kib: {st['VmHWM']}")
     print(f"cpu_s_over_{args.seconds:.0f}s_idle: {cpu1 - cpu0:.5f}")
+    if broker:
+        # The default pipeline publishes what passes its filter: a busy machine's changing
+        # CPU load means more messages, so compare runs per message as well.
+        print(f"mqtt_messages_out_in_window: {out1 - out0}")
     print(f"threads: {st['Threads']} ({', '.join(names)})")
     for tid, (name, ns, slices) in sorted(t_after.items(), key=lambda kv: kv[1][0]):
         b = t_before.get(tid, (name, 0, 0))

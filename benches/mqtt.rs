@@ -67,6 +67,8 @@ fn run(qos: u8, n: u64, port: u16, dir: &std::path::Path) -> f64 {
             recent: Default::default(),
             events: None,
             sync: None,
+            nodes: None,
+            beside: None,
         },
         (tx.clone(), rx),
     )

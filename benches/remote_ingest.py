@@ -151,6 +151,30 @@ def rss(pid):
     return (out["VmRSS"], out["RssAnon"])
 
 
+def rss_by_mapping(pid):
+    """Where the resident memory is: {"anon": kB, "data.mdb": kB, "binary": kB, "other": kB}
+    from /proc/PID/smaps (the store's map is file-backed: the kernel reclaims it first)."""
+    out = {"anon": 0, "data.mdb": 0, "binary": 0, "other": 0}
+    name = ""
+    with open(f"/proc/{pid}/smaps") as f:
+        for line in f:
+            first = line.split(None, 1)[0]
+            if "-" in first and not first.endswith(":"):
+                parts = line.split()
+                name = parts[5] if len(parts) > 5 else ""
+            elif first == "Rss:":
+                kb = int(line.split()[1])
+                if name.endswith("data.mdb"):
+                    out["data.mdb"] += kb
+                elif name.endswith("smollama"):
+                    out["binary"] += kb
+                elif name == "" or name.startswith("["):
+                    out["anon"] += kb
+                else:
+                    out["other"] += kb
+    return out
+
+
 def drops(s):
     return (sum(x.get("drops", 0) for x in s.get("sources", []))
             + sum(e.get("drops", 0) for e in s.get("edges", [])))
@@ -223,6 +247,7 @@ def main():
             break
         time.sleep(0.5)
     rss_end = rss(pid)
+    by_map = rss_by_mapping(pid)
     time.sleep(args.settle)
     rss_settled = rss(pid)
     dt = t1 - t0
@@ -237,6 +262,7 @@ def main():
     print(f"rss_kb: {s1['process']['rss_kb']}")
     print(f"sent_total: {total_sent}, received: {m['readings_in']}, stored_total: {s2['store']['readings_written']}")
     print(f"rss_kb (VmRSS, RssAnon): before {rss_before}, after the flood {rss_end}, {args.settle:.0f} s later {rss_settled}")
+    print("rss_kb by mapping after the flood: " + ", ".join(f"{k} {v}" for k, v in by_map.items()))
     print(f"drops: {drops(s2)}, held_back: {m['held_back']}, reconnects: {m['reconnects']}, refused names: {m['remote_sources']['names_refused']}")
     agent.send_signal(signal.SIGTERM)
     agent.wait(timeout=30)

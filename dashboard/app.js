@@ -1,5 +1,5 @@
 // The dashboard: one page, its views chosen by the URL's hash (#/, #/source/<id>,
-// #/readings, #/observations, #/memories, #/gpio, #/ask), all from the node's JSON
+// #/readings, #/observations, #/memories, #/gpio, #/ask, #/nodes), all from the node's JSON
 // endpoints and kept current by /api/events (Server-Sent Events). When the stream
 // cannot be opened or its `hello` does not arrive (a proxy that buffers), it polls
 // every 5 s and tries the stream again after a minute. Writes (GPIO, ask, logout) go
@@ -349,52 +349,86 @@ views.source = (main, id) => {
   };
 };
 
+// The node filter bar of the readings and observations pages: "All", then one link per
+// node (`[value, label, health]`), the current one marked.
+function nodeLinks(base, filter, nodes) {
+  const link = (value, label, dot) => el("a", {
+    href: `#/${base}${value ? `?node=${encodeURIComponent(value)}` : ""}`,
+    class: filter === value ? "on" : "",
+  }, dot ? el("span", { class: `dot ${dot}`, title: dot }) : null, label);
+  return [link("", "All"), ...nodes.map(([value, label, dot]) => link(value, label, dot))];
+}
+
 views.readings = (main, _, params) => {
   const filter = params.get("node") || "";
-  const local = state.status ? state.status.node : $("#node").textContent;
+  let local = state.status ? state.status.node : $("#node").textContent;
   const bar = el("div", { class: "bar", id: "nodes" });
   const about = el("p", { id: "about" });
   const grid = el("section", { class: "grid" });
   main.append(el("h2", {}, "Readings across nodes"), bar, about, grid);
-  const draw = () => {
-    const nodes = new Map(); // node -> newest ms
+  // Every node's latest readings, as this node received them (/api/cluster/readings:
+  // other nodes' batches arrive every 30 s by default); this node's own also live.
+  let cluster = new Map(); // full id -> {node, source, value, unit, t}
+  const rows = () => {
+    const out = new Map(cluster);
     for (const [s, r] of state.latest) {
+      const have = out.get(s);
+      if (have && have.t >= r.t) continue;
       const n = nodeOf(s);
-      if (n) nodes.set(n, Math.max(nodes.get(n) || 0, r.t));
+      out.set(s, { node: n || local, source: n ? s.slice(n.length + 1) : s, value: r.value, unit: r.unit, t: r.t });
     }
-    const link = (label, value, dot) => el("a", {
-      href: `#/readings${value ? `?node=${encodeURIComponent(value)}` : ""}`,
-      class: filter === value ? "on" : "",
-    }, dot ? el("span", { class: `dot ${dot}`, title: dot }) : null, label);
-    bar.replaceChildren(link("All", ""), link(`Local · ${local || "this node"}`, "local"),
-      ...[...nodes].sort().map(([n, t]) => link(n, n, nodeState(t))));
+    return out;
+  };
+  const isLocal = (node) => node === local;
+  const draw = () => {
+    const all = rows();
+    const nodes = new Map(); // other node -> newest ms
+    let newestLocal = 0;
+    for (const r of all.values()) {
+      if (isLocal(r.node)) newestLocal = Math.max(newestLocal, r.t);
+      else nodes.set(r.node, Math.max(nodes.get(r.node) || 0, r.t));
+    }
+    const wanted = filter === "local" ? local : filter;
+    bar.replaceChildren(...nodeLinks("readings", filter, [
+      ["local", `Local · ${local || "this node"}`, null],
+      ...[...nodes].sort().map(([n, t]) => [n, n, nodeState(t)])]));
     const cards = [];
-    for (const [s, r] of [...state.latest].sort()) {
-      const n = nodeOf(s);
-      if (filter === "local" && n) continue;
-      if (filter && filter !== "local" && n !== filter) continue;
-      cards.push(el("a", { class: "card reading", href: `#/source/${encodeURIComponent(s)}`, "data-source": s },
-        el("small", {}, s), el("b", {}, fmt(r.value), " ", el("small", {}, r.unit || "")),
-        el("small", {}, n ? n : "Local", " · ", ago(r.t))));
+    for (const [s, r] of [...all].sort((x, y) => (x[1].node + x[1].source).localeCompare(y[1].node + y[1].source))) {
+      if (wanted && r.node !== wanted) continue;
+      cards.push(el("a", { class: "card reading", href: `#/source/${encodeURIComponent(s)}`, "data-source": s, "data-node": r.node },
+        el("small", {}, r.source), el("b", {}, fmt(r.value), " ", el("small", {}, r.unit || "")),
+        el("small", {}, isLocal(r.node) ? "Local" : r.node, " · ", ago(r.t))));
     }
     grid.replaceChildren(...(cards.length ? cards : [el("p", { class: "dim" }, "No readings.")]));
     // A node's page: its state, when it was last heard of, how many sources.
-    const newest = filter === "local"
-      ? Math.max(0, ...[...state.latest].filter(([s]) => !nodeOf(s)).map(([, r]) => r.t))
-      : nodes.get(filter);
-    about.replaceChildren(...(filter && newest ? [
-      el("span", { class: `dot ${nodeState(newest)}` }), `${filter === "local" ? `${local} (this node)` : filter} · `,
+    const newest = isLocal(wanted) ? newestLocal : nodes.get(wanted);
+    about.replaceChildren(...(wanted && newest ? [
+      el("span", { class: `dot ${nodeState(newest)}` }), `${isLocal(wanted) ? `${local} (this node)` : wanted} · `,
       nodeState(newest), " · last seen ", ago(newest), ` · ${cards.length} sources`] : []));
   };
+  const load = async () => {
+    try {
+      const c = await api("/api/cluster/readings");
+      local = c.node || local;
+      cluster = new Map((c.readings || []).map((r) => [r.full_id,
+        { node: r.node, source: r.source_id, value: r.value, unit: r.unit, t: Date.parse(r.timestamp) }]));
+    } catch (e) { /* unreachable: the banner says it; live readings still show */ }
+    if (!state.paused) draw();
+  };
   draw();
-  return { onReading: draw };
+  load();
+  const timer = setInterval(load, 10000);
+  return { onReading: draw, close: () => clearInterval(timer) };
 };
 
 const HOURS = [["All", 0], ["7d", 168], ["24h", 24], ["6h", 6], ["1h", 1]];
 
-function searchView(main, kind) {
+function searchView(main, kind, params) {
   const box = el("input", { type: "search", placeholder: `search ${kind}`, "aria-label": "search" });
   const bar = el("div", { class: "bar" });
+  // Observations of every node (merged by sync), or of one: ?node=.
+  const node = kind === "observations" ? (params.get("node") || "") : "";
+  const nodes = el("div", { class: "bar", id: "nodes" });
   const mode = el("p", { class: "dim", id: "mode" });
   const list = el("section", { class: "list" });
   let hours = 0, timer = null;
@@ -405,6 +439,7 @@ function searchView(main, kind) {
       x.times_confirmed > 1 ? el("span", { class: "badge" }, `confirmed ${x.times_confirmed}×`) : null,
       ` ${Math.round((x.confidence || 0) * 100)}% confidence`,
       x.similarity ? ` · ${Math.round(x.similarity * 100)}% match` : "",
+      x.node ? ` · ${x.node}` : "",
       " · ", ago(Date.parse(x.timestamp || x.updated_at))),
     (x.related_sources || []).length ? el("div", {}, ...x.related_sources.map((s) =>
       el("a", { class: "chip", href: `#/source/${encodeURIComponent(s)}` }, s))) : null);
@@ -419,9 +454,11 @@ function searchView(main, kind) {
           : "search by words (BM25: the embedding model is not available or has no vectors yet)";
         items = r[kind];
         if (kind === "observations" && hours) items = items.filter((x) => Date.parse(x.timestamp) > Date.now() - hours * 3600e3);
+        if (node) items = items.filter((x) => x.node === node);
       } else {
         mode.textContent = "newest first";
-        const r = await api(kind === "observations" ? `/api/observations?hours=${hours}&limit=50` : "/api/memories?limit=50");
+        const only = node ? `&node=${encodeURIComponent(node)}` : "";
+        const r = await api(kind === "observations" ? `/api/cluster/observations?hours=${hours}&limit=50${only}` : "/api/memories?limit=50");
         items = r[kind];
       }
       list.replaceChildren(...(items.length ? items.map(card) : [el("p", { class: "dim" }, `No ${kind}.`)]));
@@ -439,13 +476,21 @@ function searchView(main, kind) {
       } }, label));
     }
   }
-  main.append(el("h2", {}, kind[0].toUpperCase() + kind.slice(1)), box, bar, mode, list);
+  if (kind === "observations") {
+    // The nodes whose observations this node holds (/api/cluster/stats).
+    api("/api/cluster/stats").then((st) => {
+      const known = (st.nodes || []).filter((n) => n.observations_count > 0 || n.node === node);
+      nodes.replaceChildren(...nodeLinks("observations", node, known.map((n) =>
+        [n.node, `${n.local ? "Local · " : ""}${n.node} (${n.observations_count})`, null])));
+    }).catch(() => {});
+  }
+  main.append(el("h2", {}, kind[0].toUpperCase() + kind.slice(1)), ...(kind === "observations" ? [nodes] : []), box, bar, mode, list);
   load();
   return { onEvent: (k) => { if (k === kind.slice(0, -1) && !box.value.trim()) load(); } };
 }
 
-views.observations = (main) => searchView(main, "observations");
-views.memories = (main) => searchView(main, "memories");
+views.observations = (main, _, params) => searchView(main, "observations", params);
+views.memories = (main, _, params) => searchView(main, "memories", params);
 
 views.gpio = (main) => {
   const body = el("tbody");
@@ -523,6 +568,45 @@ views.ask = (main) => {
       }
     },
   };
+};
+
+// Every node this one knows (GET /api/nodes: mDNS and MQTT), refreshed every 5 s while
+// shown; health from the node's status topic and its last traffic.
+views.nodes = (main, _, params) => {
+  const body = el("tbody");
+  const note = el("p", { class: "dim" });
+  const health = params.get("health") || "";
+  const filter = el("select", {
+    id: "node-health", "aria-label": "health",
+    onchange: (e) => { location.hash = `#/nodes${e.target.value ? `?health=${e.target.value}` : ""}`; },
+  }, ...["", "active", "stale", "offline"].map((h) =>
+    el("option", { value: h, selected: h === health }, h || "any health")));
+  main.append(el("h2", {}, "Nodes"), filter, note,
+    el("table", { id: "nodes" }, el("thead", {}, el("tr", {}, ...["node", "role", "health", "address",
+      "last seen", "via", "version", "offers"].map((h) => el("th", {}, h)))), body));
+  const load = async () => {
+    if (state.paused) return;
+    try {
+      const d = await api("/api/nodes");
+      const c = d.counts;
+      note.textContent = `${c.known} other nodes known: ${c.active} active, ${c.stale} stale, ${c.offline} offline`;
+      body.replaceChildren(...d.nodes.filter((n) => !health || n.health === health).map((n) => {
+        const caps = n.capabilities;
+        return el("tr", { "data-node": n.name, class: `health-${n.health}` },
+          el("td", {}, n.self ? `${n.name} (this node)` : n.name),
+          el("td", {}, n.node_type || "–"),
+          el("td", { class: "health" }, n.health),
+          el("td", {}, n.url && !n.self ? el("a", { href: n.url }, n.addresses.join(", ")) : (n.addresses.join(", ") || "–")),
+          el("td", {}, ago(Date.now() - n.seen_s_ago * 1000)),
+          el("td", {}, n.via.join(", ")),
+          el("td", {}, n.version || "–"),
+          el("td", {}, caps ? `${caps.sources} sources, ${caps.tools} tools${caps.llm ? ", LLM" : ""}` : "–"));
+      }));
+    } catch (e) { note.textContent = e.message; }
+  };
+  load();
+  const timer = setInterval(load, POLL_MS);
+  return { close: () => clearInterval(timer) };
 };
 
 // ---- routing ----

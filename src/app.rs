@@ -38,6 +38,9 @@ use crate::status::StatusView;
 use crate::store::writer;
 use crate::store::{Store, StoreOptions};
 
+#[cfg(feature = "openclaw")]
+mod openclaw;
+
 /// Batches that may wait for the writer thread before the store sink waits.
 const WRITER_QUEUE: usize = 2;
 
@@ -222,6 +225,74 @@ fn discovery_messages(
     out
 }
 
+/// The node directory (`crate::nodes`): what this node announces of itself, and the
+/// bounds and thresholds of what it learns of the others.
+fn node_directory(
+    settings: &Settings,
+    started: crate::graph::Micros,
+    sources: usize,
+    llm: bool,
+) -> Arc<crate::nodes::NodeDirectory> {
+    use crate::nodes::{Announcement, Capabilities, NodeDirectory, NodeTopics, Thresholds};
+    #[cfg(feature = "mdns")]
+    let addresses = crate::edges::mdns::interfaces::lan_addresses()
+        .into_iter()
+        .map(|a| a.ip)
+        .filter(|ip| settings.http.bind.ip().is_unspecified() || *ip == settings.http.bind.ip())
+        .collect();
+    #[cfg(not(feature = "mdns"))]
+    let addresses = Vec::new();
+    #[cfg(feature = "agent")]
+    let tools = if llm {
+        ToolRegistry::with_core_tools().len()
+    } else {
+        0
+    };
+    #[cfg(not(feature = "agent"))]
+    let tools = 0;
+    let d = &settings.discovery;
+    Arc::new(NodeDirectory::new(
+        &settings.node.name,
+        Announcement {
+            addresses,
+            port: settings.http.bind.port(),
+            // The original's roles: a llama runs the LLM, an alpaca is an edge node.
+            node_type: if llm { "llama" } else { "alpaca" }.into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            capabilities: Capabilities {
+                sources: sources as u32,
+                tools: tools as u32,
+                llm,
+            },
+        },
+        started,
+        d.max_nodes,
+        Thresholds {
+            stale_after: d.stale_after,
+            offline_after: d.offline_after,
+            cache_ttl: d.cache_ttl,
+        },
+        NodeTopics::new(&[&settings.mqtt_prefix(), &settings.mqtt_state_prefix()]),
+    ))
+}
+
+/// Start mDNS discovery, or say in one line why it does not run here.
+#[cfg(feature = "mdns")]
+fn start_mdns(
+    settings: &Settings,
+    directory: &Arc<crate::nodes::NodeDirectory>,
+) -> Option<(
+    crate::edges::mdns::MdnsHandle,
+    impl std::future::Future<Output = ()> + use<>,
+)> {
+    let have = !directory.me().1.addresses.is_empty();
+    if let Some(why) = crate::edges::mdns::unavailable(settings, have) {
+        log::info!("discovery: {why}");
+        return None;
+    }
+    crate::edges::mdns::start(settings, directory.clone())
+}
+
 /// Where the store lives under the data directory (`data_dir.rs`; here for the CLI).
 pub use crate::data_dir::store_dir;
 
@@ -342,14 +413,34 @@ pub fn run(settings: Settings, spec: PipelineSpec) -> Result<(), String> {
             max_items: settings.sync.max_remote_items,
         })
     });
+    // Sync's turns: on the MQTT worker's thread when they can be, else on their own.
     #[cfg(feature = "agent")]
-    let sync = sync_peer.as_ref().and_then(|peer| {
+    let (sync, sync_turns) = match sync_peer.as_ref().and_then(|peer| {
         crate::sync::worker::start(crate::sync::worker::SyncParts {
             store: store.clone(),
             settings: settings.clone(),
             mqtt: mqtt_on.then(|| (publish_tx.clone(), peer.clone())),
         })
-    });
+    }) {
+        Some(crate::sync::worker::Started::Thread(h)) => (Some(h), None),
+        Some(crate::sync::worker::Started::OnMqtt(t)) => (None, Some(t)),
+        None => (None, None),
+    };
+    #[cfg(feature = "agent")]
+    let llm_on = agent.is_some();
+    #[cfg(not(feature = "agent"))]
+    let llm_on = false;
+    let directory = node_directory(
+        &settings,
+        started,
+        built
+            .status
+            .nodes
+            .iter()
+            .filter(|n| n.role == "source")
+            .count(),
+        llm_on,
+    );
     #[cfg(feature = "mqtt")]
     let mqtt = if mqtt_on {
         connection::start(
@@ -366,10 +457,15 @@ pub fn run(settings: Settings, spec: PipelineSpec) -> Result<(), String> {
                 questions: None,
                 recent: recent.clone(),
                 events: events.clone(),
+                nodes: Some(directory.clone()),
                 #[cfg(feature = "agent")]
                 sync: sync_peer.map(|p| p as Arc<dyn crate::messages::SyncPeer>),
                 #[cfg(not(feature = "agent"))]
                 sync: None,
+                #[cfg(feature = "agent")]
+                beside: sync_turns,
+                #[cfg(not(feature = "agent"))]
+                beside: None,
             },
             (publish_tx, publish_rx),
         )
@@ -377,6 +473,29 @@ pub fn run(settings: Settings, spec: PipelineSpec) -> Result<(), String> {
         log::info!("mqtt: no broker configured ([mqtt] broker); running without MQTT");
         None
     };
+    // The OpenClaw gateway's node client: its commands are the tools, answered once the
+    // loop turns (NODE_NOT_READY before).
+    #[cfg(feature = "openclaw")]
+    let openclaw_ready = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    #[cfg(feature = "openclaw")]
+    let openclaw = openclaw::start(
+        &settings,
+        &store_path,
+        ToolContext {
+            events: events.clone(),
+            ..tool_context(
+                &settings,
+                &store,
+                &registry,
+                &gpio,
+                &hardware,
+                built.status.retention.clone(),
+                None,
+            )
+        },
+        intake.clone().map(|i| i as Arc<dyn QuestionIntake>),
+        &openclaw_ready,
+    );
     let (ping_tx, ping_rx) = async_channel::bounded::<async_channel::Sender<()>>(16);
     let writer_stats = writer.stats.clone();
     let shared = Arc::new(StatusView {
@@ -399,6 +518,9 @@ pub fn run(settings: Settings, spec: PipelineSpec) -> Result<(), String> {
         llm: agent.as_ref().map(|a| a.stats.clone()),
         #[cfg(feature = "agent")]
         intake: intake.clone(),
+        #[cfg(feature = "openclaw")]
+        openclaw: openclaw.as_ref().map(|h| h.stats.clone()),
+        directory: directory.clone(),
     });
 
     let http = if let Some(events) = events {
@@ -413,6 +535,7 @@ pub fn run(settings: Settings, spec: PipelineSpec) -> Result<(), String> {
             retention: shared.graph.retention.clone(),
             ping: ping_tx,
             stats: shared.http.clone(),
+            nodes: directory.clone(),
             status: Box::new({
                 let shared = shared.clone();
                 move || crate::status::live(&shared)
@@ -433,6 +556,16 @@ pub fn run(settings: Settings, spec: PipelineSpec) -> Result<(), String> {
     };
 
     let ex = smol::LocalExecutor::new();
+    // mDNS after HTTP is listening: the announced port answers from the first packet.
+    #[cfg(feature = "mdns")]
+    let mdns = start_mdns(&settings, &directory).map(|(handle, task)| {
+        ex.spawn(task).detach();
+        handle
+    });
+    #[cfg(not(feature = "mdns"))]
+    if settings.discovery.enabled {
+        log::info!("discovery: this build has no mdns feature; nodes are learned over MQTT only");
+    }
     let node_tasks: Vec<_> = built.tasks.into_iter().map(|t| ex.spawn(t)).collect();
     // Answer health pings from inside the loop: a reply proves the loop is turning.
     ex.spawn(async move {
@@ -483,6 +616,8 @@ pub fn run(settings: Settings, spec: PipelineSpec) -> Result<(), String> {
         }
     );
     let until = shutdown.clone();
+    #[cfg(feature = "openclaw")]
+    openclaw_ready.store(true, std::sync::atomic::Ordering::Release);
     smol::block_on(ex.run(async {
         // A source may end early (a gpio source with no pins); the agent runs on
         // until told to stop, then waits for every node to drain.
@@ -492,6 +627,13 @@ pub fn run(settings: Settings, spec: PipelineSpec) -> Result<(), String> {
         }
     }));
 
+    #[cfg(feature = "openclaw")]
+    openclaw_ready.store(false, std::sync::atomic::Ordering::Release);
+    // The goodbye first: peers drop this node at once, not after its records expire.
+    #[cfg(feature = "mdns")]
+    if let Some(m) = mdns {
+        m.stop();
+    }
     // Every node has returned. MQTT first (its outbox lives in the store), then the store
     // writer's last commit. Sync before MQTT: it publishes into MQTT's channel.
     #[cfg(feature = "agent")]
@@ -501,6 +643,10 @@ pub fn run(settings: Settings, spec: PipelineSpec) -> Result<(), String> {
     #[cfg(feature = "mqtt")]
     if let Some(m) = mqtt {
         m.stop();
+    }
+    #[cfg(feature = "openclaw")]
+    if let Some(o) = openclaw {
+        o.stop();
     }
     #[cfg(feature = "agent")]
     if let Some(a) = agent {

@@ -13,6 +13,8 @@ pub const COMPILED: &[&str] = &[
     "mqtt-tls",
     #[cfg(feature = "agent")]
     "agent",
+    #[cfg(feature = "mdns")]
+    "mdns",
 ];
 
 /// `rpi, mqtt, agent`, or `none`.

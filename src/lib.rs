@@ -14,6 +14,7 @@ pub mod logging;
 #[cfg(feature = "agent")]
 pub mod memory;
 pub mod messages;
+pub mod nodes;
 pub mod plugins;
 pub mod process;
 pub mod running;

@@ -43,6 +43,7 @@ struct Cli {
 enum Cmd {
     Run(RunCmd),
     Status(StatusCmd),
+    Nodes(NodesCmd),
     Pipeline(PipelineCmd),
     Plugins(PluginsCmd),
     Ask(AskCmd),
@@ -164,6 +165,16 @@ struct RunCmd {
 #[argh(help_triggers("-h", "--help", "help"))]
 struct StatusCmd {
     /// print one JSON object instead of text
+    #[argh(switch)]
+    json: bool,
+}
+
+#[derive(FromArgs)]
+/// list the other nodes the running agent knows (mDNS, MQTT): role, address, last seen, health
+#[argh(subcommand, name = "nodes")]
+#[argh(help_triggers("-h", "--help", "help"))]
+struct NodesCmd {
+    /// print the agent's JSON (GET /api/nodes) instead of a table
     #[argh(switch)]
     json: bool,
 }
@@ -301,6 +312,7 @@ fn main() -> ExitCode {
             }
         },
         Some(Cmd::Status(s)) => status(&settings, s.json),
+        Some(Cmd::Nodes(n)) => nodes(&settings, n.json),
         Some(Cmd::Pipeline(PipelineCmd {
             cmd: PipelineSub::Check(c),
         })) => pipeline_check(settings, c.files),
@@ -767,13 +779,56 @@ fn ollama_report(settings: &Settings) -> serde_json::Value {
     }
 }
 
-fn status(settings: &Settings, json: bool) -> ExitCode {
+/// The running agent's base URL, from `[http] bind` (loopback for an unspecified address).
+fn agent_url(settings: &Settings) -> String {
     let host = match settings.http.bind.ip() {
         ip if ip.is_unspecified() => "127.0.0.1".to_string(),
         ip if ip.is_ipv6() => format!("[{ip}]"),
         ip => ip.to_string(),
     };
-    let url = format!("http://{host}:{}/api/status", settings.http.bind.port());
+    format!("http://{host}:{}", settings.http.bind.port())
+}
+
+/// `smollama nodes`: what the running agent's node directory holds (it lives in the
+/// agent's memory, so there is nothing to show without one).
+fn nodes(settings: &Settings, json: bool) -> ExitCode {
+    let url = format!("{}/api/nodes", agent_url(settings));
+    if !settings.http.enabled {
+        eprintln!(
+            "error: [http] enabled = false, so the running agent cannot be asked for its nodes"
+        );
+        return ExitCode::from(1);
+    }
+    let agent = ureq::Agent::config_builder()
+        .timeout_global(Some(std::time::Duration::from_secs(2)))
+        .build()
+        .new_agent();
+    let answer = agent
+        .get(&url)
+        .call()
+        .map_err(|e| e.to_string())
+        .and_then(|mut r| r.body_mut().read_to_string().map_err(|e| e.to_string()))
+        .and_then(|s| serde_json::from_str::<serde_json::Value>(&s).map_err(|e| e.to_string()));
+    match answer {
+        Ok(v) if json => {
+            println!("{v}");
+            ExitCode::SUCCESS
+        }
+        Ok(v) => {
+            print!("{}", smollama::nodes::table(&v));
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!(
+                "error: no agent answered at {url} ({e}); the node list lives in the running agent: start it with `smollama run`"
+            );
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn status(settings: &Settings, json: bool) -> ExitCode {
+    let url = format!("{}/api/status", agent_url(settings));
     if !settings.http.enabled {
         // Nothing to ask; the offline report still finds a running agent (by its store).
         let report =

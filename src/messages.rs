@@ -157,6 +157,10 @@ pub enum Origin {
     /// An HTTP request (`POST /api/ask`) waiting for the answer body on `reply`. It
     /// cannot outlive the request, so it is never queued for later or persisted.
     Http { reply: async_channel::Sender<Json> },
+    /// A `smollama.ask` invoke from an OpenClaw gateway, its answer awaited on `reply`
+    /// by the `openclaw` thread, which returns it as the invoke's result. Like HTTP it
+    /// cannot outlive the invoke, so it is never queued or persisted.
+    OpenClaw { reply: async_channel::Sender<Json> },
 }
 
 impl Origin {
@@ -168,19 +172,21 @@ impl Origin {
 
     /// Whether a question from here may run write tools: an HTTP question carried the
     /// bearer token (`POST /api/ask` needs it), so it is; one over MQTT came from anyone
-    /// who can publish on the broker, so only when `trust_mqtt` says so.
+    /// who can publish on the broker, so only when `trust_mqtt` says so; one from the
+    /// OpenClaw gateway came through an operator-approved command surface, so it is.
     pub fn trusted(&self, trust_mqtt: bool) -> bool {
         match self {
             Origin::Mqtt { .. } => trust_mqtt,
-            Origin::Http { .. } => true,
+            Origin::Http { .. } | Origin::OpenClaw { .. } => true,
         }
     }
 
-    /// For log lines: the ask topic, or `HTTP`.
+    /// For log lines: the ask topic, `HTTP` or `OpenClaw`.
     pub fn describe(&self) -> &str {
         match self {
             Origin::Mqtt { topic, .. } => topic,
             Origin::Http { .. } => "HTTP",
+            Origin::OpenClaw { .. } => "OpenClaw",
         }
     }
 }
@@ -204,7 +210,7 @@ impl Question {
             Origin::Mqtt { topic, reply_to } => Some(
                 json!({"id": self.id, "text": self.text, "topic": topic, "reply_to": reply_to, "received": self.received}),
             ),
-            Origin::Http { .. } => None,
+            Origin::Http { .. } | Origin::OpenClaw { .. } => None,
         }
     }
 
@@ -260,7 +266,7 @@ impl Answer {
                 };
                 publish.try_send(msg).map_err(|_| Undelivered::QueueFull)
             }
-            Origin::Http { reply } => reply
+            Origin::Http { reply } | Origin::OpenClaw { reply } => reply
                 .try_send(self.body)
                 .map_err(|_| Undelivered::AskerGone),
         }
@@ -274,6 +280,8 @@ pub enum Arrival<'a> {
     Mqtt { topic: &'a str, own: bool },
     /// `POST /api/ask`; the answer body goes to `reply`.
     Http { reply: async_channel::Sender<Json> },
+    /// A `smollama.ask` invoke from the OpenClaw gateway; the answer body goes to `reply`.
+    OpenClaw { reply: async_channel::Sender<Json> },
 }
 
 /// What the intake did with an offered message.

@@ -8,7 +8,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::broker::{Broker, Subscriber};
+use common::broker::{Broker, Relay, Subscriber};
 use common::*;
 use serde_json::Value;
 
@@ -278,4 +278,87 @@ fn a_lossy_edge_logs_its_drops_once_a_minute_with_the_count() {
     assert!(lines[0].contains("WARN"), "{}", lines[0]);
     assert!(lines[0].contains("in all"), "{}", lines[0]);
     eprintln!("lossy edge: {}", lines[0]);
+}
+
+/// With a broker and the agent on, the node runs on at most eight threads, each named
+/// (issue 14, item 3): sync's turns run on the `mqtt` worker's thread instead of a
+/// `sync` thread of their own (tests/sync.rs shows they still broadcast and catch up).
+#[test]
+fn with_a_broker_and_the_agent_on_the_node_runs_on_eight_named_threads() {
+    let dir = TempDir::new("mqtt-threads");
+    let broker = Broker::start(dir.path());
+    let port = free_port();
+    let cfg = write_config_extra(dir.path(), port, INGEST, &mqtt_section(broker.port, ""));
+    let agent = Agent::start(&cfg, port, &[]);
+    connected(&agent);
+    let ollama = &status(&agent)["connections"]["ollama"];
+    assert!(
+        !ollama["state"].as_str().unwrap().starts_with("agent off"),
+        "{ollama}"
+    );
+    let names: Vec<String> = std::fs::read_dir(format!("/proc/{}/task", agent.child.id()))
+        .unwrap()
+        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
+        .map(|n| n.trim().to_string())
+        .collect();
+    assert!(names.len() <= 8, "{} threads: {names:?}", names.len());
+    for want in ["mqtt", "mqtt-io", "llm", "store", "http"] {
+        assert!(
+            names.iter().any(|n| n == want),
+            "no {want} thread: {names:?}"
+        );
+    }
+    assert!(!names.iter().any(|n| n == "sync"), "{names:?}");
+    assert!(names.iter().all(|n| !n.is_empty()), "{names:?}");
+}
+
+/// One state message, then nothing for a long while.
+const ONE_STATE: &str = r#"
+[[source]]
+name = "system"
+kind = "system"
+every = "1h"
+metrics = ["uptime"]
+
+[[sink]]
+name = "state"
+kind = "mqtt"
+format = "state"
+from = ["system"]
+"#;
+
+/// An acknowledged message stays in the store until the outbox's next write (one commit
+/// where there were two) but counts as sent, and a reconnect does not send it again.
+#[test]
+fn an_acknowledged_message_waits_for_the_next_write_but_is_never_sent_again() {
+    let dir = TempDir::new("mqtt-acked-once");
+    let broker = Broker::start(dir.path());
+    let relay = Relay::start(broker.port);
+    let sub = Subscriber::new(broker.port, "acked-sub", &["smollama/test-node/state/#"]);
+    let port = free_port();
+    let cfg = write_config_extra(dir.path(), port, ONE_STATE, &mqtt_section(relay.port, ""));
+    let agent = Agent::start(&cfg, port, &[]);
+    let topic = "smollama/test-node/state/system/uptime";
+    eventually(10, "the state message", || {
+        (!sub.raw(topic).is_empty()).then_some(())
+    });
+    // Its PUBACK came: not counted as waiting, though the store holds it until the
+    // outbox's next write (an hour away here).
+    let m = eventually(10, "its PUBACK", || {
+        let m = status(&agent)["connections"]["mqtt"].clone();
+        (m["outbox"]["messages"] == 0).then_some(m)
+    });
+    assert!(m["outbox"]["bytes"].as_u64() > Some(0), "{m}");
+    relay.cut();
+    std::thread::sleep(Duration::from_millis(500));
+    relay.restore();
+    let m = eventually(30, "reconnected", || {
+        let m = status(&agent)["connections"]["mqtt"].clone();
+        (m["state"] == "connected" && m["reconnects"].as_u64() >= Some(1)).then_some(m)
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    let m2 = status(&agent)["connections"]["mqtt"].clone();
+    assert_eq!(m2["republished"], 0, "before: {m}, after: {m2}");
+    assert_eq!(m2["outbox"]["messages"], 0, "{m2}");
+    assert_eq!(sub.raw(topic).len(), 1, "sent once");
 }

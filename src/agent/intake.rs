@@ -116,6 +116,8 @@ impl Intake {
         let (counts, key) = match &from {
             Arrival::Mqtt { topic, .. } => (&self.stats.mqtt, *topic),
             Arrival::Http { .. } => (&self.stats.http, "HTTP"),
+            // Counted with HTTP (both are a waiting request), rate-limited apart.
+            Arrival::OpenClaw { .. } => (&self.stats.http, "OpenClaw"),
         };
         let bump = |a: &AtomicU64| a.fetch_add(1, Ordering::Relaxed);
         if let Arrival::Mqtt { topic, own } = &from
@@ -160,6 +162,7 @@ impl Intake {
                     .filter(|t| topic::validate_topic(t, topic::MAX_TOPIC_LEN).is_ok()),
             },
             Arrival::Http { reply } => Origin::Http { reply },
+            Arrival::OpenClaw { reply } => Origin::OpenClaw { reply },
         };
         let q = Question {
             id: id.clone(),

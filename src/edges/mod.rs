@@ -10,9 +10,13 @@ pub mod http;
 pub mod hw;
 #[cfg(feature = "agent")]
 pub mod llm;
+#[cfg(feature = "mdns")]
+pub mod mdns;
 pub mod mqtt;
 #[cfg(feature = "agent")]
 pub mod ollama;
 #[cfg(feature = "agent")]
 pub mod openai;
+#[cfg(feature = "openclaw")]
+pub mod openclaw;
 pub mod systemd;

@@ -5,6 +5,7 @@ pub mod counters;
 pub mod edge;
 pub mod every_minute;
 pub mod histogram;
+pub mod origin;
 pub mod reading;
 pub mod registry;
 pub mod runner;

@@ -1,6 +1,7 @@
 //! Memory: observations the LLM writes about what the sensors did, long-lived memories
 //! (facts), their embedding vectors, and recall by meaning.
 
+pub mod by_node;
 pub mod cli;
 pub mod jsonl;
 pub mod lexical;

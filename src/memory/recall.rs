@@ -6,7 +6,7 @@
 use super::lexical::Bm25;
 use super::store::{
     MemoryError, MemoryStore, VectorKind, decode_memory, decode_observation,
-    decode_observation_ref, id_of, memory_fact, memory_is_active,
+    decode_observation_ref, id_of, memory_fact, memory_is_active, vector_key,
 };
 use super::vectors::{Query, TopK};
 use super::{Memory, Observation};
@@ -97,13 +97,50 @@ pub fn recall_with_mode(
     }
     if query.is_some() && !out.observations.is_empty() {
         mode = RecallMode::Vector;
+        // Items without a vector (merged from other nodes, or stored while the embedding
+        // model was away) cannot be found by meaning until the re-embedding job reaches
+        // them: their words find them meanwhile, ranked among the rest.
+        let unvectored = lexical_observations(&ms, &rtxn, query_text, limit)?
+            .into_iter()
+            .filter(|(o, _)| !has_vector(&ms, &rtxn, VectorKind::Observation, o.id));
+        merge_ranked(&mut out.observations, unvectored, |o| o.id, limit);
     } else {
         out.observations = lexical_observations(&ms, &rtxn, query_text, limit)?;
     }
     if query.is_none() || out.memories.is_empty() {
         out.memories = lexical_memories(&ms, &rtxn, query_text, limit)?;
+    } else {
+        let unvectored = lexical_memories(&ms, &rtxn, query_text, limit)?
+            .into_iter()
+            .filter(|(m, _)| !has_vector(&ms, &rtxn, VectorKind::Memory, m.id));
+        merge_ranked(&mut out.memories, unvectored, |m| m.id, limit);
     }
     Ok((out, mode))
+}
+
+fn has_vector(ms: &MemoryStore, rtxn: &heed::RoTxn, kind: VectorKind, id: u64) -> bool {
+    matches!(
+        ms.vectors_db().get(rtxn, &vector_key(kind, id)),
+        Ok(Some(_))
+    )
+}
+
+/// Adds `more` to `found` (an id already there keeps its better relevance), best first,
+/// at most `limit`.
+fn merge_ranked<T>(
+    found: &mut Vec<(T, f32)>,
+    more: impl Iterator<Item = (T, f32)>,
+    id: impl Fn(&T) -> u64,
+    limit: usize,
+) {
+    for (item, r) in more {
+        match found.iter_mut().find(|(x, _)| id(x) == id(&item)) {
+            Some((_, best)) => *best = best.max(r),
+            None => found.push((item, r)),
+        }
+    }
+    found.sort_by(|a, b| b.1.total_cmp(&a.1));
+    found.truncate(limit);
 }
 
 /// Past this many vectors the observation scan is split between two threads.
@@ -423,6 +460,24 @@ mod tests {
                 .unwrap();
         }
         (dir, store)
+    }
+
+    #[test]
+    fn items_without_a_vector_are_found_by_their_words_beside_vectors() {
+        // Another node's items arrive without vectors; the store has vectors of its own.
+        let (_dir, store) = filled("recall-unvectored");
+        let ms = store.memory();
+        let text = "The greenhouse sprinkler ran twice before dawn";
+        ms.add_observation(&obs(100, text), None).unwrap();
+        ms.add_memory(&mem(text), None).unwrap();
+        let q = "greenhouse sprinkler";
+        let (r, mode) = recall_with_mode(&store, Some(&trigram_vector(q, DIM)), q, 3).unwrap();
+        assert_eq!(mode, RecallMode::Vector);
+        assert!(r.observations.len() <= 3 && r.memories.len() <= 3);
+        assert!(r.observations.iter().any(|(o, _)| o.text == text), "{r:?}");
+        assert!(r.memories.iter().any(|(m, _)| m.fact == text), "{r:?}");
+        let rel: Vec<f32> = r.observations.iter().map(|(_, s)| *s).collect();
+        assert!(rel.windows(2).all(|w| w[0] >= w[1]), "best first: {rel:?}");
     }
 
     #[test]

@@ -59,6 +59,8 @@ pub const KINDS: &[&Kind] = &[
     &tools::memory::REMEMBER,
     #[cfg(feature = "agent")]
     &tools::memory::OBSERVE,
+    #[cfg(feature = "agent")]
+    &tools::cross_node::CROSS_NODE_RECALL,
     // Device tools: offered only while their device is attached, after the core ones.
     #[cfg(feature = "agent")]
     &tools::lcd1602::LCD_WRITE,

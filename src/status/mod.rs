@@ -54,6 +54,11 @@ pub struct StatusView {
     /// The agent's intake (its counters per way in); `None` when the agent is off.
     #[cfg(feature = "agent")]
     pub intake: Option<Arc<Intake>>,
+    /// The OpenClaw gateway client (`None` when `[openclaw]` is off).
+    #[cfg(feature = "openclaw")]
+    pub openclaw: Option<Arc<crate::edges::openclaw::OpenclawStats>>,
+    /// The other nodes this one knows (mDNS, MQTT); its bounds and counters.
+    pub directory: Arc<crate::nodes::NodeDirectory>,
 }
 
 /// What status needs of the MQTT edge: where it connects, its counters.
@@ -182,12 +187,25 @@ pub fn live(shared: &StatusView) -> Json {
         "gpio": gpio(shared),
         "hardware": hardware(shared),
         "sync": sync(shared),
+        "node_directory": shared.directory.status_json(),
         "connections": {
             "http": http(shared),
             "mqtt": mqtt(shared),
             "ollama": llm(shared),
+            "openclaw": openclaw(shared),
         },
     })
+}
+
+/// The OpenClaw gateway connection (`edges/openclaw/stats.rs`); null when it is off.
+fn openclaw(shared: &StatusView) -> Json {
+    #[cfg(feature = "openclaw")]
+    return shared.openclaw.as_ref().map_or(Json::Null, |s| s.to_json());
+    #[cfg(not(feature = "openclaw"))]
+    {
+        let _ = shared;
+        Json::Null
+    }
 }
 
 /// The replicated log (`crate::sync`); null in a build without the agent.
@@ -364,10 +382,12 @@ fn mqtt(shared: &StatusView) -> Json {
     #[cfg(not(feature = "agent"))]
     let (questions, ignored, rate_limited) = (0, 0, 0);
     let outbox = match shared.store.outbox_stats() {
+        // Acknowledged messages still stored (they leave with the next write) are sent.
         Ok(o) => json!({
-            "messages": o.messages,
+            "messages": o.messages.saturating_sub(n(&st.outbox_acked)),
             "bytes": o.bytes,
             "dropped": o.dropped,
+            "dropped_in_memory": n(&st.outbox_dropped_in_memory),
         }),
         Err(e) => json!({ "error": e.to_string() }),
     };
@@ -761,6 +781,20 @@ pub fn human(r: &Json) -> String {
                         ", {} remote sources ({refused} readings refused)",
                         str_of(&rs["sources"])
                     );
+                }
+                if let Some(e) = v["last_error"].as_str() {
+                    let _ = write!(s, "; last error: {e}");
+                }
+            }
+            if k == "openclaw" && !v["url"].is_null() {
+                let _ = write!(
+                    s,
+                    " ({}, device {})",
+                    str_of(&v["url"]),
+                    str_of(&v["device_id"])
+                );
+                if let Some(a) = v["approve_with"].as_str() {
+                    let _ = write!(s, "; approve on the gateway: {a}");
                 }
                 if let Some(e) = v["last_error"].as_str() {
                     let _ = write!(s, "; last error: {e}");

@@ -134,7 +134,74 @@ pub fn render(status: &Json) -> String {
     mqtt(&mut o, &status["connections"]["mqtt"]);
     llm(&mut o, &status["connections"]["ollama"]);
     sync(&mut o, &status["sync"]);
+    openclaw(&mut o, &status["connections"]["openclaw"]);
+    directory(&mut o, &status["node_directory"]);
     o.text
+}
+
+/// The OpenClaw gateway client (`edges/openclaw/stats.rs`); nothing when it is off.
+fn openclaw(o: &mut Out, s: &Json) {
+    if s.is_null() {
+        return;
+    }
+    let flag = |k: &str| Some(if s[k] == true { 1.0 } else { 0.0 });
+    o.single(
+        "smollama_openclaw_connected",
+        "gauge",
+        "Whether the OpenClaw gateway connection is up (1) or not (0).",
+        flag("connected"),
+    );
+    o.single(
+        "smollama_openclaw_approved",
+        "gauge",
+        "Whether the gateway's operator approved this node's commands (an invoke arrived).",
+        flag("approved"),
+    );
+    const COUNTERS: [(&str, &str, &str); 8] = [
+        (
+            "connect_attempts",
+            "smollama_openclaw_connect_attempts_total",
+            "Connections to the gateway attempted.",
+        ),
+        (
+            "connects",
+            "smollama_openclaw_connects_total",
+            "Handshakes the gateway accepted.",
+        ),
+        (
+            "invokes",
+            "smollama_openclaw_invokes_total",
+            "node.invoke requests received.",
+        ),
+        (
+            "invoke_errors",
+            "smollama_openclaw_invoke_errors_total",
+            "Invokes answered with an error.",
+        ),
+        (
+            "frames_refused",
+            "smollama_openclaw_frames_refused_total",
+            "Frames from the gateway over [openclaw] max_frame_kb.",
+        ),
+        (
+            "results_too_large",
+            "smollama_openclaw_results_too_large_total",
+            "Results over the gateway's maxPayload, sent as errors.",
+        ),
+        (
+            "watchdog_closes",
+            "smollama_openclaw_watchdog_closes_total",
+            "Connections closed after two tick intervals of silence.",
+        ),
+        (
+            "requests_timed_out",
+            "smollama_openclaw_requests_timed_out_total",
+            "Requests to the gateway without a response in time.",
+        ),
+    ];
+    for (key, name, help) in COUNTERS {
+        o.single(name, "counter", help, num(&s[key]));
+    }
 }
 
 fn process(o: &mut Out, p: &Json) {
@@ -585,6 +652,12 @@ fn mqtt(o: &mut Out, m: &Json) {
         num(&m["outbox"]["dropped"]),
     );
     o.single(
+        "smollama_mqtt_outbox_dropped_in_memory_total",
+        "counter",
+        "QoS 1 messages dropped from memory while the store refused outbox writes.",
+        num(&m["outbox"]["dropped_in_memory"]),
+    );
+    o.single(
         "smollama_mqtt_remote_sources",
         "gauge",
         "Sources admitted from other nodes.",
@@ -714,6 +787,45 @@ fn sync(o: &mut Out, s: &Json) {
     ];
     for (name, key, help) in counters {
         o.single(name, "counter", help, num(&s[key]));
+    }
+}
+
+/// The node directory (`crate::nodes`): nodes known and what it refused or dropped.
+fn directory(o: &mut Out, d: &Json) {
+    let rows = [
+        (
+            "smollama_nodes_known",
+            "gauge",
+            "known",
+            "Other nodes in the node directory.",
+        ),
+        (
+            "smollama_nodes_refused_total",
+            "counter",
+            "refused",
+            "New nodes refused: [discovery] max_nodes were known.",
+        ),
+        (
+            "smollama_nodes_names_refused_total",
+            "counter",
+            "names_refused",
+            "Node names refused for their length or characters.",
+        ),
+        (
+            "smollama_nodes_mdns_expired_total",
+            "counter",
+            "mdns_expired",
+            "mDNS-known nodes dropped because they stopped answering (within [discovery] cache_ttl).",
+        ),
+        (
+            "smollama_nodes_mdns_goodbyes_total",
+            "counter",
+            "mdns_goodbyes",
+            "mDNS goodbyes received (a peer's clean stop).",
+        ),
+    ];
+    for (name, kind, key, help) in rows {
+        o.single(name, kind, help, num(&d[key]));
     }
 }
 

@@ -13,6 +13,8 @@ pub mod codec;
 pub mod outbox;
 pub mod query;
 #[cfg(feature = "agent")]
+pub mod sync_by_node;
+#[cfg(feature = "agent")]
 pub mod sync_log;
 pub mod writer;
 

@@ -153,7 +153,21 @@ impl Store {
         msgs: &[Publish],
         limits: &OutboxLimits,
     ) -> Result<(Vec<u64>, u64), StoreError> {
+        self.outbox_push_removing(msgs, &[], limits)
+    }
+
+    /// [`Store::outbox_push`], removing the acknowledged `acked` (missing seqs ignored) in
+    /// the same write transaction: one commit, one fsync, where a push and a removal
+    /// would take two (the MQTT worker removes what the broker acknowledged with its next
+    /// push).
+    pub fn outbox_push_removing(
+        &self,
+        msgs: &[Publish],
+        acked: &[u64],
+        limits: &OutboxLimits,
+    ) -> Result<(Vec<u64>, u64), StoreError> {
         if msgs.is_empty() {
+            self.outbox_remove(acked)?;
             return Ok((Vec::new(), 0));
         }
         for m in msgs {
@@ -186,6 +200,7 @@ impl Store {
         let mut wtxn = self.env.write_txn()?;
         let mut next = self.outbox_next_seq(&wtxn)?;
         let mut bytes = self.outbox_meta_get(&wtxn, META_BYTES)?.unwrap_or(0);
+        self.remove_in(&mut wtxn, acked, &mut bytes)?;
         let mut dropped = 0u64;
         let mut seqs = Vec::with_capacity(msgs.len());
         let mut buf = Vec::new();
@@ -261,17 +276,7 @@ impl Store {
         }
         let mut wtxn = self.env.write_txn()?;
         let mut bytes = self.outbox_meta_get(&wtxn, META_BYTES)?.unwrap_or(0);
-        let mut removed = 0u64;
-        for seq in seqs {
-            let key = seq.to_be_bytes();
-            let Some(v) = self.outbox.get(&wtxn, &key)? else {
-                continue;
-            };
-            let vb = value_bytes(v);
-            self.outbox.delete(&mut wtxn, &key)?;
-            bytes = bytes.saturating_sub(vb);
-            removed += 1;
-        }
+        let removed = self.remove_in(&mut wtxn, seqs, &mut bytes)?;
         if removed == 0 {
             return Ok(0); // nothing changed: the transaction is aborted on drop
         }
@@ -280,6 +285,27 @@ impl Store {
         }
         self.outbox_meta_put(&mut wtxn, META_BYTES, bytes)?;
         wtxn.commit()?;
+        Ok(removed)
+    }
+
+    /// Delete `seqs` (missing ones ignored) in `wtxn`, taking their bytes off `bytes`.
+    fn remove_in(
+        &self,
+        wtxn: &mut RwTxn,
+        seqs: &[u64],
+        bytes: &mut u64,
+    ) -> Result<u64, StoreError> {
+        let mut removed = 0u64;
+        for seq in seqs {
+            let key = seq.to_be_bytes();
+            let Some(v) = self.outbox.get(wtxn, &key)? else {
+                continue;
+            };
+            let vb = value_bytes(v);
+            self.outbox.delete(wtxn, &key)?;
+            *bytes = bytes.saturating_sub(vb);
+            removed += 1;
+        }
         Ok(removed)
     }
 
@@ -521,6 +547,35 @@ mod tests {
         assert_eq!(seqs(&store), vec![2, 6, 7, 8, 9]);
         let st = check_stats(&store);
         assert_eq!((st.messages, st.first_seq, st.next_seq), (5, 2, 11));
+    }
+
+    /// The MQTT worker removes what the broker acknowledged with its next push: one
+    /// commit does both, and the limits see the outbox after the removal.
+    #[test]
+    fn a_push_removes_the_acknowledged_in_the_same_transaction() {
+        let dir = TempDir::new("outbox-push-rm");
+        let store = Store::open(&dir.0, &opts()).unwrap();
+        let msgs: Vec<Publish> = (1..=6).map(numbered).collect();
+        store.outbox_push(&msgs[..4], &NO_LIMITS).unwrap();
+        let limits = OutboxLimits {
+            max_messages: 3,
+            max_bytes: u64::MAX,
+        };
+        // 1..=4 stored, 1..=3 acknowledged (and a missing one): 4, 5, 6 fit the limit.
+        let (s, dropped) = store
+            .outbox_push_removing(&msgs[4..], &[1, 2, 3, 77], &limits)
+            .unwrap();
+        assert_eq!((s, dropped), (vec![5, 6], 0));
+        assert_eq!(seqs(&store), vec![4, 5, 6]);
+        let st = check_stats(&store);
+        assert_eq!(
+            (st.messages, st.first_seq, st.next_seq, st.dropped),
+            (3, 4, 7, 0)
+        );
+        // Nothing to push: the acknowledged still go.
+        store.outbox_push_removing(&[], &[4, 6], &limits).unwrap();
+        assert_eq!(seqs(&store), vec![5]);
+        check_stats(&store);
     }
 
     #[test]

@@ -1,8 +1,17 @@
-//! The `sync` thread: publishes this node's new entries on `<state prefix>/sync` (QoS 1,
-//! through the outbox), asks every known node for what it missed every
-//! `catchup_interval`, syncs the HTTP peers when due, and trims the log. It sleeps
-//! `publish_interval` between turns and wakes at once to stop.
+//! Sync's turns: publish this node's new entries on `<state prefix>/sync` (QoS 1,
+//! through the outbox), ask every known node for what it missed every
+//! `catchup_interval`, sync the HTTP peers when due, and trim the log. Between turns it
+//! sleeps until something is due or the store rings (an own entry committed): an idle
+//! node does not wake every `publish_interval`.
+//!
+//! Where the turns run: with a broker and no HTTP peers, on the `mqtt` worker's thread
+//! beside it ([`Started::OnMqtt`]: what they do there is LMDB reads, an hourly-bounded
+//! trim and handing messages to the outbox, which is that thread's work anyway), so sync
+//! costs no thread; with HTTP peers (whose rounds block on the network, with retries) or
+//! without a broker, on a `sync` thread of its own.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -25,14 +34,25 @@ const TRIM_SCAN: usize = 10_000;
 /// Broadcast batches per turn, at most (a backlog drains over a few turns).
 const PUBLISH_ROUNDS: usize = 10;
 
-/// The running thread; `stop` ends it.
+/// Sync's turns as a task, for a thread that already runs one (the MQTT worker's).
+pub type Turns = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// Where sync runs; [`Started::stop`] ends it.
+pub enum Started {
+    /// On the `sync` thread.
+    Thread(SyncHandle),
+    /// As a task for the `mqtt` worker's thread: it ends when that thread stops.
+    OnMqtt(Turns),
+}
+
+/// The `sync` thread; `stop` ends it.
 pub struct SyncHandle {
-    doorbell: std::sync::mpsc::SyncSender<Ring>,
+    doorbell: async_channel::Sender<Ring>,
     stopping: Arc<AtomicBool>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
-/// Why the thread wakes before its next due time.
+/// Why the turns wake before their next due time.
 enum Ring {
     /// A transaction that appended own entries committed: publish them.
     Appended,
@@ -42,14 +62,15 @@ enum Ring {
 impl SyncHandle {
     pub fn stop(mut self) {
         self.stopping.store(true, Ordering::Relaxed);
-        let _ = self.doorbell.send(Ring::Stop);
+        let _ = self.doorbell.try_send(Ring::Stop);
+        self.doorbell.close();
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
     }
 }
 
-/// What the thread needs.
+/// What the turns need.
 pub struct SyncParts {
     pub store: Arc<Store>,
     pub settings: Settings,
@@ -57,30 +78,32 @@ pub struct SyncParts {
     pub mqtt: Option<(async_channel::Sender<Publish>, Arc<MqttSync>)>,
 }
 
-/// Start the thread (None if it could not be spawned). It sleeps until something is due
-/// (a catch-up request, an HTTP peer, the hourly trim) or the store rings: an idle node
-/// does not wake every `publish_interval`.
-pub fn start(parts: SyncParts) -> Option<SyncHandle> {
+/// Set sync's turns up: on the MQTT worker when there is a broker and no HTTP peer, on a
+/// thread of its own otherwise (None if it could not be spawned).
+pub fn start(parts: SyncParts) -> Option<Started> {
     // Room for a ring and the stop: a full doorbell already means "look".
-    let (tx, rx) = std::sync::mpsc::sync_channel::<Ring>(2);
+    let (tx, rx) = async_channel::bounded::<Ring>(2);
     let ring = tx.clone();
     parts.store.set_sync_wake(Box::new(move || {
         let _ = ring.try_send(Ring::Appended);
     }));
     let stopping = Arc::new(AtomicBool::new(false));
+    if parts.mqtt.is_some() && parts.settings.sync.peers.is_empty() {
+        return Some(Started::OnMqtt(Box::pin(run(parts, rx, stopping))));
+    }
     let st = stopping.clone();
     let thread = std::thread::Builder::new()
         .name("sync".into())
-        .spawn(move || run(parts, &rx, st))
+        .spawn(move || smol::block_on(run(parts, rx, st)))
         .ok()?;
-    Some(SyncHandle {
+    Some(Started::Thread(SyncHandle {
         doorbell: tx,
         stopping,
         thread: Some(thread),
-    })
+    }))
 }
 
-fn run(parts: SyncParts, rx: &std::sync::mpsc::Receiver<Ring>, stopping: Arc<AtomicBool>) {
+async fn run(parts: SyncParts, rx: async_channel::Receiver<Ring>, stopping: Arc<AtomicBool>) {
     let s = &parts.settings.sync;
     let node = parts.settings.node.name.clone();
     let mut client =
@@ -109,11 +132,12 @@ fn run(parts: SyncParts, rx: &std::sync::mpsc::Receiver<Ring>, stopping: Arc<Ato
                     s.batch as usize,
                     peer.max_bytes,
                     tx,
-                );
+                )
+                .await;
             }
             if now >= next_catchup {
                 for p in peer.requests() {
-                    let _ = tx.send_blocking(p);
+                    let _ = tx.send(p).await;
                 }
                 next_catchup = now + s.catchup_interval;
             }
@@ -139,17 +163,22 @@ fn run(parts: SyncParts, rx: &std::sync::mpsc::Receiver<Ring>, stopping: Arc<Ato
         }
         let wait = Duration::from_micros((due - now_us()).max(0) as u64);
         publish = more;
-        match rx.recv_timeout(wait) {
-            Ok(Ring::Appended) => publish = true,
-            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
-            Ok(Ring::Stop) | Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => return,
+        let rung = smol::future::or(async { Some(rx.recv().await) }, async {
+            smol::Timer::after(wait).await;
+            None
+        })
+        .await;
+        match rung {
+            Some(Ok(Ring::Appended)) => publish = true,
+            None => {}
+            Some(Ok(Ring::Stop) | Err(_)) => return,
         }
     }
 }
 
 /// Own entries not yet broadcast, in batches carrying `prev` (the last one before).
 /// True when more are left after this round's batches.
-fn publish_own(
+async fn publish_own(
     store: &Store,
     node: &str,
     topic: &str,
@@ -180,7 +209,7 @@ fn publish_own(
             qos: 1,
             retain: false,
         };
-        if tx.send_blocking(msg).is_err() {
+        if tx.send(msg).await.is_err() {
             return false;
         }
         SyncStats::add(&STATS.published, list.len() as u64);

@@ -197,6 +197,7 @@ pub trait Tool: Send + Sync {
     }
 }
 
+pub mod cross_node;
 pub mod exec;
 pub mod gpio;
 pub mod lcd1602;

@@ -7,6 +7,7 @@ use serde_json::{Value as Json, json};
 use super::schema::{args_obj, int_arg, str_arg};
 use super::{Tool, ToolContext};
 use crate::clock::{iso8601, now_us};
+use crate::graph::origin::{full_name, origin};
 use crate::graph::reading::value_json;
 use crate::graph::registry::{Registry, SourceInfo};
 use crate::graph::{MICROS_PER_SEC, Micros};
@@ -26,21 +27,59 @@ fn all_ids(registry: &Registry) -> Vec<String> {
 }
 
 /// The original's answer for an unknown source (a result, not an error, so the model
-/// sees which types exist).
-fn not_found(id: &str, registry: &Registry) -> Json {
-    let mut types: Vec<String> = all_ids(registry)
-        .iter()
-        .map(|i| source_type(i).to_string())
-        .collect();
+/// sees which types exist), plus the sources of that id on other nodes when there are
+/// some (`system:cpu_temp` asked on a node without one: `kitchen:system:cpu_temp`).
+fn not_found(id: &str, ctx: &ToolContext) -> Json {
+    let registry = &ctx.registry;
+    let ids = all_ids(registry);
+    let mut types: Vec<String> = ids.iter().map(|i| source_type(i).to_string()).collect();
     types.dedup();
-    json!({
+    let mut out = json!({
         "error": format!("Source '{id}' not found"),
         "available_types": types,
-    })
+    });
+    let this = ctx.settings.node.name.as_str();
+    let elsewhere: Vec<&String> = ids
+        .iter()
+        .filter(|full| {
+            let (node, source) = origin(registry, full, this);
+            node != this && source == id.trim()
+        })
+        .collect();
+    if !elsewhere.is_empty() {
+        out["on_other_nodes"] = json!(elsewhere);
+    }
+    out
 }
 
+/// The source a model names. Another node's source is `<node>:<id>`
+/// (`kitchen:system:cpu_temp`: the registry holds what arrives over MQTT so); models also
+/// write `kitchen/system:cpu_temp` or `system:cpu_temp@kitchen`, or put this node's own
+/// name in front, so those are read the same way.
 fn lookup(ctx: &ToolContext, id: &str) -> Option<std::sync::Arc<SourceInfo>> {
-    ctx.registry.lookup(id.trim())
+    let id = id.trim();
+    if let Some(info) = ctx.registry.lookup(id) {
+        return Some(info);
+    }
+    let this = ctx.settings.node.name.as_str();
+    let (node, source) = if let Some((node, source)) = id.split_once('/')
+        && !node.contains(':')
+    {
+        (node, source)
+    } else if let Some((source, node)) = id.rsplit_once('@') {
+        (node, source)
+    } else if let Some((node, source)) = id.split_once(':')
+        && node == this
+    {
+        (node, source)
+    } else {
+        return None;
+    };
+    let (node, source) = (node.trim(), source.trim());
+    if node.is_empty() || source.is_empty() {
+        return None;
+    }
+    ctx.registry.lookup(&full_name(node, source, this))
 }
 
 pub struct ReadSource;
@@ -52,7 +91,8 @@ impl Tool for ReadSource {
 
     fn description(&self) -> &'static str {
         "Read the latest value of one sensor source by its full id, such as 'gpio:17', \
-         'system:cpu_temp' or 'mqtt:kitchen/temp' (use list_sources to see the ids)."
+         'system:cpu_temp' or 'mqtt:kitchen/temp'; another node's source is '<node>:<id>', \
+         such as 'garage:system:cpu_temp' (use list_sources to see the ids)."
     }
 
     fn parameters(&self) -> Json {
@@ -72,7 +112,7 @@ impl Tool for ReadSource {
         let args = args_obj(args);
         let id = str_arg(&args, "source_id").unwrap_or("");
         let Some(info) = lookup(ctx, id) else {
-            return Ok(not_found(id, &ctx.registry));
+            return Ok(not_found(id, ctx));
         };
         let latest = match info.live.last() {
             Some(l) => Some(l),
@@ -181,7 +221,7 @@ impl Tool for GetReadingHistory {
             "properties": {
                 "source_id": {
                     "type": "string",
-                    "description": "Full source id, e.g. 'system:cpu_temp'",
+                    "description": "Full source id, e.g. 'system:cpu_temp', or another node's: 'garage:system:cpu_temp'",
                 },
                 "minutes": {
                     "type": "integer",
@@ -206,7 +246,7 @@ impl Tool for GetReadingHistory {
             .unwrap_or(DEFAULT_LIMIT)
             .clamp(1, MAX_LIMIT);
         let Some(info) = lookup(ctx, id) else {
-            return Ok(not_found(id, &ctx.registry));
+            return Ok(not_found(id, ctx));
         };
         let window = minutes * 60 * MICROS_PER_SEC;
         let from = now_us() - window;
@@ -431,6 +471,80 @@ mod tests {
         assert_eq!(
             out,
             json!({"error": "Source 'system:load_avg' has no readings yet"})
+        );
+    }
+
+    #[test]
+    fn other_nodes_sources_by_every_spelling() {
+        let mut fx = fixture("remote-sources");
+        fx.ctx.settings.node.name = "llm".into();
+        let now = now_us();
+        let min = 60 * MICROS_PER_SEC;
+        // What the MQTT worker interns for a batch from node kitchen.
+        fx.write(
+            "kitchen:system:cpu_temp",
+            "celsius",
+            ValueKind::Number,
+            &[
+                (now - 2 * min, Value::Number(47.0)),
+                (now - min, Value::Number(48.5)),
+            ],
+        );
+        let r = ToolRegistry::with_core_tools();
+        for spelling in [
+            "kitchen:system:cpu_temp",
+            "kitchen/system:cpu_temp",
+            "system:cpu_temp@kitchen",
+            " kitchen:system:cpu_temp ",
+        ] {
+            let out = r.execute("read_source", &json!({"source_id": spelling}), &fx.ctx);
+            assert_eq!(
+                out["source_id"], "kitchen:system:cpu_temp",
+                "{spelling}: {out}"
+            );
+            assert_eq!(out["value"], json!(48.5));
+            assert_eq!(out["unit"], "celsius");
+            let h = r.execute(
+                "get_reading_history",
+                &json!({"source_id": spelling, "minutes": 10}),
+                &fx.ctx,
+            );
+            assert_eq!(h["count"], 2, "{spelling}: {h}");
+            assert_eq!(h["statistics"]["max"], 48.5);
+        }
+        // This node's own name in front finds its own source.
+        let out = r.execute("read_source", &json!({"source_id": "llm:gpio:17"}), &fx.ctx);
+        assert_eq!(out["source_id"], "gpio:17", "{out}");
+        // A node without such a source: not found, with where it does exist.
+        let out = r.execute(
+            "read_source",
+            &json!({"source_id": "system:cpu_temp@garage"}),
+            &fx.ctx,
+        );
+        assert_eq!(out["error"], "Source 'system:cpu_temp@garage' not found");
+        let out = r.execute(
+            "read_source",
+            &json!({"source_id": "system:cpu_temp"}),
+            &fx.ctx,
+        );
+        assert_eq!(out["value"], json!(51.0), "the local one: {out}");
+        let out = r.execute(
+            "get_reading_history",
+            &json!({"source_id": "gpio:cpu_temp"}),
+            &fx.ctx,
+        );
+        assert!(out.get("on_other_nodes").is_none(), "{out}");
+        fx.registry
+            .intern("kitchen:system:disk_percent", "%", ValueKind::Number);
+        let out = r.execute(
+            "read_source",
+            &json!({"source_id": "system:disk_percent"}),
+            &fx.ctx,
+        );
+        assert_eq!(
+            out["on_other_nodes"],
+            json!(["kitchen:system:disk_percent"]),
+            "{out}"
         );
     }
 

@@ -188,10 +188,11 @@ mod tests {
                 "write_gpio",
                 "recall",
                 "remember",
-                "observe"
+                "observe",
+                "cross_node_recall"
             ]
         );
-        assert_eq!(core.len(), 11);
+        assert_eq!(core.len(), 12);
         assert!(!r.is_empty());
         assert!(ToolRegistry::new().is_empty());
     }
@@ -237,7 +238,7 @@ mod tests {
         let e = r.execute("nope", &json!({}), ctx);
         let msg = e["error"].as_str().unwrap();
         assert!(msg.starts_with("unknown tool 'nope'; available: read_source, list_sources"));
-        assert!(msg.ends_with("observe, echo"), "{msg}");
+        assert!(msg.ends_with("observe, cross_node_recall, echo"), "{msg}");
 
         let e = r.execute("read_source", &json!({}), ctx);
         assert_eq!(

@@ -15,6 +15,7 @@
 //! `docs/configuration.md`, and the declaration tests below check the rest.
 
 mod agent;
+mod discovery;
 mod env;
 mod file;
 mod gpio;
@@ -27,6 +28,7 @@ mod memory;
 mod mqtt;
 mod node;
 mod ollama;
+mod openclaw;
 mod pipeline;
 mod plugins;
 pub mod render;
@@ -36,6 +38,7 @@ mod sync;
 use std::path::{Path, PathBuf};
 
 pub use agent::{AgentSettings, DEFAULT_SYSTEM_PROMPT, FallbackMode};
+pub use discovery::DiscoverySettings;
 pub use gpio::{GpioBackendChoice, GpioSettings, PinConfig, PinMode, Pull};
 pub use hardware::{BusChoice, HardwareSettings};
 pub use http::HttpSettings;
@@ -45,6 +48,7 @@ pub use memory::MemorySettings;
 pub use mqtt::{MqttSettings, Secret};
 pub use node::NodeSettings;
 pub use ollama::{OllamaSettings, valid_keep_alive};
+pub use openclaw::OpenclawSettings;
 pub use pipeline::PipelineSettings;
 pub use plugins::PluginsSettings;
 pub use store::StoreSettings;
@@ -68,6 +72,8 @@ pub(crate) const SECTIONS: &[Section] = &[
     agent::SECTION,
     memory::SECTION,
     sync::SECTION,
+    openclaw::SECTION,
+    discovery::SECTION,
     gpio::SECTION,
     hardware::SECTION,
     pipeline::SECTION,
@@ -92,6 +98,8 @@ pub struct Settings {
     pub agent: AgentSettings,
     pub memory: MemorySettings,
     pub sync: SyncSettings,
+    pub openclaw: OpenclawSettings,
+    pub discovery: DiscoverySettings,
     pub gpio: GpioSettings,
     pub hardware: HardwareSettings,
     pub pipeline: PipelineSettings,
@@ -268,6 +276,26 @@ impl Settings {
                 peer_token: None,
                 interval: 0,
                 retry_max_attempts: 0,
+            },
+            openclaw: OpenclawSettings {
+                enabled: false,
+                url: String::new(),
+                token: None,
+                token_file: None,
+                reconnect_min: 0,
+                reconnect_max: 0,
+                request_timeout: 0,
+                max_frame_kb: 0,
+            },
+            discovery: DiscoverySettings {
+                enabled: false,
+                announce: false,
+                browse: false,
+                service_type: String::new(),
+                cache_ttl: 0,
+                stale_after: 0,
+                offline_after: 0,
+                max_nodes: 0,
             },
             gpio: GpioSettings {
                 backend: GpioBackendChoice::Auto,
@@ -798,6 +826,8 @@ mod declaration_tests {
                 (Want::Text, "token") => "\"0123456789abcdef0\"".into(),
                 (Want::Text, "keep_alive") => "\"5m\"".into(),
                 (Want::Text, "base_url") => "\"http://h:1/v1\"".into(),
+                (Want::Text, "url") => "\"ws://gateway.local:9\"".into(),
+                (Want::Text, "service_type") => "\"_other._tcp\"".into(),
                 (Want::Text, _) => "\"other-value\"".into(),
             };
             let text = format!("[{section}]\n{} = {other}\n", k.spec.name);

@@ -271,7 +271,7 @@ pub(crate) const SECTION: Section = Section {
             Spec {
                 range: Some((1.0, 4096.0)),
                 default: "16",
-                doc: "MiB of QoS 1 messages that may wait in the outbox; beyond it the oldest are dropped (and counted).",
+                doc: "MiB of QoS 1 messages that may wait in the outbox; beyond it the oldest are dropped (and counted). It bounds what waits in memory too: QoS 0 messages for room in the client (with at most 1,024 of them) and QoS 1 messages held while the store refuses writes (10,000).",
                 hint: "MiB of QoS 1 messages that may wait for the broker; keep it well under [store] map_size_mb",
                 ..Spec::new("outbox_max_mb", Want::WholeNumber)
             },

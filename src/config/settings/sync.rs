@@ -110,7 +110,7 @@ pub(crate) const SECTION: Section = Section {
             Spec {
                 range: Some((0.1, 3600.0)),
                 default: "\"1s\"",
-                doc: "New local entries are published on <[mqtt] topic_prefix>/sync as soon as their change commits (the store wakes the sync thread; an idle node does not look); a backlog larger than one round of batches continues after this pause.",
+                doc: "New local entries are published on <[mqtt] topic_prefix>/sync as soon as their change commits (the store wakes sync; an idle node does not look); a backlog larger than one round of batches continues after this pause.",
                 ..Spec::new("publish_interval", Want::Duration)
             },
             |s, v, _| {

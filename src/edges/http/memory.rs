@@ -12,7 +12,7 @@ use super::request::short;
 use super::response::{Reply, err, ok};
 use crate::clock::{iso8601, now_us};
 
-fn observation_json(o: &crate::memory::Observation, similarity: Option<f32>) -> Json {
+pub(super) fn observation_json(o: &crate::memory::Observation, similarity: Option<f32>) -> Json {
     json!({
         "id": o.id,
         "timestamp": iso8601(o.ts),

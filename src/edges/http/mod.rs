@@ -25,11 +25,13 @@
 mod ask;
 mod assets;
 mod auth;
+mod cluster;
 mod events;
 mod gpio;
 mod health;
 #[cfg(feature = "agent")]
 mod memory;
+mod nodes;
 mod readings;
 mod request;
 mod response;
@@ -81,6 +83,8 @@ pub struct HttpView {
     pub metrics: Box<dyn Fn() -> String + Send + Sync>,
     /// Where `POST /api/ask` offers questions; `None` when the agent is off.
     pub ask: Option<Arc<dyn QuestionIntake>>,
+    /// The other nodes this one knows (`/api/nodes`).
+    pub nodes: Arc<crate::nodes::NodeDirectory>,
     /// The live events `/api/events` streams.
     pub events: Arc<EventHub>,
     /// Dashboard logins (start empty: `Default::default()`).

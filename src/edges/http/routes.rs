@@ -8,11 +8,13 @@
 
 use super::HttpView;
 use super::assets::{self, Asset};
+use super::cluster;
 use super::events;
 use super::gpio;
 use super::health;
 #[cfg(feature = "agent")]
 use super::memory;
+use super::nodes;
 use super::readings;
 use super::request::{Call, Method, Query, percent_decode, short};
 use super::response::{Reply, err};
@@ -93,6 +95,14 @@ pub(crate) static ROUTES: &[Route] = &[
         Stream(readings::history),
     ),
     route(Get, "api/gpio", &[], Work(gpio::pins)),
+    route(
+        Get,
+        "api/cluster/readings",
+        cluster::READINGS_QUERY,
+        Work(cluster::readings),
+    ),
+    route(Get, "api/nodes", &[], Work(nodes::list)),
+    route(Get, "api/cluster/nodes", &[], Work(nodes::list)),
     route(Get, "api/events", events::QUERY, Stream(events::open)),
     route(Get, "", &[], Handler::Asset(&assets::INDEX_HTML)),
     route(Get, "index.html", &[], Handler::Asset(&assets::INDEX_HTML)),
@@ -123,6 +133,15 @@ pub(crate) static ROUTES: &[Route] = &[
     route(Post, "api/sync/push", &[], Work(sync::push)),
     #[cfg(feature = "agent")]
     route(Get, "api/sync/pull", sync::PULL_QUERY, Work(sync::pull)),
+    #[cfg(feature = "agent")]
+    route(
+        Get,
+        "api/cluster/observations",
+        cluster::OBSERVATIONS_QUERY,
+        Work(cluster::observations),
+    ),
+    #[cfg(feature = "agent")]
+    route(Get, "api/cluster/stats", &[], Work(cluster::stats)),
     // A lean build says why the agent's endpoints are absent.
     #[cfg(not(feature = "agent"))]
     route(Get, "api/observations", OBSERVATIONS_QUERY, Work(no_agent)),
@@ -134,6 +153,15 @@ pub(crate) static ROUTES: &[Route] = &[
     route(Get, "api/stats", &[], Work(no_agent)),
     #[cfg(not(feature = "agent"))]
     route(Post, "api/ask", &[], Work(no_agent)),
+    #[cfg(not(feature = "agent"))]
+    route(
+        Get,
+        "api/cluster/observations",
+        &["node", "type", "hours", "limit"],
+        Work(no_agent),
+    ),
+    #[cfg(not(feature = "agent"))]
+    route(Get, "api/cluster/stats", &[], Work(no_agent)),
 ];
 
 #[cfg(not(feature = "agent"))]

@@ -55,6 +55,10 @@ pub(crate) fn push(view: &HttpView, call: &Call) -> Reply {
     {
         return err(400, "these entries come from this node's own id");
     }
+    if let Some(from) = body.get("node_id").and_then(Json::as_str) {
+        view.nodes
+            .heard(from, crate::nodes::Via::Sync, crate::clock::now_us());
+    }
     match apply::merge(&view.store, &entries, view.settings.sync.max_remote_items) {
         Ok(m) => {
             SyncStats::add(&STATS.push_accepted, entries.len() as u64);

@@ -42,6 +42,7 @@ use super::give_back::GiveBack;
 use super::payload::{self, Inbound};
 use super::remote::{self, Limits, RemoteTally};
 use super::topic;
+use super::waiting::Waiting;
 use crate::clock::now_us;
 use crate::config::settings::Settings;
 use crate::edges::gpio::GpioBackend;
@@ -83,6 +84,9 @@ pub struct MqttStats {
     pub dropped_qos0: AtomicU64,
     /// Oldest outbox messages dropped to stay within its bounds (this run).
     pub outbox_dropped: AtomicU64,
+    /// QoS 1 messages dropped from memory while the store refused outbox writes (past
+    /// `PENDING_MAX` or `outbox_max_mb`).
+    pub outbox_dropped_in_memory: AtomicU64,
     pub readings_in: AtomicU64,
     /// Times the worker waited for the graph before taking the next message (every
     /// batch buffer of a source was still in the graph): backpressure, the broker and the
@@ -113,6 +117,9 @@ pub struct MqttStats {
     pub remote: Mutex<RemoteTally>,
     /// Payload bytes received and waiting for the worker (bounded, see `io_loop`).
     inbound_waiting: AtomicU64,
+    /// Outbox messages the broker acknowledged that are still stored (they leave with
+    /// the next write, see [`ACK_BATCH`]): status does not count them as waiting.
+    pub outbox_acked: AtomicU64,
 }
 
 impl MqttStats {
@@ -145,13 +152,17 @@ pub fn max_packet_size(max_payload_kb: u64) -> u32 {
     (payload * 4).min(payload + (1 << 20)).min(MQTT_MAX) as u32
 }
 
-/// Acknowledged messages removed from the outbox per write transaction, at most...
+/// Acknowledged messages waiting to leave the outbox, at most: they go with the next
+/// push's write transaction (one commit and fsync where two were), on a reconnect and
+/// on a clean stop, or in a transaction of their own once this many wait. A crash before
+/// then sends them once more (QoS 1 allows a duplicate); status counts them as sent.
 const ACK_BATCH: usize = 512;
-/// ...or after this long.
-const ACK_FLUSH: Duration = Duration::from_millis(100);
-/// QoS 0 messages waiting for room in rumqttc's request queue; beyond it the oldest is
-/// dropped (the newest value matters most).
+/// QoS 0 messages waiting for room in rumqttc's request queue; beyond it (or beyond
+/// `outbox_max_mb` of them) the oldest is dropped (the newest value matters most).
 const QOS0_QUEUE: usize = 1024;
+/// QoS 1 messages held in memory while the store refuses outbox writes, at most (and at
+/// most `outbox_max_mb` of them); the oldest go first, counted as outbox drops.
+const PENDING_MAX: usize = 10_000;
 
 /// What app holds of the running edge: a sender for more publishers, the counters, the
 /// broker's address, and the stop.
@@ -206,6 +217,12 @@ pub struct Parts {
     /// The live events (`/api/events`): connected and disconnected go there. `None`
     /// without HTTP.
     pub events: Option<Arc<EventHub>>,
+    /// The node directory: learns other nodes from their status, readings and sync
+    /// topics (`None`: nobody reads it, e.g. in benches).
+    pub nodes: Option<Arc<crate::nodes::NodeDirectory>>,
+    /// A task that runs on the worker's thread beside it until the worker stops (sync's
+    /// turns, which then need no thread of their own). It must not block for long.
+    pub beside: Option<std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>>,
 }
 
 /// Messages that may wait between the sinks and the worker.
@@ -297,6 +314,8 @@ pub fn start(
         std::thread::Builder::new()
             .name("mqtt".into())
             .spawn(move || {
+                let mut parts = parts;
+                let beside = parts.beside.take();
                 let mut w = Worker::new(
                     parts,
                     client,
@@ -305,7 +324,20 @@ pub fn start(
                     (prefix, state_prefix),
                     status_topic,
                 );
-                smol::block_on(w.run(pub_rx, &ev_rx, stop_rx));
+                smol::block_on(async {
+                    let run = w.run(pub_rx, &ev_rx, stop_rx);
+                    match beside {
+                        // Until the worker stops; the task is dropped with it.
+                        Some(task) => {
+                            smol::future::or(run, async {
+                                task.await;
+                                std::future::pending().await
+                            })
+                            .await
+                        }
+                        None => run.await,
+                    }
+                });
                 smol::block_on(w.finish(&ev_rx, &io_stop));
                 io_stop.store(true, Ordering::Relaxed);
                 drop(w);
@@ -455,10 +487,13 @@ struct Worker {
     /// The broker's Maximum Packet Size (CONNACK), if it has one.
     broker_max_packet: Option<u32>,
     remote_limits: Limits,
-    pending: Vec<Publish>,
+    /// QoS 1 messages for the outbox's next write (more only while the store refuses
+    /// writes), bounded like the outbox.
+    pending: Waiting,
     acked: Vec<u64>,
-    /// QoS 0 messages waiting for room in rumqttc's request queue.
-    qos0: VecDeque<Publish>,
+    /// QoS 0 messages waiting for room in rumqttc's request queue (`QOS0_QUEUE`, and the
+    /// outbox's bytes).
+    qos0: Waiting,
     qos0_blocked: bool,
     /// Hashes of (topic, payload) this node published lately: a message that comes back
     /// on an ask topic is our own and never starts the agent.
@@ -501,6 +536,7 @@ impl Worker {
         };
         let spares = parts.subscriptions.iter().map(|_| None).collect();
         Worker {
+            limits,
             spares,
             give_back: GiveBack::new(),
             give_back_due: false,
@@ -512,7 +548,6 @@ impl Worker {
             prefix,
             state_prefix,
             status_topic,
-            limits,
             connected: false,
             ever_connected: false,
             next_to_send: 0,
@@ -522,9 +557,9 @@ impl Worker {
             direct_inflight: Vec::new(),
             broker_max_packet: None,
             remote_limits,
-            pending: Vec::new(),
+            pending: Waiting::new(PENDING_MAX, limits.max_bytes as usize),
             acked: Vec::new(),
-            qos0: VecDeque::new(),
+            qos0: Waiting::new(QOS0_QUEUE, limits.max_bytes as usize),
             qos0_blocked: false,
             own: VecDeque::new(),
         }
@@ -541,20 +576,15 @@ impl Worker {
             Event(Ev),
             /// A batch buffer came back from the source of subscription `.0`.
             Spare(usize, Vec<Item>),
-            Flush,
+            RetryQos0,
             GiveBack,
             Stop,
         }
-        // Acknowledged messages leave the outbox in batches (one write transaction, one
-        // fsync, per batch): at most `ACK_FLUSH` later, or once `ACK_BATCH` are waiting.
-        // A crash in between only means those few are sent again.
-        let mut flush = smol::Timer::never();
-        let mut flush_armed = false;
         let mut give_back = smol::Timer::never();
         loop {
             // Stop taking QoS 0 messages while the client cannot take them: the sinks
             // wait, and their lossy inboxes keep the newest readings.
-            let accepting = self.qos0.len() < QOS0_QUEUE;
+            let accepting = !self.qos0.full();
             let retry = self.qos0_blocked;
             // While a source has all its buffers in the graph, wait for one back instead
             // of taking events: `mqtt-io` then stops reading the socket once its channel
@@ -572,7 +602,7 @@ impl Worker {
                         if !accepting {
                             if retry {
                                 smol::Timer::after(Duration::from_millis(2)).await;
-                                return Wake::Flush;
+                                return Wake::RetryQos0;
                             }
                             return std::future::pending().await;
                         }
@@ -586,7 +616,7 @@ impl Worker {
                                 },
                                 async {
                                     smol::Timer::after(Duration::from_millis(2)).await;
-                                    Wake::Flush
+                                    Wake::RetryQos0
                                 },
                             )
                             .await;
@@ -608,16 +638,10 @@ impl Worker {
                                 Err(_) => Wake::Stop,
                             }
                         },
-                        smol::future::or(
-                            async {
-                                (&mut flush).await;
-                                Wake::Flush
-                            },
-                            async {
-                                (&mut give_back).await;
-                                Wake::GiveBack
-                            },
-                        ),
+                        async {
+                            (&mut give_back).await;
+                            Wake::GiveBack
+                        },
                     ),
                 ),
             )
@@ -634,7 +658,7 @@ impl Worker {
                 }
                 Wake::Publish(p) => {
                     self.queue(p);
-                    while self.qos0.len() < QOS0_QUEUE
+                    while !self.qos0.full()
                         && let Ok(p) = publish.try_recv()
                     {
                         self.queue(p);
@@ -658,13 +682,8 @@ impl Worker {
                     self.stats.held_back.fetch_add(1, Ordering::Relaxed);
                     self.spares[i] = Some(buf);
                 }
-                Wake::Flush => {
-                    if flush_armed && !self.acked.is_empty() {
-                        flush_armed = false;
-                        flush = smol::Timer::never();
-                        self.remove_acked();
-                    }
-                }
+                // QoS 0 messages to retry: `pump` below.
+                Wake::RetryQos0 => {}
             }
             if std::mem::take(&mut self.give_back_due) {
                 give_back.set_after(super::give_back::QUIET);
@@ -672,10 +691,10 @@ impl Worker {
             self.store_pending();
             if self.acked.len() >= ACK_BATCH {
                 self.remove_acked();
-            } else if !self.acked.is_empty() && !flush_armed {
-                flush.set_after(ACK_FLUSH);
-                flush_armed = true;
             }
+            self.stats
+                .outbox_acked
+                .store(self.acked.len() as u64, Ordering::Relaxed);
             self.pump();
         }
     }
@@ -717,13 +736,15 @@ impl Worker {
                 self.stats.dropped_qos0.fetch_add(1, Ordering::Relaxed);
                 return;
             }
-            if self.qos0.len() >= QOS0_QUEUE {
-                self.qos0.pop_front();
-                self.stats.dropped_qos0.fetch_add(1, Ordering::Relaxed);
-            }
-            self.qos0.push_back(p);
+            let dropped = self.qos0.push(p);
+            self.stats
+                .dropped_qos0
+                .fetch_add(dropped, Ordering::Relaxed);
         } else {
-            self.pending.push(p);
+            let dropped = self.pending.push(p);
+            self.stats
+                .outbox_dropped_in_memory
+                .fetch_add(dropped, Ordering::Relaxed);
         }
     }
 
@@ -731,8 +752,13 @@ impl Worker {
         if self.pending.is_empty() {
             return;
         }
-        match self.parts.store.outbox_push(&self.pending, &self.limits) {
+        match self.parts.store.outbox_push_removing(
+            self.pending.contiguous(),
+            &self.acked,
+            &self.limits,
+        ) {
             Ok((_, dropped)) => {
+                self.acked.clear();
                 if dropped > 0 {
                     self.stats
                         .outbox_dropped
@@ -746,17 +772,10 @@ impl Worker {
                 self.pending.clear();
             }
             Err(e) => {
-                // Keep them in memory and try again on the next wake-up (bounded: the
-                // sinks' channel is bounded and this vector is cleared on success).
+                // Keep them in memory and try again on the next wake-up (bounded: past
+                // `PENDING_MAX` messages or the outbox's bytes the oldest go, counted).
                 log::error!("mqtt: cannot write the outbox: {e}");
                 self.stats.set_error(format!("outbox: {e}"));
-                if self.pending.len() > 10_000 {
-                    let n = self.pending.len() - 10_000;
-                    self.pending.drain(..n);
-                    self.stats
-                        .outbox_dropped
-                        .fetch_add(n as u64, Ordering::Relaxed);
-                }
             }
         }
     }
@@ -769,6 +788,7 @@ impl Worker {
             Ok(_) => self.acked.clear(),
             Err(e) => log::error!("mqtt: cannot remove acknowledged messages from the outbox: {e}"),
         }
+        self.stats.outbox_acked.store(0, Ordering::Relaxed);
     }
 
     /// Hand queued QoS 0 messages and outbox messages to the client while the window has
@@ -890,7 +910,9 @@ impl Worker {
                 self.awaiting_pkid.clear();
                 self.inflight.clear();
                 self.direct_inflight.clear();
-                // Everything unacknowledged goes again, oldest first.
+                // Everything unacknowledged goes again, oldest first (what was
+                // acknowledged leaves first, so it is not sent again).
+                self.remove_acked();
                 self.next_to_send = 0;
                 self.subscribe();
                 let status = self.status_topic.clone();
@@ -965,10 +987,10 @@ impl Worker {
                 self.awaiting_pkid.clear();
                 self.inflight.clear();
                 self.direct_inflight.clear();
+                let lost = self.qos0.clear();
                 self.stats
                     .dropped_qos0
-                    .fetch_add(self.qos0.len() as u64, Ordering::Relaxed);
-                self.qos0.clear();
+                    .fetch_add(lost as u64, Ordering::Relaxed);
             }
         }
     }
@@ -991,6 +1013,13 @@ impl Worker {
         }
         if let Some(sync) = &self.parts.sync {
             filters.extend(sync.filters());
+        }
+        if let Some(nodes) = &self.parts.nodes {
+            for f in nodes.mqtt_filters() {
+                if !filters.contains(&f) {
+                    filters.push(f);
+                }
+            }
         }
         if !self.parts.discovery.is_empty() {
             filters.push(format!(
@@ -1068,6 +1097,10 @@ impl Worker {
             return;
         }
         self.remember(&topic, &payload);
+        // Other nodes' status, readings and sync messages tell the directory they exist.
+        if let Some(nodes) = &self.parts.nodes {
+            nodes.on_mqtt(&topic, &payload, now_us());
+        }
         // Home Assistant came (back) online: announce our entities again.
         if !self.parts.discovery.is_empty()
             && topic == format!("{}/status", self.parts.settings.mqtt.discovery_prefix)

@@ -7,6 +7,7 @@
 //! - `discovery`: Home Assistant MQTT discovery payloads.
 //! - `remote`: limits on the sources learned from other nodes, and plausible timestamps.
 //! - `give_back`: memory taken for a burst of big messages returned once it is over.
+//! - `waiting`: messages waiting in the worker's memory, bounded in count and bytes.
 
 #[cfg(feature = "mqtt")]
 pub mod connection;
@@ -18,5 +19,7 @@ mod give_back;
 pub mod payload;
 #[cfg(feature = "mqtt")]
 pub mod remote;
+#[cfg(feature = "mqtt")]
+mod waiting;
 // Config validation checks topics in every build, with or without the mqtt feature.
 pub mod topic;

@@ -1,0 +1,155 @@
+//! `[openclaw]`: this node as a node of an OpenClaw gateway (docs/openclaw.md).
+
+use std::path::PathBuf;
+
+use super::key::{Key, Section, duration, number, path, problem_hint, quoted};
+use super::mqtt::Secret;
+use crate::config::expect::Want;
+use crate::config::spec::Spec;
+use crate::graph::Micros;
+
+/// The gateway client's settings: off unless `enabled`; the url and shared token of the
+/// gateway; the reconnect backoff and the bounds on what the gateway may send.
+#[derive(Clone, Debug, PartialEq)]
+pub struct OpenclawSettings {
+    /// Connect to the gateway (a thread `openclaw`); off: no thread, nothing opened.
+    pub enabled: bool,
+    /// `ws://host:port` (or `wss://` with the `openclaw-tls` feature).
+    pub url: String,
+    /// The gateway's shared token (`gateway.auth.token`); never logged.
+    pub token: Option<Secret>,
+    /// A file holding the token instead (its first line), read at each connect.
+    pub token_file: Option<PathBuf>,
+    /// Reconnect backoff: the first delay, doubling up to `reconnect_max`.
+    pub reconnect_min: Micros,
+    pub reconnect_max: Micros,
+    /// A request to the gateway with no response within this fails (and the connection
+    /// is dropped when it was the handshake).
+    pub request_timeout: Micros,
+    /// Frames from the gateway larger than this many KiB are refused (the connection is
+    /// closed and counted); the gateway's own `policy.maxPayload` bounds what we send.
+    pub max_frame_kb: u32,
+}
+
+pub(crate) const SECTION: Section = Section {
+    name: "openclaw",
+    doc: "This node as a node of an OpenClaw gateway (docs/openclaw.md): the gateway invokes its commands (readings, history, recall, GPIO, questions) once an operator approved it.",
+    keys: &[
+        Key::new(
+            Spec {
+                default: "false",
+                doc: "Connect to the OpenClaw gateway at url as a node (a thread `openclaw`). Off: no thread is started.",
+                ..Spec::new("enabled", Want::Bool)
+            },
+            |s, v, _| {
+                s.openclaw.enabled = v.bool()?;
+                Ok(())
+            },
+            |s| Some(s.openclaw.enabled.to_string()),
+        ),
+        Key::new(
+            Spec {
+                default: "\"ws://127.0.0.1:18789\"",
+                doc: "The gateway's WebSocket address (its default port is 18789). wss:// needs a build with the openclaw-tls feature.",
+                hint: "an address such as \"ws://gateway.local:18789\"",
+                ..Spec::new("url", Want::Text)
+            },
+            |s, v, _| {
+                let v = v.text()?;
+                if !(v.starts_with("ws://") || v.starts_with("wss://")) {
+                    return Err(problem_hint(
+                        "openclaw url must start with ws:// or wss://",
+                        "write the gateway's address such as \"ws://gateway.local:18789\"",
+                    ));
+                }
+                s.openclaw.url = v;
+                Ok(())
+            },
+            |s| quoted(&s.openclaw.url),
+        ),
+        Key {
+            example: "\"...\"",
+            secret: true,
+            ..Key::new(
+                Spec {
+                    doc: "The gateway's shared token (gateway.auth.token) for the first connect; afterwards the device token the gateway issued is used. Never logged.",
+                    ..Spec::new("token", Want::Text)
+                },
+                |s, v, _| {
+                    let v = v.text()?;
+                    s.openclaw.token = (!v.trim().is_empty()).then(|| Secret(v.trim().to_string()));
+                    Ok(())
+                },
+                |s| s.openclaw.token.as_ref().and_then(|t| quoted(&t.0)),
+            )
+        },
+        Key {
+            example: "\"/etc/smollama/openclaw-token\"",
+            ..Key::new(
+                Spec {
+                    doc: "A file whose first line is the gateway's shared token, read at each connect (instead of token, which wins when both are set).",
+                    ..Spec::new("token_file", Want::Text)
+                },
+                |s, v, place| {
+                    let v = v.text()?;
+                    s.openclaw.token_file = (!v.trim().is_empty()).then(|| place.resolve(v));
+                    Ok(())
+                },
+                |s| s.openclaw.token_file.as_deref().and_then(path),
+            )
+        },
+        Key::new(
+            Spec {
+                range: Some((0.1, 3600.0)),
+                default: "\"1s\"",
+                doc: "Reconnect backoff: the first delay after a failed or lost connection, doubling per failure (the gateway's reference client: 1 s).",
+                ..Spec::new("reconnect_min", Want::Duration)
+            },
+            |s, v, _| {
+                s.openclaw.reconnect_min = v.dur()?;
+                Ok(())
+            },
+            |s| duration(s.openclaw.reconnect_min),
+        ),
+        Key::new(
+            Spec {
+                range: Some((0.1, 3600.0)),
+                default: "\"30s\"",
+                doc: "Reconnect backoff: the longest delay (the reference client: 30 s).",
+                ..Spec::new("reconnect_max", Want::Duration)
+            },
+            |s, v, _| {
+                s.openclaw.reconnect_max = v.dur()?;
+                Ok(())
+            },
+            |s| duration(s.openclaw.reconnect_max),
+        ),
+        Key::new(
+            Spec {
+                range: Some((1.0, 600.0)),
+                default: "\"30s\"",
+                doc: "A request to the gateway (the handshake, an invoke's result) without a response within this has failed (the reference client: 30 s).",
+                ..Spec::new("request_timeout", Want::Duration)
+            },
+            |s, v, _| {
+                s.openclaw.request_timeout = v.dur()?;
+                Ok(())
+            },
+            |s| duration(s.openclaw.request_timeout),
+        ),
+        Key::new(
+            Spec {
+                // hello-ok alone is tens of KiB (the gateway's method list and snapshot).
+                range: Some((256.0, 65536.0)),
+                default: "1024",
+                doc: "Frames from the gateway over this many KiB are refused: the connection is closed and reconnected (counted in /api/status, openclaw.frames_refused). What this node sends stays within the gateway's policy.maxPayload.",
+                ..Spec::new("max_frame_kb", Want::WholeNumber)
+            },
+            |s, v, _| {
+                s.openclaw.max_frame_kb = v.int()? as u32;
+                Ok(())
+            },
+            |s| number(s.openclaw.max_frame_kb),
+        ),
+    ],
+};
