@@ -17,10 +17,10 @@ use crate::edges::gpio;
 #[cfg(feature = "agent")]
 use crate::edges::gpio::GpioBackend;
 use crate::edges::http::{self, HttpStats, HttpView};
+#[cfg(feature = "agent")]
+use crate::edges::llm::Llm;
 #[cfg(feature = "mqtt")]
 use crate::edges::mqtt::connection;
-#[cfg(feature = "agent")]
-use crate::edges::ollama::{Ollama, OllamaConfig};
 use crate::graph::registry::Registry;
 use crate::graph::runner;
 #[cfg(feature = "agent")]
@@ -44,12 +44,6 @@ mod openclaw;
 /// Batches that may wait for the writer thread before the store sink waits.
 const WRITER_QUEUE: usize = 2;
 
-/// The Ollama client settings from the config.
-#[cfg(feature = "agent")]
-pub fn ollama_config(settings: &Settings) -> OllamaConfig {
-    OllamaConfig::from_settings(settings)
-}
-
 /// The tools' view of the running agent.
 #[cfg(feature = "agent")]
 pub fn tool_context(
@@ -69,11 +63,7 @@ pub fn tool_context(
         hardware: hardware.clone(),
         retention,
         mqtt,
-        embedder: Some(Arc::new(Ollama::new(OllamaConfig {
-            model: settings.memory.embedding_model.clone(),
-            retries: 0,
-            ..ollama_config(settings)
-        }))),
+        embedder: Some(Arc::new(Llm::embedder(settings, None))),
         trusted: false,
         stats: Default::default(),
         stopping: Default::default(),
@@ -122,15 +112,24 @@ fn start_agent(
     let stats = Arc::new(LlmStats::default());
     ctx.stats = stats.tools.clone();
     ctx.events = events.cloned();
-    log::info!(
-        "agent: model {} at {} (keep_alive {}), questions on {}",
-        settings.ollama.model,
-        settings.ollama.base_url(),
-        settings.ollama.keep_alive,
-        settings.ask_topics().join(", ")
-    );
+    let llm = Llm::from_settings(settings);
+    match llm.backend() {
+        crate::edges::llm::Backend::Ollama => log::info!(
+            "agent: model {} at {} (keep_alive {}), questions on {}",
+            settings.ollama.model,
+            settings.ollama.base_url(),
+            settings.ollama.keep_alive,
+            settings.ask_topics().join(", ")
+        ),
+        crate::edges::llm::Backend::OpenAi => log::info!(
+            "agent: model {} at {} (OpenAI-compatible), questions on {}",
+            llm.model(),
+            llm.server(),
+            settings.ask_topics().join(", ")
+        ),
+    }
     worker::start(Agent {
-        ollama: Ollama::new(ollama_config(settings)),
+        llm,
         tools: ToolRegistry::with_plugins(settings, &hardware.devices),
         ctx,
         publish: mqtt_on.then(|| publish.clone()),

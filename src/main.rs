@@ -708,10 +708,10 @@ fn ask(settings: &Settings, question: &str) -> ExitCode {
     };
     // A local operator at the command line: trusted like a request with the token.
     ctx.trusted = true;
-    let ollama = smollama::edges::ollama::Ollama::new(smollama::app::ollama_config(settings));
+    let llm = smollama::edges::llm::Llm::from_settings(settings);
     let t0 = std::time::Instant::now();
     match tool_loop::run(
-        &ollama,
+        &llm,
         &ToolRegistry::with_plugins(settings, &ctx.hardware.devices),
         &ctx,
         &settings.agent.system_prompt,
@@ -742,34 +742,38 @@ fn ask(settings: &Settings, question: &str) -> ExitCode {
     }
 }
 
-/// Ask the configured Ollama server what `smollama status` reports about it.
+/// Ask the configured model server (either backend) what `smollama status` reports
+/// about it: whether it answers, its models, whether the configured model is there.
 #[cfg(feature = "agent")]
 fn ollama_report(settings: &Settings) -> serde_json::Value {
-    use smollama::edges::ollama::Ollama;
-    let mut cfg = smollama::app::ollama_config(settings);
-    cfg.connect_timeout = std::time::Duration::from_secs(2);
-    cfg.read_timeout = std::time::Duration::from_secs(3);
-    cfg.total_timeout = std::time::Duration::from_secs(5);
-    cfg.retries = 0;
-    let o = Ollama::new(cfg);
-    match o.version() {
+    use smollama::edges::llm::{Backend, Llm};
+    let llm = Llm::probe_from_settings(settings);
+    let backend = llm.backend().as_str();
+    match llm.version() {
         Ok(v) => {
-            let models = o.tags().unwrap_or_default();
-            let present = Ollama::has_model(&models, &settings.ollama.model);
+            let models = llm.models().unwrap_or_default();
+            let present = llm.has_model(&models, llm.model());
+            let hint: serde_json::Value = match (present, llm.backend()) {
+                (true, _) => serde_json::Value::Null,
+                (false, Backend::Ollama) => format!("ollama pull {}", llm.model()).into(),
+                (false, Backend::OpenAi) => llm.missing_model_hint().into(),
+            };
             serde_json::json!({
-                "server": settings.ollama.base_url(),
+                "backend": backend,
+                "server": llm.server(),
                 "reachable": true,
                 "version": v,
-                "model": settings.ollama.model,
+                "model": llm.model(),
                 "model_present": present,
                 "models": models,
-                "hint": if present { serde_json::Value::Null } else { format!("ollama pull {}", settings.ollama.model).into() },
+                "hint": hint,
             })
         }
         Err(e) => serde_json::json!({
-            "server": settings.ollama.base_url(),
+            "backend": backend,
+            "server": llm.server(),
             "reachable": false,
-            "model": settings.ollama.model,
+            "model": llm.model(),
             "error": e.to_string(),
         }),
     }

@@ -8,7 +8,7 @@ use serde_json::json;
 
 use super::worker::Agent;
 use crate::clock::{iso8601, now_us};
-use crate::edges::ollama::Message;
+use crate::edges::llm::Message;
 use crate::graph::Micros;
 use crate::memory::observe::{
     SourceStats, answer_schema, build_prompt, compaction_prompt, parse_answer,
@@ -222,7 +222,7 @@ fn ask(a: &Agent, prompt: &str, format: Option<&serde_json::Value>, what: &str) 
         Message::user(prompt),
     ];
     let started = std::time::Instant::now();
-    match a.ollama.chat(&messages, &json!([]), format) {
+    match a.llm.chat(&messages, &json!([]), format) {
         Ok(r) => {
             a.stats.calls.fetch_add(1, Ordering::Relaxed);
             a.stats

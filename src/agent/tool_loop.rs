@@ -5,11 +5,12 @@ use serde_json::Value as Json;
 
 use super::tools::ToolContext;
 use super::tools::registry::ToolRegistry;
-use crate::edges::ollama::{ChatReply, Message, Ollama, OllamaError};
+use crate::edges::llm::{ChatReply, Llm, LlmError, Message};
 
-/// The model behind the loop (Ollama in the agent; a script in tests).
+/// The model behind the loop (the configured backend, [`Llm`], in the agent; a script in
+/// tests).
 pub trait ChatModel {
-    fn chat(&self, messages: &[Message], tools: &Json) -> Result<ChatReply, OllamaError>;
+    fn chat(&self, messages: &[Message], tools: &Json) -> Result<ChatReply, LlmError>;
     /// The same, passing the text to `on_text` piece by piece as it arrives. A model
     /// that cannot stream passes it whole once it has it.
     fn chat_streamed(
@@ -17,7 +18,7 @@ pub trait ChatModel {
         messages: &[Message],
         tools: &Json,
         on_text: &mut dyn FnMut(&str),
-    ) -> Result<ChatReply, OllamaError> {
+    ) -> Result<ChatReply, LlmError> {
         let reply = self.chat(messages, tools)?;
         if !reply.content.is_empty() {
             on_text(&reply.content);
@@ -26,9 +27,9 @@ pub trait ChatModel {
     }
 }
 
-impl ChatModel for Ollama {
-    fn chat(&self, messages: &[Message], tools: &Json) -> Result<ChatReply, OllamaError> {
-        Ollama::chat(self, messages, tools, None)
+impl ChatModel for Llm {
+    fn chat(&self, messages: &[Message], tools: &Json) -> Result<ChatReply, LlmError> {
+        Llm::chat(self, messages, tools, None)
     }
 
     fn chat_streamed(
@@ -36,8 +37,8 @@ impl ChatModel for Ollama {
         messages: &[Message],
         tools: &Json,
         on_text: &mut dyn FnMut(&str),
-    ) -> Result<ChatReply, OllamaError> {
-        Ollama::chat_stream(self, messages, tools, on_text)
+    ) -> Result<ChatReply, LlmError> {
+        Llm::chat_stream(self, messages, tools, on_text)
     }
 }
 
@@ -61,7 +62,7 @@ pub fn run(
     system_prompt: &str,
     question: &str,
     max_rounds: u32,
-) -> Result<Outcome, OllamaError> {
+) -> Result<Outcome, LlmError> {
     run_with(model, tools, ctx, system_prompt, question, max_rounds, None)
 }
 
@@ -75,7 +76,7 @@ pub fn run_streamed(
     question: &str,
     max_rounds: u32,
     on_text: &mut dyn FnMut(&str),
-) -> Result<Outcome, OllamaError> {
+) -> Result<Outcome, LlmError> {
     run_with(
         model,
         tools,
@@ -95,7 +96,7 @@ fn run_with(
     question: &str,
     max_rounds: u32,
     mut on_text: Option<&mut dyn FnMut(&str)>,
-) -> Result<Outcome, OllamaError> {
+) -> Result<Outcome, LlmError> {
     let schema = tools.ollama_tools();
     let mut messages = vec![Message::system(system_prompt), Message::user(question)];
     let mut out = Outcome::default();

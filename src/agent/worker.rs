@@ -1,9 +1,10 @@
 //! The agent's thread ("llm"): takes questions (from the intake, `intake.rs`: MQTT,
-//! HTTP) one at a time, runs the tool loop against Ollama, and sends the answer back
+//! HTTP) one at a time, runs the tool loop against the model server (`edges::llm`: Ollama
+//! or an OpenAI-compatible one), and sends the answer back
 //! where the question came from (`messages::Answer::deliver`). One model call at a time
 //! per node: a small board cannot run two, and the observation loop queues here too.
 //!
-//! When Ollama is away, `fallback_mode = "queue"` keeps questions (bounded, persisted in
+//! When the model server is away, `fallback_mode = "queue"` keeps questions (bounded, persisted in
 //! the store so a restart does not lose them) and answers them in order once a probe
 //! finds the server again; `"skip"` answers at once with an error payload, and so does a
 //! question whose asker cannot wait (an HTTP request).
@@ -21,7 +22,7 @@ use super::tools::ToolContext;
 use super::tools::registry::ToolRegistry;
 use crate::clock::{iso8601, now_us};
 use crate::config::settings::FallbackMode;
-use crate::edges::ollama::{Ollama, OllamaError};
+use crate::edges::llm::{Llm, LlmError};
 use crate::graph::Micros;
 use crate::messages::{Answer, EventKind, Publish, Question, Undelivered};
 
@@ -97,7 +98,7 @@ const PROBE_MIN: Duration = Duration::from_secs(2);
 const PROBE_MAX: Duration = Duration::from_secs(60);
 
 pub struct Agent {
-    pub ollama: Ollama,
+    pub llm: Llm,
     pub tools: ToolRegistry,
     pub ctx: ToolContext,
     pub publish: Option<async_channel::Sender<Publish>>,
@@ -312,10 +313,10 @@ impl Worker {
                         self.enqueue(q);
                     }
                 }
-                Wake::Probe => match self.a.ollama.version() {
+                Wake::Probe => match self.a.llm.version() {
                     Ok(v) => {
                         log::info!(
-                            "agent: Ollama {v} is back; answering {} queued question(s)",
+                            "agent: the model server ({v}) is back; answering {} queued question(s)",
                             self.queue.len()
                         );
                         self.a.stats.state.store(LLM_REACHABLE, Ordering::Relaxed);
@@ -352,7 +353,7 @@ impl Worker {
             Some(hub) => {
                 let mut parts = AnswerParts::new(&q.id, &hub);
                 let r = tool_loop::run_streamed(
-                    &self.a.ollama,
+                    &self.a.llm,
                     &self.a.tools,
                     &self.a.ctx,
                     &self.a.ctx.settings.agent.system_prompt,
@@ -364,7 +365,7 @@ impl Worker {
                 r
             }
             None => tool_loop::run(
-                &self.a.ollama,
+                &self.a.llm,
                 &self.a.tools,
                 &self.a.ctx,
                 &self.a.ctx.settings.agent.system_prompt,
@@ -406,7 +407,7 @@ impl Worker {
                     // reaching the MQTT worker to the answer handed back to it.
                     "overhead_us_per_round": (waited + elapsed.as_micros() as u64).saturating_sub(out.model_us) / u64::from(out.rounds.max(1)),
                     "node": self.a.ctx.settings.node.name,
-                    "model": self.a.ctx.settings.ollama.model,
+                    "model": self.a.llm.model(),
                     "timestamp": iso8601(now_us()),
                 });
                 self.reply(&q, body);
@@ -416,9 +417,9 @@ impl Worker {
         }
     }
 
-    fn failed(&mut self, q: Question, e: OllamaError) -> bool {
+    fn failed(&mut self, q: Question, e: LlmError) -> bool {
         self.a.stats.set_error(&e.to_string());
-        let model_missing = matches!(e, OllamaError::ModelNotFound { .. });
+        let model_missing = e.is_model_missing();
         if model_missing {
             self.a
                 .stats
@@ -435,7 +436,10 @@ impl Worker {
             && self.a.ctx.settings.agent.fallback_mode == FallbackMode::Queue
             && q.origin.can_wait()
         {
-            log::warn!("agent: Ollama unavailable ({e}); question {} queued", q.id);
+            log::warn!(
+                "agent: model server unavailable ({e}); question {} queued",
+                q.id
+            );
             self.queue.push_front(q);
             self.trim_queue();
             self.save_queue();

@@ -319,6 +319,24 @@ fn events(hub: &EventHub) -> Json {
     })
 }
 
+/// The model server the configured backend asks.
+#[cfg(feature = "agent")]
+fn llm_server(settings: &crate::config::Settings) -> String {
+    match settings.llm.backend {
+        crate::config::settings::Backend::Ollama => settings.ollama.base_url(),
+        crate::config::settings::Backend::OpenAi => settings.llm.base_url.clone(),
+    }
+}
+
+/// The chat model the configured backend asks for.
+#[cfg(feature = "agent")]
+fn llm_model(settings: &crate::config::Settings) -> &str {
+    match settings.llm.backend {
+        crate::config::settings::Backend::Ollama => &settings.ollama.model,
+        crate::config::settings::Backend::OpenAi => &settings.llm.model,
+    }
+}
+
 #[cfg(feature = "agent")]
 fn llm(shared: &StatusView) -> Json {
     use crate::agent::worker::llm_state_name;
@@ -329,8 +347,9 @@ fn llm(shared: &StatusView) -> Json {
     let calls = n(&st.answered);
     json!({
         "state": llm_state_name(st.state.load(Ordering::Relaxed)),
-        "server": shared.settings.ollama.base_url(),
-        "model": shared.settings.ollama.model,
+        "backend": shared.settings.llm.backend.as_str(),
+        "server": llm_server(&shared.settings),
+        "model": llm_model(&shared.settings),
         "last_error": st.last_error(),
         "questions": n(&st.questions),
         "answered": n(&st.answered),
@@ -480,14 +499,18 @@ pub fn line(shared: &StatusView) -> String {
     let llm = match &shared.llm {
         Some(l) => {
             let queued = l.queued.load(Ordering::Relaxed);
+            let who = match shared.settings.llm.backend {
+                crate::config::settings::Backend::Ollama => "ollama",
+                crate::config::settings::Backend::OpenAi => "llm",
+            };
             match l.state.load(Ordering::Relaxed) {
-                LLM_REACHABLE => "ollama reachable".to_string(),
-                LLM_UNREACHABLE if queued > 0 => format!("ollama unreachable (queueing {queued})"),
-                LLM_UNREACHABLE => "ollama unreachable".to_string(),
+                LLM_REACHABLE => format!("{who} reachable"),
+                LLM_UNREACHABLE if queued > 0 => format!("{who} unreachable (queueing {queued})"),
+                LLM_UNREACHABLE => format!("{who} unreachable"),
                 LLM_MODEL_MISSING => {
-                    format!("ollama model {} missing", shared.settings.ollama.model)
+                    format!("{who} model {} missing", llm_model(&shared.settings))
                 }
-                _ => "ollama not contacted yet".to_string(),
+                _ => format!("{who} not contacted yet"),
             }
         }
         None => "agent off".into(),
@@ -592,26 +615,41 @@ fn ollama_line(s: &mut String, o: &Json, agent: &Json) {
     if o.is_null() {
         return;
     }
+    // "ollama:" as before; an OpenAI-compatible server says so.
+    let label = match o["backend"].as_str() {
+        Some("openai") => "llm (openai)",
+        _ => "ollama",
+    };
     if o["reachable"] == json!(true) {
+        let hint = o["hint"].as_str().unwrap_or("");
         let _ = write!(
             s,
-            "ollama: {} reachable (version {}), model {} {}",
+            "{label}: {} reachable (version {}), model {} {}",
             o["server"].as_str().unwrap_or(""),
             o["version"].as_str().unwrap_or("?"),
             o["model"].as_str().unwrap_or(""),
-            if o["model_present"] == json!(true) {
-                "present".to_string()
-            } else {
-                format!(
-                    "MISSING: run `{}` on that server",
-                    o["hint"].as_str().unwrap_or("")
-                )
+            match (o["model_present"] == json!(true), label) {
+                (true, _) => "present".to_string(),
+                (false, "ollama") => format!("MISSING: run `{hint}` on that server"),
+                (false, _) => format!("MISSING: {hint}"),
             }
         );
+        if let Some(models) = o["models"].as_array() {
+            let names: Vec<&str> = models.iter().filter_map(Json::as_str).collect();
+            let _ = write!(
+                s,
+                "; models: {}",
+                if names.is_empty() {
+                    "none".to_string()
+                } else {
+                    names.join(", ")
+                }
+            );
+        }
     } else {
         let _ = write!(
             s,
-            "ollama: {} unreachable ({})",
+            "{label}: {} unreachable ({})",
             o["server"].as_str().unwrap_or(""),
             o["error"].as_str().unwrap_or("")
         );

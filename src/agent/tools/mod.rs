@@ -55,9 +55,9 @@ pub struct ToolContext {
     /// The pipeline's retention windows (raw vs rollups for history).
     pub retention: Option<RetentionParams>,
     pub mqtt: Option<MqttTools>,
-    /// Embeddings for the memory tools (the Ollama client set to the embedding model);
-    /// `None`: memory works on words alone.
-    pub embedder: Option<Arc<crate::edges::ollama::Ollama>>,
+    /// Embeddings for the memory tools (the model server's client set to the embedding
+    /// model); `None`: memory works on words alone.
+    pub embedder: Option<Arc<crate::edges::llm::Llm>>,
     /// Whether the question being answered came from a trusted origin
     /// (`messages::Origin::trusted`); write tools refuse to run otherwise. False unless
     /// whoever runs the tool loop says so.

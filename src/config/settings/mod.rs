@@ -22,6 +22,7 @@ mod gpio;
 mod hardware;
 mod http;
 mod key;
+mod llm;
 mod log;
 mod memory;
 mod mqtt;
@@ -41,6 +42,7 @@ pub use discovery::DiscoverySettings;
 pub use gpio::{GpioBackendChoice, GpioSettings, PinConfig, PinMode, Pull};
 pub use hardware::{BusChoice, HardwareSettings};
 pub use http::HttpSettings;
+pub use llm::{Backend, LlmSettings, Structured};
 pub use log::{LogFormat, LogSettings};
 pub use memory::MemorySettings;
 pub use mqtt::{MqttSettings, Secret};
@@ -66,6 +68,7 @@ pub(crate) const SECTIONS: &[Section] = &[
     log::SECTION,
     mqtt::SECTION,
     ollama::SECTION,
+    llm::SECTION,
     agent::SECTION,
     memory::SECTION,
     sync::SECTION,
@@ -91,6 +94,7 @@ pub struct Settings {
     pub log: LogSettings,
     pub mqtt: MqttSettings,
     pub ollama: OllamaSettings,
+    pub llm: LlmSettings,
     pub agent: AgentSettings,
     pub memory: MemorySettings,
     pub sync: SyncSettings,
@@ -218,6 +222,23 @@ impl Settings {
                 read_timeout: 0,
                 total_timeout: 0,
                 retries: 0,
+            },
+            llm: LlmSettings {
+                backend: Backend::Ollama,
+                base_url: String::new(),
+                model: String::new(),
+                api_key: None,
+                api_key_file: None,
+                structured_output: Structured::JsonSchema,
+                connect_timeout: 0,
+                read_timeout: 0,
+                total_timeout: 0,
+                retries: 0,
+                tool_choice: String::new(),
+                temperature: None,
+                seed: None,
+                num_ctx: None,
+                max_tokens: None,
             },
             agent: AgentSettings {
                 enabled: false,
@@ -804,6 +825,7 @@ mod declaration_tests {
                 (Want::Text, "bind") => "\"0.0.0.0:9000\"".into(),
                 (Want::Text, "token") => "\"0123456789abcdef0\"".into(),
                 (Want::Text, "keep_alive") => "\"5m\"".into(),
+                (Want::Text, "base_url") => "\"http://h:1/v1\"".into(),
                 (Want::Text, "url") => "\"ws://gateway.local:9\"".into(),
                 (Want::Text, "service_type") => "\"_other._tcp\"".into(),
                 (Want::Text, _) => "\"other-value\"".into(),

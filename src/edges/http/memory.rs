@@ -145,18 +145,15 @@ pub(crate) fn recall(view: &HttpView, call: &Call) -> Reply {
             _ => return err(400, "limit must be an integer from 1 to 100"),
         },
     };
-    let mut cfg = crate::edges::ollama::OllamaConfig::from_settings(&view.settings);
-    cfg.model = view.settings.memory.embedding_model.clone();
-    cfg.retries = 0;
-    cfg.total_timeout = Duration::from_secs(5);
+    let model = &view.settings.memory.embedding_model;
     // Words while the stored vectors are another model's (re-embedding not done).
-    let comparable = view
-        .store
-        .memory()
-        .vectors_match(&cfg.model)
-        .unwrap_or(false);
+    let comparable = view.store.memory().vectors_match(model).unwrap_or(false);
     let vector = comparable
-        .then(|| crate::edges::ollama::Ollama::new(cfg).embed(&[q]).ok())
+        .then(|| {
+            crate::edges::llm::Llm::embedder(&view.settings, Some(Duration::from_secs(5)))
+                .embed(&[q])
+                .ok()
+        })
         .flatten()
         .and_then(|mut v| (!v.is_empty()).then(|| v.swap_remove(0)));
     match crate::memory::recall::recall_with_mode(&view.store, vector.as_deref(), q, limit) {

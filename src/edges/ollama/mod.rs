@@ -1,13 +1,10 @@
 //! The Ollama HTTP API client (ureq): chat with tools (whole or streamed), embeddings,
 //! model list, version.
 //!
-//! Blocking, like every edge: callers run it on their own thread. One [`ureq::Agent`]
-//! with explicit timeouts (ureq has none by default): `connect_timeout` to connect,
-//! `read_timeout` for the response head and for each read of the body (so a stream may
-//! run long as long as it keeps coming), `total_timeout` for a whole call including its
-//! retries. Failed calls that may succeed later (unreachable server, timeouts, 429, 5xx)
-//! are retried with capped exponential backoff; the others (400, 404, a bad reply, an
-//! error inside a stream) are returned at once.
+//! Blocking, like every edge: callers run it on their own thread. The HTTP plumbing
+//! (timeouts, retries with capped backoff) is the shared [`Transport`]; 400, 404, a bad
+//! reply and an error inside a stream are returned at once. One of the two backends
+//! behind [`crate::edges::llm::Llm`].
 //!
 //! The wire format (request bodies, reply parsing) is in [`wire`], as pure functions.
 
@@ -15,13 +12,15 @@ pub mod wire;
 
 use std::fmt;
 use std::io::{BufRead, BufReader};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde::{Serialize, Serializer};
 use serde_json::Value;
 
-/// The largest reply body read (embeddings of a big batch can be several MB).
-const MAX_BODY: u64 = 64 * 1024 * 1024;
+pub use crate::edges::llm::error::LlmError as OllamaError;
+use crate::edges::llm::http::{MAX_BODY, Timeouts, Transport};
+pub use crate::edges::llm::message::{ChatReply, Message, Role, ToolCall};
+pub use crate::edges::llm::sampling::Sampling;
 
 /// How long Ollama keeps the model loaded after a request: whole seconds (negative =
 /// forever, 0 = unload at once), sent as a JSON number, or a duration string with a unit
@@ -162,158 +161,42 @@ impl Default for OllamaConfig {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Role {
-    System,
-    User,
-    Assistant,
-    Tool,
-}
-
-impl Role {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::System => "system",
-            Role::User => "user",
-            Role::Assistant => "assistant",
-            Role::Tool => "tool",
-        }
-    }
-}
-
-/// A tool the model asked to call; `arguments` is a JSON object.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct ToolCall {
-    pub name: String,
-    pub arguments: Value,
-}
-
-/// One chat message. Serialised by [`wire::message_json`].
-#[derive(Clone, Debug, PartialEq)]
-pub struct Message {
-    pub role: Role,
-    pub content: String,
-    /// Only on assistant messages.
-    pub tool_calls: Vec<ToolCall>,
-    /// Only on tool messages: the tool whose result `content` is.
-    pub tool_name: Option<String>,
-}
-
-impl Message {
-    fn new(role: Role, content: impl Into<String>) -> Message {
-        Message {
-            role,
-            content: content.into(),
-            tool_calls: Vec::new(),
-            tool_name: None,
-        }
-    }
-    pub fn system(content: impl Into<String>) -> Message {
-        Message::new(Role::System, content)
-    }
-    pub fn user(content: impl Into<String>) -> Message {
-        Message::new(Role::User, content)
-    }
-    pub fn assistant(content: impl Into<String>, tool_calls: Vec<ToolCall>) -> Message {
-        Message {
-            tool_calls,
-            ..Message::new(Role::Assistant, content)
-        }
-    }
-    pub fn tool(name: impl Into<String>, content: impl Into<String>) -> Message {
-        Message {
-            tool_name: Some(name.into()),
-            ..Message::new(Role::Tool, content)
-        }
-    }
-}
-
 impl Serialize for Message {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         wire::message_json(self).serialize(s)
     }
 }
 
-/// The assistant's answer: text and/or tool calls.
-#[derive(Clone, Debug, PartialEq)]
-pub struct ChatReply {
-    pub content: String,
-    pub tool_calls: Vec<ToolCall>,
-    pub total_duration_ns: Option<u64>,
-}
-
-#[derive(Clone, Debug, PartialEq)]
-pub enum OllamaError {
-    /// Nothing answered: connection refused, unknown host, connect timeout, connection
-    /// dropped.
-    Unreachable(String),
-    /// Connected, but the answer did not come in time.
-    Timeout(String),
-    /// The server answered 404 for the model.
-    ModelNotFound { model: String, server: String },
-    /// Any other error status, with the server's `error` message.
-    Http { status: u16, message: String },
-    /// An `{"error": ...}` line inside a stream (or a stream cut short).
-    Stream(String),
-    /// Not what the API says the server sends.
-    BadResponse(String),
-}
-
-impl OllamaError {
-    /// Whether trying again later may succeed.
-    pub fn is_retryable(&self) -> bool {
-        match self {
-            OllamaError::Unreachable(_) | OllamaError::Timeout(_) => true,
-            OllamaError::Http { status, .. } => *status >= 500 || *status == 429 || *status == 408,
-            OllamaError::ModelNotFound { .. }
-            | OllamaError::Stream(_)
-            | OllamaError::BadResponse(_) => false,
-        }
-    }
-}
-
-impl fmt::Display for OllamaError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            OllamaError::Unreachable(m) => write!(f, "Ollama unreachable: {m}"),
-            OllamaError::Timeout(m) => write!(f, "Ollama timed out: {m}"),
-            OllamaError::ModelNotFound { model, server } => write!(
-                f,
-                "model '{model}' is not on the Ollama server at {server}; run `ollama pull {model}` there"
-            ),
-            OllamaError::Http { status, message } => {
-                write!(f, "Ollama answered HTTP {status}: {message}")
-            }
-            OllamaError::Stream(m) => write!(f, "Ollama failed mid-answer: {m}"),
-            OllamaError::BadResponse(m) => write!(f, "unexpected reply from Ollama: {m}"),
-        }
-    }
-}
-
-impl std::error::Error for OllamaError {}
-
 /// The Ollama client. Cheap to share by reference across calls; holds one agent (and so
 /// one connection pool).
 pub struct Ollama {
     cfg: OllamaConfig,
-    base: String,
-    agent: ureq::Agent,
+    sampling: Sampling,
+    http: Transport,
 }
 
 impl Ollama {
     pub fn new(cfg: OllamaConfig) -> Ollama {
-        let agent: ureq::Agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .timeout_connect(Some(cfg.connect_timeout))
-            .timeout_resolve(Some(cfg.connect_timeout))
-            .timeout_recv_response(Some(cfg.read_timeout))
-            .timeout_per_read(Some(cfg.read_timeout))
-            .timeout_global(Some(cfg.total_timeout))
-            .user_agent(concat!("smollama/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .into();
-        let base = cfg.base_url.trim_end_matches('/').to_string();
-        Ollama { cfg, base, agent }
+        let t = Timeouts {
+            connect: cfg.connect_timeout,
+            read: cfg.read_timeout,
+            total: cfg.total_timeout,
+            retries: cfg.retries,
+            backoff_min: cfg.backoff_min,
+            backoff_max: cfg.backoff_max,
+        };
+        let http = Transport::new("ollama", &cfg.base_url, t, None);
+        Ollama {
+            cfg,
+            sampling: Sampling::default(),
+            http,
+        }
+    }
+
+    /// The same client sending `sampling` (`options`, tool choice) with each chat.
+    pub fn with_sampling(mut self, sampling: Sampling) -> Ollama {
+        self.sampling = sampling;
+        self
     }
 
     pub fn config(&self) -> &OllamaConfig {
@@ -335,9 +218,10 @@ impl Ollama {
             tools,
             format,
             &self.cfg.keep_alive,
+            &self.sampling,
             false,
         );
-        self.with_retries(
+        self.http.with_retries(
             "chat",
             || true,
             |budget| {
@@ -361,22 +245,18 @@ impl Ollama {
             tools,
             None,
             &self.cfg.keep_alive,
+            &self.sampling,
             true,
         );
         let emitted = std::cell::Cell::new(false);
-        self.with_retries(
+        self.http.with_retries(
             "chat stream",
             || !emitted.get(),
             |budget| {
-                let resp = self.send("/api/chat", Some(&body), budget)?;
+                let resp = self.http.send("/api/chat", Some(&body), budget)?;
                 let (parts, body) = resp.into_parts();
                 if !parts.status.is_success() {
-                    let text = body
-                        .into_with_config()
-                        .limit(MAX_BODY)
-                        .lossy_utf8(true)
-                        .read_to_string()
-                        .map_err(|e| self.map_ureq(e))?;
+                    let text = self.http.error_body(body)?;
                     return Err(self.status_error(parts.status.as_u16(), &text));
                 }
                 let reader = body.into_with_config().limit(MAX_BODY).reader();
@@ -385,7 +265,9 @@ impl Ollama {
                 let mut line = String::new();
                 loop {
                     line.clear();
-                    let n = lines.read_line(&mut line).map_err(|e| self.map_io(e))?;
+                    let n = lines
+                        .read_line(&mut line)
+                        .map_err(|e| self.http.map_io(e))?;
                     if n == 0 {
                         break;
                     }
@@ -410,7 +292,7 @@ impl Ollama {
             return Ok(Vec::new());
         }
         let body = wire::embed_body(&self.cfg.model, inputs, &self.cfg.keep_alive);
-        self.with_retries(
+        self.http.with_retries(
             "embed",
             || true,
             |budget| {
@@ -422,7 +304,7 @@ impl Ollama {
 
     /// The names of the models on the server.
     pub fn tags(&self) -> Result<Vec<String>, OllamaError> {
-        self.with_retries(
+        self.http.with_retries(
             "tags",
             || true,
             |budget| wire::parse_tags(&self.get("/api/tags", budget)?),
@@ -431,7 +313,7 @@ impl Ollama {
 
     /// The server's version string.
     pub fn version(&self) -> Result<String, OllamaError> {
-        self.with_retries(
+        self.http.with_retries(
             "version",
             || true,
             |budget| wire::parse_version(&self.get("/api/version", budget)?),
@@ -446,70 +328,6 @@ impl Ollama {
 
     // ---- plumbing ----
 
-    /// Runs `attempt` until it succeeds, fails for good, the retries run out,
-    /// `may_retry` says no, or the next backoff would overrun `total_timeout`.
-    /// `attempt` gets the time left.
-    fn with_retries<T>(
-        &self,
-        what: &str,
-        may_retry: impl Fn() -> bool,
-        mut attempt: impl FnMut(Duration) -> Result<T, OllamaError>,
-    ) -> Result<T, OllamaError> {
-        let start = Instant::now();
-        let mut i = 0;
-        loop {
-            let left = self.cfg.total_timeout.saturating_sub(start.elapsed());
-            let err = match attempt(left) {
-                Ok(v) => return Ok(v),
-                Err(e) => e,
-            };
-            if !err.is_retryable() || i >= self.cfg.retries || !may_retry() {
-                return Err(err);
-            }
-            let pause = backoff(i, self.cfg.backoff_min, self.cfg.backoff_max);
-            if start.elapsed() + pause >= self.cfg.total_timeout {
-                return Err(err);
-            }
-            i += 1;
-            log::warn!(
-                "ollama {what}: {err}; retry {i}/{} in {pause:?}",
-                self.cfg.retries
-            );
-            std::thread::sleep(pause);
-        }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.base)
-    }
-
-    fn send(
-        &self,
-        path: &str,
-        body: Option<&Value>,
-        budget: Duration,
-    ) -> Result<ureq::http::Response<ureq::Body>, OllamaError> {
-        let url = self.url(path);
-        let budget = Some(budget.max(Duration::from_millis(1)));
-        let res = match body {
-            Some(b) => self
-                .agent
-                .post(&url)
-                .config()
-                .timeout_global(budget)
-                .build()
-                .send_json(b),
-            None => self
-                .agent
-                .get(&url)
-                .config()
-                .timeout_global(budget)
-                .build()
-                .call(),
-        };
-        res.map_err(|e| self.map_ureq(e))
-    }
-
     /// A request whose reply is read whole; error statuses become errors.
     fn request(
         &self,
@@ -517,15 +335,7 @@ impl Ollama {
         body: Option<&Value>,
         budget: Duration,
     ) -> Result<String, OllamaError> {
-        let mut resp = self.send(path, body, budget)?;
-        let status = resp.status().as_u16();
-        let text = resp
-            .body_mut()
-            .with_config()
-            .limit(MAX_BODY)
-            .lossy_utf8(true)
-            .read_to_string()
-            .map_err(|e| self.map_ureq(e))?;
+        let (status, text) = self.http.request(path, body, budget)?;
         if !(200..300).contains(&status) {
             return Err(self.status_error(status, &text));
         }
@@ -549,7 +359,7 @@ impl Ollama {
         if status == 404 && json_msg.is_some() {
             return OllamaError::ModelNotFound {
                 model: self.cfg.model.clone(),
-                server: self.base.clone(),
+                server: self.http.base.clone(),
             };
         }
         OllamaError::Http {
@@ -557,55 +367,6 @@ impl Ollama {
             message: json_msg.unwrap_or_else(|| wire::excerpt(text)),
         }
     }
-
-    fn map_ureq(&self, e: ureq::Error) -> OllamaError {
-        use ureq::Timeout as T;
-        let at = &self.base;
-        match e {
-            ureq::Error::Timeout(T::Connect | T::Resolve) => OllamaError::Unreachable(format!(
-                "{at}: no connection within {:?}",
-                self.cfg.connect_timeout
-            )),
-            ureq::Error::Timeout(T::Global) => OllamaError::Timeout(format!(
-                "{at}: no complete answer within {:?}",
-                self.cfg.total_timeout
-            )),
-            ureq::Error::Timeout(t) => OllamaError::Timeout(format!(
-                "{at}: no answer within {:?} ({t})",
-                self.cfg.read_timeout
-            )),
-            ureq::Error::HostNotFound => OllamaError::Unreachable(format!("{at}: host not found")),
-            ureq::Error::ConnectionFailed => {
-                OllamaError::Unreachable(format!("{at}: connection failed"))
-            }
-            ureq::Error::Io(io) => self.map_io(io),
-            ureq::Error::BadUri(m) => OllamaError::BadResponse(format!("bad URL {at}: {m}")),
-            other => OllamaError::BadResponse(format!("{at}: {other}")),
-        }
-    }
-
-    fn map_io(&self, e: std::io::Error) -> OllamaError {
-        use std::io::ErrorKind as K;
-        if e.get_ref().is_some_and(|i| i.is::<ureq::Error>()) {
-            let inner = e.into_inner().expect("checked above");
-            if let Ok(u) = inner.downcast::<ureq::Error>() {
-                return self.map_ureq(*u);
-            }
-            return OllamaError::BadResponse(format!("{}: I/O error", self.base));
-        }
-        let at = &self.base;
-        match e.kind() {
-            K::TimedOut | K::WouldBlock => OllamaError::Timeout(format!("{at}: {e}")),
-            K::InvalidData => OllamaError::BadResponse(format!("{at}: {e}")),
-            _ => OllamaError::Unreachable(format!("{at}: {e}")),
-        }
-    }
-}
-
-/// `min * 2^attempt`, capped at `max`.
-fn backoff(attempt: u32, min: Duration, max: Duration) -> Duration {
-    min.saturating_mul(1u32.checked_shl(attempt.min(31)).unwrap_or(u32::MAX))
-        .min(max)
 }
 
 #[cfg(test)]
@@ -654,43 +415,6 @@ mod tests {
         assert_eq!(c.model, "gemma4:e2b");
         assert_eq!(c.keep_alive, KeepAlive::Seconds(-1));
         assert_eq!(c.retries, 3);
-    }
-
-    #[test]
-    fn retryable_errors() {
-        let http = |status| OllamaError::Http {
-            status,
-            message: String::new(),
-        };
-        assert!(OllamaError::Unreachable(String::new()).is_retryable());
-        assert!(OllamaError::Timeout(String::new()).is_retryable());
-        for s in [429, 500, 502, 503] {
-            assert!(http(s).is_retryable(), "{s}");
-        }
-        for s in [400, 404, 401] {
-            assert!(!http(s).is_retryable(), "{s}");
-        }
-        assert!(!OllamaError::BadResponse(String::new()).is_retryable());
-        assert!(!OllamaError::Stream(String::new()).is_retryable());
-        let nf = OllamaError::ModelNotFound {
-            model: "m:1".into(),
-            server: "http://h:11434".into(),
-        };
-        assert!(!nf.is_retryable());
-        assert_eq!(
-            nf.to_string(),
-            "model 'm:1' is not on the Ollama server at http://h:11434; run `ollama pull m:1` there"
-        );
-    }
-
-    #[test]
-    fn backoff_doubles_and_caps() {
-        let s = Duration::from_secs;
-        assert_eq!(backoff(0, s(1), s(30)), s(1));
-        assert_eq!(backoff(1, s(1), s(30)), s(2));
-        assert_eq!(backoff(4, s(1), s(30)), s(16));
-        assert_eq!(backoff(5, s(1), s(30)), s(30));
-        assert_eq!(backoff(200, s(1), s(30)), s(30));
     }
 
     #[test]

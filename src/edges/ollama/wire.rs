@@ -6,6 +6,8 @@
 use serde_json::{Map, Value, json};
 
 use super::{ChatReply, KeepAlive, Message, OllamaError, ToolCall};
+pub use crate::edges::llm::http::excerpt;
+use crate::edges::llm::sampling::{Sampling, ToolChoice};
 
 /// One message as Ollama expects it: `role` and `content` always; `tool_calls` only when
 /// there are some, as `[{function:{name, arguments}}]`; `tool_name` only when set.
@@ -28,13 +30,19 @@ pub fn message_json(m: &Message) -> Value {
 }
 
 /// The body of `POST /api/chat`. `tools` is left out when it is not a non-empty array,
-/// `format` when `None`.
+/// `format` when `None`, `options` when no sampling setting is set.
+///
+/// Ollama has no `tool_choice`; it is approximated by the tools sent: `none` sends no
+/// tools, a named function only that one (the model may still answer in text), `auto`
+/// and `required` all of them.
+#[allow(clippy::too_many_arguments)]
 pub fn chat_body(
     model: &str,
     messages: &[Message],
     tools: &Value,
     format: Option<&Value>,
     keep_alive: &KeepAlive,
+    sampling: &Sampling,
     stream: bool,
 ) -> Value {
     let mut o = Map::new();
@@ -44,11 +52,38 @@ pub fn chat_body(
         Value::Array(messages.iter().map(message_json).collect()),
     );
     if let Some(t) = tools.as_array().filter(|t| !t.is_empty()) {
-        o.insert("tools".into(), Value::Array(t.clone()));
+        let chosen: Vec<Value> = match sampling.choice_for(messages) {
+            ToolChoice::None => Vec::new(),
+            ToolChoice::Function(name) => t
+                .iter()
+                .filter(|d| d["function"]["name"].as_str() == Some(name.as_str()))
+                .cloned()
+                .collect(),
+            ToolChoice::Auto | ToolChoice::Required => t.clone(),
+        };
+        if !chosen.is_empty() {
+            o.insert("tools".into(), Value::Array(chosen));
+        }
     }
     o.insert("stream".into(), Value::Bool(stream));
     if let Some(f) = format {
         o.insert("format".into(), f.clone());
+    }
+    let mut options = Map::new();
+    if let Some(t) = sampling.temperature {
+        options.insert("temperature".into(), json!(t));
+    }
+    if let Some(s) = sampling.seed {
+        options.insert("seed".into(), json!(s));
+    }
+    if let Some(n) = sampling.num_ctx {
+        options.insert("num_ctx".into(), json!(n));
+    }
+    if let Some(n) = sampling.max_tokens {
+        options.insert("num_predict".into(), json!(n));
+    }
+    if !options.is_empty() {
+        o.insert("options".into(), Value::Object(options));
     }
     o.insert("keep_alive".into(), keep_alive.to_json());
     Value::Object(o)
@@ -66,15 +101,6 @@ pub fn embed_body(model: &str, inputs: &[&str], keep_alive: &KeepAlive) -> Value
 fn parse_json(text: &str) -> Result<Value, OllamaError> {
     serde_json::from_str(text)
         .map_err(|e| OllamaError::BadResponse(format!("not JSON ({e}): {}", excerpt(text))))
-}
-
-/// At most 200 characters of a body, for error messages.
-pub fn excerpt(text: &str) -> String {
-    let t = text.trim();
-    match t.char_indices().nth(200) {
-        Some((i, _)) => format!("{}…", &t[..i]),
-        None => t.to_string(),
-    }
 }
 
 /// The message of an error body `{"error":"..."}`, if that is what `v` is.
@@ -362,6 +388,7 @@ mod tests {
             &tools,
             Some(&json!("json")),
             &KeepAlive::Seconds(-1),
+            &Sampling::default(),
             false,
         );
         assert_eq!(b["model"], "m:t");
@@ -381,11 +408,13 @@ mod tests {
             &json!([]),
             None,
             &KeepAlive::Duration("5m".into()),
+            &Sampling::default(),
             true,
         );
         let o = b.as_object().unwrap();
         assert!(!o.contains_key("tools"));
         assert!(!o.contains_key("format"));
+        assert!(!o.contains_key("options"), "nothing set, nothing sent");
         assert_eq!(b["keep_alive"], "5m");
         assert_eq!(b["stream"], true);
         let schema = json!({"type": "object", "properties": {"a": {"type": "number"}}});
@@ -395,10 +424,63 @@ mod tests {
             &Value::Null,
             Some(&schema),
             &KeepAlive::Seconds(0),
+            &Sampling::default(),
             false,
         );
         assert_eq!(b["format"], schema);
         assert!(!b.as_object().unwrap().contains_key("tools"));
+    }
+
+    #[test]
+    fn sampling_goes_into_options_and_tool_choice_picks_the_tools() {
+        let tools = json!([
+            {"type": "function", "function": {"name": "a", "parameters": {}}},
+            {"type": "function", "function": {"name": "b", "parameters": {}}}
+        ]);
+        let sampling = Sampling {
+            temperature: Some(0.0),
+            seed: Some(42),
+            num_ctx: Some(2048),
+            max_tokens: Some(64),
+            tool_choice: ToolChoice::Function("b".into()),
+        };
+        let q = [Message::user("q")];
+        let b = chat_body(
+            "m",
+            &q,
+            &tools,
+            None,
+            &KeepAlive::Seconds(-1),
+            &sampling,
+            false,
+        );
+        assert_eq!(
+            b["options"],
+            json!({"temperature": 0.0, "seed": 42, "num_ctx": 2048, "num_predict": 64})
+        );
+        assert_eq!(b["tools"], json!([tools[1]]), "only the forced tool");
+        // After the tool answered, the model may answer: every tool again.
+        let after = [
+            Message::user("q"),
+            Message::assistant("", vec![]),
+            Message::tool("b", "{}"),
+        ];
+        let b = chat_body(
+            "m",
+            &after,
+            &tools,
+            None,
+            &KeepAlive::Seconds(-1),
+            &sampling,
+            false,
+        );
+        assert_eq!(b["tools"], tools);
+        let none = Sampling {
+            tool_choice: ToolChoice::None,
+            ..Sampling::default()
+        };
+        let b = chat_body("m", &q, &tools, None, &KeepAlive::Seconds(-1), &none, false);
+        assert!(b.get("tools").is_none());
     }
 
     #[test]
