@@ -70,7 +70,10 @@ fn ready_status_and_watchdog_pings_from_the_event_loop() {
     // may still wait in the socket (a loaded machine delays the signal), so drain it.
     let deadline = Instant::now() + Duration::from_secs(30);
     while get(&agent.url("/api/health")).map(|(c, _)| c) != Ok(503) {
-        assert!(Instant::now() < deadline, "health never said the loop stalled");
+        assert!(
+            Instant::now() < deadline,
+            "health never said the loop stalled"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
     messages_for(&sock, Duration::from_millis(100));

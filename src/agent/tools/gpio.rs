@@ -164,6 +164,12 @@ impl Tool for WriteGpio {
         })
     }
 
+    /// It switches real outputs: like `POST /api/gpio/{pin}` with the token, only for a
+    /// trusted question (HTTP with the token, `smollama ask`; MQTT with `trust_mqtt`).
+    fn writes(&self) -> bool {
+        true
+    }
+
     fn call(&self, args: &Json, ctx: &ToolContext) -> Result<Json, String> {
         let args = args_obj(args);
         let spec = str_arg(&args, "pin").unwrap_or("");
@@ -280,7 +286,8 @@ mod tests {
 
     #[test]
     fn write_drives_outputs_only() {
-        let fx = Fixture::new("write-gpio");
+        let mut fx = Fixture::new("write-gpio");
+        fx.ctx.trusted = true; // as for HTTP with the token
         let r = ToolRegistry::with_core_tools();
         let write = |pin: &str, st: Json| {
             r.execute("write_gpio", &json!({"pin": pin, "state": st}), &fx.ctx)

@@ -231,7 +231,8 @@ mod tests {
 
     #[test]
     fn execute_errors() {
-        let fx = Fixture::new("registry");
+        let mut fx = Fixture::new("registry");
+        fx.ctx.trusted = true; // write_gpio's arguments are checked only for a trusted asker
         let mut r = ToolRegistry::with_core_tools();
         r.register(Box::new(Echo("echo")));
         let ctx = &fx.ctx;
@@ -327,6 +328,26 @@ mod tests {
         assert_eq!(
             r.execute("switch", &json!({}), &fx.ctx),
             json!({"switched": true})
+        );
+    }
+
+    #[test]
+    fn write_gpio_is_refused_to_an_untrusted_question() {
+        // A question over MQTT (without trust_mqtt) must not switch a pin the HTTP API
+        // switches only with the token.
+        let fx = Fixture::new("registry-gpio-trust");
+        let r = ToolRegistry::with_core_tools();
+        let e = r.execute(
+            "write_gpio",
+            &json!({"pin": "22", "state": "HIGH"}),
+            &fx.ctx,
+        );
+        assert!(
+            e["error"]
+                .as_str()
+                .unwrap()
+                .starts_with("write_gpio is a write tool"),
+            "{e}"
         );
     }
 
