@@ -156,7 +156,10 @@ class Sender:
             self.socks[i].sendall(self.packets(i, lo, hi, 0))
             self.sent += hi - lo
         self.rounds_done = 1
-        start, tick = time.monotonic(), 1
+        # Not sooner than a second later: collectd refuses a value whose time is not after
+        # the previous one of the same source.
+        start, tick = time.monotonic() + 1.0, 1
+        self.stop.wait(1.0)
         while not self.stop.is_set():
             self.one_round(start, tick)
             self.rounds_done += 1
