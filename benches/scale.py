@@ -52,6 +52,7 @@ import threading  # noqa: E402
 import time  # noqa: E402
 import urllib.request  # noqa: E402
 
+sys.dont_write_bytecode = True  # importing remote_ingest leaves no benches/__pycache__
 sys.path.insert(0, HERE)
 from remote_ingest import (PIPELINE, connect, cpu_seconds, drops, free_port, mqtt_str,  # noqa: E402
                            rss, status, varint)
