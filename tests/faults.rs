@@ -421,3 +421,148 @@ fn rand(s: &mut u64) -> u64 {
     *s ^= *s << 17;
     s.wrapping_mul(0x2545_f491_4f6c_dd1d)
 }
+
+/// Many system sources at their fastest, stored and published (no broker: the outbox
+/// grows too), so the store needs new pages every second or so.
+fn busy_pipeline() -> String {
+    let mut p = String::new();
+    for i in 0..5 {
+        p.push_str(&format!(
+            "[[source]]\nname = \"sys{i}\"\nkind = \"system\"\nevery = \"100ms\"\n\
+             metrics = [\"uptime\", \"load_avg\", \"mem_available_mb\", \"cpu_percent\"]\n\n"
+        ));
+    }
+    let all: Vec<String> = (0..5).map(|i| format!("\"sys{i}\"")).collect();
+    p.push_str(&format!(
+        "[[sink]]\nname = \"store\"\nkind = \"store\"\nfrom = [{0}]\n\n\
+         [[sink]]\nname = \"publish\"\nkind = \"mqtt\"\nfrom = [{0}]\n",
+        all.join(", ")
+    ));
+    p
+}
+
+/// A tmpfs mounted on `at` for the test's life (root only): a small card that fills up.
+struct Tmpfs(std::path::PathBuf);
+
+impl Tmpfs {
+    fn mount(at: &Path, size: &str) -> Option<Tmpfs> {
+        std::fs::create_dir_all(at).unwrap();
+        let ok = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(at)
+            .status()
+            .is_ok_and(|s| s.success());
+        ok.then(|| Tmpfs(at.to_path_buf()))
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+/// Fills the filesystem of `path` to the last byte (ENOSPC ends it).
+fn fill(path: &Path) {
+    use std::io::Write;
+    let mut f = std::fs::File::create(path).unwrap();
+    let block = vec![0x5au8; 64 * 1024];
+    while f.write_all(&block).is_ok() {}
+    let mut small = [0u8; 512];
+    small.fill(1);
+    while f.write_all(&small).is_ok() {}
+    let _ = f.sync_all();
+}
+
+fn store_status(agent: &Agent) -> Value {
+    status(agent)["store"].clone()
+}
+
+fn total_drops(s: &Value) -> u64 {
+    let sum = |k: &str| -> u64 {
+        s[k].as_array()
+            .map(|a| a.iter().filter_map(|x| x["drops"].as_u64()).sum())
+            .unwrap_or(0)
+    };
+    sum("sources") + sum("edges")
+}
+
+#[test]
+fn a_full_data_directory_degrades_and_recovers_by_itself() {
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("skipped: mounting a tmpfs needs root");
+        return;
+    }
+    let dir = TempDir::new("faults-disk");
+    let Some(_fs) = Tmpfs::mount(&dir.path().join("data"), "16m") else {
+        eprintln!("skipped: mount -t tmpfs is not allowed here");
+        return;
+    };
+    let port = free_port();
+    let cfg = write_config_extra(
+        dir.path(),
+        port,
+        &busy_pipeline(),
+        &format!(
+            "{}\n[store]\nmap_size_mb = 64\n",
+            mqtt_section(free_port(), "")
+        ),
+    );
+    let agent = Agent::start(&cfg, port, &[]);
+    eventually(15, "readings committed", || {
+        (store_status(&agent)["readings"].as_u64()? > 500).then_some(())
+    });
+
+    // The card fills up.
+    let filler = dir.path().join("data/filler");
+    fill(&filler);
+    let degraded = eventually(60, "the store says it is degraded", || {
+        let s = store_status(&agent);
+        (s["state"] == "degraded").then_some(s)
+    });
+    let why = degraded["last_error"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(!why.is_empty(), "status names the error: {degraded}");
+    let committed = degraded["readings"].as_u64().unwrap();
+    assert!(
+        why.contains("No space left"),
+        "status names the cause: {why}"
+    );
+    // The store's inbox fills and holds the sources back (a durable sink applies
+    // backpressure rather than dropping): status shows it full, nothing dropped.
+    eventually(60, "the store's queue full, held back", || {
+        let st = status(&agent);
+        let store = st["nodes"]
+            .as_array()?
+            .iter()
+            .find(|n| n["name"] == "store")?
+            .clone();
+        let q = &store["queue"];
+        (q["policy"] == "backpressure" && q["depth"] == q["capacity"]).then_some(())
+    });
+    assert_eq!(total_drops(&status(&agent)), 0, "held back, not dropped");
+    assert_eq!(
+        get(&agent.url("/api/health")).unwrap().0,
+        200,
+        "still answering"
+    );
+    let s = store_status(&agent);
+    assert!(
+        s["readings"].as_u64().unwrap() >= committed,
+        "nothing committed lost: {committed} then {s}"
+    );
+
+    // Space comes back: commits resume without a restart.
+    std::fs::remove_file(&filler).unwrap();
+    let written = store_status(&agent)["readings_written"].as_u64().unwrap();
+    eventually(60, "the store recovers by itself", || {
+        let s = store_status(&agent);
+        (s["state"] == "ok" && s["readings_written"].as_u64()? > written).then_some(())
+    });
+
+    let (st, _, log) = agent.terminate();
+    assert!(st.success(), "a clean stop after all that: {log}");
+    assert!(log.contains("commits succeed again"), "{log}");
+}
