@@ -12,7 +12,7 @@
 //! - `kill -9` at random moments while memories and the outbox are being written, many
 //!   times over one data directory: every acknowledged memory is there after each
 //!   restart and the outbox never shrinks while the broker is away (4 rounds; 25 with
-//!   `SMOLLAMA_SLOW=1`).
+//!   `SMOLLAMA_TEST_SLOW=1`).
 
 mod common;
 #[path = "common/fake_ollama.rs"]
@@ -291,7 +291,7 @@ fn sigstop_past_the_watchdog_then_sigcont_resumes_pings_and_the_broker_connectio
 
 #[test]
 fn kill_9_while_memories_and_the_outbox_are_written_loses_nothing_acknowledged() {
-    let rounds = if std::env::var("SMOLLAMA_SLOW").as_deref() == Ok("1") {
+    let rounds = if std::env::var("SMOLLAMA_TEST_SLOW").as_deref() == Ok("1") {
         25
     } else {
         4
