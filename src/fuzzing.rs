@@ -8,11 +8,19 @@
 //! breaks (such checks are marked).
 
 use std::path::Path;
+use std::sync::OnceLock;
 
 use crate::config::{PipelineSpec, Settings};
 use crate::edges::http::{HeadScan, Limits, parse_head, resolve};
 use crate::edges::mqtt::{discovery, payload};
 use crate::edges::ollama::wire;
+
+/// The default settings, made once: building them parses every declared default, which
+/// would otherwise cost more than most inputs.
+fn defaults() -> &'static Settings {
+    static DEFAULTS: OnceLock<Settings> = OnceLock::new();
+    DEFAULTS.get_or_init(Settings::defaults)
+}
 
 /// Topics a message may arrive on: a batch, a plain sensor, a Home Assistant command.
 const TOPICS: [&str; 4] = [
@@ -38,7 +46,7 @@ pub fn mqtt_payload(data: &[u8]) {
     } else {
         (None, rest)
     };
-    let max = Settings::defaults().mqtt.max_payload_kb as usize * 1024;
+    let max = defaults().mqtt.max_payload_kb as usize * 1024;
     if let Ok(parsed) = payload::parse_inbound(topic, body, pointer, max) {
         // What the worker relies on: every reading has a name it can intern.
         for r in &parsed.readings {
@@ -60,7 +68,7 @@ pub fn ask(data: &[u8]) {
 /// byte, which must agree), parsed, then routed with its path and query; the rest is the
 /// body, read as the handlers read it.
 pub fn http_request(data: &[u8]) {
-    let limits = Limits::from_settings(&Settings::defaults().http);
+    let limits = Limits::from_settings(&defaults().http);
     let whole = HeadScan::default().scan(data, &limits);
     let mut bytewise = HeadScan::default();
     let mut found = Ok(None);
@@ -102,7 +110,7 @@ pub fn pipeline(data: &[u8]) {
     let Ok(text) = std::str::from_utf8(data) else {
         return;
     };
-    let _ = PipelineSpec::parse("pipeline.toml", text, &Settings::defaults());
+    let _ = PipelineSpec::parse("pipeline.toml", text, defaults());
 }
 
 /// A `smollama memory import` file (JSON lines).
