@@ -3,9 +3,8 @@
 //! cannot run here), and the observation loop at its fastest, for
 //! `SMOLLAMA_TEST_SOAK_MINUTES` (10 by default); RSS, open file descriptors, threads and
 //! the store's file sampled each minute. After three minutes of warm-up the heap,
-//! descriptors and threads stay flat, and the store grows no faster than it did in the
-//! first minutes (retention keeps a day raw and the sync log up to its bound, so it grows
-//! linearly here). Slow: it runs only with
+//! descriptors and threads stay flat, and the store stays within what retention allows
+//! (a day of readings raw, the sync log up to `[sync] max_log_mb`). Slow: it runs only with
 //! `SMOLLAMA_TEST_SLOW=1` (a `SMOLLAMA_TEST_` name: the binary refuses any other
 //! `SMOLLAMA_` variable it does not know, as a mistyped setting); the hour is recorded in
 //! docs/reliability.md.
@@ -131,21 +130,27 @@ fn ten_minutes_of_everything_leak_nothing() {
         warm.anon_kb,
         last.anon_kb
     );
+    assert!(
+        samples.iter().all(|s| s.rss_kb < 64 * 1024),
+        "RSS reached the unit's MemoryMax=64M: {samples:?}"
+    );
     assert!(last.fds <= warm.fds + 2, "descriptors leak: {samples:?}");
     assert!(
         last.threads <= warm.threads + 1,
         "threads leak: {samples:?}"
     );
-    // The store grows with what retention keeps (readings for a day, the sync log up to
-    // its bound): linearly, never faster than in the first minutes.
-    let early = warm.store_file.saturating_sub(samples[0].store_file) / 2;
-    let late = last.store_file.saturating_sub(warm.store_file) / (minutes - 3);
-    assert!(
-        late <= 2 * early + 256 * 1024,
-        "the store grows faster than it started ({late} vs {early} bytes a minute): {samples:?}"
-    );
+    // The store grows with what retention keeps: readings for a day raw (a few KiB an
+    // hour here) and the sync log up to its bound, which the fastest observation loop
+    // fills (an entry per reinforcement); so the log stays within its bound and the file
+    // within twice that (LMDB's copy-on-write pages) plus room for the rest.
     let max_log = st["sync"]["max_log_bytes"].as_u64().unwrap();
-    assert!(last.sync_log <= max_log, "the sync log past its bound: {samples:?}");
+    for s in &samples {
+        assert!(s.sync_log <= max_log, "the sync log past its bound: {samples:?}");
+        assert!(
+            s.store_file <= 2 * max_log + 16 * 1024 * 1024,
+            "the store file past what retention allows: {samples:?}"
+        );
+    }
     let (status, _, log) = agent.terminate();
     assert!(status.success(), "{log}");
     eprintln!("soak done: {samples:?}\nollama: {observations}");
