@@ -145,7 +145,10 @@ fn ten_minutes_of_everything_leak_nothing() {
     // within twice that (LMDB's copy-on-write pages) plus room for the rest.
     let max_log = st["sync"]["max_log_bytes"].as_u64().unwrap();
     for s in &samples {
-        assert!(s.sync_log <= max_log, "the sync log past its bound: {samples:?}");
+        assert!(
+            s.sync_log <= max_log,
+            "the sync log past its bound: {samples:?}"
+        );
         assert!(
             s.store_file <= 2 * max_log + 16 * 1024 * 1024,
             "the store file past what retention allows: {samples:?}"
