@@ -150,7 +150,7 @@ fn serve(stream: TcpStream, s: &Shared) {
         "HTTP/1.1 200 OK\r\nContent-Type: application/x-ndjson\r\nConnection: close\r\n\r\n";
     match fault {
         Fault::Answer(text) if streamed => {
-            let _ = write!(w, "{ndjson}{}\n", reply(&text));
+            let _ = writeln!(w, "{ndjson}{}", reply(&text));
         }
         Fault::Answer(text) => whole(&mut w, "200 OK", "", &reply(&text)),
         Fault::HangAfterHeaders => {
