@@ -9,6 +9,10 @@ pub mod config;
 pub mod data_dir;
 pub mod edges;
 pub mod features;
+// The parsers of outside input for the fuzz targets (fuzz/); not an API.
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod graph;
 pub mod logging;
 #[cfg(feature = "agent")]

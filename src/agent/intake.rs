@@ -44,14 +44,14 @@ pub struct IntakeStats {
 
 /// A question payload taken apart.
 #[derive(Debug, PartialEq, Eq)]
-struct Parsed {
+pub(crate) struct Parsed {
     text: String,
     id: Option<String>,
     reply_to: Option<String>,
 }
 
 /// Plain text, or JSON with `question` (or `text`, `message`, `query`), `id`, `reply_to`.
-fn parse(payload: &[u8]) -> Parsed {
+pub(crate) fn parse(payload: &[u8]) -> Parsed {
     let text = String::from_utf8_lossy(payload).trim().to_string();
     let json: Option<Json> = serde_json::from_str(&text).ok();
     let field = |k: &str| {

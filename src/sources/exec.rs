@@ -265,7 +265,7 @@ fn setup(spec: &SourceSpec, _: &mut Setup) -> Result<Box<dyn Source>, Unavailabl
 /// One reading a line gave: the name's parts (`weather` and field `temp` make
 /// `weather.temp`), the value, the unit if the line has one, the timestamp if given.
 #[derive(Debug, PartialEq)]
-struct Parsed<'a> {
+pub(crate) struct Parsed<'a> {
     name: &'a str,
     field: Option<&'a str>,
     value: Value,
@@ -282,7 +282,7 @@ fn valid_name(s: &str) -> bool {
 
 /// The readings of one line, through `each`; `Err` when the line is malformed (nothing of
 /// it is used then). Ok(0) for blank lines and comments.
-fn parse_line(line: &str, mut each: impl FnMut(Parsed<'_>)) -> Result<usize, ()> {
+pub(crate) fn parse_line(line: &str, mut each: impl FnMut(Parsed<'_>)) -> Result<usize, ()> {
     let line = line.trim();
     if line.is_empty() || line.starts_with('#') {
         return Ok(0);

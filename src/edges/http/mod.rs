@@ -44,6 +44,13 @@ mod stream;
 mod sync;
 mod workers;
 
+// What `crate::fuzzing` feeds outside bytes to (the `fuzzing` feature only).
+#[cfg(feature = "fuzzing")]
+pub(crate) use {
+    request::{HeadScan, Limits, parse_head},
+    routes::resolve,
+};
+
 use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
 
