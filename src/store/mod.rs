@@ -10,6 +10,7 @@
 //! CLI, later agent tools) use read transactions and never block it.
 
 pub mod codec;
+pub mod alerts;
 pub mod outbox;
 pub mod query;
 #[cfg(feature = "agent")]
@@ -144,6 +145,8 @@ pub struct Store {
     meta: Db,
     /// MQTT outbox (see `outbox`): seq u64 BE -> message.
     outbox: Db,
+    /// Alerts for a person (see `alerts`): seq u64 BE -> alert.
+    alerts: Db,
     /// Memory (see `crate::memory::store`): observation id u64 BE -> observation.
     pub(crate) observations: Db,
     /// Memory: memory id u64 BE -> memory (fact).
@@ -204,6 +207,7 @@ impl Store {
                 let sources = dbo.create_database::<Bytes, Bytes>(wtxn, Some("sources"))?;
                 let meta = dbo.create_database::<Bytes, Bytes>(wtxn, Some("meta"))?;
                 let outbox = dbo.create_database::<Bytes, Bytes>(wtxn, Some("outbox"))?;
+                let alerts = dbo.create_database::<Bytes, Bytes>(wtxn, Some("alerts"))?;
                 let observations =
                     dbo.create_database::<Bytes, Bytes>(wtxn, Some("observations"))?;
                 let memories = dbo.create_database::<Bytes, Bytes>(wtxn, Some("memories"))?;
@@ -240,7 +244,7 @@ impl Store {
                     rollups,
                     sources,
                     meta,
-                    outbox,
+                    (outbox, alerts),
                     observations,
                     memories,
                     vectors,
@@ -251,7 +255,17 @@ impl Store {
                 StoreError::Lmdb(reason) => open_err(reason),
                 e => e,
             })?;
-        let (readings, rollups, sources, meta, outbox, observations, memories, vectors, sync_dbs) =
+        let (
+            readings,
+            rollups,
+            sources,
+            meta,
+            (outbox, alerts),
+            observations,
+            memories,
+            vectors,
+            sync_dbs,
+        ) =
             match opened {
                 CommitOrAbort::Commit(dbs) => dbs,
                 CommitOrAbort::Abort(found) => {
@@ -278,6 +292,7 @@ impl Store {
             sources,
             meta,
             outbox,
+            alerts,
             observations,
             memories,
             vectors,

@@ -11,8 +11,10 @@
 //! - `backoff.rs`, `watchdog.rs`, `requests.rs`: reconnect delays, tick liveness,
 //!   requests with ids and timeouts
 //! - `commands.rs`: the command names and the door to run them
+//! - `alerts.rs`: queued `notify_human` alerts sent as `agent.request`, in order
 //! - `stats.rs`: what status shows
 
+mod alerts;
 mod backoff;
 mod client;
 pub mod commands;
@@ -41,6 +43,8 @@ pub struct Parts {
     /// Where the device identity file lives (the store's directory).
     pub store_dir: PathBuf,
     pub commands: Arc<dyn NodeCommands>,
+    /// Where `notify_human` queues alerts (`store::alerts`).
+    pub store: Arc<crate::store::Store>,
 }
 
 /// The running client: its status and how to stop it.
@@ -66,6 +70,7 @@ pub fn start(parts: Parts) -> Result<Handle, String> {
     let device = identity::DeviceFile::open(&parts.store_dir)?;
     let stats = Arc::new(OpenclawStats {
         url: parts.settings.url.clone(),
+        store: Some(parts.store.clone()),
         ..Default::default()
     });
     *stats.device_id.lock().unwrap_or_else(|p| p.into_inner()) = device.identity.device_id.clone();
