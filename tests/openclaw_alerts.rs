@@ -128,6 +128,21 @@ fn notify_human_reaches_the_gateways_agent_in_order_across_outages_and_restarts(
         prompt.contains("urgency high") && prompt.contains("Motion in the garage at 3am"),
         "{prompt}"
     );
+    // The operator sees the gateway's agent run end (`chat` events of the node's
+    // session), the reply it delivers to the channel; not the message itself.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let end = loop {
+        let c = op.wait_event("chat", deadline.saturating_duration_since(std::time::Instant::now()));
+        if c["state"] == "final" || c["state"] == "error" {
+            break c;
+        }
+    };
+    assert_eq!(end["state"], "final", "{end}");
+    assert!(end.to_string().contains("Relayed."), "{end}");
+    assert!(
+        end["sessionKey"].as_str().unwrap_or("").contains(&node_id),
+        "{end}"
+    );
     drop(op);
 
     // The gateway goes away; two alerts wait, in the store, across a restart of the node.
@@ -153,10 +168,20 @@ fn notify_human_reaches_the_gateways_agent_in_order_across_outages_and_restarts(
         let s = oc_status(&agent);
         (s["alerts_sent"] == 2 && s["alerts_queued"] == 0).then_some(())
     });
+    // They went as one request, numbered oldest first (the gateway may start two agent
+    // runs in either order, so what piled up is told in one message).
+    let want = ["garage", "door opened", "door closed"];
     eventually(60, "the gateway's agent given both, in order", || {
-        (alerts_seen_by_the_gateway(&gw_ollama) == ["garage", "door opened", "door closed"])
-            .then_some(())
+        (alerts_seen_by_the_gateway(&gw_ollama) == want).then_some(())
     });
+    let last = gw_ollama.bodies("/api/chat").last().unwrap().to_string();
+    assert!(last.contains("2 alerts, oldest first:"), "{last}");
+    let (opened, closed) = (
+        last.find("1. [urgency high").unwrap(),
+        last.find("2. [urgency high").unwrap(),
+    );
+    assert!(opened < last.find("The door opened").unwrap(), "{last}");
+    assert!(closed < last.find("The door closed").unwrap(), "{last}");
     assert_eq!(oc_status(&agent)["alerts_dropped"], 0);
     assert!(!agent.log().contains(GATEWAY_TOKEN));
 }

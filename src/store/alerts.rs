@@ -108,28 +108,36 @@ impl Store {
         Ok((seq, dropped))
     }
 
-    /// The oldest alert waiting, if any.
-    pub fn alerts_first(&self) -> Result<Option<(u64, Vec<u8>)>, StoreError> {
+    /// Up to `max` of the oldest alerts waiting, oldest first.
+    pub fn alerts_read(&self, max: usize) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
         let rtxn = self.env.read_txn()?;
-        match self.alerts.first(&rtxn)? {
-            Some((k, v)) => Ok(Some((seq_of(k)?, v.to_vec()))),
-            None => Ok(None),
+        let mut out = Vec::new();
+        for kv in self.alerts.iter(&rtxn)?.take(max) {
+            let (k, v) = kv?;
+            out.push((seq_of(k)?, v.to_vec()));
         }
+        Ok(out)
     }
 
-    /// Remove an acknowledged alert (a missing seq is ignored); whether it was there.
-    pub fn alerts_remove(&self, seq: u64) -> Result<bool, StoreError> {
+    /// Remove acknowledged alerts (missing seqs are ignored); how many were there.
+    pub fn alerts_remove(&self, seqs: &[u64]) -> Result<u64, StoreError> {
         let mut wtxn = self.env.write_txn()?;
-        let key = seq.to_be_bytes();
-        let Some(v) = self.alerts.get(&wtxn, &key)? else {
-            return Ok(false);
-        };
-        let vb = v.len() as u64;
-        self.alerts.delete(&mut wtxn, &key)?;
-        let bytes = self.alerts_meta_get(&wtxn, META_BYTES)?.saturating_sub(vb);
-        self.alerts_meta_put(&mut wtxn, META_BYTES, bytes)?;
-        wtxn.commit()?;
-        Ok(true)
+        let mut bytes = self.alerts_meta_get(&wtxn, META_BYTES)?;
+        let mut removed = 0;
+        for seq in seqs {
+            let key = seq.to_be_bytes();
+            let Some(v) = self.alerts.get(&wtxn, &key)? else {
+                continue;
+            };
+            bytes = bytes.saturating_sub(v.len() as u64);
+            self.alerts.delete(&mut wtxn, &key)?;
+            removed += 1;
+        }
+        if removed > 0 {
+            self.alerts_meta_put(&mut wtxn, META_BYTES, bytes)?;
+            wtxn.commit()?;
+        }
+        Ok(removed)
     }
 
     pub fn alerts_stats(&self) -> Result<AlertStats, StoreError> {
@@ -163,27 +171,28 @@ mod tests {
             assert_eq!(s.alerts_push(b"two", &LIMITS).unwrap(), (2, 0));
         }
         let s = Store::open(&dir.0, &opts).unwrap();
-        assert_eq!(s.alerts_first().unwrap(), Some((1, b"one".to_vec())));
-        assert!(s.alerts_remove(1).unwrap());
-        assert!(!s.alerts_remove(1).unwrap(), "removed once");
-        assert_eq!(s.alerts_first().unwrap(), Some((2, b"two".to_vec())));
+        assert_eq!(
+            s.alerts_read(5).unwrap(),
+            [(1, b"one".to_vec()), (2, b"two".to_vec())]
+        );
+        assert_eq!(s.alerts_remove(&[1]).unwrap(), 1);
+        assert_eq!(s.alerts_remove(&[1]).unwrap(), 0, "removed once");
+        assert_eq!(s.alerts_read(1).unwrap(), [(2, b"two".to_vec())]);
         // Over the count: the oldest goes, counted.
         for m in [&b"three"[..], b"four", b"five"] {
             s.alerts_push(m, &LIMITS).unwrap();
         }
-        assert_eq!(s.alerts_first().unwrap().unwrap().1, b"three");
+        assert_eq!(s.alerts_read(1).unwrap()[0].1, b"three");
         let st = s.alerts_stats().unwrap();
         assert_eq!((st.queued, st.bytes, st.dropped), (3, 13, 1));
         // Over the bytes: the oldest goes again.
         assert_eq!(s.alerts_push(b"0123456789", &LIMITS).unwrap(), (6, 1));
-        assert_eq!(s.alerts_first().unwrap().unwrap().1, b"four");
+        assert_eq!(s.alerts_read(1).unwrap()[0].1, b"four");
         // One alone over the bytes is dropped itself; numbers are never reused.
         assert_eq!(s.alerts_push(&[b'x'; 21], &LIMITS).unwrap(), (7, 1));
         let st = s.alerts_stats().unwrap();
         assert_eq!((st.queued, st.bytes, st.dropped), (3, 18, 3));
-        for seq in [4, 5, 6] {
-            s.alerts_remove(seq).unwrap();
-        }
+        assert_eq!(s.alerts_remove(&[4, 5, 6]).unwrap(), 3);
         assert_eq!(s.alerts_stats().unwrap().bytes, 0);
         assert_eq!(s.alerts_push(b"again", &LIMITS).unwrap().0, 8);
     }

@@ -117,7 +117,7 @@ mod tests {
                 .unwrap();
             assert_eq!(r["queued"], true);
         }
-        let (_, first) = ctx.store.alerts_first().unwrap().unwrap();
+        let (_, first) = ctx.store.alerts_read(1).unwrap().remove(0);
         let first: Json = serde_json::from_slice(&first).unwrap();
         assert_eq!(first["message"], "two", "the oldest was dropped");
         assert_eq!(first["urgency"], "high");

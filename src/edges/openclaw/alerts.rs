@@ -1,6 +1,9 @@
 //! Delivering queued `notify_human` alerts (`store::alerts`) as the gateway's
-//! `node.event` `agent.request`: one at a time and oldest first, so they arrive in
-//! order; an alert leaves the queue only when the gateway acknowledged it. A refusal
+//! `node.event` `agent.request`, oldest first, one request in flight at a time; an alert
+//! leaves the queue only when the gateway acknowledged it. Alerts that piled up (an
+//! outage) go together in one request, numbered in order: the gateway starts its agent
+//! runs asynchronously, so two requests moments apart may be answered in either order,
+//! and one message per outage is also what a person wants to read. A refusal
 //! (`PAIRING_CHANGED` before an operator approved the node) or a lost response keeps it
 //! queued for the next try. Delivery is at least once: the gateway has no idempotency
 //! key for node events, so an alert whose acknowledgement was lost is sent again.
@@ -19,11 +22,15 @@ use crate::store::Store;
 const LOOK_EVERY: Duration = Duration::from_secs(1);
 /// After a refusal or a lost response, the next try waits this long.
 const RETRY_AFTER: Duration = Duration::from_secs(5);
+/// At most this many alerts in one request, and this many characters of text (the
+/// gateway drops an `agent.request` over 20 000).
+const BATCH: usize = 20;
+const MAX_TEXT: usize = 16_000;
 
-/// One connection's sending state: the alert in flight (its seq and request id) and
-/// when to look at the queue next.
+/// One connection's sending state: the alerts in flight (their seqs and the request
+/// id) and when to look at the queue next.
 pub(crate) struct Outgoing {
-    in_flight: Option<(u64, String)>,
+    in_flight: Option<(Vec<u64>, String)>,
     next_look: Instant,
 }
 
@@ -54,21 +61,22 @@ impl Outgoing {
             return None;
         }
         self.next_look = now + LOOK_EVERY;
-        let (seq, bytes) = match store.alerts_first() {
-            Ok(Some(a)) => a,
-            Ok(None) => return None,
+        let queued = match store.alerts_read(BATCH) {
+            Ok(q) if !q.is_empty() => q,
+            Ok(_) => return None,
             Err(e) => {
                 log::warn!("openclaw: cannot read the alert queue: {e}");
                 return None;
             }
         };
-        let alert: Json = serde_json::from_slice(&bytes).unwrap_or_else(|_| json!({}));
-        let params = json!({
-            "event": "agent.request",
-            "payloadJSON": agent_request(&alert, settings, node_name).to_string(),
-        });
+        let alerts: Vec<(u64, Json)> = queued
+            .into_iter()
+            .map(|(seq, b)| (seq, serde_json::from_slice(&b).unwrap_or_else(|_| json!({}))))
+            .collect();
+        let (seqs, payload) = agent_request(&alerts, settings, node_name);
+        let params = json!({"event": "agent.request", "payloadJSON": payload.to_string()});
         let id = start();
-        self.in_flight = Some((seq, id.clone()));
+        self.in_flight = Some((seqs, id.clone()));
         Some((id, params))
     }
 
@@ -82,18 +90,21 @@ impl Outgoing {
         stats: &Arc<OpenclawStats>,
         now: Instant,
     ) -> bool {
-        let Some((seq, _)) = self.in_flight.as_ref().filter(|(_, r)| r == id) else {
+        if !self.in_flight.as_ref().is_some_and(|(_, r)| r == id) {
+            return false;
+        }
+        let Some((seqs, _)) = self.in_flight.take() else {
             return false;
         };
-        let seq = *seq;
-        self.in_flight = None;
         // The gateway answers `handled: false` for what it drops (pairing_changed, ...).
         match result {
             Ok(p) if p.get("handled") != Some(&Json::Bool(false)) => {
-                if let Err(e) = store.alerts_remove(seq) {
-                    log::warn!("openclaw: cannot remove a delivered alert: {e}");
+                if let Err(e) = store.alerts_remove(&seqs) {
+                    log::warn!("openclaw: cannot remove delivered alerts: {e}");
                 }
-                hit(&stats.alerts_sent);
+                stats
+                    .alerts_sent
+                    .fetch_add(seqs.len() as u64, Ordering::Relaxed);
                 // Only an approved node's agent.request is taken.
                 stats.approved.store(true, Ordering::Relaxed);
                 self.next_look = now;
@@ -122,26 +133,56 @@ impl Outgoing {
     }
 }
 
-/// `agent.request`'s payload: the gateway's agent gets `message` in the node's session
-/// and delivers its reply on `channel` to `to` (or the session's own route).
-fn agent_request(alert: &Json, s: &OpenclawSettings, node_name: &str) -> Json {
-    let urgency = alert["urgency"].as_str().unwrap_or("normal");
-    let text = alert["message"].as_str().unwrap_or("");
-    let channel = alert["channel"]
-        .as_str()
-        .filter(|c| !c.is_empty())
-        .unwrap_or(&s.notify_channel);
-    let mut p = json!({
-        "message": format!("[smollama node {node_name}, urgency {urgency}] {text}"),
-        "deliver": true,
-    });
+/// `agent.request`'s payload for the oldest alerts (those of the first one's channel,
+/// within `MAX_TEXT`), and their seqs: the gateway's agent gets the text in the node's
+/// session and delivers its reply on `channel` to `to` (or the session's own route).
+fn agent_request(alerts: &[(u64, Json)], s: &OpenclawSettings, node_name: &str) -> (Vec<u64>, Json) {
+    let channel_of = |a: &Json| {
+        a["channel"]
+            .as_str()
+            .filter(|c| !c.is_empty())
+            .unwrap_or(&s.notify_channel)
+            .to_string()
+    };
+    let line = |a: &Json| {
+        let urgency = a["urgency"].as_str().unwrap_or("normal");
+        let text = a["message"].as_str().unwrap_or("");
+        let at = a["ts"].as_i64().map(crate::clock::iso8601).unwrap_or_default();
+        format!("[urgency {urgency}, {at}] {text}")
+    };
+    let channel = channel_of(&alerts[0].1);
+    let mut seqs = vec![alerts[0].0];
+    let mut lines = vec![line(&alerts[0].1)];
+    let mut len = lines[0].len();
+    for (seq, a) in &alerts[1..] {
+        let l = line(a);
+        if channel_of(a) != channel || len + l.len() > MAX_TEXT {
+            break;
+        }
+        len += l.len();
+        seqs.push(*seq);
+        lines.push(l);
+    }
+    let message = if lines.len() == 1 {
+        format!("[smollama node {node_name}] {}", lines[0])
+    } else {
+        let mut m = format!(
+            "[smollama node {node_name}] {} alerts, oldest first:",
+            lines.len()
+        );
+        for (i, l) in lines.iter().enumerate() {
+            m.push_str(&format!("\n{}. {l}", i + 1));
+        }
+        m
+    };
+    let mut p = json!({"message": message, "deliver": true});
     if !channel.is_empty() {
         p["channel"] = json!(channel);
     }
     if !s.notify_to.is_empty() {
         p["to"] = json!(s.notify_to);
     }
-    p
+    (seqs, p)
 }
 
 #[cfg(test)]
@@ -152,43 +193,58 @@ mod tests {
     use crate::store::tests::TempDir;
 
     #[test]
-    fn alerts_go_one_at_a_time_and_leave_only_when_acknowledged() {
+    fn alerts_go_oldest_first_together_and_leave_only_when_acknowledged() {
         let dir = TempDir::new("openclaw-alerts");
         let store = Store::open(&dir.0, &StoreOptions { map_size: 16 << 20 }).unwrap();
         let limits = AlertLimits {
             max_alerts: 10,
             max_bytes: 4096,
         };
-        for m in ["first", "second"] {
-            let a = json!({"message": m, "urgency": "high", "channel": ""});
+        let push = |m: &str, channel: &str| {
+            let a = json!({"message": m, "urgency": "high", "channel": channel, "ts": 0});
             store.alerts_push(a.to_string().as_bytes(), &limits).unwrap();
-        }
+        };
+        push("first", "");
         let mut s = crate::config::Settings::defaults().openclaw;
         s.notify_channel = "telegram".into();
         s.notify_to = "12345".into();
         let stats = Arc::new(OpenclawStats::default());
         let t0 = Instant::now();
         let mut out = Outgoing::new(t0);
+        let payload = |params: &Json| -> Json {
+            serde_json::from_str(params["payloadJSON"].as_str().unwrap()).unwrap()
+        };
         let (id, params) = out.next(&store, &s, "pi", t0, || "n1".into()).unwrap();
         assert_eq!(params["event"], "agent.request");
-        let p: Json = serde_json::from_str(params["payloadJSON"].as_str().unwrap()).unwrap();
-        assert_eq!(p["message"], "[smollama node pi, urgency high] first");
+        let p = payload(&params);
+        assert_eq!(
+            p["message"],
+            "[smollama node pi] [urgency high, 1970-01-01T00:00:00.000Z] first"
+        );
         assert_eq!((&p["channel"], &p["to"]), (&json!("telegram"), &json!("12345")));
         assert!(out.next(&store, &s, "pi", t0, || "n2".into()).is_none(), "one in flight");
         // Refused before approval: kept, and not tried again at once.
         let refused = json!({"ok": true, "handled": false, "reason": "pairing_changed"});
         assert!(out.response(&id, Ok(&refused), &store, &stats, t0));
-        assert_eq!(store.alerts_stats().unwrap().queued, 2);
+        assert_eq!(store.alerts_stats().unwrap().queued, 1);
         assert!(out.next(&store, &s, "pi", t0, || "n2".into()).is_none());
+        // Meanwhile two more, one for another channel: the first two go together,
+        // numbered oldest first; the other channel's waits for its own request.
+        push("second", "telegram");
+        push("third", "whatsapp");
         let t1 = t0 + RETRY_AFTER;
-        let (id, _) = out.next(&store, &s, "pi", t1, || "n2".into()).unwrap();
+        let (id, params) = out.next(&store, &s, "pi", t1, || "n2".into()).unwrap();
+        let m = payload(&params)["message"].as_str().unwrap().to_string();
+        assert!(m.starts_with("[smollama node pi] 2 alerts, oldest first:\n1. "), "{m}");
+        assert!(m.find("first").unwrap() < m.find("2. ").unwrap(), "{m}");
+        assert!(m.ends_with("second"), "{m}");
         assert!(!out.response("other", Ok(&json!({"ok": true})), &store, &stats, t1));
         assert!(out.response(&id, Ok(&json!({"ok": true})), &store, &stats, t1));
         assert_eq!(store.alerts_stats().unwrap().queued, 1);
-        assert_eq!(stats.alerts_sent.load(Ordering::Relaxed), 1);
+        assert_eq!(stats.alerts_sent.load(Ordering::Relaxed), 2);
         // The next goes at once; a lost response keeps it.
         let (id, params) = out.next(&store, &s, "pi", t1, || "n3".into()).unwrap();
-        assert!(params["payloadJSON"].as_str().unwrap().contains("second"));
+        assert_eq!(payload(&params)["channel"], "whatsapp");
         out.lost(|r| r != id, t1);
         assert_eq!(out.deadline(), Some(t1 + RETRY_AFTER));
         assert_eq!(store.alerts_stats().unwrap().queued, 1);
