@@ -81,8 +81,7 @@ fn notify_human_reaches_the_gateways_agent_in_order_across_outages_and_restarts(
     for _ in 0..6 {
         gw_ollama.push(Step::Text("Relayed.".into()));
     }
-    let mut gw =
-        Gateway::start_with_ollama(&dir.path().join("gw"), &[], &gw_ollama.url(), MODEL);
+    let mut gw = Gateway::start_with_ollama(&dir.path().join("gw"), &[], &gw_ollama.url(), MODEL);
     let ollama = FakeOllama::start(&[MODEL, "nomic-embed-text"]);
     let port = free_port();
     let cfg = write_config_extra(
@@ -132,7 +131,10 @@ fn notify_human_reaches_the_gateways_agent_in_order_across_outages_and_restarts(
     // session), the reply it delivers to the channel; not the message itself.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     let end = loop {
-        let c = op.wait_event("chat", deadline.saturating_duration_since(std::time::Instant::now()));
+        let c = op.wait_event(
+            "chat",
+            deadline.saturating_duration_since(std::time::Instant::now()),
+        );
         if c["state"] == "final" || c["state"] == "error" {
             break c;
         }

@@ -63,7 +63,11 @@ impl Store {
 
     /// Append one alert; returns its sequence number and how many alerts (the oldest,
     /// or this one when it alone exceeds `max_bytes`) were dropped to stay within `limits`.
-    pub fn alerts_push(&self, alert: &[u8], limits: &AlertLimits) -> Result<(u64, u64), StoreError> {
+    pub fn alerts_push(
+        &self,
+        alert: &[u8],
+        limits: &AlertLimits,
+    ) -> Result<(u64, u64), StoreError> {
         let mut wtxn = self.env.write_txn()?;
         let after_last = match self.alerts.last(&wtxn)? {
             Some((k, _)) => seq_of(k)?.saturating_add(1),

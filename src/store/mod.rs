@@ -9,8 +9,8 @@
 //! One writer thread (`writer`) batches many items per write transaction; readers (HTTP,
 //! CLI, later agent tools) use read transactions and never block it.
 
-pub mod codec;
 pub mod alerts;
+pub mod codec;
 pub mod outbox;
 pub mod query;
 #[cfg(feature = "agent")]
@@ -265,17 +265,16 @@ impl Store {
             memories,
             vectors,
             sync_dbs,
-        ) =
-            match opened {
-                CommitOrAbort::Commit(dbs) => dbs,
-                CommitOrAbort::Abort(found) => {
-                    return Err(StoreError::Schema {
-                        path: dir.to_path_buf(),
-                        found,
-                        expected: SCHEMA_VERSION,
-                    });
-                }
-            };
+        ) = match opened {
+            CommitOrAbort::Commit(dbs) => dbs,
+            CommitOrAbort::Abort(found) => {
+                return Err(StoreError::Schema {
+                    path: dir.to_path_buf(),
+                    found,
+                    expected: SCHEMA_VERSION,
+                });
+            }
+        };
         #[cfg(not(feature = "agent"))]
         let _ = sync_dbs;
         // Reader slots of a crashed process would otherwise pin old pages forever.

@@ -40,7 +40,12 @@ impl Gateway {
 
     /// The same with a model for the gateway's own agent: `model` from an Ollama at
     /// `ollama_url` (a stand-in: the agent's requests show what it was told).
-    pub fn start_with_ollama(state: &Path, allow: &[&str], ollama_url: &str, model: &str) -> Gateway {
+    pub fn start_with_ollama(
+        state: &Path,
+        allow: &[&str],
+        ollama_url: &str,
+        model: &str,
+    ) -> Gateway {
         let extra = json!({
             "agents": {"defaults": {"model": {"primary": format!("ollama/{model}")}}},
             "models": {"providers": {"ollama": {

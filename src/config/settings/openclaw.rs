@@ -196,7 +196,10 @@ pub(crate) const SECTION: Section = Section {
                     s.openclaw.notify_channel = v.text()?.trim().to_string();
                     Ok(())
                 },
-                |s| quoted(&s.openclaw.notify_channel).filter(|_| !s.openclaw.notify_channel.is_empty()),
+                |s| {
+                    quoted(&s.openclaw.notify_channel)
+                        .filter(|_| !s.openclaw.notify_channel.is_empty())
+                },
             )
         },
         Key {

@@ -71,7 +71,12 @@ impl Outgoing {
         };
         let alerts: Vec<(u64, Json)> = queued
             .into_iter()
-            .map(|(seq, b)| (seq, serde_json::from_slice(&b).unwrap_or_else(|_| json!({}))))
+            .map(|(seq, b)| {
+                (
+                    seq,
+                    serde_json::from_slice(&b).unwrap_or_else(|_| json!({})),
+                )
+            })
             .collect();
         let (seqs, payload) = agent_request(&alerts, settings, node_name);
         let params = json!({"event": "agent.request", "payloadJSON": payload.to_string()});
@@ -90,7 +95,7 @@ impl Outgoing {
         stats: &Arc<OpenclawStats>,
         now: Instant,
     ) -> bool {
-        if !self.in_flight.as_ref().is_some_and(|(_, r)| r == id) {
+        if self.in_flight.as_ref().is_none_or(|(_, r)| r != id) {
             return false;
         }
         let Some((seqs, _)) = self.in_flight.take() else {
@@ -136,7 +141,11 @@ impl Outgoing {
 /// `agent.request`'s payload for the oldest alerts (those of the first one's channel,
 /// within `MAX_TEXT`), and their seqs: the gateway's agent gets the text in the node's
 /// session and delivers its reply on `channel` to `to` (or the session's own route).
-fn agent_request(alerts: &[(u64, Json)], s: &OpenclawSettings, node_name: &str) -> (Vec<u64>, Json) {
+fn agent_request(
+    alerts: &[(u64, Json)],
+    s: &OpenclawSettings,
+    node_name: &str,
+) -> (Vec<u64>, Json) {
     let channel_of = |a: &Json| {
         a["channel"]
             .as_str()
@@ -147,7 +156,10 @@ fn agent_request(alerts: &[(u64, Json)], s: &OpenclawSettings, node_name: &str) 
     let line = |a: &Json| {
         let urgency = a["urgency"].as_str().unwrap_or("normal");
         let text = a["message"].as_str().unwrap_or("");
-        let at = a["ts"].as_i64().map(crate::clock::iso8601).unwrap_or_default();
+        let at = a["ts"]
+            .as_i64()
+            .map(crate::clock::iso8601)
+            .unwrap_or_default();
         format!("[urgency {urgency}, {at}] {text}")
     };
     let channel = channel_of(&alerts[0].1);
@@ -202,7 +214,9 @@ mod tests {
         };
         let push = |m: &str, channel: &str| {
             let a = json!({"message": m, "urgency": "high", "channel": channel, "ts": 0});
-            store.alerts_push(a.to_string().as_bytes(), &limits).unwrap();
+            store
+                .alerts_push(a.to_string().as_bytes(), &limits)
+                .unwrap();
         };
         push("first", "");
         let mut s = crate::config::Settings::defaults().openclaw;
@@ -221,8 +235,14 @@ mod tests {
             p["message"],
             "[smollama node pi] [urgency high, 1970-01-01T00:00:00.000Z] first"
         );
-        assert_eq!((&p["channel"], &p["to"]), (&json!("telegram"), &json!("12345")));
-        assert!(out.next(&store, &s, "pi", t0, || "n2".into()).is_none(), "one in flight");
+        assert_eq!(
+            (&p["channel"], &p["to"]),
+            (&json!("telegram"), &json!("12345"))
+        );
+        assert!(
+            out.next(&store, &s, "pi", t0, || "n2".into()).is_none(),
+            "one in flight"
+        );
         // Refused before approval: kept, and not tried again at once.
         let refused = json!({"ok": true, "handled": false, "reason": "pairing_changed"});
         assert!(out.response(&id, Ok(&refused), &store, &stats, t0));
@@ -235,7 +255,10 @@ mod tests {
         let t1 = t0 + RETRY_AFTER;
         let (id, params) = out.next(&store, &s, "pi", t1, || "n2".into()).unwrap();
         let m = payload(&params)["message"].as_str().unwrap().to_string();
-        assert!(m.starts_with("[smollama node pi] 2 alerts, oldest first:\n1. "), "{m}");
+        assert!(
+            m.starts_with("[smollama node pi] 2 alerts, oldest first:\n1. "),
+            "{m}"
+        );
         assert!(m.find("first").unwrap() < m.find("2. ").unwrap(), "{m}");
         assert!(m.ends_with("second"), "{m}");
         assert!(!out.response("other", Ok(&json!({"ok": true})), &store, &stats, t1));

@@ -2,8 +2,8 @@
 //! connection: connected, paired, approved, what the operator must run while approval
 //! is pending, the last error, and counters.
 
-use std::sync::{Arc, Mutex};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use serde_json::{Value as Json, json};
 
