@@ -126,4 +126,19 @@ mod tests {
         assert!(NotifyHuman.call(&json!({"message": "  "}), &ctx).is_err());
         assert!(NotifyHuman.writes(), "it needs a trusted asker");
     }
+
+    #[test]
+    fn offered_only_with_the_gateway_client_on() {
+        let f = Fixture::new("notify-human-offered");
+        let mut settings = f.ctx.settings.clone();
+        let devices = &f.ctx.hardware.devices;
+        let offered = |s: &crate::config::Settings| {
+            crate::agent::tools::ToolRegistry::with_plugins(s, devices)
+                .names()
+                .contains(&"notify_human")
+        };
+        assert!(!offered(&settings), "[openclaw] is off by default");
+        settings.openclaw.enabled = true;
+        assert_eq!(offered(&settings), cfg!(feature = "openclaw"));
+    }
 }
