@@ -109,7 +109,15 @@ impl Store {
             self.alerts_meta_put(&mut wtxn, META_DROPPED, total.saturating_add(dropped))?;
         }
         wtxn.commit()?;
+        if let Some(wake) = self.alerts_wake.get() {
+            wake();
+        }
         Ok((seq, dropped))
+    }
+
+    /// Call `wake` whenever an alert was queued. Set once.
+    pub fn set_alerts_wake(&self, wake: Box<dyn Fn() + Send + Sync>) {
+        let _ = self.alerts_wake.set(wake);
     }
 
     /// Up to `max` of the oldest alerts waiting, oldest first.

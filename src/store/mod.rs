@@ -147,6 +147,8 @@ pub struct Store {
     outbox: Db,
     /// Alerts for a person (see `alerts`): seq u64 BE -> alert.
     alerts: Db,
+    /// Called after an alert is committed (the `openclaw` thread's doorbell).
+    alerts_wake: std::sync::OnceLock<Box<dyn Fn() + Send + Sync>>,
     /// Memory (see `crate::memory::store`): observation id u64 BE -> observation.
     pub(crate) observations: Db,
     /// Memory: memory id u64 BE -> memory (fact).
@@ -292,6 +294,7 @@ impl Store {
             meta,
             outbox,
             alerts,
+            alerts_wake: std::sync::OnceLock::new(),
             observations,
             memories,
             vectors,

@@ -18,8 +18,6 @@ use super::stats::{OpenclawStats, hit};
 use crate::config::settings::OpenclawSettings;
 use crate::store::Store;
 
-/// How often the queue is looked at while connected (the tool only writes the store).
-const LOOK_EVERY: Duration = Duration::from_secs(1);
 /// After a refusal or a lost response, the next try waits this long.
 const RETRY_AFTER: Duration = Duration::from_secs(5);
 /// At most this many alerts in one request, and this many characters of text (the
@@ -32,6 +30,8 @@ const MAX_TEXT: usize = 16_000;
 pub(crate) struct Outgoing {
     in_flight: Option<(Vec<u64>, String)>,
     next_look: Instant,
+    /// The queue was found empty and nothing rang since: no need to look.
+    idle: bool,
 }
 
 impl Outgoing {
@@ -39,12 +39,18 @@ impl Outgoing {
         Outgoing {
             in_flight: None,
             next_look: now,
+            idle: false,
         }
+    }
+
+    /// An alert was queued: look again (after a refusal's wait, if one is running).
+    pub(crate) fn rang(&mut self) {
+        self.idle = false;
     }
 
     /// When the loop must wake for us (`None` while an alert awaits its response).
     pub(crate) fn deadline(&self) -> Option<Instant> {
-        self.in_flight.is_none().then_some(self.next_look)
+        (self.in_flight.is_none() && !self.idle).then_some(self.next_look)
     }
 
     /// The oldest queued alert as `node.event` params, if it is time and none is in
@@ -57,15 +63,18 @@ impl Outgoing {
         now: Instant,
         start: impl FnOnce() -> String,
     ) -> Option<(String, Json)> {
-        if self.in_flight.is_some() || now < self.next_look {
+        if self.in_flight.is_some() || self.idle || now < self.next_look {
             return None;
         }
-        self.next_look = now + LOOK_EVERY;
         let queued = match store.alerts_read(BATCH) {
             Ok(q) if !q.is_empty() => q,
-            Ok(_) => return None,
+            Ok(_) => {
+                self.idle = true;
+                return None;
+            }
             Err(e) => {
                 log::warn!("openclaw: cannot read the alert queue: {e}");
+                self.next_look = now + RETRY_AFTER;
                 return None;
             }
         };
@@ -271,5 +280,15 @@ mod tests {
         out.lost(|r| r != id, t1);
         assert_eq!(out.deadline(), Some(t1 + RETRY_AFTER));
         assert_eq!(store.alerts_stats().unwrap().queued, 1);
+        // Once the queue is empty nothing wakes the thread until an alert rings.
+        let t2 = t1 + RETRY_AFTER;
+        let (id, _) = out.next(&store, &s, "pi", t2, || "n4".into()).unwrap();
+        assert!(out.response(&id, Ok(&json!({"ok": true})), &store, &stats, t2));
+        assert!(out.next(&store, &s, "pi", t2, || "n5".into()).is_none());
+        assert_eq!(out.deadline(), None, "idle");
+        push("fourth", "");
+        out.rang();
+        assert_eq!(out.deadline(), Some(t2));
+        assert!(out.next(&store, &s, "pi", t2, || "n5".into()).is_some());
     }
 }

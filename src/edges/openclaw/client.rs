@@ -67,6 +67,8 @@ pub(crate) struct Client {
     pub stats: Arc<OpenclawStats>,
     pub device: DeviceFile,
     pub stop: UnixStream,
+    /// Rung when `notify_human` queued an alert (non-blocking).
+    pub bell: UnixStream,
     pub started: Instant,
     /// The last results by idempotency key, newest last (at most `REMEMBERED`).
     pub recent: std::collections::VecDeque<(String, Result<Json, InvokeError>)>,
@@ -415,8 +417,18 @@ impl Client {
                     events: libc::POLLIN,
                     revents: 0,
                 },
+                libc::pollfd {
+                    fd: self.bell.as_raw_fd(),
+                    events: libc::POLLIN,
+                    revents: 0,
+                },
             ];
             poll(&mut fds, Some(until));
+            if fds[2].revents != 0 {
+                let mut b = [0u8; 64];
+                while matches!((&self.bell).read(&mut b), Ok(n) if n > 0) {}
+                alerts.rang();
+            }
             if fds[1].revents != 0 {
                 let mut b = [0u8; 8];
                 let _ = (&self.stop).read(&mut b);

@@ -75,11 +75,20 @@ pub fn start(parts: Parts) -> Result<Handle, String> {
     });
     *stats.device_id.lock().unwrap_or_else(|p| p.into_inner()) = device.identity.device_id.clone();
     let (stop, stop_rx) = UnixStream::pair().map_err(|e| format!("openclaw: {e}"))?;
+    // The alert queue's doorbell: a byte per queued alert (a full pipe rings already).
+    let (bell, bell_rx) = UnixStream::pair().map_err(|e| format!("openclaw: {e}"))?;
+    bell.set_nonblocking(true)
+        .and_then(|()| bell_rx.set_nonblocking(true))
+        .map_err(|e| format!("openclaw: {e}"))?;
+    parts
+        .store
+        .set_alerts_wake(Box::new(move || drop((&bell).write(&[1]))));
     let client = client::Client {
         parts,
         stats: stats.clone(),
         device,
         stop: stop_rx,
+        bell: bell_rx,
         started: std::time::Instant::now(),
         recent: Default::default(),
     };
