@@ -131,6 +131,7 @@ pub(super) fn start(
         return None;
     }
     ctx.trusted = true;
+    let store = ctx.store.clone();
     let bridge = Bridge {
         tools: ToolRegistry::with_core_tools(),
         ctx,
@@ -142,6 +143,7 @@ pub(super) fn start(
         node_name: settings.node.name.clone(),
         store_dir: store_dir.to_path_buf(),
         commands: Arc::new(bridge),
+        store: store.clone(),
     }) {
         Ok(h) => Some(h),
         Err(e) => {

@@ -61,6 +61,8 @@ pub const KINDS: &[&Kind] = &[
     &tools::memory::OBSERVE,
     #[cfg(feature = "agent")]
     &tools::cross_node::CROSS_NODE_RECALL,
+    #[cfg(feature = "agent")]
+    &tools::notify_human::NOTIFY_HUMAN,
     // Device tools: offered only while their device is attached, after the core ones.
     #[cfg(feature = "agent")]
     &tools::lcd1602::LCD_WRITE,

@@ -157,7 +157,7 @@ fn openclaw(o: &mut Out, s: &Json) {
         "Whether the gateway's operator approved this node's commands (an invoke arrived).",
         flag("approved"),
     );
-    const COUNTERS: [(&str, &str, &str); 8] = [
+    const COUNTERS: [(&str, &str, &str); 11] = [
         (
             "connect_attempts",
             "smollama_openclaw_connect_attempts_total",
@@ -198,7 +198,28 @@ fn openclaw(o: &mut Out, s: &Json) {
             "smollama_openclaw_requests_timed_out_total",
             "Requests to the gateway without a response in time.",
         ),
+        (
+            "alerts_sent",
+            "smollama_openclaw_alerts_sent_total",
+            "notify_human alerts the gateway acknowledged.",
+        ),
+        (
+            "alerts_refused",
+            "smollama_openclaw_alerts_refused_total",
+            "Alert deliveries the gateway did not take (kept queued).",
+        ),
+        (
+            "alerts_dropped",
+            "smollama_openclaw_alerts_dropped_total",
+            "Alerts dropped to stay within [openclaw] alert_queue_max/alert_queue_kb.",
+        ),
     ];
+    o.single(
+        "smollama_openclaw_alerts_queued",
+        "gauge",
+        "notify_human alerts waiting for the gateway.",
+        num(&s["alerts_queued"]),
+    );
     for (key, name, help) in COUNTERS {
         o.single(name, "counter", help, num(&s[key]));
     }

@@ -9,6 +9,7 @@
 //! One writer thread (`writer`) batches many items per write transaction; readers (HTTP,
 //! CLI, later agent tools) use read transactions and never block it.
 
+pub mod alerts;
 pub mod codec;
 pub mod outbox;
 pub mod query;
@@ -144,6 +145,10 @@ pub struct Store {
     meta: Db,
     /// MQTT outbox (see `outbox`): seq u64 BE -> message.
     outbox: Db,
+    /// Alerts for a person (see `alerts`): seq u64 BE -> alert.
+    alerts: Db,
+    /// Called after an alert is committed (the `openclaw` thread's doorbell).
+    alerts_wake: std::sync::OnceLock<Box<dyn Fn() + Send + Sync>>,
     /// Memory (see `crate::memory::store`): observation id u64 BE -> observation.
     pub(crate) observations: Db,
     /// Memory: memory id u64 BE -> memory (fact).
@@ -204,6 +209,7 @@ impl Store {
                 let sources = dbo.create_database::<Bytes, Bytes>(wtxn, Some("sources"))?;
                 let meta = dbo.create_database::<Bytes, Bytes>(wtxn, Some("meta"))?;
                 let outbox = dbo.create_database::<Bytes, Bytes>(wtxn, Some("outbox"))?;
+                let alerts = dbo.create_database::<Bytes, Bytes>(wtxn, Some("alerts"))?;
                 let observations =
                     dbo.create_database::<Bytes, Bytes>(wtxn, Some("observations"))?;
                 let memories = dbo.create_database::<Bytes, Bytes>(wtxn, Some("memories"))?;
@@ -240,7 +246,7 @@ impl Store {
                     rollups,
                     sources,
                     meta,
-                    outbox,
+                    (outbox, alerts),
                     observations,
                     memories,
                     vectors,
@@ -251,17 +257,26 @@ impl Store {
                 StoreError::Lmdb(reason) => open_err(reason),
                 e => e,
             })?;
-        let (readings, rollups, sources, meta, outbox, observations, memories, vectors, sync_dbs) =
-            match opened {
-                CommitOrAbort::Commit(dbs) => dbs,
-                CommitOrAbort::Abort(found) => {
-                    return Err(StoreError::Schema {
-                        path: dir.to_path_buf(),
-                        found,
-                        expected: SCHEMA_VERSION,
-                    });
-                }
-            };
+        let (
+            readings,
+            rollups,
+            sources,
+            meta,
+            (outbox, alerts),
+            observations,
+            memories,
+            vectors,
+            sync_dbs,
+        ) = match opened {
+            CommitOrAbort::Commit(dbs) => dbs,
+            CommitOrAbort::Abort(found) => {
+                return Err(StoreError::Schema {
+                    path: dir.to_path_buf(),
+                    found,
+                    expected: SCHEMA_VERSION,
+                });
+            }
+        };
         #[cfg(not(feature = "agent"))]
         let _ = sync_dbs;
         // Reader slots of a crashed process would otherwise pin old pages forever.
@@ -278,6 +293,8 @@ impl Store {
             sources,
             meta,
             outbox,
+            alerts,
+            alerts_wake: std::sync::OnceLock::new(),
             observations,
             memories,
             vectors,

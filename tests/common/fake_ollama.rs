@@ -454,6 +454,9 @@ fn check_chat(o: &Map<String, Value>) -> Result<(), Answer> {
             "keep_alive",
             "options",
             "think",
+            // Ollama's context handling (api/types.go), which OpenClaw's agent sends.
+            "shift",
+            "truncate",
         ],
     )?;
     check_keep_alive(o)?;

@@ -35,11 +35,37 @@ fn script() -> PathBuf {
 impl Gateway {
     /// Start a gateway on a free port whose node command allowlist is `allow`.
     pub fn start(state: &Path, allow: &[&str]) -> Gateway {
+        Gateway::start_with(state, allow, json!({}))
+    }
+
+    /// The same with a model for the gateway's own agent: `model` from an Ollama at
+    /// `ollama_url` (a stand-in: the agent's requests show what it was told).
+    pub fn start_with_ollama(
+        state: &Path,
+        allow: &[&str],
+        ollama_url: &str,
+        model: &str,
+    ) -> Gateway {
+        let extra = json!({
+            "agents": {"defaults": {"model": {"primary": format!("ollama/{model}")}}},
+            "models": {"providers": {"ollama": {
+                "apiKey": "ollama-local", "baseUrl": ollama_url, "api": "ollama",
+                "models": [{"id": model, "name": model}],
+            }}},
+        });
+        Gateway::start_with(state, allow, extra)
+    }
+
+    /// `extra`: more of the gateway's config (top-level keys).
+    fn start_with(state: &Path, allow: &[&str], extra: Json) -> Gateway {
         let oc = state.join(".openclaw");
         std::fs::create_dir_all(&oc).unwrap();
         // What `openclaw config set gateway.nodes.commands.allow '[...]' --strict-json`
         // writes (docs/openclaw.md), before the gateway reads it.
-        let config = json!({"gateway": {"nodes": {"commands": {"allow": allow}}}});
+        let mut config = json!({"gateway": {"nodes": {"commands": {"allow": allow}}}});
+        if let (Some(c), Some(e)) = (config.as_object_mut(), extra.as_object()) {
+            c.extend(e.clone());
+        }
         std::fs::write(oc.join("openclaw.json"), config.to_string()).unwrap();
         let mut g = Gateway {
             port: crate::common::free_port(),
@@ -269,5 +295,28 @@ impl Operator {
                    "timeoutMs": 15000, "idempotencyKey": key}),
         )
         .map(|p| p["payload"].clone())
+    }
+
+    /// Approve `node_id`'s pending command surface (as `openclaw nodes approve`) and
+    /// wait until the gateway lists its commands.
+    pub fn approve(&mut self, node_id: &str) {
+        let pending = self.node(node_id).expect("the node is in node.list");
+        let request_id = pending["pendingRequestId"]
+            .as_str()
+            .expect("a pending request")
+            .to_string();
+        self.request("node.pair.approve", json!({"requestId": request_id}))
+            .expect("node.pair.approve");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if self
+                .node(node_id)
+                .is_some_and(|n| n["approvalState"] != "pending-approval")
+            {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        panic!("operator: {node_id} still pending approval");
     }
 }

@@ -204,6 +204,7 @@ pub mod lcd1602;
 pub mod led;
 pub mod memory;
 pub mod mqtt;
+pub mod notify_human;
 pub mod readings;
 pub mod registry;
 pub mod schema;

@@ -44,7 +44,11 @@ impl ToolRegistry {
         settings: &crate::config::Settings,
         devices: &crate::edges::hw::Devices,
     ) -> ToolRegistry {
-        let mut r = ToolRegistry::with_tools(|d| d.is_none_or(|d| devices.has(d)));
+        // notify_human's "device" is the gateway client.
+        let gateway = cfg!(feature = "openclaw") && settings.openclaw.enabled;
+        let mut r = ToolRegistry::with_tools(|d| {
+            d.is_none_or(|d| devices.has(d) || (gateway && d == super::notify_human::DEVICE))
+        });
         super::exec::register_manifests(&mut r, settings);
         r
     }

@@ -29,6 +29,14 @@ pub struct OpenclawSettings {
     /// Frames from the gateway larger than this many KiB are refused (the connection is
     /// closed and counted); the gateway's own `policy.maxPayload` bounds what we send.
     pub max_frame_kb: u32,
+    /// `notify_human` alerts kept while the gateway has not acknowledged them; past
+    /// either bound the oldest are dropped (counted).
+    pub alert_queue_max: u32,
+    pub alert_queue_kb: u32,
+    /// Where the gateway delivers an alert when the tool names no channel (empty: the
+    /// node session's own route), and to whom (a phone number, chat id, address).
+    pub notify_channel: String,
+    pub notify_to: String,
 }
 
 pub(crate) const SECTION: Section = Section {
@@ -151,5 +159,62 @@ pub(crate) const SECTION: Section = Section {
             },
             |s| number(s.openclaw.max_frame_kb),
         ),
+        Key::new(
+            Spec {
+                range: Some((1.0, 100000.0)),
+                default: "100",
+                doc: "notify_human alerts kept (in the store, across restarts) until the gateway acknowledged them; past this the oldest are dropped (counted in /api/status, openclaw.alerts_dropped).",
+                ..Spec::new("alert_queue_max", Want::WholeNumber)
+            },
+            |s, v, _| {
+                s.openclaw.alert_queue_max = v.int()? as u32;
+                Ok(())
+            },
+            |s| number(s.openclaw.alert_queue_max),
+        ),
+        Key::new(
+            Spec {
+                range: Some((1.0, 65536.0)),
+                default: "256",
+                doc: "The alert queue's bound in KiB (the alerts' JSON); past this the oldest are dropped (counted).",
+                ..Spec::new("alert_queue_kb", Want::WholeNumber)
+            },
+            |s, v, _| {
+                s.openclaw.alert_queue_kb = v.int()? as u32;
+                Ok(())
+            },
+            |s| number(s.openclaw.alert_queue_kb),
+        ),
+        Key {
+            example: "\"telegram\"",
+            ..Key::new(
+                Spec {
+                    doc: "The gateway channel (whatsapp, telegram, ...) an alert is delivered to when notify_human names none. Empty: the route of the node's session on the gateway, if it has one.",
+                    ..Spec::new("notify_channel", Want::Text)
+                },
+                |s, v, _| {
+                    s.openclaw.notify_channel = v.text()?.trim().to_string();
+                    Ok(())
+                },
+                |s| {
+                    quoted(&s.openclaw.notify_channel)
+                        .filter(|_| !s.openclaw.notify_channel.is_empty())
+                },
+            )
+        },
+        Key {
+            example: "\"+15555550123\"",
+            ..Key::new(
+                Spec {
+                    doc: "Who receives alerts on that channel (a phone number, chat id, address, as the gateway's channel names them). Empty: the session's route.",
+                    ..Spec::new("notify_to", Want::Text)
+                },
+                |s, v, _| {
+                    s.openclaw.notify_to = v.text()?.trim().to_string();
+                    Ok(())
+                },
+                |s| quoted(&s.openclaw.notify_to).filter(|_| !s.openclaw.notify_to.is_empty()),
+            )
+        },
     ],
 };

@@ -19,6 +19,7 @@ use tungstenite::stream::MaybeTlsStream;
 use tungstenite::{Message, WebSocket};
 
 use super::Parts;
+use super::alerts::Outgoing;
 use super::backoff::Backoff;
 use super::commands::{self, InvokeError, Invoked};
 use super::frame::{self, GatewayError, Incoming};
@@ -66,6 +67,8 @@ pub(crate) struct Client {
     pub stats: Arc<OpenclawStats>,
     pub device: DeviceFile,
     pub stop: UnixStream,
+    /// Rung when `notify_human` queued an alert (non-blocking).
+    pub bell: UnixStream,
     pub started: Instant,
     /// The last results by idempotency key, newest last (at most `REMEMBERED`).
     pub recent: std::collections::VecDeque<(String, Result<Json, InvokeError>)>,
@@ -281,6 +284,7 @@ impl Client {
         let mut dog = TickWatchdog::new(hello.tick_interval_ms, self.now_ms());
         let mut requests = Requests::default();
         let mut asked: Vec<Asked> = Vec::new();
+        let mut alerts = Outgoing::new(Instant::now());
         let max_payload = hello.max_payload;
         loop {
             // Everything the socket holds.
@@ -310,7 +314,15 @@ impl Client {
                                 }
                             }
                             Ok(Incoming::Res { id, result }) => {
-                                if let (Some(method), Err(e)) = (requests.done(&id), result) {
+                                let method = requests.done(&id);
+                                let ours = alerts.response(
+                                    &id,
+                                    result.as_ref().map_err(|e| e.to_string()),
+                                    &self.parts.store,
+                                    &self.stats,
+                                    Instant::now(),
+                                );
+                                if let (Some(method), Err(e), false) = (method, result, ours) {
                                     log::warn!("openclaw: the gateway refused our {method}: {e}");
                                 }
                             }
@@ -363,6 +375,8 @@ impl Client {
                     "openclaw: no response to our {method} within [openclaw] request_timeout"
                 );
             }
+            alerts.lost(|id| requests.is_open(id), now);
+            self.send_alert(&mut ws, &mut requests, &mut alerts, now, max_payload);
             let now_ms = self.now_ms();
             if dog.expired(now_ms) {
                 hit(&self.stats.watchdog_closes);
@@ -389,6 +403,9 @@ impl Client {
             if !asked.is_empty() {
                 until = until.min(ANSWER_POLL);
             }
+            if let Some(d) = alerts.deadline() {
+                until = until.min(d.saturating_duration_since(Instant::now()));
+            }
             let mut fds = [
                 libc::pollfd {
                     fd,
@@ -400,8 +417,18 @@ impl Client {
                     events: libc::POLLIN,
                     revents: 0,
                 },
+                libc::pollfd {
+                    fd: self.bell.as_raw_fd(),
+                    events: libc::POLLIN,
+                    revents: 0,
+                },
             ];
             poll(&mut fds, Some(until));
+            if fds[2].revents != 0 {
+                let mut b = [0u8; 64];
+                while matches!((&self.bell).read(&mut b), Ok(n) if n > 0) {}
+                alerts.rang();
+            }
             if fds[1].revents != 0 {
                 let mut b = [0u8; 8];
                 let _ = (&self.stop).read(&mut b);
@@ -469,6 +496,38 @@ impl Client {
         }
         self.send_result(ws, requests, &id, &node_id, result, max_payload);
         None
+    }
+
+    /// The oldest queued alert, when it is its turn (one in flight at a time).
+    fn send_alert(
+        &self,
+        ws: &mut Ws,
+        requests: &mut Requests,
+        alerts: &mut Outgoing,
+        now: Instant,
+        max_payload: usize,
+    ) {
+        let deadline = now + self.request_timeout();
+        let Some((id, params)) = alerts.next(
+            &self.parts.store,
+            &self.parts.settings,
+            &self.parts.node_name,
+            now,
+            || requests.start("node.event", deadline),
+        ) else {
+            return;
+        };
+        // The tool bounds a message well below maxPayload; a frame over it would close
+        // the connection, so it is left to time out and be retried instead.
+        let Some(text) = frame::request(&id, "node.event", &params, max_payload) else {
+            log::warn!("openclaw: an alert is over the gateway's maxPayload; not sent");
+            return;
+        };
+        match ws.write(Message::text(text)) {
+            Ok(()) => {}
+            Err(tungstenite::Error::Io(e)) if e.kind() == ErrorKind::WouldBlock => {}
+            Err(e) => log::warn!("openclaw: cannot send an alert: {e}"),
+        }
     }
 
     fn send_result(

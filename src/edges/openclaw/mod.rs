@@ -11,8 +11,10 @@
 //! - `backoff.rs`, `watchdog.rs`, `requests.rs`: reconnect delays, tick liveness,
 //!   requests with ids and timeouts
 //! - `commands.rs`: the command names and the door to run them
+//! - `alerts.rs`: queued `notify_human` alerts sent as `agent.request`, in order
 //! - `stats.rs`: what status shows
 
+mod alerts;
 mod backoff;
 mod client;
 pub mod commands;
@@ -41,6 +43,8 @@ pub struct Parts {
     /// Where the device identity file lives (the store's directory).
     pub store_dir: PathBuf,
     pub commands: Arc<dyn NodeCommands>,
+    /// Where `notify_human` queues alerts (`store::alerts`).
+    pub store: Arc<crate::store::Store>,
 }
 
 /// The running client: its status and how to stop it.
@@ -66,15 +70,25 @@ pub fn start(parts: Parts) -> Result<Handle, String> {
     let device = identity::DeviceFile::open(&parts.store_dir)?;
     let stats = Arc::new(OpenclawStats {
         url: parts.settings.url.clone(),
+        store: Some(parts.store.clone()),
         ..Default::default()
     });
     *stats.device_id.lock().unwrap_or_else(|p| p.into_inner()) = device.identity.device_id.clone();
     let (stop, stop_rx) = UnixStream::pair().map_err(|e| format!("openclaw: {e}"))?;
+    // The alert queue's doorbell: a byte per queued alert (a full pipe rings already).
+    let (bell, bell_rx) = UnixStream::pair().map_err(|e| format!("openclaw: {e}"))?;
+    bell.set_nonblocking(true)
+        .and_then(|()| bell_rx.set_nonblocking(true))
+        .map_err(|e| format!("openclaw: {e}"))?;
+    parts
+        .store
+        .set_alerts_wake(Box::new(move || drop((&bell).write(&[1]))));
     let client = client::Client {
         parts,
         stats: stats.clone(),
         device,
         stop: stop_rx,
+        bell: bell_rx,
         started: std::time::Instant::now(),
         recent: Default::default(),
     };

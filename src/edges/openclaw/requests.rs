@@ -39,6 +39,11 @@ impl Requests {
         out
     }
 
+    /// Whether `id` still awaits its response.
+    pub(crate) fn is_open(&self, id: &str) -> bool {
+        self.open.iter().any(|(r, ..)| r == id)
+    }
+
     pub(crate) fn next_deadline(&self) -> Option<Instant> {
         self.open.iter().map(|(.., d)| *d).min()
     }

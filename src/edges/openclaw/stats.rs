@@ -2,10 +2,12 @@
 //! connection: connected, paired, approved, what the operator must run while approval
 //! is pending, the last error, and counters.
 
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use serde_json::{Value as Json, json};
+
+use crate::store::Store;
 
 /// The connection's state and counters, written by the `openclaw` thread.
 #[derive(Default)]
@@ -28,6 +30,12 @@ pub struct OpenclawStats {
     /// Connections closed for 2× the tick interval of silence.
     pub watchdog_closes: AtomicU64,
     pub requests_timed_out: AtomicU64,
+    /// `notify_human` alerts the gateway acknowledged (`agent.request`).
+    pub alerts_sent: AtomicU64,
+    /// Tries the gateway did not take (before approval: pairing_changed); kept queued.
+    pub alerts_refused: AtomicU64,
+    /// The alert queue, for its size and what it dropped.
+    pub store: Option<Arc<Store>>,
     pub device_id: Mutex<String>,
     pub auth_method: Mutex<String>,
     pub last_error: Mutex<Option<String>>,
@@ -49,6 +57,11 @@ impl OpenclawStats {
         let connected = self.connected.load(r);
         let approved = self.approved.load(r);
         let pending = connected && !approved;
+        let alerts = self
+            .store
+            .as_ref()
+            .and_then(|s| s.alerts_stats().ok())
+            .unwrap_or_default();
         let state = match (connected, approved) {
             (false, _) => "disconnected",
             (true, false) => "pending approval",
@@ -75,6 +88,10 @@ impl OpenclawStats {
             "results_too_large": self.results_too_large.load(r),
             "watchdog_closes": self.watchdog_closes.load(r),
             "requests_timed_out": self.requests_timed_out.load(r),
+            "alerts_queued": alerts.queued,
+            "alerts_sent": self.alerts_sent.load(r),
+            "alerts_refused": self.alerts_refused.load(r),
+            "alerts_dropped": alerts.dropped,
         })
     }
 }
