@@ -10,7 +10,9 @@ every pushed id accepted, the node's own entries pulled and merged (from 0: the
 original's `full_sync` pulls since its own highest Lamport time and so misses entries
 stamped below it), a second sync pushing nothing. The original's client sends no Authorization header; smollama
 requires the token, so the client's `httpx.AsyncClient` is given it here (the one change).
-Exits 1 on any mismatch.
+Exits 1 on any mismatch. The node must hold an entry of its own first, e.g. one memory
+given by `smollama memory import` before `smollama run` (a line such as
+`{"kind":"memory","fact":"The rust node keeps the greenhouse log","confidence":0.8}`).
 """
 import asyncio
 import importlib.util
