@@ -107,6 +107,38 @@ struct Writer {
     failing_since: Option<(u64, Instant)>,
 }
 
+/// Below this many free bytes the filesystem counts as full when a commit fails.
+const FULL_BELOW: u64 = 1 << 20;
+
+/// A failed commit's message, saying so when the filesystem under the store is full: a
+/// full tmpfs or card can fail LMDB's writes with EIO rather than ENOSPC, and the user
+/// must learn that space is what is missing either way.
+fn with_disk_state(msg: String, dir: &std::path::Path) -> String {
+    match free_bytes(dir) {
+        Some(free) if free < FULL_BELOW && !msg.contains("No space left") => format!(
+            "{msg} (the filesystem holding {} is full: {} KiB free)",
+            dir.display(),
+            free / 1024
+        ),
+        _ => msg,
+    }
+}
+
+/// Bytes an unprivileged writer may still use on the filesystem holding `dir`.
+fn free_bytes(dir: &std::path::Path) -> Option<u64> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(dir.as_os_str().as_bytes()).ok()?;
+    // SAFETY: `c` is a valid NUL-terminated path and `st` a statvfs the call fills in;
+    // it is read only after the call succeeded.
+    unsafe {
+        let mut st: libc::statvfs = std::mem::zeroed();
+        if libc::statvfs(c.as_ptr(), &mut st) != 0 {
+            return None;
+        }
+        Some(st.f_bavail as u64 * st.f_frsize as u64)
+    }
+}
+
 /// Share of the map in use at which the oldest readings start to be evicted.
 const HIGH_WATER: f64 = 0.8;
 /// Evict 1/`EVICT_SHARE` of the raw readings at a time.
@@ -212,7 +244,7 @@ impl Writer {
                 Err(e) => {
                     self.registry.mark_unsaved(new_sources.iter().map(|s| s.id));
                     self.stats.failures.fetch_add(1, Ordering::Relaxed);
-                    let msg = e.to_string();
+                    let msg = with_disk_state(e.to_string(), self.store.path());
                     let changed = match self.failing_since.as_mut() {
                         Some((n, _)) => {
                             *n += 1;
