@@ -540,6 +540,7 @@ fn a_full_data_directory_degrades_and_recovers_by_itself() {
         .unwrap_or_default()
         .to_string();
     assert!(!why.is_empty(), "status names the error: {degraded}");
+    eprintln!("the store's error on a full disk: {why}");
     let committed = degraded["readings"].as_u64().unwrap();
     // ENOSPC, or EIO from a full tmpfs with the store's note that the disk is full.
     assert!(
