@@ -48,7 +48,7 @@ install() {
 }
 
 # A llama-architecture GGUF with random f32 weights (seed 42; norms 1; output tied to
-# token_embd): n_vocab 32000, n_embd 64, 2 blocks, 4 heads, ffn 128, ctx 512, about
+# token_embd): n_vocab 32000, n_embd 64, 2 blocks, 4 heads, ffn 128, ctx 2048, about
 # 9 MB, with the tokenizer of llama.cpp's vocab-only ggml-vocab-llama-spm.gguf and a
 # minimal chat template.
 write_tiny_gguf() {
@@ -63,7 +63,7 @@ f = r.fields
 tokens = [bytes(f["tokenizer.ggml.tokens"].parts[i]).decode("utf-8", "replace") for i in f["tokenizer.ggml.tokens"].data]
 scores = [float(f["tokenizer.ggml.scores"].parts[i][0]) for i in f["tokenizer.ggml.scores"].data]
 types = [int(f["tokenizer.ggml.token_type"].parts[i][0]) for i in f["tokenizer.ggml.token_type"].data]
-n_vocab, n_embd, n_layer, n_head, n_ff, n_ctx = len(tokens), 64, 2, 4, 128, 512
+n_vocab, n_embd, n_layer, n_head, n_ff, n_ctx = len(tokens), 64, 2, 4, 128, 2048
 
 w = gguf.GGUFWriter(out, "llama")
 w.add_name("smollama-tiny-random")
@@ -130,7 +130,7 @@ serve() {
     echo "model-server: not ready after 60 s" >&2
   ) &
   exec "$VENV/bin/python" -m llama_cpp.server --model "$dir/tiny.gguf" --model_alias tiny \
-    --host 127.0.0.1 --port "$port" --n_ctx 512 --n_threads 1 --embedding true --verbose false
+    --host 127.0.0.1 --port "$port" --n_ctx 2048 --n_threads 1 --embedding true --verbose false
 }
 
 case ${1:-} in

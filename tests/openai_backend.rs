@@ -180,6 +180,63 @@ fn a_forced_tool_call_runs_over_mqtt_and_the_answer_is_published() {
     assert_eq!(st["answered"], 1, "{st}");
 }
 
+/// The observation loop at its fastest against the real server: the bounded answer schema
+/// (sent as `{"type": "json_object", "schema": ...}`, which llama-cpp-python turns into a
+/// grammar) makes even the random model close its strings and the object, so the stored
+/// observation is parsed from its schema-valid JSON, not kept as raw text.
+#[test]
+fn the_observation_loop_stores_an_observation_parsed_from_the_models_json() {
+    let dir = TempDir::new("openai-observe");
+    let broker = Broker::start(dir.path());
+    let server = ModelServer::start();
+    let port = free_port();
+    // At temperature 0 the random model, free to choose, mostly answers with empty lists;
+    // sampled (temperature 1, no fixed seed) it writes an item within a few cycles.
+    let extra = settings(broker.port, &server, 1024, "")
+        .replace("temperature = 0\nseed = 42\n", "temperature = 1\n")
+        .replace(
+            "observe = false",
+            "observe = true\nobserve_min = \"200ms\"\nobserve_max = \"500ms\"",
+        );
+    assert!(extra.contains("temperature = 1\n") && !extra.contains("seed"));
+    let cfg = write_config_extra(dir.path(), port, PIPELINE, &extra);
+    let agent = Agent::start(&cfg, port, &[]);
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let o = loop {
+        let (_, o) = get(&agent.url("/api/observations")).unwrap();
+        if o["count"].as_u64() >= Some(1) {
+            break o;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no stored observation; log:\n{}",
+            agent.log()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    // The cycle that stored it logs after the store: wait for its line.
+    let log = eventually(10, "the cycle's log line", || {
+        let log = agent.log();
+        log.lines()
+            .any(|l| l.contains("memory: observation cycle:") && !l.contains(": 0 new"))
+            .then_some(log)
+    });
+    assert!(
+        !log.contains("kept as text"),
+        "every answer was parsed as JSON, none kept as raw text: {log}"
+    );
+    let first = &o["observations"][0];
+    let text = first["text"].as_str().unwrap_or_default();
+    assert!(
+        !text.is_empty() && text.chars().count() <= 160,
+        "the schema bounds the text: {first}"
+    );
+    assert!(
+        !text.starts_with('{') && first["confidence"] != 0.6,
+        "a field of the model's object, not the raw-text fallback: {first}"
+    );
+}
+
 const TEXTS: [&str; 3] = [
     "The garage door opened at night",
     "Kitchen humidity is stable around 45 percent",

@@ -140,33 +140,49 @@ pub fn build_prompt(
     p
 }
 
-/// JSON schema of the answer, for Ollama's structured output (`format`). Only `text` and
-/// `fact` are required inside items; [`parse_answer`] fills in the rest.
+/// Longest observation text / memory fact the schema allows, in characters.
+pub const TEXT_MAX_CHARS: u32 = 160;
+/// Most observations, and most memories, one answer may carry.
+pub const ITEMS_MAX: u32 = 3;
+
+/// JSON schema of the answer, for structured output (Ollama's `format`, OpenAI's
+/// `response_format`). Only `text` and `fact` are required inside items; [`parse_answer`]
+/// fills in the rest.
+///
+/// Every string and list is bounded (`maxLength`, `maxItems`, enums): servers that turn the
+/// schema into a grammar (llama.cpp, llama-cpp-python, Ollama) then force the model to close
+/// each string and the whole object within a few hundred tokens, so a rambling small model
+/// gives a short, complete object instead of one cut at `max_tokens`.
 pub fn answer_schema() -> Json {
+    let text = json!({"type": "string", "minLength": 1, "maxLength": TEXT_MAX_CHARS});
+    let confidence = json!({"type": "number", "minimum": 0, "maximum": 1});
     json!({
         "type": "object",
         "properties": {
             "observations": {
                 "type": "array",
+                "maxItems": ITEMS_MAX,
                 "items": {
                     "type": "object",
                     "properties": {
-                        "text": {"type": "string"},
+                        "text": text,
                         "type": {"type": "string", "enum": ["pattern", "anomaly", "status"]},
-                        "confidence": {"type": "number", "minimum": 0, "maximum": 1},
-                        "related_sources": {"type": "array", "items": {"type": "string"}}
+                        "confidence": confidence,
+                        "related_sources": {
+                            "type": "array",
+                            "maxItems": 4,
+                            "items": {"type": "string", "maxLength": 100}
+                        }
                     },
                     "required": ["text"]
                 }
             },
             "memories": {
                 "type": "array",
+                "maxItems": ITEMS_MAX,
                 "items": {
                     "type": "object",
-                    "properties": {
-                        "fact": {"type": "string"},
-                        "confidence": {"type": "number", "minimum": 0, "maximum": 1}
-                    },
+                    "properties": {"fact": text, "confidence": confidence},
                     "required": ["fact"]
                 }
             }
@@ -181,7 +197,9 @@ pub fn answer_schema() -> Json {
 ///    dropped (as the original did).
 /// 2. The whole text is decoded as JSON; failing that, a JSON object embedded in prose is
 ///    looked for: from each `{` in turn, one JSON value is decoded and any text after it
-///    is ignored (so `Here you go: {...} Hope this helps` works).
+///    is ignored (so `Here you go: {...} Hope this helps` works). Before that, every ASCII
+///    control character becomes a space, so a raw `\r` or newline inside a string (which
+///    JSON forbids, and small models write) does not lose the answer.
 /// 3. An object: `observations[]` and `memories[]` are read item by item. An item that is
 ///    not an object, or lacks a non-empty string `text` / `fact`, is skipped and counted
 ///    in [`Parsed::skipped`]; so is an `observations` / `memories` field that is not a
@@ -209,6 +227,17 @@ pub fn parse_answer(text: &str) -> Parsed {
         trimmed
     };
 
+    // Raw control characters are not JSON inside strings, yet grammar-constrained small
+    // models emit them there (llama.cpp lets a `\r` token through); outside strings they
+    // are whitespace. So each becomes a space: valid JSON decodes the same, and such an
+    // answer still decodes.
+    let spaced;
+    let body = if body.contains(|c: char| c < ' ') {
+        spaced = body.replace(|c: char| c < ' ', " ");
+        spaced.as_str()
+    } else {
+        body
+    };
     match find_json(body) {
         Some(Json::Object(obj)) => from_object(&obj),
         Some(Json::Array(items)) => Parsed {
@@ -486,7 +515,20 @@ mod tests {
             json!(["pattern", "anomaly", "status"])
         );
         assert_eq!(o["properties"]["confidence"]["maximum"], json!(1));
+        // Bounded everywhere, so a grammar-constrained model must finish the object.
+        assert_eq!(o["properties"]["text"]["maxLength"], json!(TEXT_MAX_CHARS));
+        assert_eq!(o["properties"]["related_sources"]["maxItems"], json!(4));
+        assert_eq!(
+            o["properties"]["related_sources"]["items"]["maxLength"],
+            json!(100)
+        );
+        assert_eq!(
+            s["properties"]["observations"]["maxItems"],
+            json!(ITEMS_MAX)
+        );
+        assert_eq!(s["properties"]["memories"]["maxItems"], json!(ITEMS_MAX));
         let m = &s["properties"]["memories"]["items"];
+        assert_eq!(m["properties"]["fact"]["maxLength"], json!(TEXT_MAX_CHARS));
         assert_eq!(m["required"], json!(["fact"]));
         // A well-formed answer to the schema parses without loss.
         let answer = json!({
@@ -550,6 +592,20 @@ mod tests {
         // Braces inside strings do not confuse the matching.
         let p = parse_answer(r#"Result: {"observations": [{"text": "a } b {"}]} done"#);
         assert_eq!(p.observations[0].text, "a } b {");
+    }
+
+    #[test]
+    fn raw_control_characters_inside_strings_do_not_lose_the_answer() {
+        // As llama.cpp's grammar let through from a small model: a raw CR and tab in
+        // the text, a newline between fields.
+        let p =
+            parse_answer("{\"observations\": [{\"text\": \");\rload\tup\"}],\n\"memories\": []}");
+        assert!(!p.raw_fallback);
+        assert_eq!(p.observations.len(), 1);
+        assert_eq!(p.observations[0].text, "); load up");
+        // Valid JSON with escaped control characters keeps them.
+        let p = parse_answer(r#"{"observations": [{"text": "a\nb"}], "memories": []}"#);
+        assert_eq!(p.observations[0].text, "a\nb");
     }
 
     #[test]

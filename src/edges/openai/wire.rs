@@ -96,8 +96,10 @@ pub fn chat_body(
         let rf = match (structured, f) {
             (Structured::Off, _) => None,
             (_, Value::String(_)) => Some(json!({"type": "json_object"})),
+            // Not strict: OpenAI's strict mode refuses schemas with optional fields or
+            // `maxLength`, and the answer schema has both (the parser fills in the rest).
             (Structured::JsonSchema, schema) => Some(json!({"type": "json_schema",
-                "json_schema": {"name": "answer", "schema": schema, "strict": true}})),
+                "json_schema": {"name": "answer", "schema": schema, "strict": false}})),
             (Structured::JsonObject, schema) => {
                 Some(json!({"type": "json_object", "schema": schema}))
             }
@@ -542,7 +544,7 @@ mod tests {
         };
         assert_eq!(
             f(Structured::JsonSchema)["response_format"],
-            json!({"type": "json_schema", "json_schema": {"name": "answer", "schema": schema, "strict": true}})
+            json!({"type": "json_schema", "json_schema": {"name": "answer", "schema": schema, "strict": false}})
         );
         assert_eq!(
             f(Structured::JsonObject)["response_format"],
