@@ -12,6 +12,7 @@ use std::sync::OnceLock;
 
 use crate::config::{PipelineSpec, Settings};
 use crate::edges::http::{HeadScan, Limits, parse_head, resolve};
+use crate::edges::llm::http::StreamLines;
 use crate::edges::mqtt::{discovery, payload};
 use crate::edges::ollama::wire;
 

@@ -7,11 +7,13 @@
 //! whole call including its retries. Failed calls that may succeed later (unreachable
 //! server, timeouts, 429, 5xx) are retried; the others come back at once.
 
+use std::io::{BufRead, BufReader};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
 use super::error::LlmError;
+use super::message::ChatReply;
 
 /// The largest reply body read (embeddings of a big batch can be several MB).
 pub const MAX_BODY: u64 = 64 * 1024 * 1024;
@@ -40,7 +42,62 @@ pub struct Transport {
     auth: Option<String>,
 }
 
+/// A streamed chat answer read line by line (Ollama's NDJSON, OpenAI's SSE): each
+/// backend's wire codec, driven by [`Transport::chat_stream`].
+pub trait StreamLines: Default {
+    /// Feeds one line; returns the new text (possibly empty) for the caller to show.
+    fn feed(&mut self, line: &str) -> Result<String, LlmError>;
+    /// Whether the answer's last line has been seen (the server may keep the socket open).
+    fn is_done(&self) -> bool;
+    /// The whole reply; an error if the stream ended before its last line.
+    fn finish(self) -> Result<ChatReply, LlmError>;
+}
+
 impl Transport {
+    /// POSTs a streamed chat request to `path` and reads the answer with `A`: each piece
+    /// of text goes to `on_text` as it arrives. Retried only while nothing has been passed
+    /// on (a retry would repeat it); a non-2xx status becomes `status_error(code, body)`.
+    pub fn chat_stream<A: StreamLines>(
+        &self,
+        path: &str,
+        body: &Value,
+        status_error: impl Fn(u16, &str) -> LlmError,
+        on_text: &mut dyn FnMut(&str),
+    ) -> Result<ChatReply, LlmError> {
+        let emitted = std::cell::Cell::new(false);
+        self.with_retries(
+            "chat stream",
+            || !emitted.get(),
+            |budget| {
+                let resp = self.send(path, Some(body), budget)?;
+                let (parts, body) = resp.into_parts();
+                if !parts.status.is_success() {
+                    let text = self.error_body(body)?;
+                    return Err(status_error(parts.status.as_u16(), &text));
+                }
+                let reader = body.into_with_config().limit(MAX_BODY).reader();
+                let mut lines = BufReader::new(reader);
+                let mut asm = A::default();
+                let mut line = String::new();
+                loop {
+                    line.clear();
+                    if lines.read_line(&mut line).map_err(|e| self.map_io(e))? == 0 {
+                        break;
+                    }
+                    let piece = asm.feed(&line)?;
+                    if !piece.is_empty() {
+                        emitted.set(true);
+                        on_text(&piece);
+                    }
+                    if asm.is_done() {
+                        break;
+                    }
+                }
+                asm.finish()
+            },
+        )
+    }
+
     pub fn new(label: &'static str, base_url: &str, t: Timeouts, auth: Option<String>) -> Self {
         let agent: ureq::Agent = ureq::Agent::config_builder()
             .http_status_as_error(false)

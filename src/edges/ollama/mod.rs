@@ -11,14 +11,13 @@
 pub mod wire;
 
 use std::fmt;
-use std::io::{BufRead, BufReader};
 use std::time::Duration;
 
 use serde::{Serialize, Serializer};
 use serde_json::Value;
 
 pub use crate::edges::llm::error::LlmError as OllamaError;
-use crate::edges::llm::http::{MAX_BODY, Timeouts, Transport};
+use crate::edges::llm::http::{Timeouts, Transport};
 pub use crate::edges::llm::message::{ChatReply, Message, Role, ToolCall};
 pub use crate::edges::llm::sampling::Sampling;
 
@@ -248,41 +247,11 @@ impl Ollama {
             &self.sampling,
             true,
         );
-        let emitted = std::cell::Cell::new(false);
-        self.http.with_retries(
-            "chat stream",
-            || !emitted.get(),
-            |budget| {
-                let resp = self.http.send("/api/chat", Some(&body), budget)?;
-                let (parts, body) = resp.into_parts();
-                if !parts.status.is_success() {
-                    let text = self.http.error_body(body)?;
-                    return Err(self.status_error(parts.status.as_u16(), &text));
-                }
-                let reader = body.into_with_config().limit(MAX_BODY).reader();
-                let mut lines = BufReader::new(reader);
-                let mut asm = wire::StreamAssembler::default();
-                let mut line = String::new();
-                loop {
-                    line.clear();
-                    let n = lines
-                        .read_line(&mut line)
-                        .map_err(|e| self.http.map_io(e))?;
-                    if n == 0 {
-                        break;
-                    }
-                    let piece = asm.feed(&line)?;
-                    if !piece.is_empty() {
-                        // Once text is shown a retry would repeat it: no more retries.
-                        emitted.set(true);
-                        on_text(&piece);
-                    }
-                    if asm.is_done() {
-                        break;
-                    }
-                }
-                asm.finish()
-            },
+        self.http.chat_stream::<wire::StreamAssembler>(
+            "/api/chat",
+            &body,
+            |code, text| self.status_error(code, text),
+            on_text,
         )
     }
 

@@ -6,6 +6,7 @@
 use serde_json::{Map, Value, json};
 
 use super::{ChatReply, KeepAlive, Message, OllamaError, ToolCall};
+use crate::edges::llm::http::StreamLines;
 pub use crate::edges::llm::http::excerpt;
 use crate::edges::llm::sampling::{Sampling, ToolChoice};
 
@@ -234,9 +235,9 @@ pub struct StreamAssembler {
     done: bool,
 }
 
-impl StreamAssembler {
+impl StreamLines for StreamAssembler {
     /// Feeds one line; returns the new text (possibly empty) for the caller to show.
-    pub fn feed(&mut self, line: &str) -> Result<String, OllamaError> {
+    fn feed(&mut self, line: &str) -> Result<String, OllamaError> {
         match parse_stream_line(line)? {
             StreamLine::Blank => Ok(String::new()),
             StreamLine::Fragment {
@@ -257,12 +258,12 @@ impl StreamAssembler {
     }
 
     /// Whether the `done: true` line has been seen.
-    pub fn is_done(&self) -> bool {
+    fn is_done(&self) -> bool {
         self.done
     }
 
     /// The reply so far; an error if the stream ended before its `done` line.
-    pub fn finish(self) -> Result<ChatReply, OllamaError> {
+    fn finish(self) -> Result<ChatReply, OllamaError> {
         if !self.done {
             return Err(OllamaError::Stream(
                 "the stream ended before its final (done) line".into(),

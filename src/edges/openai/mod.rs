@@ -9,14 +9,13 @@
 
 pub mod wire;
 
-use std::io::{BufRead, BufReader};
 use std::time::Duration;
 
 use serde_json::Value;
 
 use crate::config::settings::Secret;
 use crate::edges::llm::error::LlmError;
-use crate::edges::llm::http::{MAX_BODY, Timeouts, Transport, excerpt};
+use crate::edges::llm::http::{Timeouts, Transport, excerpt};
 use crate::edges::llm::message::{ChatReply, Message};
 use crate::edges::llm::sampling::Sampling;
 pub use wire::Structured;
@@ -138,41 +137,11 @@ impl OpenAi {
             self.cfg.structured,
             true,
         );
-        let emitted = std::cell::Cell::new(false);
-        self.http.with_retries(
-            "chat stream",
-            || !emitted.get(),
-            |budget| {
-                let resp = self.http.send("/chat/completions", Some(&body), budget)?;
-                let (parts, body) = resp.into_parts();
-                if !parts.status.is_success() {
-                    let text = self.http.error_body(body)?;
-                    return Err(self.status_error(parts.status.as_u16(), &text));
-                }
-                let reader = body.into_with_config().limit(MAX_BODY).reader();
-                let mut lines = BufReader::new(reader);
-                let mut asm = wire::StreamAssembler::default();
-                let mut line = String::new();
-                loop {
-                    line.clear();
-                    let n = lines
-                        .read_line(&mut line)
-                        .map_err(|e| self.http.map_io(e))?;
-                    if n == 0 {
-                        break;
-                    }
-                    let piece = asm.feed(&line)?;
-                    if !piece.is_empty() {
-                        // Once text is shown a retry would repeat it: no more retries.
-                        emitted.set(true);
-                        on_text(&piece);
-                    }
-                    if asm.is_done() {
-                        break;
-                    }
-                }
-                asm.finish()
-            },
+        self.http.chat_stream::<wire::StreamAssembler>(
+            "/chat/completions",
+            &body,
+            |code, text| self.status_error(code, text),
+            on_text,
         )
     }
 

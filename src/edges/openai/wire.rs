@@ -11,7 +11,7 @@ use serde_json::{Map, Value, json};
 
 pub use crate::config::settings::Structured;
 use crate::edges::llm::error::LlmError;
-use crate::edges::llm::http::excerpt;
+use crate::edges::llm::http::{StreamLines, excerpt};
 use crate::edges::llm::message::{ChatReply, Message, Role, ToolCall};
 use crate::edges::llm::sampling::{Sampling, ToolChoice};
 
@@ -262,11 +262,11 @@ pub struct StreamAssembler {
     error_event: bool,
 }
 
-impl StreamAssembler {
+impl StreamLines for StreamAssembler {
     /// Feeds one line; returns the new text (possibly empty) for the caller to show. An
     /// error object inside the stream (sent with status 200 when the model fails
     /// mid-answer) or a line that is not JSON is `Err(LlmError::Stream)`.
-    pub fn feed(&mut self, line: &str) -> Result<String, LlmError> {
+    fn feed(&mut self, line: &str) -> Result<String, LlmError> {
         let line = line.trim_end_matches(['\r', '\n']);
         if let Some(ev) = line.strip_prefix("event:") {
             self.error_event = ev.trim() == "error";
@@ -332,13 +332,13 @@ impl StreamAssembler {
     }
 
     /// Whether `data: [DONE]` has been seen.
-    pub fn is_done(&self) -> bool {
+    fn is_done(&self) -> bool {
         self.done
     }
 
     /// The reply. A stream that ended before `data: [DONE]` is the server gone away
     /// mid-answer: [`LlmError::Unreachable`] (retryable), so the question is not lost.
-    pub fn finish(self) -> Result<ChatReply, LlmError> {
+    fn finish(self) -> Result<ChatReply, LlmError> {
         if !self.done {
             return Err(LlmError::Unreachable(
                 "the stream ended before its final data: [DONE] event (the server went away mid-answer)".into(),
