@@ -17,18 +17,7 @@ use serde_json::{Value, json};
 const MODEL: &str = "gemma4:e2b";
 
 /// System readings into the store; no mqtt sinks (questions and answers only).
-const PIPELINE: &str = r#"
-[[source]]
-name = "system"
-kind = "system"
-every = "200ms"
-metrics = ["uptime"]
-
-[[sink]]
-name = "store"
-kind = "store"
-from = ["system"]
-"#;
+const PIPELINE: &str = UPTIME_PIPELINE;
 
 fn settings(broker: u16, ollama: u16, extra_agent: &str) -> String {
     format!(

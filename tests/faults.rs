@@ -36,18 +36,7 @@ use serde_json::{Value, json};
 
 const MODEL: &str = "gemma4:e2b";
 
-const PIPELINE: &str = r#"
-[[source]]
-name = "system"
-kind = "system"
-every = "200ms"
-metrics = ["uptime"]
-
-[[sink]]
-name = "store"
-kind = "store"
-from = ["system"]
-"#;
+const PIPELINE: &str = UPTIME_PIPELINE;
 
 /// The same, every reading also published (so the outbox fills while the broker is away).
 const PUBLISHING: &str = r#"

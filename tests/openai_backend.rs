@@ -104,18 +104,7 @@ impl Drop for ModelServer {
 }
 
 /// System readings into the store; no mqtt sinks.
-const PIPELINE: &str = r#"
-[[source]]
-name = "system"
-kind = "system"
-every = "200ms"
-metrics = ["uptime"]
-
-[[sink]]
-name = "store"
-kind = "store"
-from = ["system"]
-"#;
+const PIPELINE: &str = UPTIME_PIPELINE;
 
 /// `[mqtt]` and `[llm]` for the agent against the real server; `llm_extra` adds keys.
 fn settings(broker: u16, server: &ModelServer, max_tokens: u32, llm_extra: &str) -> String {

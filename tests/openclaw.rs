@@ -32,18 +32,7 @@ const COMMANDS: &[&str] = &[
     "smollama.ask",
 ];
 
-const PIPELINE: &str = r#"
-[[source]]
-name = "system"
-kind = "system"
-every = "200ms"
-metrics = ["uptime"]
-
-[[sink]]
-name = "store"
-kind = "store"
-from = ["system"]
-"#;
+const PIPELINE: &str = UPTIME_PIPELINE;
 
 fn node_config(
     dir: &std::path::Path,

@@ -119,6 +119,21 @@ files = ["{pipe}"]
     cfg
 }
 
+/// The smallest pipeline: uptime every 200 ms into the store, for tests of questions,
+/// tools and edges rather than of readings.
+pub const UPTIME_PIPELINE: &str = r#"
+[[source]]
+name = "system"
+kind = "system"
+every = "200ms"
+metrics = ["uptime"]
+
+[[sink]]
+name = "store"
+kind = "store"
+from = ["system"]
+"#;
+
 /// A fast pipeline for tests: system every 200 ms, pins on events, straight into the store
 /// through the three stages.
 pub const FAST_PIPELINE: &str = r#"
