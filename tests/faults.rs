@@ -57,10 +57,6 @@ kind = "mqtt"
 from = ["system"]
 "#;
 
-fn status(agent: &Agent) -> Value {
-    get(&agent.url("/api/status")).unwrap().1
-}
-
 fn ask(agent: &Agent, question: &str) -> (u16, Value, Duration) {
     let t0 = Instant::now();
     let body = json!({ "question": question, "timeout_s": 60 }).to_string();

@@ -45,10 +45,6 @@ fn config(dir: &Path, port: u16, pipeline: &str, extra: &str) -> std::path::Path
     )
 }
 
-fn status(agent: &Agent) -> Value {
-    get(&agent.url("/api/status")).unwrap().1
-}
-
 fn node(agent: &Agent, name: &str) -> Option<Value> {
     status(agent)["nodes"]
         .as_array()?

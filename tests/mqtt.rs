@@ -56,10 +56,6 @@ fn iso_now() -> String {
     smollama::clock::iso8601(smollama::clock::now_us())
 }
 
-fn status(agent: &Agent) -> Value {
-    get(&agent.url("/api/status")).unwrap().1
-}
-
 fn mqtt_status(agent: &Agent) -> Value {
     status(agent)["connections"]["mqtt"].clone()
 }

@@ -25,10 +25,6 @@ kind = "store"
 from = ["nodes"]
 "#;
 
-fn status(agent: &Agent) -> Value {
-    get(&agent.url("/api/status")).unwrap().1
-}
-
 fn mqtt_status(agent: &Agent) -> Value {
     status(agent)["connections"]["mqtt"].clone()
 }

@@ -37,16 +37,6 @@ from = ["keep"]
 /// nodes (5,000 in all, 1,000 per node).
 const MANY: &str = "max_remote_sources = 20000\nmax_sources_per_node = 10000\n";
 
-fn status(agent: &Agent) -> Value {
-    get(&agent.url("/api/status")).unwrap().1
-}
-
-fn connected(agent: &Agent) {
-    eventually(10, "connected", || {
-        (status(agent)["connections"]["mqtt"]["state"] == "connected").then_some(())
-    });
-}
-
 /// A batch of `n` readings named `<prefix>0`..`<prefix>n` from `node`, no timestamps (each
 /// message's arrival time: one row per source and message).
 fn batch(node: &str, prefix: &str, n: usize) -> Vec<u8> {
@@ -104,7 +94,7 @@ fn thousand_reading_batches_and_a_sustained_flood_are_stored_whole() {
     let port = free_port();
     let cfg = write_config_extra(dir.path(), port, INGEST, &mqtt_section(broker.port, MANY));
     let agent = Agent::start(&cfg, port, &[]);
-    connected(&agent);
+    wait_mqtt_connected(&agent);
     let other = Subscriber::new(broker.port, "fleet", &["nothing/here"]);
     // What lost 52 % before: 1,000-reading batches, here 20 of them as fast as the
     // broker takes them (one node with 1,000 sources).
@@ -201,7 +191,7 @@ fn a_full_graph_holds_qos1_traffic_back_instead_of_dropping_it() {
         &mqtt_section(broker.port, MANY),
     );
     let agent = Agent::start(&cfg, port, &[]);
-    connected(&agent);
+    wait_mqtt_connected(&agent);
     let other = Subscriber::new(broker.port, "burst", &["nothing/here"]);
     // 200,000 readings at once: far past what the graph's queues hold (a stage inbox of
     // 256, a store inbox of 1,024, four batches in the hand-off), so the store is behind
@@ -250,7 +240,7 @@ fn a_lossy_edge_logs_its_drops_once_a_minute_with_the_count() {
     let port = free_port();
     let cfg = write_config_extra(dir.path(), port, LOSSY, &mqtt_section(broker.port, MANY));
     let agent = Agent::start(&cfg, port, &[]);
-    connected(&agent);
+    wait_mqtt_connected(&agent);
     let other = Subscriber::new(broker.port, "lossy", &["nothing/here"]);
     let b = batch("x", "l", 5000);
     for _ in 0..3 {
@@ -290,7 +280,7 @@ fn with_a_broker_and_the_agent_on_the_node_runs_on_eight_named_threads() {
     let port = free_port();
     let cfg = write_config_extra(dir.path(), port, INGEST, &mqtt_section(broker.port, ""));
     let agent = Agent::start(&cfg, port, &[]);
-    connected(&agent);
+    wait_mqtt_connected(&agent);
     let ollama = &status(&agent)["connections"]["ollama"];
     assert!(
         !ollama["state"].as_str().unwrap().starts_with("agent off"),

@@ -122,13 +122,6 @@ fn llm_status(agent: &Agent) -> Value {
     get(&agent.url("/api/status")).unwrap().1["connections"]["ollama"].clone()
 }
 
-fn wait_mqtt(agent: &Agent) {
-    eventually(10, "mqtt connected", || {
-        (get(&agent.url("/api/status")).ok()?.1["connections"]["mqtt"]["state"] == "connected")
-            .then_some(())
-    });
-}
-
 #[test]
 fn a_forced_tool_call_runs_over_mqtt_and_the_answer_is_published() {
     let dir = TempDir::new("openai-tools");
@@ -143,7 +136,7 @@ fn a_forced_tool_call_runs_over_mqtt_and_the_answer_is_published() {
         &settings(broker.port, &server, 24, "tool_choice = \"list_gpio\""),
     );
     let agent = Agent::start(&cfg, port, &["--log-level", "debug"]);
-    wait_mqtt(&agent);
+    wait_mqtt_connected(&agent);
     sub.publish(
         "smollama/test-node/ask",
         br#"{"id": "q1", "question": "Which pins are there?", "reply_to": "replies/me"}"#,
@@ -298,7 +291,7 @@ fn a_server_killed_mid_stream_leaves_the_question_queued_and_answered_later() {
         &settings(broker.port, &server, 480, "tool_choice = \"none\""),
     );
     let agent = Agent::start(&cfg, port, &[]);
-    wait_mqtt(&agent);
+    wait_mqtt_connected(&agent);
     let mut events = common::raw_http::SseClient::open(port, "/api/events", "");
     sub.publish(
         "smollama/test-node/ask",
@@ -486,7 +479,7 @@ fn measure_question_latency_through_the_real_server() {
             + "\n[agent]\nrate_per_minute = 10000\n"),
     );
     let agent = Agent::start(&cfg, port, &[]);
-    wait_mqtt(&agent);
+    wait_mqtt_connected(&agent);
     let (mut total, mut model, mut overhead) = (Vec::new(), Vec::new(), Vec::new());
     for i in 0..30 {
         let t0 = Instant::now();

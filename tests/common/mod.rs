@@ -261,6 +261,19 @@ fn agent() -> ureq::Agent {
         .new_agent()
 }
 
+/// A running agent's `/api/status` (panics if it does not answer).
+pub fn status(agent: &Agent) -> serde_json::Value {
+    get(&agent.url("/api/status")).unwrap().1
+}
+
+/// Waits (10 s at most) until the agent reports its broker connection up.
+pub fn wait_mqtt_connected(agent: &Agent) {
+    eventually(10, "mqtt connected", || {
+        (get(&agent.url("/api/status")).ok()?.1["connections"]["mqtt"]["state"] == "connected")
+            .then_some(())
+    });
+}
+
 /// GET returning (status, parsed JSON body).
 pub fn get(url: &str) -> Result<(u16, serde_json::Value), String> {
     let mut r = agent().get(url).call().map_err(|e| e.to_string())?;
