@@ -15,12 +15,11 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::broker::{Broker, Subscriber};
+use common::node::{EMBED, MODEL, node_config};
 use common::*;
 use fake_ollama::{FakeOllama, Step};
 use serde_json::{Value, json};
 
-const MODEL: &str = "gemma4:e2b";
-const EMBED: &str = "all-minilm:l6-v2";
 /// Site A's broker as the documented bridge names it.
 const DOC_ADDRESS: &str = "broker.site-a.lan:1883";
 
@@ -118,31 +117,6 @@ impl Drop for BridgedBroker {
     }
 }
 
-fn node_config(dir: &Path, name: &str, port: u16, broker: u16, ollama: u16) -> PathBuf {
-    std::fs::create_dir_all(dir).unwrap();
-    let pipe = dir.join("pipeline.toml");
-    std::fs::write(&pipe, PIPELINE).unwrap();
-    let cfg = dir.join("smollama.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "[node]\nname = \"{name}\"\ndata_dir = \"{data}\"\n\n\
-             [http]\nbind = \"127.0.0.1:{port}\"\ntoken = \"{TOKEN}\"\n\n\
-             [gpio]\nbackend = \"mock\"\n\n\
-             [pipeline]\nfiles = [\"{pipe}\"]\n\n\
-             {mqtt}\n\
-             [ollama]\nhost = \"127.0.0.1\"\nport = {ollama}\nmodel = \"{MODEL}\"\nretries = 0\nconnect_timeout = \"1s\"\n\n\
-             [memory]\nembedding_model = \"{EMBED}\"\nobserve = false\n\n\
-             [sync]\npublish_interval = \"200ms\"\ncatchup_interval = \"2s\"\n",
-            data = dir.join("data").display(),
-            pipe = pipe.display(),
-            mqtt = mqtt_section(broker, ""),
-        ),
-    )
-    .unwrap();
-    cfg
-}
-
 struct Node {
     ollama: FakeOllama,
     agent: Agent,
@@ -151,7 +125,16 @@ struct Node {
 fn start(dir: &Path, name: &str, broker: u16) -> Node {
     let ollama = FakeOllama::start(&[MODEL, EMBED]);
     let port = free_port();
-    let cfg = node_config(&dir.join(name), name, port, broker, ollama.port());
+    let mqtt = mqtt_section(broker, "");
+    let cfg = node_config(
+        &dir.join(name),
+        name,
+        port,
+        PIPELINE,
+        &mqtt,
+        ollama.port(),
+        "catchup_interval = \"2s\"\n",
+    );
     Node {
         agent: Agent::start(&cfg, port, &["run"]),
         ollama,

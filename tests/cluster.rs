@@ -15,12 +15,10 @@ mod fake_ollama;
 use std::path::{Path, PathBuf};
 
 use common::broker::Broker;
+use common::node::{EMBED, MODEL, node_config};
 use common::*;
 use fake_ollama::{FakeOllama, Step};
 use serde_json::{Value, json};
-
-const MODEL: &str = "gemma4:e2b";
-const EMBED: &str = "all-minilm:l6-v2";
 
 /// An edge node: uptime every 200 ms, stored, and published as a batch every second.
 const EDGE: &str = r#"
@@ -62,38 +60,6 @@ kind = "store"
 from = ["system", "nodes"]
 "#;
 
-fn node_config(
-    dir: &Path,
-    name: &str,
-    port: u16,
-    broker: u16,
-    ollama: u16,
-    pipeline: &str,
-) -> PathBuf {
-    std::fs::create_dir_all(dir).unwrap();
-    let pipe = dir.join("pipeline.toml");
-    std::fs::write(&pipe, pipeline).unwrap();
-    let cfg = dir.join("smollama.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "[node]\nname = \"{name}\"\ndata_dir = \"{data}\"\n\n\
-             [http]\nbind = \"127.0.0.1:{port}\"\ntoken = \"{TOKEN}\"\n\n\
-             [gpio]\nbackend = \"mock\"\n\n\
-             [pipeline]\nfiles = [\"{pipe}\"]\n\n\
-             {mqtt}\n\
-             [ollama]\nhost = \"127.0.0.1\"\nport = {ollama}\nmodel = \"{MODEL}\"\nretries = 0\nconnect_timeout = \"1s\"\n\n\
-             [memory]\nembedding_model = \"{EMBED}\"\nobserve = false\n\n\
-             [sync]\npublish_interval = \"200ms\"\n",
-            data = dir.join("data").display(),
-            pipe = pipe.display(),
-            mqtt = mqtt_section(broker, ""),
-        ),
-    )
-    .unwrap();
-    cfg
-}
-
 struct Node {
     ollama: FakeOllama,
     agent: Agent,
@@ -102,7 +68,16 @@ struct Node {
 fn start(dir: &Path, name: &str, broker: u16, pipeline: &str) -> Node {
     let ollama = FakeOllama::start(&[MODEL, EMBED]);
     let port = free_port();
-    let cfg = node_config(&dir.join(name), name, port, broker, ollama.port(), pipeline);
+    let mqtt = mqtt_section(broker, "");
+    let cfg = node_config(
+        &dir.join(name),
+        name,
+        port,
+        pipeline,
+        &mqtt,
+        ollama.port(),
+        "",
+    );
     let agent = Agent::start(&cfg, port, &["run"]);
     Node { ollama, agent }
 }

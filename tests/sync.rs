@@ -15,12 +15,10 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use common::broker::{Broker, Relay, Subscriber};
+use common::node::{EMBED, MODEL, node_config};
 use common::*;
 use fake_ollama::{FakeOllama, Step};
 use serde_json::{Value, json};
-
-const MODEL: &str = "gemma4:e2b";
-const EMBED: &str = "all-minilm:l6-v2";
 
 const A_FACT: &str = "The kitchen kettle boils in ninety seconds";
 
@@ -36,41 +34,6 @@ name = "store"
 kind = "store"
 from = ["system"]
 "#;
-
-/// A node's config: its own name, HTTP port, broker (or none), the stand-in, `[sync]`.
-fn node_config(
-    dir: &Path,
-    name: &str,
-    port: u16,
-    broker: Option<u16>,
-    ollama: u16,
-    sync: &str,
-) -> PathBuf {
-    std::fs::create_dir_all(dir).unwrap();
-    let pipe = dir.join("pipeline.toml");
-    std::fs::write(&pipe, PIPELINE).unwrap();
-    let mqtt = broker.map_or(String::new(), |b| {
-        format!("[mqtt]\nbroker = \"127.0.0.1\"\nport = {b}\nreconnect_min = \"200ms\"\nreconnect_max = \"1s\"\n")
-    });
-    let cfg = dir.join("smollama.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "[node]\nname = \"{name}\"\ndata_dir = \"{data}\"\n\n\
-             [http]\nbind = \"127.0.0.1:{port}\"\ntoken = \"{TOKEN}\"\n\n\
-             [gpio]\nbackend = \"mock\"\n\n\
-             [pipeline]\nfiles = [\"{pipe}\"]\n\n\
-             {mqtt}\n\
-             [ollama]\nhost = \"127.0.0.1\"\nport = {ollama}\nmodel = \"{MODEL}\"\nretries = 0\nconnect_timeout = \"1s\"\n\n\
-             [memory]\nembedding_model = \"{EMBED}\"\nobserve = false\n\n\
-             [sync]\npublish_interval = \"200ms\"\n{sync}\n",
-            data = dir.join("data").display(),
-            pipe = pipe.display(),
-        ),
-    )
-    .unwrap();
-    cfg
-}
 
 /// What `smollama memory export` writes, without the local ids (they differ per node),
 /// sorted: the set a node holds.
@@ -160,7 +123,18 @@ struct Node {
 fn start_node(dir: &Path, name: &str, broker: Option<u16>, sync: &str) -> Node {
     let ollama = FakeOllama::start(&[MODEL, EMBED]);
     let port = free_port();
-    let cfg = node_config(&dir.join(name), name, port, broker, ollama.port(), sync);
+    let mqtt = broker.map_or(String::new(), |b| {
+        format!("[mqtt]\nbroker = \"127.0.0.1\"\nport = {b}\nreconnect_min = \"200ms\"\nreconnect_max = \"1s\"\n")
+    });
+    let cfg = node_config(
+        &dir.join(name),
+        name,
+        port,
+        PIPELINE,
+        &mqtt,
+        ollama.port(),
+        sync,
+    );
     let agent = Agent::start(&cfg, port, &["run"]);
     Node { cfg, ollama, agent }
 }
