@@ -95,33 +95,14 @@ pub(crate) fn readings(view: &HttpView, call: &Call) -> Reply {
 /// (this node's and every node's that sync brought), newest first, each with its node.
 pub(crate) fn observations(view: &HttpView, call: &Call) -> Reply {
     let filter = node_filter(call);
-    let kind = match call.query.text("type").as_str() {
-        "" => None,
-        t => match crate::memory::ObservationType::ALL
-            .iter()
-            .find(|k| k.as_str() == t)
-        {
-            Some(k) => Some(*k),
-            None => {
-                return err(
-                    400,
-                    "type must be one of pattern, anomaly, status, summary, general",
-                );
-            }
-        },
-    };
-    let hours = match call.query.int("hours", 0, 0, 24 * 366 * 10) {
+    let super::memory::ObservationQuery {
+        kind,
+        hours,
+        from,
+        limit,
+    } = match super::memory::observation_query(call, 50) {
         Ok(v) => v,
         Err(r) => return r,
-    };
-    let limit = match call.query.int("limit", 50, 1, 1000) {
-        Ok(v) => v as usize,
-        Err(r) => return r,
-    };
-    let from = if hours > 0 {
-        now_us() - hours * 3_600_000_000
-    } else {
-        i64::MIN
     };
     match view
         .store

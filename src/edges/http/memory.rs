@@ -39,10 +39,21 @@ fn memory_json(m: &crate::memory::Memory, similarity: Option<f32>) -> Json {
     })
 }
 
-/// `GET /api/observations?query=&type=&hours=&limit=`: newest first, or ranked by words
-/// when a query is given (this endpoint never waits on the LLM server).
-pub(crate) fn observations(view: &HttpView, call: &Call) -> Reply {
-    let q = call.query.text("query");
+/// What both observation listings (`/api/observations`, `/api/cluster/observations`)
+/// read of the query, checked.
+pub(super) struct ObservationQuery {
+    pub kind: Option<crate::memory::ObservationType>,
+    /// As asked (0 = all time), echoed in the answer.
+    pub hours: i64,
+    /// The earliest time `hours` allows.
+    pub from: i64,
+    pub limit: usize,
+}
+
+pub(super) fn observation_query(
+    call: &Call,
+    default_limit: i64,
+) -> Result<ObservationQuery, Reply> {
     let kind = match call.query.text("type").as_str() {
         "" => None,
         t => match crate::memory::ObservationType::ALL
@@ -51,28 +62,43 @@ pub(crate) fn observations(view: &HttpView, call: &Call) -> Reply {
         {
             Some(k) => Some(*k),
             None => {
-                return err(
+                return Err(err(
                     400,
                     format!(
                         "type must be one of pattern, anomaly, status, summary, general, got '{}'",
                         short(t)
                     ),
-                );
+                ));
             }
         },
     };
-    let hours = match call.query.int("hours", 0, 0, 24 * 366 * 10) {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
-    let limit = match call.query.int("limit", 20, 1, 1000) {
-        Ok(v) => v as usize,
-        Err(r) => return r,
-    };
+    let hours = call.query.int("hours", 0, 0, 24 * 366 * 10)?;
+    let limit = call.query.int("limit", default_limit, 1, 1000)? as usize;
     let from = if hours > 0 {
         now_us() - hours * 3_600_000_000
     } else {
         i64::MIN
+    };
+    Ok(ObservationQuery {
+        kind,
+        hours,
+        from,
+        limit,
+    })
+}
+
+/// `GET /api/observations?query=&type=&hours=&limit=`: newest first, or ranked by words
+/// when a query is given (this endpoint never waits on the LLM server).
+pub(crate) fn observations(view: &HttpView, call: &Call) -> Reply {
+    let q = call.query.text("query");
+    let ObservationQuery {
+        kind,
+        hours,
+        from,
+        limit,
+    } = match observation_query(call, 20) {
+        Ok(v) => v,
+        Err(r) => return r,
     };
     let list: Vec<Json> = if q.trim().is_empty() {
         match view.store.memory().observations(from, kind, limit) {
