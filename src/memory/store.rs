@@ -567,30 +567,14 @@ impl<'a> MemoryStore<'a> {
     }
 
     /// Observations at or after `from_ts`, of `kind` if given, newest first, at most
-    /// `limit`. Walks ids from the newest; the result is ordered by timestamp.
+    /// `limit`, of every node (`observations_of` picks one).
     pub fn observations(
         &self,
         from_ts: Micros,
         kind: Option<ObservationType>,
         limit: usize,
     ) -> Result<Vec<Observation>, MemoryError> {
-        let rtxn = self.read_txn()?;
-        let mut out = Vec::new();
-        if limit == 0 {
-            return Ok(out);
-        }
-        for kv in self.observations_db().rev_iter(&rtxn)? {
-            let (k, v) = kv?;
-            let r = decode_observation_ref(v)?;
-            if r.ts >= from_ts && kind.is_none_or(|t| t == r.kind) {
-                out.push(r.to_owned(id_of(k)?)?);
-                if out.len() >= limit {
-                    break;
-                }
-            }
-        }
-        out.sort_by(|a, b| b.ts.cmp(&a.ts).then(b.id.cmp(&a.id)));
-        Ok(out)
+        self.observations_of(None, from_ts, kind, limit)
     }
 
     /// Memories, newest id first, at most `limit`; only active ones if `active_only`.
