@@ -15,7 +15,7 @@
 //! Sequence numbers start at 1 and are never reused. Every method is one short
 //! transaction.
 
-use heed::{PutFlags, RoTxn, RwTxn};
+use heed::PutFlags;
 
 use super::codec::Corrupt;
 use super::{Store, StoreError};
@@ -47,20 +47,6 @@ fn seq_of(k: &[u8]) -> Result<u64, Corrupt> {
 }
 
 impl Store {
-    fn alerts_meta_get(&self, txn: &RoTxn, key: &[u8]) -> Result<u64, StoreError> {
-        match self.meta.get(txn, key)? {
-            Some(v) => Ok(u64::from_be_bytes(
-                v.try_into()
-                    .map_err(|_| Corrupt("alerts meta value length"))?,
-            )),
-            None => Ok(0),
-        }
-    }
-
-    fn alerts_meta_put(&self, wtxn: &mut RwTxn, key: &[u8], v: u64) -> Result<(), StoreError> {
-        Ok(self.meta.put(wtxn, key, &v.to_be_bytes())?)
-    }
-
     /// Append one alert; returns its sequence number and how many alerts (the oldest,
     /// or this one when it alone exceeds `max_bytes`) were dropped to stay within `limits`.
     pub fn alerts_push(
@@ -74,10 +60,10 @@ impl Store {
             None => 1,
         };
         let seq = self
-            .alerts_meta_get(&wtxn, META_NEXT_SEQ)?
+            .meta_count(&wtxn, META_NEXT_SEQ)?
             .max(after_last)
             .max(1);
-        let mut bytes = self.alerts_meta_get(&wtxn, META_BYTES)?;
+        let mut bytes = self.meta_count(&wtxn, META_BYTES)?;
         let mut dropped = 0u64;
         if alert.len() as u64 > limits.max_bytes || limits.max_alerts == 0 {
             dropped = 1;
@@ -102,11 +88,11 @@ impl Store {
                 }
             }
         }
-        self.alerts_meta_put(&mut wtxn, META_NEXT_SEQ, seq + 1)?;
-        self.alerts_meta_put(&mut wtxn, META_BYTES, bytes)?;
+        self.put_meta_u64(&mut wtxn, META_NEXT_SEQ, seq + 1)?;
+        self.put_meta_u64(&mut wtxn, META_BYTES, bytes)?;
         if dropped > 0 {
-            let total = self.alerts_meta_get(&wtxn, META_DROPPED)?;
-            self.alerts_meta_put(&mut wtxn, META_DROPPED, total.saturating_add(dropped))?;
+            let total = self.meta_count(&wtxn, META_DROPPED)?;
+            self.put_meta_u64(&mut wtxn, META_DROPPED, total.saturating_add(dropped))?;
         }
         wtxn.commit()?;
         if let Some(wake) = self.alerts_wake.get() {
@@ -134,7 +120,7 @@ impl Store {
     /// Remove acknowledged alerts (missing seqs are ignored); how many were there.
     pub fn alerts_remove(&self, seqs: &[u64]) -> Result<u64, StoreError> {
         let mut wtxn = self.env.write_txn()?;
-        let mut bytes = self.alerts_meta_get(&wtxn, META_BYTES)?;
+        let mut bytes = self.meta_count(&wtxn, META_BYTES)?;
         let mut removed = 0;
         for seq in seqs {
             let key = seq.to_be_bytes();
@@ -146,7 +132,7 @@ impl Store {
             removed += 1;
         }
         if removed > 0 {
-            self.alerts_meta_put(&mut wtxn, META_BYTES, bytes)?;
+            self.put_meta_u64(&mut wtxn, META_BYTES, bytes)?;
             wtxn.commit()?;
         }
         Ok(removed)
@@ -156,8 +142,8 @@ impl Store {
         let rtxn = self.env.read_txn()?;
         Ok(AlertStats {
             queued: self.alerts.len(&rtxn)?,
-            bytes: self.alerts_meta_get(&rtxn, META_BYTES)?,
-            dropped: self.alerts_meta_get(&rtxn, META_DROPPED)?,
+            bytes: self.meta_count(&rtxn, META_BYTES)?,
+            dropped: self.meta_count(&rtxn, META_DROPPED)?,
         })
     }
 }

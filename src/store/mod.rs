@@ -24,7 +24,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use heed::types::Bytes;
-use heed::{CommitOrAbort, Database, Env, EnvOpenOptions, MdbError, PutFlags, RwTxn, WithoutTls};
+use heed::{
+    CommitOrAbort, Database, Env, EnvOpenOptions, MdbError, PutFlags, RoTxn, RwTxn, WithoutTls,
+};
 
 use crate::graph::registry::SourceInfo;
 use crate::graph::{Item, Micros, Prune, PruneTarget, Reading, Rollup, SourceId, ValueKind};
@@ -373,6 +375,30 @@ impl Store {
     /// The LMDB map size in bytes (the requested size rounded up to 64 KiB).
     pub fn map_size(&self) -> usize {
         self.env.info().map_size
+    }
+
+    /// A counter or sequence number in `meta` (a big-endian u64); `None` when never written.
+    pub(super) fn meta_u64(&self, txn: &RoTxn, key: &[u8]) -> Result<Option<u64>, StoreError> {
+        match self.meta.get(txn, key)? {
+            Some(v) => Ok(Some(u64::from_be_bytes(
+                v.try_into().map_err(|_| Corrupt("meta counter length"))?,
+            ))),
+            None => Ok(None),
+        }
+    }
+
+    /// `meta_u64`, 0 when never written.
+    pub(super) fn meta_count(&self, txn: &RoTxn, key: &[u8]) -> Result<u64, StoreError> {
+        Ok(self.meta_u64(txn, key)?.unwrap_or(0))
+    }
+
+    pub(super) fn put_meta_u64(
+        &self,
+        wtxn: &mut RwTxn,
+        key: &[u8],
+        v: u64,
+    ) -> Result<(), StoreError> {
+        Ok(self.meta.put(wtxn, key, &v.to_be_bytes())?)
     }
 
     /// The schema version stored in `meta`.

@@ -112,25 +112,9 @@ fn decode_message(k: &[u8], v: &[u8]) -> Result<(u64, Publish), Corrupt> {
 }
 
 impl Store {
-    fn outbox_meta_get(&self, txn: &RoTxn, key: &[u8]) -> Result<Option<u64>, StoreError> {
-        match self.meta.get(txn, key)? {
-            Some(v) => Ok(Some(u64::from_be_bytes(
-                v.try_into()
-                    .map_err(|_| Corrupt("outbox meta value length"))?,
-            ))),
-            None => Ok(None),
-        }
-    }
-
-    fn outbox_meta_put(&self, wtxn: &mut RwTxn, key: &[u8], v: u64) -> Result<(), StoreError> {
-        Ok(self.meta.put(wtxn, key, &v.to_be_bytes())?)
-    }
-
     /// The next sequence number: the persisted counter, and never at or below a key present.
     fn outbox_next_seq(&self, txn: &RoTxn) -> Result<u64, StoreError> {
-        let stored = self
-            .outbox_meta_get(txn, META_NEXT_SEQ)?
-            .unwrap_or(FIRST_SEQ);
+        let stored = self.meta_u64(txn, META_NEXT_SEQ)?.unwrap_or(FIRST_SEQ);
         let after_last = match self.outbox.last(txn)? {
             Some((k, _)) => {
                 u64::from_be_bytes(k.try_into().map_err(|_| Corrupt("outbox key length"))?)
@@ -199,7 +183,7 @@ impl Store {
 
         let mut wtxn = self.env.write_txn()?;
         let mut next = self.outbox_next_seq(&wtxn)?;
-        let mut bytes = self.outbox_meta_get(&wtxn, META_BYTES)?.unwrap_or(0);
+        let mut bytes = self.meta_u64(&wtxn, META_BYTES)?.unwrap_or(0);
         self.remove_in(&mut wtxn, acked, &mut bytes)?;
         let mut dropped = 0u64;
         let mut seqs = Vec::with_capacity(msgs.len());
@@ -243,11 +227,11 @@ impl Store {
         if count == 0 {
             bytes = 0;
         }
-        self.outbox_meta_put(&mut wtxn, META_NEXT_SEQ, next)?;
-        self.outbox_meta_put(&mut wtxn, META_BYTES, bytes)?;
+        self.put_meta_u64(&mut wtxn, META_NEXT_SEQ, next)?;
+        self.put_meta_u64(&mut wtxn, META_BYTES, bytes)?;
         if dropped > 0 {
-            let total = self.outbox_meta_get(&wtxn, META_DROPPED)?.unwrap_or(0);
-            self.outbox_meta_put(&mut wtxn, META_DROPPED, total.saturating_add(dropped))?;
+            let total = self.meta_u64(&wtxn, META_DROPPED)?.unwrap_or(0);
+            self.put_meta_u64(&mut wtxn, META_DROPPED, total.saturating_add(dropped))?;
         }
         wtxn.commit()?;
         Ok((seqs, dropped))
@@ -275,7 +259,7 @@ impl Store {
             return Ok(0);
         }
         let mut wtxn = self.env.write_txn()?;
-        let mut bytes = self.outbox_meta_get(&wtxn, META_BYTES)?.unwrap_or(0);
+        let mut bytes = self.meta_u64(&wtxn, META_BYTES)?.unwrap_or(0);
         let removed = self.remove_in(&mut wtxn, seqs, &mut bytes)?;
         if removed == 0 {
             return Ok(0); // nothing changed: the transaction is aborted on drop
@@ -283,7 +267,7 @@ impl Store {
         if self.outbox.is_empty(&wtxn)? {
             bytes = 0;
         }
-        self.outbox_meta_put(&mut wtxn, META_BYTES, bytes)?;
+        self.put_meta_u64(&mut wtxn, META_BYTES, bytes)?;
         wtxn.commit()?;
         Ok(removed)
     }
@@ -320,10 +304,10 @@ impl Store {
         };
         Ok(OutboxStats {
             messages: self.outbox.len(&rtxn)?,
-            bytes: self.outbox_meta_get(&rtxn, META_BYTES)?.unwrap_or(0),
+            bytes: self.meta_u64(&rtxn, META_BYTES)?.unwrap_or(0),
             first_seq,
             next_seq,
-            dropped: self.outbox_meta_get(&rtxn, META_DROPPED)?.unwrap_or(0),
+            dropped: self.meta_u64(&rtxn, META_DROPPED)?.unwrap_or(0),
         })
     }
 }

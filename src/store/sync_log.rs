@@ -157,15 +157,8 @@ pub fn new_id(node: &str, lamport: u64) -> String {
 }
 
 impl Store {
-    fn sync_meta_u64(&self, txn: &RoTxn, key: &[u8]) -> Result<u64, StoreError> {
-        match self.meta.get(txn, key)? {
-            Some(v) => Ok(u64_at(v)?),
-            None => Ok(0),
-        }
-    }
-
     fn add_bytes(&self, wtxn: &mut RwTxn, delta: i64) -> Result<(), StoreError> {
-        let b = self.sync_meta_u64(wtxn, META_BYTES)?;
+        let b = self.meta_count(wtxn, META_BYTES)?;
         let b = b.saturating_add_signed(delta);
         self.meta.put(wtxn, META_BYTES, &b.to_be_bytes())?;
         Ok(())
@@ -191,7 +184,7 @@ impl Store {
         event_type: &str,
         payload: Json,
     ) -> Result<Entry, StoreError> {
-        let lamport = self.sync_meta_u64(wtxn, META_LAMPORT)? + 1;
+        let lamport = self.meta_count(wtxn, META_LAMPORT)? + 1;
         self.meta.put(wtxn, META_LAMPORT, &lamport.to_be_bytes())?;
         self.sync_appended
             .store(true, std::sync::atomic::Ordering::Release);
@@ -212,7 +205,7 @@ impl Store {
     /// `max(clock, lamport) + 1` whatever happens; an id already present is skipped
     /// (false), else the entry is stored (true) and the caller applies it.
     pub fn sync_merge(&self, wtxn: &mut RwTxn, e: &Entry) -> Result<bool, StoreError> {
-        let clock = self.sync_meta_u64(wtxn, META_LAMPORT)?;
+        let clock = self.meta_count(wtxn, META_LAMPORT)?;
         let clock = clock.max(e.lamport_ts).saturating_add(1);
         self.meta.put(wtxn, META_LAMPORT, &clock.to_be_bytes())?;
         if self.sync.ids.get(wtxn, e.id.as_bytes())?.is_some() {
@@ -264,27 +257,27 @@ impl Store {
         let rtxn = self.env.read_txn()?;
         Ok((
             self.sync.log.len(&rtxn)?,
-            self.sync_meta_u64(&rtxn, META_BYTES)?,
-            self.sync_meta_u64(&rtxn, META_LAMPORT)?,
+            self.meta_count(&rtxn, META_BYTES)?,
+            self.meta_count(&rtxn, META_LAMPORT)?,
         ))
     }
 
     /// A named cursor (0 when unset).
     pub fn sync_cursor(&self, name: &str) -> Result<u64, StoreError> {
         let rtxn = self.env.read_txn()?;
-        self.sync_meta_u64(&rtxn, &cursor_key(name))
+        self.meta_count(&rtxn, &cursor_key(name))
     }
 
     /// A named cursor inside a transaction (0 when unset).
     pub fn sync_cursor_in(&self, txn: &RoTxn, name: &str) -> Result<u64, StoreError> {
-        self.sync_meta_u64(txn, &cursor_key(name))
+        self.meta_count(txn, &cursor_key(name))
     }
 
     /// Raise a named cursor to `v` (never lowers it).
     pub fn sync_raise_cursor(&self, name: &str, v: u64) -> Result<(), StoreError> {
         let mut wtxn = self.env.write_txn()?;
         let k = cursor_key(name);
-        if self.sync_meta_u64(&wtxn, &k)? < v {
+        if self.meta_count(&wtxn, &k)? < v {
             self.meta.put(&mut wtxn, &k, &v.to_be_bytes())?;
             self.commit(wtxn)?;
         }
@@ -310,7 +303,7 @@ impl Store {
     /// Add `delta` to counter `name` inside the caller's transaction; the new value.
     pub fn sync_count(&self, wtxn: &mut RwTxn, name: &str, delta: u64) -> Result<u64, StoreError> {
         let k = cursor_key(name);
-        let v = self.sync_meta_u64(wtxn, &k)?.saturating_add(delta);
+        let v = self.meta_count(wtxn, &k)?.saturating_add(delta);
         self.meta.put(wtxn, &k, &v.to_be_bytes())?;
         Ok(v)
     }
@@ -390,7 +383,7 @@ impl Store {
         max: usize,
     ) -> Result<(u64, u64), StoreError> {
         let mut wtxn = self.env.write_txn()?;
-        let mut bytes = self.sync_meta_u64(&wtxn, META_BYTES)?;
+        let mut bytes = self.meta_count(&wtxn, META_BYTES)?;
         let mut doomed: Vec<(Vec<u8>, String, bool)> = Vec::new();
         let mut freed = 0u64;
         for kv in self.sync.log.iter(&wtxn)?.take(max) {
