@@ -149,7 +149,23 @@ pub struct Operator {
 }
 
 impl Operator {
+    /// Connects and signs in as an operator, retrying while the gateway says it is still
+    /// starting (`retryable`, with `retryAfterMs`), as its own clients do.
     pub fn connect(url: &str, token: &str) -> Operator {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            match Self::try_connect(url, token) {
+                Ok(op) => return op,
+                Err(e) if e["retryable"] == true && Instant::now() < deadline => {
+                    let ms = e["retryAfterMs"].as_u64().unwrap_or(500);
+                    std::thread::sleep(Duration::from_millis(ms));
+                }
+                Err(e) => panic!("operator: connect refused: {e}"),
+            }
+        }
+    }
+
+    fn try_connect(url: &str, token: &str) -> Result<Operator, Json> {
         let (mut ws, _) = tungstenite::connect(url).expect("operator: connect");
         if let MaybeTlsStream::Plain(s) = ws.get_mut() {
             s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
@@ -187,21 +203,19 @@ impl Operator {
             scopes.join(",")
         );
         let signature = b64url(&key.sign(payload.as_bytes()).to_bytes());
-        let hello = op
-            .request(
-                "connect",
-                json!({
-                    "minProtocol": 4, "maxProtocol": 4,
-                    "client": {"id": "cli", "version": "test", "platform": "linux", "mode": "cli"},
-                    "role": "operator", "scopes": scopes, "caps": [], "commands": [], "permissions": {},
-                    "auth": {"token": token},
-                    "device": {"id": device_id, "publicKey": b64url(&public), "signature": signature,
-                               "signedAt": ts, "nonce": nonce},
-                }),
-            )
-            .expect("operator: connect refused");
+        let hello = op.request(
+            "connect",
+            json!({
+                "minProtocol": 4, "maxProtocol": 4,
+                "client": {"id": "cli", "version": "test", "platform": "linux", "mode": "cli"},
+                "role": "operator", "scopes": scopes, "caps": [], "commands": [], "permissions": {},
+                "auth": {"token": token},
+                "device": {"id": device_id, "publicKey": b64url(&public), "signature": signature,
+                           "signedAt": ts, "nonce": nonce},
+            }),
+        )?;
         assert_eq!(hello["type"], "hello-ok");
-        op
+        Ok(op)
     }
 
     fn read(&mut self) -> Json {
