@@ -1,7 +1,11 @@
 //! Agent latency: a question over MQTT to its answer on MQTT, through the real release
 //! binary, a real mosquitto, and the scripted Ollama stand-in answering instantly (two
 //! model rounds: a `publish` tool call, then the answer). Run: `cargo bench --bench agent`
-//! (needs Debian's mosquitto and mosquitto-clients). `SMOLLAMA_BENCH_N` sets the count.
+//! (needs Debian's mosquitto and mosquitto-clients). `SMOLLAMA_BENCH_N` sets the count,
+//! `SMOLLAMA_BENCH_BIN` the binary (default `target/release/smollama`: interleave two
+//! builds), `SMOLLAMA_BENCH_PAUSE_US` a pause after each streamed line (default 0: the
+//! answers stream to the live events, and the stand-in's pacing would be counted as the
+//! agent's end-to-end time). Other `SMOLLAMA_*` variables reach the agent as settings.
 //!
 //! Timing: a `mosquitto_pub -l` process publishes one line per question, a `mosquitto_sub`
 //! process prints each answer; the clock runs from writing the line to reading the answer.
@@ -24,11 +28,37 @@ fn free_port() -> u16 {
         .port()
 }
 
+fn bench_var(name: &str) -> Option<u64> {
+    std::env::var(name).ok().and_then(|v| v.parse().ok())
+}
+
+/// Waits until the agent says "online" on its status topic, which it publishes after
+/// subscribing (a slow start, under valgrind or a debug build, would otherwise miss the
+/// first questions).
+fn wait_online(mport: u16) {
+    let out = Command::new("mosquitto_sub")
+        .args([
+            "-p",
+            &mport.to_string(),
+            "-t",
+            "smollama/bench/status",
+            "-C",
+            "1",
+            "-W",
+            "60",
+        ])
+        .output()
+        .expect("mosquitto_sub");
+    assert_eq!(
+        out.stdout, b"online\n",
+        "the agent did not come online within 60 s"
+    );
+}
+
 fn main() {
-    let n: usize = std::env::var("SMOLLAMA_BENCH_N")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(200);
+    let n = bench_var("SMOLLAMA_BENCH_N").unwrap_or(200) as usize;
+    let bin = std::env::var("SMOLLAMA_BENCH_BIN").unwrap_or("target/release/smollama".into());
+    let pause = Duration::from_micros(bench_var("SMOLLAMA_BENCH_PAUSE_US").unwrap_or(0));
     let dir = std::env::temp_dir().join(format!("smollama-bench-agent-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
@@ -49,6 +79,7 @@ fn main() {
         std::thread::sleep(Duration::from_millis(20));
     }
     let ollama = FakeOllama::start(&["gemma4:e2b"]);
+    ollama.set_stream_pause(pause);
     for _ in 0..n + 5 {
         ollama.push(Step::ToolCalls(vec![(
             "publish".into(),
@@ -69,13 +100,20 @@ fn main() {
         ),
     )
     .unwrap();
-    let mut agent = Command::new("target/release/smollama")
+    let mut agent = Command::new(&bin);
+    // The agent refuses SMOLLAMA_ variables that name no setting.
+    for (k, _) in std::env::vars() {
+        if k.starts_with("SMOLLAMA_BENCH_") {
+            agent.env_remove(k);
+        }
+    }
+    let mut agent = agent
         .arg("--config")
         .arg(dir.join("c.toml"))
         .stderr(Stdio::null())
         .spawn()
-        .expect("target/release/smollama (cargo bench builds it)");
-    std::thread::sleep(Duration::from_secs(1));
+        .unwrap_or_else(|e| panic!("{bin} (cargo bench builds it): {e}"));
+    wait_online(mport);
     let mut sub = Command::new("mosquitto_sub")
         .args([
             "-p",
@@ -136,7 +174,8 @@ fn main() {
     let _ = publ.wait();
     let _ = sub.kill();
     let _ = sub.wait();
-    let _ = agent.kill();
+    // SIGTERM: the agent stops cleanly (and a profiler wrapping it writes its output).
+    unsafe { libc::kill(agent.id() as i32, libc::SIGTERM) };
     let _ = agent.wait();
     let _ = broker.kill();
     let _ = broker.wait();

@@ -103,8 +103,8 @@ fn run_with(
     for _ in 0..max_rounds.max(1) {
         let t0 = std::time::Instant::now();
         let reply = match on_text.as_deref_mut() {
-            Some(f) => model.chat_streamed(&messages, &schema, f)?,
-            None => model.chat(&messages, &schema)?,
+            Some(f) => model.chat_streamed(&messages, schema, f)?,
+            None => model.chat(&messages, schema)?,
         };
         out.model_us += t0.elapsed().as_micros() as u64;
         out.rounds += 1;

@@ -28,7 +28,7 @@
 use std::collections::VecDeque;
 use std::io::{BufRead, BufReader, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -63,6 +63,8 @@ struct Shared {
     /// Embedding dimension per model (else `EMBED_DIM`).
     embed_dims: Mutex<Vec<(String, usize)>>,
     conns: Mutex<Vec<TcpStream>>,
+    /// Pause after each line of a streamed answer, in µs (a model writing tokens).
+    stream_pause_us: AtomicU64,
 }
 
 struct Running {
@@ -87,6 +89,7 @@ impl FakeOllama {
             models: Mutex::new(models.iter().map(|m| m.to_string()).collect()),
             embed_dims: Mutex::new(Vec::new()),
             conns: Mutex::new(Vec::new()),
+            stream_pause_us: AtomicU64::new(2_000),
         });
         let mut f = FakeOllama {
             port,
@@ -109,6 +112,14 @@ impl FakeOllama {
     /// Queues the answer to a later chat request.
     pub fn push(&self, step: Step) {
         self.shared.script.lock().unwrap().push_back(step);
+    }
+
+    /// Sets the pause after each line of a streamed answer (2 ms unless set: the
+    /// pieces arrive apart, as a model's do); zero for a model that answers instantly.
+    pub fn set_stream_pause(&self, pause: Duration) {
+        self.shared
+            .stream_pause_us
+            .store(pause.as_micros() as u64, Ordering::Relaxed);
     }
 
     /// Replaces the installed models.
@@ -236,7 +247,8 @@ fn serve(stream: TcpStream, shared: &Shared) {
         .unwrap()
         .push((path.clone(), parsed.clone()));
     let answer = route(&method, &path, &parsed, shared);
-    answer.write(&mut w);
+    let pause = Duration::from_micros(shared.stream_pause_us.load(Ordering::Relaxed));
+    answer.write(&mut w, pause);
     let _ = w.flush();
     let _ = w.shutdown(Shutdown::Both);
 }
@@ -283,7 +295,7 @@ impl Answer {
         Answer::json(status, json!({ "error": msg }))
     }
 
-    fn write(self, w: &mut TcpStream) {
+    fn write(self, w: &mut TcpStream, pause: Duration) {
         match self {
             Answer::Whole(status, ctype, body) => {
                 let _ = write!(
@@ -305,13 +317,15 @@ impl Answer {
                         return;
                     }
                     let _ = w.flush();
-                    std::thread::sleep(Duration::from_millis(2));
+                    if !pause.is_zero() {
+                        std::thread::sleep(pause);
+                    }
                 }
                 let _ = write!(w, "0\r\n\r\n");
             }
             Answer::Later(d, inner) => {
                 std::thread::sleep(d);
-                inner.write(w);
+                inner.write(w, pause);
             }
         }
     }

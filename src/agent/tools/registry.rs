@@ -1,14 +1,21 @@
 //! The set of tools offered to the model: what it is told (`ollama_tools`) and how a
 //! call is carried out (`execute`: validate, call, wrap errors as `{"error": ...}`).
 
+use std::sync::OnceLock;
+
 use serde_json::{Value as Json, json};
 
 use super::schema;
 use super::{Tool, ToolContext};
 
+/// The tools by name, in registration order. What the model is told of them is built once
+/// (tools and their schemas do not change once registered) and kept until the next
+/// `register`.
 #[derive(Default)]
 pub struct ToolRegistry {
     tools: Vec<Box<dyn Tool>>,
+    /// `ollama_tools`' answer: every question sends it, every round serialises it.
+    offered: OnceLock<Json>,
 }
 
 impl ToolRegistry {
@@ -55,6 +62,7 @@ impl ToolRegistry {
 
     /// Add a tool; one with the same name is replaced in place (plugins may override).
     pub fn register(&mut self, tool: Box<dyn Tool>) {
+        self.offered = OnceLock::new();
         match self.tools.iter_mut().find(|t| t.name() == tool.name()) {
             Some(slot) => *slot = tool,
             None => self.tools.push(tool),
@@ -83,22 +91,24 @@ impl ToolRegistry {
 
     /// The tools in Ollama's (OpenAI's) function format:
     /// `[{type:"function", function:{name, description, parameters}}]`.
-    pub fn ollama_tools(&self) -> Json {
-        Json::Array(
-            self.tools
-                .iter()
-                .map(|t| {
-                    json!({
-                        "type": "function",
-                        "function": {
-                            "name": t.name(),
-                            "description": t.description(),
-                            "parameters": schema::public_schema(&t.parameters()),
-                        }
+    pub fn ollama_tools(&self) -> &Json {
+        self.offered.get_or_init(|| {
+            Json::Array(
+                self.tools
+                    .iter()
+                    .map(|t| {
+                        json!({
+                            "type": "function",
+                            "function": {
+                                "name": t.name(),
+                                "description": t.description(),
+                                "parameters": schema::public_schema(&t.parameters()),
+                            }
+                        })
                     })
-                })
-                .collect(),
-        )
+                    .collect(),
+            )
+        })
     }
 
     /// Run one tool call. Always returns JSON for the model: the tool's result, or
@@ -205,9 +215,12 @@ mod tests {
     fn register_replaces_by_name() {
         let mut r = ToolRegistry::new();
         r.register(Box::new(Echo("first")));
+        assert_eq!(r.ollama_tools()[0]["function"]["description"], "first");
         r.register(Box::new(Echo("second")));
         assert_eq!(r.names(), ["echo"]);
         assert_eq!(r.get("echo").unwrap().description(), "second");
+        // What the model is told follows a registration made after it was first built.
+        assert_eq!(r.ollama_tools()[0]["function"]["description"], "second");
     }
 
     #[test]

@@ -99,7 +99,7 @@ impl Transport {
     }
 
     pub fn new(label: &'static str, base_url: &str, t: Timeouts, auth: Option<String>) -> Self {
-        let agent: ureq::Agent = ureq::Agent::config_builder()
+        let config = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .timeout_connect(Some(t.connect))
             .timeout_resolve(Some(t.connect))
@@ -107,8 +107,12 @@ impl Transport {
             .timeout_per_read(Some(t.read))
             .timeout_global(Some(t.total))
             .user_agent(concat!("smollama/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .into();
+            .build();
+        let agent = ureq::Agent::with_parts(
+            config,
+            ureq::unversioned::transport::DefaultConnector::default(),
+            super::resolve::LiteralFirst::default(),
+        );
         Transport {
             base: base_url.trim_end_matches('/').to_string(),
             t,
@@ -167,7 +171,15 @@ impl Transport {
                 if let Some(a) = &self.auth {
                     req = req.header("Authorization", a);
                 }
-                req.config().timeout_global(budget).build().send_json(b)
+                // Compact: ureq's `send_json` pretty-prints, which with the tools' schemas
+                // in every chat request was most of the instructions a round spends here.
+                let json = serde_json::to_vec(b)
+                    .map_err(|e| LlmError::BadResponse(format!("request body: {e}")))?;
+                req.content_type("application/json; charset=utf-8")
+                    .config()
+                    .timeout_global(budget)
+                    .build()
+                    .send(json)
             }
             None => {
                 let mut req = self.agent.get(&url);

@@ -10,6 +10,7 @@
 pub mod error;
 pub mod http;
 pub mod message;
+mod resolve;
 pub mod sampling;
 
 use serde_json::Value;
