@@ -165,6 +165,9 @@ pub fn max_packet_size(max_payload_kb: u64) -> u32 {
 /// on a clean stop, or in a transaction of their own once this many wait. A crash before
 /// then sends them once more (QoS 1 allows a duplicate); status counts them as sent.
 const ACK_BATCH: usize = 512;
+/// How long the worker waits after the first QoS 1 message of a wake-up for the ones sent
+/// right after it, before their outbox write (a fraction of the fsync it saves).
+const OUTBOX_LINGER: Duration = Duration::from_micros(500);
 /// QoS 0 messages waiting for room in rumqttc's request queue; beyond it (or beyond
 /// `outbox_max_mb` of them) the oldest is dropped (the newest value matters most).
 const QOS0_QUEUE: usize = 1024;
@@ -698,6 +701,17 @@ impl Worker {
                         && let Ok(p) = publish.try_recv()
                     {
                         self.queue(p);
+                    }
+                    if !self.pending.is_empty() {
+                        // A sink sends a tick's QoS 1 messages one by one, microseconds
+                        // apart: wait for the rest so that they share one outbox commit
+                        // (and fsync) instead of the first going alone.
+                        std::thread::sleep(OUTBOX_LINGER);
+                        while !self.qos0.full()
+                            && let Ok(p) = publish.try_recv()
+                        {
+                            self.queue(p);
+                        }
                     }
                 }
                 Wake::Event(e) => {
