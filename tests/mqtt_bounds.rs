@@ -121,6 +121,10 @@ fn a_stalled_broker_link_holds_no_more_than_the_byte_bounds() {
         m["client_queue"]["full"].as_u64().unwrap() > 0,
         "the client's bound was reached: {m}"
     );
+    assert!(
+        m["publish_queue"]["waited"].as_u64().unwrap() > 0,
+        "the sinks waited for the worker: {m}"
+    );
     let produced = m["messages_out"].as_u64().unwrap() - out_before;
     let dropped = m["dropped_qos0"].as_u64().unwrap();
     assert!(dropped > 0, "what did not fit was dropped: {m}");
