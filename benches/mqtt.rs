@@ -54,7 +54,10 @@ fn run(qos: u8, n: u64, port: u16, dir: &std::path::Path) -> f64 {
     let received = Arc::new(AtomicU64::new(0));
     let mut sub = subscriber(port, received.clone());
     let gpio = Arc::new(MockGpio::new(&settings.gpio));
-    let (tx, rx) = async_channel::bounded::<Publish>(connection::PUBLISH_QUEUE);
+    let (tx, rx) = smollama::messages::publish_queue(
+        connection::PUBLISH_QUEUE,
+        settings.mqtt.publish_queue_kb << 10,
+    );
     let handle = connection::start(
         Parts {
             settings: settings.clone(),
@@ -80,12 +83,12 @@ fn run(qos: u8, n: u64, port: u16, dir: &std::path::Path) -> f64 {
     let payload = br#"{"value":48.25,"unit":"celsius","time":"2026-11-27T09:28:43.120000+00:00"}"#;
     let t0 = Instant::now();
     for i in 0..n {
-        tx.send_blocking(Publish {
+        smol::block_on(tx.send(Publish {
             topic: format!("bench/{}", i % 10),
             payload: payload.to_vec(),
             qos,
             retain: false,
-        })
+        }))
         .unwrap();
     }
     eprintln!("  queued all {n} in {:.2}s", t0.elapsed().as_secs_f64());

@@ -187,6 +187,9 @@ def main():
     ap.add_argument("--rate", type=float, default=50000.0, help="readings per second, all nodes")
     ap.add_argument("--seconds", type=float, default=30.0)
     ap.add_argument("--sizes", default="1,10,100,1000,5000")
+    ap.add_argument("--warmup", type=float, default=3.0,
+                    help="seconds between every name known and the pre-burst RSS figure; past 60 "
+                         "the retention stage's first minute rollup of every source is in it")
     ap.add_argument("--settle", type=float, default=60.0,
                     help="seconds to wait after the flood before reading RSS again")
     args = ap.parse_args()
@@ -227,7 +230,7 @@ def main():
     # Every node's first batch stored: every name known, the store's pages touched.
     while status(hport)["store"]["readings_written"] < names:
         time.sleep(0.2)
-    time.sleep(3)
+    time.sleep(args.warmup)
     rss_before = rss(pid)
     go.set()
     time.sleep(3)  # warm-up: every node sending

@@ -82,7 +82,7 @@ fn start_agent(
     hardware: &Arc<crate::edges::hw::Hardware>,
     graph: &GraphStatus,
     mqtt_on: bool,
-    publish: &async_channel::Sender<Publish>,
+    publish: &crate::messages::PublishTx,
     recent: &Arc<std::sync::Mutex<Recent>>,
     changes: async_channel::Receiver<crate::graph::Change>,
     events: Option<&Arc<EventHub>>,
@@ -336,7 +336,10 @@ pub fn run(settings: Settings, spec: PipelineSpec) -> Result<(), String> {
     let writer = writer::spawn(store.clone(), registry.clone(), WRITER_QUEUE);
     let (trigger, shutdown) = shutdown::channel();
     #[cfg(feature = "mqtt")]
-    let (publish_tx, publish_rx) = async_channel::bounded::<Publish>(connection::PUBLISH_QUEUE);
+    let (publish_tx, publish_rx) = crate::messages::publish_queue(
+        connection::PUBLISH_QUEUE,
+        settings.mqtt.publish_queue_kb << 10,
+    );
     #[cfg(feature = "mqtt")]
     let mqtt_on = settings.mqtt.broker.is_some();
     #[cfg(feature = "mqtt")]

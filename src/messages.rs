@@ -3,7 +3,8 @@
 //! in ([`Subscription`]), what the MQTT edge keeps for the agent's tools ([`Recent`]),
 //! a question's way into the agent and its answer's way back ([`QuestionIntake`],
 //! [`Question`], [`Origin`], [`Answer`]), and the live events the dashboard follows
-//! ([`EventHub`], in `messages/events.rs`).
+//! ([`EventHub`], in `messages/events.rs`), and the queue that carries [`Publish`]es to
+//! the MQTT worker, bounded in bytes ([`PublishTx`], in `messages/publish_queue.rs`).
 //!
 //! Edges and the agent both import this module and never each other: an edge offers a
 //! question through [`QuestionIntake`] (the agent implements it, app hands it over), and
@@ -18,6 +19,8 @@ use crate::graph::{Item, Micros};
 
 mod events;
 pub use events::{ClientStats, EventHub, EventKind, EventStats, Got};
+mod publish_queue;
+pub use publish_queue::{PublishQueueStats, PublishRx, PublishTx, publish_queue};
 
 /// One message for the broker, from a sink, a tool or an answer. QoS 1 messages go
 /// through the store's outbox (`store/outbox.rs`), which persists exactly these fields.
@@ -252,7 +255,7 @@ impl Answer {
     /// waiting request. Never blocks.
     pub fn deliver(
         self,
-        publish: Option<&async_channel::Sender<Publish>>,
+        publish: Option<&PublishTx>,
         answer_topic: &str,
     ) -> Result<(), Undelivered> {
         match self.origin {
@@ -362,7 +365,7 @@ mod tests {
 
     #[test]
     fn answers_go_back_where_their_question_came_from() {
-        let (tx, rx) = async_channel::bounded(4);
+        let (tx, rx) = publish_queue(4, 1 << 20);
         let body = json!({"id": "q1", "answer": "42"});
         let mqtt = |reply_to: Option<&str>| Answer {
             origin: Origin::Mqtt {

@@ -24,7 +24,7 @@ use crate::clock::{iso8601, now_us};
 use crate::config::settings::FallbackMode;
 use crate::edges::llm::{Llm, LlmError};
 use crate::graph::Micros;
-use crate::messages::{Answer, EventKind, Publish, Question, Undelivered};
+use crate::messages::{Answer, EventKind, PublishTx, Question, Undelivered};
 
 pub const LLM_UNKNOWN: u8 = 0;
 pub const LLM_REACHABLE: u8 = 1;
@@ -101,7 +101,7 @@ pub struct Agent {
     pub llm: Llm,
     pub tools: ToolRegistry,
     pub ctx: ToolContext,
-    pub publish: Option<async_channel::Sender<Publish>>,
+    pub publish: Option<PublishTx>,
     pub stats: Arc<LlmStats>,
     /// The adaptive stage's volatile/calm events (from an observer sink); with
     /// `[memory] observe` the observation loop runs on this thread too.

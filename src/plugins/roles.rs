@@ -17,7 +17,7 @@ use crate::graph::counters::Counters;
 use crate::graph::edge::Output;
 use crate::graph::registry::Registry;
 use crate::graph::{Change, Item, Micros};
-use crate::messages::Publish;
+use crate::messages::PublishTx;
 #[cfg(feature = "mqtt")]
 use crate::messages::Subscription;
 use crate::shutdown::Shutdown;
@@ -39,7 +39,7 @@ pub struct Parts<'a> {
     /// Where mqtt sinks send messages; `None` when no broker is configured (then mqtt
     /// sinks and sources are unavailable, with one log line each).
     /// Always `None` in a build without the mqtt feature.
-    pub mqtt: Option<&'a async_channel::Sender<Publish>>,
+    pub mqtt: Option<&'a PublishTx>,
     /// Where observer sinks send change events (the agent's observation loop).
     pub observer: Option<&'a async_channel::Sender<Change>>,
     /// The live events (`/api/events`) the events sink feeds; `None` when HTTP is off.

@@ -11,7 +11,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_channel::{Receiver, Sender};
+use async_channel::Receiver;
 
 use super::mqtt_params::{MqttFormat, MqttSinkParams};
 use crate::clock::now_us;
@@ -21,7 +21,7 @@ use crate::edges::mqtt::topic;
 use crate::graph::counters::Counters;
 use crate::graph::registry::Registry;
 use crate::graph::{Item, Reading};
-use crate::messages::Publish;
+use crate::messages::{Publish, PublishTx};
 
 const READINGS: usize = 0;
 const MESSAGES: usize = 1;
@@ -33,7 +33,7 @@ pub struct MqttSink {
     node: String,
     prefix: String,
     registry: Arc<Registry>,
-    publish: Sender<Publish>,
+    publish: PublishTx,
     counters: Arc<Counters>,
     /// Expanded state topic per source id (built once per source).
     topics: Vec<Option<String>>,
@@ -46,7 +46,7 @@ impl MqttSink {
         node: &str,
         prefix: &str,
         registry: Arc<Registry>,
-        publish: Sender<Publish>,
+        publish: PublishTx,
     ) -> MqttSink {
         MqttSink {
             name: name.to_string(),

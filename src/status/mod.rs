@@ -429,6 +429,18 @@ fn mqtt(shared: &StatusView) -> Json {
         "readings_in": n(&st.readings_in),
         "held_back": n(&st.held_back),
         "recent_bytes": n(&st.recent_bytes),
+        // Messages on their way out, in memory: bounded in bytes as well as count.
+        "publish_queue": {
+            "bytes": n(&st.publish_queue.bytes),
+            "max_bytes": n(&st.publish_queue.max_bytes),
+            "refused": n(&st.publish_queue.refused),
+            "waited": n(&st.publish_queue.waited),
+        },
+        "client_queue": {
+            "bytes": n(&st.client_bytes),
+            "max_bytes": n(&st.client_max_bytes),
+            "full": n(&st.client_full),
+        },
         "malformed": n(&st.malformed),
         "too_large": n(&st.too_large),
         "malformed_items": n(&st.malformed_items),

@@ -685,6 +685,36 @@ fn mqtt(o: &mut Out, m: &Json) {
         num(&m["remote_sources"]["sources"]),
     );
     o.single(
+        "smollama_mqtt_publish_queue_bytes",
+        "gauge",
+        "Bytes of messages waiting for the MQTT worker (from sinks, tools, sync).",
+        num(&m["publish_queue"]["bytes"]),
+    );
+    o.single(
+        "smollama_mqtt_publish_queue_refused_total",
+        "counter",
+        "Messages for the broker refused because the queue to the MQTT worker was full.",
+        num(&m["publish_queue"]["refused"]),
+    );
+    o.single(
+        "smollama_mqtt_publish_queue_waits_total",
+        "counter",
+        "Times a sink waited for room in the queue to the MQTT worker.",
+        num(&m["publish_queue"]["waited"]),
+    );
+    o.single(
+        "smollama_mqtt_client_queue_bytes",
+        "gauge",
+        "Bytes handed to the MQTT client, not yet written (QoS 0) or acknowledged (QoS 1).",
+        num(&m["client_queue"]["bytes"]),
+    );
+    o.single(
+        "smollama_mqtt_client_queue_full_total",
+        "counter",
+        "Times a message waited for room under client_queue_kb.",
+        num(&m["client_queue"]["full"]),
+    );
+    o.single(
         "smollama_mqtt_recent_bytes",
         "gauge",
         "Payload bytes of the recent messages kept for the agent.",

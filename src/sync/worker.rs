@@ -24,7 +24,7 @@ use super::stats::{STATS, SyncStats};
 use crate::clock::now_us;
 use crate::config::settings::Settings;
 use crate::graph::Micros;
-use crate::messages::Publish;
+use crate::messages::{Publish, PublishTx};
 use crate::store::Store;
 
 /// How often the log is trimmed.
@@ -75,7 +75,7 @@ pub struct SyncParts {
     pub store: Arc<Store>,
     pub settings: Settings,
     /// The MQTT edge's publish channel and the MQTT side of sync, when a broker is set.
-    pub mqtt: Option<(async_channel::Sender<Publish>, Arc<MqttSync>)>,
+    pub mqtt: Option<(PublishTx, Arc<MqttSync>)>,
 }
 
 /// Set sync's turns up: on the MQTT worker when there is a broker and no HTTP peer, on a
@@ -184,7 +184,7 @@ async fn publish_own(
     topic: &str,
     batch: usize,
     max_bytes: usize,
-    tx: &async_channel::Sender<Publish>,
+    tx: &PublishTx,
 ) -> bool {
     for _ in 0..PUBLISH_ROUNDS {
         let prev = store.sync_cursor("published").unwrap_or(0);

@@ -202,9 +202,14 @@ impl Drop for Subscriber {
 /// A TCP relay in front of the broker that the test can cut and restore: an outage seen
 /// only by the agent, while the test's subscriber stays connected to the broker itself
 /// (so what the subscriber sees does not depend on the broker persisting sessions).
+///
+/// `stall` stands in for a link that died without a reset (Wi-Fi gone): the connection
+/// stays open but nothing moves, so the agent's writes fill the socket and then back up
+/// into its own queues, until `unstall`.
 pub struct Relay {
     pub port: u16,
     up: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    flowing: std::sync::Arc<std::sync::atomic::AtomicBool>,
     conns: std::sync::Arc<Mutex<Vec<std::net::TcpStream>>>,
 }
 
@@ -212,10 +217,27 @@ impl Relay {
     pub fn start(broker_port: u16) -> Relay {
         use std::sync::atomic::{AtomicBool, Ordering};
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        // A small receive buffer (inherited by accepted sockets), so a stall backs up
+        // into the agent after kilobytes rather than the megabytes loopback would buffer.
+        {
+            use std::os::fd::AsRawFd;
+            let size: libc::c_int = 64 * 1024;
+            // SAFETY: a valid socket and an int option of the right size.
+            unsafe {
+                libc::setsockopt(
+                    listener.as_raw_fd(),
+                    libc::SOL_SOCKET,
+                    libc::SO_RCVBUF,
+                    (&size as *const libc::c_int).cast(),
+                    std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+                );
+            }
+        }
         let port = listener.local_addr().unwrap().port();
         let up = Arc::new(AtomicBool::new(true));
+        let flowing = Arc::new(AtomicBool::new(true));
         let conns: Arc<Mutex<Vec<std::net::TcpStream>>> = Arc::new(Mutex::new(Vec::new()));
-        let (up2, conns2) = (up.clone(), conns.clone());
+        let (up2, conns2, flowing2) = (up.clone(), conns.clone(), flowing.clone());
         std::thread::spawn(move || {
             for client in listener.incoming() {
                 let Ok(client) = client else { continue };
@@ -237,14 +259,47 @@ impl Relay {
                     (client.try_clone().unwrap(), server.try_clone().unwrap()),
                     (server, client),
                 ] {
+                    let flowing = flowing2.clone();
                     std::thread::spawn(move || {
-                        let _ = std::io::copy(&mut from, &mut to);
+                        use std::io::{Read, Write};
+                        let mut buf = vec![0u8; 16 * 1024];
+                        loop {
+                            while !flowing.load(Ordering::SeqCst) {
+                                std::thread::sleep(Duration::from_millis(10));
+                            }
+                            let n = match from.read(&mut buf) {
+                                Ok(0) | Err(_) => break,
+                                Ok(n) => n,
+                            };
+                            while !flowing.load(Ordering::SeqCst) {
+                                std::thread::sleep(Duration::from_millis(10));
+                            }
+                            if to.write_all(&buf[..n]).is_err() {
+                                break;
+                            }
+                        }
                         let _ = to.shutdown(std::net::Shutdown::Both);
                     });
                 }
             }
         });
-        Relay { port, up, conns }
+        Relay {
+            port,
+            up,
+            flowing,
+            conns,
+        }
+    }
+
+    /// Stop moving bytes either way, keeping the connections open.
+    pub fn stall(&self) {
+        self.flowing
+            .store(false, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    pub fn unstall(&self) {
+        self.flowing
+            .store(true, std::sync::atomic::Ordering::SeqCst);
     }
 
     /// Cut every connection and refuse new ones.

@@ -9,14 +9,14 @@ use serde_json::Value as Json;
 use crate::config::settings::Settings;
 use crate::edges::gpio::GpioBackend;
 use crate::graph::registry::Registry;
-use crate::messages::{EventHub, EventKind, Publish, Recent};
+use crate::messages::{EventHub, EventKind, PublishTx, Recent};
 use crate::stages::retention_policy::RetentionParams;
 use crate::store::Store;
 
 /// What the MQTT tools need (absent when no broker is configured).
 #[derive(Clone)]
 pub struct MqttTools {
-    pub publish: async_channel::Sender<Publish>,
+    pub publish: PublishTx,
     pub recent: Arc<Mutex<Recent>>,
     /// This node's topic prefix (`smollama/<node>`).
     pub prefix: String,

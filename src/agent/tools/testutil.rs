@@ -8,7 +8,7 @@ use crate::config::settings::Settings;
 use crate::edges::gpio::mock::MockGpio;
 use crate::graph::registry::Registry;
 use crate::graph::{Item, Micros, Reading, Value, ValueKind};
-use crate::messages::{Publish, Recent};
+use crate::messages::{PublishRx, Recent, publish_queue};
 use crate::store::tests::TempDir;
 use crate::store::{Store, StoreOptions};
 
@@ -54,11 +54,8 @@ impl Fixture {
     }
 
     /// Attach MQTT channels; returns the receiving end of the publish queue.
-    pub fn with_mqtt(
-        &mut self,
-        cap: usize,
-    ) -> (async_channel::Receiver<Publish>, Arc<Mutex<Recent>>) {
-        let (tx, rx) = async_channel::bounded(cap);
+    pub fn with_mqtt(&mut self, cap: usize) -> (PublishRx, Arc<Mutex<Recent>>) {
+        let (tx, rx) = publish_queue(cap, 1 << 20);
         let recent = Arc::new(Mutex::new(Recent::default()));
         self.ctx.mqtt = Some(MqttTools {
             publish: tx,

@@ -209,6 +209,8 @@ impl Settings {
                 inflight: 0,
                 recent_per_topic: 0,
                 recent_max_kb: 0,
+                publish_queue_kb: 0,
+                client_queue_kb: 0,
                 discovery: false,
                 discovery_prefix: String::new(),
                 ca_file: None,

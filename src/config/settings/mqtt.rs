@@ -61,6 +61,12 @@ pub struct MqttSettings {
     pub recent_per_topic: usize,
     /// Bytes of payloads those recent messages may hold in all, KiB.
     pub recent_max_kb: usize,
+    /// KiB of messages that may wait between the sinks, tools and sync and the MQTT
+    /// worker (`messages::PublishTx`).
+    pub publish_queue_kb: u64,
+    /// KiB of messages handed to the MQTT client and not yet written (QoS 0) or
+    /// acknowledged (QoS 1).
+    pub client_queue_kb: u64,
     /// Home Assistant MQTT discovery (on by default when a broker is configured).
     pub discovery: bool,
     pub discovery_prefix: String,
@@ -390,6 +396,34 @@ pub(crate) const SECTION: Section = Section {
                 Ok(())
             },
             |s| number(s.mqtt.recent_max_kb),
+        ),
+        Key::new(
+            Spec {
+                range: Some((16.0, 1_048_576.0)),
+                default: "1024",
+                doc: "KiB of messages that may wait for the MQTT worker (from the mqtt sinks, the agent's publish tool and answers, sync), besides at most 1,024 of them. Past it a sink waits (its lossy inbox keeps the newest readings) and a tool, answer or sync message is refused (counted as `publish_queue.refused`, a warn line at most once a minute).",
+                hint: "KiB of messages on their way to the MQTT worker, e.g. 1024",
+                ..Spec::new("publish_queue_kb", Want::WholeNumber)
+            },
+            |s, v, _| {
+                s.mqtt.publish_queue_kb = v.int()? as u64;
+                Ok(())
+            },
+            |s| number(s.mqtt.publish_queue_kb),
+        ),
+        Key::new(
+            Spec {
+                range: Some((16.0, 1_048_576.0)),
+                default: "1024",
+                doc: "KiB of messages handed to the MQTT client and not yet written to the socket (QoS 0) or acknowledged by the broker (QoS 1), besides inflight's count. Past it QoS 1 messages wait in the outbox and QoS 0 messages in memory (bounded by outbox_max_mb, the oldest dropped and counted as `dropped_qos0`, a warn line at most once a minute): a stalled connection holds no more than this.",
+                hint: "KiB of messages in the MQTT client, e.g. 1024",
+                ..Spec::new("client_queue_kb", Want::WholeNumber)
+            },
+            |s, v, _| {
+                s.mqtt.client_queue_kb = v.int()? as u64;
+                Ok(())
+            },
+            |s| number(s.mqtt.client_queue_kb),
         ),
         Key::new(
             Spec {

@@ -36,7 +36,7 @@ use std::time::Duration;
 use rumqttc::Outgoing;
 use rumqttc::v5::mqttbytes::QoS;
 use rumqttc::v5::mqttbytes::v5::{Filter, LastWill, Packet, PubAckReason};
-use rumqttc::v5::{Client, Connection, Event, MqttOptions};
+use rumqttc::v5::{Client, Connection, Event, MqttOptions, Request};
 
 use super::give_back::GiveBack;
 use super::payload::{self, Inbound};
@@ -49,8 +49,8 @@ use crate::edges::gpio::GpioBackend;
 use crate::graph::registry::Registry;
 use crate::graph::{Item, Micros, Reading};
 use crate::messages::{
-    Arrival, EventHub, EventKind, MAX_TRACKED_TOPICS, Publish, QuestionIntake, Recent,
-    Subscription, SyncPeer, topic_key,
+    Arrival, EventHub, EventKind, MAX_TRACKED_TOPICS, Publish, PublishRx, PublishTx,
+    QuestionIntake, Recent, Subscription, SyncPeer, topic_key,
 };
 use crate::store::Store;
 use crate::store::outbox::OutboxLimits;
@@ -120,6 +120,14 @@ pub struct MqttStats {
     /// Outbox messages the broker acknowledged that are still stored (they leave with
     /// the next write, see [`ACK_BATCH`]): status does not count them as waiting.
     pub outbox_acked: AtomicU64,
+    /// The queue from the sinks, tools and sync to the worker (`[mqtt] publish_queue_kb`).
+    pub publish_queue: Arc<crate::messages::PublishQueueStats>,
+    /// Bytes handed to rumqttc and not yet written (QoS 0) or acknowledged (QoS 1)...
+    pub client_bytes: AtomicU64,
+    /// ...their bound (`[mqtt] client_queue_kb`)...
+    pub client_max_bytes: AtomicU64,
+    /// ...and the times a message waited for room under it.
+    pub client_full: AtomicU64,
 }
 
 impl MqttStats {
@@ -157,6 +165,9 @@ pub fn max_packet_size(max_payload_kb: u64) -> u32 {
 /// on a clean stop, or in a transaction of their own once this many wait. A crash before
 /// then sends them once more (QoS 1 allows a duplicate); status counts them as sent.
 const ACK_BATCH: usize = 512;
+/// How long the worker waits after the first QoS 1 message of a wake-up for the ones sent
+/// right after it, before their outbox write (a fraction of the fsync it saves).
+const OUTBOX_LINGER: Duration = Duration::from_micros(500);
 /// QoS 0 messages waiting for room in rumqttc's request queue; beyond it (or beyond
 /// `outbox_max_mb` of them) the oldest is dropped (the newest value matters most).
 const QOS0_QUEUE: usize = 1024;
@@ -167,7 +178,7 @@ const PENDING_MAX: usize = 10_000;
 /// What app holds of the running edge: a sender for more publishers, the counters, the
 /// broker's address, and the stop.
 pub struct MqttHandle {
-    pub publish: async_channel::Sender<Publish>,
+    pub publish: PublishTx,
     pub stats: Arc<MqttStats>,
     pub broker: String,
     stop: async_channel::Sender<()>,
@@ -192,7 +203,9 @@ enum Ev {
     /// PUBACK: packet id, whether the broker accepted the message.
     Acked(u16, bool),
     Message(String, Vec<u8>),
-    Disconnected(String),
+    /// The connection ended; rumqttc had not yet taken this many of the publishes handed
+    /// to it (they are gone: see `io_loop`).
+    Disconnected(String, usize),
     /// DISCONNECT was written (a clean stop).
     DisconnectSent,
 }
@@ -231,13 +244,7 @@ pub const PUBLISH_QUEUE: usize = 1024;
 /// Connect (in the background) and start the threads. `None` when MQTT is off.
 /// `publish` is the channel the mqtt sinks send into; the handle keeps a sender for
 /// later publishers (the agent's `publish` tool).
-pub fn start(
-    parts: Parts,
-    publish: (
-        async_channel::Sender<Publish>,
-        async_channel::Receiver<Publish>,
-    ),
-) -> Option<MqttHandle> {
+pub fn start(parts: Parts, publish: (PublishTx, PublishRx)) -> Option<MqttHandle> {
     let m = parts.settings.mqtt.clone();
     let broker = m.broker.clone()?;
     let prefix = parts.settings.mqtt_prefix();
@@ -281,12 +288,14 @@ pub fn start(
     net.set_tcp_nodelay(true);
     opts.set_network_options(net);
     let (client, connection) = Client::new(opts, 2 * m.inflight as usize + 64);
+    let (pub_tx, pub_rx) = publish;
     let stats = Arc::new(MqttStats {
         remote: Mutex::new(RemoteTally::seed(&parts.registry)),
+        publish_queue: pub_rx.stats(),
+        client_max_bytes: AtomicU64::new(m.client_queue_kb << 10),
         ..MqttStats::default()
     });
     let recent = parts.recent.clone();
-    let (pub_tx, pub_rx) = publish;
     let (ev_tx, ev_rx) = async_channel::bounded::<Ev>(1024);
     let (stop_tx, stop_rx) = async_channel::bounded::<()>(1);
     let io_stop = Arc::new(AtomicBool::new(false));
@@ -430,8 +439,16 @@ fn io_loop(
                 // worker sends all of it again from the outbox, in order, and ties packet
                 // ids to outbox entries by the order of `Outgoing::Publish`, which replays
                 // would upset. Status, discovery and subscriptions are redone on connect.
+                // rumqttc moved the requests it had not taken yet into `pending` (after
+                // the sent but unacknowledged ones, which have a packet id by now).
+                let untaken = connection
+                    .eventloop
+                    .pending
+                    .iter()
+                    .filter(|r| matches!(r, Request::Publish(p) if p.pkid == 0))
+                    .count();
                 connection.eventloop.pending.clear();
-                let _ = ev.send_blocking(Ev::Disconnected(e.to_string()));
+                let _ = ev.send_blocking(Ev::Disconnected(e.to_string(), untaken));
                 // rumqttc would reconnect at once on the next recv: wait first, with
                 // jitter so a fleet of nodes does not reconnect in lockstep.
                 seed ^= seed << 13;
@@ -477,13 +494,22 @@ struct Worker {
     next_to_send: u64,
     /// Highest sequence ever handed over (to count re-sends after a reconnect).
     highest_sent: Option<u64>,
-    /// Publishes handed to rumqttc, waiting for their packet id, in order
-    /// (`None`: not from the outbox, e.g. status or discovery).
-    awaiting_pkid: VecDeque<Option<u64>>,
-    /// Packet id -> outbox sequence and when it was sent, waiting for PUBACK.
-    inflight: HashMap<u16, (u64, std::time::Instant)>,
-    /// Packet ids of direct publishes (status, discovery) waiting for PUBACK.
-    direct_inflight: Vec<u16>,
+    /// Publishes handed to rumqttc and not yet written, in order (rumqttc reports each as
+    /// it writes it, in that order: `Ev::Sent`).
+    handed: VecDeque<Handed>,
+    /// Of them, QoS 1 (they take a place in the `inflight` window).
+    handed_qos1: usize,
+    /// Packet id -> outbox sequence, when it was sent and its bytes, waiting for PUBACK.
+    inflight: HashMap<u16, (u64, std::time::Instant, usize)>,
+    /// Packet ids (and bytes) of direct publishes (status, discovery) waiting for PUBACK.
+    direct_inflight: Vec<(u16, usize)>,
+    /// Bytes in `handed`, `inflight` and `direct_inflight`: what rumqttc holds of ours,
+    /// kept within `client_max` (but one message alone).
+    client_bytes: usize,
+    client_max: usize,
+    /// QoS 0 drops not yet in a warn line, and when the last line was (at most one a
+    /// minute, the first at once).
+    qos0_report: (u64, Micros),
     /// The broker's Maximum Packet Size (CONNACK), if it has one.
     broker_max_packet: Option<u32>,
     remote_limits: Limits,
@@ -506,6 +532,14 @@ struct Worker {
     give_back: GiveBack,
     /// A burst began: arm the give-back timer.
     give_back_due: bool,
+}
+
+/// A publish handed to rumqttc: its outbox sequence (`None`: QoS 0 or direct), its bytes
+/// (topic and payload) and whether it waits for a PUBACK.
+struct Handed {
+    seq: Option<u64>,
+    bytes: usize,
+    qos1: bool,
 }
 
 fn message_hash(topic: &str, payload: &[u8]) -> u64 {
@@ -535,6 +569,7 @@ impl Worker {
             per_node: m.max_sources_per_node,
         };
         let spares = parts.subscriptions.iter().map(|_| None).collect();
+        let client_max = (m.client_queue_kb << 10) as usize;
         Worker {
             limits,
             spares,
@@ -552,9 +587,13 @@ impl Worker {
             ever_connected: false,
             next_to_send: 0,
             highest_sent: None,
-            awaiting_pkid: VecDeque::new(),
+            handed: VecDeque::new(),
+            handed_qos1: 0,
             inflight: HashMap::new(),
             direct_inflight: Vec::new(),
+            client_bytes: 0,
+            client_max,
+            qos0_report: (0, 0),
             broker_max_packet: None,
             remote_limits,
             pending: Waiting::new(PENDING_MAX, limits.max_bytes as usize),
@@ -567,7 +606,7 @@ impl Worker {
 
     async fn run(
         &mut self,
-        publish: async_channel::Receiver<Publish>,
+        publish: PublishRx,
         events: &async_channel::Receiver<Ev>,
         stop: async_channel::Receiver<()>,
     ) {
@@ -663,6 +702,17 @@ impl Worker {
                     {
                         self.queue(p);
                     }
+                    if !self.pending.is_empty() {
+                        // A sink sends a tick's QoS 1 messages one by one, microseconds
+                        // apart: wait for the rest so that they share one outbox commit
+                        // (and fsync) instead of the first going alone.
+                        std::thread::sleep(OUTBOX_LINGER);
+                        while !self.qos0.full()
+                            && let Ok(p) = publish.try_recv()
+                        {
+                            self.queue(p);
+                        }
+                    }
                 }
                 Wake::Event(e) => {
                     self.on_event(e);
@@ -733,13 +783,11 @@ impl Worker {
         self.own.push_back(message_hash(&p.topic, &p.payload));
         if p.qos == 0 {
             if !self.connected {
-                self.stats.dropped_qos0.fetch_add(1, Ordering::Relaxed);
+                self.dropped_qos0(1, "not connected to the broker");
                 return;
             }
             let dropped = self.qos0.push(p);
-            self.stats
-                .dropped_qos0
-                .fetch_add(dropped, Ordering::Relaxed);
+            self.dropped_qos0(dropped, "more than outbox_max_mb waited for the client");
         } else {
             let dropped = self.pending.push(p);
             self.stats
@@ -800,6 +848,11 @@ impl Worker {
         let window = self.parts.settings.mqtt.inflight as usize;
         self.qos0_blocked = false;
         while let Some(p) = self.qos0.front() {
+            let bytes = p.topic.len() + p.payload.len();
+            if !self.client_has_room(bytes) {
+                // Over `client_queue_kb`: the next write or PUBACK (an event) frees room.
+                break;
+            }
             let (topic, payload) = (p.topic.clone(), p.payload.clone());
             if self
                 .client
@@ -811,10 +864,11 @@ impl Worker {
                 break;
             }
             self.qos0.pop_front();
+            self.handed_over(None, bytes, false);
             self.stats.messages_out.fetch_add(1, Ordering::Relaxed);
         }
-        let busy = self.awaiting_pkid.len() + self.inflight.len();
-        if busy >= window {
+        let busy = self.handed_qos1 + self.inflight.len();
+        if busy >= window || !self.client_has_room(1) {
             return;
         }
         let batch = match self
@@ -844,6 +898,10 @@ impl Worker {
                 self.next_to_send = seq + 1;
                 continue;
             }
+            let bytes = msg.topic.len() + msg.payload.len();
+            if !self.client_has_room(bytes) {
+                break; // it stays in the outbox until a PUBACK frees room
+            }
             let qos = if msg.qos == 0 {
                 QoS::AtMostOnce
             } else {
@@ -856,11 +914,11 @@ impl Worker {
             {
                 break; // rumqttc's request queue is full; the next wake-up continues
             }
+            self.handed_over(Some(seq), bytes, qos != QoS::AtMostOnce);
             if self.highest_sent.is_some_and(|h| seq <= h) {
                 self.stats.republished.fetch_add(1, Ordering::Relaxed);
             }
             self.highest_sent = Some(self.highest_sent.map_or(seq, |h| h.max(seq)));
-            self.awaiting_pkid.push_back(Some(seq));
             self.next_to_send = seq + 1;
             self.stats.messages_out.fetch_add(1, Ordering::Relaxed);
         }
@@ -869,13 +927,61 @@ impl Worker {
     /// Publish outside the outbox (status, discovery): QoS 1, no persistence needed
     /// because they are re-sent on every connect.
     fn publish_direct(&mut self, topic: &str, payload: Vec<u8>, retain: bool) {
+        let bytes = topic.len() + payload.len();
         if self
             .client
             .try_publish(topic, QoS::AtLeastOnce, retain, payload)
             .is_ok()
         {
-            self.awaiting_pkid.push_back(None);
+            self.handed_over(None, bytes, true);
             self.stats.messages_out.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Room in rumqttc for `bytes` more under `client_queue_kb` (always when it holds
+    /// nothing of ours, so one message larger than the bound still goes); counted when not.
+    fn client_has_room(&self, bytes: usize) -> bool {
+        let room = self.client_bytes == 0 || self.client_bytes + bytes <= self.client_max;
+        if !room {
+            self.stats.client_full.fetch_add(1, Ordering::Relaxed);
+        }
+        room
+    }
+
+    fn handed_over(&mut self, seq: Option<u64>, bytes: usize, qos1: bool) {
+        self.handed.push_back(Handed { seq, bytes, qos1 });
+        self.handed_qos1 += usize::from(qos1);
+        self.add_client_bytes(bytes as isize);
+    }
+
+    fn add_client_bytes(&mut self, d: isize) {
+        self.client_bytes = self.client_bytes.saturating_add_signed(d);
+        self.stats
+            .client_bytes
+            .store(self.client_bytes as u64, Ordering::Relaxed);
+    }
+
+    /// The oldest publish handed over has been written (or is gone with the connection).
+    fn pop_handed(&mut self) -> Option<Handed> {
+        let h = self.handed.pop_front()?;
+        self.handed_qos1 -= usize::from(h.qos1);
+        Some(h)
+    }
+
+    /// QoS 0 messages dropped (`why`): counted, and a warn line at most once a minute.
+    fn dropped_qos0(&mut self, n: u64, why: &str) {
+        if n == 0 {
+            return;
+        }
+        self.stats.dropped_qos0.fetch_add(n, Ordering::Relaxed);
+        let (unreported, last) = &mut self.qos0_report;
+        *unreported += n;
+        let now = now_us();
+        if *last == 0 || now - *last >= crate::graph::every_minute::EVERY {
+            log::warn!(
+                "mqtt: dropped {unreported} QoS 0 message(s) ({why}; counted as dropped_qos0)"
+            );
+            (*unreported, *last) = (0, now);
         }
     }
 
@@ -907,7 +1013,8 @@ impl Worker {
                     );
                 }
                 self.ever_connected = true;
-                self.awaiting_pkid.clear();
+                // What was handed over before and not yet written stays in `handed`:
+                // rumqttc writes it on this connection first and reports it.
                 self.inflight.clear();
                 self.direct_inflight.clear();
                 // Everything unacknowledged goes again, oldest first (what was
@@ -926,19 +1033,22 @@ impl Worker {
             }
             Ev::Sent(pkid) => {
                 // pkid 0 is a QoS 0 publish: it takes no place in the queue.
-                if pkid != 0 {
-                    match self.awaiting_pkid.pop_front() {
-                        Some(Some(seq)) => {
-                            self.inflight.insert(pkid, (seq, std::time::Instant::now()));
-                        }
-                        Some(None) => self.direct_inflight.push(pkid),
-                        None => {}
+                let Some(h) = self.pop_handed() else {
+                    return;
+                };
+                match (pkid, h.seq) {
+                    (0, _) => self.add_client_bytes(-(h.bytes as isize)),
+                    (_, Some(seq)) => {
+                        self.inflight
+                            .insert(pkid, (seq, std::time::Instant::now(), h.bytes));
                     }
+                    (_, None) => self.direct_inflight.push((pkid, h.bytes)),
                 }
             }
             Ev::Acked(pkid, ok) => {
                 self.stats.acked.fetch_add(1, Ordering::Relaxed);
-                if let Some((seq, sent)) = self.inflight.remove(&pkid) {
+                if let Some((seq, sent, bytes)) = self.inflight.remove(&pkid) {
+                    self.add_client_bytes(-(bytes as isize));
                     self.stats.ack_latency.observe(sent.elapsed());
                     if !ok {
                         self.stats.refused_by_broker.fetch_add(1, Ordering::Relaxed);
@@ -947,8 +1057,9 @@ impl Worker {
                         );
                     }
                     self.acked.push(seq);
-                } else {
-                    self.direct_inflight.retain(|p| *p != pkid);
+                } else if let Some(i) = self.direct_inflight.iter().position(|p| p.0 == pkid) {
+                    let (_, bytes) = self.direct_inflight.swap_remove(i);
+                    self.add_client_bytes(-(bytes as isize));
                 }
             }
             Ev::DisconnectSent => {}
@@ -960,7 +1071,7 @@ impl Worker {
                 self.on_message(topic, payload);
                 self.stats.inbound_waiting.fetch_sub(len, Ordering::Relaxed);
             }
-            Ev::Disconnected(err) => {
+            Ev::Disconnected(err, untaken) => {
                 // A broker that speaks only MQTT 3.1.1 (mosquitto before 1.6) answers an
                 // MQTT 5 CONNECT with a 3.1.1 refusal and closes: rumqttc then sees the
                 // connection end before a CONNACK it can read.
@@ -984,13 +1095,18 @@ impl Worker {
                     .state
                     .store(STATE_DISCONNECTED, Ordering::Relaxed);
                 self.stats.set_error(err);
-                self.awaiting_pkid.clear();
+                // rumqttc dropped what it had not taken yet (the oldest `untaken` still
+                // handed over; any after them, handed over since, it still holds) and
+                // what waited for a PUBACK: the outbox sends those again.
+                for _ in 0..untaken {
+                    self.pop_handed();
+                }
                 self.inflight.clear();
                 self.direct_inflight.clear();
+                self.client_bytes = 0;
+                self.add_client_bytes(self.handed.iter().map(|h| h.bytes).sum::<usize>() as isize);
                 let lost = self.qos0.clear();
-                self.stats
-                    .dropped_qos0
-                    .fetch_add(lost as u64, Ordering::Relaxed);
+                self.dropped_qos0(lost as u64, "the broker connection was lost");
             }
         }
     }
@@ -1296,14 +1412,14 @@ impl Worker {
             self.publish_direct(&status, b"offline".to_vec(), true);
             let deadline = std::time::Instant::now() + STOP_WAIT;
             while self.connected
-                && !(self.awaiting_pkid.is_empty()
+                && !(self.handed_qos1 == 0
                     && self.inflight.is_empty()
                     && self.direct_inflight.is_empty())
             {
                 let Some(e) = recv_until(events, deadline).await else {
                     log::warn!(
                         "mqtt: stopping without acknowledgements for {} messages; they stay in the outbox",
-                        self.awaiting_pkid.len() + self.inflight.len()
+                        self.handed_qos1 + self.inflight.len()
                     );
                     break;
                 };
@@ -1317,7 +1433,7 @@ impl Worker {
                 // Until rumqttc has written it (or a short while).
                 let deadline = std::time::Instant::now() + Duration::from_millis(500);
                 while let Some(e) = recv_until(events, deadline).await {
-                    if matches!(e, Ev::DisconnectSent | Ev::Disconnected(_)) {
+                    if matches!(e, Ev::DisconnectSent | Ev::Disconnected(..)) {
                         break;
                     }
                 }
