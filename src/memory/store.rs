@@ -678,6 +678,13 @@ impl<'a> MemoryStore<'a> {
             Some(r) => r,
             None => sync_log::new_id(node, id),
         };
+        // A reinforcement a round would otherwise leave every earlier state in the log.
+        if let Some(prev) = self.store.sync_ref(wtxn, &r)?
+            && prev.kind == VectorKind::Memory as u8
+        {
+            self.store
+                .sync_supersede(wtxn, &r, &prev, replica::MEMORY_EVENTS)?;
+        }
         let e = self
             .store
             .sync_append(wtxn, node, event, replica::memory_payload(&r, m))?;
