@@ -335,6 +335,47 @@ mod tests {
     }
 
     #[test]
+    fn a_repeated_observation_keeps_one_entry_and_peers_end_the_same() {
+        let dir = TempDir::new("sync-supersede-obs");
+        let (a, b) = (node(&dir, "a"), node(&dir, "b"));
+        let o = Observation {
+            id: 0,
+            ts: 1_000,
+            text: "the fan runs at night".into(),
+            kind: ObservationType::Pattern,
+            confidence: 0.5,
+            related_sources: vec!["gpio:22".into()],
+            node: "a".into(),
+        };
+        let id = a.memory().add_observation(&o, None).unwrap();
+        merge(&b, &all(&a), u64::MAX).unwrap();
+        for (n, src) in ["gpio:22", "system:uptime", "gpio:23"].iter().enumerate() {
+            let ts = 2_000 + n as i64;
+            a.memory()
+                .merge_observation(id, ts, 0.6 + n as f32 / 10.0, &[src.to_string()])
+                .unwrap();
+        }
+        assert_eq!(all(&a).len(), 1, "the repeats replaced their own entries");
+        merge(&b, &all(&a), u64::MAX).unwrap();
+        let c = node(&dir, "c");
+        merge(&c, &all(&a), u64::MAX).unwrap();
+        let seen = |s: &Store| {
+            let o = &s.memory().observations(0, None, 10).unwrap()[0];
+            let mut src = o.related_sources.clone();
+            src.sort();
+            (o.ts, (o.confidence * 10.0).round() as i32, src)
+        };
+        let want = (
+            2_002,
+            8,
+            vec!["gpio:22".into(), "gpio:23".into(), "system:uptime".into()],
+        );
+        assert_eq!(seen(&a), want);
+        assert_eq!(seen(&b), want, "a peer that had the first version");
+        assert_eq!(seen(&c), want, "a peer that starts now");
+    }
+
+    #[test]
     fn a_summary_removes_what_it_replaces_for_good() {
         let dir = TempDir::new("sync-summary");
         let (a, b) = (node(&dir, "a"), node(&dir, "b"));
