@@ -38,6 +38,27 @@ struct Sample {
     sync_log: u64,
 }
 
+/// POST a question, the error instead of a panic when it gets no answer in 60 s.
+fn ask(agent: &Agent, body: &str) -> Result<(u16, serde_json::Value), String> {
+    let http = ureq::Agent::config_builder()
+        .timeout_global(Some(Duration::from_secs(60)))
+        .http_status_as_error(false)
+        .build()
+        .new_agent();
+    let mut r = http
+        .post(&agent.url("/api/ask"))
+        .header("Content-Type", "application/json")
+        .header("Authorization", &format!("Bearer {TOKEN}"))
+        .send(body)
+        .map_err(|e| e.to_string())?;
+    let code = r.status().as_u16();
+    let text = r.body_mut().read_to_string().map_err(|e| e.to_string())?;
+    Ok((
+        code,
+        serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)),
+    ))
+}
+
 fn sample(agent: &Agent) -> Sample {
     let pid = agent.child.id();
     let s = get(&agent.url("/api/status")).unwrap().1;
@@ -106,7 +127,15 @@ fn ten_minutes_of_everything_leak_nothing() {
     let mut samples = Vec::new();
     for minute in 1..=minutes {
         let body = json!({ "question": format!("minute {minute}: how is the node?") }).to_string();
-        let (code, a) = post_auth(&agent.url("/api/ask"), &body, Some(TOKEN), 60);
+        let (code, a) = ask(&agent, &body).unwrap_or_else(|e| {
+            let log = agent.log();
+            let tail: Vec<&str> = log.lines().rev().take(80).collect();
+            let status = get(&agent.url("/api/status")).map(|s| s.1.to_string());
+            panic!(
+                "minute {minute}: the question got no answer: {e}\nstatus: {status:?}\nlog (newest first):\n{}",
+                tail.join("\n")
+            )
+        });
         assert_eq!(code, 200, "minute {minute}: {a}");
         let next = start + Duration::from_secs(60 * minute);
         std::thread::sleep(next.saturating_duration_since(Instant::now()));

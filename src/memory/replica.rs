@@ -17,6 +17,8 @@ pub const OBSERVATION_SUMMARY: &str = "observation_summary";
 pub const MEMORY: &str = "memory";
 pub const MEMORY_REINFORCED: &str = "memory_reinforced";
 pub const MEMORY_DEACTIVATED: &str = "memory_deactivated";
+/// The event types that carry a memory's whole state (last writer wins).
+pub const MEMORY_EVENTS: &[&str] = &[MEMORY, MEMORY_REINFORCED, MEMORY_DEACTIVATED];
 
 pub fn observation_payload(r: &str, o: &Observation) -> Json {
     json!({

@@ -653,6 +653,16 @@ impl<'a> MemoryStore<'a> {
         if !replaces.is_empty() {
             p["replaces"] = serde_json::json!(replaces);
         }
+        // A repeat joins into the stored state (later time, higher confidence, more
+        // sources), so the new entry holds all the one before held; a summary's entry
+        // (it names what it replaced) is never the one dropped.
+        if event == replica::OBSERVATION
+            && let Some(prev) = self.store.sync_ref(wtxn, &r)?
+            && prev.kind == VectorKind::Observation as u8
+        {
+            self.store
+                .sync_supersede(wtxn, &r, &prev, &[replica::OBSERVATION])?;
+        }
         let e = self.store.sync_append(wtxn, node, event, p)?;
         let state = RefState {
             kind: VectorKind::Observation as u8,
@@ -678,6 +688,13 @@ impl<'a> MemoryStore<'a> {
             Some(r) => r,
             None => sync_log::new_id(node, id),
         };
+        // A reinforcement a round would otherwise leave every earlier state in the log.
+        if let Some(prev) = self.store.sync_ref(wtxn, &r)?
+            && prev.kind == VectorKind::Memory as u8
+        {
+            self.store
+                .sync_supersede(wtxn, &r, &prev, replica::MEMORY_EVENTS)?;
+        }
         let e = self
             .store
             .sync_append(wtxn, node, event, replica::memory_payload(&r, m))?;

@@ -215,6 +215,42 @@ impl Store {
         Ok(true)
     }
 
+    /// Drop from the log the entry that carried version `prev` of ref `r`, once a newer
+    /// whole state of the same item is about to be appended (a memory's entries are
+    /// last-writer-wins, so the newest alone gives every peer the same result). Its id
+    /// stays in `sync_ids`, so a peer sending it back is skipped as a duplicate. Only
+    /// entries of `event_types` go. Returns whether one was removed.
+    pub fn sync_supersede(
+        &self,
+        wtxn: &mut RwTxn,
+        r: &str,
+        prev: &RefState,
+        event_types: &[&str],
+    ) -> Result<bool, StoreError> {
+        let prefix = prev.lamport.to_be_bytes();
+        let mut doomed = None;
+        for kv in self.sync.log.prefix_iter(wtxn, &prefix)? {
+            let (k, v) = kv?;
+            let j: Json = serde_json::from_slice(v.get(8..).unwrap_or_default())
+                .map_err(|_| Corrupt("sync entry is not JSON"))?;
+            let of_it = j.get("node_id").and_then(Json::as_str) == Some(prev.node.as_str())
+                && j.pointer("/payload/ref").and_then(Json::as_str) == Some(r)
+                && j.get("event_type")
+                    .and_then(Json::as_str)
+                    .is_some_and(|t| event_types.contains(&t));
+            if of_it {
+                doomed = Some((k.to_vec(), v.len()));
+                break;
+            }
+        }
+        let Some((k, v_len)) = doomed else {
+            return Ok(false);
+        };
+        self.sync.log.delete(wtxn, &k)?;
+        self.add_bytes(wtxn, -((k.len() + v_len) as i64))?;
+        Ok(true)
+    }
+
     /// Whether an entry id is in the log.
     pub fn sync_has(&self, id: &str) -> Result<bool, StoreError> {
         let rtxn = self.env.read_txn()?;

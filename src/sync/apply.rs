@@ -269,6 +269,7 @@ mod tests {
             .add_memory(&mem("fan on pin 22", "a"), None)
             .unwrap();
         merge(&b, &all(&a), u64::MAX).unwrap();
+        let first = all(&a);
         let bid = b.memory().memories(false, 10).unwrap()[0].id;
         // At once: a reinforces, b deactivates (neither has seen the other's change).
         a.memory().reinforce_memory(id, 0.1).unwrap();
@@ -278,7 +279,7 @@ mod tests {
         let mut ends = Vec::new();
         for (n, order) in [vec![&ea, &eb], vec![&eb, &ea]].into_iter().enumerate() {
             let c = node(&dir, &format!("c{n}"));
-            merge(&c, &all(&a)[..1], u64::MAX).unwrap();
+            merge(&c, &first, u64::MAX).unwrap();
             for e in order {
                 merge(&c, std::slice::from_ref(e), u64::MAX).unwrap();
             }
@@ -293,6 +294,85 @@ mod tests {
         // merged a's memory, so b's deactivation.
         assert!((eb.lamport_ts, "b") > (ea.lamport_ts, "a"));
         assert!(!ends[0][0].2, "b's deactivation won: {ends:?}");
+    }
+
+    #[test]
+    fn a_memory_keeps_one_entry_in_the_log_however_often_it_is_reinforced() {
+        let dir = TempDir::new("sync-supersede");
+        let (a, b, c) = (node(&dir, "a"), node(&dir, "b"), node(&dir, "c"));
+        let id = a
+            .memory()
+            .add_memory(&mem("door opens at 7", "a"), None)
+            .unwrap();
+        a.memory()
+            .add_memory(&mem("fan on pin 22", "a"), None)
+            .unwrap();
+        // b pulls the first version, then a reinforces ten times.
+        merge(&b, &all(&a), u64::MAX).unwrap();
+        let stale = all(&a)[0].clone();
+        let bytes_before = a.sync_counts().unwrap().1;
+        for _ in 0..10 {
+            a.memory().reinforce_memory(id, 0.01).unwrap();
+        }
+        let log = all(&a);
+        assert_eq!(log.len(), 2, "one entry per memory: {log:?}");
+        assert_eq!(log[1].event_type, replica::MEMORY_REINFORCED);
+        assert!(
+            a.sync_counts().unwrap().1 < bytes_before + 1024,
+            "the log's byte count follows what it holds"
+        );
+        // A peer that had the old version and one that starts now end the same as a.
+        merge(&b, &all(&a), u64::MAX).unwrap();
+        merge(&c, &all(&a), u64::MAX).unwrap();
+        let on_a: Vec<_> = memories(&a).into_iter().map(|m| m.1).collect();
+        assert_eq!(on_a, [11, 1], "door opens at 7: 1 + 10, fan on pin 22: 1");
+        assert_eq!(memories(&b), memories(&a));
+        assert_eq!(memories(&c), memories(&a));
+        // The dropped entry sent back by a peer is a duplicate, not stored again.
+        let m = merge(&a, &[stale], u64::MAX).unwrap();
+        assert_eq!((m.new, m.duplicates), (0, 1));
+        assert_eq!(all(&a).len(), 2);
+    }
+
+    #[test]
+    fn a_repeated_observation_keeps_one_entry_and_peers_end_the_same() {
+        let dir = TempDir::new("sync-supersede-obs");
+        let (a, b) = (node(&dir, "a"), node(&dir, "b"));
+        let o = Observation {
+            id: 0,
+            ts: 1_000,
+            text: "the fan runs at night".into(),
+            kind: ObservationType::Pattern,
+            confidence: 0.5,
+            related_sources: vec!["gpio:22".into()],
+            node: "a".into(),
+        };
+        let id = a.memory().add_observation(&o, None).unwrap();
+        merge(&b, &all(&a), u64::MAX).unwrap();
+        for (n, src) in ["gpio:22", "system:uptime", "gpio:23"].iter().enumerate() {
+            let ts = 2_000 + n as i64;
+            a.memory()
+                .merge_observation(id, ts, 0.6 + n as f32 / 10.0, &[src.to_string()])
+                .unwrap();
+        }
+        assert_eq!(all(&a).len(), 1, "the repeats replaced their own entries");
+        merge(&b, &all(&a), u64::MAX).unwrap();
+        let c = node(&dir, "c");
+        merge(&c, &all(&a), u64::MAX).unwrap();
+        let seen = |s: &Store| {
+            let o = &s.memory().observations(0, None, 10).unwrap()[0];
+            let mut src = o.related_sources.clone();
+            src.sort();
+            (o.ts, (o.confidence * 10.0).round() as i32, src)
+        };
+        let want = (
+            2_002,
+            8,
+            vec!["gpio:22".into(), "gpio:23".into(), "system:uptime".into()],
+        );
+        assert_eq!(seen(&a), want);
+        assert_eq!(seen(&b), want, "a peer that had the first version");
+        assert_eq!(seen(&c), want, "a peer that starts now");
     }
 
     #[test]

@@ -62,7 +62,10 @@ struct Shared {
     models: Mutex<Vec<String>>,
     /// Embedding dimension per model (else `EMBED_DIM`).
     embed_dims: Mutex<Vec<(String, usize)>>,
-    conns: Mutex<Vec<TcpStream>>,
+    /// Open connections (by number), shut when the server stops; each leaves the list
+    /// when it is answered, so a long run does not keep a descriptor per request.
+    conns: Mutex<Vec<(u64, TcpStream)>>,
+    next_conn: AtomicU64,
     /// Pause after each line of a streamed answer, in µs (a model writing tokens).
     stream_pause_us: AtomicU64,
 }
@@ -89,6 +92,7 @@ impl FakeOllama {
             models: Mutex::new(models.iter().map(|m| m.to_string()).collect()),
             embed_dims: Mutex::new(Vec::new()),
             conns: Mutex::new(Vec::new()),
+            next_conn: AtomicU64::new(0),
             stream_pause_us: AtomicU64::new(2_000),
         });
         let mut f = FakeOllama {
@@ -164,7 +168,7 @@ impl FakeOllama {
             let _ = TcpStream::connect(("127.0.0.1", self.port));
             let _ = r.accept.join();
         }
-        for c in self.shared.conns.lock().unwrap().drain(..) {
+        for (_, c) in self.shared.conns.lock().unwrap().drain(..) {
             let _ = c.shutdown(Shutdown::Both);
         }
     }
@@ -201,11 +205,15 @@ impl FakeOllama {
                     }
                     match accepted {
                         Ok((stream, _)) => {
+                            let n = shared.next_conn.fetch_add(1, Ordering::Relaxed);
                             if let Ok(c) = stream.try_clone() {
-                                shared.conns.lock().unwrap().push(c);
+                                shared.conns.lock().unwrap().push((n, c));
                             }
                             let shared = shared.clone();
-                            std::thread::spawn(move || serve(stream, &shared));
+                            std::thread::spawn(move || {
+                                serve(stream, &shared);
+                                shared.conns.lock().unwrap().retain(|(m, _)| *m != n);
+                            });
                         }
                         Err(_) => std::thread::sleep(Duration::from_millis(1)),
                     }
