@@ -64,6 +64,8 @@ struct Asked {
 /// questions) lives in `serve` and goes with it.
 pub(crate) struct Client {
     pub parts: Parts,
+    /// The gateway's address: `[openclaw] url`, or its beacon's when that is empty.
+    pub url: String,
     pub stats: Arc<OpenclawStats>,
     pub device: DeviceFile,
     pub stop: UnixStream,
@@ -136,6 +138,17 @@ impl Client {
     }
 
     fn session(&mut self, backoff: &mut Backoff) -> End {
+        if self.parts.settings.url.is_empty() {
+            // No url: the gateway's mDNS beacon gives it, looked for again after each
+            // lost connection (the gateway may have moved).
+            self.stats.looking.store(true, Ordering::Relaxed);
+            let found = super::discover::look(|d| self.sleep(d), &self.url);
+            self.stats.looking.store(false, Ordering::Relaxed);
+            let Some(b) = found else { return End::Stop };
+            self.stats.set_url(&b.url);
+            *self.stats.gateway.lock().unwrap_or_else(|p| p.into_inner()) = b.display_name;
+            self.url = b.url;
+        }
         let mut ws = match self.open() {
             Ok(ws) => ws,
             Err(e) => return End::Lost(e),
@@ -153,7 +166,7 @@ impl Client {
     }
 
     fn open(&self) -> Result<Ws, String> {
-        let url = &self.parts.settings.url;
+        let url = &self.url;
         let (host, port) = host_port(url)?;
         let addr = (host.as_str(), port)
             .to_socket_addrs()
@@ -232,7 +245,7 @@ impl Client {
         *st.last_error.lock().unwrap_or_else(|p| p.into_inner()) = None;
         log::info!(
             "openclaw: connected to {} as node {} (protocol {}, auth {}, tick {} s)",
-            self.parts.settings.url,
+            self.url,
             self.device.identity.device_id,
             hello.protocol,
             hello.auth_method,

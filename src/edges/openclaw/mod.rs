@@ -10,6 +10,7 @@
 //! - `client.rs`: the thread: connect, serve, reconnect
 //! - `backoff.rs`, `watchdog.rs`, `requests.rs`: reconnect delays, tick liveness,
 //!   requests with ids and timeouts
+//! - `discover.rs`: the gateway found by its mDNS beacon when no url is set
 //! - `commands.rs`: the command names and the door to run them
 //! - `alerts.rs`: queued `notify_human` alerts sent as `agent.request`, in order
 //! - `stats.rs`: what status shows
@@ -18,6 +19,7 @@ mod alerts;
 mod backoff;
 mod client;
 pub mod commands;
+mod discover;
 mod frame;
 mod handshake;
 mod identity;
@@ -69,7 +71,7 @@ impl Handle {
 pub fn start(parts: Parts) -> Result<Handle, String> {
     let device = identity::DeviceFile::open(&parts.store_dir)?;
     let stats = Arc::new(OpenclawStats {
-        url: parts.settings.url.clone(),
+        url: std::sync::Mutex::new(parts.settings.url.clone()),
         store: Some(parts.store.clone()),
         ..Default::default()
     });
@@ -84,6 +86,7 @@ pub fn start(parts: Parts) -> Result<Handle, String> {
         .store
         .set_alerts_wake(Box::new(move || drop((&bell).write(&[1]))));
     let client = client::Client {
+        url: parts.settings.url.clone(),
         parts,
         stats: stats.clone(),
         device,
