@@ -30,6 +30,9 @@ pub struct OpenclawSettings {
     /// Frames from the gateway larger than this many KiB are refused (the connection is
     /// closed and counted); the gateway's own `policy.maxPayload` bounds what we send.
     pub max_frame_kb: u32,
+    /// Commands waiting for the command thread (one runs at a time); past this an
+    /// invoke is refused with UNAVAILABLE (counted).
+    pub max_queued_commands: u32,
     /// `notify_human` alerts kept while the gateway has not acknowledged them; past
     /// either bound the oldest are dropped (counted).
     pub alert_queue_max: u32,
@@ -161,6 +164,19 @@ pub(crate) const SECTION: Section = Section {
                 Ok(())
             },
             |s| number(s.openclaw.max_frame_kb),
+        ),
+        Key::new(
+            Spec {
+                range: Some((1.0, 1000.0)),
+                default: "16",
+                doc: "Invoked commands waiting for the command thread (openclaw-cmd runs one at a time, off the socket); past this an invoke is answered UNAVAILABLE (counted in /api/status, openclaw.commands_refused).",
+                ..Spec::new("max_queued_commands", Want::WholeNumber)
+            },
+            |s, v, _| {
+                s.openclaw.max_queued_commands = v.int()? as u32;
+                Ok(())
+            },
+            |s| number(s.openclaw.max_queued_commands),
         ),
         Key::new(
             Spec {

@@ -13,6 +13,7 @@
 //! - `discover.rs`: the gateway found by its mDNS beacon when no url is set
 //! - `commands.rs`: the command names and the door to run them
 //! - `alerts.rs`: queued `notify_human` alerts sent as `agent.request`, in order
+//! - `worker.rs`: the thread `openclaw-cmd` that runs the commands off the socket
 //! - `stats.rs`: what status shows
 
 mod alerts;
@@ -26,6 +27,7 @@ mod identity;
 mod requests;
 pub mod stats;
 mod watchdog;
+mod worker;
 
 use std::io::Write;
 use std::os::unix::net::UnixStream;
@@ -85,7 +87,13 @@ pub fn start(parts: Parts) -> Result<Handle, String> {
     parts
         .store
         .set_alerts_wake(Box::new(move || drop((&bell).write(&[1]))));
+    let worker = worker::Worker::start(
+        parts.commands.clone(),
+        parts.settings.max_queued_commands.max(1) as usize,
+    )?;
     let client = client::Client {
+        worker,
+        session: 0,
         url: parts.settings.url.clone(),
         parts,
         stats: stats.clone(),

@@ -36,6 +36,8 @@ pub struct OpenclawStats {
     /// Connections closed for 2× the tick interval of silence.
     pub watchdog_closes: AtomicU64,
     pub requests_timed_out: AtomicU64,
+    /// Invokes refused because `[openclaw] max_queued_commands` were already waiting.
+    pub commands_refused: AtomicU64,
     /// `notify_human` alerts the gateway acknowledged (`agent.request`).
     pub alerts_sent: AtomicU64,
     /// Tries the gateway did not take (before approval: pairing_changed); kept queued.
@@ -109,8 +111,9 @@ impl OpenclawStats {
             "pending_approval": pending,
             // The gateway tells a node nothing about its approval: the operator approves
             // the pending request node.list shows for this device id.
-            // (a node may not list pairing requests: the id is the operator's to look up).
-            "approve_with": pending.then(|| format!("openclaw nodes pending (the request of device {device_id}); openclaw nodes approve <requestId>")),
+            // (a node may not list pairing requests: the operator finds the request
+            // for this device id in `openclaw nodes pending`).
+            "approve_with": pending.then_some("openclaw nodes pending; openclaw nodes approve <requestId>"),
             "device_id": device_id,
             "auth_method": lock(&self.auth_method),
             "last_error": self.last_error.lock().unwrap_or_else(|p| p.into_inner()).clone(),
@@ -122,6 +125,7 @@ impl OpenclawStats {
             "results_too_large": self.results_too_large.load(r),
             "watchdog_closes": self.watchdog_closes.load(r),
             "requests_timed_out": self.requests_timed_out.load(r),
+            "commands_refused": self.commands_refused.load(r),
             "alerts_queued": alerts.queued,
             "alerts_sent": self.alerts_sent.load(r),
             "alerts_refused": self.alerts_refused.load(r),
