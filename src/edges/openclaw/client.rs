@@ -515,7 +515,7 @@ impl Client {
             key: key.to_string(),
             timeout_ms: p["timeoutMs"].as_u64().unwrap_or(30_000),
         };
-        if let Err(job) = self.worker.submit(job) {
+        if let Some(job) = self.worker.submit(job) {
             hit(&self.stats.commands_refused);
             let e = InvokeError::new(
                 InvokeError::UNAVAILABLE,

@@ -69,14 +69,15 @@ impl Worker {
         })
     }
 
-    /// Queue `job`; handed back when `max_queued` are already waiting.
-    pub(crate) fn submit(&self, job: Job) -> Result<(), Job> {
+    /// Queue `job`; handed back (`Some`) when `max_queued` are already waiting.
+    pub(crate) fn submit(&self, job: Job) -> Option<Job> {
         let Some(jobs) = &self.jobs else {
-            return Err(job);
+            return Some(job);
         };
-        jobs.try_send(job).map_err(|e| match e {
-            TrySendError::Full(j) | TrySendError::Disconnected(j) => j,
-        })
+        match jobs.try_send(job) {
+            Ok(()) => None,
+            Err(TrySendError::Full(j) | TrySendError::Disconnected(j)) => Some(j),
+        }
     }
 
     /// What to poll for finished commands.
@@ -148,18 +149,17 @@ mod tests {
         let (release, gate) = std::sync::mpsc::channel();
         let w = Worker::start(Arc::new(Gate(Mutex::new(gate))), 1).unwrap();
         // Taken by the thread at once (it blocks in the command), then one may wait.
-        w.submit(job("slow"))
-            .unwrap_or_else(|_| panic!("the first is taken"));
+        assert!(w.submit(job("slow")).is_none(), "the first is taken");
         let mut queued = false;
         for _ in 0..100 {
-            if w.submit(job("fast")).is_ok() {
+            if w.submit(job("fast")).is_none() {
                 queued = true;
                 break;
             }
             std::thread::sleep(Duration::from_millis(10));
         }
         assert!(queued, "one waits behind the slow one");
-        assert!(w.submit(job("more")).is_err(), "past max_queued: refused");
+        assert!(w.submit(job("more")).is_some(), "past max_queued: refused");
         assert!(
             w.finished().is_empty(),
             "nothing finished while the slow one runs"
