@@ -220,8 +220,8 @@ function openclawPanel(oc) {
     el("table", { id: "openclaw-state" }, el("tbody", {}, rows.map(([k, v]) => el("tr", {}, el("th", {}, k), el("td", { "data-key": k }, v))))),
   ];
   if (oc.approve_with) {
-    out.push(el("p", {}, "Approve this node on the gateway host (",
-      el("code", {}, "nodes pending"), " lists its request under device id ", el("code", {}, oc.device_id), "):"),
+    out.push(el("p", {}, "Approve this node on the gateway host (its request is the one of device id ",
+      el("code", {}, oc.device_id), "):"),
       el("pre", { id: "openclaw-approve" }, oc.approve_with.split("; ").join("\n")));
   }
   if (oc.control_ui) {

@@ -7,7 +7,8 @@
 //! address: the gateway's mDNS responder (@homebridge/ciao) takes interface names from
 //! `ip -o link show`, where a veth is `name@ifN`, matches none of Node's own names and
 //! is never announced on; a bridge (like a LAN's `eth0` or `wlan0`) is. The node says it is looking until the gateway is up, then finds it by
-//! its beacon, connects to the address of its records, and serves the operator's invoke.
+//! its beacon, connects to the address of its records (a LAN device: it says the
+//! operator must pair it, and connects once paired), and serves the operator's invoke.
 //!
 //! Needs root (`ip netns add`); where that is not permitted the test says so and skips.
 
@@ -190,14 +191,28 @@ fn a_node_without_a_url_finds_the_gateway_by_its_beacon_and_serves_it() {
     );
 
     let state = TempDir::new("oc-discover-gw");
-    let gw = Gateway::start_lan(
-        state.path(),
-        &["smollama.sources.list"],
-        &net.gw,
-        "10.79.0.0/24",
-    );
+    let gw = Gateway::start_lan(state.path(), &["smollama.sources.list"], &net.gw);
     let want_url = format!("ws://10.79.0.1:{}", gw.port);
-    // Found by the gateway's own beacon, at the address of its records (not loopback).
+    // Found by the gateway's own beacon, at the address of its records (not loopback);
+    // from the LAN it is a new device the gateway's operator must pair, and says so.
+    let unpaired = eventually(60, "the node asks to be paired", || {
+        node.openclaw()
+            .filter(|o| o["state"] == "pending device pairing")
+    });
+    assert_eq!(unpaired["url"], want_url.as_str(), "{unpaired}");
+    assert_eq!(
+        unpaired["approve_with"],
+        "openclaw devices list; openclaw devices approve <requestId>"
+    );
+    assert!(
+        unpaired["last_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("NOT_PAIRED")),
+        "{unpaired}"
+    );
+    let device = unpaired["device_id"].as_str().unwrap().to_string();
+    let mut op = Operator::connect_in(&net.gw, &gw.url(), GATEWAY_TOKEN);
+    op.approve_device(&device);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     let found = loop {
         if let Some(o) = node.openclaw().filter(|o| o["connected"] == true) {
@@ -231,10 +246,8 @@ fn a_node_without_a_url_finds_the_gateway_by_its_beacon_and_serves_it() {
         "{line}"
     );
 
-    // The gateway lists it (from its veth address) pending approval; once approved, the
-    // operator's invoke reaches the node and comes back with its sources.
-    let device = found["device_id"].as_str().unwrap().to_string();
-    let mut op = Operator::connect_in(&net.gw, &gw.url(), GATEWAY_TOKEN);
+    // The gateway lists it pending approval; once approved, the operator's invoke
+    // reaches the node and comes back with its sources.
     let listed = op.node(&device).expect("the node is in node.list");
     assert_eq!(listed["approvalState"], "pending-approval", "{listed}");
     assert_eq!(listed["connected"], true);

@@ -82,15 +82,13 @@ impl Gateway {
 
     /// A gateway as an operator runs one for a LAN: in network namespace `netns`, bound
     /// to all interfaces (`--bind lan`), its `bonjour` plugin enabled (what
-    /// `openclaw plugins enable bonjour` writes), so it announces `_openclaw-gw._tcp`;
-    /// nodes from `lan_cidr` are paired without a device approval
-    /// (`gateway.nodes.pairing.autoApproveCidrs`), their command surface still pending.
-    pub fn start_lan(state: &Path, allow: &[&str], netns: &str, lan_cidr: &str) -> Gateway {
+    /// `openclaw plugins enable bonjour` writes), so it announces `_openclaw-gw._tcp`.
+    /// A node connecting over the LAN is a device the operator must pair first.
+    pub fn start_lan(state: &Path, allow: &[&str], netns: &str) -> Gateway {
         let oc = state.join(".openclaw");
         std::fs::create_dir_all(&oc).unwrap();
         let config = json!({
-            "gateway": {"nodes": {"commands": {"allow": allow},
-                                  "pairing": {"autoApproveCidrs": [lan_cidr]}}},
+            "gateway": {"nodes": {"commands": {"allow": allow}}},
             "plugins": {"entries": {"bonjour": {"enabled": true}}},
         });
         std::fs::write(oc.join("openclaw.json"), config.to_string()).unwrap();
@@ -363,6 +361,21 @@ impl Operator {
                    "timeoutMs": 15000, "idempotencyKey": key}),
         )
         .map(|p| p["payload"].clone())
+    }
+
+    /// Approve `device_id`'s pending device pairing (as `openclaw devices approve`).
+    pub fn approve_device(&mut self, device_id: &str) {
+        let list = self
+            .request("device.pair.list", json!({}))
+            .expect("device.pair.list");
+        let request_id = list["pending"]
+            .as_array()
+            .and_then(|p| p.iter().find(|r| r["deviceId"] == device_id))
+            .and_then(|r| r["requestId"].as_str())
+            .unwrap_or_else(|| panic!("no pairing request of {device_id}: {list}"))
+            .to_string();
+        self.request("device.pair.approve", json!({"requestId": request_id}))
+            .expect("device.pair.approve");
     }
 
     /// Approve `node_id`'s pending command surface (as `openclaw nodes approve`) and

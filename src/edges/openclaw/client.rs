@@ -161,7 +161,10 @@ impl Client {
         }
         let mut ws = match self.open() {
             Ok(ws) => ws,
-            Err(e) => return End::Lost(e),
+            Err(e) => {
+                self.stats.pairing_required.store(false, Ordering::Relaxed);
+                return End::Lost(e);
+            }
         };
         let hello = match self.handshake(&mut ws) {
             Ok(h) => h,
@@ -250,6 +253,7 @@ impl Client {
         let st = &self.stats;
         st.connected.store(true, Ordering::Relaxed);
         st.paired.store(true, Ordering::Relaxed);
+        st.pairing_required.store(false, Ordering::Relaxed);
         hit(&st.connects);
         *st.auth_method.lock().unwrap_or_else(|p| p.into_inner()) = hello.auth_method.clone();
         *st.last_error.lock().unwrap_or_else(|p| p.into_inner()) = None;
@@ -268,6 +272,8 @@ impl Client {
     /// next attempt presents the shared token again.
     fn refused(&mut self, e: &GatewayError, is_device_token: bool) -> String {
         let d = e.details_code.as_deref().unwrap_or("");
+        // Set again below while the gateway still wants the device approved.
+        self.stats.pairing_required.store(false, Ordering::Relaxed);
         if is_device_token && (d.starts_with("AUTH_") || d.starts_with("DEVICE_TOKEN")) {
             let _ = self.device.set_device_token(None);
             return format!(
@@ -281,6 +287,7 @@ impl Client {
         }
         if e.code == "NOT_PAIRED" || d.starts_with("PAIRING") {
             self.stats.paired.store(false, Ordering::Relaxed);
+            self.stats.pairing_required.store(true, Ordering::Relaxed);
             return format!(
                 "the gateway has not paired this device ({e}): approve it on the gateway with `openclaw devices list` and `openclaw devices approve <requestId>`"
             );

@@ -22,6 +22,9 @@ pub struct OpenclawStats {
     pub connected: AtomicBool,
     /// The gateway accepted this device (a `hello-ok`); cleared by `NOT_PAIRED`.
     pub paired: AtomicBool,
+    /// The last connect was refused with `NOT_PAIRED`: the gateway's operator must
+    /// approve this device first (a node on the LAN; loopback ones are paired silently).
+    pub pairing_required: AtomicBool,
     /// An operator approved the command surface: an invoke arrived (the gateway
     /// forwards none before), remembered until the node's commands change.
     pub approved: AtomicBool,
@@ -91,8 +94,10 @@ impl OpenclawStats {
             .and_then(|s| s.alerts_stats().ok())
             .unwrap_or_default();
         let looking = self.looking.load(r);
+        let pairing = !connected && self.pairing_required.load(r);
         let state = match (connected, approved) {
             (false, _) if looking => "looking for a gateway on the LAN",
+            (false, _) if pairing => "pending device pairing",
             (false, _) => "disconnected",
             (true, false) => "pending approval",
             (true, true) => "connected",
@@ -113,7 +118,11 @@ impl OpenclawStats {
             // the pending request node.list shows for this device id.
             // (a node may not list pairing requests: the operator finds the request
             // for this device id in `openclaw nodes pending`).
-            "approve_with": pending.then_some("openclaw nodes pending; openclaw nodes approve <requestId>"),
+            "approve_with": if pairing {
+                Some("openclaw devices list; openclaw devices approve <requestId>")
+            } else {
+                pending.then_some("openclaw nodes pending; openclaw nodes approve <requestId>")
+            },
             "device_id": device_id,
             "auth_method": lock(&self.auth_method),
             "last_error": self.last_error.lock().unwrap_or_else(|p| p.into_inner()).clone(),
@@ -174,6 +183,14 @@ mod tests {
         assert_eq!(
             j["approve_with"],
             "openclaw nodes pending; openclaw nodes approve <requestId>"
+        );
+        s.connected.store(false, Ordering::Relaxed);
+        s.pairing_required.store(true, Ordering::Relaxed);
+        let j = s.to_json();
+        assert_eq!(j["state"], "pending device pairing");
+        assert_eq!(
+            j["approve_with"],
+            "openclaw devices list; openclaw devices approve <requestId>"
         );
     }
 }
