@@ -21,7 +21,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 
-use common::{BIN, TempDir, UPTIME_PIPELINE, eventually, free_port, write_config_extra};
+use common::{BIN, TOKEN, TempDir, UPTIME_PIPELINE, eventually, free_port};
 use openclaw_gw::{GATEWAY_TOKEN, Gateway, Operator};
 use serde_json::{Value, json};
 
@@ -167,14 +167,23 @@ fn a_node_without_a_url_finds_the_gateway_by_its_beacon_and_serves_it() {
         return;
     };
     let dir = TempDir::new("oc-discover");
-    let cfg = write_config_extra(
-        dir.path(),
-        free_port(),
-        UPTIME_PIPELINE,
-        &format!(
-            "[agent]\nenabled = false\n\n[openclaw]\nenabled = true\ntoken = \"{GATEWAY_TOKEN}\"\n"
+    // As on a LAN: HTTP on every interface, so the node's own mDNS discovery runs too
+    // (a second mdns-sd daemon in the process while the client looks).
+    let pipe = dir.path().join("pipeline.toml");
+    std::fs::write(&pipe, UPTIME_PIPELINE).unwrap();
+    let cfg = dir.path().join("smollama.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[node]\nname = \"lan-node\"\ndata_dir = \"{}\"\n\n[http]\nbind = \"0.0.0.0:{}\"\ntoken = \"{TOKEN}\"\n\n\
+             [pipeline]\nfiles = [\"{}\"]\n\n[agent]\nenabled = false\n\n\
+             [openclaw]\nenabled = true\ntoken = \"{GATEWAY_TOKEN}\"\nreconnect_max = \"2s\"\n",
+            dir.path().join("data").display(),
+            free_port(),
+            pipe.display()
         ),
-    );
+    )
+    .unwrap();
     let node = Node::start(&net.node, &cfg);
     // No gateway yet: it says it is looking, and has no url.
     let looking = eventually(20, "the node looks for a gateway", || {
@@ -182,6 +191,12 @@ fn a_node_without_a_url_finds_the_gateway_by_its_beacon_and_serves_it() {
             .filter(|o| o["state"] == "looking for a gateway on the LAN")
     });
     assert!(looking["url"].is_null(), "{looking}");
+    assert!(
+        node.log()
+            .contains("discovery: announcing lan-node._smollama._tcp.local."),
+        "the node's own discovery runs beside: {}",
+        node.log()
+    );
     assert_eq!(looking["connected"], false);
     assert!(
         node.log()
