@@ -204,6 +204,33 @@ function live() {
   };
 }
 
+// The OpenClaw gateway connection (status connections.openclaw): its state, what the
+// operator must run while approval is pending, the last error, and a link to the
+// gateway's own control UI.
+function openclawPanel(oc) {
+  const yes = (b) => (b ? "yes" : "no");
+  const where = oc.gateway ? `${oc.gateway} at ${oc.url} (found on the LAN)` : oc.url || "none found yet";
+  const rows = [
+    ["state", oc.state], ["gateway", where], ["connected", yes(oc.connected)], ["paired", yes(oc.paired)],
+    ["approved", yes(oc.approved)], ["pending approval", yes(oc.pending_approval)], ["device id", oc.device_id],
+  ];
+  if (oc.last_error) rows.push(["last error", oc.last_error]);
+  const out = [
+    el("h2", {}, "OpenClaw gateway"),
+    el("table", { id: "openclaw-state" }, el("tbody", {}, rows.map(([k, v]) => el("tr", {}, el("th", {}, k), el("td", { "data-key": k }, v))))),
+  ];
+  if (oc.approve_with) {
+    out.push(el("p", {}, "Approve this node on the gateway host (its request is the one of device id ",
+      el("code", {}, oc.device_id), "):"),
+      el("pre", { id: "openclaw-approve" }, oc.approve_with.split("; ").join("\n")));
+  }
+  if (oc.control_ui) {
+    out.push(el("p", {}, el("a", { id: "openclaw-ui", href: oc.control_ui, target: "_blank", rel: "noopener" }, "Open the gateway's control UI"),
+      el("span", { class: "dim" }, ` (${oc.control_ui})`)));
+  }
+  return out;
+}
+
 // ---- views ----
 
 const views = {};
@@ -211,9 +238,10 @@ const views = {};
 views.overview = (main) => {
   const head = el("section", { class: "cards" });
   const queues = el("section", { id: "queues" });
+  const gateway = el("section", { id: "openclaw" });
   const body = el("tbody");
   const rows = new Map();
-  main.append(head, queues,
+  main.append(head, gateway, queues,
     el("h2", {}, "Sources"),
     el("table", { id: "readings" },
       el("thead", {}, el("tr", {}, el("th", {}, "source"), el("th", {}, "value"), el("th", {}, "unit"),
@@ -260,7 +288,9 @@ views.overview = (main) => {
         card("MQTT", c.mqtt ? c.mqtt.state : "off", edgeState(c.mqtt && c.mqtt.state)),
         card("Ollama", c.ollama ? (c.ollama.state || "off") : "off", edgeState(c.ollama && c.ollama.state)),
         card("store", s.store ? s.store.state : "?", edgeState(s.store && s.store.state)),
+        ...(c.openclaw ? [card("OpenClaw", c.openclaw.state, edgeState(c.openclaw.state))] : []),
       );
+      gateway.replaceChildren(...(c.openclaw ? openclawPanel(c.openclaw) : []));
       const bad = [];
       for (const src of s.sources || []) if (src.drops) bad.push(el("li", {}, `${src.id}: ${src.drops} readings dropped`));
       for (const e of s.edges || []) {

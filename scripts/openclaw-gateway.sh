@@ -11,7 +11,10 @@
 #   scripts/openclaw-gateway.sh run PORT TOKEN STATE_DIR
 #       install if needed, then run the gateway in the foreground on 127.0.0.1:PORT with
 #       shared token TOKEN and its state (openclaw.json, pairing) under STATE_DIR; it
-#       prints "openclaw-gateway: ready on 127.0.0.1:PORT" once the port accepts
+#       prints "openclaw-gateway: ready on 127.0.0.1:PORT" once the port accepts;
+#       with OPENCLAW_GATEWAY_LAN=1 it binds all interfaces (--bind lan) and may announce
+#       its mDNS beacon (OPENCLAW_DISABLE_BONJOUR=0: this is a container, where the
+#       gateway would stay silent), for tests/openclaw_discovery.rs in a network namespace
 #   scripts/openclaw-gateway.sh cli STATE_DIR ARGS...
 #       the openclaw CLI against that state directory (e.g. `nodes pending`)
 set -euo pipefail
@@ -80,7 +83,9 @@ case "${1:-}" in
       done
       echo "openclaw-gateway: not listening on 127.0.0.1:$port after 60 s" >&2
     ) &
-    exec "$(node_bin)" "$(openclaw_mjs)" gateway run --allow-unconfigured --bind loopback \
+    bind=loopback
+    if [ "${OPENCLAW_GATEWAY_LAN:-}" = 1 ]; then bind=lan; export OPENCLAW_DISABLE_BONJOUR=0; fi
+    exec "$(node_bin)" "$(openclaw_mjs)" gateway run --allow-unconfigured --bind "$bind" \
       --port "$port" --auth token --token "$token"
     ;;
   cli)

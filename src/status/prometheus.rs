@@ -157,7 +157,7 @@ fn openclaw(o: &mut Out, s: &Json) {
         "Whether the gateway's operator approved this node's commands (an invoke arrived).",
         flag("approved"),
     );
-    const COUNTERS: [(&str, &str, &str); 11] = [
+    const COUNTERS: [(&str, &str, &str); 12] = [
         (
             "connect_attempts",
             "smollama_openclaw_connect_attempts_total",
@@ -197,6 +197,11 @@ fn openclaw(o: &mut Out, s: &Json) {
             "requests_timed_out",
             "smollama_openclaw_requests_timed_out_total",
             "Requests to the gateway without a response in time.",
+        ),
+        (
+            "commands_refused",
+            "smollama_openclaw_commands_refused_total",
+            "Invokes refused with [openclaw] max_queued_commands already waiting.",
         ),
         (
             "alerts_sent",

@@ -25,6 +25,9 @@ pub const GATEWAY_TOKEN: &str = "gw-test-token-0123456789";
 pub struct Gateway {
     pub port: u16,
     pub state: PathBuf,
+    /// The network namespace it runs in (bound to all its interfaces, announcing its
+    /// mDNS beacon), or `None`: on 127.0.0.1, silent.
+    netns: Option<String>,
     child: Option<Child>,
 }
 
@@ -70,6 +73,29 @@ impl Gateway {
         let mut g = Gateway {
             port: crate::common::free_port(),
             state: state.to_path_buf(),
+            netns: None,
+            child: None,
+        };
+        g.run();
+        g
+    }
+
+    /// A gateway as an operator runs one for a LAN: in network namespace `netns`, bound
+    /// to all interfaces (`--bind lan`), its `bonjour` plugin enabled (what
+    /// `openclaw plugins enable bonjour` writes), so it announces `_openclaw-gw._tcp`.
+    /// A node connecting over the LAN is a device the operator must pair first.
+    pub fn start_lan(state: &Path, allow: &[&str], netns: &str) -> Gateway {
+        let oc = state.join(".openclaw");
+        std::fs::create_dir_all(&oc).unwrap();
+        let config = json!({
+            "gateway": {"nodes": {"commands": {"allow": allow}}},
+            "plugins": {"entries": {"bonjour": {"enabled": true}}},
+        });
+        std::fs::write(oc.join("openclaw.json"), config.to_string()).unwrap();
+        let mut g = Gateway {
+            port: crate::common::free_port(),
+            state: state.to_path_buf(),
+            netns: Some(netns.to_string()),
             child: None,
         };
         g.run();
@@ -77,7 +103,17 @@ impl Gateway {
     }
 
     fn run(&mut self) {
-        let mut child = Command::new(script())
+        let mut cmd = match &self.netns {
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns])
+                    .arg(script())
+                    .env("OPENCLAW_GATEWAY_LAN", "1");
+                c
+            }
+            None => Command::new(script()),
+        };
+        let mut child = cmd
             .args(["run", &self.port.to_string(), GATEWAY_TOKEN])
             .arg(&self.state)
             .stdout(Stdio::piped())
@@ -149,6 +185,22 @@ pub struct Operator {
 }
 
 impl Operator {
+    /// [`Operator::connect`] from inside network namespace `netns` (the socket is made
+    /// on a thread moved there with setns(2), and stays in it).
+    pub fn connect_in(netns: &str, url: &str, token: &str) -> Operator {
+        let (netns, url, token) = (netns.to_string(), url.to_string(), token.to_string());
+        std::thread::spawn(move || {
+            let ns = std::fs::File::open(format!("/var/run/netns/{netns}")).expect("the namespace");
+            // SAFETY: setns(2) on an open namespace file; it moves only this thread.
+            let r =
+                unsafe { libc::setns(std::os::fd::AsRawFd::as_raw_fd(&ns), libc::CLONE_NEWNET) };
+            assert_eq!(r, 0, "setns: {}", std::io::Error::last_os_error());
+            Operator::connect(&url, &token)
+        })
+        .join()
+        .expect("the operator connected")
+    }
+
     /// Connects and signs in as an operator, retrying while the gateway says it is still
     /// starting (`retryable`, with `retryAfterMs`), as its own clients do.
     pub fn connect(url: &str, token: &str) -> Operator {
@@ -309,6 +361,21 @@ impl Operator {
                    "timeoutMs": 15000, "idempotencyKey": key}),
         )
         .map(|p| p["payload"].clone())
+    }
+
+    /// Approve `device_id`'s pending device pairing (as `openclaw devices approve`).
+    pub fn approve_device(&mut self, device_id: &str) {
+        let list = self
+            .request("device.pair.list", json!({}))
+            .expect("device.pair.list");
+        let request_id = list["pending"]
+            .as_array()
+            .and_then(|p| p.iter().find(|r| r["deviceId"] == device_id))
+            .and_then(|r| r["requestId"].as_str())
+            .unwrap_or_else(|| panic!("no pairing request of {device_id}: {list}"))
+            .to_string();
+        self.request("device.pair.approve", json!({"requestId": request_id}))
+            .expect("device.pair.approve");
     }
 
     /// Approve `node_id`'s pending command surface (as `openclaw nodes approve`) and

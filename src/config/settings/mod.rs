@@ -288,6 +288,7 @@ impl Settings {
                 reconnect_max: 0,
                 request_timeout: 0,
                 max_frame_kb: 0,
+                max_queued_commands: 0,
                 alert_queue_max: 0,
                 alert_queue_kb: 0,
                 notify_channel: String::new(),

@@ -14,7 +14,8 @@ use crate::graph::Micros;
 pub struct OpenclawSettings {
     /// Connect to the gateway (a thread `openclaw`); off: no thread, nothing opened.
     pub enabled: bool,
-    /// `ws://host:port` (or `wss://` with the `openclaw-tls` feature).
+    /// `ws://host:port` (or `wss://` with the `openclaw-tls` feature); empty: the
+    /// gateway found by its mDNS beacon.
     pub url: String,
     /// The gateway's shared token (`gateway.auth.token`); never logged.
     pub token: Option<Secret>,
@@ -29,6 +30,9 @@ pub struct OpenclawSettings {
     /// Frames from the gateway larger than this many KiB are refused (the connection is
     /// closed and counted); the gateway's own `policy.maxPayload` bounds what we send.
     pub max_frame_kb: u32,
+    /// Commands waiting for the command thread (one runs at a time); past this an
+    /// invoke is refused with UNAVAILABLE (counted).
+    pub max_queued_commands: u32,
     /// `notify_human` alerts kept while the gateway has not acknowledged them; past
     /// either bound the oldest are dropped (counted).
     pub alert_queue_max: u32,
@@ -55,26 +59,28 @@ pub(crate) const SECTION: Section = Section {
             },
             |s| Some(s.openclaw.enabled.to_string()),
         ),
-        Key::new(
-            Spec {
-                default: "\"ws://127.0.0.1:18789\"",
-                doc: "The gateway's WebSocket address (its default port is 18789). wss:// needs a build with the openclaw-tls feature.",
-                hint: "an address such as \"ws://gateway.local:18789\"",
-                ..Spec::new("url", Want::Text)
-            },
-            |s, v, _| {
-                let v = v.text()?;
-                if !(v.starts_with("ws://") || v.starts_with("wss://")) {
-                    return Err(problem_hint(
-                        "openclaw url must start with ws:// or wss://",
-                        "write the gateway's address such as \"ws://gateway.local:18789\"",
-                    ));
-                }
-                s.openclaw.url = v;
-                Ok(())
-            },
-            |s| quoted(&s.openclaw.url),
-        ),
+        Key {
+            example: "\"ws://gateway.local:18789\"",
+            ..Key::new(
+                Spec {
+                    doc: "The gateway's WebSocket address (its default port is 18789). wss:// needs a build with the openclaw-tls feature. Unset: the first gateway found on the LAN by its mDNS beacon _openclaw-gw._tcp (the gateway's bonjour plugin).",
+                    hint: "an address such as \"ws://gateway.local:18789\"",
+                    ..Spec::new("url", Want::Text)
+                },
+                |s, v, _| {
+                    let v = v.text()?;
+                    if !(v.is_empty() || v.starts_with("ws://") || v.starts_with("wss://")) {
+                        return Err(problem_hint(
+                            "openclaw url must start with ws:// or wss://",
+                            "write the gateway's address such as \"ws://gateway.local:18789\", or leave it out to find the gateway on the LAN",
+                        ));
+                    }
+                    s.openclaw.url = v;
+                    Ok(())
+                },
+                |s| quoted(&s.openclaw.url).filter(|_| !s.openclaw.url.is_empty()),
+            )
+        },
         Key {
             example: "\"...\"",
             secret: true,
@@ -158,6 +164,19 @@ pub(crate) const SECTION: Section = Section {
                 Ok(())
             },
             |s| number(s.openclaw.max_frame_kb),
+        ),
+        Key::new(
+            Spec {
+                range: Some((1.0, 1000.0)),
+                default: "16",
+                doc: "Invoked commands waiting for the command thread (openclaw-cmd runs one at a time, off the socket); past this an invoke is answered UNAVAILABLE (counted in /api/status, openclaw.commands_refused).",
+                ..Spec::new("max_queued_commands", Want::WholeNumber)
+            },
+            |s, v, _| {
+                s.openclaw.max_queued_commands = v.int()? as u32;
+                Ok(())
+            },
+            |s| number(s.openclaw.max_queued_commands),
         ),
         Key::new(
             Spec {

@@ -2,7 +2,9 @@
 //! connection ends; reconnect with capped backoff. One thread, one socket: after the
 //! handshake the socket is non-blocking and the thread sleeps in `poll(2)` on it and on
 //! its stop pipe, until a frame arrives, a deadline (tick watchdog, request timeouts)
-//! comes, or, while the agent is answering a question, a short turn to collect it.
+//! comes, a command finishes on the `openclaw-cmd` thread (`worker.rs`: commands never
+//! run on this one, so ticks are read while a slow one runs), or, while the agent is
+//! answering a question, a short turn to collect it.
 
 use std::io::{ErrorKind, Read};
 use std::net::{TcpStream, ToSocketAddrs};
@@ -28,6 +30,7 @@ use super::identity::DeviceFile;
 use super::requests::Requests;
 use super::stats::{OpenclawStats, hit};
 use super::watchdog::TickWatchdog;
+use super::worker::{Job, Worker};
 
 type Ws = WebSocket<MaybeTlsStream<TcpStream>>;
 
@@ -55,6 +58,8 @@ enum End {
 struct Asked {
     id: String,
     node_id: String,
+    /// Its idempotency key: the answer is remembered under it.
+    key: String,
     answer: async_channel::Receiver<Json>,
     deadline: Instant,
 }
@@ -64,6 +69,8 @@ struct Asked {
 /// questions) lives in `serve` and goes with it.
 pub(crate) struct Client {
     pub parts: Parts,
+    /// The gateway's address: `[openclaw] url`, or its beacon's when that is empty.
+    pub url: String,
     pub stats: Arc<OpenclawStats>,
     pub device: DeviceFile,
     pub stop: UnixStream,
@@ -72,6 +79,11 @@ pub(crate) struct Client {
     pub started: Instant,
     /// The last results by idempotency key, newest last (at most `REMEMBERED`).
     pub recent: std::collections::VecDeque<(String, Result<Json, InvokeError>)>,
+    /// Runs the commands off this thread.
+    pub worker: Worker,
+    /// Counts connections, so a command finished after its connection ended is not
+    /// answered on the next one.
+    pub session: u64,
 }
 
 impl Client {
@@ -136,9 +148,23 @@ impl Client {
     }
 
     fn session(&mut self, backoff: &mut Backoff) -> End {
+        if self.parts.settings.url.is_empty() {
+            // No url: the gateway's mDNS beacon gives it, looked for again after each
+            // lost connection (the gateway may have moved).
+            self.stats.looking.store(true, Ordering::Relaxed);
+            let found = super::discover::look(|d| self.sleep(d), &self.url);
+            self.stats.looking.store(false, Ordering::Relaxed);
+            let Some(b) = found else { return End::Stop };
+            self.stats.set_url(&b.url);
+            *self.stats.gateway.lock().unwrap_or_else(|p| p.into_inner()) = b.display_name;
+            self.url = b.url;
+        }
         let mut ws = match self.open() {
             Ok(ws) => ws,
-            Err(e) => return End::Lost(e),
+            Err(e) => {
+                self.stats.pairing_required.store(false, Ordering::Relaxed);
+                return End::Lost(e);
+            }
         };
         let hello = match self.handshake(&mut ws) {
             Ok(h) => h,
@@ -153,7 +179,7 @@ impl Client {
     }
 
     fn open(&self) -> Result<Ws, String> {
-        let url = &self.parts.settings.url;
+        let url = &self.url;
         let (host, port) = host_port(url)?;
         let addr = (host.as_str(), port)
             .to_socket_addrs()
@@ -227,12 +253,13 @@ impl Client {
         let st = &self.stats;
         st.connected.store(true, Ordering::Relaxed);
         st.paired.store(true, Ordering::Relaxed);
+        st.pairing_required.store(false, Ordering::Relaxed);
         hit(&st.connects);
         *st.auth_method.lock().unwrap_or_else(|p| p.into_inner()) = hello.auth_method.clone();
         *st.last_error.lock().unwrap_or_else(|p| p.into_inner()) = None;
         log::info!(
             "openclaw: connected to {} as node {} (protocol {}, auth {}, tick {} s)",
-            self.parts.settings.url,
+            self.url,
             self.device.identity.device_id,
             hello.protocol,
             hello.auth_method,
@@ -245,6 +272,8 @@ impl Client {
     /// next attempt presents the shared token again.
     fn refused(&mut self, e: &GatewayError, is_device_token: bool) -> String {
         let d = e.details_code.as_deref().unwrap_or("");
+        // Set again below while the gateway still wants the device approved.
+        self.stats.pairing_required.store(false, Ordering::Relaxed);
         if is_device_token && (d.starts_with("AUTH_") || d.starts_with("DEVICE_TOKEN")) {
             let _ = self.device.set_device_token(None);
             return format!(
@@ -258,6 +287,7 @@ impl Client {
         }
         if e.code == "NOT_PAIRED" || d.starts_with("PAIRING") {
             self.stats.paired.store(false, Ordering::Relaxed);
+            self.stats.pairing_required.store(true, Ordering::Relaxed);
             return format!(
                 "the gateway has not paired this device ({e}): approve it on the gateway with `openclaw devices list` and `openclaw devices approve <requestId>`"
             );
@@ -286,7 +316,14 @@ impl Client {
         let mut asked: Vec<Asked> = Vec::new();
         let mut alerts = Outgoing::new(Instant::now());
         let max_payload = hello.max_payload;
+        self.session += 1;
         loop {
+            // Commands the worker finished.
+            for (job, invoked) in self.worker.finished() {
+                if let Some(a) = self.finished(&mut ws, &mut requests, job, invoked, max_payload) {
+                    asked.push(a);
+                }
+            }
             // Everything the socket holds.
             loop {
                 match ws.read() {
@@ -307,11 +344,7 @@ impl Client {
                             Ok(Incoming::Event { event, payload })
                                 if event == "node.invoke.request" =>
                             {
-                                if let Some(a) =
-                                    self.invoke(&mut ws, &mut requests, &payload, max_payload)
-                                {
-                                    asked.push(a);
-                                }
+                                self.invoke(&mut ws, &mut requests, &payload, max_payload);
                             }
                             Ok(Incoming::Res { id, result }) => {
                                 let method = requests.done(&id);
@@ -364,6 +397,7 @@ impl Client {
                 };
                 if let Some(r) = result {
                     let a = asked.swap_remove(i);
+                    self.remember(&a.key, &r);
                     self.send_result(&mut ws, &mut requests, &a.id, &a.node_id, r, max_payload);
                 } else {
                     i += 1;
@@ -422,6 +456,11 @@ impl Client {
                     events: libc::POLLIN,
                     revents: 0,
                 },
+                libc::pollfd {
+                    fd: self.worker.bell_fd(),
+                    events: libc::POLLIN,
+                    revents: 0,
+                },
             ];
             poll(&mut fds, Some(until));
             if fds[2].revents != 0 {
@@ -439,14 +478,9 @@ impl Client {
         }
     }
 
-    /// One `node.invoke.request`: run it (or hand it to the agent) and answer.
-    fn invoke(
-        &mut self,
-        ws: &mut Ws,
-        requests: &mut Requests,
-        p: &Json,
-        max_payload: usize,
-    ) -> Option<Asked> {
+    /// One `node.invoke.request`: handed to the worker (answered when it finished), or
+    /// answered at once (a repeat, bad params, too many waiting).
+    fn invoke(&mut self, ws: &mut Ws, requests: &mut Requests, p: &Json, max_payload: usize) {
         hit(&self.stats.invokes);
         // The gateway forwards invokes only for an approved command surface.
         self.stats.approved.store(true, Ordering::Relaxed);
@@ -462,40 +496,85 @@ impl Client {
             log::debug!("openclaw: {command} again with the same idempotency key; not run twice");
             let r = r.clone();
             self.send_result(ws, requests, &id, &node_id, r, max_payload);
-            return None;
+            return;
         }
         let params = match p.get("paramsJSON").and_then(Json::as_str) {
             Some(text) => serde_json::from_str(text),
             None => Ok(p.get("params").cloned().unwrap_or(json!({}))),
         };
-        let result = match params {
-            Err(e) => Err(InvokeError::new(
-                InvokeError::INVALID_PARAMS,
-                format!("paramsJSON is not JSON: {e}"),
-            )),
-            Ok(params) => match self.parts.commands.invoke(command, &params) {
-                Invoked::Done(r) => r,
-                Invoked::Later(answer) => {
-                    let ms = p["timeoutMs"].as_u64().unwrap_or(30_000);
-                    return Some(Asked {
-                        id,
-                        node_id,
-                        answer,
-                        deadline: Instant::now() + Duration::from_millis(ms),
-                    });
-                }
-            },
+        let params = match params {
+            Ok(params) => params,
+            Err(e) => {
+                let e = InvokeError::new(
+                    InvokeError::INVALID_PARAMS,
+                    format!("paramsJSON is not JSON: {e}"),
+                );
+                self.send_result(ws, requests, &id, &node_id, Err(e), max_payload);
+                return;
+            }
         };
-        // A command that did not run (NODE_NOT_READY) may run when the gateway retries.
-        let ran = !matches!(&result, Err(e) if e.code == InvokeError::NOT_READY);
+        let job = Job {
+            session: self.session,
+            id,
+            node_id,
+            command: command.to_string(),
+            params,
+            key: key.to_string(),
+            timeout_ms: p["timeoutMs"].as_u64().unwrap_or(30_000),
+        };
+        if let Some(job) = self.worker.submit(job) {
+            hit(&self.stats.commands_refused);
+            let e = InvokeError::new(
+                InvokeError::UNAVAILABLE,
+                format!(
+                    "{} commands are already waiting ([openclaw] max_queued_commands)",
+                    self.parts.settings.max_queued_commands
+                ),
+            );
+            self.send_result(ws, requests, &job.id, &job.node_id, Err(e), max_payload);
+        }
+    }
+
+    /// A command the worker finished: its result sent (or a question waiting for the
+    /// agent's answer).
+    fn finished(
+        &mut self,
+        ws: &mut Ws,
+        requests: &mut Requests,
+        job: Job,
+        invoked: Invoked,
+        max_payload: usize,
+    ) -> Option<Asked> {
+        let result = match invoked {
+            Invoked::Done(r) => r,
+            Invoked::Later(answer) => {
+                return (job.session == self.session).then(|| Asked {
+                    id: job.id,
+                    node_id: job.node_id,
+                    key: job.key,
+                    answer,
+                    deadline: Instant::now() + Duration::from_millis(job.timeout_ms),
+                });
+            }
+        };
+        self.remember(&job.key, &result);
+        // An invoke of a connection that has ended is the gateway's no longer.
+        if job.session == self.session {
+            self.send_result(ws, requests, &job.id, &job.node_id, result, max_payload);
+        }
+        None
+    }
+
+    /// Keep a result under its idempotency key. A command that did not run
+    /// (NODE_NOT_READY) may run when the gateway retries.
+    fn remember(&mut self, key: &str, result: &Result<Json, InvokeError>) {
+        let ran = !matches!(result, Err(e) if e.code == InvokeError::NOT_READY);
         if ran && !key.is_empty() {
             if self.recent.len() >= REMEMBERED {
                 self.recent.pop_front();
             }
             self.recent.push_back((key.to_string(), result.clone()));
         }
-        self.send_result(ws, requests, &id, &node_id, result, max_payload);
-        None
     }
 
     /// The oldest queued alert, when it is its turn (one in flight at a time).

@@ -10,20 +10,24 @@
 //! - `client.rs`: the thread: connect, serve, reconnect
 //! - `backoff.rs`, `watchdog.rs`, `requests.rs`: reconnect delays, tick liveness,
 //!   requests with ids and timeouts
+//! - `discover.rs`: the gateway found by its mDNS beacon when no url is set
 //! - `commands.rs`: the command names and the door to run them
 //! - `alerts.rs`: queued `notify_human` alerts sent as `agent.request`, in order
+//! - `worker.rs`: the thread `openclaw-cmd` that runs the commands off the socket
 //! - `stats.rs`: what status shows
 
 mod alerts;
 mod backoff;
 mod client;
 pub mod commands;
+mod discover;
 mod frame;
 mod handshake;
 mod identity;
 mod requests;
 pub mod stats;
 mod watchdog;
+mod worker;
 
 use std::io::Write;
 use std::os::unix::net::UnixStream;
@@ -69,7 +73,7 @@ impl Handle {
 pub fn start(parts: Parts) -> Result<Handle, String> {
     let device = identity::DeviceFile::open(&parts.store_dir)?;
     let stats = Arc::new(OpenclawStats {
-        url: parts.settings.url.clone(),
+        url: std::sync::Mutex::new(parts.settings.url.clone()),
         store: Some(parts.store.clone()),
         ..Default::default()
     });
@@ -83,7 +87,14 @@ pub fn start(parts: Parts) -> Result<Handle, String> {
     parts
         .store
         .set_alerts_wake(Box::new(move || drop((&bell).write(&[1]))));
+    let worker = worker::Worker::start(
+        parts.commands.clone(),
+        parts.settings.max_queued_commands.max(1) as usize,
+    )?;
     let client = client::Client {
+        worker,
+        session: 0,
+        url: parts.settings.url.clone(),
         parts,
         stats: stats.clone(),
         device,

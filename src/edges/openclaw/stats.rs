@@ -12,10 +12,19 @@ use crate::store::Store;
 /// The connection's state and counters, written by the `openclaw` thread.
 #[derive(Default)]
 pub struct OpenclawStats {
-    pub url: String,
+    /// The gateway's address: `[openclaw] url`, or the one its beacon gave (empty until
+    /// one is found).
+    pub url: Mutex<String>,
+    /// No url is set and no gateway has been found yet (browsing mDNS).
+    pub looking: AtomicBool,
+    /// The found gateway's name (its beacon's `displayName`); empty with a set url.
+    pub gateway: Mutex<String>,
     pub connected: AtomicBool,
     /// The gateway accepted this device (a `hello-ok`); cleared by `NOT_PAIRED`.
     pub paired: AtomicBool,
+    /// The last connect was refused with `NOT_PAIRED`: the gateway's operator must
+    /// approve this device first (a node on the LAN; loopback ones are paired silently).
+    pub pairing_required: AtomicBool,
     /// An operator approved the command surface: an invoke arrived (the gateway
     /// forwards none before), remembered until the node's commands change.
     pub approved: AtomicBool,
@@ -30,6 +39,8 @@ pub struct OpenclawStats {
     /// Connections closed for 2× the tick interval of silence.
     pub watchdog_closes: AtomicU64,
     pub requests_timed_out: AtomicU64,
+    /// Invokes refused because `[openclaw] max_queued_commands` were already waiting.
+    pub commands_refused: AtomicU64,
     /// `notify_human` alerts the gateway acknowledged (`agent.request`).
     pub alerts_sent: AtomicU64,
     /// Tries the gateway did not take (before approval: pairing_changed); kept queued.
@@ -41,11 +52,31 @@ pub struct OpenclawStats {
     pub last_error: Mutex<Option<String>>,
 }
 
+/// The gateway's control UI, served over HTTP on the same port as its WebSocket
+/// (openclaw `docs/web/control-ui.md`: `http://<host>:18789/`; a `gateway.controlUi.basePath`
+/// is the gateway's own and not told to nodes). `None` without a url.
+pub(crate) fn control_ui(url: &str) -> Option<String> {
+    let (scheme, rest) = if let Some(r) = url.strip_prefix("ws://") {
+        ("http", r)
+    } else {
+        ("https", url.strip_prefix("wss://")?)
+    };
+    let authority = rest
+        .split(['/', '?', '#'])
+        .next()
+        .filter(|a| !a.is_empty())?;
+    Some(format!("{scheme}://{authority}/"))
+}
+
 pub(crate) fn hit(c: &AtomicU64) {
     c.fetch_add(1, Ordering::Relaxed);
 }
 
 impl OpenclawStats {
+    pub(crate) fn set_url(&self, url: &str) {
+        *self.url.lock().unwrap_or_else(|p| p.into_inner()) = url.to_string();
+    }
+
     pub(crate) fn set_error(&self, e: &str) {
         *self.last_error.lock().unwrap_or_else(|p| p.into_inner()) = Some(e.to_string());
     }
@@ -62,22 +93,37 @@ impl OpenclawStats {
             .as_ref()
             .and_then(|s| s.alerts_stats().ok())
             .unwrap_or_default();
+        let looking = self.looking.load(r);
+        let pairing = !connected && self.pairing_required.load(r);
         let state = match (connected, approved) {
+            (false, _) if looking => "looking for a gateway on the LAN",
+            (false, _) if pairing => "pending device pairing",
             (false, _) => "disconnected",
             (true, false) => "pending approval",
             (true, true) => "connected",
         };
+        let url = lock(&self.url);
+        let device_id = lock(&self.device_id);
         json!({
             "state": state,
-            "url": self.url,
+            "url": (!url.is_empty()).then_some(url.as_str()),
+            // Set when the gateway was found by its beacon, not by `url`.
+            "gateway": Some(lock(&self.gateway)).filter(|g| !g.is_empty()),
+            "control_ui": control_ui(&url),
             "connected": connected,
             "paired": self.paired.load(r),
             "approved": approved,
             "pending_approval": pending,
             // The gateway tells a node nothing about its approval: the operator approves
             // the pending request node.list shows for this device id.
-            "approve_with": pending.then_some("openclaw nodes pending; openclaw nodes approve <requestId>"),
-            "device_id": lock(&self.device_id),
+            // (a node may not list pairing requests: the operator finds the request
+            // for this device id in `openclaw nodes pending`).
+            "approve_with": if pairing {
+                Some("openclaw devices list; openclaw devices approve <requestId>")
+            } else {
+                pending.then_some("openclaw nodes pending; openclaw nodes approve <requestId>")
+            },
+            "device_id": device_id,
             "auth_method": lock(&self.auth_method),
             "last_error": self.last_error.lock().unwrap_or_else(|p| p.into_inner()).clone(),
             "connect_attempts": self.connect_attempts.load(r),
@@ -88,10 +134,63 @@ impl OpenclawStats {
             "results_too_large": self.results_too_large.load(r),
             "watchdog_closes": self.watchdog_closes.load(r),
             "requests_timed_out": self.requests_timed_out.load(r),
+            "commands_refused": self.commands_refused.load(r),
             "alerts_queued": alerts.queued,
             "alerts_sent": self.alerts_sent.load(r),
             "alerts_refused": self.alerts_refused.load(r),
             "alerts_dropped": alerts.dropped,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_control_ui_is_the_gateways_http_root_on_the_same_port() {
+        assert_eq!(
+            control_ui("ws://10.77.0.1:18789").as_deref(),
+            Some("http://10.77.0.1:18789/")
+        );
+        assert_eq!(
+            control_ui("wss://gw.example/ws?x=1").as_deref(),
+            Some("https://gw.example/")
+        );
+        assert_eq!(
+            control_ui("ws://[fd00::7]:9/").as_deref(),
+            Some("http://[fd00::7]:9/")
+        );
+        assert_eq!(control_ui(""), None);
+    }
+
+    #[test]
+    fn status_says_it_is_looking_until_a_gateway_is_found() {
+        let s = OpenclawStats::default();
+        s.looking.store(true, Ordering::Relaxed);
+        let j = s.to_json();
+        assert_eq!(j["state"], "looking for a gateway on the LAN");
+        assert!(j["url"].is_null() && j["control_ui"].is_null(), "{j}");
+        s.looking.store(false, Ordering::Relaxed);
+        s.set_url("ws://10.77.0.1:18789");
+        *s.gateway.lock().unwrap() = "vm".into();
+        s.connected.store(true, Ordering::Relaxed);
+        *s.device_id.lock().unwrap() = "abc".into();
+        let j = s.to_json();
+        assert_eq!(j["state"], "pending approval");
+        assert_eq!(j["gateway"], "vm");
+        assert_eq!(j["control_ui"], "http://10.77.0.1:18789/");
+        assert_eq!(
+            j["approve_with"],
+            "openclaw nodes pending; openclaw nodes approve <requestId>"
+        );
+        s.connected.store(false, Ordering::Relaxed);
+        s.pairing_required.store(true, Ordering::Relaxed);
+        let j = s.to_json();
+        assert_eq!(j["state"], "pending device pairing");
+        assert_eq!(
+            j["approve_with"],
+            "openclaw devices list; openclaw devices approve <requestId>"
+        );
     }
 }
