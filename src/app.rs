@@ -400,6 +400,8 @@ pub fn run(settings: Settings, spec: PipelineSpec) -> Result<(), String> {
             &settings.node.name,
             settings.agent.rate_per_minute,
             a.questions.clone(),
+            a.stats.clone(),
+            u64::from(settings.agent.queue_kb) << 10,
         ))
     });
     #[cfg(feature = "agent")]

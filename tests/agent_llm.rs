@@ -200,6 +200,60 @@ fn questions_wait_for_ollama_across_a_restart_and_are_answered_in_order() {
 }
 
 #[test]
+fn questions_kept_while_the_server_is_away_are_bounded_in_bytes() {
+    let dir = TempDir::new("agent-queue-kb");
+    let broker = Broker::start(dir.path());
+    let mut ollama = FakeOllama::start(&[MODEL]);
+    ollama.stop(); // the model server is away: questions are kept
+    let sub = Subscriber::new(broker.port, "asker-kb", &["smollama/test-node/answers"]);
+    let port = free_port();
+    let cfg = write_config_extra(
+        dir.path(),
+        port,
+        PIPELINE,
+        &settings(
+            broker.port,
+            ollama.port(),
+            "fallback_mode = \"queue\"\nqueue_max = 100\nqueue_kb = 1",
+        ),
+    );
+    let agent = Agent::start(&cfg, port, &[]);
+    wait_mqtt_connected(&agent);
+    // Three questions of ~600 bytes: 1 KiB holds one of them, so the count bound (100)
+    // never bites and the byte bound drops the oldest two.
+    for n in 1..=3 {
+        let q = format!(
+            r#"{{"id": "kb{n}", "question": "{n}: {}?"}}"#,
+            "x".repeat(600)
+        );
+        sub.publish("smollama/test-node/ask", q.as_bytes(), false);
+        let want = n - 1;
+        eventually(15, "the question taken up", || {
+            (llm_status(&agent)["queue_dropped"].as_u64()?
+                + llm_status(&agent)["queued"].as_u64()?
+                == want + 1)
+                .then_some(())
+        });
+    }
+    let st = llm_status(&agent);
+    assert_eq!(st["queued"], 1, "{st}");
+    assert_eq!(st["queue_dropped"], 2, "{st}");
+    assert!(
+        agent.log().contains("queue_kb"),
+        "the drop names the setting: {}",
+        agent.log()
+    );
+    // Back: the one kept, the newest, is answered.
+    ollama.push(Step::Text("kept".into()));
+    ollama.restart();
+    let answers = eventually(60, "the answer", || {
+        let a = sub.on("smollama/test-node/answers");
+        (!a.is_empty()).then_some(a)
+    });
+    assert_eq!(answers[0]["id"], "kb3", "the dropped ones are not answered first");
+}
+
+#[test]
 fn skip_mode_answers_with_an_error_at_once() {
     let dir = TempDir::new("agent-skip");
     let broker = Broker::start(dir.path());

@@ -91,21 +91,31 @@ pub struct Intake {
     node: String,
     rate_per_minute: u32,
     questions: async_channel::Sender<Question>,
+    /// Bytes of question text in the channel (the `llm` thread subtracts what it takes).
+    arriving: std::sync::Arc<crate::agent::worker::LlmStats>,
+    /// `[agent] queue_kb` in bytes.
+    max_bytes: u64,
     rate: Mutex<Rate>,
     pub stats: IntakeStats,
 }
 
 impl Intake {
-    /// `node` names made-up ids; `rate_per_minute` is `[agent] rate_per_minute`.
+    /// `node` names made-up ids; `rate_per_minute` is `[agent] rate_per_minute`;
+    /// `max_bytes` (`[agent] queue_kb`) bounds the question text waiting in the channel,
+    /// counted in `stats.arriving_bytes`.
     pub fn new(
         node: &str,
         rate_per_minute: u32,
         questions: async_channel::Sender<Question>,
+        stats: std::sync::Arc<crate::agent::worker::LlmStats>,
+        max_bytes: u64,
     ) -> Intake {
         Intake {
             node: node.to_string(),
             rate_per_minute,
             questions,
+            arriving: stats,
+            max_bytes,
             rate: Mutex::new(Rate::default()),
             stats: IntakeStats::default(),
         }
@@ -170,11 +180,25 @@ impl Intake {
             origin,
             received: now,
         };
+        // One question larger than the bound may still wait alone.
+        let len = q.text.len() as u64;
+        let waiting = self.arriving.arriving_bytes.load(Ordering::Relaxed);
+        if waiting > 0 && waiting + len > self.max_bytes {
+            bump(&counts.refused);
+            log::warn!(
+                "agent: busy ({} KiB of questions waiting: [agent] queue_kb); ignored one on {key}",
+                waiting >> 10
+            );
+            return Offered::Busy;
+        }
         if self.questions.try_send(q).is_err() {
             bump(&counts.refused);
             log::warn!("agent: busy (64 questions waiting); ignored one on {key}");
             return Offered::Busy;
         }
+        self.arriving
+            .arriving_bytes
+            .fetch_add(len, Ordering::Relaxed);
         bump(&counts.questions);
         Offered::Accepted(id)
     }
@@ -192,7 +216,8 @@ mod tests {
 
     fn intake(limit: u32) -> (Intake, async_channel::Receiver<Question>) {
         let (tx, rx) = async_channel::bounded(2);
-        (Intake::new("n", limit, tx), rx)
+        let stats = std::sync::Arc::new(crate::agent::worker::LlmStats::default());
+        (Intake::new("n", limit, tx, stats, 1 << 20), rx)
     }
 
     fn mqtt(topic: &str) -> Arrival<'_> {
@@ -229,6 +254,35 @@ mod tests {
         assert_eq!(i.offer_at(mqtt("n/ask"), b"  ", 0), Offered::Ignored);
         assert!(rx.try_recv().is_err());
         assert_eq!(i.stats.mqtt.ignored.load(Ordering::Relaxed), 6);
+    }
+
+    #[test]
+    fn questions_waiting_are_bounded_in_bytes_as_well_as_in_number() {
+        let (tx, rx) = async_channel::bounded(64);
+        let stats = std::sync::Arc::new(crate::agent::worker::LlmStats::default());
+        let i = Intake::new("n", 1000, tx, stats.clone(), 2048);
+        let long = |n: usize| "x".repeat(n);
+        assert!(matches!(
+            i.offer_at(mqtt("a/ask"), long(1500).as_bytes(), 0),
+            Offered::Accepted(_)
+        ));
+        // Past 2 KiB waiting: refused as busy and counted, though 63 slots are free.
+        assert_eq!(
+            i.offer_at(mqtt("b/ask"), long(1000).as_bytes(), 1),
+            Offered::Busy
+        );
+        assert_eq!(i.stats.mqtt.refused.load(Ordering::Relaxed), 1);
+        assert_eq!(stats.arriving_bytes.load(Ordering::Relaxed), 1500);
+        // The `llm` thread takes the first up (and subtracts it): room again, and one
+        // question larger than the whole bound may wait alone.
+        let q = rx.try_recv().unwrap();
+        stats
+            .arriving_bytes
+            .fetch_sub(q.text.len() as u64, Ordering::Relaxed);
+        assert!(matches!(
+            i.offer_at(mqtt("b/ask"), long(4000).as_bytes(), 2),
+            Offered::Accepted(_)
+        ));
     }
 
     #[test]

@@ -54,6 +54,9 @@ pub struct LlmStats {
     pub queued: AtomicU64,
     /// Questions dropped because the queue was full (oldest first).
     pub queue_dropped: AtomicU64,
+    /// Bytes of question text handed to this thread and not yet taken up (the intake
+    /// adds, the thread subtracts; bounded by `[agent] queue_kb`).
+    pub arriving_bytes: AtomicU64,
     pub last_error: Mutex<Option<String>>,
     /// The tools' bounds hit (shared with the tools' context).
     pub tools: Arc<super::tools::ToolStats>,
@@ -302,6 +305,10 @@ impl Worker {
                 Wake::Reembed => self.reembed.step(&self.a),
                 Wake::Question(q) => {
                     self.a.stats.questions.fetch_add(1, Ordering::Relaxed);
+                    self.a
+                        .stats
+                        .arriving_bytes
+                        .fetch_sub(q.text.len() as u64, Ordering::Relaxed);
                     // An asker that cannot wait (HTTP) is tried at once, and answered
                     // with the error if the server is still away.
                     if self.queue.is_empty() || !q.origin.can_wait() {
@@ -466,11 +473,14 @@ impl Worker {
 
     fn trim_queue(&mut self) {
         let max = self.a.ctx.settings.agent.queue_max as usize;
-        while self.queue.len() > max {
+        let max_bytes = u64::from(self.a.ctx.settings.agent.queue_kb) << 10;
+        let bytes = |q: &VecDeque<Question>| q.iter().map(|q| q.text.len() as u64).sum::<u64>();
+        while self.queue.len() > max || (self.queue.len() > 1 && bytes(&self.queue) > max_bytes) {
             if let Some(old) = self.queue.pop_front() {
                 self.a.stats.queue_dropped.fetch_add(1, Ordering::Relaxed);
                 log::warn!(
-                    "agent: question queue full ({max}); dropped the oldest ({})",
+                    "agent: question queue full ({max} questions or {} KiB: [agent] queue_max, queue_kb); dropped the oldest ({})",
+                    max_bytes >> 10,
                     old.id
                 );
             }

@@ -356,6 +356,7 @@ fn llm(shared: &StatusView) -> Json {
         "failed": n(&st.failed),
         "queued": n(&st.queued),
         "queue_dropped": n(&st.queue_dropped),
+        "arriving_bytes": n(&st.arriving_bytes),
         "model_calls": n(&st.calls),
         "mean_answer_ms": if calls > 0 { (n(&st.call_us) as f64 / calls as f64 / 1000.0 * 10.0).round() / 10.0 } else { 0.0 },
         "answer_seconds": st.answer_latency.json(),

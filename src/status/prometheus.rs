@@ -933,6 +933,12 @@ fn llm(o: &mut Out, l: &Json) {
         "Questions dropped because the queue was full.",
         num(&l["queue_dropped"]),
     );
+    o.single(
+        "smollama_llm_arriving_bytes",
+        "gauge",
+        "Bytes of question text arrived and not yet taken up by the agent ([agent] queue_kb).",
+        num(&l["arriving_bytes"]),
+    );
     if let Some(t) = l["tools"].as_object() {
         o.family("smollama_llm_tool_events_total", "counter", "Tool calls by outcome (exec tools run, failed, timed out, over the output cap; writes refused).");
         for (k, v) in t {

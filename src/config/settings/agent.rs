@@ -26,6 +26,9 @@ pub struct AgentSettings {
     pub fallback_mode: FallbackMode,
     /// Most questions kept while Ollama is away; beyond it the oldest is dropped (counted).
     pub queue_max: u32,
+    /// Most bytes of question text waiting for the agent (in its channel, and kept while
+    /// the model server is away), whatever their number.
+    pub queue_kb: u32,
     /// Most questions answered per topic per minute (stops two nodes chattering forever).
     pub rate_per_minute: u32,
     /// Questions over MQTT may run write tools (`writes = true` exec tools); off by
@@ -170,6 +173,20 @@ pub(crate) const SECTION: Section = Section {
                 Ok(())
             },
             |s| number(s.agent.queue_max),
+        ),
+        Key::new(
+            Spec {
+                range: Some((1.0, 1_048_576.0)),
+                default: "1024",
+                doc: "Most KiB of question text waiting for the agent (arrived and not yet taken up, and kept while the model server is away); past it a new question is refused as busy (counted), or the oldest kept one is dropped (counted). One question larger than this may still wait alone.",
+                hint: "KiB, e.g. 1024",
+                ..Spec::new("queue_kb", Want::WholeNumber)
+            },
+            |s, v, _| {
+                s.agent.queue_kb = v.int()? as u32;
+                Ok(())
+            },
+            |s| number(s.agent.queue_kb),
         ),
         Key::new(
             Spec {

@@ -250,6 +250,7 @@ impl Settings {
                 answer_topic: None,
                 fallback_mode: FallbackMode::Queue,
                 queue_max: 0,
+                queue_kb: 0,
                 rate_per_minute: 0,
                 trust_mqtt: false,
             },
