@@ -114,6 +114,10 @@ fn ten_minutes_of_everything_leak_nothing() {
     // well-formed observation answer.
     let stop = Arc::new(AtomicBool::new(false));
     let (o2, s2) = (ollama.clone(), stop.clone());
+    // Filled before the first question, which would otherwise race the feeder's start.
+    while ollama.steps_left() < 8 {
+        ollama.push(Step::Text(OBSERVATION.into()));
+    }
     let feeder = std::thread::spawn(move || {
         while !s2.load(Ordering::SeqCst) {
             while o2.steps_left() < 8 {
