@@ -204,6 +204,8 @@ impl Drop for Subscriber {
 /// (so what the subscriber sees does not depend on the broker persisting sessions).
 pub struct Relay {
     pub port: u16,
+    /// TCP connections accepted, refused ones while cut included: connection attempts.
+    pub accepted: Arc<std::sync::atomic::AtomicUsize>,
     up: std::sync::Arc<std::sync::atomic::AtomicBool>,
     conns: std::sync::Arc<Mutex<Vec<std::net::TcpStream>>>,
 }
@@ -214,11 +216,13 @@ impl Relay {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         let up = Arc::new(AtomicBool::new(true));
+        let accepted = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let conns: Arc<Mutex<Vec<std::net::TcpStream>>> = Arc::new(Mutex::new(Vec::new()));
-        let (up2, conns2) = (up.clone(), conns.clone());
+        let (up2, conns2, accepted2) = (up.clone(), conns.clone(), accepted.clone());
         std::thread::spawn(move || {
             for client in listener.incoming() {
                 let Ok(client) = client else { continue };
+                accepted2.fetch_add(1, Ordering::SeqCst);
                 if !up2.load(Ordering::SeqCst) {
                     drop(client); // refused while cut
                     continue;
@@ -244,7 +248,12 @@ impl Relay {
                 }
             }
         });
-        Relay { port, up, conns }
+        Relay {
+            port,
+            accepted,
+            up,
+            conns,
+        }
     }
 
     /// Cut every connection and refuse new ones.
