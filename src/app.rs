@@ -588,6 +588,7 @@ pub fn run(settings: Settings, spec: PipelineSpec) -> Result<(), String> {
     }
     let signals = async_signal::Signals::new(wanted)
         .map_err(|e| format!("cannot install signal handlers: {e}"))?;
+    let writer_stopping = writer.stats.clone();
     ex.spawn(async move {
         use smol::stream::StreamExt;
         let mut signals = signals;
@@ -598,6 +599,9 @@ pub fn run(settings: Settings, spec: PipelineSpec) -> Result<(), String> {
                 continue;
             }
             log::info!("received {sig:?}: stopping sources, draining the graph");
+            writer_stopping
+                .stopping
+                .store(true, std::sync::atomic::Ordering::Relaxed);
             break;
         }
         trigger.fire();
