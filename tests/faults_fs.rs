@@ -174,6 +174,9 @@ fn memory_writes_on_a_full_disk_are_stored_or_refused_with_the_cause_and_recover
         if stored_or_refused(&fact, &r, &causes) {
             kept.push(fact);
         } else {
+            if refused == 0 {
+                eprintln!("refused: {}", r["error"]);
+            }
             refused += 1;
         }
         let text = format!("full disk observation {i}");
@@ -272,7 +275,9 @@ fn a_data_directory_turning_read_only_degrades_loses_nothing_and_resumes_after_r
         why.contains("Read-only file system"),
         "status names the cause: {degraded}"
     );
-    let committed = degraded["readings"].as_u64().unwrap_or_else(|| panic!("{degraded}"));
+    let committed = degraded["readings"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("{degraded}"));
     let queued = outbox(&agent);
     // The memory tables refuse too, and say why.
     for r in [
