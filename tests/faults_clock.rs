@@ -140,6 +140,20 @@ fn observation_runs(ollama: &FakeOllama) -> usize {
     ollama.bodies("/api/chat").len()
 }
 
+/// Age-off runs of the retention stage so far (three prunes a run: raw and the default
+/// two rollup levels).
+fn prunes(agent: &Agent) -> u64 {
+    let st = status(agent);
+    let keep = st["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["name"] == "keep")
+        .cloned()
+        .unwrap();
+    keep["counters"]["prunes_emitted"].as_u64().unwrap() / 3
+}
+
 fn store(agent: &Agent) -> Value {
     status(agent)["store"].clone()
 }
@@ -216,6 +230,7 @@ fn the_clock_stepped_back_an_hour_and_forward_a_day_loses_and_deletes_nothing() 
     drained(&agent);
 
     // Back an hour; a question then wakes the loop, which plans its next look anew.
+    let prunes_before = prunes(&agent);
     clock.set(-HOUR);
     let runs = observation_runs(&ollama);
     let body = serde_json::json!({ "question": "what time is it?" }).to_string();
@@ -225,6 +240,7 @@ fn the_clock_stepped_back_an_hour_and_forward_a_day_loses_and_deletes_nothing() 
     std::thread::sleep(Duration::from_secs(6));
     let during_back = observation_runs(&ollama) - runs;
 
+    let prunes_back = prunes(&agent) - prunes_before;
     // Forward a day.
     clock.set(DAY);
     let runs = observation_runs(&ollama);
@@ -238,8 +254,8 @@ fn the_clock_stepped_back_an_hour_and_forward_a_day_loses_and_deletes_nothing() 
 
     let s = store(&agent);
     eprintln!(
-        "clock steps: observations {during_back} in the hour back, {during_fwd} in the day \
-         forward; store {s}"
+        "clock steps: {prunes_back} age-off runs and {during_back} observations in the hour \
+         back, {during_fwd} observations in the day forward; store {s}"
     );
     assert_eq!(
         s["pruned"], 0,
@@ -251,7 +267,12 @@ fn the_clock_stepped_back_an_hour_and_forward_a_day_loses_and_deletes_nothing() 
     );
     assert_eq!(s["state"], "ok", "{s}");
     check_order(&sub);
-    // observe_max is 2 s: the loop goes on while the clock is an hour behind...
+    // Age-off (every second) goes on while the clock is an hour behind...
+    assert!(
+        prunes_back >= 3,
+        "age-off stopped when the clock went back: {prunes_back} runs"
+    );
+    // observe_max is 2 s: so does the observation loop...
     assert!(
         during_back >= 1,
         "the observation loop stopped when the clock went back"

@@ -219,10 +219,6 @@ impl Stage for Retention {
     fn on_item(&mut self, item: Item, out: &mut Out) {
         out.emit(item);
         if let Item::Reading(r) = item {
-            // A reading stamped before the last tick: the clock went back (NTP). The next
-            // tick counts from here, else it would wait the step out (an hour without
-            // age-off or closed buckets after a step back of an hour).
-            self.last_tick = self.last_tick.min(r.ts);
             self.counters.inc(C_IN);
             self.on_reading(r, out);
         }
