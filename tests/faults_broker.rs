@@ -1,7 +1,8 @@
 //! A broker that flaps every second, injected into the real binary: the agent reaches a
 //! real mosquitto through `common::broker::Relay`, which the test cuts and restores
 //! every second (standing in for a flaky Wi-Fi link or a broker restarting in a loop),
-//! for a minute (five with `SMOLLAMA_TEST_SLOW=1`). What a user would notice:
+//! for a minute (five with `SMOLLAMA_TEST_SLOW=1`, or `SMOLLAMA_TEST_FLAP_MINUTES`). What a
+//! user would notice:
 //!
 //! - every reading stored before the end arrives at the broker (QoS 1 through the
 //!   outbox), in order per source;
@@ -82,10 +83,14 @@ fn stored(agent: &Agent, id: &str) -> Vec<(String, String)> {
 
 #[test]
 fn a_broker_flapping_every_second_loses_nothing_and_causes_no_reconnect_storm() {
-    let minutes = if std::env::var("SMOLLAMA_TEST_SLOW").as_deref() == Ok("1") {
-        5
-    } else {
-        1
+    // SMOLLAMA_TEST_FLAP_MINUTES for a longer run (a leak shows in RssAnon each minute).
+    let minutes = match std::env::var("SMOLLAMA_TEST_FLAP_MINUTES")
+        .ok()
+        .and_then(|m| m.parse().ok())
+    {
+        Some(m) => m,
+        None if std::env::var("SMOLLAMA_TEST_SLOW").as_deref() == Ok("1") => 5,
+        None => 1,
     };
     let dir = TempDir::new("faults-flap");
     let broker = Broker::start(dir.path());
@@ -109,14 +114,20 @@ fn a_broker_flapping_every_second_loses_nothing_and_causes_no_reconnect_storm() 
     let end = Instant::now() + Duration::from_secs(60 * minutes);
     let mut cycles = 0u64;
     let mut anon_max = anon_before;
+    let mut per_minute = Vec::new();
     while Instant::now() < end {
         relay.cut();
         std::thread::sleep(Duration::from_secs(1));
         relay.restore();
         std::thread::sleep(Duration::from_secs(1));
         cycles += 1;
-        anon_max = anon_max.max(proc_status(pid, "RssAnon:"));
+        let anon = proc_status(pid, "RssAnon:");
+        anon_max = anon_max.max(anon);
+        if cycles.is_multiple_of(30) {
+            per_minute.push(anon);
+        }
     }
+    eprintln!("RssAnon each minute of flapping (KiB): {anon_before} then {per_minute:?}");
     let attempts = (relay.accepted.load(Ordering::SeqCst) - accepted_before) as u64;
 
     eventually(30, "connected again, the outbox drained", || {
