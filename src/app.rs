@@ -298,7 +298,13 @@ pub use crate::data_dir::store_dir;
 
 /// Run the agent until a termination signal; returns the process exit code.
 pub fn run(settings: Settings, spec: PipelineSpec) -> Result<(), String> {
-    let started = now_us();
+    let started = crate::clock::mark_start();
+    if !crate::clock::is_set(started) {
+        log::warn!(
+            "the system clock reads {}: not set yet (no real-time clock, NTP not answered); readings are stamped with it until it is",
+            crate::clock::iso8601(started)
+        );
+    }
     // A lean build keeps running on what it has; say once what the config asked for in vain.
     for w in crate::features::ignored(&settings) {
         log::warn!("{w}");
@@ -587,6 +593,7 @@ pub fn run(settings: Settings, spec: PipelineSpec) -> Result<(), String> {
     }
     let signals = async_signal::Signals::new(wanted)
         .map_err(|e| format!("cannot install signal handlers: {e}"))?;
+    let writer_stopping = writer.stats.clone();
     ex.spawn(async move {
         use smol::stream::StreamExt;
         let mut signals = signals;
@@ -597,6 +604,9 @@ pub fn run(settings: Settings, spec: PipelineSpec) -> Result<(), String> {
                 continue;
             }
             log::info!("received {sig:?}: stopping sources, draining the graph");
+            writer_stopping
+                .stopping
+                .store(true, std::sync::atomic::Ordering::Relaxed);
             break;
         }
         trigger.fire();

@@ -8,6 +8,42 @@ pub fn now_us() -> Micros {
         .map_or(0, |d| d.as_micros() as Micros)
 }
 
+/// 2025-01-01T00:00:00Z. A wall clock reading earlier has not been set yet (this code did
+/// not exist then): a Pi without a real-time clock starts in 1970 until NTP answers.
+pub const SET_AFTER: Micros = 1_735_689_600_000_000;
+
+/// Whether the wall clock reading `now` can be right (see [`SET_AFTER`]).
+pub fn is_set(now: Micros) -> bool {
+    now >= SET_AFTER
+}
+
+/// The wall clock and the monotonic clock when the agent started ([`mark_start`]).
+static START: std::sync::OnceLock<(Micros, std::time::Instant)> = std::sync::OnceLock::new();
+
+/// Records the start (once; later calls keep the first) and returns its wall time.
+pub fn mark_start() -> Micros {
+    START
+        .get_or_init(|| (now_us(), std::time::Instant::now()))
+        .0
+}
+
+/// Time since [`mark_start`] by the monotonic clock: what steps of the wall clock do not
+/// change (zero before the start is marked).
+pub fn since_start() -> std::time::Duration {
+    START
+        .get()
+        .map_or(std::time::Duration::ZERO, |(_, t)| t.elapsed())
+}
+
+/// How far the wall clock has been stepped since [`mark_start`], in total: its advance
+/// minus the monotonic clock's (positive when set forward, as NTP does to a clock that
+/// started in 1970).
+pub fn stepped_us() -> Micros {
+    START.get().map_or(0, |(wall, t)| {
+        (now_us() - wall).saturating_sub(t.elapsed().as_micros() as Micros)
+    })
+}
+
 /// RFC 3339 UTC with millisecond precision, e.g. `2026-11-27T09:28:43.123Z`.
 pub fn iso8601(ts: Micros) -> String {
     Iso8601(ts).to_string()
@@ -69,5 +105,6 @@ mod tests {
         // 2026-11-27T09:28:43.123Z
         assert_eq!(iso8601(1_795_771_723_123_000), "2026-11-27T09:28:43.123Z");
         assert_eq!(iso8601(951_782_400_000_000), "2000-02-29T00:00:00.000Z");
+        assert_eq!(iso8601(SET_AFTER), "2025-01-01T00:00:00.000Z");
     }
 }

@@ -15,6 +15,8 @@
 //!   `SMOLLAMA_TEST_SLOW=1`).
 
 mod common;
+#[path = "common/disk.rs"]
+mod disk;
 #[path = "common/fake_ollama.rs"]
 mod fake_ollama;
 #[path = "common/faulty_llm.rs"]
@@ -30,6 +32,7 @@ use std::time::{Duration, Instant};
 
 use common::broker::Broker;
 use common::*;
+use disk::{Tmpfs, fill};
 use fake_ollama::{FakeOllama, Step};
 use faulty_llm::{Fault, FaultyLlm};
 use serde_json::{Value, json};
@@ -441,39 +444,6 @@ fn busy_pipeline() -> String {
     p
 }
 
-/// A tmpfs mounted on `at` for the test's life (root only): a small card that fills up.
-struct Tmpfs(std::path::PathBuf);
-
-impl Tmpfs {
-    fn mount(at: &Path, size: &str) -> Option<Tmpfs> {
-        std::fs::create_dir_all(at).unwrap();
-        let ok = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
-            .arg(at)
-            .status()
-            .is_ok_and(|s| s.success());
-        ok.then(|| Tmpfs(at.to_path_buf()))
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
-    }
-}
-
-/// Fills the filesystem of `path` to the last byte (ENOSPC ends it).
-fn fill(path: &Path) {
-    use std::io::Write;
-    let mut f = std::fs::File::create(path).unwrap();
-    let block = vec![0x5au8; 64 * 1024];
-    while f.write_all(&block).is_ok() {}
-    let mut small = [0u8; 512];
-    small.fill(1);
-    while f.write_all(&small).is_ok() {}
-    let _ = f.sync_all();
-}
-
 fn store_status(agent: &Agent) -> Value {
     status(agent)["store"].clone()
 }
@@ -489,7 +459,7 @@ fn total_drops(s: &Value) -> u64 {
 
 #[test]
 fn a_full_data_directory_degrades_and_recovers_by_itself() {
-    if unsafe { libc::geteuid() } != 0 {
+    if !disk::is_root() {
         eprintln!("skipped: mounting a tmpfs needs root");
         return;
     }

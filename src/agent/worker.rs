@@ -233,6 +233,9 @@ impl Worker {
             let reembed_at = self.reembed.due();
             let waiting = !self.queue.is_empty();
             let wait = self.probe_wait;
+            if let Some(s) = self.schedule.as_mut() {
+                s.follow_clock(now_us());
+            }
             let due = self.schedule.as_ref().map(|s| s.next_due());
             self.log_next_observation(due);
             let wake = smol::future::or(

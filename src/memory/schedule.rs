@@ -86,6 +86,13 @@ impl ObserveSchedule {
         self.volatile_since_run = !self.volatile_sources.is_empty();
     }
 
+    /// Keeps the schedule on a wall clock stepped back (NTP): a last run that is now in
+    /// the future counts as now, so the next run comes one interval on, not an interval
+    /// plus the step (an hour without observations after a step back of an hour).
+    pub fn follow_clock(&mut self, now: Micros) {
+        self.last_run = self.last_run.min(now);
+    }
+
     /// Whether the next run will come at `min_interval` (see the module rules).
     pub fn is_volatile(&self) -> bool {
         self.volatile_since_run || !self.volatile_sources.is_empty()
@@ -250,6 +257,18 @@ mod tests {
         // A calm change for a source never seen volatile is harmless.
         s.on_change(&change(9, 3 * MIN, false), 3 * MIN);
         assert_eq!(s.next_due(), 3 * MIN + MAX);
+    }
+
+    #[test]
+    fn a_clock_stepped_back_delays_no_run() {
+        let mut s = ObserveSchedule::new(MIN, 10 * MIN, 100 * MIN);
+        s.ran(100 * MIN);
+        // Stepped back an hour: the next run is one interval from now, not from before.
+        s.follow_clock(40 * MIN);
+        assert_eq!(s.next_due(), 40 * MIN + 10 * MIN);
+        // A clock that did not go back changes nothing.
+        s.follow_clock(45 * MIN);
+        assert_eq!(s.next_due(), 50 * MIN);
     }
 
     #[test]

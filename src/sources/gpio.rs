@@ -107,6 +107,8 @@ impl GpioSource {
         let mut last_sample = now_us();
         self.sample_all(last_sample, &ctx).await;
         loop {
+            // A clock stepped back since the last sample must not delay the next by the step.
+            last_sample = last_sample.min(now_us());
             let next = self.interval().map(|iv| last_sample.saturating_add(iv));
             let timer = async {
                 match next {

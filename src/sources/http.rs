@@ -659,7 +659,8 @@ impl HttpSource {
             self.report(problem, &mut failing, &ctx);
             // Wait for the next poll, or a new interval from the adaptive stage.
             loop {
-                let due = started.saturating_add(self.interval());
+                // min: a clock stepped back since the poll must not delay the next.
+                let due = started.min(now_us()).saturating_add(self.interval());
                 let wait = (due - now_us()).max(0) as u64;
                 if wait == 0 {
                     break;

@@ -562,6 +562,11 @@ impl SystemSource {
         let _keep_open = self.wake_tx.clone();
         loop {
             let now = now_us();
+            // A wall clock stepped back (NTP) would put every due time an interval plus
+            // the step away: a sample in the future counts as taken now.
+            for s in &mut self.slots {
+                s.last = s.last.map(|l| l.min(now));
+            }
             if self.slots.iter().filter_map(Slot::due).any(|d| d <= now) {
                 self.sample_due(now, &ctx).await;
                 continue;

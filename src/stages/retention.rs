@@ -90,6 +90,10 @@ pub struct Retention {
     sources: Vec<Option<SourceState>>,
     /// When `on_tick` last ran (the runner ticks once at start).
     last_tick: Micros,
+    /// The wall time the last age-off counted back from ([`Retention::age_off_now`]).
+    horizon: Option<Micros>,
+    /// Whether age-off is catching up with a clock stepped forward (logged once a step).
+    held_back: bool,
 }
 
 impl Retention {
@@ -101,7 +105,33 @@ impl Retention {
             label: "retention".into(),
             sources: Vec::new(),
             last_tick: 0,
+            horizon: None,
+            held_back: false,
         }
+    }
+
+    /// The wall time age-off counts back from: the clock's `now` at the first tick, when
+    /// the clock goes back, and while it is not set (1970: nothing is old yet); otherwise
+    /// at most two `prune_every` past the last one. A clock stepped forward (a bad NTP
+    /// server, a day) then does not delete at once what was stored moments ago: age-off
+    /// catches up by one `prune_every` a run. A clock set for the first time (1970 to
+    /// now) is taken at once, else age-off would wait years.
+    fn age_off_now(&mut self, now: Micros) -> Micros {
+        let step = self.params.prune_every.max(0).saturating_mul(2);
+        let h = match self.horizon {
+            Some(h) if crate::clock::is_set(h) => now.min(h.saturating_add(step)),
+            _ => now,
+        };
+        if h < now && !self.held_back {
+            log::warn!(
+                "{}: the clock is {} ahead of where age-off was; it catches up gradually rather than deleting at once",
+                self.label,
+                Dur(now - h)
+            );
+        }
+        self.held_back = h < now;
+        self.horizon = Some(h);
+        h
     }
 
     /// Name the stage in log lines (`retention keep: ...`).
@@ -203,9 +233,10 @@ impl Stage for Retention {
     fn on_tick(&mut self, now: Micros, out: &mut Out) {
         self.last_tick = now;
         self.flush(Some(now), "bucket ended", out);
-        self.prune(PruneTarget::Raw, self.params.raw_for, now, out);
+        let horizon = self.age_off_now(now);
+        self.prune(PruneTarget::Raw, self.params.raw_for, horizon, out);
         for (i, level) in self.params.rollups.iter().enumerate() {
-            self.prune(PruneTarget::Rollup(i as u8), level.keep, now, out);
+            self.prune(PruneTarget::Rollup(i as u8), level.keep, horizon, out);
         }
     }
 
@@ -571,6 +602,33 @@ mod tests {
             "three per tick, four ticks"
         );
         assert_eq!(c.by_name("rollups_emitted"), 2);
+    }
+
+    #[test]
+    fn age_off_follows_a_clock_stepped_forward_only_gradually() {
+        let raw_horizon = |out: &Out| prunes(&out.items)[0].older_than + 7 * DAY;
+        let (mut r, _, _) = setup(params());
+        let now0 = crate::clock::SET_AFTER + 400 * DAY;
+        let mut out = Out::default();
+        r.on_tick(now0, &mut out);
+        assert_eq!(raw_horizon(&out), now0, "the first tick trusts the clock");
+        // Stepped forward a day: age-off moves two prune_every (1 min) a run, not a day.
+        let mut out = Out::default();
+        r.on_tick(now0 + DAY + MIN, &mut out);
+        assert_eq!(raw_horizon(&out), now0 + 2 * MIN);
+        let mut out = Out::default();
+        r.on_tick(now0 + DAY + 2 * MIN, &mut out);
+        assert_eq!(raw_horizon(&out), now0 + 4 * MIN);
+        // Stepped back an hour: followed at once (it only deletes less).
+        let mut out = Out::default();
+        r.on_tick(now0 - 3600 * S, &mut out);
+        assert_eq!(raw_horizon(&out), now0 - 3600 * S);
+        // A clock set for the first time (it read 1970) is taken at once.
+        let (mut r, _, _) = setup(params());
+        r.on_tick(10 * MIN, &mut Out::default());
+        let mut out = Out::default();
+        r.on_tick(now0, &mut out);
+        assert_eq!(raw_horizon(&out), now0);
     }
 
     #[test]

@@ -70,7 +70,11 @@ pub struct MqttView {
 
 pub fn live(shared: &StatusView) -> Json {
     let now = now_us();
-    let uptime_s = (now - shared.started) as f64 / 1e6;
+    // By the monotonic clock, so a stepped wall clock does not skew it or the rates.
+    let uptime_s = match crate::clock::since_start() {
+        d if d.is_zero() => (now - shared.started) as f64 / 1e6,
+        d => d.as_secs_f64(),
+    };
     let p = process::read();
     let mut sources: Vec<Json> = shared
         .registry
@@ -171,6 +175,12 @@ pub fn live(shared: &StatusView) -> Json {
         "running": true,
         "timestamp": iso8601(now),
         "uptime_s": uptime_s.round(),
+        // Whether the wall clock can be right (not still in 1970 for want of NTP), and
+        // how far it was stepped while running: readings carry its time.
+        "clock": {
+            "set": crate::clock::is_set(now),
+            "stepped_s": crate::clock::stepped_us() / 1_000_000,
+        },
         "config_file": shared.settings.file.as_ref().map(|f| f.display().to_string()),
         "process": {
             "pid": std::process::id(),

@@ -125,6 +125,12 @@ pub fn render(status: &Json) -> String {
         "Seconds since the agent started.",
         num(&status["uptime_s"]),
     );
+    o.single(
+        "smollama_clock_set",
+        "gauge",
+        "1 when the wall clock can be right, 0 while it reads before 2025 (not set by NTP yet).",
+        num(&status["clock"]["set"]),
+    );
     process(&mut o, &status["process"]);
     sources(&mut o, status["sources"].as_array().map_or(&[], |v| v));
     nodes(&mut o, status["nodes"].as_array().map_or(&[], |v| v));

@@ -534,12 +534,21 @@ impl Store {
     /// Delete at most `p.max` rows older than `p.older_than`. Visits sources in id order
     /// with one seek per source present (a skip scan), never the whole table.
     fn prune(&self, wtxn: &mut RwTxn, p: &Prune) -> Result<u64, StoreError> {
+        // Rows stamped while the clock was not set (1970, before NTP) are not aged off
+        // by a set clock: how old they are is unknown, and they were recorded moments
+        // before it was set. Only eviction on a full map removes them.
+        let from = if p.older_than > crate::clock::SET_AFTER {
+            crate::clock::SET_AFTER
+        } else {
+            Micros::MIN
+        };
         match p.target {
             PruneTarget::Raw => prune_skip_scan(
                 &self.readings,
                 wtxn,
                 &[],
                 |s, ts| codec::reading_key(SourceId(s), ts),
+                from,
                 p.older_than,
                 p.max,
                 u64::MAX,
@@ -549,6 +558,7 @@ impl Store {
                 wtxn,
                 &[level],
                 |s, ts| codec::rollup_key(level, SourceId(s), ts),
+                from,
                 p.older_than,
                 p.max,
                 u64::MAX,
@@ -607,6 +617,7 @@ impl Store {
             &mut wtxn,
             &[],
             |s, ts| codec::reading_key(SourceId(s), ts),
+            Micros::MIN,
             Micros::MAX,
             u32::MAX,
             per_source,
@@ -634,13 +645,15 @@ impl Store {
 }
 
 /// Skip-scan prune over keys `prefix ++ source u32 BE ++ sortable ts`: for each source
-/// present (found by one seek), delete its rows with `ts < older_than`, at most
+/// present (found by one seek), delete its rows with `from <= ts < older_than`, at most
 /// `per_source` of them, until `max` in all.
+#[allow(clippy::too_many_arguments)]
 fn prune_skip_scan<K: AsRef<[u8]>>(
     db: &Db,
     wtxn: &mut RwTxn,
     prefix: &[u8],
     key: impl Fn(u32, Micros) -> K,
+    from: Micros,
     older_than: Micros,
     max: u32,
     per_source: u64,
@@ -662,7 +675,7 @@ fn prune_skip_scan<K: AsRef<[u8]>>(
             }
             _ => break,
         };
-        let lo = key(source, Micros::MIN);
+        let lo = key(source, from);
         let hi = key(source, older_than);
         let range = (Bound::Included(lo.as_ref()), Bound::Excluded(hi.as_ref()));
         let mut it = db.range_mut(wtxn, &range)?;
@@ -1004,6 +1017,31 @@ pub(crate) mod tests {
             .write_batch(&[], &[prune(PruneTarget::Rollup(7), Micros::MAX, 100)])
             .unwrap();
         assert_eq!(w.pruned, 0);
+    }
+
+    #[test]
+    fn a_set_clock_does_not_age_off_rows_stamped_before_it_was_set() {
+        let dir = TempDir::new("prune-unset");
+        let store = Store::open(&dir.0, &opts()).unwrap();
+        let set = crate::clock::SET_AFTER;
+        // Ten minutes after boot in 1970, then the clock set by NTP.
+        let items = [
+            num(0, 600_000_000, 1.0),
+            num(0, set + 1_000, 2.0),
+            num(0, set + 9_000, 3.0),
+        ];
+        store.write_batch(&[], &items).unwrap();
+        let prune = Item::Prune(Prune {
+            target: PruneTarget::Raw,
+            older_than: set + 5_000,
+            max: 100,
+        });
+        assert_eq!(store.write_batch(&[], &[prune]).unwrap().pruned, 1);
+        let ts: Vec<Micros> = all(&store, 0).iter().map(|r| r.ts).collect();
+        assert_eq!(ts, vec![set + 9_000, 600_000_000]);
+        // Eviction on a full map still takes them, oldest first.
+        assert_eq!(store.evict_oldest(1).unwrap(), 1);
+        assert_eq!(all(&store, 0).len(), 1);
     }
 
     #[test]

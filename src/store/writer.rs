@@ -42,6 +42,10 @@ pub struct WriterStats {
     pub lost: AtomicU64,
     /// Oldest raw readings deleted to make room when the store was full.
     pub evicted: AtomicU64,
+    /// Set when the agent is told to stop: a batch that keeps failing is then given up
+    /// after [`SHUTDOWN_TRIES`], and later ones after one try, so a stop does not wait
+    /// for a disk that takes no writes (read-only, full) while the graph drains into it.
+    pub stopping: AtomicBool,
 }
 
 impl WriterStats {
@@ -77,6 +81,7 @@ pub fn spawn(store: Arc<Store>, registry: Arc<Registry>, queue: usize) -> Writer
                 registry,
                 stats: st,
                 failing_since: None,
+                gave_up: false,
             };
             while let Ok(mut batch) = rx.recv_blocking() {
                 w.commit(&batch, &rx);
@@ -105,6 +110,8 @@ struct Writer {
     stats: Arc<WriterStats>,
     /// Failed commits in a row and when the first of them happened.
     failing_since: Option<(u64, Instant)>,
+    /// A batch was given up while stopping: the next failing ones get one try each.
+    gave_up: bool,
 }
 
 /// Below this many free bytes the filesystem counts as full when a commit fails.
@@ -200,8 +207,9 @@ impl Writer {
         }
     }
 
-    /// Commit `batch`, retrying until it succeeds; once `rx` is closed (shutdown), give
-    /// up after [`SHUTDOWN_TRIES`] failed tries. Returns whether the batch was committed.
+    /// Commit `batch`, retrying until it succeeds; once `rx` is closed or the agent is
+    /// stopping, give up after [`SHUTDOWN_TRIES`] failed tries (one, after a first batch
+    /// was given up). Returns whether the batch was committed.
     fn commit(&mut self, batch: &[Item], rx: &async_channel::Receiver<Vec<Item>>) -> bool {
         let mut backoff = RETRY_MIN;
         let mut shutdown_tries = 0;
@@ -270,9 +278,10 @@ impl Writer {
                     }
                 }
             }
-            if rx.is_closed() {
+            if rx.is_closed() || self.stats.stopping.load(Ordering::Relaxed) {
                 shutdown_tries += 1;
-                if shutdown_tries >= SHUTDOWN_TRIES {
+                if shutdown_tries >= SHUTDOWN_TRIES || self.gave_up {
+                    self.gave_up = true;
                     log::error!(
                         "store: shutting down; giving up on a batch of {} item(s) after {shutdown_tries} failed tries",
                         batch.len()

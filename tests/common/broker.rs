@@ -208,6 +208,8 @@ impl Drop for Subscriber {
 /// into its own queues, until `unstall`.
 pub struct Relay {
     pub port: u16,
+    /// TCP connections accepted, refused ones while cut included: connection attempts.
+    pub accepted: Arc<std::sync::atomic::AtomicUsize>,
     up: std::sync::Arc<std::sync::atomic::AtomicBool>,
     flowing: std::sync::Arc<std::sync::atomic::AtomicBool>,
     conns: std::sync::Arc<Mutex<Vec<std::net::TcpStream>>>,
@@ -236,11 +238,14 @@ impl Relay {
         let port = listener.local_addr().unwrap().port();
         let up = Arc::new(AtomicBool::new(true));
         let flowing = Arc::new(AtomicBool::new(true));
+        let accepted = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let conns: Arc<Mutex<Vec<std::net::TcpStream>>> = Arc::new(Mutex::new(Vec::new()));
-        let (up2, conns2, flowing2) = (up.clone(), conns.clone(), flowing.clone());
+        let (up2, conns2, flowing2, accepted2) =
+            (up.clone(), conns.clone(), flowing.clone(), accepted.clone());
         std::thread::spawn(move || {
             for client in listener.incoming() {
                 let Ok(client) = client else { continue };
+                accepted2.fetch_add(1, Ordering::SeqCst);
                 if !up2.load(Ordering::SeqCst) {
                     drop(client); // refused while cut
                     continue;
@@ -285,6 +290,7 @@ impl Relay {
         });
         Relay {
             port,
+            accepted,
             up,
             flowing,
             conns,
