@@ -37,6 +37,7 @@ pub const KINDS: &[&Kind] = &[
     &sinks::seven_segment::s5161as::KIND,
     &sinks::seven_segment::sh5461as::KIND,
     &sinks::events::KIND,
+    &sinks::openclaw::KIND,
     #[cfg(feature = "agent")]
     &tools::readings::READ_SOURCE,
     #[cfg(feature = "agent")]

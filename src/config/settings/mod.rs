@@ -288,6 +288,8 @@ impl Settings {
                 max_frame_kb: 0,
                 alert_queue_max: 0,
                 alert_queue_kb: 0,
+                event_queue_max: 0,
+                send_observations: false,
                 notify_channel: String::new(),
                 notify_to: String::new(),
             },

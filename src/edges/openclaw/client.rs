@@ -285,6 +285,7 @@ impl Client {
         let mut requests = Requests::default();
         let mut asked: Vec<Asked> = Vec::new();
         let mut alerts = Outgoing::new(Instant::now());
+        let mut sending = super::events::Sending::default();
         let max_payload = hello.max_payload;
         loop {
             // Everything the socket holds.
@@ -321,6 +322,10 @@ impl Client {
                                     &self.parts.store,
                                     &self.stats,
                                     Instant::now(),
+                                ) || sending.response(
+                                    &id,
+                                    result.as_ref().map_err(|e| e.to_string()),
+                                    &self.stats,
                                 );
                                 if let (Some(method), Err(e), false) = (method, result, ours) {
                                     log::warn!("openclaw: the gateway refused our {method}: {e}");
@@ -377,6 +382,8 @@ impl Client {
             }
             alerts.lost(|id| requests.is_open(id), now);
             self.send_alert(&mut ws, &mut requests, &mut alerts, now, max_payload);
+            sending.lost(|id| requests.is_open(id));
+            self.send_events(&mut ws, &mut requests, &mut sending, max_payload);
             let now_ms = self.now_ms();
             if dog.expired(now_ms) {
                 hit(&self.stats.watchdog_closes);
@@ -527,6 +534,29 @@ impl Client {
             Ok(()) => {}
             Err(tungstenite::Error::Io(e)) if e.kind() == ErrorKind::WouldBlock => {}
             Err(e) => log::warn!("openclaw: cannot send an alert: {e}"),
+        }
+    }
+
+    /// Queued readings, changes and observations, while few enough are unanswered.
+    fn send_events(
+        &self,
+        ws: &mut Ws,
+        requests: &mut Requests,
+        sending: &mut super::events::Sending,
+        max_payload: usize,
+    ) {
+        let deadline = Instant::now() + self.request_timeout();
+        while let Some(text) = sending.next(
+            &self.parts.events,
+            &self.stats,
+            || requests.start("node.event", deadline),
+            |id, params| frame::request(id, "node.event", params, max_payload),
+        ) {
+            match ws.write(Message::text(text)) {
+                Ok(()) => {}
+                Err(tungstenite::Error::Io(e)) if e.kind() == ErrorKind::WouldBlock => {}
+                Err(e) => log::warn!("openclaw: cannot send an event: {e}"),
+            }
         }
     }
 
