@@ -1,8 +1,9 @@
 //! Readings, volatile/calm changes and observations to a real OpenClaw gateway
 //! (`scripts/openclaw-gateway.sh`; see tests/openclaw.rs) as the node event it makes
 //! visible, `notifications.changed`: each becomes a system event of the gateway's main
-//! session, which wakes the gateway's agent (its heartbeat, on by default), and the
-//! agent's model is given it. That model is the scripted Ollama stand-in
+//! session, which an operator reads in the gateway's `status` (`queuedSystemEvents`)
+//! and which wakes the gateway's agent (its heartbeat, on by default), whose model is
+//! given it. That model is the scripted Ollama stand-in
 //! (`common/fake_ollama.rs`), so what it was given is what this test reads; a second
 //! stand-in is the node's own model, scripted to call `observe`. Before approval the
 //! gateway refuses the events; while it is down they wait, bounded, and the oldest are
@@ -162,6 +163,24 @@ fn readings_changes_and_observations_reach_the_gateways_agent_rate_limited_and_b
     eventually(45, "events taken by the gateway", || {
         (oc_status(&agent)["events_sent"].as_u64() >= Some(2)).then_some(())
     });
+    // The operator reads them in the gateway's status (`openclaw status`) until the
+    // agent's next turn takes them.
+    let reading = format!(
+        "Notification posted (node={node_id} key=smollama.reading.file:dial package=smollama)"
+    );
+    let shown = eventually(60, "a reading in the gateway's status", || {
+        let st = op.request("status", json!({})).ok()?;
+        st["queuedSystemEvents"]
+            .as_array()?
+            .iter()
+            .filter_map(Value::as_str)
+            .find(|e| e.starts_with(&reading))
+            .map(str::to_string)
+    });
+    assert!(
+        shown.contains("package=smollama): smollama test-node: file:dial - 10 at 20"),
+        "{shown}"
+    );
     // The dial jumps: the adaptive stage calls it volatile.
     std::fs::write(&dial, "90").unwrap();
 
@@ -170,9 +189,6 @@ fn readings_changes_and_observations_reach_the_gateways_agent_rate_limited_and_b
 
     // The gateway's agent is given each as a system event of its main session, in the
     // gateway's own words.
-    let reading = format!(
-        "Notification posted (node={node_id} key=smollama.reading.file:dial package=smollama)"
-    );
     let change = "key=smollama.change.file:dial package=smollama): smollama test-node: file:dial turned volatile";
     let observation = "anomaly observation (confidence 0.90) - The greenhouse door was left ajar";
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(90);
