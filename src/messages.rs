@@ -20,7 +20,7 @@ use crate::graph::{Item, Micros};
 mod events;
 pub use events::{ClientStats, EventHub, EventKind, EventStats, Got};
 mod node_events;
-pub use node_events::{NodeEvent, NodeEvents};
+pub use node_events::{GatewayQuestion, NodeEvent, NodeEvents};
 
 /// One message for the broker, from a sink, a tool or an answer. QoS 1 messages go
 /// through the store's outbox (`store/outbox.rs`), which persists exactly these fields.

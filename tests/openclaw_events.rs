@@ -420,3 +420,72 @@ impl RawNode {
         }
     }
 }
+
+/// The node's agent asks the gateway's agent (`ask_gateway`): the question runs in the
+/// session `node-<deviceId>-ask` (`agent.request`), the node follows that session
+/// (`chat.subscribe`) and its model is given the run's reply as the tool's result.
+#[test]
+fn the_nodes_agent_asks_the_gateways_agent_and_gets_its_answer() {
+    let dir = TempDir::new("openclaw-ask");
+    let gw_ollama = FakeOllama::start(&[MODEL]);
+    gw_ollama.push(Step::Text("It will rain at 4pm.".into()));
+    let gw = Gateway::start_with_ollama(&dir.path().join("gw"), &[], &gw_ollama.url(), MODEL);
+    let ollama = FakeOllama::start(&[MODEL, "nomic-embed-text"]);
+    let port = free_port();
+    let dial = dir.path().join("dial");
+    std::fs::write(&dial, "10").unwrap();
+    let cfg = write_config_extra(
+        dir.path(),
+        port,
+        &pipeline(&dial)
+            .replace("kind = \"openclaw\"", "kind = \"log\"")
+            .replace("min_interval = \"10s\"\n", ""),
+        &format!(
+            "[ollama]\nhost = \"127.0.0.1\"\nport = {}\nmodel = \"{MODEL}\"\nretries = 0\nconnect_timeout = \"1s\"\n\n\
+             [openclaw]\nenabled = true\nurl = \"{}\"\ntoken = \"{GATEWAY_TOKEN}\"\nask_timeout = \"60s\"\n",
+            ollama.port(),
+            gw.url()
+        ),
+    );
+    let agent = Agent::start(&cfg, port, &["run"]);
+    let st = eventually(30, "connected", || {
+        let s = oc_status(&agent);
+        (s["connected"] == true).then_some(s)
+    });
+    let node_id = st["device_id"].as_str().unwrap().to_string();
+    let mut op = Operator::connect(&gw.url(), GATEWAY_TOKEN);
+    op.approve(&node_id);
+
+    ollama.push(Step::ToolCalls(vec![(
+        "ask_gateway".into(),
+        json!({"question": "What is the weather forecast for the greenhouse?"}),
+    )]));
+    ollama.push(Step::Text("Rain at 4pm, says the gateway.".into()));
+    let (code, a) = post_auth(
+        &agent.url("/api/ask"),
+        &json!({"question": "will it rain?"}).to_string(),
+        Some(TOKEN),
+        90,
+    );
+    assert_eq!(code, 200, "{a}");
+    assert_eq!(a["tools_used"], json!(["ask_gateway"]), "{a}");
+    // The gateway's agent was given the question; the node's model its answer.
+    let chats = ollama.bodies("/api/chat");
+    let last = chats.last().unwrap().to_string();
+    let asked = given_to_the_gateways_agent(&gw_ollama);
+    assert!(
+        asked.contains("What is the weather forecast for the greenhouse?"),
+        "the gateway's agent was given: {asked}\nlog: {}\nthe node's model: {}",
+        agent.log(),
+        chats.last().unwrap()["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|m| m["role"] == "tool")
+            .map(Value::to_string)
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    assert!(last.contains("It will rain at 4pm."), "{last}");
+    assert!(!agent.log().contains(GATEWAY_TOKEN));
+}

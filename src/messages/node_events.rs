@@ -1,7 +1,8 @@
 //! What this node tells an OpenClaw gateway as it happens (docs/openclaw.md, "Readings,
 //! changes and observations"): readings and volatile/calm changes from the `openclaw`
 //! sink, observations from the agent, handed to the `openclaw` thread, which sends each
-//! as the one node event the gateway makes visible for them (`notifications.changed`).
+//! as the one node event the gateway makes visible for them (`notifications.changed`);
+//! and the one question the agent may be waiting on from the gateway's agent.
 //!
 //! Readings are not alerts: nothing here is persisted. The queue keeps at most `max`
 //! events; past it the oldest is dropped and counted, so while the gateway is away the
@@ -21,6 +22,13 @@ pub struct NodeEvent {
     pub text: String,
 }
 
+/// A question for the gateway's agent (the `ask_gateway` tool): its answer, or why there
+/// is none, goes back on `reply`.
+pub struct GatewayQuestion {
+    pub question: String,
+    pub reply: std::sync::mpsc::SyncSender<Result<String, String>>,
+}
+
 /// The bounded queue between the producers (a sink on the event loop, the `llm`
 /// thread) and the `openclaw` thread. Guarantees: at most `max` events held; a push
 /// never waits (the lock is held for a `VecDeque` push); every event pushed is either
@@ -29,6 +37,8 @@ pub struct NodeEvents {
     queue: Mutex<VecDeque<NodeEvent>>,
     max: usize,
     wake: OnceLock<Box<dyn Fn() + Send + Sync>>,
+    /// The one question waiting to go to the gateway's agent, if any.
+    question: Mutex<Option<GatewayQuestion>>,
     /// Events pushed (accepted into the queue), over the process's life.
     pub pushed: AtomicU64,
     /// Events dropped, oldest first, to keep the queue within `max`.
@@ -41,6 +51,7 @@ impl NodeEvents {
             queue: Mutex::new(VecDeque::with_capacity(max.min(64))),
             max: max.max(1),
             wake: OnceLock::new(),
+            question: Mutex::new(None),
             pushed: AtomicU64::new(0),
             dropped: AtomicU64::new(0),
         }
@@ -73,6 +84,29 @@ impl NodeEvents {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .pop_front()
+    }
+
+    /// Hand a question to the gateway client; refused while another waits to go.
+    pub fn ask(&self, q: GatewayQuestion) -> Result<(), String> {
+        {
+            let mut slot = self.question.lock().unwrap_or_else(|p| p.into_inner());
+            if slot.is_some() {
+                return Err("another question to the gateway is waiting".into());
+            }
+            *slot = Some(q);
+        }
+        if let Some(w) = self.wake.get() {
+            w();
+        }
+        Ok(())
+    }
+
+    /// The question waiting to go, taken.
+    pub fn take_question(&self) -> Option<GatewayQuestion> {
+        self.question
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
     }
 
     /// Events waiting.

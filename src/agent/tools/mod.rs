@@ -220,6 +220,7 @@ pub trait Tool: Send + Sync {
     }
 }
 
+pub mod ask_gateway;
 pub mod cross_node;
 pub mod exec;
 pub mod gpio;

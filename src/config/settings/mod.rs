@@ -290,6 +290,7 @@ impl Settings {
                 alert_queue_kb: 0,
                 event_queue_max: 0,
                 send_observations: false,
+                ask_timeout: 0,
                 notify_channel: String::new(),
                 notify_to: String::new(),
             },

@@ -38,6 +38,8 @@ pub struct OpenclawSettings {
     pub event_queue_max: u32,
     /// Send the agent's observations to the gateway as they are stored.
     pub send_observations: bool,
+    /// How long `ask_gateway` waits for the gateway's agent to answer.
+    pub ask_timeout: Micros,
     /// Where the gateway delivers an alert when the tool names no channel (empty: the
     /// node session's own route), and to whom (a phone number, chat id, address).
     pub notify_channel: String,
@@ -214,6 +216,19 @@ pub(crate) const SECTION: Section = Section {
                 Ok(())
             },
             |s| Some(s.openclaw.send_observations.to_string()),
+        ),
+        Key::new(
+            Spec {
+                range: Some((5.0, 3600.0)),
+                default: "\"120s\"",
+                doc: "How long the ask_gateway tool waits for the gateway's agent to answer (a model run on the gateway) before it gives up.",
+                ..Spec::new("ask_timeout", Want::Duration)
+            },
+            |s, v, _| {
+                s.openclaw.ask_timeout = v.dur()?;
+                Ok(())
+            },
+            |s| duration(s.openclaw.ask_timeout),
         ),
         Key {
             example: "\"telegram\"",

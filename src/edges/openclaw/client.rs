@@ -286,6 +286,7 @@ impl Client {
         let mut asked: Vec<Asked> = Vec::new();
         let mut alerts = Outgoing::new(Instant::now());
         let mut sending = super::events::Sending::default();
+        let ask_session = super::events::ask_session(&self.device.identity.device_id);
         let max_payload = hello.max_payload;
         loop {
             // Everything the socket holds.
@@ -313,6 +314,9 @@ impl Client {
                                 {
                                     asked.push(a);
                                 }
+                            }
+                            Ok(Incoming::Event { event, payload }) if event == "chat" => {
+                                sending.chat(&payload, &ask_session);
                             }
                             Ok(Incoming::Res { id, result }) => {
                                 let method = requests.done(&id);
@@ -383,7 +387,14 @@ impl Client {
             alerts.lost(|id| requests.is_open(id), now);
             self.send_alert(&mut ws, &mut requests, &mut alerts, now, max_payload);
             sending.lost(|id| requests.is_open(id));
-            self.send_events(&mut ws, &mut requests, &mut sending, max_payload);
+            sending.expire(now);
+            self.send_events(
+                &mut ws,
+                &mut requests,
+                &mut sending,
+                &ask_session,
+                max_payload,
+            );
             let now_ms = self.now_ms();
             if dog.expired(now_ms) {
                 hit(&self.stats.watchdog_closes);
@@ -411,6 +422,9 @@ impl Client {
                 until = until.min(ANSWER_POLL);
             }
             if let Some(d) = alerts.deadline() {
+                until = until.min(d.saturating_duration_since(Instant::now()));
+            }
+            if let Some(d) = sending.deadline() {
                 until = until.min(d.saturating_duration_since(Instant::now()));
             }
             let mut fds = [
@@ -537,21 +551,35 @@ impl Client {
         }
     }
 
-    /// Queued readings, changes and observations, while few enough are unanswered.
+    /// Queued readings, changes and observations, while few enough are unanswered, and
+    /// the question for the gateway's agent, if one waits.
     fn send_events(
         &self,
         ws: &mut Ws,
         requests: &mut Requests,
         sending: &mut super::events::Sending,
+        ask_session: &str,
         max_payload: usize,
     ) {
         let deadline = Instant::now() + self.request_timeout();
+        let ask_by =
+            Instant::now() + Duration::from_micros(self.parts.settings.ask_timeout.max(1) as u64);
+        let mut frames = sending.question(
+            &self.parts.events,
+            ask_session,
+            ask_by,
+            || requests.start("node.event", deadline),
+            |id, params| frame::request(id, "node.event", params, max_payload),
+        );
         while let Some(text) = sending.next(
             &self.parts.events,
             &self.stats,
             || requests.start("node.event", deadline),
             |id, params| frame::request(id, "node.event", params, max_payload),
         ) {
+            frames.push(text);
+        }
+        for text in frames {
             match ws.write(Message::text(text)) {
                 Ok(()) => {}
                 Err(tungstenite::Error::Io(e)) if e.kind() == ErrorKind::WouldBlock => {}
