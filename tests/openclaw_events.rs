@@ -28,6 +28,9 @@ use tungstenite::{Message, WebSocket};
 
 const MODEL: &str = "qwen3:0.6b";
 
+/// One gateway at a time (each takes about 800 MB).
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// A dial (a file the test writes) read every 200 ms, through the filter and the adaptive
 /// stage, whose `max_step` makes it volatile at its first big step: a Change, after the
 /// operator approved the node. One reading per 10 s goes: the gateway keeps only the
@@ -123,6 +126,7 @@ fn observe_through_the_agent(agent: &Agent, ollama: &FakeOllama, text: &str) {
 
 #[test]
 fn readings_changes_and_observations_reach_the_gateways_agent_rate_limited_and_bounded() {
+    let _one = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
     let dir = TempDir::new("openclaw-events");
     let gw_ollama = FakeOllama::start(&[MODEL]);
     for _ in 0..50 {
@@ -426,6 +430,7 @@ impl RawNode {
 /// (`chat.subscribe`) and its model is given the run's reply as the tool's result.
 #[test]
 fn the_nodes_agent_asks_the_gateways_agent_and_gets_its_answer() {
+    let _one = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
     let dir = TempDir::new("openclaw-ask");
     let gw_ollama = FakeOllama::start(&[MODEL]);
     gw_ollama.push(Step::Text("It will rain at 4pm.".into()));
