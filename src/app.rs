@@ -68,6 +68,7 @@ pub fn tool_context(
         stats: Default::default(),
         stopping: Default::default(),
         events: None,
+        node_events: None,
     }
 }
 
@@ -86,6 +87,7 @@ fn start_agent(
     recent: &Arc<std::sync::Mutex<Recent>>,
     changes: async_channel::Receiver<crate::graph::Change>,
     events: Option<&Arc<EventHub>>,
+    node_events: Option<&Arc<crate::messages::NodeEvents>>,
 ) -> Option<AgentHandle> {
     if !settings.agent.enabled {
         return None;
@@ -112,6 +114,7 @@ fn start_agent(
     let stats = Arc::new(LlmStats::default());
     ctx.stats = stats.tools.clone();
     ctx.events = events.cloned();
+    ctx.node_events = node_events.cloned();
     let llm = Llm::from_settings(settings);
     match llm.backend() {
         crate::edges::llm::Backend::Ollama => log::info!(
@@ -369,6 +372,12 @@ pub fn run(settings: Settings, spec: PipelineSpec) -> Result<(), String> {
             (started / 1000).max(1) as u64,
         ))
     });
+    // What openclaw sinks and observations tell the gateway (with its client only).
+    let node_events = (cfg!(feature = "openclaw") && settings.openclaw.enabled).then(|| {
+        Arc::new(crate::messages::NodeEvents::new(
+            settings.openclaw.event_queue_max as usize,
+        ))
+    });
     let built = runner::build(
         &spec,
         Parts {
@@ -380,6 +389,7 @@ pub fn run(settings: Settings, spec: PipelineSpec) -> Result<(), String> {
             mqtt: graph_mqtt,
             observer,
             events: events.as_ref(),
+            node_events: node_events.as_ref(),
             shutdown: &shutdown,
         },
     )?;
@@ -398,6 +408,7 @@ pub fn run(settings: Settings, spec: PipelineSpec) -> Result<(), String> {
         &recent,
         change_rx,
         events.as_ref(),
+        node_events.as_ref(),
     );
     // Questions from every edge come in through the agent's intake.
     #[cfg(feature = "agent")]
@@ -506,6 +517,7 @@ pub fn run(settings: Settings, spec: PipelineSpec) -> Result<(), String> {
         },
         intake.clone().map(|i| i as Arc<dyn QuestionIntake>),
         &openclaw_ready,
+        node_events.clone(),
     );
     let (ping_tx, ping_rx) = async_channel::bounded::<async_channel::Sender<()>>(16);
     let writer_stats = writer.stats.clone();

@@ -3,8 +3,10 @@
 //! in ([`Subscription`]), what the MQTT edge keeps for the agent's tools ([`Recent`]),
 //! a question's way into the agent and its answer's way back ([`QuestionIntake`],
 //! [`Question`], [`Origin`], [`Answer`]), and the live events the dashboard follows
-//! ([`EventHub`], in `messages/events.rs`), and the queue that carries [`Publish`]es to
-//! the MQTT worker, bounded in bytes ([`PublishTx`], in `messages/publish_queue.rs`).
+//! ([`EventHub`], in `messages/events.rs`), the queue that carries [`Publish`]es to
+//! the MQTT worker, bounded in bytes ([`PublishTx`], in `messages/publish_queue.rs`),
+//! and what the OpenClaw gateway is told as it happens ([`NodeEvents`], in
+//! `messages/node_events.rs`).
 //!
 //! Edges and the agent both import this module and never each other: an edge offers a
 //! question through [`QuestionIntake`] (the agent implements it, app hands it over), and
@@ -21,6 +23,8 @@ mod events;
 pub use events::{ClientStats, EventHub, EventKind, EventStats, Got};
 mod publish_queue;
 pub use publish_queue::{PublishQueueStats, PublishRx, PublishTx, publish_queue};
+mod node_events;
+pub use node_events::{GatewayQuestion, NodeEvent, NodeEvents};
 
 /// One message for the broker, from a sink, a tool or an answer. QoS 1 messages go
 /// through the store's outbox (`store/outbox.rs`), which persists exactly these fields.

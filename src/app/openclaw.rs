@@ -126,6 +126,7 @@ pub(super) fn start(
     mut ctx: ToolContext,
     intake: Option<Arc<dyn QuestionIntake>>,
     ready: &Arc<AtomicBool>,
+    events: Option<Arc<crate::messages::NodeEvents>>,
 ) -> Option<crate::edges::openclaw::Handle> {
     if !settings.openclaw.enabled {
         return None;
@@ -144,6 +145,11 @@ pub(super) fn start(
         store_dir: store_dir.to_path_buf(),
         commands: Arc::new(bridge),
         store: store.clone(),
+        events: events.unwrap_or_else(|| {
+            Arc::new(crate::messages::NodeEvents::new(
+                settings.openclaw.event_queue_max as usize,
+            ))
+        }),
     }) {
         Ok(h) => Some(h),
         Err(e) => {

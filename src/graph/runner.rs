@@ -551,6 +551,7 @@ from = ["quiet"]
                 mqtt: None,
                 observer: None,
                 events: None,
+                node_events: None,
                 shutdown,
             },
         )

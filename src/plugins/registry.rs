@@ -37,6 +37,7 @@ pub const KINDS: &[&Kind] = &[
     &sinks::seven_segment::s5161as::KIND,
     &sinks::seven_segment::sh5461as::KIND,
     &sinks::events::KIND,
+    &sinks::openclaw::KIND,
     #[cfg(feature = "agent")]
     &tools::readings::READ_SOURCE,
     #[cfg(feature = "agent")]
@@ -63,6 +64,8 @@ pub const KINDS: &[&Kind] = &[
     &tools::cross_node::CROSS_NODE_RECALL,
     #[cfg(feature = "agent")]
     &tools::notify_human::NOTIFY_HUMAN,
+    #[cfg(feature = "agent")]
+    &tools::ask_gateway::ASK_GATEWAY,
     // Device tools: offered only while their device is attached, after the core ones.
     #[cfg(feature = "agent")]
     &tools::lcd1602::LCD_WRITE,

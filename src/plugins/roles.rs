@@ -44,6 +44,8 @@ pub struct Parts<'a> {
     pub observer: Option<&'a async_channel::Sender<Change>>,
     /// The live events (`/api/events`) the events sink feeds; `None` when HTTP is off.
     pub events: Option<&'a Arc<crate::messages::EventHub>>,
+    /// What openclaw sinks hand the gateway client; `None` when `[openclaw]` is off.
+    pub node_events: Option<&'a Arc<crate::messages::NodeEvents>>,
     pub shutdown: &'a Shutdown,
 }
 

@@ -163,7 +163,7 @@ fn openclaw(o: &mut Out, s: &Json) {
         "Whether the gateway's operator approved this node's commands (an invoke arrived).",
         flag("approved"),
     );
-    const COUNTERS: [(&str, &str, &str); 12] = [
+    const COUNTERS: [(&str, &str, &str); 15] = [
         (
             "connect_attempts",
             "smollama_openclaw_connect_attempts_total",
@@ -224,12 +224,33 @@ fn openclaw(o: &mut Out, s: &Json) {
             "smollama_openclaw_alerts_dropped_total",
             "Alerts dropped to stay within [openclaw] alert_queue_max/alert_queue_kb.",
         ),
+        (
+            "events_sent",
+            "smollama_openclaw_events_sent_total",
+            "Readings, changes and observations the gateway took as node events.",
+        ),
+        (
+            "events_refused",
+            "smollama_openclaw_events_refused_total",
+            "Node events the gateway refused or dropped (not sent again).",
+        ),
+        (
+            "events_dropped",
+            "smollama_openclaw_events_dropped_total",
+            "Node events dropped to stay within [openclaw] event_queue_max.",
+        ),
     ];
     o.single(
         "smollama_openclaw_alerts_queued",
         "gauge",
         "notify_human alerts waiting for the gateway.",
         num(&s["alerts_queued"]),
+    );
+    o.single(
+        "smollama_openclaw_events_queued",
+        "gauge",
+        "Readings, changes and observations waiting for the gateway.",
+        num(&s["events_queued"]),
     );
     for (key, name, help) in COUNTERS {
         o.single(name, "counter", help, num(&s[key]));

@@ -165,6 +165,7 @@ mod tests {
             mqtt: None,
             observer: None,
             events: None,
+            node_events: None,
             shutdown: &shutdown,
         };
         let mut s = crate::plugins::Setup {

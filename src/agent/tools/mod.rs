@@ -69,6 +69,9 @@ pub struct ToolContext {
     /// The live events (`/api/events`): stored observations and memories are published
     /// there. `None` without HTTP, and for CLI commands.
     pub events: Option<Arc<EventHub>>,
+    /// The OpenClaw gateway's node events: stored observations are sent there too
+    /// (`[openclaw] send_observations`). `None` with `[openclaw]` off.
+    pub node_events: Option<Arc<crate::messages::NodeEvents>>,
 }
 
 impl ToolContext {
@@ -137,6 +140,26 @@ impl ToolContext {
                 }),
             );
         }
+        if let Some(q) = self
+            .node_events
+            .as_ref()
+            .filter(|_| self.settings.openclaw.send_observations)
+        {
+            use crate::memory::recall::Recorded;
+            let id = match recorded {
+                Recorded::New(id) | Recorded::Merged { id, .. } => id,
+            };
+            q.push(crate::messages::NodeEvent {
+                key: format!("smollama.observation.{id}"),
+                title: format!(
+                    "smollama {}: {} observation (confidence {:.2})",
+                    self.settings.node.name,
+                    obs.kind.as_str(),
+                    obs.confidence
+                ),
+                text: obs.text.clone(),
+            });
+        }
         Ok(recorded)
     }
 
@@ -197,6 +220,7 @@ pub trait Tool: Send + Sync {
     }
 }
 
+pub mod ask_gateway;
 pub mod cross_node;
 pub mod exec;
 pub mod gpio;

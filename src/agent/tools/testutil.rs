@@ -43,6 +43,7 @@ impl Fixture {
             stats: Default::default(),
             stopping: Default::default(),
             events: None,
+            node_events: None,
         };
         Fixture {
             ctx,

@@ -37,6 +37,13 @@ pub struct OpenclawSettings {
     /// either bound the oldest are dropped (counted).
     pub alert_queue_max: u32,
     pub alert_queue_kb: u32,
+    /// Readings, changes and observations waiting to go to the gateway as node events
+    /// (in memory: they are not alerts); past this the oldest are dropped (counted).
+    pub event_queue_max: u32,
+    /// Send the agent's observations to the gateway as they are stored.
+    pub send_observations: bool,
+    /// How long `ask_gateway` waits for the gateway's agent to answer.
+    pub ask_timeout: Micros,
     /// Where the gateway delivers an alert when the tool names no channel (empty: the
     /// node session's own route), and to whom (a phone number, chat id, address).
     pub notify_channel: String,
@@ -203,6 +210,44 @@ pub(crate) const SECTION: Section = Section {
                 Ok(())
             },
             |s| number(s.openclaw.alert_queue_kb),
+        ),
+        Key::new(
+            Spec {
+                range: Some((1.0, 10000.0)),
+                default: "64",
+                doc: "Readings (from an openclaw sink), volatile/calm changes and observations waiting to go to the gateway as node events. In memory only (they are not alerts: a restart loses them); while the gateway is away the newest this many wait, the oldest are dropped (counted in /api/status, openclaw.events_dropped).",
+                ..Spec::new("event_queue_max", Want::WholeNumber)
+            },
+            |s, v, _| {
+                s.openclaw.event_queue_max = v.int()? as u32;
+                Ok(())
+            },
+            |s| number(s.openclaw.event_queue_max),
+        ),
+        Key::new(
+            Spec {
+                default: "true",
+                doc: "Send each observation the agent stores to the gateway as a node event (the gateway's agent sees it in its main session; docs/openclaw.md).",
+                ..Spec::new("send_observations", Want::Bool)
+            },
+            |s, v, _| {
+                s.openclaw.send_observations = v.bool()?;
+                Ok(())
+            },
+            |s| Some(s.openclaw.send_observations.to_string()),
+        ),
+        Key::new(
+            Spec {
+                range: Some((5.0, 3600.0)),
+                default: "\"120s\"",
+                doc: "How long the ask_gateway tool waits for the gateway's agent to answer (a model run on the gateway) before it gives up.",
+                ..Spec::new("ask_timeout", Want::Duration)
+            },
+            |s, v, _| {
+                s.openclaw.ask_timeout = v.dur()?;
+                Ok(())
+            },
+            |s| duration(s.openclaw.ask_timeout),
         ),
         Key {
             example: "\"telegram\"",

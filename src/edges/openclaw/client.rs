@@ -315,6 +315,8 @@ impl Client {
         let mut requests = Requests::default();
         let mut asked: Vec<Asked> = Vec::new();
         let mut alerts = Outgoing::new(Instant::now());
+        let mut sending = super::events::Sending::default();
+        let ask_session = super::events::ask_session(&self.device.identity.device_id);
         let max_payload = hello.max_payload;
         self.session += 1;
         loop {
@@ -346,6 +348,9 @@ impl Client {
                             {
                                 self.invoke(&mut ws, &mut requests, &payload, max_payload);
                             }
+                            Ok(Incoming::Event { event, payload }) if event == "chat" => {
+                                sending.chat(&payload, &ask_session);
+                            }
                             Ok(Incoming::Res { id, result }) => {
                                 let method = requests.done(&id);
                                 let ours = alerts.response(
@@ -354,6 +359,10 @@ impl Client {
                                     &self.parts.store,
                                     &self.stats,
                                     Instant::now(),
+                                ) || sending.response(
+                                    &id,
+                                    result.as_ref().map_err(|e| e.to_string()),
+                                    &self.stats,
                                 );
                                 if let (Some(method), Err(e), false) = (method, result, ours) {
                                     log::warn!("openclaw: the gateway refused our {method}: {e}");
@@ -411,6 +420,15 @@ impl Client {
             }
             alerts.lost(|id| requests.is_open(id), now);
             self.send_alert(&mut ws, &mut requests, &mut alerts, now, max_payload);
+            sending.lost(|id| requests.is_open(id));
+            sending.expire(now);
+            self.send_events(
+                &mut ws,
+                &mut requests,
+                &mut sending,
+                &ask_session,
+                max_payload,
+            );
             let now_ms = self.now_ms();
             if dog.expired(now_ms) {
                 hit(&self.stats.watchdog_closes);
@@ -438,6 +456,9 @@ impl Client {
                 until = until.min(ANSWER_POLL);
             }
             if let Some(d) = alerts.deadline() {
+                until = until.min(d.saturating_duration_since(Instant::now()));
+            }
+            if let Some(d) = sending.deadline() {
                 until = until.min(d.saturating_duration_since(Instant::now()));
             }
             let mut fds = [
@@ -606,6 +627,43 @@ impl Client {
             Ok(()) => {}
             Err(tungstenite::Error::Io(e)) if e.kind() == ErrorKind::WouldBlock => {}
             Err(e) => log::warn!("openclaw: cannot send an alert: {e}"),
+        }
+    }
+
+    /// Queued readings, changes and observations, while few enough are unanswered, and
+    /// the question for the gateway's agent, if one waits.
+    fn send_events(
+        &self,
+        ws: &mut Ws,
+        requests: &mut Requests,
+        sending: &mut super::events::Sending,
+        ask_session: &str,
+        max_payload: usize,
+    ) {
+        let deadline = Instant::now() + self.request_timeout();
+        let ask_by =
+            Instant::now() + Duration::from_micros(self.parts.settings.ask_timeout.max(1) as u64);
+        let mut frames = sending.question(
+            &self.parts.events,
+            ask_session,
+            ask_by,
+            || requests.start("node.event", deadline),
+            |id, params| frame::request(id, "node.event", params, max_payload),
+        );
+        while let Some(text) = sending.next(
+            &self.parts.events,
+            &self.stats,
+            || requests.start("node.event", deadline),
+            |id, params| frame::request(id, "node.event", params, max_payload),
+        ) {
+            frames.push(text);
+        }
+        for text in frames {
+            match ws.write(Message::text(text)) {
+                Ok(()) => {}
+                Err(tungstenite::Error::Io(e)) if e.kind() == ErrorKind::WouldBlock => {}
+                Err(e) => log::warn!("openclaw: cannot send an event: {e}"),
+            }
         }
     }
 

@@ -14,6 +14,7 @@
 //! - `commands.rs`: the command names and the door to run them
 //! - `alerts.rs`: queued `notify_human` alerts sent as `agent.request`, in order
 //! - `worker.rs`: the thread `openclaw-cmd` that runs the commands off the socket
+//! - `events.rs`: readings, changes and observations sent as `notifications.changed`
 //! - `stats.rs`: what status shows
 
 mod alerts;
@@ -21,6 +22,7 @@ mod backoff;
 mod client;
 pub mod commands;
 mod discover;
+pub(crate) mod events;
 mod frame;
 mod handshake;
 mod identity;
@@ -49,6 +51,8 @@ pub struct Parts {
     pub commands: Arc<dyn NodeCommands>,
     /// Where `notify_human` queues alerts (`store::alerts`).
     pub store: Arc<crate::store::Store>,
+    /// Readings (openclaw sinks), changes and observations to send as node events.
+    pub events: Arc<crate::messages::NodeEvents>,
 }
 
 /// The running client: its status and how to stop it.
@@ -75,6 +79,7 @@ pub fn start(parts: Parts) -> Result<Handle, String> {
     let stats = Arc::new(OpenclawStats {
         url: std::sync::Mutex::new(parts.settings.url.clone()),
         store: Some(parts.store.clone()),
+        events: Some(parts.events.clone()),
         ..Default::default()
     });
     *stats.device_id.lock().unwrap_or_else(|p| p.into_inner()) = device.identity.device_id.clone();
@@ -84,6 +89,7 @@ pub fn start(parts: Parts) -> Result<Handle, String> {
     bell.set_nonblocking(true)
         .and_then(|()| bell_rx.set_nonblocking(true))
         .map_err(|e| format!("openclaw: {e}"))?;
+    let event_bell = bell.try_clone().map_err(|e| format!("openclaw: {e}"))?;
     parts
         .store
         .set_alerts_wake(Box::new(move || drop((&bell).write(&[1]))));
@@ -91,6 +97,10 @@ pub fn start(parts: Parts) -> Result<Handle, String> {
         parts.commands.clone(),
         parts.settings.max_queued_commands.max(1) as usize,
     )?;
+    // Events ring the same bell: the thread looks at both queues when it wakes.
+    parts
+        .events
+        .set_wake(Box::new(move || drop((&event_bell).write(&[1]))));
     let client = client::Client {
         worker,
         session: 0,

@@ -45,8 +45,15 @@ pub struct OpenclawStats {
     pub alerts_sent: AtomicU64,
     /// Tries the gateway did not take (before approval: pairing_changed); kept queued.
     pub alerts_refused: AtomicU64,
+    /// Readings, changes and observations the gateway took (`notifications.changed`).
+    pub events_sent: AtomicU64,
+    /// Events the gateway refused or dropped (before approval, a bad payload); not
+    /// sent again.
+    pub events_refused: AtomicU64,
     /// The alert queue, for its size and what it dropped.
     pub store: Option<Arc<Store>>,
+    /// The event queue (`messages::NodeEvents`), for its size and what it dropped.
+    pub events: Option<Arc<crate::messages::NodeEvents>>,
     pub device_id: Mutex<String>,
     pub auth_method: Mutex<String>,
     pub last_error: Mutex<Option<String>>,
@@ -95,6 +102,8 @@ impl OpenclawStats {
             .unwrap_or_default();
         let looking = self.looking.load(r);
         let pairing = !connected && self.pairing_required.load(r);
+        let (events_queued, events_dropped) =
+            self.events.as_deref().map_or((0, 0), super::events::counts);
         let state = match (connected, approved) {
             (false, _) if looking => "looking for a gateway on the LAN",
             (false, _) if pairing => "pending device pairing",
@@ -139,6 +148,10 @@ impl OpenclawStats {
             "alerts_sent": self.alerts_sent.load(r),
             "alerts_refused": self.alerts_refused.load(r),
             "alerts_dropped": alerts.dropped,
+            "events_queued": events_queued,
+            "events_sent": self.events_sent.load(r),
+            "events_refused": self.events_refused.load(r),
+            "events_dropped": events_dropped,
         })
     }
 }
