@@ -250,7 +250,10 @@ fn questions_kept_while_the_server_is_away_are_bounded_in_bytes() {
         let a = sub.on("smollama/test-node/answers");
         (!a.is_empty()).then_some(a)
     });
-    assert_eq!(answers[0]["id"], "kb3", "the dropped ones are not answered first");
+    assert_eq!(
+        answers[0]["id"], "kb3",
+        "the dropped ones are not answered first"
+    );
 }
 
 #[test]

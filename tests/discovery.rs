@@ -8,100 +8,47 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
+use common::netns::{Namespaces, NsNode};
 use common::{BIN, TOKEN, TempDir, eventually, free_port};
 use serde_json::Value;
 
-/// Two namespaces and the veth pair between them, removed on drop.
-struct Net {
-    ns: [String; 2],
-    /// A third namespace with loopback only: no interface can multicast there.
-    lonely: String,
+/// Two namespaces joined by a veth pair (10.77.0.1, .2), and a third with loopback only:
+/// no interface can multicast there.
+fn net() -> Option<Namespaces> {
+    let id = std::process::id() % 100_000;
+    let names = [
+        format!("smd-a-{id}"),
+        format!("smd-b-{id}"),
+        format!("smd-c-{id}"),
+    ];
+    let net = Namespaces::new(&names)?;
+    let veth = [format!("sma{id}"), format!("smb{id}")];
+    net.link(0, 1, [&veth[0], &veth[1]], "10.77.0", None);
+    Some(net)
 }
 
-impl Net {
-    /// `None` (after saying why) when network namespaces cannot be made here.
-    fn new() -> Option<Net> {
-        let id = std::process::id() % 100_000;
-        let ns = [format!("smd-a-{id}"), format!("smd-b-{id}")];
-        let lonely = format!("smd-c-{id}");
-        let veth = [format!("sma{id}"), format!("smb{id}")];
-        let ok = Command::new("ip")
-            .args(["netns", "add", &ns[0]])
-            .stderr(Stdio::piped())
-            .output();
-        match ok {
-            Ok(o) if o.status.success() => {}
-            Ok(o) => {
-                eprintln!(
-                    "SKIPPED: `ip netns add` is not permitted here ({}); the mDNS test needs root and network namespaces",
-                    String::from_utf8_lossy(&o.stderr).trim()
-                );
-                return None;
-            }
-            Err(e) => {
-                eprintln!("SKIPPED: cannot run `ip` ({e}); install iproute2");
-                return None;
-            }
-        }
-        let net = Net {
-            ns: ns.clone(),
-            lonely: lonely.clone(),
-        };
-        let ip = |args: &[&str]| {
-            let o = Command::new("ip").args(args).output().unwrap();
-            assert!(
-                o.status.success(),
-                "ip {}: {}",
-                args.join(" "),
-                String::from_utf8_lossy(&o.stderr)
-            );
-        };
-        ip(&["netns", "add", &ns[1]]);
-        ip(&["netns", "add", &lonely]);
-        ip(&["-n", &lonely, "link", "set", "lo", "up"]);
-        ip(&[
-            "link", "add", &veth[0], "type", "veth", "peer", "name", &veth[1],
-        ]);
-        for i in 0..2 {
-            let (n, v) = (&ns[i], &veth[i]);
-            ip(&["link", "set", v, "netns", n]);
-            ip(&[
-                "-n",
-                n,
-                "addr",
-                "add",
-                &format!("10.77.0.{}/24", i + 1),
-                "dev",
-                v,
-            ]);
-            ip(&["-n", n, "link", "set", "lo", "up"]);
-            ip(&["-n", n, "link", "set", v, "up", "multicast", "on"]);
-            ip(&["-n", n, "route", "add", "224.0.0.0/4", "dev", v]);
-        }
-        Some(net)
-    }
+/// `smollama nodes --json` in the node's namespace: its `/api/nodes`.
+fn nodes(n: &NsNode) -> Option<Value> {
+    n.cli_json(&["nodes"])
 }
 
-impl Drop for Net {
-    fn drop(&mut self) {
-        for n in self.ns.iter().chain([&self.lonely]) {
-            let _ = Command::new("ip").args(["netns", "del", n]).status();
-        }
-    }
+fn peer(n: &NsNode, name: &str) -> Option<Value> {
+    nodes(n)?["nodes"]
+        .as_array()?
+        .iter()
+        .find(|p| p["name"] == name)
+        .cloned()
 }
 
-/// A node running in a namespace, its stderr collected.
-struct Node {
-    ns: String,
-    cfg: PathBuf,
-    child: Child,
-    log: Arc<Mutex<String>>,
+/// The node started, once it answers `smollama nodes`.
+fn start(ns: &str, cfg: &Path) -> NsNode {
+    let node = NsNode::start(ns, cfg);
+    eventually(20, "the node answers `smollama nodes`", || nodes(&node));
+    node
 }
 
 /// A node's config; `agent` says whether it runs the LLM agent (a llama) or not (an alpaca).
@@ -125,81 +72,9 @@ fn config(dir: &Path, name: &str, port: u16, cache_ttl: &str, agent: bool) -> Pa
     cfg
 }
 
-impl Node {
-    fn start(ns: &str, cfg: &Path) -> Node {
-        let mut child = Command::new("ip")
-            .args(["netns", "exec", ns, BIN, "--config"])
-            .arg(cfg)
-            .env_remove("SMOLLAMA_CONFIG")
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let log = Arc::new(Mutex::new(String::new()));
-        let sink = log.clone();
-        let stderr = child.stderr.take().unwrap();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                let mut l = sink.lock().unwrap();
-                l.push_str(&line);
-                l.push('\n');
-            }
-        });
-        let node = Node {
-            ns: ns.to_string(),
-            cfg: cfg.to_path_buf(),
-            child,
-            log,
-        };
-        eventually(20, "the node answers `smollama nodes`", || node.nodes());
-        node
-    }
-
-    /// `smollama nodes --json`, run in the node's namespace: its `/api/nodes`.
-    fn nodes(&self) -> Option<Value> {
-        let out = Command::new("ip")
-            .args(["netns", "exec", &self.ns, BIN, "--config"])
-            .arg(&self.cfg)
-            .args(["nodes", "--json"])
-            .env_remove("RUST_LOG")
-            .output()
-            .ok()?;
-        if !out.status.success() {
-            return None;
-        }
-        serde_json::from_slice(&out.stdout).ok()
-    }
-
-    fn peer(&self, name: &str) -> Option<Value> {
-        self.nodes()?["nodes"]
-            .as_array()?
-            .iter()
-            .find(|n| n["name"] == name)
-            .cloned()
-    }
-
-    fn log(&self) -> String {
-        self.log.lock().unwrap().clone()
-    }
-
-    fn signal(&mut self, sig: i32) {
-        // `ip netns exec` execs the binary: the child's pid is the node's.
-        unsafe { libc::kill(self.child.id() as i32, sig) };
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 #[test]
 fn nodes_in_two_namespaces_find_each_other_and_notice_when_one_goes() {
-    let Some(net) = Net::new() else {
+    let Some(net) = net() else {
         return;
     };
     let (da, db) = (TempDir::new("mdns-a"), TempDir::new("mdns-b"));
@@ -209,11 +84,11 @@ fn nodes_in_two_namespaces_find_each_other_and_notice_when_one_goes() {
     let ttl = format!("{TTL_S}s");
     let ca = config(da.path(), "alpha", pa, &ttl, false);
     let cb = config(db.path(), "beta", pb, &ttl, true);
-    let mut a = Node::start(&net.ns[0], &ca);
-    let b = Node::start(&net.ns[1], &cb);
+    let mut a = start(&net.names[0], &ca);
+    let b = start(&net.names[1], &cb);
 
     // Each finds the other, with its veth address and HTTP port, and its TXT records.
-    let seen_by_b = eventually(20, "beta discovers alpha", || b.peer("alpha"));
+    let seen_by_b = eventually(20, "beta discovers alpha", || peer(&b, "alpha"));
     assert_eq!(
         seen_by_b["addresses"],
         serde_json::json!(["10.77.0.1"]),
@@ -227,7 +102,7 @@ fn nodes_in_two_namespaces_find_each_other_and_notice_when_one_goes() {
     assert_eq!(seen_by_b["capabilities"]["sources"], 1, "{seen_by_b}");
     assert_eq!(seen_by_b["capabilities"]["llm"], false);
     assert_eq!(seen_by_b["health"], "active");
-    let seen_by_a = eventually(20, "alpha discovers beta", || a.peer("beta"));
+    let seen_by_a = eventually(20, "alpha discovers beta", || peer(&a, "beta"));
     assert_eq!(
         seen_by_a["addresses"],
         serde_json::json!(["10.77.0.2"]),
@@ -241,20 +116,20 @@ fn nodes_in_two_namespaces_find_each_other_and_notice_when_one_goes() {
         "{seen_by_a}"
     );
     // Each announces its own real address, never loopback.
-    let own = a.nodes().unwrap()["nodes"][0].clone();
+    let own = nodes(&a).unwrap()["nodes"][0].clone();
     assert_eq!(own["self"], true);
     assert_eq!(own["addresses"], serde_json::json!(["10.77.0.1"]), "{own}");
 
     // Still listed after several verification rounds (every TTL/3): refreshed, not aged out.
     std::thread::sleep(Duration::from_secs(TTL_S + 2));
-    let still = b.peer("alpha").expect("alpha stays while it answers");
+    let still = peer(&b, "alpha").expect("alpha stays while it answers");
     assert_eq!(still["health"], "active", "{still}");
 
     // SIGTERM: the goodbye removes it from beta's list at once.
     a.signal(libc::SIGTERM);
     let t = Instant::now();
     eventually(5, "alpha gone from beta's list after its goodbye", || {
-        b.peer("alpha").is_none().then_some(())
+        peer(&b, "alpha").is_none().then_some(())
     });
     let took = t.elapsed();
     assert!(took < Duration::from_secs(3), "took {took:?}");
@@ -263,14 +138,14 @@ fn nodes_in_two_namespaces_find_each_other_and_notice_when_one_goes() {
 
     // Back again, then killed with -9: no goodbye, so it goes once it stops answering,
     // within the TTL.
-    let mut a = Node::start(&net.ns[0], &ca);
-    eventually(20, "beta discovers alpha again", || b.peer("alpha"));
+    let mut a = start(&net.names[0], &ca);
+    eventually(20, "beta discovers alpha again", || peer(&b, "alpha"));
     a.signal(libc::SIGKILL);
     let t = Instant::now();
     eventually(
         TTL_S + 5,
         "alpha gone from beta's list after the TTL",
-        || b.peer("alpha").is_none().then_some(()),
+        || peer(&b, "alpha").is_none().then_some(()),
     );
     let took = t.elapsed();
     assert!(took <= Duration::from_secs(TTL_S + 2), "took {took:?}");
@@ -296,7 +171,7 @@ fn nodes_in_two_namespaces_find_each_other_and_notice_when_one_goes() {
     // Where no interface can multicast, discovery is off with one clear line.
     let dc = TempDir::new("mdns-c");
     let cc = config(dc.path(), "gamma", free_port(), &ttl, false);
-    let c = Node::start(&net.lonely, &cc);
+    let c = start(&net.names[2], &cc);
     let lines: Vec<String> = c
         .log()
         .lines()
@@ -309,7 +184,7 @@ fn nodes_in_two_namespaces_find_each_other_and_notice_when_one_goes() {
         "{lines:?}"
     );
     assert_eq!(
-        c.nodes().unwrap()["nodes"][0]["addresses"],
+        nodes(&c).unwrap()["nodes"][0]["addresses"],
         serde_json::json!([])
     );
 }

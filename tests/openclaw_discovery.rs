@@ -16,154 +16,30 @@ mod common;
 #[path = "common/openclaw.rs"]
 mod openclaw_gw;
 
-use std::io::{BufRead, BufReader};
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
-
-use common::{BIN, TOKEN, TempDir, UPTIME_PIPELINE, eventually, free_port};
+use common::netns::{Namespaces, NsNode};
+use common::{TOKEN, TempDir, UPTIME_PIPELINE, eventually, free_port};
 use openclaw_gw::{GATEWAY_TOKEN, Gateway, Operator};
 use serde_json::{Value, json};
 
-/// The gateway's namespace, the node's, and the veth pair between them; removed on drop.
-struct Net {
-    gw: String,
-    node: String,
+/// The gateway's namespace (0: 10.79.0.1 on a bridge over its veth end) and the
+/// node's (1: 10.79.0.2), removed on drop.
+fn net() -> Option<Namespaces> {
+    let id = std::process::id() % 100_000;
+    let net = Namespaces::new(&[format!("ocd-g-{id}"), format!("ocd-n-{id}")])?;
+    let (a, b, br) = (format!("ocg{id}"), format!("ocn{id}"), format!("ocb{id}"));
+    net.link(0, 1, [&a, &b], "10.79.0", Some(&br));
+    Some(net)
 }
 
-impl Net {
-    fn new() -> Option<Net> {
-        let id = std::process::id() % 100_000;
-        let (gw, node) = (format!("ocd-g-{id}"), format!("ocd-n-{id}"));
-        match Command::new("ip").args(["netns", "add", &gw]).output() {
-            Ok(o) if o.status.success() => {}
-            Ok(o) => {
-                eprintln!(
-                    "SKIPPED: `ip netns add` is not permitted here ({}); this test needs root and network namespaces",
-                    String::from_utf8_lossy(&o.stderr).trim()
-                );
-                return None;
-            }
-            Err(e) => {
-                eprintln!("SKIPPED: cannot run `ip` ({e}); install iproute2");
-                return None;
-            }
-        }
-        let net = Net {
-            gw: gw.clone(),
-            node: node.clone(),
-        };
-        let ip = |args: &[&str]| {
-            let o = Command::new("ip").args(args).output().unwrap();
-            assert!(
-                o.status.success(),
-                "ip {}: {}",
-                args.join(" "),
-                String::from_utf8_lossy(&o.stderr)
-            );
-        };
-        ip(&["netns", "add", &node]);
-        let veth = [format!("ocg{id}"), format!("ocn{id}")];
-        let bridge = format!("ocb{id}");
-        ip(&[
-            "link", "add", &veth[0], "type", "veth", "peer", "name", &veth[1],
-        ]);
-        ip(&["link", "set", &veth[0], "netns", &gw]);
-        ip(&["link", "set", &veth[1], "netns", &node]);
-        ip(&["-n", &gw, "link", "add", &bridge, "type", "bridge"]);
-        ip(&["-n", &gw, "link", "set", &veth[0], "master", &bridge]);
-        ip(&["-n", &gw, "link", "set", &veth[0], "up"]);
-        for (i, (ns, v)) in [(&gw, &bridge), (&node, &veth[1])].into_iter().enumerate() {
-            ip(&[
-                "-n",
-                ns,
-                "addr",
-                "add",
-                &format!("10.79.0.{}/24", i + 1),
-                "dev",
-                v,
-            ]);
-            ip(&["-n", ns, "link", "set", "lo", "up"]);
-            ip(&["-n", ns, "link", "set", v, "up", "multicast", "on"]);
-            ip(&["-n", ns, "route", "add", "224.0.0.0/4", "dev", v]);
-        }
-        Some(net)
-    }
-}
-
-impl Drop for Net {
-    fn drop(&mut self) {
-        for n in [&self.gw, &self.node] {
-            let _ = Command::new("ip").args(["netns", "del", n]).status();
-        }
-    }
-}
-
-/// The node, run in its namespace, its stderr collected.
-struct Node {
-    ns: String,
-    cfg: std::path::PathBuf,
-    child: Child,
-    log: Arc<Mutex<String>>,
-}
-
-impl Node {
-    fn start(ns: &str, cfg: &Path) -> Node {
-        let mut child = Command::new("ip")
-            .args(["netns", "exec", ns, BIN, "--config"])
-            .arg(cfg)
-            .env_remove("SMOLLAMA_CONFIG")
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let log = Arc::new(Mutex::new(String::new()));
-        let sink = log.clone();
-        let stderr = child.stderr.take().unwrap();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                let mut l = sink.lock().unwrap();
-                l.push_str(&line);
-                l.push('\n');
-            }
-        });
-        Node {
-            ns: ns.to_string(),
-            cfg: cfg.to_path_buf(),
-            child,
-            log,
-        }
-    }
-
-    /// `connections.openclaw` of `smollama status --json`, run in the node's namespace.
-    fn openclaw(&self) -> Option<Value> {
-        let out = Command::new("ip")
-            .args(["netns", "exec", &self.ns, BIN, "--config"])
-            .arg(&self.cfg)
-            .args(["status", "--json"])
-            .env_remove("RUST_LOG")
-            .output()
-            .ok()?;
-        let v: Value = serde_json::from_slice(&out.stdout).ok()?;
-        Some(v["connections"]["openclaw"].clone()).filter(|o| !o.is_null())
-    }
-
-    fn log(&self) -> String {
-        self.log.lock().unwrap().clone()
-    }
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// `connections.openclaw` of `smollama status --json`, run in the node's namespace.
+fn openclaw(node: &NsNode) -> Option<Value> {
+    let v = node.cli_json(&["status"])?;
+    Some(v["connections"]["openclaw"].clone()).filter(|o| !o.is_null())
 }
 
 #[test]
 fn a_node_without_a_url_finds_the_gateway_by_its_beacon_and_serves_it() {
-    let Some(net) = Net::new() else {
+    let Some(net) = net() else {
         return;
     };
     let dir = TempDir::new("oc-discover");
@@ -184,11 +60,10 @@ fn a_node_without_a_url_finds_the_gateway_by_its_beacon_and_serves_it() {
         ),
     )
     .unwrap();
-    let node = Node::start(&net.node, &cfg);
+    let node = NsNode::start(&net.names[1], &cfg);
     // No gateway yet: it says it is looking, and has no url.
     let looking = eventually(20, "the node looks for a gateway", || {
-        node.openclaw()
-            .filter(|o| o["state"] == "looking for a gateway on the LAN")
+        openclaw(&node).filter(|o| o["state"] == "looking for a gateway on the LAN")
     });
     assert!(looking["url"].is_null(), "{looking}");
     assert!(
@@ -206,13 +81,12 @@ fn a_node_without_a_url_finds_the_gateway_by_its_beacon_and_serves_it() {
     );
 
     let state = TempDir::new("oc-discover-gw");
-    let gw = Gateway::start_lan(state.path(), &["smollama.sources.list"], &net.gw);
+    let gw = Gateway::start_lan(state.path(), &["smollama.sources.list"], &net.names[0]);
     let want_url = format!("ws://10.79.0.1:{}", gw.port);
     // Found by the gateway's own beacon, at the address of its records (not loopback);
     // from the LAN it is a new device the gateway's operator must pair, and says so.
     let unpaired = eventually(60, "the node asks to be paired", || {
-        node.openclaw()
-            .filter(|o| o["state"] == "pending device pairing")
+        openclaw(&node).filter(|o| o["state"] == "pending device pairing")
     });
     assert_eq!(unpaired["url"], want_url.as_str(), "{unpaired}");
     assert_eq!(
@@ -226,17 +100,17 @@ fn a_node_without_a_url_finds_the_gateway_by_its_beacon_and_serves_it() {
         "{unpaired}"
     );
     let device = unpaired["device_id"].as_str().unwrap().to_string();
-    let mut op = Operator::connect_in(&net.gw, &gw.url(), GATEWAY_TOKEN);
+    let mut op = Operator::connect_in(&net.names[0], &gw.url(), GATEWAY_TOKEN);
     op.approve_device(&device);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     let found = loop {
-        if let Some(o) = node.openclaw().filter(|o| o["connected"] == true) {
+        if let Some(o) = openclaw(&node).filter(|o| o["connected"] == true) {
             break o;
         }
         assert!(
             std::time::Instant::now() < deadline,
             "the node did not connect to the gateway it should have found: {:?}\n{}",
-            node.openclaw(),
+            openclaw(&node),
             node.log()
         );
         std::thread::sleep(std::time::Duration::from_millis(300));
@@ -272,7 +146,7 @@ fn a_node_without_a_url_finds_the_gateway_by_its_beacon_and_serves_it() {
     });
     assert!(sources.to_string().contains("system:uptime"), "{sources}");
     let approved = eventually(10, "status says approved", || {
-        node.openclaw().filter(|o| o["approved"] == true)
+        openclaw(&node).filter(|o| o["approved"] == true)
     });
     assert_eq!(approved["state"], "connected");
     drop(gw);

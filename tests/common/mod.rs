@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod broker;
+pub mod netns;
 pub mod node;
 pub mod raw_http;
 
