@@ -18,7 +18,14 @@ mod alerts;
 mod backoff;
 mod client;
 pub mod commands;
+// Visible to `crate::fuzzing` only in fuzzing builds.
+#[cfg(feature = "fuzzing")]
+pub(crate) mod frame;
+#[cfg(not(feature = "fuzzing"))]
 mod frame;
+#[cfg(feature = "fuzzing")]
+pub(crate) mod handshake;
+#[cfg(not(feature = "fuzzing"))]
 mod handshake;
 mod identity;
 mod requests;
