@@ -70,6 +70,7 @@ fn the_installed_build_idles_within_its_documented_memory() {
         libc::kill(pid as i32, libc::SIGTERM);
     }
     let status = child.wait().unwrap();
+    eprintln!("{binary}: idle RSS {rss} KiB (bound {IDLE_RSS_BOUND_KIB} KiB)");
 
     let shared: Vec<&str> = maps.lines().filter(|l| l.contains(".so")).collect();
     assert!(
