@@ -17,7 +17,8 @@ What it installs from, first found:
   1. a .deb: --deb FILE, or smollama_*.deb beside this script (apt-get install ./FILE)
   2. a release tarball: --tarball FILE, or smollama-*.tar.gz beside this script
      (made by scripts/release-tarball.sh), or the unpacked tarball this script is in
-  3. the source tree this script is in: cargo build --release (needs Rust 1.95+)
+  3. the source tree this script is in: scripts/build-release (needs Rust 1.95+; the
+     static musl build on x86_64 with its target and musl-tools, else glibc's)
 
 Options:
   --deb FILE          install this .deb
@@ -167,9 +168,14 @@ elif [ -x "$HERE/bin/smollama" ]; then
   SRC_BIN="$HERE/bin/smollama"
   SRC_CONF="$HERE/config/smollama.toml"
 elif [ -f "$HERE/Cargo.toml" ] && command -v cargo >/dev/null 2>&1; then
-  say "building smollama with cargo (release)"
-  run cargo build --release --manifest-path "$HERE/Cargo.toml"
-  SRC_BIN="$HERE/target/release/smollama"
+  # The static musl binary on x86_64, else the glibc one (the script says why).
+  say "building smollama with scripts/build-release"
+  if [ "$DRY" = 1 ]; then
+    say "would run: $HERE/scripts/build-release"
+    SRC_BIN="$HERE/target/release/smollama"
+  else
+    SRC_BIN="$("$HERE/scripts/build-release")"
+  fi
   SRC_CONF="$HERE/config/smollama.toml"
 elif [ -x "$HERE/target/release/smollama" ]; then
   SRC_BIN="$HERE/target/release/smollama"

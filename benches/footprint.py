@@ -1,12 +1,19 @@
 #!/usr/bin/env python3
 """Process footprint of the release binary running the default pipeline.
 
-Reports: time from spawn to the first 200 from /api/health, RSS and VmHWM after the idle
-window, CPU seconds used during the idle window, thread count, time from SIGTERM to exit,
-and the binary's size.
+Reports: time from spawn to the first 200 from /api/health, RSS (anonymous and file
+pages) and PSS (from smaps_rollup) and VmHWM after the idle window, CPU seconds used
+during the idle window, thread count, time from SIGTERM to exit, and the binary's size.
 
-Usage: python3 benches/footprint.py [--binary target/release/smollama] [--seconds 60] [--broker]
-Build first: cargo build --release
+Usage: python3 benches/footprint.py [--binary target/release/smollama ...] [--seconds 60]
+                                    [--broker] [--smaps]
+Build first: ./scripts/build-release (the static musl build README.md installs) or
+cargo build --release.
+
+--binary may be given more than once: every binary then runs at the same time (each with
+its own data directory and port, the same idle window), so builds compare in one run on
+a noisy machine. --smaps prints each process's resident pages per mapping (RSS and PSS
+summed by file, [heap], [stack] and anonymous), largest first: where the RSS is.
 
 --broker starts a mosquitto (Debian's) and connects the agent to it, as a node with MQTT
 on. Each thread's CPU time and wake-ups (schedstat's timeslices) over the window are
@@ -43,6 +50,40 @@ def health(port):
             return data.startswith(b"HTTP/1.1 200")
     except OSError:
         return False
+
+
+def smaps_rollup(pid):
+    """{Pss, Pss_Anon, Pss_File, ...} in KiB (Linux 4.14+; Pss_Anon/File from 5.10)."""
+    out = {}
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as f:
+            for line in f:
+                k, _, v = line.partition(":")
+                if v.strip().endswith("kB"):
+                    out[k] = int(v.split()[0])
+    except OSError:
+        pass
+    return out
+
+
+def smaps_by_mapping(pid):
+    """[(name, rss KiB, pss KiB)] summed per mapped file or kind, largest RSS first."""
+    sums = {}
+    name = None
+    with open(f"/proc/{pid}/smaps") as f:
+        for line in f:
+            first = line.split(None, 5)
+            if "-" in first[0] and len(first) >= 5 and ":" not in first[0]:
+                perms = first[1]
+                path = first[5].strip() if len(first) > 5 else "[anon]"
+                name = f"{os.path.basename(path) if path.startswith('/') else path} {perms}"
+                sums.setdefault(name, [0, 0])
+            elif first[0] == "Rss:":
+                sums[name][0] += int(first[1])
+            elif first[0] == "Pss:":
+                sums[name][1] += int(first[1])
+    rows = [(n, r, p) for n, (r, p) in sums.items() if r]
+    return sorted(rows, key=lambda x: -x[1])
 
 
 def proc_status(pid):
@@ -137,22 +178,42 @@ def start_collectd(tmp):
     return subprocess.Popen([exe, "-f", "-C", conf], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
+class Agent:
+    """One smollama binary running the default pipeline in its own temporary HOME."""
+
+    def __init__(self, binary, tmp, extra_env):
+        self.binary = binary
+        self.dir = tempfile.mkdtemp(prefix="agent-", dir=tmp)
+        self.port = free_port()
+        env = dict(os.environ)
+        env.pop("RUST_LOG", None)
+        env.update(extra_env)
+        env.update({
+            "HOME": self.dir,
+            "SMOLLAMA_NODE_DATA_DIR": os.path.join(self.dir, "data"),
+            "SMOLLAMA_HTTP_BIND": f"127.0.0.1:{self.port}",
+        })
+        t0 = time.perf_counter()
+        self.p = subprocess.Popen([binary], env=env, stderr=subprocess.DEVNULL)
+        while not health(self.port):
+            if self.p.poll() is not None:
+                raise SystemExit(f"{binary} exited with {self.p.returncode}")
+            time.sleep(0.0002)
+        self.startup_ms = (time.perf_counter() - t0) * 1000
+
+
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--binary", default="target/release/smollama")
+    ap.add_argument("--binary", action="append",
+                    help="a binary to measure (repeatable; default target/release/smollama)")
     ap.add_argument("--seconds", type=float, default=60.0)
     ap.add_argument("--broker", action="store_true", help="connect the agent to a local mosquitto")
+    ap.add_argument("--smaps", action="store_true", help="print resident pages per mapping")
     args = ap.parse_args()
+    binaries = args.binary or ["target/release/smollama"]
 
     tmp = tempfile.mkdtemp(prefix="smollama-footprint-")
-    port = free_port()
-    env = dict(os.environ)
-    env.pop("RUST_LOG", None)
-    env.update({
-        "HOME": tmp,
-        "SMOLLAMA_NODE_DATA_DIR": os.path.join(tmp, "data"),
-        "SMOLLAMA_HTTP_BIND": f"127.0.0.1:{port}",
-    })
+    extra = {}
     broker = None
     if args.broker:
         mport = free_port()
@@ -162,63 +223,74 @@ def main():
         broker = subprocess.Popen(["/usr/sbin/mosquitto", "-c", conf],
                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         time.sleep(0.3)
-        env.update({"SMOLLAMA_MQTT_BROKER": "127.0.0.1", "SMOLLAMA_MQTT_PORT": str(mport)})
-    t0 = time.perf_counter()
-    p = subprocess.Popen([args.binary], env=env, stderr=subprocess.DEVNULL)
-    while not health(port):
-        if p.poll() is not None:
-            raise SystemExit(f"agent exited with {p.returncode}")
-        time.sleep(0.0002)
-    startup_ms = (time.perf_counter() - t0) * 1000
+        extra = {"SMOLLAMA_MQTT_BROKER": "127.0.0.1", "SMOLLAMA_MQTT_PORT": str(mport)}
+    # One after another, so start-up times do not compete; then one idle window for all.
+    agents = [Agent(b, tmp, extra) for b in binaries]
 
     c = start_collectd(tmp)
 
     # Let start-up work settle, then measure an idle window.
     time.sleep(min(5.0, args.seconds / 4))
-    out0 = mqtt_out(port) if broker else 0
-    cpu0 = cpu_seconds(p.pid)
-    t_before = per_thread(p.pid)
+    for a in agents:
+        a.out0 = mqtt_out(a.port) if broker else 0
+        a.cpu0 = cpu_seconds(a.p.pid)
+        a.t_before = per_thread(a.p.pid)
     ccpu0 = cpu_seconds(c.pid) if c else 0
     time.sleep(args.seconds)
-    cpu1 = cpu_seconds(p.pid)
-    t_after = per_thread(p.pid)
-    out1 = mqtt_out(port) if broker else 0
-    st = proc_status(p.pid)
-    names = thread_names(p.pid)
+    for a in agents:
+        a.cpu1 = cpu_seconds(a.p.pid)
+        a.t_after = per_thread(a.p.pid)
+        a.out1 = mqtt_out(a.port) if broker else 0
+        a.st = proc_status(a.p.pid)
+        a.pss = smaps_rollup(a.p.pid)
+        a.maps = smaps_by_mapping(a.p.pid) if args.smaps else []
+        a.names = thread_names(a.p.pid)
     if c:
         ccpu = cpu_seconds(c.pid) - ccpu0
         cst = proc_status(c.pid)
+        cpss = smaps_rollup(c.pid)
         c.terminate()
         c.wait(timeout=10)
 
-    t1 = time.perf_counter()
-    p.send_signal(signal.SIGTERM)
-    code = p.wait(timeout=30)
-    stop_ms = (time.perf_counter() - t1) * 1000
+    for a in agents:
+        t1 = time.perf_counter()
+        a.p.send_signal(signal.SIGTERM)
+        a.code = a.p.wait(timeout=30)
+        a.stop_ms = (time.perf_counter() - t1) * 1000
     if broker:
         broker.terminate()
         broker.wait(timeout=10)
-    size = os.path.getsize(args.binary)
     shutil.rmtree(tmp, ignore_errors=True)
 
-    print(f"start_to_healthy_ms: {startup_ms:.2f}")
-    print(f"rss_kib: {st['VmRSS']} (anon {st.get('RssAnon', 0)}, file {st.get('RssFile', 0)})")
-    print(f"vmhwm_kib: {st['VmHWM']}")
-    print(f"cpu_s_over_{args.seconds:.0f}s_idle: {cpu1 - cpu0:.5f}")
-    if broker:
-        # The default pipeline publishes what passes its filter: a busy machine's changing
-        # CPU load means more messages, so compare runs per message as well.
-        print(f"mqtt_messages_out_in_window: {out1 - out0}")
-    print(f"threads: {st['Threads']} ({', '.join(names)})")
-    for tid, (name, ns, slices) in sorted(t_after.items(), key=lambda kv: kv[1][0]):
-        b = t_before.get(tid, (name, 0, 0))
-        print(f"  thread {name:<12} cpu_ms {(ns - b[1]) / 1e6:8.3f}  wakeups {slices - b[2]}")
-    print(f"sigterm_to_exit_ms: {stop_ms:.1f} (exit code {code})")
-    print(f"binary_bytes: {size}")
+    for a in agents:
+        st = a.st
+        if len(agents) > 1:
+            print(f"== {a.binary}")
+        print(f"start_to_healthy_ms: {a.startup_ms:.2f}")
+        print(f"rss_kib: {st['VmRSS']} (anon {st.get('RssAnon', 0)}, file {st.get('RssFile', 0)})")
+        print(f"pss_kib: {a.pss.get('Pss', 0)} (anon {a.pss.get('Pss_Anon', 0)}, file {a.pss.get('Pss_File', 0)})")
+        print(f"vmhwm_kib: {st['VmHWM']}")
+        print(f"cpu_s_over_{args.seconds:.0f}s_idle: {a.cpu1 - a.cpu0:.5f}")
+        if broker:
+            # The default pipeline publishes what passes its filter: a busy machine's changing
+            # CPU load means more messages, so compare runs per message as well.
+            print(f"mqtt_messages_out_in_window: {a.out1 - a.out0}")
+        print(f"threads: {st['Threads']} ({', '.join(a.names)})")
+        for tid, (name, ns, slices) in sorted(a.t_after.items(), key=lambda kv: kv[1][0]):
+            b = a.t_before.get(tid, (name, 0, 0))
+            print(f"  thread {name:<12} cpu_ms {(ns - b[1]) / 1e6:8.3f}  wakeups {slices - b[2]}")
+        print(f"sigterm_to_exit_ms: {a.stop_ms:.1f} (exit code {a.code})")
+        print(f"binary_bytes: {os.path.getsize(a.binary)}")
+        for name, rss, pss in a.maps:
+            print(f"  smaps {name:<40} rss_kib {rss:6}  pss_kib {pss:6}")
+        if c:
+            print(f"  smollama/collectd rss: {st['VmRSS'] / cst['VmRSS']:.2f}"
+                  f"  cpu: {(a.cpu1 - a.cpu0) / ccpu if ccpu else float('nan'):.2f}")
     if c:
         print("collectd (same window, 10 s interval, cpu/memory/load/df/uptime/thermal -> csv):")
-        print(f"  collectd_rss_kib: {cst['VmRSS']}  smollama/collectd: {st['VmRSS'] / cst['VmRSS']:.2f}")
-        print(f"  collectd_cpu_s: {ccpu:.5f}  smollama/collectd: {(cpu1 - cpu0) / ccpu if ccpu else float('nan'):.2f}")
+        print(f"  collectd_rss_kib: {cst['VmRSS']} (anon {cst.get('RssAnon', 0)}, file {cst.get('RssFile', 0)})")
+        print(f"  collectd_pss_kib: {cpss.get('Pss', 0)}")
+        print(f"  collectd_cpu_s: {ccpu:.5f}")
         print(f"  collectd_threads: {cst['Threads']}")
 
 

@@ -151,6 +151,37 @@ pub fn ollama(data: &[u8]) {
     }
 }
 
+/// An OpenAI-compatible server's reply: `data[0]` picks a chat reply (whole), a streamed
+/// chat (the rest split into server-sent-event lines, fed as they come), an
+/// `/v1/embeddings` reply (`data[0] >> 3` vectors expected) or `/v1/models`.
+pub fn openai(data: &[u8]) {
+    use crate::edges::openai::wire as oa;
+    let Some((&sel, rest)) = data.split_first() else {
+        return;
+    };
+    let text = String::from_utf8_lossy(rest);
+    match sel & 7 {
+        0 => drop(oa::parse_chat_reply(&text)),
+        1 | 2 => {
+            let mut asm = oa::StreamAssembler::default();
+            for line in text.split('\n') {
+                if asm.feed(line).is_err() || asm.is_done() {
+                    break;
+                }
+            }
+            drop(asm.finish());
+        }
+        3 => drop(oa::parse_embed_reply(&text, (sel >> 3) as usize)),
+        4 => drop(oa::parse_models(&text)),
+        _ => {
+            if let Ok(v) = serde_json::from_str(&text) {
+                let _ = oa::error_message(&v);
+                let _ = oa::is_model_not_found(404, &v);
+            }
+        }
+    }
+}
+
 /// A sync push body (`POST /api/sync/push`) or MQTT sync message: its entries, and each
 /// entry's payload as an observation or a memory, as a merge reads them.
 pub fn sync(data: &[u8]) {
@@ -179,5 +210,93 @@ pub fn exec_lines(data: &[u8]) {
     let text = String::from_utf8_lossy(data);
     for line in text.split('\n') {
         let _ = crate::sources::exec::parse_line(line, |_| {});
+    }
+}
+
+/// An http source's answer: the first line of `data` holds the JSON pointers to pick,
+/// separated by spaces (at most 8; `data[0] & 1` makes them booleans rather than
+/// numbers), the rest is the body as the poll thread reads it (lossy UTF-8).
+pub fn http_answer(data: &[u8]) {
+    use crate::graph::ValueKind;
+    let Some((&sel, rest)) = data.split_first() else {
+        return;
+    };
+    let kind = if sel & 1 == 1 {
+        ValueKind::Bool
+    } else {
+        ValueKind::Number
+    };
+    let nl = rest.iter().position(|&b| b == b'\n').unwrap_or(rest.len());
+    let picks: Vec<(String, ValueKind)> = String::from_utf8_lossy(&rest[..nl])
+        .split(' ')
+        .take(8)
+        .map(|p| (p.to_string(), kind))
+        .collect();
+    let body = String::from_utf8_lossy(rest.get(nl + 1..).unwrap_or(&[]));
+    if let Ok(values) = crate::sources::http::read_answer(&body, &picks) {
+        // Checked: one result per pick, in order (the source matches them by position).
+        assert_eq!(values.len(), picks.len(), "a pick without its result");
+    }
+}
+
+/// A file source's file (what a sysfs, 1-Wire or hwmon file holds), at most `MAX_READ`
+/// bytes as the source reads it: `data[0] & 1` reads it as a number, else through the
+/// 1-Wire regex the docs give (`t=(-?\d+)`).
+pub fn file_text(data: &[u8]) {
+    use crate::sources::file::{MAX_READ, Parse, number_in};
+    static ONE_WIRE: OnceLock<Parse> = OnceLock::new();
+    let Some((&sel, rest)) = data.split_first() else {
+        return;
+    };
+    let text = &rest[..rest.len().min(MAX_READ)];
+    let got = if sel & 1 == 1 {
+        number_in(text, &Parse::Number, None)
+    } else {
+        let parse = ONE_WIRE.get_or_init(|| {
+            Parse::Regex(regex_lite::Regex::new(r"t=(-?\d+)").expect("a valid regex"))
+        });
+        let Parse::Regex(re) = parse else {
+            unreachable!("ONE_WIRE is a regex")
+        };
+        number_in(text, parse, Some(&mut re.capture_locations()))
+    };
+    // Checked: the graph holds finite numbers only.
+    if let Ok(x) = got {
+        assert!(x.is_finite(), "a file gave a non-finite number");
+    }
+}
+
+/// A `contract_file` source's file (JSON written by another program), with the default
+/// `max_entries`.
+pub fn contract(data: &[u8]) {
+    let _ = crate::sources::contract_file::parse_contract(data, 64);
+}
+
+/// A plugin manifest (`[plugins] dir`/*.toml), checked as `smollama plugins check` does.
+pub fn manifest(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    let m = crate::plugins::manifest::parse(Path::new("/etc/smollama/plugins/t.toml"), text);
+    let _ = m.status();
+}
+
+/// A text frame from an OpenClaw gateway, and the challenge and `hello-ok` payloads the
+/// handshake reads from its events and responses.
+#[cfg(feature = "openclaw")]
+pub fn openclaw_frame(data: &[u8]) {
+    use crate::edges::openclaw::{frame, handshake};
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    match frame::parse(text) {
+        Ok(frame::Incoming::Event { payload, .. }) => {
+            let _ = handshake::Challenge::from_payload(&payload);
+        }
+        Ok(frame::Incoming::Res { result, .. }) => match result {
+            Ok(payload) => drop(handshake::parse_hello(&payload)),
+            Err(e) => drop(e.to_string()),
+        },
+        _ => {}
     }
 }

@@ -192,34 +192,34 @@ pub fn check(settings: &crate::config::Settings) -> (String, bool) {
 
 /// Read and check one manifest file.
 pub fn read(path: &Path) -> Manifest {
-    let stem = path
-        .file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let file = path.display().to_string();
     let text = match std::fs::read_to_string(path) {
         Ok(t) => t,
         Err(e) => {
             return Manifest {
                 path: path.to_path_buf(),
-                name: stem,
+                name: stem_of(path),
                 version: String::new(),
                 doc: String::new(),
                 plugin: Err(vec![ConfigError::new(
-                    file,
+                    path.display().to_string(),
                     None,
                     format!("cannot read: {e}"),
                 )]),
             };
         }
     };
+    parse(path, &text)
+}
+
+/// Check one manifest's text, read from `path`.
+pub(crate) fn parse(path: &Path, text: &str) -> Manifest {
     let mut r = Reader {
-        file,
-        text: &text,
+        file: path.display().to_string(),
+        text,
         errors: Vec::new(),
     };
     let parsed = r.manifest();
-    let name = r.peek_text("name").unwrap_or(stem);
+    let name = r.peek_text("name").unwrap_or_else(|| stem_of(path));
     let version = r.peek_text("version").unwrap_or_default();
     let doc = r.peek_text("description").unwrap_or_default();
     let mut errors = r.errors;
@@ -234,6 +234,13 @@ pub fn read(path: &Path) -> Manifest {
             _ => Err(errors),
         },
     }
+}
+
+/// The file's name without `.toml`: the plugin's name until its manifest gives one.
+fn stem_of(path: &Path) -> String {
+    path.file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default()
 }
 
 struct Reader<'a> {

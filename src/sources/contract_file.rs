@@ -265,7 +265,7 @@ fn setup(spec: &SourceSpec, s: &mut Setup) -> Result<Box<dyn Source>, Unavailabl
 
 /// One usable entry of a contract.
 #[derive(Clone, Debug, PartialEq)]
-struct Entry {
+pub(crate) struct Entry {
     name: String,
     value: Value,
     unit: Option<String>,
@@ -273,7 +273,7 @@ struct Entry {
 
 /// A contract as read.
 #[derive(Clone, Debug, PartialEq)]
-struct Contract {
+pub(crate) struct Contract {
     ts: Micros,
     entries: Vec<Entry>,
     /// Entries left out (no name, a value the graph cannot hold, past max_entries).
@@ -292,7 +292,7 @@ enum Look {
 }
 
 /// A contract's entries, checked as the module doc says.
-fn parse_contract(text: &[u8], max_entries: usize) -> Result<Contract, String> {
+pub(crate) fn parse_contract(text: &[u8], max_entries: usize) -> Result<Contract, String> {
     let j: Json = serde_json::from_slice(text).map_err(|e| format!("not valid JSON: {e}"))?;
     let Json::Object(top) = j else {
         return Err("not a JSON object".into());

@@ -53,7 +53,7 @@ const MAX_ID: usize = 64;
 
 /// How the number is found in the file's text.
 #[derive(Clone, Debug)]
-enum Parse {
+pub(crate) enum Parse {
     /// The whole text, trimmed, is the number.
     Number,
     /// The first capture group of the first match is the number.
@@ -352,7 +352,7 @@ enum Fault {
 }
 
 /// A number from the file's text, or why not (with the text, shortened, for status).
-fn number_in(
+pub(crate) fn number_in(
     text: &[u8],
     parse: &Parse,
     locs: Option<&mut CaptureLocations>,

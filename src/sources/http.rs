@@ -386,7 +386,7 @@ fn produces(spec: &SourceSpec, _: &crate::config::Settings) -> Produced {
 
 /// Why a poll failed, one counter each.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Failure {
+pub(crate) enum Failure {
     Unreachable,
     Timeout,
     Status,
@@ -418,7 +418,7 @@ impl Failure {
 }
 
 /// One poll's outcome: a value (or why not) per pick, or why the whole poll failed.
-type Outcome = Result<Vec<Result<Value, (Failure, String)>>, (Failure, String)>;
+pub(crate) type Outcome = Result<Vec<Result<Value, (Failure, String)>>, (Failure, String)>;
 
 struct Poller {
     agent: ureq::Agent,
@@ -463,14 +463,7 @@ impl Poller {
     }
 
     fn poll(&self) -> Outcome {
-        let body = self.fetch()?;
-        let json: serde_json::Value = serde_json::from_str(&body)
-            .map_err(|e| (Failure::NotJson, format!("the answer is not JSON ({e})")))?;
-        Ok(self
-            .picks
-            .iter()
-            .map(|(ptr, kind)| pick(&json, ptr, *kind))
-            .collect())
+        read_answer(&self.fetch()?, &self.picks)
     }
 
     fn fetch(&self) -> Result<String, (Failure, String)> {
@@ -518,6 +511,16 @@ impl Poller {
             other => (Failure::Unreachable, format!("request failed ({other})")),
         }
     }
+}
+
+/// The values `picks` point at in an answer's body, or why the body is unusable.
+pub(crate) fn read_answer(body: &str, picks: &[(String, ValueKind)]) -> Outcome {
+    let json: serde_json::Value = serde_json::from_str(body)
+        .map_err(|e| (Failure::NotJson, format!("the answer is not JSON ({e})")))?;
+    Ok(picks
+        .iter()
+        .map(|(ptr, kind)| pick(&json, ptr, *kind))
+        .collect())
 }
 
 /// The value at `ptr`: numbers (or numeric text) for numeric picks, booleans for boolean

@@ -23,7 +23,14 @@ mod client;
 pub mod commands;
 mod discover;
 pub(crate) mod events;
+// Visible to `crate::fuzzing` only in fuzzing builds.
+#[cfg(feature = "fuzzing")]
+pub(crate) mod frame;
+#[cfg(not(feature = "fuzzing"))]
 mod frame;
+#[cfg(feature = "fuzzing")]
+pub(crate) mod handshake;
+#[cfg(not(feature = "fuzzing"))]
 mod handshake;
 mod identity;
 mod requests;

@@ -1,0 +1,4 @@
+#![no_main]
+// Outside bytes into smollama::fuzzing::file_text (what it feeds them to is documented there).
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| smollama::fuzzing::file_text(data));
