@@ -218,8 +218,10 @@ impl Store {
     /// Drop from the log the entry that carried version `prev` of ref `r`, once a newer
     /// whole state of the same item is about to be appended (a memory's entries are
     /// last-writer-wins, so the newest alone gives every peer the same result). Its id
-    /// stays in `sync_ids`, so a peer sending it back is skipped as a duplicate. Only
-    /// entries of `event_types` go. Returns whether one was removed.
+    /// goes too: keeping every superseded id would grow `sync_ids` (and the log's byte
+    /// count, so its trim) by ~44 bytes a change forever. A peer sending the old entry
+    /// back gets it stored once more, and not applied: the item's version is newer.
+    /// Only entries of `event_types` go. Returns whether one was removed.
     pub fn sync_supersede(
         &self,
         wtxn: &mut RwTxn,
@@ -247,7 +249,9 @@ impl Store {
             return Ok(false);
         };
         self.sync.log.delete(wtxn, &k)?;
-        self.add_bytes(wtxn, -((k.len() + v_len) as i64))?;
+        let id = &k[8..];
+        self.sync.ids.delete(wtxn, id)?;
+        self.add_bytes(wtxn, -((k.len() + v_len + id.len() + 8) as i64))?;
         Ok(true)
     }
 
