@@ -17,7 +17,7 @@ use std::collections::HashSet;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use common::broker::{Broker, Relay, Subscriber};
+use common::broker::{Broker, Relay, Subscriber, readings_received, readings_stored};
 use common::*;
 use serde_json::Value;
 
@@ -48,39 +48,6 @@ fn mqtt(agent: &Agent) -> Value {
     status(agent)["connections"]["mqtt"].clone()
 }
 
-/// (source, timestamp to the millisecond) of every reading the subscriber received.
-fn received(sub: &Subscriber) -> Vec<(String, String)> {
-    sub.on("smollama/test-node/readings")
-        .iter()
-        .flat_map(|b| b["readings"].as_array().cloned().unwrap_or_default())
-        .filter_map(|r| {
-            let ts = r["ts"].as_str()?;
-            Some((r["source"].as_str()?.to_string(), ts.get(..23)?.to_string()))
-        })
-        .collect()
-}
-
-/// The same for every reading the store holds for `id`, oldest first.
-fn stored(agent: &Agent, id: &str) -> Vec<(String, String)> {
-    let (_, h) = get(&agent.url(&format!(
-        "/api/readings/{id}/history?minutes=60&limit=100000"
-    )))
-    .unwrap();
-    let mut v: Vec<(String, String)> = h["readings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| {
-            (
-                id.to_string(),
-                r["timestamp"].as_str().unwrap()[..23].into(),
-            )
-        })
-        .collect();
-    v.reverse();
-    v
-}
-
 #[test]
 fn a_broker_flapping_every_second_loses_nothing_and_causes_no_reconnect_storm() {
     // SMOLLAMA_TEST_FLAP_MINUTES for a longer run (a leak shows in RssAnon each minute).
@@ -103,7 +70,7 @@ fn a_broker_flapping_every_second_loses_nothing_and_causes_no_reconnect_storm() 
     let agent = Agent::start(&cfg, port, &[]);
     let pid = agent.child.id();
     eventually(15, "first batches", || {
-        (received(&sub).len() > 20).then_some(())
+        (readings_received(&sub).len() > 20).then_some(())
     });
     std::thread::sleep(Duration::from_secs(3)); // warm-up: buffers and rings filled once
     let anon_before = proc_status(pid, "RssAnon:");
@@ -169,7 +136,7 @@ fn a_broker_flapping_every_second_loses_nothing_and_causes_no_reconnect_storm() 
     let cutoff = smollama::clock::iso8601(smollama::clock::now_us());
     let mut expected: Vec<(String, String)> = Vec::new();
     for id in SOURCES {
-        expected.extend(stored(&agent, id));
+        expected.extend(readings_stored(&agent, id));
     }
     expected.retain(|(_, ts)| ts.as_str() < &cutoff[..23]);
     assert!(
@@ -179,7 +146,7 @@ fn a_broker_flapping_every_second_loses_nothing_and_causes_no_reconnect_storm() 
     );
     // The broker may still be delivering the last of the backlog to the subscriber.
     let got = eventually(30, "every stored reading received", || {
-        let got = received(&sub);
+        let got = readings_received(&sub);
         let have: HashSet<&(String, String)> = got.iter().collect();
         expected
             .iter()

@@ -5,7 +5,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::broker::{Broker, Relay, Subscriber};
+use common::broker::{Broker, Relay, Subscriber, readings_received, readings_stored};
 use common::*;
 use serde_json::Value;
 
@@ -226,49 +226,12 @@ fn ingests_every_accepted_format_and_counts_malformed_payloads() {
     assert_eq!(get(&agent.url("/api/health")).unwrap().0, 200);
 }
 
-/// (source, ts) of every reading in the batch messages received, in arrival order.
-fn received(sub: &Subscriber) -> Vec<(String, String)> {
-    sub.on("smollama/test-node/readings")
-        .iter()
-        .flat_map(|b| b["readings"].as_array().unwrap().clone())
-        .map(|r| {
-            (
-                r["source"].as_str().unwrap().to_string(),
-                r["ts"].as_str().unwrap().to_string(),
-            )
-        })
-        .collect()
-}
-
-/// Every reading the store holds for `id` (newest first from the API), as (id, ts) in the
-/// MQTT payload's time format, oldest first.
-fn stored(agent: &Agent, id: &str) -> Vec<(String, String)> {
-    let (_, h) = get(&agent.url(&format!(
-        "/api/readings/{id}/history?minutes=60&limit=10000"
-    )))
-    .unwrap();
-    let mut v: Vec<(String, String)> = h["readings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| {
-            // 2026-11-27T10:00:00.123Z -> compare at millisecond precision
-            (
-                id.to_string(),
-                r["timestamp"].as_str().unwrap()[..23].to_string(),
-            )
-        })
-        .collect();
-    v.reverse();
-    v
-}
-
 /// Every reading stored before `cutoff` (ISO, the moment the producing agent was told to
 /// stop) arrived over MQTT, in order per source. Readings after the cutoff belong to the
 /// next run and may still be on their way.
 fn check_all_arrived_in_order(sub: &Subscriber, agent: &Agent, cutoff: &str) -> (usize, usize) {
-    let mut expected = stored(agent, "system:uptime");
-    expected.extend(stored(agent, "system:load_avg"));
+    let mut expected = readings_stored(agent, "system:uptime");
+    expected.extend(readings_stored(agent, "system:load_avg"));
     expected.retain(|(_, ts)| ts.as_str() < &cutoff[..23]);
     assert!(
         expected.len() > 10,
@@ -279,7 +242,7 @@ fn check_all_arrived_in_order(sub: &Subscriber, agent: &Agent, cutoff: &str) -> 
     // receiving the backlog (the broker sends it at its own pace), so wait for it.
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     let (got, unique) = loop {
-        let got = received(sub);
+        let got = readings_received(sub);
         let mut unique: Vec<(String, String)> = Vec::new();
         for (s, ts) in &got {
             let k = (s.clone(), ts[..23].to_string());
@@ -321,7 +284,7 @@ fn a_broker_outage_loses_nothing() {
     let cfg = write_config_extra(dir.path(), port, PUBLISHING, &mqtt_section(relay.port, ""));
     let agent = Agent::start(&cfg, port, &[]);
     eventually(10, "first batches", || {
-        (received(&sub).len() > 5).then_some(())
+        (readings_received(&sub).len() > 5).then_some(())
     });
 
     let connects = sub.connects.load(std::sync::atomic::Ordering::SeqCst);
@@ -370,7 +333,7 @@ fn the_outbox_survives_a_restart_during_an_outage() {
     let cfg = write_config_extra(dir.path(), port, PUBLISHING, &mqtt_section(relay.port, ""));
     let agent = Agent::start(&cfg, port, &[]);
     eventually(10, "first batches", || {
-        (received(&sub).len() > 5).then_some(())
+        (readings_received(&sub).len() > 5).then_some(())
     });
     relay.cut();
     std::thread::sleep(Duration::from_secs(3));
@@ -411,7 +374,7 @@ fn a_kept_session_loses_nothing_across_an_outage() {
     );
     let agent = Agent::start(&cfg, port, &[]);
     eventually(10, "first batches", || {
-        (received(&sub).len() > 5).then_some(())
+        (readings_received(&sub).len() > 5).then_some(())
     });
     for _ in 0..3 {
         relay.cut();
@@ -454,7 +417,7 @@ fn a_long_outage_with_a_small_outbox_drops_the_oldest_and_counts() {
     );
     let agent = Agent::start(&cfg, port, &[]);
     eventually(10, "first batches", || {
-        (received(&sub).len() > 5).then_some(())
+        (readings_received(&sub).len() > 5).then_some(())
     });
     let connects = sub.connects.load(std::sync::atomic::Ordering::SeqCst);
     relay.cut();
@@ -475,14 +438,14 @@ fn a_long_outage_with_a_small_outbox_drops_the_oldest_and_counts() {
     eventually(10, "the subscriber back", || {
         (sub.connects.load(std::sync::atomic::Ordering::SeqCst) > connects).then_some(())
     });
-    let before = received(&sub).len();
+    let before = readings_received(&sub).len();
     relay.restore();
     eventually(30, "the outbox drained", || {
         (mqtt_status(&agent)["outbox"]["messages"] == 0).then_some(())
     });
     std::thread::sleep(Duration::from_millis(500));
     // Only what the bounded outbox kept (plus what came after reconnecting) arrives.
-    let after = received(&sub).len() - before;
+    let after = readings_received(&sub).len() - before;
     assert!(after >= 20, "{after}");
 }
 

@@ -320,3 +320,40 @@ impl Relay {
         self.up.store(true, std::sync::atomic::Ordering::SeqCst);
     }
 }
+
+/// (source, time to the millisecond) of every reading in the batch messages `sub`
+/// received on `smollama/test-node/readings`, in arrival order (re-sends included).
+pub fn readings_received(sub: &Subscriber) -> Vec<(String, String)> {
+    sub.on("smollama/test-node/readings")
+        .iter()
+        .flat_map(|b| b["readings"].as_array().unwrap().clone())
+        .map(|r| {
+            (
+                r["source"].as_str().unwrap().to_string(),
+                r["ts"].as_str().unwrap()[..23].to_string(),
+            )
+        })
+        .collect()
+}
+
+/// Every reading the store holds for `id` as (id, time to the millisecond, the MQTT
+/// payload's format), oldest first (the history API answers newest first).
+pub fn readings_stored(agent: &super::Agent, id: &str) -> Vec<(String, String)> {
+    let (_, h) = super::get(&agent.url(&format!(
+        "/api/readings/{id}/history?minutes=60&limit=100000"
+    )))
+    .unwrap();
+    let mut v: Vec<(String, String)> = h["readings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                id.to_string(),
+                r["timestamp"].as_str().unwrap()[..23].to_string(),
+            )
+        })
+        .collect();
+    v.reverse();
+    v
+}
