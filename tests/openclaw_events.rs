@@ -20,7 +20,7 @@ use std::net::TcpStream;
 use common::*;
 use ed25519_dalek::{Signer, SigningKey};
 use fake_ollama::{FakeOllama, Step};
-use openclaw_gw::{GATEWAY_TOKEN, Gateway, Operator};
+use openclaw_gw::{GATEWAY_TOKEN, Gateway, Operator, b64url};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use tungstenite::stream::MaybeTlsStream;
@@ -343,21 +343,6 @@ fn an_openclaw_sink_without_the_gateway_client_is_unavailable_and_the_rest_runs(
 struct RawNode {
     ws: WebSocket<MaybeTlsStream<TcpStream>>,
     next: u64,
-}
-
-fn b64url(bytes: &[u8]) -> String {
-    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    let mut out = String::new();
-    for chunk in bytes.chunks(3) {
-        let n = chunk
-            .iter()
-            .enumerate()
-            .fold(0u32, |n, (i, b)| n | u32::from(*b) << (16 - 8 * i));
-        for i in 0..=chunk.len() {
-            out.push(A[(n >> (18 - 6 * i) & 63) as usize] as char);
-        }
-    }
-    out
 }
 
 impl RawNode {

@@ -162,7 +162,8 @@ impl Drop for Gateway {
     }
 }
 
-fn b64url(bytes: &[u8]) -> String {
+/// Base64url without padding, as the gateway writes keys and signatures.
+pub fn b64url(bytes: &[u8]) -> String {
     const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
     let mut out = String::new();
     for chunk in bytes.chunks(3) {
