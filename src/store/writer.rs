@@ -8,6 +8,10 @@
 //! upstream drop the oldest readings). The error is logged once per state change, not
 //! per retry. After the batch sender is dropped the thread commits what is queued and
 //! exits; at that point a batch that still fails is given up after a few tries.
+//!
+//! After a commit, when the head passes the store's `FoldPolicy`, the writer folds it into
+//! `readings` (`head`) before taking the next batch, then gives the map's resident pages
+//! back. A fold that fails is logged and tried again after the next commit.
 
 use std::sync::Arc;
 use std::sync::Mutex;
@@ -42,6 +46,11 @@ pub struct WriterStats {
     pub lost: AtomicU64,
     /// Oldest raw readings deleted to make room when the store was full.
     pub evicted: AtomicU64,
+    /// Folds of the head into `readings` finished, and readings they moved.
+    pub folds: AtomicU64,
+    pub folded: AtomicU64,
+    /// Duration of the last fold in microseconds (all its transactions).
+    pub last_fold_us: AtomicU64,
     /// Set when the agent is told to stop: a batch that keeps failing is then given up
     /// after [`SHUTDOWN_TRIES`], and later ones after one try, so a stop does not wait
     /// for a disk that takes no writes (read-only, full) while the graph drains into it.
@@ -82,6 +91,8 @@ pub fn spawn(store: Arc<Store>, registry: Arc<Registry>, queue: usize) -> Writer
                 stats: st,
                 failing_since: None,
                 gave_up: false,
+                last_fold: Instant::now(),
+                fold_buf: Vec::new(),
             };
             while let Ok(mut batch) = rx.recv_blocking() {
                 w.commit(&batch, &rx);
@@ -112,6 +123,10 @@ struct Writer {
     failing_since: Option<(u64, Instant)>,
     /// A batch was given up while stopping: the next failing ones get one try each.
     gave_up: bool,
+    /// When the head was last folded (or the writer started).
+    last_fold: Instant,
+    /// Rows being moved by one fold transaction, reused.
+    fold_buf: Vec<u8>,
 }
 
 /// Below this many free bytes the filesystem counts as full when a commit fails.
@@ -166,6 +181,48 @@ impl Writer {
             .div_ceil(c.sources.max(1))
             .max(16);
         self.evict(per_source, c.map_bytes);
+    }
+
+    /// Fold the head into `readings` when the policy says so: it holds `head_rows`, or
+    /// `every` has passed since the last fold and it holds anything.
+    fn maybe_fold(&mut self) {
+        let policy = self.store.fold_policy();
+        let Ok(rows) = self.store.head_len() else {
+            return;
+        };
+        if rows == 0 || (rows < policy.head_rows && self.last_fold.elapsed() < policy.every) {
+            return;
+        }
+        let t0 = Instant::now();
+        let mut next = Some(0u32);
+        let mut moved = 0u64;
+        while let Some(from) = next {
+            match self.store.fold_step(from, &mut self.fold_buf) {
+                Ok(step) => {
+                    moved += step.moved;
+                    next = step.next;
+                }
+                Err(e) => {
+                    log::warn!("store: folding the head failed, trying again later: {e}");
+                    break;
+                }
+            }
+        }
+        self.fold_buf = Vec::new();
+        self.store.release_map_pages();
+        self.last_fold = Instant::now();
+        let took = t0.elapsed();
+        log::debug!(
+            "store: folded {moved} reading(s) of the head in {:.1} ms",
+            took.as_secs_f64() * 1e3
+        );
+        let s = &self.stats;
+        s.last_fold_us
+            .store(took.as_micros() as u64, Ordering::Relaxed);
+        if next.is_none() {
+            s.folds.fetch_add(1, Ordering::Relaxed);
+        }
+        s.folded.fetch_add(moved, Ordering::Relaxed);
     }
 
     /// A commit failed with a full map: make room in small steps (a small deletion still
@@ -240,6 +297,7 @@ impl Writer {
                     s.rollups.fetch_add(w.rollups, Ordering::Relaxed);
                     s.pruned.fetch_add(w.pruned, Ordering::Relaxed);
                     self.keep_headroom();
+                    self.maybe_fold();
                     if let Some((failed, since)) = self.failing_since.take() {
                         s.degraded.store(false, Ordering::Relaxed);
                         log::info!(
