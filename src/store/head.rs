@@ -173,6 +173,20 @@ impl Store {
         })
     }
 
+    /// Fold the whole head into `readings`, one source window per transaction (see the
+    /// module doc); returns the readings moved. `buf` is reused between transactions. On
+    /// an error what was moved stays moved; the rest waits in the head.
+    pub fn fold(&self, buf: &mut Vec<u8>) -> Result<u64, StoreError> {
+        let mut next = Some(0u32);
+        let mut moved = 0u64;
+        while let Some(from) = next {
+            let step = self.fold_step(from, buf)?;
+            moved += step.moved;
+            next = step.next;
+        }
+        Ok(moved)
+    }
+
     /// Head rows of `source` with `from <= ts < to`, newest first, at most `limit`.
     /// Scans the head's rows in that time range (bounded by `head_rows`).
     pub(super) fn head_history(

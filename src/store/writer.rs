@@ -194,35 +194,25 @@ impl Writer {
             return;
         }
         let t0 = Instant::now();
-        let mut next = Some(0u32);
-        let mut moved = 0u64;
-        while let Some(from) = next {
-            match self.store.fold_step(from, &mut self.fold_buf) {
-                Ok(step) => {
-                    moved += step.moved;
-                    next = step.next;
-                }
-                Err(e) => {
-                    log::warn!("store: folding the head failed, trying again later: {e}");
-                    break;
-                }
-            }
-        }
+        let folded = self.store.fold(&mut self.fold_buf);
         self.fold_buf = Vec::new();
         self.store.release_map_pages();
         self.last_fold = Instant::now();
         let took = t0.elapsed();
-        log::debug!(
-            "store: folded {moved} reading(s) of the head in {:.1} ms",
-            took.as_secs_f64() * 1e3
-        );
         let s = &self.stats;
         s.last_fold_us
             .store(took.as_micros() as u64, Ordering::Relaxed);
-        if next.is_none() {
-            s.folds.fetch_add(1, Ordering::Relaxed);
+        match folded {
+            Ok(moved) => {
+                log::debug!(
+                    "store: folded {moved} reading(s) of the head in {:.1} ms",
+                    took.as_secs_f64() * 1e3
+                );
+                s.folds.fetch_add(1, Ordering::Relaxed);
+                s.folded.fetch_add(moved, Ordering::Relaxed);
+            }
+            Err(e) => log::warn!("store: folding the head failed, trying again later: {e}"),
         }
-        s.folded.fetch_add(moved, Ordering::Relaxed);
     }
 
     /// A commit failed with a full map: make room in small steps (a small deletion still
