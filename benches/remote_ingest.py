@@ -154,7 +154,7 @@ def rss(pid):
     return (out["VmRSS"], out["RssAnon"])
 
 
-def rss_by_mapping(pid):
+def rss_by_mapping(pid, binary):
     """Where the resident memory is: {"anon": kB, "data.mdb": kB, "binary": kB, "other": kB}
     from /proc/PID/smaps (the store's map is file-backed: the kernel reclaims it first)."""
     out = {"anon": 0, "data.mdb": 0, "binary": 0, "other": 0}
@@ -169,7 +169,7 @@ def rss_by_mapping(pid):
                 kb = int(line.split()[1])
                 if name.endswith("data.mdb"):
                     out["data.mdb"] += kb
-                elif name.endswith("smollama"):
+                elif name and os.path.basename(name) == os.path.basename(binary):
                     out["binary"] += kb
                 elif name == "" or name.startswith("["):
                     out["anon"] += kb
@@ -265,10 +265,10 @@ def main():
             break
         time.sleep(0.5)
     rss_end = rss(pid)
-    by_map = rss_by_mapping(pid)
+    by_map = rss_by_mapping(pid, args.binary)
     time.sleep(args.settle)
     rss_settled = rss(pid)
-    by_map_settled = rss_by_mapping(pid)
+    by_map_settled = rss_by_mapping(pid, args.binary)
     dt = t1 - t0
     stored = s1["store"]["readings_written"] - s0["store"]["readings_written"]
     cpu = c1 - c0

@@ -44,9 +44,9 @@ impl Default for FoldPolicy {
 }
 
 /// Source ids whose rows one fold transaction moves.
-pub(crate) const FOLD_SOURCES: u32 = 128;
+pub(crate) const FOLD_SOURCES: u32 = 64;
 /// Rows one fold transaction moves at most (the rest of the window goes in the next).
-pub(crate) const FOLD_ROWS: usize = 4096;
+pub(crate) const FOLD_ROWS: usize = 2048;
 
 /// What one fold transaction did: rows moved, and the first source id of the next
 /// window (`None`: the head is folded).
@@ -268,8 +268,8 @@ impl Store {
         Ok(deleted)
     }
 
-    /// Give the map's resident pages back (after a fold, which faults in a page of every
-    /// source). The map is a read-only shared file mapping (the store never opens with
+    /// Give the map's resident pages back (the writer does after a fold, which faults in
+    /// a page of every source, and once a second). The map is a read-only shared file mapping (the store never opens with
     /// `WRITE_MAP`): dropping its pages only makes the next access fault them in again
     /// from the page cache, and pointers readers hold into it stay valid.
     pub(crate) fn release_map_pages(&self) {

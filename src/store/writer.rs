@@ -10,8 +10,11 @@
 //! exits; at that point a batch that still fails is given up after a few tries.
 //!
 //! After a commit, when the head passes the store's `FoldPolicy`, the writer folds it into
-//! `readings` (`head`) before taking the next batch, then gives the map's resident pages
-//! back. A fold that fails is logged and tried again after the next commit.
+//! `readings` (`head`) before taking the next batch. A fold that fails is logged and tried
+//! again after the next commit. After a fold, and at most once a second otherwise, it
+//! gives the map's resident pages back (`Store::release_map_pages`): what a commit,
+//! a fold or an age-off run faulted in (a page of every source for the latter two) would
+//! otherwise count in RSS until the kernel needed the memory.
 
 use std::sync::Arc;
 use std::sync::Mutex;
@@ -93,6 +96,7 @@ pub fn spawn(store: Arc<Store>, registry: Arc<Registry>, queue: usize) -> Writer
                 gave_up: false,
                 last_fold: Instant::now(),
                 fold_buf: Vec::new(),
+                last_release: Instant::now(),
             };
             while let Ok(mut batch) = rx.recv_blocking() {
                 w.commit(&batch, &rx);
@@ -127,6 +131,8 @@ struct Writer {
     last_fold: Instant,
     /// Rows being moved by one fold transaction, reused.
     fold_buf: Vec<u8>,
+    /// When the map's pages were last given back.
+    last_release: Instant,
 }
 
 /// Below this many free bytes the filesystem counts as full when a commit fails.
@@ -161,6 +167,9 @@ fn free_bytes(dir: &std::path::Path) -> Option<u64> {
     }
 }
 
+/// Give the map's resident pages back at most this often (and after every fold).
+const RELEASE_EVERY: Duration = Duration::from_secs(1);
+
 /// Share of the map in use at which the oldest readings start to be evicted.
 const HIGH_WATER: f64 = 0.8;
 /// Evict 1/`EVICT_SHARE` of the raw readings at a time.
@@ -184,19 +193,19 @@ impl Writer {
     }
 
     /// Fold the head into `readings` when the policy says so: it holds `head_rows`, or
-    /// `every` has passed since the last fold and it holds anything.
-    fn maybe_fold(&mut self) {
+    /// `every` has passed since the last fold and it holds anything. Returns whether it
+    /// folded.
+    fn maybe_fold(&mut self) -> bool {
         let policy = self.store.fold_policy();
         let Ok(rows) = self.store.head_len() else {
-            return;
+            return false;
         };
         if rows == 0 || (rows < policy.head_rows && self.last_fold.elapsed() < policy.every) {
-            return;
+            return false;
         }
         let t0 = Instant::now();
         let folded = self.store.fold(&mut self.fold_buf);
         self.fold_buf = Vec::new();
-        self.store.release_map_pages();
         self.last_fold = Instant::now();
         let took = t0.elapsed();
         let s = &self.stats;
@@ -213,6 +222,7 @@ impl Writer {
             }
             Err(e) => log::warn!("store: folding the head failed, trying again later: {e}"),
         }
+        true
     }
 
     /// A commit failed with a full map: make room in small steps (a small deletion still
@@ -287,7 +297,10 @@ impl Writer {
                     s.rollups.fetch_add(w.rollups, Ordering::Relaxed);
                     s.pruned.fetch_add(w.pruned, Ordering::Relaxed);
                     self.keep_headroom();
-                    self.maybe_fold();
+                    if self.maybe_fold() || self.last_release.elapsed() >= RELEASE_EVERY {
+                        self.store.release_map_pages();
+                        self.last_release = Instant::now();
+                    }
                     if let Some((failed, since)) = self.failing_since.take() {
                         s.degraded.store(false, Ordering::Relaxed);
                         log::info!(
