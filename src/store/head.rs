@@ -273,14 +273,14 @@ impl Store {
     /// `WRITE_MAP`): dropping its pages only makes the next access fault them in again
     /// from the page cache, and pointers readers hold into it stay valid.
     pub(crate) fn release_map_pages(&self) {
-        let info = self.env.info();
-        if info.map_addr.is_null() {
+        let Some((addr, len)) = self.map_range else {
             return;
-        }
-        // SAFETY: `map_addr .. map_addr + map_size` is LMDB's mapping of the data file,
-        // alive as long as the environment (which `self` owns); MADV_DONTNEED on a
-        // read-only MAP_SHARED file mapping discards no data (see above).
-        let rc = unsafe { libc::madvise(info.map_addr, info.map_size, libc::MADV_DONTNEED) };
+        };
+        // SAFETY: `addr .. addr + len` is LMDB's mapping of the data file (found at open
+        // in /proc/self/maps), alive as long as the environment, which `self` owns, and
+        // never moved (the map size is set once, at open); MADV_DONTNEED on a read-only
+        // MAP_SHARED file mapping discards no data (see above).
+        let rc = unsafe { libc::madvise(addr as *mut libc::c_void, len, libc::MADV_DONTNEED) };
         if rc != 0 {
             log::debug!(
                 "store: madvise(DONTNEED) failed: {}",
@@ -288,6 +288,29 @@ impl Store {
             );
         }
     }
+}
+
+/// Where the data file is mapped in this process: LMDB does not say (its `map_addr` is
+/// only set with a fixed map), so look it up in /proc/self/maps by the file's path.
+/// `None` where that is not readable (then the pages are simply not given back).
+pub(super) fn find_map(data_file: &std::path::Path) -> Option<(usize, usize)> {
+    let path = std::fs::canonicalize(data_file).ok()?;
+    let path = path.to_str()?;
+    let maps = std::fs::read_to_string("/proc/self/maps").ok()?;
+    maps.lines().find_map(|line| {
+        let mut f = line.split_whitespace();
+        let range = f.next()?;
+        // perms, offset, device, inode, then the path (which may hold spaces).
+        let rest = f.nth(4)?;
+        let at = line.find(rest)?;
+        if &line[at..] != path {
+            return None;
+        }
+        let (a, b) = range.split_once('-')?;
+        let a = usize::from_str_radix(a, 16).ok()?;
+        let b = usize::from_str_radix(b, 16).ok()?;
+        Some((a, b.checked_sub(a)?))
+    })
 }
 
 #[cfg(test)]
@@ -534,6 +557,35 @@ mod tests {
         // And it opens again as version 2.
         let store = Store::open(&dir.0, &opts()).unwrap();
         assert_eq!(store.counts().unwrap().readings, 101);
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn the_map_is_found_and_its_pages_given_back_without_losing_data() {
+        let dir = TempDir::new("map");
+        let store = Store::open(&dir.0, &opts()).unwrap();
+        let (_, len) = store.map_range.expect("the data file's mapping");
+        assert_eq!(len, 64 << 20);
+        let items: Vec<Item> = (0..5_000).map(|i| num(i % 100, i as i64, 1.0)).collect();
+        store.write_batch(&[], &items).unwrap();
+        let v = view(&store);
+        fold_all(&store, &v);
+        let resident = || {
+            let smaps = std::fs::read_to_string("/proc/self/smaps").unwrap();
+            let (addr, _) = store.map_range.unwrap();
+            let head = format!("{addr:x}-");
+            let at = smaps.find(&head).unwrap();
+            let rss = smaps[at..].lines().find(|l| l.starts_with("Rss:")).unwrap();
+            rss.split_whitespace()
+                .nth(1)
+                .unwrap()
+                .parse::<u64>()
+                .unwrap()
+        };
+        assert!(resident() > 16, "{} kB resident after reading", resident());
+        store.release_map_pages();
+        assert_eq!(resident(), 0);
+        assert_eq!(view(&store), v);
     }
 
     #[test]

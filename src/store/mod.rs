@@ -154,6 +154,8 @@ pub struct Store {
     head: Db,
     /// When the writer folds the head (`set_fold_policy`).
     fold: std::sync::OnceLock<FoldPolicy>,
+    /// The data file's mapping (address, length), to give its pages back (`head`).
+    map_range: Option<(usize, usize)>,
     rollups: Db,
     sources: Db,
     meta: Db,
@@ -313,6 +315,7 @@ impl Store {
             readings,
             head,
             fold: std::sync::OnceLock::new(),
+            map_range: head::find_map(&dir.join("data.mdb")),
             rollups,
             sources,
             meta,
