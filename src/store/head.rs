@@ -8,7 +8,8 @@
 //! then touched once per fold instead of once per commit.
 //!
 //! A fold is a series of transactions, each of which moves the head's rows of a window of
-//! [`FOLD_SOURCES`] source ids (at most [`FOLD_ROWS`] of them) into `readings` and deletes
+//! source ids ([`FOLD_SOURCES`], or a [`FOLD_WINDOWS`]th of the sources when there are
+//! more; at most [`FOLD_ROWS`] rows) into `readings` and deletes
 //! them from the head. Every row is in exactly one of the two tables in every committed
 //! state, so a kill at any moment loses nothing committed and duplicates nothing; the
 //! next fold simply moves what is left. Small transactions also bound what LMDB keeps:
@@ -43,8 +44,11 @@ impl Default for FoldPolicy {
     }
 }
 
-/// Source ids whose rows one fold transaction moves.
+/// Source ids whose rows one fold transaction moves, at least: more when the store knows
+/// more than `FOLD_SOURCES × FOLD_WINDOWS` sources, since every window scans the head.
 pub(crate) const FOLD_SOURCES: u32 = 64;
+/// Windows per fold, at most (with more sources than `FOLD_SOURCES` each).
+pub(crate) const FOLD_WINDOWS: u64 = 16;
 /// Rows one fold transaction moves at most (the rest of the window goes in the next).
 pub(crate) const FOLD_ROWS: usize = 2048;
 
@@ -116,16 +120,17 @@ impl Store {
     }
 
     /// One fold transaction: move the head's rows of sources `from_source ..
-    /// from_source + FOLD_SOURCES` (at most `FOLD_ROWS`) into `readings`. `buf` is reused
+    /// from_source + window` (at most `FOLD_ROWS`) into `readings`. `buf` is reused
     /// between calls. A row whose source and time are taken in `readings` (a late
     /// duplicate) moves 1 µs later, as at ingest: two readings are never merged.
     pub(crate) fn fold_step(
         &self,
         from_source: u32,
+        window: u32,
         buf: &mut Vec<u8>,
     ) -> Result<FoldStep, StoreError> {
         let lo = u64::from(from_source);
-        let hi = lo + u64::from(FOLD_SOURCES);
+        let hi = lo + u64::from(window.max(1));
         let mut wtxn = self.env.write_txn()?;
         buf.clear();
         let mut rows = 0usize;
@@ -177,10 +182,17 @@ impl Store {
     /// module doc); returns the readings moved. `buf` is reused between transactions. On
     /// an error what was moved stays moved; the rest waits in the head.
     pub fn fold(&self, buf: &mut Vec<u8>) -> Result<u64, StoreError> {
+        let sources = {
+            let rtxn = self.env.read_txn()?;
+            self.sources.len(&rtxn)?
+        };
+        let window = sources
+            .div_ceil(FOLD_WINDOWS)
+            .clamp(u64::from(FOLD_SOURCES), u64::from(u32::MAX)) as u32;
         let mut next = Some(0u32);
         let mut moved = 0u64;
         while let Some(from) = next {
-            let step = self.fold_step(from, buf)?;
+            let step = self.fold_step(from, window, buf)?;
             moved += step.moved;
             next = step.next;
         }
@@ -335,7 +347,7 @@ mod tests {
         let mut next = Some(0);
         let mut steps = 0;
         while let Some(from) = next {
-            let step = store.fold_step(from, &mut buf).unwrap();
+            let step = store.fold_step(from, FOLD_SOURCES, &mut buf).unwrap();
             next = step.next;
             steps += 1;
             assert_eq!(&view(store), want, "after fold step {steps}");
@@ -468,7 +480,7 @@ mod tests {
         store.write_batch(&[], &[num(0, 100, 2.0)]).unwrap();
         assert_eq!(view(&store).count, 2);
         let mut buf = Vec::new();
-        assert_eq!(store.fold_step(0, &mut buf).unwrap().moved, 1);
+        assert_eq!(store.fold_step(0, FOLD_SOURCES, &mut buf).unwrap().moved, 1);
         let h = store.history(SourceId(0), 0, 1000, 10).unwrap();
         let got: Vec<(Micros, Value)> = h.iter().map(|r| (r.ts, r.value)).collect();
         assert_eq!(
