@@ -5,7 +5,10 @@ pipeline's path for other nodes' readings).
 
 Reports, over the measuring window: readings sent/s, stored/s, drops (per source and per
 edge, from /api/status), times the MQTT worker was held back by the graph, the agent's
-CPU seconds and CPU microseconds per stored reading, and RSS.
+CPU seconds and CPU microseconds per stored reading, bytes the agent wrote to storage
+per second (/proc/PID/io write_bytes: what reaches the card), and RSS, split by mapping
+(anonymous, the store's data.mdb map, the binary, the rest) after the flood and after
+--settle.
 
 Usage: python3 benches/remote_ingest.py [--binary target/release/smollama]
          [--nodes 200] [--rate 50000] [--seconds 30] [--sizes 1,10,100,1000,5000]
@@ -151,7 +154,7 @@ def rss(pid):
     return (out["VmRSS"], out["RssAnon"])
 
 
-def rss_by_mapping(pid):
+def rss_by_mapping(pid, binary):
     """Where the resident memory is: {"anon": kB, "data.mdb": kB, "binary": kB, "other": kB}
     from /proc/PID/smaps (the store's map is file-backed: the kernel reclaims it first)."""
     out = {"anon": 0, "data.mdb": 0, "binary": 0, "other": 0}
@@ -166,13 +169,23 @@ def rss_by_mapping(pid):
                 kb = int(line.split()[1])
                 if name.endswith("data.mdb"):
                     out["data.mdb"] += kb
-                elif name.endswith("smollama"):
+                elif name and os.path.basename(name) == os.path.basename(binary):
                     out["binary"] += kb
                 elif name == "" or name.startswith("["):
                     out["anon"] += kb
                 else:
                     out["other"] += kb
     return out
+
+
+def write_bytes(pid):
+    """Bytes this process caused to be sent to storage (/proc/PID/io)."""
+    with open(f"/proc/{pid}/io") as f:
+        for line in f:
+            k, _, v = line.partition(":")
+            if k == "write_bytes":
+                return int(v)
+    return 0
 
 
 def drops(s):
@@ -235,8 +248,10 @@ def main():
     go.set()
     time.sleep(3)  # warm-up: every node sending
     s0, c0, t0, n0 = status(hport), cpu_seconds(pid), time.monotonic(), sum(sent)
+    w0 = write_bytes(pid)
     time.sleep(args.seconds)
     s1, c1, t1, n1 = status(hport), cpu_seconds(pid), time.monotonic(), sum(sent)
+    w1 = write_bytes(pid)
     stop.set()
     for t in threads:
         t.join()
@@ -250,9 +265,10 @@ def main():
             break
         time.sleep(0.5)
     rss_end = rss(pid)
-    by_map = rss_by_mapping(pid)
+    by_map = rss_by_mapping(pid, args.binary)
     time.sleep(args.settle)
     rss_settled = rss(pid)
+    by_map_settled = rss_by_mapping(pid, args.binary)
     dt = t1 - t0
     stored = s1["store"]["readings_written"] - s0["store"]["readings_written"]
     cpu = c1 - c0
@@ -262,10 +278,17 @@ def main():
     print(f"stored_per_s: {stored / dt:.0f}")
     print(f"cpu_s_per_s: {cpu / dt:.3f}")
     print(f"cpu_us_per_reading: {cpu / max(stored, 1) * 1e6:.2f}")
+    print(f"write_bytes_per_s: {(w1 - w0) / dt:.0f}")
     print(f"rss_kb: {s1['process']['rss_kb']}")
     print(f"sent_total: {total_sent}, received: {m['readings_in']}, stored_total: {s2['store']['readings_written']}")
     print(f"rss_kb (VmRSS, RssAnon): before {rss_before}, after the flood {rss_end}, {args.settle:.0f} s later {rss_settled}")
     print("rss_kb by mapping after the flood: " + ", ".join(f"{k} {v}" for k, v in by_map.items()))
+    print(f"rss_kb by mapping {args.settle:.0f} s later: "
+          + ", ".join(f"{k} {v}" for k, v in by_map_settled.items()))
+    st = s2["store"]
+    if "folds" in st:
+        print(f"store: folds {st['folds']}, folded {st['folded']}, head_readings {st.get('head_readings')}, "
+              f"last_fold_us {st['last_fold_us']}")
     print(f"drops: {drops(s2)}, held_back: {m['held_back']}, reconnects: {m['reconnects']}, refused names: {m['remote_sources']['names_refused']}")
     agent.send_signal(signal.SIGTERM)
     agent.wait(timeout=30)

@@ -325,6 +325,10 @@ pub fn run(settings: Settings, spec: PipelineSpec) -> Result<(), String> {
         )
         .map_err(|e| e.to_string())?,
     );
+    store.set_fold_policy(crate::store::FoldPolicy {
+        head_rows: settings.store.head_rows,
+        every: std::time::Duration::from_micros(settings.store.fold_every.max(0) as u64),
+    });
     // Sync on: every observation, memory and memory change from now on is a log entry.
     #[cfg(feature = "agent")]
     if settings.sync.enabled {

@@ -153,6 +153,9 @@ pub fn live(shared: &StatusView) -> Json {
         "pruned": w.pruned.load(Ordering::Relaxed),
         "failures": w.failures.load(Ordering::Relaxed),
         "evicted_oldest": w.evicted.load(Ordering::Relaxed),
+        "folds": w.folds.load(Ordering::Relaxed),
+        "folded": w.folded.load(Ordering::Relaxed),
+        "last_fold_us": w.last_fold_us.load(Ordering::Relaxed),
         "last_commit_us": w.last_commit_us.load(Ordering::Relaxed),
         "state": if w.degraded.load(Ordering::Relaxed) { "degraded" } else { "ok" },
         "last_error": w.last_error.lock().ok().and_then(|e| e.clone()),
@@ -160,6 +163,7 @@ pub fn live(shared: &StatusView) -> Json {
     match shared.store.counts() {
         Ok(c) => {
             store["readings"] = json!(c.readings);
+            store["head_readings"] = json!(c.head);
             store["rollups"] = json!(c.rollups);
             store["sources"] = json!(c.sources);
             store["file_bytes"] = json!(c.file_bytes);

@@ -523,6 +523,18 @@ fn store(o: &mut Out, s: &Json) {
         "How long the last commit took.",
         num(&s["last_commit_us"]).map(|u| u / 1e6),
     );
+    o.single(
+        "smollama_store_head_readings",
+        "gauge",
+        "Readings in the head, not yet folded into the per-source table.",
+        num(&s["head_readings"]),
+    );
+    o.single(
+        "smollama_store_folds_total",
+        "counter",
+        "Folds of the head into the per-source table.",
+        num(&s["folds"]),
+    );
 }
 
 fn http(o: &mut Out, h: &Json) {

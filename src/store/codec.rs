@@ -7,6 +7,7 @@
 //! | db         | key                                   | value                                  |
 //! |------------|---------------------------------------|----------------------------------------|
 //! | `readings` | source u32 BE ++ ts (sortable i64)    | flags u8 ++ tag u8 ++ payload          |
+//! | `head`     | ts (sortable i64) ++ source u32 BE    | as `readings`                          |
 //! | `rollups`  | level u8 ++ source u32 BE ++ bucket   | count u32 ++ min f64 ++ max f64 ++ sum |
 //! | `sources`  | source u32 BE                         | kind u8 ++ name len u16 ++ name ++ unit|
 //! | `meta`     | UTF-8 name                            | per key (`schema_version`: u32 BE)     |
@@ -117,6 +118,37 @@ pub fn decode_reading_value(v: &[u8]) -> Result<(u8, Value), Corrupt> {
 
 pub fn decode_reading(k: &[u8], v: &[u8]) -> Result<Reading, Corrupt> {
     let (source, ts) = decode_reading_key(k)?;
+    let (flags, value) = decode_reading_value(v)?;
+    Ok(Reading {
+        source,
+        ts,
+        value,
+        flags,
+    })
+}
+
+// ---- head (readings not yet folded, in time order; see `head`) ----
+
+#[inline]
+pub fn head_key(ts: Micros, source: SourceId) -> [u8; READING_KEY_LEN] {
+    let mut k = [0u8; READING_KEY_LEN];
+    k[..8].copy_from_slice(&ts_to_bytes(ts));
+    k[8..].copy_from_slice(&source.0.to_be_bytes());
+    k
+}
+
+pub fn decode_head_key(k: &[u8]) -> Result<(SourceId, Micros), Corrupt> {
+    if k.len() != READING_KEY_LEN {
+        return Err(Corrupt("head key length"));
+    }
+    Ok((
+        SourceId(u32::from_be_bytes(arr(k, 8)?)),
+        ts_from_bytes(arr(k, 0)?),
+    ))
+}
+
+pub fn decode_head_reading(k: &[u8], v: &[u8]) -> Result<Reading, Corrupt> {
+    let (source, ts) = decode_head_key(k)?;
     let (flags, value) = decode_reading_value(v)?;
     Ok(Reading {
         source,
@@ -264,8 +296,13 @@ mod tests {
         for t in ts {
             assert_eq!(ts_from_bytes(ts_to_bytes(t)), t);
         }
-        // Source id dominates the order.
+        // Source id dominates the order of `readings`, time that of the head.
         assert!(reading_key(SourceId(1), i64::MAX) < reading_key(SourceId(2), i64::MIN));
+        assert!(head_key(-1, SourceId(9)) < head_key(0, SourceId(0)));
+        assert!(head_key(5, SourceId(1)) < head_key(5, SourceId(2)));
+        let k = head_key(-7, SourceId(3));
+        assert_eq!(decode_head_key(&k), Ok((SourceId(3), -7)));
+        assert!(decode_head_key(&k[..11]).is_err());
     }
 
     #[test]

@@ -2,6 +2,8 @@
 //!
 //! - `readings`: key = source id (u32 BE) ++ timestamp (i64 µs, BE with the sign bit
 //!   flipped so negative times sort first); value = compact binary (see `codec`).
+//! - `head`: the newest readings, key = timestamp ++ source id, folded into `readings`
+//!   by the writer (see `head`); readers see both as one.
 //! - `rollups`: key = level (u8) ++ source id ++ bucket start; value = count/min/max/sum.
 //! - `sources`: source id -> name, unit, kind (the registry's persistent half).
 //! - `meta`: schema version and small state.
@@ -11,6 +13,7 @@
 
 pub mod alerts;
 pub mod codec;
+pub mod head;
 pub mod outbox;
 pub mod query;
 #[cfg(feature = "agent")]
@@ -24,18 +27,20 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use heed::types::Bytes;
-use heed::{
-    CommitOrAbort, Database, Env, EnvOpenOptions, MdbError, PutFlags, RoTxn, RwTxn, WithoutTls,
-};
+use heed::{CommitOrAbort, Database, Env, EnvOpenOptions, MdbError, RoTxn, RwTxn, WithoutTls};
 
 use crate::graph::registry::SourceInfo;
-use crate::graph::{Item, Micros, Prune, PruneTarget, Reading, Rollup, SourceId, ValueKind};
+use crate::graph::{Item, Micros, Prune, PruneTarget, Rollup, SourceId, ValueKind};
 
 use codec::{Corrupt, READING_VALUE_MAX};
+pub use head::FoldPolicy;
 
 /// The schema this build writes. A store with another version is refused at open with
-/// a message that says what to do.
-pub const SCHEMA_VERSION: u32 = 1;
+/// a message that says what to do, except the one before, which is upgraded in place.
+/// 2: the `head` table (a version 1 store gains it, empty; nothing else changes).
+pub const SCHEMA_VERSION: u32 = 2;
+/// The version a store is upgraded from at open.
+const SCHEMA_UPGRADES_FROM: u32 = 1;
 
 #[derive(Clone, Debug)]
 pub struct StoreOptions {
@@ -114,7 +119,10 @@ impl From<Corrupt> for StoreError {
 /// Counts and sizes for status.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct StoreCounts {
+    /// Raw readings, folded or not.
     pub readings: u64,
+    /// Of those, readings in the head, not yet folded.
+    pub head: u64,
     pub rollups: u64,
     pub sources: u64,
     /// Bytes of the data file on disk.
@@ -142,6 +150,12 @@ pub struct Store {
     path: PathBuf,
     env: Env<WithoutTls>,
     readings: Db,
+    /// Readings not yet folded into `readings` (see `head`): ts ++ source -> value.
+    head: Db,
+    /// When the writer folds the head (`set_fold_policy`).
+    fold: std::sync::OnceLock<FoldPolicy>,
+    /// The data file's mapping (address, length), to give its pages back (`head`).
+    map_range: Option<(usize, usize)>,
     rollups: Db,
     sources: Db,
     meta: Db,
@@ -207,6 +221,7 @@ impl Store {
         let opened = env
             .create_databases_and_commit(wtxn, |dbo, wtxn| {
                 let readings = dbo.create_database::<Bytes, Bytes>(wtxn, Some("readings"))?;
+                let head = dbo.create_database::<Bytes, Bytes>(wtxn, Some("head"))?;
                 let rollups = dbo.create_database::<Bytes, Bytes>(wtxn, Some("rollups"))?;
                 let sources = dbo.create_database::<Bytes, Bytes>(wtxn, Some("sources"))?;
                 let meta = dbo.create_database::<Bytes, Bytes>(wtxn, Some("meta"))?;
@@ -228,12 +243,19 @@ impl Store {
                         let found = u32::from_be_bytes(
                             v.try_into().map_err(|_| Corrupt("schema version length"))?,
                         );
-                        if found != SCHEMA_VERSION {
+                        if found == SCHEMA_UPGRADES_FROM {
+                            // The head table was just created; that is the whole upgrade.
+                            meta.put(wtxn, META_SCHEMA_VERSION, &SCHEMA_VERSION.to_be_bytes())?;
+                            log::info!(
+                                "store: upgraded the schema from version {found} to {SCHEMA_VERSION}"
+                            );
+                        } else if found != SCHEMA_VERSION {
                             return Ok(CommitOrAbort::Abort(found));
                         }
                     }
                     None => {
                         let fresh = readings.is_empty(wtxn)?
+                            && head.is_empty(wtxn)?
                             && rollups.is_empty(wtxn)?
                             && sources.is_empty(wtxn)?;
                         if !fresh {
@@ -244,7 +266,7 @@ impl Store {
                     }
                 }
                 Ok::<_, StoreError>(CommitOrAbort::Commit((
-                    readings,
+                    (readings, head),
                     rollups,
                     sources,
                     meta,
@@ -260,7 +282,7 @@ impl Store {
                 e => e,
             })?;
         let (
-            readings,
+            (readings, head),
             rollups,
             sources,
             meta,
@@ -291,6 +313,9 @@ impl Store {
             path: dir.to_path_buf(),
             env,
             readings,
+            head,
+            fold: std::sync::OnceLock::new(),
+            map_range: head::find_map(&dir.join("data.mdb")),
             rollups,
             sources,
             meta,
@@ -439,11 +464,12 @@ impl Store {
         Ok(out)
     }
 
-    /// Write one batch in one transaction: new sources, readings, rollups (merged with an
-    /// existing bucket of the same key), prunes. All or nothing.
+    /// Write one batch in one transaction: new sources, readings (into the head), rollups
+    /// (merged with an existing bucket of the same key), prunes. All or nothing.
     ///
     /// A reading whose source and timestamp are already taken is stored 1 µs later (as
-    /// often as needed): two readings are never merged and nothing is overwritten.
+    /// often as needed): two readings are never merged and nothing is overwritten. (A
+    /// reading whose key is taken in `readings`, not in the head, moves when folded.)
     pub fn write_batch(
         &self,
         new_sources: &[Arc<SourceInfo>],
@@ -462,7 +488,7 @@ impl Store {
         for item in items {
             match item {
                 Item::Reading(r) => {
-                    if self.put_reading(&mut wtxn, r, &mut vbuf)? {
+                    if self.put_head(&mut wtxn, r, &mut vbuf)? {
                         stats.readings += 1;
                     }
                 }
@@ -476,38 +502,6 @@ impl Store {
         }
         wtxn.commit()?;
         Ok(stats)
-    }
-
-    /// Put one reading, moving it later by 1 µs while its key is taken. False if no free
-    /// timestamp is left (only at the very end of time).
-    fn put_reading(
-        &self,
-        wtxn: &mut RwTxn,
-        r: &Reading,
-        vbuf: &mut [u8; READING_VALUE_MAX],
-    ) -> Result<bool, StoreError> {
-        let n = codec::encode_reading_value(r.flags, &r.value, vbuf);
-        let mut ts = r.ts;
-        loop {
-            let key = codec::reading_key(r.source, ts);
-            match self
-                .readings
-                .put_with_flags(wtxn, PutFlags::NO_OVERWRITE, &key, &vbuf[..n])
-            {
-                Ok(()) => return Ok(true),
-                Err(heed::Error::Mdb(MdbError::KeyExist)) => match ts.checked_add(1) {
-                    Some(t) => ts = t,
-                    None => {
-                        log::warn!(
-                            "store: no free timestamp for a reading of source {}, dropped",
-                            r.source.0
-                        );
-                        return Ok(false);
-                    }
-                },
-                Err(e) => return Err(e.into()),
-            }
-        }
     }
 
     fn merge_rollup(&self, wtxn: &mut RwTxn, r: &Rollup) -> Result<(), StoreError> {
@@ -543,16 +537,20 @@ impl Store {
             Micros::MIN
         };
         match p.target {
-            PruneTarget::Raw => prune_skip_scan(
-                &self.readings,
-                wtxn,
-                &[],
-                |s, ts| codec::reading_key(SourceId(s), ts),
-                from,
-                p.older_than,
-                p.max,
-                u64::MAX,
-            ),
+            PruneTarget::Raw => {
+                let folded = prune_skip_scan(
+                    &self.readings,
+                    wtxn,
+                    &[],
+                    |s, ts| codec::reading_key(SourceId(s), ts),
+                    from,
+                    p.older_than,
+                    p.max,
+                    u64::MAX,
+                )?;
+                let left = u64::from(p.max).saturating_sub(folded);
+                Ok(folded + self.prune_head(wtxn, from, p.older_than, left)?)
+            }
             PruneTarget::Rollup(level) => prune_skip_scan(
                 &self.rollups,
                 wtxn,
@@ -572,11 +570,12 @@ impl Store {
         let page = main.page_size as u64;
         // Two meta pages plus every page of the catalogue and the named databases.
         let mut pages = 2 + (main.branch_pages + main.leaf_pages + main.overflow_pages) as u64;
-        let mut entries = [0u64; 3];
+        let mut entries = [0u64; 4];
         for (i, db) in [
             &self.readings,
             &self.rollups,
             &self.sources,
+            &self.head,
             &self.meta,
             &self.outbox,
             &self.observations,
@@ -596,7 +595,8 @@ impl Store {
             .map(|m| m.len())
             .unwrap_or(0);
         Ok(StoreCounts {
-            readings: entries[0],
+            readings: entries[0] + entries[3],
+            head: entries[3],
             rollups: entries[1],
             sources: entries[2],
             file_bytes,
@@ -606,7 +606,8 @@ impl Store {
     }
 
     /// Make room in a full store: delete up to `per_source` of the oldest raw readings of
-    /// every source, then commit a second, tiny transaction so LMDB can reuse the freed
+    /// every source (of the head's oldest, `per_source` per known source, when nothing
+    /// is folded yet), then commit a second, tiny transaction so LMDB can reuse the freed
     /// pages (it reuses pages freed by transaction N only from N + 2 on). The writer calls
     /// this when a commit fails with `MapFull`; the alternative is a store that never
     /// accepts another reading. Returns how many readings were deleted.
@@ -622,6 +623,13 @@ impl Store {
             u32::MAX,
             per_source,
         )?;
+        let deleted = if deleted > 0 {
+            deleted
+        } else {
+            let sources = self.sources.len(&wtxn)?.max(1);
+            let n = per_source.saturating_mul(sources);
+            self.prune_head(&mut wtxn, Micros::MIN, Micros::MAX, n)?
+        };
         wtxn.commit()?;
         let mut wtxn = self.env.write_txn()?;
         let n = self

@@ -1,6 +1,8 @@
 //! Read-side queries: latest value, raw history, rollups.
 //!
 //! Every query runs in its own short read transaction; readers never block the writer.
+//! Raw readings are the head's and `readings`' together (see `head`), read in the same
+//! transaction so a fold in between never shows a reading twice or not at all.
 
 use std::ops::Bound;
 
@@ -17,13 +19,30 @@ impl Store {
             Bound::Included(lo.as_slice()),
             Bound::Included(hi.as_slice()),
         );
-        match self.readings.rev_range(&rtxn, &range)?.next() {
+        let folded = match self.readings.rev_range(&rtxn, &range)?.next() {
             Some(kv) => {
                 let (k, v) = kv?;
-                Ok(Some(codec::decode_reading(k, v)?))
+                Some(codec::decode_reading(k, v)?)
             }
-            None => Ok(None),
+            None => None,
+        };
+        // Only head rows newer than the newest folded one can be newer.
+        let after = match folded {
+            Some(r) => match r.ts.checked_add(1) {
+                Some(t) => t,
+                None => return Ok(folded),
+            },
+            None => Micros::MIN,
+        };
+        let lo = codec::head_key(after, SourceId(0));
+        let range = (Bound::Included(lo.as_slice()), Bound::Unbounded);
+        for kv in self.head.rev_range(&rtxn, &range)? {
+            let (k, v) = kv?;
+            if k.get(8..) == Some(source.0.to_be_bytes().as_slice()) {
+                return Ok(Some(codec::decode_head_reading(k, v)?));
+            }
         }
+        Ok(folded)
     }
 
     /// The newest reading of every source that has one, in source id order.
@@ -42,6 +61,7 @@ impl Store {
             cur = self.readings.get_lower_than(&rtxn, below.as_slice())?;
         }
         out.reverse();
+        self.head_latest_all(&rtxn, &mut out)?;
         Ok(out)
     }
 
@@ -63,10 +83,35 @@ impl Store {
             Bound::Included(lo.as_slice()),
             Bound::Excluded(hi.as_slice()),
         );
+        let head = self.head_history(&rtxn, source, from, to, limit)?;
+        let mut head = head.into_iter().peekable();
+        let mut folded = self.readings.rev_range(&rtxn, &range)?.peekable();
         let mut out = Vec::with_capacity(limit.min(4096));
-        for kv in self.readings.rev_range(&rtxn, &range)?.take(limit) {
-            let (k, v) = kv?;
-            out.push(codec::decode_reading(k, v)?);
+        // Merge the two, newest first.
+        while out.len() < limit {
+            let folded_ts = match folded.peek() {
+                Some(Ok((k, _))) => Some(codec::decode_reading_key(k)?.1),
+                Some(Err(_)) => {
+                    folded.next().transpose()?;
+                    None
+                }
+                None => None,
+            };
+            let r = match (head.peek(), folded_ts) {
+                (Some(h), Some(f)) if h.ts < f => None,
+                (Some(_), _) => head.next(),
+                (None, Some(_)) => None,
+                (None, None) => break,
+            };
+            match r {
+                Some(r) => out.push(r),
+                None => {
+                    if let Some(kv) = folded.next() {
+                        let (k, v) = kv?;
+                        out.push(codec::decode_reading(k, v)?);
+                    }
+                }
+            }
         }
         Ok(out)
     }

@@ -8,6 +8,13 @@
 //! upstream drop the oldest readings). The error is logged once per state change, not
 //! per retry. After the batch sender is dropped the thread commits what is queued and
 //! exits; at that point a batch that still fails is given up after a few tries.
+//!
+//! After a commit, when the head passes the store's `FoldPolicy`, the writer folds it into
+//! `readings` (`head`) before taking the next batch. A fold that fails is logged and tried
+//! again after the next commit. After a fold, and at most once a second otherwise, it
+//! gives the map's resident pages back (`Store::release_map_pages`): what a commit,
+//! a fold or an age-off run faulted in (a page of every source for the latter two) would
+//! otherwise count in RSS until the kernel needed the memory.
 
 use std::sync::Arc;
 use std::sync::Mutex;
@@ -42,6 +49,11 @@ pub struct WriterStats {
     pub lost: AtomicU64,
     /// Oldest raw readings deleted to make room when the store was full.
     pub evicted: AtomicU64,
+    /// Folds of the head into `readings` finished, and readings they moved.
+    pub folds: AtomicU64,
+    pub folded: AtomicU64,
+    /// Duration of the last fold in microseconds (all its transactions).
+    pub last_fold_us: AtomicU64,
     /// Set when the agent is told to stop: a batch that keeps failing is then given up
     /// after [`SHUTDOWN_TRIES`], and later ones after one try, so a stop does not wait
     /// for a disk that takes no writes (read-only, full) while the graph drains into it.
@@ -82,6 +94,9 @@ pub fn spawn(store: Arc<Store>, registry: Arc<Registry>, queue: usize) -> Writer
                 stats: st,
                 failing_since: None,
                 gave_up: false,
+                last_fold: Instant::now(),
+                fold_buf: Vec::new(),
+                last_release: Instant::now(),
             };
             while let Ok(mut batch) = rx.recv_blocking() {
                 w.commit(&batch, &rx);
@@ -112,6 +127,12 @@ struct Writer {
     failing_since: Option<(u64, Instant)>,
     /// A batch was given up while stopping: the next failing ones get one try each.
     gave_up: bool,
+    /// When the head was last folded (or the writer started).
+    last_fold: Instant,
+    /// Rows being moved by one fold transaction, reused.
+    fold_buf: Vec<u8>,
+    /// When the map's pages were last given back.
+    last_release: Instant,
 }
 
 /// Below this many free bytes the filesystem counts as full when a commit fails.
@@ -146,6 +167,9 @@ fn free_bytes(dir: &std::path::Path) -> Option<u64> {
     }
 }
 
+/// Give the map's resident pages back at most this often (and after every fold).
+const RELEASE_EVERY: Duration = Duration::from_secs(1);
+
 /// Share of the map in use at which the oldest readings start to be evicted.
 const HIGH_WATER: f64 = 0.8;
 /// Evict 1/`EVICT_SHARE` of the raw readings at a time.
@@ -166,6 +190,39 @@ impl Writer {
             .div_ceil(c.sources.max(1))
             .max(16);
         self.evict(per_source, c.map_bytes);
+    }
+
+    /// Fold the head into `readings` when the policy says so: it holds `head_rows`, or
+    /// `every` has passed since the last fold and it holds anything. Returns whether it
+    /// folded.
+    fn maybe_fold(&mut self) -> bool {
+        let policy = self.store.fold_policy();
+        let Ok(rows) = self.store.head_len() else {
+            return false;
+        };
+        if rows == 0 || (rows < policy.head_rows && self.last_fold.elapsed() < policy.every) {
+            return false;
+        }
+        let t0 = Instant::now();
+        let folded = self.store.fold(&mut self.fold_buf);
+        self.fold_buf = Vec::new();
+        self.last_fold = Instant::now();
+        let took = t0.elapsed();
+        let s = &self.stats;
+        s.last_fold_us
+            .store(took.as_micros() as u64, Ordering::Relaxed);
+        match folded {
+            Ok(moved) => {
+                log::debug!(
+                    "store: folded {moved} reading(s) of the head in {:.1} ms",
+                    took.as_secs_f64() * 1e3
+                );
+                s.folds.fetch_add(1, Ordering::Relaxed);
+                s.folded.fetch_add(moved, Ordering::Relaxed);
+            }
+            Err(e) => log::warn!("store: folding the head failed, trying again later: {e}"),
+        }
+        true
     }
 
     /// A commit failed with a full map: make room in small steps (a small deletion still
@@ -240,6 +297,10 @@ impl Writer {
                     s.rollups.fetch_add(w.rollups, Ordering::Relaxed);
                     s.pruned.fetch_add(w.pruned, Ordering::Relaxed);
                     self.keep_headroom();
+                    if self.maybe_fold() || self.last_release.elapsed() >= RELEASE_EVERY {
+                        self.store.release_map_pages();
+                        self.last_release = Instant::now();
+                    }
                     if let Some((failed, since)) = self.failing_since.take() {
                         s.degraded.store(false, Ordering::Relaxed);
                         log::info!(

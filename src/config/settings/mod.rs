@@ -164,7 +164,11 @@ impl Settings {
                 name: String::new(),
                 data_dir: default_data_dir(),
             },
-            store: StoreSettings { map_size_mb: 0 },
+            store: StoreSettings {
+                map_size_mb: 0,
+                head_rows: 0,
+                fold_every: 0,
+            },
             http: HttpSettings {
                 bind: http::UNSET_BIND,
                 token: None,
