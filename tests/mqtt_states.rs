@@ -146,9 +146,7 @@ fn after_an_outage_the_broker_gets_the_newest_state_and_every_batch() {
     relay.restore();
     eventually(30, "everything delivered", || {
         let m = mqtt(&agent);
-        (m["state"] == "connected"
-            && m["outbox"]["messages"] == 0
-            && m["states"]["waiting"] == 0)
+        (m["state"] == "connected" && m["outbox"]["messages"] == 0 && m["states"]["waiting"] == 0)
             .then_some(())
     });
     std::thread::sleep(Duration::from_millis(500));
