@@ -6,19 +6,22 @@ pages) and PSS (from smaps_rollup) and VmHWM after the idle window, CPU seconds 
 during the idle window, thread count, time from SIGTERM to exit, and the binary's size.
 
 Usage: python3 benches/footprint.py [--binary target/release/smollama ...] [--seconds 60]
-                                    [--broker] [--smaps]
+                                    [--broker] [--smaps] [--rounds N]
 Build first: ./scripts/build-release (the static musl build README.md installs) or
 cargo build --release.
 
 --binary may be given more than once: every binary then runs at the same time (each with
 its own data directory and port, the same idle window), so builds compare in one run on
-a noisy machine. --smaps prints each process's resident pages per mapping (RSS and PSS
+a noisy machine; with --broker they run one after another instead (two nodes on one
+broker would disturb each other). --rounds N repeats that N times, the order reversed
+every other round (A B, B A, ...: interleaved pairs), and prints each binary's median. --smaps prints each process's resident pages per mapping (RSS and PSS
 summed by file, [heap], [stack] and anonymous), largest first: where the RSS is.
 
 --broker starts a mosquitto (Debian's) and connects the agent to it, as a node with MQTT
 on. Each thread's CPU time and wake-ups (schedstat's timeslices) over the window are
 printed, so a thread that wakes when it need not shows, and the messages published in
-the window (what passes the default pipeline's filter varies with the machine's load).
+the window (what passes the default pipeline's filter varies with the machine's load),
+per topic too when mosquitto_sub is installed (Debian: mosquitto-clients).
 
 With collectd installed (Debian: apt-get install collectd-core), collectd runs alongside
 during the same window, sampling the same kind of metrics every 10 s into CSV files, and
@@ -170,8 +173,7 @@ def start_collectd(tmp):
     exe = shutil.which("collectd") or ("/usr/sbin/collectd" if os.path.exists("/usr/sbin/collectd") else None)
     if not exe or not os.path.exists("/usr/share/collectd/types.db"):
         return None
-    d = os.path.join(tmp, "collectd")
-    os.makedirs(d)
+    d = tempfile.mkdtemp(prefix="collectd-", dir=tmp)
     conf = os.path.join(d, "collectd.conf")
     with open(conf, "w") as f:
         f.write(COLLECTD_CONF.format(dir=d))
@@ -202,37 +204,42 @@ class Agent:
         self.startup_ms = (time.perf_counter() - t0) * 1000
 
 
-def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--binary", action="append",
-                    help="a binary to measure (repeatable; default target/release/smollama)")
-    ap.add_argument("--seconds", type=float, default=60.0)
-    ap.add_argument("--broker", action="store_true", help="connect the agent to a local mosquitto")
-    ap.add_argument("--smaps", action="store_true", help="print resident pages per mapping")
-    args = ap.parse_args()
-    binaries = args.binary or ["target/release/smollama"]
+def start_sub(port):
+    """mosquitto_sub on every topic, live messages only (-R: not the retained ones the broker
+    hands over at subscribe), so the window's messages can be counted per topic."""
+    exe = shutil.which("mosquitto_sub")
+    if not exe:
+        return None
+    return subprocess.Popen([exe, "-p", str(port), "-v", "-R", "-t", "#"],
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
 
-    tmp = tempfile.mkdtemp(prefix="smollama-footprint-")
-    extra = {}
-    broker = None
-    if args.broker:
-        mport = free_port()
-        conf = os.path.join(tmp, "mosquitto.conf")
-        with open(conf, "w") as f:
-            f.write(f"listener {mport} 127.0.0.1\nallow_anonymous true\n")
-        broker = subprocess.Popen(["/usr/sbin/mosquitto", "-c", conf],
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        time.sleep(0.3)
-        extra = {"SMOLLAMA_MQTT_BROKER": "127.0.0.1", "SMOLLAMA_MQTT_PORT": str(mport)}
-    # One after another, so start-up times do not compete; then one idle window for all.
+
+def stop_sub(sub):
+    """{topic: messages} that `sub` received."""
+    if not sub:
+        return {}
+    sub.terminate()
+    out, _ = sub.communicate(timeout=10)
+    counts = {}
+    for line in out.splitlines():
+        topic = line.split(" ", 1)[0]
+        if topic:
+            counts[topic] = counts.get(topic, 0) + 1
+    return counts
+
+
+def window(binaries, args, tmp, extra, mport, label):
+    """Start `binaries` (one after another), measure one idle window, stop them, print;
+    {binary: (cpu s, messages out)}."""
     agents = [Agent(b, tmp, extra) for b in binaries]
 
     c = start_collectd(tmp)
 
     # Let start-up work settle, then measure an idle window.
     time.sleep(min(5.0, args.seconds / 4))
+    sub = start_sub(mport) if mport else None
     for a in agents:
-        a.out0 = mqtt_out(a.port) if broker else 0
+        a.out0 = mqtt_out(a.port) if mport else 0
         a.cpu0 = cpu_seconds(a.p.pid)
         a.t_before = per_thread(a.p.pid)
     ccpu0 = cpu_seconds(c.pid) if c else 0
@@ -240,11 +247,12 @@ def main():
     for a in agents:
         a.cpu1 = cpu_seconds(a.p.pid)
         a.t_after = per_thread(a.p.pid)
-        a.out1 = mqtt_out(a.port) if broker else 0
+        a.out1 = mqtt_out(a.port) if mport else 0
         a.st = proc_status(a.p.pid)
         a.pss = smaps_rollup(a.p.pid)
         a.maps = smaps_by_mapping(a.p.pid) if args.smaps else []
         a.names = thread_names(a.p.pid)
+    topics = stop_sub(sub)
     if c:
         ccpu = cpu_seconds(c.pid) - ccpu0
         cst = proc_status(c.pid)
@@ -257,21 +265,19 @@ def main():
         a.p.send_signal(signal.SIGTERM)
         a.code = a.p.wait(timeout=30)
         a.stop_ms = (time.perf_counter() - t1) * 1000
-    if broker:
-        broker.terminate()
-        broker.wait(timeout=10)
-    shutil.rmtree(tmp, ignore_errors=True)
 
+    if label:
+        print(f"=== {label} (load average {os.getloadavg()[0]:.2f})")
     for a in agents:
         st = a.st
-        if len(agents) > 1:
+        if len(agents) > 1 or label:
             print(f"== {a.binary}")
         print(f"start_to_healthy_ms: {a.startup_ms:.2f}")
         print(f"rss_kib: {st['VmRSS']} (anon {st.get('RssAnon', 0)}, file {st.get('RssFile', 0)})")
         print(f"pss_kib: {a.pss.get('Pss', 0)} (anon {a.pss.get('Pss_Anon', 0)}, file {a.pss.get('Pss_File', 0)})")
         print(f"vmhwm_kib: {st['VmHWM']}")
         print(f"cpu_s_over_{args.seconds:.0f}s_idle: {a.cpu1 - a.cpu0:.5f}")
-        if broker:
+        if mport:
             # The default pipeline publishes what passes its filter: a busy machine's changing
             # CPU load means more messages, so compare runs per message as well.
             print(f"mqtt_messages_out_in_window: {a.out1 - a.out0}")
@@ -286,12 +292,66 @@ def main():
         if c:
             print(f"  smollama/collectd rss: {st['VmRSS'] / cst['VmRSS']:.2f}"
                   f"  cpu: {(a.cpu1 - a.cpu0) / ccpu if ccpu else float('nan'):.2f}")
+    if len(agents) == 1:
+        for topic, n in sorted(topics.items()):
+            print(f"  topic {topic:<60} messages {n}")
     if c:
         print("collectd (same window, 10 s interval, cpu/memory/load/df/uptime/thermal -> csv):")
         print(f"  collectd_rss_kib: {cst['VmRSS']} (anon {cst.get('RssAnon', 0)}, file {cst.get('RssFile', 0)})")
         print(f"  collectd_pss_kib: {cpss.get('Pss', 0)}")
         print(f"  collectd_cpu_s: {ccpu:.5f}")
         print(f"  collectd_threads: {cst['Threads']}")
+    return {a.binary: (a.cpu1 - a.cpu0, a.out1 - a.out0) for a in agents}
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--binary", action="append",
+                    help="a binary to measure (repeatable; default target/release/smollama)")
+    ap.add_argument("--seconds", type=float, default=60.0)
+    ap.add_argument("--broker", action="store_true", help="connect the agent to a local mosquitto")
+    ap.add_argument("--smaps", action="store_true", help="print resident pages per mapping")
+    ap.add_argument("--rounds", type=int, default=1,
+                    help="repeat, the binaries' order reversed every other round; then medians")
+    args = ap.parse_args()
+    binaries = args.binary or ["target/release/smollama"]
+
+    tmp = tempfile.mkdtemp(prefix="smollama-footprint-")
+    extra = {}
+    broker = None
+    mport = None
+    if args.broker:
+        mport = free_port()
+        conf = os.path.join(tmp, "mosquitto.conf")
+        with open(conf, "w") as f:
+            f.write(f"listener {mport} 127.0.0.1\nallow_anonymous true\n")
+        broker = subprocess.Popen(["/usr/sbin/mosquitto", "-c", conf],
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(0.3)
+        extra = {"SMOLLAMA_MQTT_BROKER": "127.0.0.1", "SMOLLAMA_MQTT_PORT": str(mport)}
+    results = {b: [] for b in binaries}
+    for r in range(args.rounds):
+        order = binaries if r % 2 == 0 else binaries[::-1]
+        # With a broker, one binary per window: two nodes of one name on one broker would
+        # take each other's client id, and two of different names ingest each other's
+        # batches. Without one they share the window.
+        groups = [[b] for b in order] if broker and len(binaries) > 1 else [order]
+        for g in groups:
+            label = f"round {r + 1}: {', '.join(g)}" if args.rounds > 1 or len(groups) > 1 else ""
+            for b, res in window(g, args, tmp, extra, mport, label).items():
+                results[b].append(res)
+    if broker:
+        broker.terminate()
+        broker.wait(timeout=10)
+    shutil.rmtree(tmp, ignore_errors=True)
+    if args.rounds > 1:
+        print("=== summary: CPU s per window (messages out), in round order; median")
+        for b, res in results.items():
+            cpus = sorted(c for c, _ in res)
+            mid = len(cpus) // 2
+            median = cpus[mid] if len(cpus) % 2 else (cpus[mid - 1] + cpus[mid]) / 2
+            runs = " ".join(f"{c:.5f} ({m})" for c, m in res)
+            print(f"  {b}: {runs}; median {median:.5f}")
 
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@ use crate::graph::{Item, Micros};
 mod events;
 pub use events::{ClientStats, EventHub, EventKind, EventStats, Got};
 mod publish_queue;
-pub use publish_queue::{PublishQueueStats, PublishRx, PublishTx, publish_queue};
+pub use publish_queue::{Keep, PublishQueueStats, PublishRx, PublishTx, Queued, publish_queue};
 mod node_events;
 pub use node_events::{GatewayQuestion, NodeEvent, NodeEvents};
 
@@ -383,6 +383,7 @@ mod tests {
             .unwrap();
         mqtt(None).deliver(Some(&tx), "n/answers").unwrap();
         let topics: Vec<String> = std::iter::from_fn(|| rx.try_recv().ok())
+            .map(|q| q.publish)
             .map(|p| {
                 assert_eq!((p.qos, p.retain), (1, false));
                 assert_eq!(serde_json::from_slice::<Json>(&p.payload).unwrap(), body);

@@ -7,6 +7,9 @@
 //! A sender that may wait (a sink: its own inbox is lossy and keeps the newest readings)
 //! waits for room; one that must not (a tool, an answer, sync) is refused, counted and
 //! logged at warn at most once a minute with the count.
+//!
+//! Each message says what the worker must keep of it ([`Keep`]): every one (durable QoS 1
+//! through the outbox), or only the newest on its topic (a retained state).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -73,17 +76,34 @@ fn size(p: &Publish) -> u64 {
     (p.topic.len() + p.payload.len()) as u64
 }
 
+/// What the worker must keep of a message until the broker has it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Keep {
+    /// Every message, in order (QoS 1: the durable outbox).
+    Every,
+    /// Only the newest on its topic: a retained value that a newer one makes stale (a
+    /// state sink's). Held in memory, one per topic, sent again on reconnect.
+    Newest,
+}
+
+/// A message in the queue, with what the worker must keep of it.
+#[derive(Debug)]
+pub struct Queued {
+    pub publish: Publish,
+    pub keep: Keep,
+}
+
 /// The sending side; clone it for every publisher. Guarantees the queue never holds more
 /// than `max_messages` messages nor more than `max_bytes` of them (but one message alone).
 #[derive(Clone)]
 pub struct PublishTx {
-    tx: async_channel::Sender<Publish>,
+    tx: async_channel::Sender<Queued>,
     shared: Arc<Shared>,
 }
 
 /// The worker's side. Every message taken frees its bytes for the senders.
 pub struct PublishRx {
-    rx: async_channel::Receiver<Publish>,
+    rx: async_channel::Receiver<Queued>,
     shared: Arc<Shared>,
 }
 
@@ -110,6 +130,15 @@ impl PublishTx {
     /// Queue `p`, waiting while the queue is full (in messages or bytes). Fails only
     /// when the worker has stopped.
     pub async fn send(&self, p: Publish) -> Result<(), SendError<Publish>> {
+        self.send_keeping(p, Keep::Every).await
+    }
+
+    /// Queue `p` as its topic's current value (see [`Keep::Newest`]), waiting as `send`.
+    pub async fn send_newest(&self, p: Publish) -> Result<(), SendError<Publish>> {
+        self.send_keeping(p, Keep::Newest).await
+    }
+
+    async fn send_keeping(&self, p: Publish, keep: Keep) -> Result<(), SendError<Publish>> {
         let len = size(&p);
         let mut waited = false;
         while !self.shared.reserve(len) {
@@ -126,9 +155,13 @@ impl PublishTx {
             }
             room.await;
         }
-        self.tx.send(p).await.inspect_err(|_| {
-            self.shared.release(len);
-        })
+        self.tx
+            .send(Queued { publish: p, keep })
+            .await
+            .map_err(|e| {
+                self.shared.release(len);
+                SendError(e.0.publish)
+            })
     }
 
     /// Queue `p` now, or refuse it (full in messages or bytes, or the worker stopped):
@@ -137,8 +170,17 @@ impl PublishTx {
         let len = size(&p);
         let result = if self.shared.reserve(len) {
             self.tx
-                .try_send(p)
-                .inspect_err(|_| self.shared.release(len))
+                .try_send(Queued {
+                    publish: p,
+                    keep: Keep::Every,
+                })
+                .map_err(|e| {
+                    self.shared.release(len);
+                    match e {
+                        TrySendError::Full(q) => TrySendError::Full(q.publish),
+                        TrySendError::Closed(q) => TrySendError::Closed(q.publish),
+                    }
+                })
         } else if self.tx.is_closed() {
             Err(TrySendError::Closed(p))
         } else {
@@ -169,16 +211,16 @@ impl PublishTx {
 }
 
 impl PublishRx {
-    pub async fn recv(&self) -> Result<Publish, RecvError> {
-        let p = self.rx.recv().await?;
-        self.shared.release(size(&p));
-        Ok(p)
+    pub async fn recv(&self) -> Result<Queued, RecvError> {
+        let q = self.rx.recv().await?;
+        self.shared.release(size(&q.publish));
+        Ok(q)
     }
 
-    pub fn try_recv(&self) -> Result<Publish, TryRecvError> {
-        let p = self.rx.try_recv()?;
-        self.shared.release(size(&p));
-        Ok(p)
+    pub fn try_recv(&self) -> Result<Queued, TryRecvError> {
+        let q = self.rx.try_recv()?;
+        self.shared.release(size(&q.publish));
+        Ok(q)
     }
 
     pub fn stats(&self) -> Arc<PublishQueueStats> {
@@ -218,11 +260,29 @@ mod tests {
         tx.try_send(msg(400)).unwrap();
         assert_eq!(tx.stats().bytes.load(Ordering::Relaxed), 1000);
         assert_eq!(tx.stats().refused.load(Ordering::Relaxed), 1);
-        assert_eq!(rx.try_recv().unwrap().payload.len(), 599);
+        assert_eq!(rx.try_recv().unwrap().publish.payload.len(), 599);
         assert_eq!(tx.stats().bytes.load(Ordering::Relaxed), 400);
         tx.try_send(msg(600)).unwrap();
         drop(rx);
         assert!(tx.try_send(msg(1)).unwrap_err().is_closed());
+    }
+
+    #[test]
+    fn a_state_is_marked_for_the_worker_to_keep_only_the_newest() {
+        let (tx, rx) = publish_queue(100, 1000);
+        smol::block_on(async {
+            tx.send(msg(10)).await.unwrap();
+            tx.send_newest(msg(20)).await.unwrap();
+        });
+        tx.try_send(msg(30)).unwrap();
+        let keeps: Vec<(Keep, usize)> = std::iter::from_fn(|| rx.try_recv().ok())
+            .map(|q| (q.keep, q.publish.payload.len() + 1))
+            .collect();
+        assert_eq!(
+            keeps,
+            [(Keep::Every, 10), (Keep::Newest, 20), (Keep::Every, 30)]
+        );
+        assert_eq!(tx.stats().bytes.load(Ordering::Relaxed), 0);
     }
 
     #[test]
@@ -251,7 +311,7 @@ mod tests {
             // ... and goes on once it has.
             rx.recv().await.unwrap();
             second.join().unwrap().unwrap();
-            assert_eq!(rx.recv().await.unwrap().payload.len(), 799);
+            assert_eq!(rx.recv().await.unwrap().publish.payload.len(), 799);
             assert_eq!(tx.stats().bytes.load(Ordering::Relaxed), 0);
         });
     }

@@ -6,7 +6,9 @@
 //! - `state` format: one message per reading on its own topic (`{prefix}/state/{type}/{id}`
 //!   by default), retained, so a subscriber always sees the latest value.
 //!
-//! QoS 1 messages are made durable by the worker (LMDB outbox) before they are sent.
+//! QoS 1 messages are made durable by the worker (LMDB outbox) before they are sent, but
+//! retained states: only a topic's newest matters, so the worker keeps one per topic in
+//! memory and sends it again on reconnect (`edges/mqtt/latest.rs`).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -122,7 +124,13 @@ impl MqttSink {
                 qos: self.params.qos,
                 retain: self.params.retain,
             };
-            self.send(msg).await;
+            self.counters.inc(MESSAGES);
+            // A retained state is its topic's current value: a newer one makes it stale.
+            let _ = if self.params.retain && self.params.qos > 0 {
+                self.publish.send_newest(msg).await
+            } else {
+                self.publish.send(msg).await
+            };
         }
     }
 

@@ -470,6 +470,12 @@ fn mqtt(shared: &StatusView) -> Json {
         "malformed_by_topic": malformed,
         "remote_sources": remote.unwrap_or(Json::Null),
         "outbox": outbox,
+        // Retained states, the newest per topic, held in memory instead of the outbox.
+        "states": {
+            "waiting": n(&st.states_waiting),
+            "replaced": n(&st.states_replaced),
+            "refused": n(&st.states_refused),
+        },
     })
 }
 

@@ -723,6 +723,24 @@ fn mqtt(o: &mut Out, m: &Json) {
         num(&m["outbox"]["dropped_in_memory"]),
     );
     o.single(
+        "smollama_mqtt_states_waiting",
+        "gauge",
+        "Retained states held in memory for the broker (the newest per topic).",
+        num(&m["states"]["waiting"]),
+    );
+    o.single(
+        "smollama_mqtt_states_replaced_total",
+        "counter",
+        "Retained states replaced by a newer one before the broker had them.",
+        num(&m["states"]["replaced"]),
+    );
+    o.single(
+        "smollama_mqtt_states_refused_total",
+        "counter",
+        "Retained states for a new topic refused past the outbox's bounds.",
+        num(&m["states"]["refused"]),
+    );
+    o.single(
         "smollama_mqtt_remote_sources",
         "gauge",
         "Sources admitted from other nodes.",

@@ -216,7 +216,7 @@ mod tests {
             out,
             json!({"success": true, "topic": "alerts", "message": "hot"})
         );
-        let m = rx.try_recv().unwrap();
+        let m = rx.try_recv().unwrap().publish;
         assert_eq!(m.topic, "smollama/test-node/alerts");
         assert_eq!(m.payload, b"hot");
         assert_eq!((m.qos, m.retain), (1, false));
@@ -227,7 +227,7 @@ mod tests {
             &fx.ctx,
         );
         assert_eq!(out["success"], true);
-        assert_eq!(rx.try_recv().unwrap().topic, "smollama/other/cmd");
+        assert_eq!(rx.try_recv().unwrap().publish.topic, "smollama/other/cmd");
 
         // Queue full.
         r.execute("publish", &json!({"topic": "a", "message": "1"}), &fx.ctx);
@@ -236,7 +236,7 @@ mod tests {
             out,
             json!({"success": false, "error": "Failed to publish message"})
         );
-        assert_eq!(rx.try_recv().unwrap().payload, b"1");
+        assert_eq!(rx.try_recv().unwrap().publish.payload, b"1");
         // Closed.
         drop(rx);
         let out = r.execute("publish", &json!({"topic": "a", "message": "3"}), &fx.ctx);

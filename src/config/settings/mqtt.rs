@@ -263,7 +263,7 @@ pub(crate) const SECTION: Section = Section {
             Spec {
                 range: Some((1.0, 100_000_000.0)),
                 default: "100000",
-                doc: "QoS 1 messages wait in the store's outbox until the broker acknowledges them; beyond this many (or outbox_max_mb) the oldest are dropped (and counted in status).",
+                doc: "QoS 1 messages wait in the store's outbox until the broker acknowledges them; beyond this many (or outbox_max_mb) the oldest are dropped (and counted in status). Retained states wait in memory instead, the newest per topic, for at most this many topics (and outbox_max_mb); a new topic past them is refused (counted as states.refused).",
                 hint: "how many QoS 1 messages may wait for the broker",
                 ..Spec::new("outbox_max_messages", Want::WholeNumber)
             },

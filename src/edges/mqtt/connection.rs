@@ -17,6 +17,10 @@
 //! order: a message may arrive twice (as MQTT QoS 1 permits; counted as `republished`),
 //! never zero times, unless the bounded outbox had to drop its oldest.
 //!
+//! Retained states ([`Keep::Newest`]) skip the outbox: the newest per topic waits in
+//! memory until its PUBACK, a newer one replacing it, and all of them go again after a
+//! reconnect (`latest.rs`). An idle node's state messages then cost no commit and fsync.
+//!
 //! The protocol is MQTT 5, for one property: the Maximum Packet Size in CONNECT
 //! ([`max_packet_size`]). The broker must not send this client a larger packet, so a big
 //! (retained) message on a subscribed topic cannot break the connection: in MQTT 3.1.1 a
@@ -39,6 +43,7 @@ use rumqttc::v5::mqttbytes::v5::{Filter, LastWill, Packet, PubAckReason};
 use rumqttc::v5::{Client, Connection, Event, MqttOptions, Request};
 
 use super::give_back::GiveBack;
+use super::latest::{Latest, Put};
 use super::payload::{self, Inbound};
 use super::remote::{self, Limits, RemoteTally};
 use super::topic;
@@ -49,8 +54,8 @@ use crate::edges::gpio::GpioBackend;
 use crate::graph::registry::Registry;
 use crate::graph::{Item, Micros, Reading};
 use crate::messages::{
-    Arrival, EventHub, EventKind, MAX_TRACKED_TOPICS, Publish, PublishRx, PublishTx,
-    QuestionIntake, Recent, Subscription, SyncPeer, topic_key,
+    Arrival, EventHub, EventKind, Keep, MAX_TRACKED_TOPICS, Publish, PublishRx, PublishTx,
+    QuestionIntake, Queued, Recent, Subscription, SyncPeer, topic_key,
 };
 use crate::store::Store;
 use crate::store::outbox::OutboxLimits;
@@ -87,6 +92,12 @@ pub struct MqttStats {
     /// QoS 1 messages dropped from memory while the store refused outbox writes (past
     /// `PENDING_MAX` or `outbox_max_mb`).
     pub outbox_dropped_in_memory: AtomicU64,
+    /// Retained states held in memory (the newest per topic, until acknowledged).
+    pub states_waiting: AtomicU64,
+    /// States replaced by a newer one on their topic before the broker acknowledged them.
+    pub states_replaced: AtomicU64,
+    /// States for a new topic refused past `outbox_max_messages` topics or `outbox_max_mb`.
+    pub states_refused: AtomicU64,
     pub readings_in: AtomicU64,
     /// Times the worker waited for the graph before taking the next message (every
     /// batch buffer of a source was still in the graph): backpressure, the broker and the
@@ -516,6 +527,10 @@ struct Worker {
     /// QoS 1 messages for the outbox's next write (more only while the store refuses
     /// writes), bounded like the outbox.
     pending: Waiting,
+    /// Retained states, the newest per topic, until acknowledged (bounded like the outbox).
+    latest: Latest,
+    /// Packet id -> topic, generation and bytes of a state waiting for its PUBACK.
+    latest_inflight: Vec<(u16, String, u64, usize)>,
     acked: Vec<u64>,
     /// QoS 0 messages waiting for room in rumqttc's request queue (`QOS0_QUEUE`, and the
     /// outbox's bytes).
@@ -534,10 +549,12 @@ struct Worker {
     give_back_due: bool,
 }
 
-/// A publish handed to rumqttc: its outbox sequence (`None`: QoS 0 or direct), its bytes
-/// (topic and payload) and whether it waits for a PUBACK.
+/// A publish handed to rumqttc: its outbox sequence (`None`: QoS 0, direct or a state),
+/// a state's topic and generation, its bytes (topic and payload) and whether it waits
+/// for a PUBACK.
 struct Handed {
     seq: Option<u64>,
+    state: Option<(String, u64)>,
     bytes: usize,
     qos1: bool,
 }
@@ -597,6 +614,8 @@ impl Worker {
             broker_max_packet: None,
             remote_limits,
             pending: Waiting::new(PENDING_MAX, limits.max_bytes as usize),
+            latest: Latest::new(limits.max_messages as usize, limits.max_bytes as usize),
+            latest_inflight: Vec::new(),
             acked: Vec::new(),
             qos0: Waiting::new(QOS0_QUEUE, limits.max_bytes as usize),
             qos0_blocked: false,
@@ -611,7 +630,7 @@ impl Worker {
         stop: async_channel::Receiver<()>,
     ) {
         enum Wake {
-            Publish(Publish),
+            Publish(Queued),
             Event(Ev),
             /// A batch buffer came back from the source of subscription `.0`.
             Spare(usize, Vec<Item>),
@@ -690,17 +709,17 @@ impl Worker {
                     // Whatever the sinks sent before they stopped goes to the outbox (and
                     // out, in `finish`).
                     while let Ok(p) = publish.try_recv() {
-                        self.queue(p);
+                        self.queue(p.publish, p.keep);
                     }
                     self.store_pending();
                     return;
                 }
                 Wake::Publish(p) => {
-                    self.queue(p);
+                    self.queue(p.publish, p.keep);
                     while !self.qos0.full()
                         && let Ok(p) = publish.try_recv()
                     {
-                        self.queue(p);
+                        self.queue(p.publish, p.keep);
                     }
                     if !self.pending.is_empty() {
                         // A sink sends a tick's QoS 1 messages one by one, microseconds
@@ -710,7 +729,7 @@ impl Worker {
                         while !self.qos0.full()
                             && let Ok(p) = publish.try_recv()
                         {
-                            self.queue(p);
+                            self.queue(p.publish, p.keep);
                         }
                     }
                 }
@@ -746,6 +765,9 @@ impl Worker {
                 .outbox_acked
                 .store(self.acked.len() as u64, Ordering::Relaxed);
             self.pump();
+            self.stats
+                .states_waiting
+                .store(self.latest.len() as u64, Ordering::Relaxed);
         }
     }
 
@@ -764,9 +786,10 @@ impl Worker {
         missing
     }
 
-    /// QoS 0 goes straight out (or is dropped while away); QoS 1 waits for the outbox.
-    /// A message over `max_payload_kb` or with an invalid topic is refused and counted.
-    fn queue(&mut self, p: Publish) {
+    /// QoS 0 goes straight out (or is dropped while away); QoS 1 waits for the outbox,
+    /// a retained state (QoS 1) in `latest`. A message over `max_payload_kb` or with an
+    /// invalid topic is refused and counted.
+    fn queue(&mut self, p: Publish, keep: Keep) {
         let max = (self.parts.settings.mqtt.max_payload_kb as usize) * 1024;
         if p.payload.len() > max || topic::validate_topic(&p.topic, topic::MAX_TOPIC_LEN).is_err() {
             self.stats.refused_out.fetch_add(1, Ordering::Relaxed);
@@ -788,6 +811,16 @@ impl Worker {
             }
             let dropped = self.qos0.push(p);
             self.dropped_qos0(dropped, "more than outbox_max_mb waited for the client");
+        } else if keep == Keep::Newest {
+            match self.latest.put(p) {
+                Put::New => {}
+                Put::Replaced => {
+                    self.stats.states_replaced.fetch_add(1, Ordering::Relaxed);
+                }
+                Put::Refused => {
+                    self.stats.states_refused.fetch_add(1, Ordering::Relaxed);
+                }
+            }
         } else {
             let dropped = self.pending.push(p);
             self.stats
@@ -867,7 +900,34 @@ impl Worker {
             self.handed_over(None, bytes, false);
             self.stats.messages_out.fetch_add(1, Ordering::Relaxed);
         }
-        let busy = self.handed_qos1 + self.inflight.len();
+        let mut busy = self.handed_qos1 + self.inflight.len() + self.latest_inflight.len();
+        while busy < window
+            && let Some((p, generation)) = self.latest.next()
+        {
+            let bytes = p.topic.len() + p.payload.len();
+            let (topic, payload, retain) = (p.topic.clone(), p.payload.clone(), p.retain);
+            if !self.client_has_room(bytes) {
+                return;
+            }
+            if self
+                .client
+                .try_publish(topic.clone(), QoS::AtLeastOnce, retain, payload)
+                .is_err()
+            {
+                return; // rumqttc's request queue is full; the next wake-up continues
+            }
+            self.latest.sent();
+            self.handed.push_back(Handed {
+                seq: None,
+                state: Some((topic, generation)),
+                bytes,
+                qos1: true,
+            });
+            self.handed_qos1 += 1;
+            self.add_client_bytes(bytes as isize);
+            self.stats.messages_out.fetch_add(1, Ordering::Relaxed);
+            busy += 1;
+        }
         if busy >= window || !self.client_has_room(1) {
             return;
         }
@@ -949,7 +1009,12 @@ impl Worker {
     }
 
     fn handed_over(&mut self, seq: Option<u64>, bytes: usize, qos1: bool) {
-        self.handed.push_back(Handed { seq, bytes, qos1 });
+        self.handed.push_back(Handed {
+            seq,
+            state: None,
+            bytes,
+            qos1,
+        });
         self.handed_qos1 += usize::from(qos1);
         self.add_client_bytes(bytes as isize);
     }
@@ -1027,7 +1092,7 @@ impl Worker {
                 self.publish_discovery();
                 if let Some(sync) = self.parts.sync.clone() {
                     for p in sync.on_connect() {
-                        self.queue(p);
+                        self.queue(p, Keep::Every);
                     }
                 }
             }
@@ -1036,13 +1101,17 @@ impl Worker {
                 let Some(h) = self.pop_handed() else {
                     return;
                 };
-                match (pkid, h.seq) {
-                    (0, _) => self.add_client_bytes(-(h.bytes as isize)),
-                    (_, Some(seq)) => {
+                match (pkid, h.seq, h.state) {
+                    (0, _, _) => self.add_client_bytes(-(h.bytes as isize)),
+                    (_, Some(seq), _) => {
                         self.inflight
                             .insert(pkid, (seq, std::time::Instant::now(), h.bytes));
                     }
-                    (_, None) => self.direct_inflight.push((pkid, h.bytes)),
+                    (_, None, Some((topic, generation))) => {
+                        self.latest_inflight
+                            .push((pkid, topic, generation, h.bytes));
+                    }
+                    (_, None, None) => self.direct_inflight.push((pkid, h.bytes)),
                 }
             }
             Ev::Acked(pkid, ok) => {
@@ -1057,6 +1126,16 @@ impl Worker {
                         );
                     }
                     self.acked.push(seq);
+                } else if let Some(i) = self.latest_inflight.iter().position(|p| p.0 == pkid) {
+                    let (_, topic, generation, bytes) = self.latest_inflight.swap_remove(i);
+                    self.add_client_bytes(-(bytes as isize));
+                    if !ok {
+                        self.stats.refused_by_broker.fetch_add(1, Ordering::Relaxed);
+                        log::warn!(
+                            "mqtt: the broker refused the state on '{topic}'; not sending it again"
+                        );
+                    }
+                    self.latest.acked(&topic, generation);
                 } else if let Some(i) = self.direct_inflight.iter().position(|p| p.0 == pkid) {
                     let (_, bytes) = self.direct_inflight.swap_remove(i);
                     self.add_client_bytes(-(bytes as isize));
@@ -1103,6 +1182,9 @@ impl Worker {
                 }
                 self.inflight.clear();
                 self.direct_inflight.clear();
+                // States not acknowledged go again, the newest per topic.
+                self.latest_inflight.clear();
+                self.latest.resend_all();
                 self.client_bytes = 0;
                 self.add_client_bytes(self.handed.iter().map(|h| h.bytes).sum::<usize>() as isize);
                 let lost = self.qos0.clear();
@@ -1251,7 +1333,7 @@ impl Worker {
             && sync.filters().iter().any(|f| topic::matches(f, &topic))
         {
             for p in sync.on_message(&topic, &payload) {
-                self.queue(p);
+                self.queue(p, Keep::Every);
             }
             return;
         }
@@ -1414,6 +1496,7 @@ impl Worker {
             while self.connected
                 && !(self.handed_qos1 == 0
                     && self.inflight.is_empty()
+                    && self.latest_inflight.is_empty()
                     && self.direct_inflight.is_empty())
             {
                 let Some(e) = recv_until(events, deadline).await else {

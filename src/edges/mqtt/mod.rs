@@ -8,6 +8,7 @@
 //! - `remote`: limits on the sources learned from other nodes, and plausible timestamps.
 //! - `give_back`: memory taken for a burst of big messages returned once it is over.
 //! - `waiting`: messages waiting in the worker's memory, bounded in count and bytes.
+//! - `latest`: retained states on their way out, the newest per topic, in memory.
 
 #[cfg(feature = "mqtt")]
 pub mod connection;
@@ -15,6 +16,8 @@ pub mod connection;
 pub mod discovery;
 #[cfg(feature = "mqtt")]
 mod give_back;
+#[cfg(feature = "mqtt")]
+mod latest;
 #[cfg(feature = "mqtt")]
 pub mod payload;
 #[cfg(feature = "mqtt")]
