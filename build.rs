@@ -37,6 +37,64 @@ fn main() {
         );
     }
     std::fs::write(Path::new(&out_dir).join("assets.rs"), code).expect("write assets.rs");
+    code_order(&root);
+}
+
+/// The install build (static musl, x86_64, release) is linked with rust-lld and
+/// `scripts/code-order.txt` as its symbol-ordering file: the functions the idle agent runs
+/// first and together, then those only start-up runs, so the kernel maps a few hundred
+/// KiB of code instead of all of `.text` (docs/benchmarks.md, "Code laid out by use").
+/// Names the file has but the code no longer does only make lld warn. Other targets and
+/// profiles link as before; without an lld this says so and links as before.
+fn code_order(root: &str) {
+    let order = Path::new(root).join("scripts/code-order.txt");
+    println!("cargo:rerun-if-changed={}", order.display());
+    let var = |k: &str| std::env::var(k).unwrap_or_default();
+    if var("PROFILE") != "release"
+        || var("CARGO_CFG_TARGET_ARCH") != "x86_64"
+        || var("CARGO_CFG_TARGET_OS") != "linux"
+        || var("CARGO_CFG_TARGET_ENV") != "musl"
+    {
+        return;
+    }
+    let Some(lld_dir) = lld_dir() else {
+        println!(
+            "cargo:warning=no rust-lld or ld.lld found: linking without scripts/code-order.txt (more idle RSS)"
+        );
+        return;
+    };
+    if let Some(dir) = lld_dir {
+        println!("cargo:rustc-link-arg-bins=-B{}", dir.display());
+    }
+    println!("cargo:rustc-link-arg-bins=-fuse-ld=lld");
+    // Relative relocations packed (RELR, applied by musl's static-PIE start-up): .rela.dyn
+    // shrinks from ~170 KiB, all of it read at every start and so resident, to a few KiB.
+    println!("cargo:rustc-link-arg-bins=-Wl,-z,pack-relative-relocs");
+    println!(
+        "cargo:rustc-link-arg-bins=-Wl,--symbol-ordering-file={}",
+        order.display()
+    );
+}
+
+/// Where gcc finds an `ld.lld`: `Some(Some(dir))` for the toolchain's own rust-lld wrapper
+/// (`<sysroot>/lib/rustlib/<host>/bin/gcc-ld`), `Some(None)` for one on PATH, `None` if
+/// there is neither.
+fn lld_dir() -> Option<Option<std::path::PathBuf>> {
+    let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
+    let host = std::env::var("HOST").unwrap_or_default();
+    if let Ok(out) = std::process::Command::new(rustc)
+        .args(["--print", "sysroot"])
+        .output()
+    {
+        let sysroot = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        let dir = Path::new(&sysroot).join(format!("lib/rustlib/{host}/bin/gcc-ld"));
+        if dir.join("ld.lld").exists() {
+            return Some(Some(dir));
+        }
+    }
+    let on_path = std::env::var_os("PATH")
+        .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join("ld.lld").exists()));
+    on_path.then_some(None)
 }
 
 /// A gzip member (RFC 1952) around miniz_oxide's deflate at its best level.

@@ -6,7 +6,7 @@ pages) and PSS (from smaps_rollup) and VmHWM after the idle window, CPU seconds 
 during the idle window, thread count, time from SIGTERM to exit, and the binary's size.
 
 Usage: python3 benches/footprint.py [--binary target/release/smollama ...] [--seconds 60]
-                                    [--broker] [--smaps] [--rounds N]
+                                    [--broker] [--smaps] [--sections] [--rounds N]
 Build first: ./scripts/build-release (the static musl build README.md installs) or
 cargo build --release.
 
@@ -16,6 +16,9 @@ a noisy machine; with --broker they run one after another instead (two nodes on 
 broker would disturb each other). --rounds N repeats that N times, the order reversed
 every other round (A B, B A, ...: interleaved pairs), and prints each binary's median. --smaps prints each process's resident pages per mapping (RSS and PSS
 summed by file, [heap], [stack] and anonymous), largest first: where the RSS is.
+--sections prints, for each ELF section of the binary, how much of it is resident
+(/proc/PID/pagemap's present bit): which part of the file-backed RSS is code, read-only
+data, relocations or unwind tables.
 
 --broker starts a mosquitto (Debian's) and connects the agent to it, as a node with MQTT
 on. Each thread's CPU time and wake-ups (schedstat's timeslices) over the window are
@@ -87,6 +90,53 @@ def smaps_by_mapping(pid):
                 sums[name][1] += int(first[1])
     rows = [(n, r, p) for n, (r, p) in sums.items() if r]
     return sorted(rows, key=lambda x: -x[1])
+
+
+def elf_sections(path):
+    """[(name, vaddr, size)] of an ELF64 little-endian file's allocated sections."""
+    import struct
+    with open(path, "rb") as f:
+        data = f.read()
+    if data[:4] != b"\x7fELF" or data[4] != 2:
+        return []
+    shoff, = struct.unpack_from("<Q", data, 0x28)
+    shentsize, shnum, shstrndx = struct.unpack_from("<HHH", data, 0x3A)
+    heads = [struct.unpack_from("<IIQQQQ", data, shoff + i * shentsize) for i in range(shnum)]
+    stroff = heads[shstrndx][4]
+    out = []
+    for name, _type, flags, addr, _off, size in heads:
+        if flags & 2 and size:  # SHF_ALLOC
+            end = data.index(b"\0", stroff + name)
+            out.append((data[stroff + name:end].decode(), addr, size))
+    return out
+
+
+def resident_by_section(pid, binary):
+    """[(section, size KiB, resident KiB)] of the binary's own sections, from
+    /proc/PID/pagemap's present bit: which of its pages are mapped in, section by section
+    (a page two sections share counts for both)."""
+    real = os.path.realpath(binary)
+    base = None
+    with open(f"/proc/{pid}/maps") as f:
+        for line in f:
+            parts = line.split()
+            if len(parts) >= 6 and os.path.realpath(parts[5]) == real and int(parts[2], 16) == 0:
+                base = int(parts[0].split("-")[0], 16)
+                break
+    if base is None:
+        return []
+    page = os.sysconf("SC_PAGE_SIZE")
+    out = []
+    with open(f"/proc/{pid}/pagemap", "rb") as pm:
+        for name, addr, size in elf_sections(binary):
+            first, last = (base + addr) // page, (base + addr + size - 1) // page
+            pm.seek(first * 8)
+            raw = pm.read((last - first + 1) * 8)
+            present = sum(1 for i in range(0, len(raw), 8) if raw[i + 7] & 0x80)
+            if name.startswith((".tbss", ".bss")):
+                continue
+            out.append((name, size / 1024, present * page / 1024))
+    return out
 
 
 def proc_status(pid):
@@ -251,6 +301,7 @@ def window(binaries, args, tmp, extra, mport, label):
         a.st = proc_status(a.p.pid)
         a.pss = smaps_rollup(a.p.pid)
         a.maps = smaps_by_mapping(a.p.pid) if args.smaps else []
+        a.sections = resident_by_section(a.p.pid, a.binary) if args.sections else []
         a.names = thread_names(a.p.pid)
     topics = stop_sub(sub)
     if c:
@@ -289,6 +340,8 @@ def window(binaries, args, tmp, extra, mport, label):
         print(f"binary_bytes: {os.path.getsize(a.binary)}")
         for name, rss, pss in a.maps:
             print(f"  smaps {name:<40} rss_kib {rss:6}  pss_kib {pss:6}")
+        for name, size, res in a.sections:
+            print(f"  section {name:<20} size_kib {size:8.1f}  resident_kib {res:6.0f}")
         if c:
             print(f"  smollama/collectd rss: {st['VmRSS'] / cst['VmRSS']:.2f}"
                   f"  cpu: {(a.cpu1 - a.cpu0) / ccpu if ccpu else float('nan'):.2f}")
@@ -311,6 +364,8 @@ def main():
     ap.add_argument("--seconds", type=float, default=60.0)
     ap.add_argument("--broker", action="store_true", help="connect the agent to a local mosquitto")
     ap.add_argument("--smaps", action="store_true", help="print resident pages per mapping")
+    ap.add_argument("--sections", action="store_true",
+                    help="print the binary's resident pages per ELF section (pagemap)")
     ap.add_argument("--rounds", type=int, default=1,
                     help="repeat, the binaries' order reversed every other round; then medians")
     args = ap.parse_args()

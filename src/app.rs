@@ -635,6 +635,14 @@ pub fn run(settings: Settings, spec: PipelineSpec) -> Result<(), String> {
     }))
     .detach();
 
+    // Once start-up is over (connections made, first samples taken), its code is given
+    // back: only the install build, laid out by scripts/code-order.txt, has it in one place.
+    ex.spawn(async {
+        smol::Timer::after(std::time::Duration::from_secs(5)).await;
+        let bytes = crate::footprint::give_back_startup_code();
+        log::debug!("gave back {} KiB of start-up code", bytes / 1024);
+    })
+    .detach();
     let running = |role: &str| shared.graph.nodes.iter().filter(|n| n.role == role).count();
     log::info!(
         "running: {} sources, {} stages, {} sinks{}",

@@ -9,6 +9,7 @@ pub mod config;
 pub mod data_dir;
 pub mod edges;
 pub mod features;
+pub(crate) mod footprint;
 // The parsers of outside input for the fuzz targets (fuzz/); not an API.
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
