@@ -13,6 +13,7 @@ pub mod alerts;
 pub mod codec;
 pub mod outbox;
 pub mod query;
+pub mod restamp;
 #[cfg(feature = "agent")]
 pub mod sync_by_node;
 #[cfg(feature = "agent")]
