@@ -72,27 +72,19 @@ impl Store {
     ) -> Result<usize, StoreError> {
         moved.clear();
         let mut wtxn = self.env.write_txn()?;
+        // The layout's one place here: where a source's rows of a time span are.
         let lo = codec::reading_key(source, from);
         let hi = codec::reading_key(source, to);
-        let range = (
-            Bound::Included(lo.as_slice()),
-            Bound::Excluded(hi.as_slice()),
-        );
-        {
-            let mut it = self.readings.range_mut(&mut wtxn, &range)?;
-            while moved.len() < max {
-                match it.next() {
-                    Some(Ok((k, v))) => {
-                        let r = codec::decode_reading(k, v)?;
-                        // SAFETY: `r` is a copy; nothing borrowed from the iterator lives.
-                        unsafe { it.del_current()? };
-                        moved.push(r);
-                    }
-                    Some(Err(e)) => return Err(e.into()),
-                    None => break,
-                }
-            }
-        }
+        let span = (lo.as_slice(), hi.as_slice());
+        take(
+            &self.readings,
+            &mut wtxn,
+            span,
+            |_| true,
+            codec::decode_reading,
+            max,
+            moved,
+        )?;
         let mut vbuf = [0u8; READING_VALUE_MAX];
         for r in moved.iter_mut() {
             r.ts = r.ts.saturating_add(shift);
@@ -134,6 +126,37 @@ impl Store {
         wtxn.commit()?;
         Ok(deleted)
     }
+}
+
+/// Delete the rows of `db` with keys in `lo..hi` that `keep` accepts, decoded into `out`,
+/// until it holds `max`.
+fn take(
+    db: &super::Db,
+    wtxn: &mut heed::RwTxn,
+    (lo, hi): (&[u8], &[u8]),
+    keep: impl Fn(&[u8]) -> bool,
+    decode: fn(&[u8], &[u8]) -> Result<Reading, codec::Corrupt>,
+    max: usize,
+    out: &mut Vec<Reading>,
+) -> Result<(), StoreError> {
+    let range = (Bound::Included(lo), Bound::Excluded(hi));
+    let mut it = db.range_mut(wtxn, &range)?;
+    while out.len() < max {
+        match it.next() {
+            Some(Ok((k, v))) => {
+                if !keep(k) {
+                    continue;
+                }
+                let r = decode(k, v)?;
+                // SAFETY: `r` is a copy; nothing borrowed from the iterator lives.
+                unsafe { it.del_current()? };
+                out.push(r);
+            }
+            Some(Err(e)) => return Err(e.into()),
+            None => break,
+        }
+    }
+    Ok(())
 }
 
 /// What a boot with the clock unset needs to re-stamp later: where each own source's rows
