@@ -523,6 +523,21 @@ pub fn run(settings: Settings, spec: PipelineSpec) -> Result<(), String> {
         &openclaw_ready,
         node_events.clone(),
     );
+    // A boot with the clock unset: once NTP sets it, this boot's 1970 readings move to
+    // their true times (`store/restamp.rs`).
+    let restamp_stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let restamp = crate::store::restamp::Restamp::prepare(
+        &store,
+        &registry,
+        started,
+        built
+            .status
+            .retention
+            .iter()
+            .flat_map(|r| r.rollups.iter().map(|l| l.every))
+            .collect(),
+    )
+    .map(|r| r.spawn(restamp_stop.clone()));
     let (ping_tx, ping_rx) = async_channel::bounded::<async_channel::Sender<()>>(16);
     let writer_stats = writer.stats.clone();
     let shared = Arc::new(StatusView {
@@ -690,6 +705,12 @@ pub fn run(settings: Settings, spec: PipelineSpec) -> Result<(), String> {
     #[cfg(feature = "agent")]
     if let Some(a) = agent {
         a.stop();
+    }
+    restamp_stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    if let Some(t) = restamp
+        && t.join().is_err()
+    {
+        log::error!("restamp thread panicked");
     }
     drop(writer.batches);
     if writer.thread.join().is_err() {

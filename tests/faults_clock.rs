@@ -10,7 +10,9 @@
 //!   the hour nor fires a storm after the day;
 //! - a boot with the clock in 1970 until "NTP" sets it: status says the clock is not set,
 //!   the readings taken meanwhile are kept (not aged off as 56 years old when the clock
-//!   jumps), and the observation loop runs on, once per interval.
+//!   jumps) and then moved to their true times (the history shows them where they
+//!   happened, none lost or doubled, in the order they were taken, their rollups too;
+//!   status says how many), and the observation loop runs on, once per interval.
 
 mod common;
 #[path = "common/fake_ollama.rs"]
@@ -286,8 +288,51 @@ fn the_clock_stepped_back_an_hour_and_forward_a_day_loses_and_deletes_nothing() 
     assert!(st.success(), "{log}");
 }
 
+/// A source's raw history over the last `minutes` by the agent's clock, oldest first:
+/// (time in µs, value).
+fn history(agent: &Agent, source: &str, minutes: u64) -> Vec<(i64, f64)> {
+    let url = agent.url(&format!(
+        "/api/readings/{source}/history?minutes={minutes}&limit=1000000"
+    ));
+    let (code, h) = get(&url).unwrap();
+    assert_eq!(code, 200, "{h}");
+    let mut v: Vec<(i64, f64)> = h["readings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            let ts = r["timestamp"].as_str().unwrap();
+            let us = smollama::edges::mqtt::payload::parse_iso8601(ts).unwrap();
+            (us, r["value"].as_f64().unwrap())
+        })
+        .collect();
+    v.sort_by_key(|r| r.0);
+    v
+}
+
+/// Rollup buckets of `source` at the finest level (a window past the 7-day raw one):
+/// (bucket start in µs, count).
+fn rollups(agent: &Agent, source: &str) -> Vec<(i64, u64)> {
+    let url = agent.url(&format!(
+        "/api/readings/{source}/history?minutes=20000&limit=100000"
+    ));
+    let (code, h) = get(&url).unwrap();
+    assert_eq!(code, 200, "{h}");
+    assert_eq!(h["resolution"], "1m", "{h}");
+    h["rollups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            let ts = r["timestamp"].as_str().unwrap();
+            let us = smollama::edges::mqtt::payload::parse_iso8601(ts).unwrap();
+            (us, r["count"].as_u64().unwrap())
+        })
+        .collect()
+}
+
 #[test]
-fn a_boot_in_1970_until_ntp_sets_the_clock_keeps_its_readings() {
+fn a_boot_in_1970_until_ntp_sets_the_clock_keeps_its_readings_at_their_true_times() {
     let dir = TempDir::new("faults-clock-1970");
     let broker = Broker::start(dir.path());
     let sub = Subscriber::new(broker.port, "epoch-sub", &["smollama/test-node/readings"]);
@@ -298,6 +343,7 @@ fn a_boot_in_1970_until_ntp_sets_the_clock_keeps_its_readings() {
     // 1970-01-01 00:10 UTC, as a Pi without a real-time clock and without
     // fake-hwclock may start.
     let clock = FakeClock::new(dir.path(), -(real - 600));
+    let started_real = smollama::clock::now_us();
     let agent = start(&cfg, port, &clock);
     let (stop, feeder) = feed(&ollama);
     eventually(15, "readings committed in 1970", || {
@@ -316,6 +362,11 @@ fn a_boot_in_1970_until_ntp_sets_the_clock_keeps_its_readings() {
     );
     drained(&agent);
     let before = store(&agent)["readings"].as_u64().unwrap();
+    let in_1970 = history(&agent, "system:uptime", 60);
+    assert!(
+        in_1970.len() > 10 && in_1970[0].0 < 86_400_000_000,
+        "uptime readings stamped in 1970: {in_1970:?}"
+    );
 
     // "NTP" answers.
     clock.set(0);
@@ -349,6 +400,68 @@ fn a_boot_in_1970_until_ntp_sets_the_clock_keeps_its_readings() {
         "an observation storm: {after_ntp} runs in {secs} s"
     );
     check_order(&sub);
+
+    // The 1970 readings move to their true times: the last ten minutes of history hold
+    // every reading in the store, the oldest where the agent really started.
+    let (hist, s) = eventually(40, "every reading within the last ten minutes", || {
+        let s1 = store(&agent)["readings"].as_u64()?;
+        let up = history(&agent, "system:uptime", 10);
+        let load = history(&agent, "system:load_avg", 10);
+        let s2 = store(&agent);
+        let n = (up.len() + load.len()) as u64;
+        (s1 <= n && n <= s2["readings"].as_u64()? && st_restamped(&agent) > 0).then_some((up, s2))
+    });
+    let restamped = st_restamped(&agent);
+    eprintln!(
+        "1970 boot: {restamped} readings re-stamped, {} uptime readings in the last ten minutes, store {s}",
+        hist.len()
+    );
+    assert!(
+        restamped >= before,
+        "{restamped} re-stamped, {before} stored before NTP"
+    );
+    // None lost, none doubled: the store holds what this run wrote.
+    let (n, written) = (
+        s["readings"].as_u64().unwrap() as i64,
+        s["readings_written"].as_u64().unwrap() as i64,
+    );
+    assert!(
+        (n - written).abs() <= 20,
+        "{n} readings in the store, {written} written"
+    );
+    let first = hist[0].0;
+    assert!(
+        first >= started_real - 2_000_000 && first <= started_real + 15_000_000,
+        "the first reading at {first}, the agent started at {started_real}"
+    );
+    // In the order they were taken: uptime never goes back across the step.
+    for w in hist.windows(2) {
+        assert!(
+            w[1].1 >= w[0].1 && w[1].1 - w[0].1 <= 2.0,
+            "uptime {} at {} after {} at {}",
+            w[1].1,
+            w[1].0,
+            w[0].1,
+            w[0].0
+        );
+    }
+    // Their rollups too: no bucket left in 1970, the moved readings counted.
+    let buckets = rollups(&agent, "system:uptime");
+    assert!(
+        buckets.iter().all(|b| b.0 >= started_real - 60_000_000),
+        "rollup buckets left in 1970: {buckets:?}"
+    );
+    let counted: u64 = buckets.iter().map(|b| b.1).sum();
+    assert!(
+        counted >= in_1970.len() as u64 && counted <= hist.len() as u64,
+        "{counted} readings in rollups, {} taken in 1970, {} in all: {buckets:?}",
+        in_1970.len(),
+        hist.len()
+    );
     let (st, _, log) = agent.terminate();
     assert!(st.success(), "{log}");
+}
+
+fn st_restamped(agent: &Agent) -> u64 {
+    status(agent)["clock"]["restamped"].as_u64().unwrap_or(0)
 }

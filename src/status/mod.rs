@@ -184,6 +184,10 @@ pub fn live(shared: &StatusView) -> Json {
         "clock": {
             "set": crate::clock::is_set(now),
             "stepped_s": crate::clock::stepped_us() / 1_000_000,
+            // Readings and rollup buckets of a boot in 1970 moved to their true times
+            // once the clock was set (store/restamp.rs).
+            "restamped": crate::store::restamp::STATS.readings.load(std::sync::atomic::Ordering::Relaxed),
+            "restamped_rollups": crate::store::restamp::STATS.rollups.load(std::sync::atomic::Ordering::Relaxed),
         },
         "config_file": shared.settings.file.as_ref().map(|f| f.display().to_string()),
         "process": {

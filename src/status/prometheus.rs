@@ -131,6 +131,12 @@ pub fn render(status: &Json) -> String {
         "1 when the wall clock can be right, 0 while it reads before 2025 (not set by NTP yet).",
         num(&status["clock"]["set"]),
     );
+    o.single(
+        "smollama_clock_restamped_readings_total",
+        "counter",
+        "Readings stamped before the clock was set (1970) moved to their true times once it was.",
+        num(&status["clock"]["restamped"]),
+    );
     process(&mut o, &status["process"]);
     sources(&mut o, status["sources"].as_array().map_or(&[], |v| v));
     nodes(&mut o, status["nodes"].as_array().map_or(&[], |v| v));

@@ -16,6 +16,7 @@ pub mod codec;
 pub mod head;
 pub mod outbox;
 pub mod query;
+pub mod restamp;
 #[cfg(feature = "agent")]
 pub mod sync_by_node;
 #[cfg(feature = "agent")]

@@ -27,7 +27,8 @@ const MAX_ANSWER: u64 = 16 << 20;
 struct Peer {
     url: String,
     failures: u32,
-    next: Micros,
+    /// When the next round is due (follows a backward step of the clock).
+    next: super::worker::Every,
 }
 
 /// The client: every configured peer, synced in turn when due.
@@ -69,7 +70,7 @@ impl Client {
                 .map(|u| Peer {
                     url: u.clone(),
                     failures: 0,
-                    next: 0,
+                    next: super::worker::Every::new(Micros::MIN, 0),
                 })
                 .collect(),
             settings: settings.clone(),
@@ -81,7 +82,7 @@ impl Client {
     /// Sync every peer that is due; returns when the next is.
     pub fn run_due(&mut self, now: Micros) -> Option<Micros> {
         for i in 0..self.peers.len() {
-            if self.peers[i].next > now {
+            if !self.peers[i].next.is_due(now) {
                 continue;
             }
             let url = self.peers[i].url.clone();
@@ -101,9 +102,10 @@ impl Client {
             }
             let wait = (self.settings.interval as f64 * 2f64.powi(p.failures.min(20) as i32))
                 .min(3_600e6) as Micros;
-            p.next = crate::clock::now_us() + wait;
+            p.next.ran(crate::clock::now_us(), wait);
         }
-        self.peers.iter().map(|p| p.next).min()
+        let now = crate::clock::now_us();
+        self.peers.iter_mut().map(|p| p.next.due(now)).min()
     }
 
     /// Push then pull with one peer: `(entries accepted, entries received)`.

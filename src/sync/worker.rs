@@ -34,6 +34,44 @@ const TRIM_SCAN: usize = 10_000;
 /// Broadcast batches per turn, at most (a backlog drains over a few turns).
 const PUBLISH_ROUNDS: usize = 10;
 
+/// A periodic turn's schedule that follows a step of the wall clock: due `every` after
+/// the last run, a last run in the future (the clock stepped back since) counted as now.
+/// So a backward step never holds a turn back for its length (as the sources' and the
+/// observation loop's schedules), and a forward one brings it at once, never in a storm.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(super) struct Every {
+    last: Micros,
+    every: Micros,
+}
+
+impl Every {
+    /// First due `every` after `last` (`Micros::MIN`: at once).
+    pub(super) fn new(last: Micros, every: Micros) -> Every {
+        Every {
+            last,
+            every: every.max(0),
+        }
+    }
+
+    /// The next due time; a last run in the future is moved to `now` for good (counted
+    /// as now only for this call, the turn would stay one interval ahead of a clock
+    /// that went back).
+    pub(super) fn due(&mut self, now: Micros) -> Micros {
+        self.last = self.last.min(now);
+        self.last.saturating_add(self.every)
+    }
+
+    pub(super) fn is_due(&mut self, now: Micros) -> bool {
+        now >= self.due(now)
+    }
+
+    /// The turn ran at `now`; the next is `every` later.
+    pub(super) fn ran(&mut self, now: Micros, every: Micros) {
+        self.last = now;
+        self.every = every.max(0);
+    }
+}
+
 /// Sync's turns as a task, for a thread that already runs one (the MQTT worker's).
 pub type Turns = Pin<Box<dyn Future<Output = ()> + Send>>;
 
@@ -114,8 +152,8 @@ async fn run(parts: SyncParts, rx: async_channel::Receiver<Ring>, stopping: Arc<
         Ok(n) => log::info!("sync: logged {n} observations and memories stored before sync was on"),
         Err(e) => log::warn!("sync: cannot log the items stored before sync was on: {e}"),
     }
-    let mut next_catchup = now_us() + s.catchup_interval;
-    let mut next_trim = now_us();
+    let mut catchup = Every::new(now_us(), s.catchup_interval);
+    let mut trimmed = Every::new(Micros::MIN, TRIM_EVERY);
     let mut next_peer: Option<Micros> = None;
     // Publish at start: entries committed while the node was down, or logged just now.
     let mut publish = true;
@@ -135,25 +173,25 @@ async fn run(parts: SyncParts, rx: async_channel::Receiver<Ring>, stopping: Arc<
                 )
                 .await;
             }
-            if now >= next_catchup {
+            if catchup.is_due(now) {
                 for p in peer.requests() {
                     let _ = tx.send(p).await;
                 }
-                next_catchup = now + s.catchup_interval;
+                catchup.ran(now, s.catchup_interval);
             }
         }
-        if let Some(c) = client.as_mut()
-            && next_peer.is_none_or(|t| now >= t)
-        {
+        // Each peer's schedule is asked anew (a cached due time would wait out a
+        // backward step); peers not due are skipped at once.
+        if let Some(c) = client.as_mut() {
             next_peer = c.run_due(now);
         }
-        if now >= next_trim {
+        if trimmed.is_due(now) {
             trim(&parts.store, &node, &parts.settings);
-            next_trim = now + TRIM_EVERY;
+            trimmed.ran(now, TRIM_EVERY);
         }
-        let mut due = next_trim;
+        let mut due = trimmed.due(now);
         if parts.mqtt.is_some() {
-            due = due.min(next_catchup);
+            due = due.min(catchup.due(now));
         }
         if let Some(t) = next_peer {
             due = due.min(t);
@@ -252,5 +290,40 @@ pub fn trim(store: &Store, node: &str, settings: &Settings) {
             }
         }
         Err(e) => log::warn!("sync: cannot trim the log: {e}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const S: Micros = 1_000_000;
+    const HOUR: Micros = 3600 * S;
+
+    #[test]
+    fn a_turn_stays_due_every_interval_through_a_backward_step() {
+        let t0 = 1_800_000_000 * S;
+        let mut e = Every::new(t0, 60 * S);
+        assert!(!e.is_due(t0 + 59 * S));
+        assert!(e.is_due(t0 + 60 * S));
+        e.ran(t0 + 60 * S, 60 * S);
+        // The clock goes back an hour 10 s later: the next turn is one interval from now,
+        // not an hour and 50 s away.
+        let back = t0 + 70 * S - HOUR;
+        assert_eq!(e.due(back), back + 60 * S);
+        assert!(!e.is_due(back + 59 * S));
+        assert!(e.is_due(back + 60 * S));
+        // Forward a day: due at once, then every interval again (no storm).
+        let fwd = t0 + 24 * HOUR;
+        assert!(e.is_due(fwd));
+        e.ran(fwd, 60 * S);
+        assert!(!e.is_due(fwd + 30 * S));
+    }
+
+    #[test]
+    fn a_first_turn_from_min_is_due_at_once() {
+        let mut e = Every::new(Micros::MIN, TRIM_EVERY);
+        assert!(e.is_due(0));
+        assert!(e.is_due(1_800_000_000 * S));
     }
 }
