@@ -103,7 +103,12 @@ pub fn settings(data: &[u8]) {
     let Ok(text) = std::str::from_utf8(data) else {
         return;
     };
-    let _ = Settings::parse(Path::new("/etc/smollama/smollama.toml"), text);
+    // The defaults cloned, not built: building them is the same every time.
+    let _ = Settings::parse_over(
+        defaults().clone(),
+        Path::new("/etc/smollama/smollama.toml"),
+        text,
+    );
 }
 
 /// A pipeline file, checked against the default settings.

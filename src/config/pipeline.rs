@@ -6,7 +6,7 @@ use serde::Deserialize;
 use toml::{Spanned, Value};
 
 use super::duration::format_duration;
-use super::error::{ConfigError, ConfigErrors, line_of};
+use super::error::{ConfigError, ConfigErrors, Lines, line_of};
 use super::expect::Want;
 use super::settings::Settings;
 use super::suggest;
@@ -248,13 +248,14 @@ fn parse_many(
                 continue;
             }
         };
+        let lines = Lines::new(text);
         for (section, tables) in [
             (Role::Source, raw.source),
             (Role::Stage, raw.stage),
             (Role::Sink, raw.sink),
         ] {
             for t in tables {
-                nodes.push(read_node(fi, text, section, t, &mut errs));
+                nodes.push(read_node(fi, &lines, section, t, &mut errs));
             }
         }
     }
@@ -274,8 +275,14 @@ fn parse_many(
     }
 }
 
-fn read_node(fi: usize, text: &str, section: Role, t: Spanned<RawTable>, errs: &mut Errs) -> Node {
-    let line = line_of(text, t.span().start);
+fn read_node(
+    fi: usize,
+    lines: &Lines,
+    section: Role,
+    t: Spanned<RawTable>,
+    errs: &mut Errs,
+) -> Node {
+    let line = lines.line(t.span().start);
     let mut node = Node {
         file: fi,
         line,
@@ -289,9 +296,9 @@ fn read_node(fi: usize, text: &str, section: Role, t: Spanned<RawTable>, errs: &
     let mut name_seen = false;
     let mut kind_seen = false;
     for (k, v) in t.into_inner() {
-        let key_line = line_of(text, k.span().start);
+        let key_line = lines.line(k.span().start);
         let key = k.into_inner();
-        let value_line = line_of(text, v.span().start);
+        let value_line = lines.line(v.span().start);
         let value = v.into_inner();
         match key.as_str() {
             "name" => {

@@ -16,7 +16,7 @@ use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
 use crate::config::duration::parse_duration;
-use crate::config::error::{ConfigError, line_of};
+use crate::config::error::{ConfigError, Lines, line_of};
 use crate::config::expect::{Want, mismatch};
 use crate::config::settings::plain;
 use crate::config::suggest;
@@ -215,13 +215,22 @@ pub fn read(path: &Path) -> Manifest {
 pub(crate) fn parse(path: &Path, text: &str) -> Manifest {
     let mut r = Reader {
         file: path.display().to_string(),
-        text,
+        lines: Lines::new(text),
         errors: Vec::new(),
     };
-    let parsed = r.manifest();
-    let name = r.peek_text("name").unwrap_or_else(|| stem_of(path));
-    let version = r.peek_text("version").unwrap_or_default();
-    let doc = r.peek_text("description").unwrap_or_default();
+    // One parse for the checks and the names (it was four: one per name read).
+    let (doc, syntax) = DeTable::parse_recoverable(text);
+    let table = if syntax.is_empty() {
+        Some(doc.get_ref())
+    } else {
+        r.syntax_errors(&syntax);
+        None
+    };
+    let parsed = table.and_then(|t| r.manifest(t));
+    let peek = |key| table.and_then(|t| peek_text(t, key));
+    let name = peek("name").unwrap_or_else(|| stem_of(path));
+    let version = peek("version").unwrap_or_default();
+    let doc = peek("description").unwrap_or_default();
     let mut errors = r.errors;
     errors.sort_by_key(|e| e.line);
     Manifest {
@@ -243,41 +252,39 @@ fn stem_of(path: &Path) -> String {
         .unwrap_or_default()
 }
 
-struct Reader<'a> {
+/// A top-level text value of a manifest that parsed, for naming the plugin even when it
+/// is invalid.
+fn peek_text(table: &DeTable<'_>, key: &str) -> Option<String> {
+    match table.get(key)?.get_ref() {
+        DeValue::String(s) => Some(s.to_string()),
+        _ => None,
+    }
+}
+
+struct Reader {
     file: String,
-    text: &'a str,
+    lines: Lines,
     errors: Vec<ConfigError>,
 }
 
-impl Reader<'_> {
+impl Reader {
     fn error(&mut self, span: Range<usize>, message: String, hint: Option<String>) {
-        let mut e = ConfigError::new(&self.file, Some(line_of(self.text, span.start)), message);
+        let mut e = ConfigError::new(&self.file, Some(self.lines.line(span.start)), message);
         e.hint = hint;
         self.errors.push(e);
     }
 
-    /// A top-level text value, for naming the plugin even when it is invalid.
-    fn peek_text(&self, key: &str) -> Option<String> {
-        let doc = DeTable::parse(self.text).ok()?;
-        match doc.get_ref().get(key)?.get_ref() {
-            DeValue::String(s) => Some(s.to_string()),
-            _ => None,
+    fn syntax_errors(&mut self, syntax: &[toml::de::Error]) {
+        for e in syntax {
+            let line = e.span().map(|r| self.lines.line(r.start));
+            self.errors.push(
+                ConfigError::new(&self.file, line, e.message().trim())
+                    .with_hint("keys are `key = value`, text goes in quotes"),
+            );
         }
     }
 
-    fn manifest(&mut self) -> Option<ExecSpec> {
-        let (doc, syntax) = DeTable::parse_recoverable(self.text);
-        if !syntax.is_empty() {
-            for e in &syntax {
-                let line = e.span().map(|r| line_of(self.text, r.start));
-                self.errors.push(
-                    ConfigError::new(&self.file, line, e.message().trim())
-                        .with_hint("keys are `key = value`, text goes in quotes"),
-                );
-            }
-            return None;
-        }
-        let table = doc.get_ref();
+    fn manifest(&mut self, table: &DeTable<'_>) -> Option<ExecSpec> {
         for (key, _) in table {
             if !KEYS.contains(&key.get_ref().as_ref()) {
                 let k: &str = key.get_ref();

@@ -10,7 +10,7 @@ use toml::de::{DeTable, DeValue};
 use super::gpio::{self, PIN_KEYS, RawPin};
 use super::key::{self, Place, Section};
 use super::{Origin, SECTIONS, Settings};
-use crate::config::error::{ConfigError, ConfigErrors, line_of};
+use crate::config::error::{ConfigError, ConfigErrors, Lines};
 use crate::config::expect::{Want, mismatch};
 use crate::config::spec::Spec;
 use crate::config::suggest;
@@ -20,14 +20,14 @@ pub(crate) fn apply(settings: &mut Settings, path: &Path, text: &str) -> Result<
     let mut reader = Reader {
         file: path.display().to_string(),
         path,
-        text,
+        lines: Lines::new(text),
         errors: Vec::new(),
     };
     let (doc, syntax) = DeTable::parse_recoverable(text);
     if !syntax.is_empty() {
         // What the parser recovered is a guess; checking its keys would add noise.
         for e in &syntax {
-            let line = e.span().map(|r| line_of(text, r.start));
+            let line = e.span().map(|r| reader.lines.line(r.start));
             reader.errors.push(
                 ConfigError::new(&reader.file, line, e.message().trim()).with_hint(
                     "sections are [name] lines, keys are `key = value`, text goes in quotes",
@@ -59,13 +59,13 @@ pub(crate) fn apply(settings: &mut Settings, path: &Path, text: &str) -> Result<
 struct Reader<'a> {
     file: String,
     path: &'a Path,
-    text: &'a str,
+    lines: Lines,
     errors: Vec<ConfigError>,
 }
 
 impl Reader<'_> {
     fn line(&self, span: Range<usize>) -> usize {
-        line_of(self.text, span.start)
+        self.lines.line(span.start)
     }
 
     fn error(&mut self, span: Range<usize>, message: String, hint: Option<String>) {

@@ -433,7 +433,15 @@ impl Settings {
     /// Parse settings text (no lookup, no environment); `path` names the file in errors and
     /// anchors relative paths.
     pub fn parse(path: &Path, text: &str) -> Result<Settings, ConfigErrors> {
-        let mut settings = Settings::defaults();
+        Settings::parse_over(Settings::defaults(), path, text)
+    }
+
+    /// [`Settings::parse`] over defaults built already (the fuzz target builds them once).
+    pub(crate) fn parse_over(
+        mut settings: Settings,
+        path: &Path,
+        text: &str,
+    ) -> Result<Settings, ConfigErrors> {
         settings.file = Some(path.to_path_buf());
         file::apply(&mut settings, path, text)?;
         settings.check_together()?;
