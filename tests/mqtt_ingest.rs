@@ -302,7 +302,8 @@ fn with_a_broker_and_the_agent_on_the_node_runs_on_eight_named_threads() {
     assert!(names.iter().all(|n| !n.is_empty()), "{names:?}");
 }
 
-/// One state message, then nothing for a long while.
+/// One state message, then nothing for a long while. Not retained, so it goes through the
+/// durable outbox (a retained state waits in memory instead: tests/mqtt_states.rs).
 const ONE_STATE: &str = r#"
 [[source]]
 name = "system"
@@ -314,6 +315,7 @@ metrics = ["uptime"]
 name = "state"
 kind = "mqtt"
 format = "state"
+retain = false
 from = ["system"]
 "#;
 
