@@ -9,21 +9,8 @@ mod common;
 
 use std::time::Duration;
 
-use common::broker::{Broker, Subscriber};
+use common::broker::{Broker, MQTT_TO_STORE as INGEST, Subscriber};
 use common::*;
-
-/// Other nodes' readings straight into the store (no retention stage: raw history).
-const INGEST: &str = r#"
-[[source]]
-name = "nodes"
-kind = "mqtt"
-topics = ["smollama/+/readings"]
-
-[[sink]]
-name = "store"
-kind = "store"
-from = ["nodes"]
-"#;
 
 /// The bound documented in docs/benchmarks.md: what a history answer of any length may
 /// add to the heap (one page of rows and its buffer, plus the allocator's slack).

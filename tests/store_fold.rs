@@ -10,20 +10,8 @@ mod common;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use common::broker::{Broker, Subscriber};
+use common::broker::{Broker, MQTT_TO_STORE as INGEST, Subscriber};
 use common::*;
-
-const INGEST: &str = r#"
-[[source]]
-name = "nodes"
-kind = "mqtt"
-topics = ["smollama/+/readings"]
-
-[[sink]]
-name = "store"
-kind = "store"
-from = ["nodes"]
-"#;
 
 const SOURCES: usize = 200;
 const ROUNDS: u64 = 12;

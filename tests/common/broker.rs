@@ -357,3 +357,17 @@ pub fn readings_stored(agent: &super::Agent, id: &str) -> Vec<(String, String)> 
     v.reverse();
     v
 }
+
+/// A pipeline of other nodes' readings straight into the store (no retention stage:
+/// raw history).
+pub const MQTT_TO_STORE: &str = r#"
+[[source]]
+name = "nodes"
+kind = "mqtt"
+topics = ["smollama/+/readings"]
+
+[[sink]]
+name = "store"
+kind = "store"
+from = ["nodes"]
+"#;
