@@ -73,6 +73,13 @@ impl Latest {
         let generation = self.next_gen;
         let new_size = size(&p);
         if let Some(e) = self.entries.get_mut(&p.topic) {
+            // Still waiting to be sent: its place in the queue goes, so the queue holds
+            // each topic once however long an outage lasts (bounded as `entries` is).
+            if e.unsent
+                && let Some(i) = self.to_send.iter().position(|(t, _)| *t == p.topic)
+            {
+                self.to_send.remove(i);
+            }
             self.bytes = self.bytes - size(&e.publish) + new_size;
             e.publish = p;
             e.generation = generation;
@@ -200,6 +207,22 @@ mod tests {
             .collect();
         assert_eq!(sent, [("s/mem", "7"), ("s/cpu", "4")]);
         assert!(l.next().is_none(), "each once per connection");
+    }
+
+    #[test]
+    fn a_long_outage_queues_each_topic_once() {
+        let mut l = Latest::new(100, 1 << 20);
+        for v in 0..10_000 {
+            l.put(state("s/cpu", &v.to_string()));
+            l.put(state("s/mem", &v.to_string()));
+        }
+        assert_eq!(l.to_send.len(), 2);
+        let sent = send_all(&mut l);
+        let sent: Vec<_> = sent
+            .iter()
+            .map(|(t, v, _)| (t.as_str(), v.as_str()))
+            .collect();
+        assert_eq!(sent, [("s/cpu", "9999"), ("s/mem", "9999")]);
     }
 
     #[test]
