@@ -49,6 +49,9 @@ fn main() {
 fn code_order(root: &str) {
     let order = Path::new(root).join("scripts/code-order.txt");
     println!("cargo:rerun-if-changed={}", order.display());
+    // `code_order`: this build is linked with the order file, so src/footprint.rs knows
+    // where the start-up-only code lies.
+    println!("cargo::rustc-check-cfg=cfg(code_order)");
     let var = |k: &str| std::env::var(k).unwrap_or_default();
     if var("PROFILE") != "release"
         || var("CARGO_CFG_TARGET_ARCH") != "x86_64"
@@ -74,6 +77,7 @@ fn code_order(root: &str) {
         "cargo:rustc-link-arg-bins=-Wl,--symbol-ordering-file={}",
         order.display()
     );
+    println!("cargo:rustc-cfg=code_order");
 }
 
 /// Where gcc finds an `ld.lld`: `Some(Some(dir))` for the toolchain's own rust-lld wrapper

@@ -31,13 +31,9 @@ pub extern "C" fn smollama_startup_code_end() -> u32 {
     0x5ba2_70e2
 }
 
-/// Whether this build was linked with the code order (build.rs's conditions).
-const LAID_OUT: bool = cfg!(all(
-    target_arch = "x86_64",
-    target_os = "linux",
-    target_env = "musl",
-    not(debug_assertions)
-));
+/// Whether this build was linked with the code order (build.rs sets `code_order` only
+/// when it hands lld the order file: not where no lld was found).
+const LAID_OUT: bool = cfg!(code_order);
 
 /// `.text` is under 3 MiB; anything far larger means the marker was not placed by the
 /// order file, and dropping it would only cost page faults.
